@@ -1,0 +1,102 @@
+//! Connectors: the only code that talks to infrastructure.
+//!
+//! A connector is called; it never calls back into the runtime, the store or
+//! the console. Each instance has a [`ConnectorId`]; the registry routes every
+//! action to the connector that owns the target resource, never to a default.
+
+pub mod sim;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::event::{
+    Action, ActionOutcome, ConnectorId, Health, InfraEvent, Provider, Resource, ResourceId,
+    Snapshot,
+};
+
+/// Which resources a listing covers.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// Only resources of these kinds (empty = all).
+    pub kinds: Vec<String>,
+}
+
+/// A time window for event queries.
+#[derive(Debug, Clone, Copy)]
+pub struct TimeWindow {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+/// What can go wrong talking to infrastructure.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    #[error("resource {0} not found")]
+    NotFound(ResourceId),
+    #[error("action `{action}` is not supported on {resource}")]
+    Unsupported { action: String, resource: ResourceId },
+    #[error("bad parameter `{param}` for `{action}`: {reason}")]
+    BadParam {
+        action: String,
+        param: String,
+        reason: String,
+    },
+    #[error("snapshot of {0} cannot be restored by this connector: {1}")]
+    BadSnapshot(ResourceId, String),
+    #[error("{0}")]
+    Backend(String),
+}
+
+/// Result alias for connector calls.
+pub type Result<T> = std::result::Result<T, ConnectorError>;
+
+/// The contract every infrastructure connector fulfils.
+#[async_trait]
+pub trait InfraConnector: Send + Sync {
+    /// This instance's id (routing key).
+    fn id(&self) -> &ConnectorId;
+    /// The infrastructure family.
+    fn provider(&self) -> Provider;
+    /// Every resource in scope.
+    async fn list_resources(&self, scope: &Scope) -> Result<Vec<Resource>>;
+    /// Current health with its reason.
+    async fn health(&self, id: &ResourceId) -> Result<Health>;
+    /// Infrastructure events about a resource in a window (k8s events, changes, journal lines).
+    async fn events(&self, id: &ResourceId, window: TimeWindow) -> Result<Vec<InfraEvent>>;
+    /// Metrics relevant to a resource (name → value), for evidence.
+    async fn metrics(&self, id: &ResourceId) -> Result<BTreeMap<String, f64>>;
+    /// Captures enough state to restore the resource.
+    async fn snapshot(&self, id: &ResourceId) -> Result<Snapshot>;
+    /// Executes an action.
+    async fn execute(&self, action: &Action) -> Result<ActionOutcome>;
+    /// Puts a resource back as the snapshot recorded it.
+    async fn restore(&self, snapshot: &Snapshot) -> Result<ActionOutcome>;
+}
+
+/// All configured connectors, by id.
+#[derive(Clone, Default)]
+pub struct Registry {
+    connectors: BTreeMap<ConnectorId, Arc<dyn InfraConnector>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Adds a connector under its own id.
+    pub fn add(&mut self, connector: Arc<dyn InfraConnector>) {
+        self.connectors.insert(connector.id().clone(), connector);
+    }
+    /// The connector with this id, if configured.
+    pub fn get(&self, id: &ConnectorId) -> Option<Arc<dyn InfraConnector>> {
+        self.connectors.get(id).cloned()
+    }
+    /// Every connector.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<dyn InfraConnector>> {
+        self.connectors.values()
+    }
+}

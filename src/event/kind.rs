@@ -1,0 +1,390 @@
+//! Every kind of fact the system records.
+//!
+//! Incidents, investigations and remediations are identified by the `seq` of
+//! the event that created them (`incident_opened`, `investigation_started`,
+//! `remediation_proposed`), so ids need no counter of their own and are the
+//! same in every replay and on every attached console.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::model::{
+    Action, ActionOutcome, Alert, Evidence, Health, Hypothesis, PolicyDecision, Resource,
+    ResourceId, Severity, Snapshot,
+};
+
+/// Id of an incident: the seq of its `incident_opened` event.
+pub type IncidentId = u64;
+/// Id of an investigation: the seq of its `investigation_started` event.
+pub type InvestigationId = u64;
+/// Id of a remediation: the seq of its `remediation_proposed` event.
+pub type RemediationId = u64;
+
+/// What happened. Serialised with `kind` as the snake_case tag and the variant's
+/// fields beside it; a kind this build does not know is kept as [`EventKind::Unknown`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    ResourceDiscovered {
+        resource: Resource,
+    },
+    ResourceChanged {
+        resource: ResourceId,
+        /// Changed attributes: name → new value (removed ones map to "").
+        changes: BTreeMap<String, String>,
+    },
+    ResourceGone {
+        resource: ResourceId,
+    },
+    HealthChanged {
+        resource: ResourceId,
+        health: Health,
+    },
+    AlertReceived {
+        alert: Alert,
+    },
+    IncidentOpened {
+        title: String,
+        severity: Severity,
+        resource: ResourceId,
+        fingerprint: String,
+        /// seq of the alert_received event that opened it.
+        alert_seq: u64,
+    },
+    /// An alert correlated into an already open incident.
+    IncidentCorrelated {
+        incident: IncidentId,
+        alert_seq: u64,
+    },
+    IncidentAcknowledged {
+        incident: IncidentId,
+        by: String,
+    },
+    IncidentResolved {
+        incident: IncidentId,
+        resolution: String,
+    },
+    InvestigationStarted {
+        incident: IncidentId,
+        resource: ResourceId,
+        alert: String,
+        severity: Severity,
+    },
+    EvidenceCollected {
+        investigation: InvestigationId,
+        evidence: Evidence,
+    },
+    HypothesesRanked {
+        investigation: InvestigationId,
+        hypotheses: Vec<Hypothesis>,
+    },
+    InvestigationConcluded {
+        investigation: InvestigationId,
+        conclusion: String,
+    },
+    RemediationProposed {
+        incident: Option<IncidentId>,
+        investigation: Option<InvestigationId>,
+        action: Action,
+        environment: super::model::Environment,
+        team: String,
+        reason: String,
+        requested_by: String,
+    },
+    PolicyDecided {
+        remediation: RemediationId,
+        decision: PolicyDecision,
+    },
+    ApprovalRequested {
+        remediation: RemediationId,
+        required: u32,
+        expires_at: DateTime<Utc>,
+    },
+    ApprovalGranted {
+        remediation: RemediationId,
+        by: String,
+        comment: String,
+        /// Where the approver connected from (`SSH_CONNECTION` source), if known.
+        #[serde(default)]
+        source: Option<String>,
+    },
+    ApprovalDenied {
+        remediation: RemediationId,
+        by: String,
+        reason: String,
+        #[serde(default)]
+        source: Option<String>,
+    },
+    ApprovalExpired {
+        remediation: RemediationId,
+    },
+    ApprovalEscalated {
+        remediation: RemediationId,
+        to: String,
+        level: u32,
+    },
+    SnapshotTaken {
+        remediation: RemediationId,
+        snapshot: Snapshot,
+    },
+    ActionExecuted {
+        remediation: RemediationId,
+        outcome: ActionOutcome,
+    },
+    ValidationFinished {
+        remediation: RemediationId,
+        passed: bool,
+        detail: String,
+    },
+    RemediationRestored {
+        remediation: RemediationId,
+        outcome: ActionOutcome,
+    },
+    RemediationFinished {
+        remediation: RemediationId,
+        status: RemediationOutcome,
+        detail: String,
+    },
+    SecurityFinding {
+        finding: SecurityFinding,
+    },
+    CostSample {
+        resource: ResourceId,
+        service: String,
+        team: String,
+        environment: super::model::Environment,
+        /// Cost over the sample window in US cents (integers avoid float drift in sums).
+        cents: u64,
+        window_hours: u32,
+    },
+    CostAnomaly {
+        resource: ResourceId,
+        service: String,
+        expected_cents: u64,
+        actual_cents: u64,
+        window: String,
+    },
+    CostRecommendation {
+        resource: ResourceId,
+        title: String,
+        monthly_savings_cents: u64,
+        #[serde(default)]
+        action: Option<Action>,
+    },
+    LearningInsight {
+        topic: String,
+        insight: String,
+        #[serde(default)]
+        metrics: BTreeMap<String, f64>,
+    },
+    NotificationSent {
+        channel: String,
+        to: String,
+        subject: String,
+    },
+    NotificationFailed {
+        channel: String,
+        to: String,
+        error: String,
+    },
+    AgentHeartbeat {
+        agent: String,
+        status: String,
+    },
+    AgentError {
+        agent: String,
+        error: String,
+    },
+    OperatorCommand {
+        by: String,
+        command: String,
+        #[serde(default)]
+        accepted: bool,
+        #[serde(default)]
+        detail: String,
+    },
+    /// The scenario or an operator said the run is over; the supervisor drains.
+    ScenarioFinished {
+        name: String,
+    },
+    /// A kind written by a newer build: kept byte-for-byte, shown as unknown.
+    #[serde(skip)]
+    Unknown {
+        kind: String,
+        fields: serde_json::Map<String, serde_json::Value>,
+    },
+}
+
+/// How a remediation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemediationOutcome {
+    Succeeded,
+    /// Validation failed and the snapshot was restored.
+    RolledBack,
+    /// Failed and could not be restored: a human must look.
+    Failed,
+    Denied,
+    Expired,
+    /// Abandoned safely after a crash before execution.
+    Aborted,
+}
+
+impl RemediationOutcome {
+    /// Lowercase label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemediationOutcome::Succeeded => "succeeded",
+            RemediationOutcome::RolledBack => "rolled_back",
+            RemediationOutcome::Failed => "failed",
+            RemediationOutcome::Denied => "denied",
+            RemediationOutcome::Expired => "expired",
+            RemediationOutcome::Aborted => "aborted",
+        }
+    }
+}
+
+/// A security finding: a CVE on a package, an expiring credential, a failed control.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecurityFinding {
+    /// Stable id so rescans update rather than duplicate (`CVE-2024-6387@host-3`).
+    pub id: String,
+    /// `cve`, `credential`, `compliance`.
+    pub category: String,
+    pub severity: Severity,
+    pub resource: ResourceId,
+    pub title: String,
+    #[serde(default)]
+    pub detail: String,
+    /// For credentials: when it expires.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// For compliance: `SOC2:CC6.1` etc.
+    #[serde(default)]
+    pub control: Option<String>,
+    /// False once a rescan no longer sees it.
+    #[serde(default = "yes")]
+    pub open: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The snake_case names of every kind this build knows, in declaration order.
+pub const KNOWN_KINDS: &[&str] = &[
+    "resource_discovered",
+    "resource_changed",
+    "resource_gone",
+    "health_changed",
+    "alert_received",
+    "incident_opened",
+    "incident_correlated",
+    "incident_acknowledged",
+    "incident_resolved",
+    "investigation_started",
+    "evidence_collected",
+    "hypotheses_ranked",
+    "investigation_concluded",
+    "remediation_proposed",
+    "policy_decided",
+    "approval_requested",
+    "approval_granted",
+    "approval_denied",
+    "approval_expired",
+    "approval_escalated",
+    "snapshot_taken",
+    "action_executed",
+    "validation_finished",
+    "remediation_restored",
+    "remediation_finished",
+    "security_finding",
+    "cost_sample",
+    "cost_anomaly",
+    "cost_recommendation",
+    "learning_insight",
+    "notification_sent",
+    "notification_failed",
+    "agent_heartbeat",
+    "agent_error",
+    "operator_command",
+    "scenario_finished",
+];
+
+impl EventKind {
+    /// The snake_case name of this kind, as serialised.
+    pub fn name(&self) -> &str {
+        match self {
+            EventKind::Unknown { kind, .. } => kind,
+            other => {
+                let idx = other.known_index();
+                KNOWN_KINDS[idx]
+            }
+        }
+    }
+
+    fn known_index(&self) -> usize {
+        match self {
+            EventKind::ResourceDiscovered { .. } => 0,
+            EventKind::ResourceChanged { .. } => 1,
+            EventKind::ResourceGone { .. } => 2,
+            EventKind::HealthChanged { .. } => 3,
+            EventKind::AlertReceived { .. } => 4,
+            EventKind::IncidentOpened { .. } => 5,
+            EventKind::IncidentCorrelated { .. } => 6,
+            EventKind::IncidentAcknowledged { .. } => 7,
+            EventKind::IncidentResolved { .. } => 8,
+            EventKind::InvestigationStarted { .. } => 9,
+            EventKind::EvidenceCollected { .. } => 10,
+            EventKind::HypothesesRanked { .. } => 11,
+            EventKind::InvestigationConcluded { .. } => 12,
+            EventKind::RemediationProposed { .. } => 13,
+            EventKind::PolicyDecided { .. } => 14,
+            EventKind::ApprovalRequested { .. } => 15,
+            EventKind::ApprovalGranted { .. } => 16,
+            EventKind::ApprovalDenied { .. } => 17,
+            EventKind::ApprovalExpired { .. } => 18,
+            EventKind::ApprovalEscalated { .. } => 19,
+            EventKind::SnapshotTaken { .. } => 20,
+            EventKind::ActionExecuted { .. } => 21,
+            EventKind::ValidationFinished { .. } => 22,
+            EventKind::RemediationRestored { .. } => 23,
+            EventKind::RemediationFinished { .. } => 24,
+            EventKind::SecurityFinding { .. } => 25,
+            EventKind::CostSample { .. } => 26,
+            EventKind::CostAnomaly { .. } => 27,
+            EventKind::CostRecommendation { .. } => 28,
+            EventKind::LearningInsight { .. } => 29,
+            EventKind::NotificationSent { .. } => 30,
+            EventKind::NotificationFailed { .. } => 31,
+            EventKind::AgentHeartbeat { .. } => 32,
+            EventKind::AgentError { .. } => 33,
+            EventKind::OperatorCommand { .. } => 34,
+            EventKind::ScenarioFinished { .. } => 35,
+            EventKind::Unknown { .. } => unreachable!("handled in name()"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_kind_names_match_serde_tags() {
+        let samples = vec![
+            EventKind::AgentHeartbeat {
+                agent: "a".into(),
+                status: "ok".into(),
+            },
+            EventKind::ScenarioFinished { name: "demo".into() },
+            EventKind::ApprovalExpired { remediation: 3 },
+        ];
+        for kind in samples {
+            let json = serde_json::to_value(&kind).unwrap();
+            assert_eq!(json["kind"], kind.name());
+        }
+    }
+}

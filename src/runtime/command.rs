@@ -1,0 +1,69 @@
+//! Operator commands: what a console (local or remote) asks the runtime to do.
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+/// Who is asking, and from where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The operator's name (`$SHIELDOPS_USER`, the login name, or a token's principal).
+    pub name: String,
+    /// Where they connected from (`SSH_CONNECTION`'s source address), if known.
+    pub source: Option<String>,
+}
+
+impl Identity {
+    /// The local operator: `$SHIELDOPS_USER`, else the login name; with the SSH source if any.
+    pub fn local() -> Self {
+        let name = std::env::var("SHIELDOPS_USER")
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+            .or_else(|| std::env::var("USER").ok().filter(|s| !s.is_empty()))
+            .or_else(|| std::env::var("LOGNAME").ok().filter(|s| !s.is_empty()))
+            .unwrap_or_else(|| "unknown".to_string());
+        let source = std::env::var("SSH_CONNECTION")
+            .ok()
+            .and_then(|s| s.split_whitespace().next().map(str::to_string));
+        Self { name, source }
+    }
+}
+
+/// Something an operator asks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    /// Approve a pending remediation.
+    Approve { remediation: u64, comment: String },
+    /// Deny a pending remediation; the reason is required.
+    Deny { remediation: u64, reason: String },
+    /// Acknowledge an incident.
+    Acknowledge { incident: u64 },
+    /// Run the security scan now.
+    Rescan,
+    /// Stop the runtime gracefully.
+    Shutdown,
+}
+
+impl Command {
+    /// A short name for the event log.
+    pub fn describe(&self) -> String {
+        match self {
+            Command::Approve { remediation, .. } => format!("approve #{remediation}"),
+            Command::Deny { remediation, .. } => format!("deny #{remediation}"),
+            Command::Acknowledge { incident } => format!("acknowledge incident #{incident}"),
+            Command::Rescan => "rescan".to_string(),
+            Command::Shutdown => "shutdown".to_string(),
+        }
+    }
+}
+
+/// The runtime's answer to a command.
+pub type CommandReply = Result<String, String>;
+
+/// A command in flight, with who sent it and where to answer.
+#[derive(Debug)]
+pub struct CommandEnvelope {
+    pub command: Command,
+    pub by: Identity,
+    pub reply: Option<oneshot::Sender<CommandReply>>,
+}

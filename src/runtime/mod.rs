@@ -1,0 +1,3 @@
+//! The runtime: supervisor, agents as tasks, operator commands, shutdown.
+
+pub mod command;

@@ -1,0 +1,298 @@
+//! Security, cost, learning and agent projections.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::event::{
+    Environment, Event, EventKind, RemediationOutcome, ResourceId, SecurityFinding, Severity,
+};
+
+/// Cost history kept per resource (samples).
+const COST_HISTORY: usize = 48;
+/// Anomalies and insights kept.
+const KEPT: usize = 200;
+
+/// An agent's liveness as last reported.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    pub last_heartbeat: Option<DateTime<Utc>>,
+    pub status: String,
+    pub errors: u64,
+    pub last_error: Option<String>,
+}
+
+/// A finding with when it was first and last seen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackedFinding {
+    pub finding: SecurityFinding,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+}
+
+/// Security findings by stable id.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Security {
+    pub findings: BTreeMap<String, TrackedFinding>,
+}
+
+impl Security {
+    pub(super) fn apply(&mut self, finding: &SecurityFinding, at: DateTime<Utc>) {
+        self.findings
+            .entry(finding.id.clone())
+            .and_modify(|t| {
+                t.finding = finding.clone();
+                t.last_seen = at;
+            })
+            .or_insert_with(|| TrackedFinding {
+                finding: finding.clone(),
+                first_seen: at,
+                last_seen: at,
+            });
+    }
+
+    /// Open findings, most severe first.
+    pub fn open(&self) -> Vec<&TrackedFinding> {
+        let mut open: Vec<_> = self.findings.values().filter(|t| t.finding.open).collect();
+        open.sort_by(|a, b| {
+            b.finding
+                .severity
+                .cmp(&a.finding.severity)
+                .then(a.finding.id.cmp(&b.finding.id))
+        });
+        open
+    }
+
+    /// Posture score 0–100: start at 100 and subtract per open finding by
+    /// severity (critical 20, high 10, medium 4, low 1), floored at 0. Simple
+    /// on purpose, so an operator can recompute it by hand.
+    pub fn posture_score(&self) -> u32 {
+        let penalty: u32 = self
+            .findings
+            .values()
+            .filter(|t| t.finding.open)
+            .map(|t| match t.finding.severity {
+                Severity::Critical => 20,
+                Severity::High => 10,
+                Severity::Medium => 4,
+                Severity::Low => 1,
+                Severity::Info => 0,
+            })
+            .sum();
+        100u32.saturating_sub(penalty)
+    }
+}
+
+/// The latest cost figures for one resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostEntry {
+    pub service: String,
+    pub team: String,
+    pub environment: Environment,
+    pub window_hours: u32,
+    /// Most recent samples in cents, newest last.
+    pub history: VecDeque<u64>,
+}
+
+impl CostEntry {
+    /// The latest sample in cents.
+    pub fn latest(&self) -> u64 {
+        self.history.back().copied().unwrap_or(0)
+    }
+}
+
+/// A recorded cost anomaly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostAnomalyView {
+    pub at: DateTime<Utc>,
+    pub resource: ResourceId,
+    pub service: String,
+    pub expected_cents: u64,
+    pub actual_cents: u64,
+    pub window: String,
+}
+
+/// A cost recommendation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostRecommendationView {
+    pub resource: ResourceId,
+    pub title: String,
+    pub monthly_savings_cents: u64,
+}
+
+/// Cost projection.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cost {
+    pub resources: BTreeMap<ResourceId, CostEntry>,
+    pub anomalies: VecDeque<CostAnomalyView>,
+    /// Keyed by `resource|title` so a repeated recommendation replaces the old one
+    /// and savings are never counted twice.
+    pub recommendations: BTreeMap<String, CostRecommendationView>,
+}
+
+impl Cost {
+    pub(super) fn apply(&mut self, event: &Event) {
+        match &event.kind {
+            EventKind::CostSample {
+                resource,
+                service,
+                team,
+                environment,
+                cents,
+                window_hours,
+            } => {
+                let entry = self
+                    .resources
+                    .entry(resource.clone())
+                    .or_insert_with(|| CostEntry {
+                        service: service.clone(),
+                        team: team.clone(),
+                        environment: *environment,
+                        window_hours: *window_hours,
+                        history: VecDeque::new(),
+                    });
+                entry.history.push_back(*cents);
+                while entry.history.len() > COST_HISTORY {
+                    entry.history.pop_front();
+                }
+            }
+            EventKind::CostAnomaly {
+                resource,
+                service,
+                expected_cents,
+                actual_cents,
+                window,
+            } => {
+                self.anomalies.push_back(CostAnomalyView {
+                    at: event.at,
+                    resource: resource.clone(),
+                    service: service.clone(),
+                    expected_cents: *expected_cents,
+                    actual_cents: *actual_cents,
+                    window: window.clone(),
+                });
+                while self.anomalies.len() > KEPT {
+                    self.anomalies.pop_front();
+                }
+            }
+            EventKind::CostRecommendation {
+                resource,
+                title,
+                monthly_savings_cents,
+                ..
+            } => {
+                self.recommendations.insert(
+                    format!("{resource}|{title}"),
+                    CostRecommendationView {
+                        resource: resource.clone(),
+                        title: title.clone(),
+                        monthly_savings_cents: *monthly_savings_cents,
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// Latest spend summed by a grouping key, largest first.
+    pub fn spend_by(&self, key: impl Fn(&CostEntry) -> String) -> Vec<(String, u64)> {
+        let mut sums: BTreeMap<String, u64> = BTreeMap::new();
+        for entry in self.resources.values() {
+            *sums.entry(key(entry)).or_default() += entry.latest();
+        }
+        let mut out: Vec<_> = sums.into_iter().collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        out
+    }
+
+    /// Total monthly savings across recommendations (each counted once).
+    pub fn total_savings_cents(&self) -> u64 {
+        self.recommendations
+            .values()
+            .map(|r| r.monthly_savings_cents)
+            .sum()
+    }
+}
+
+/// Outcome counts for one action type (a playbook's success rate).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeCounts {
+    pub succeeded: u32,
+    pub rolled_back: u32,
+    pub failed: u32,
+    pub not_run: u32,
+}
+
+impl OutcomeCounts {
+    /// Success rate among remediations that ran, if any ran.
+    pub fn success_rate(&self) -> Option<f64> {
+        let ran = self.succeeded + self.rolled_back + self.failed;
+        (ran > 0).then(|| self.succeeded as f64 / ran as f64)
+    }
+}
+
+/// Time to resolve one incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MttrSample {
+    pub at: DateTime<Utc>,
+    pub title: String,
+    pub minutes: f64,
+}
+
+/// A learning insight as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InsightView {
+    pub at: DateTime<Utc>,
+    pub topic: String,
+    pub insight: String,
+    pub metrics: BTreeMap<String, f64>,
+}
+
+/// Learning projection.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Learning {
+    pub by_action: BTreeMap<String, OutcomeCounts>,
+    pub mttr: VecDeque<MttrSample>,
+    pub insights: VecDeque<InsightView>,
+}
+
+impl Learning {
+    pub(super) fn apply(&mut self, event: &Event) {
+        if let EventKind::LearningInsight {
+            topic,
+            insight,
+            metrics,
+        } = &event.kind
+        {
+            self.insights.push_back(InsightView {
+                at: event.at,
+                topic: topic.clone(),
+                insight: insight.clone(),
+                metrics: metrics.clone(),
+            });
+            while self.insights.len() > KEPT {
+                self.insights.pop_front();
+            }
+        }
+    }
+
+    pub(super) fn record_mttr(&mut self, at: DateTime<Utc>, title: String, minutes: f64) {
+        self.mttr.push_back(MttrSample { at, title, minutes });
+        while self.mttr.len() > KEPT {
+            self.mttr.pop_front();
+        }
+    }
+
+    pub(super) fn record_outcome(&mut self, action: &str, outcome: RemediationOutcome) {
+        let counts = self.by_action.entry(action.to_string()).or_default();
+        match outcome {
+            RemediationOutcome::Succeeded => counts.succeeded += 1,
+            RemediationOutcome::RolledBack => counts.rolled_back += 1,
+            RemediationOutcome::Failed => counts.failed += 1,
+            RemediationOutcome::Denied
+            | RemediationOutcome::Expired
+            | RemediationOutcome::Aborted => counts.not_run += 1,
+        }
+    }
+}
