@@ -1,7 +1,13 @@
 //! ShieldOps console: an event-sourced operations runtime with a terminal console.
 
+pub mod agents;
+pub mod cli;
+pub mod clock;
+pub mod config;
 pub mod connectors;
 pub mod event;
+pub mod policy;
 pub mod runtime;
 pub mod state;
 pub mod store;
+pub mod tui;

@@ -47,6 +47,8 @@ pub enum EventKind {
     },
     IncidentOpened {
         title: String,
+        /// Name of the alert that opened it.
+        alert: String,
         severity: Severity,
         resource: ResourceId,
         fingerprint: String,

@@ -1,3 +1,313 @@
-//! The runtime: supervisor, agents as tasks, operator commands, shutdown.
+//! The runtime: the supervisor and the agents as tokio tasks, the operator
+//! command channel, scheduled jobs on an injected clock, and shutdown.
 
 pub mod command;
+pub mod policy;
+pub mod snapshots;
+mod supervisor;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::agents::AgentContext;
+use crate::agents::cost::CostAgent;
+use crate::agents::discovery::Discovery;
+use crate::agents::learning::LearningAgent;
+use crate::agents::remediation::Validation;
+use crate::agents::security::{Advisory, SecurityAgent};
+use crate::clock::SharedClock;
+use crate::connectors::Registry;
+use crate::event::{Alert, EventKind};
+use crate::state::State;
+use crate::store::EventLog;
+use command::CommandEnvelope;
+use policy::PolicyGate;
+
+/// Tunables of the runtime (from the config file; defaults are sensible).
+#[derive(Clone)]
+pub struct RuntimeOptions {
+    /// Refuse approvals and never execute anything.
+    pub read_only: bool,
+    pub approval_ttl: Duration,
+    /// Contacts escalated to, in order, when an approval waits past its TTL.
+    pub escalation_chain: Vec<String>,
+    /// Top-hypothesis confidence at which a remediation is proposed.
+    pub auto_propose_confidence: f64,
+    pub correlation_window: Duration,
+    pub discovery_interval: Duration,
+    pub security_interval: Duration,
+    pub cost_interval: Duration,
+    pub learning_interval: Duration,
+    pub heartbeat_interval: Duration,
+    /// Save a state snapshot every this many events.
+    pub snapshot_every: u64,
+    pub validation: Validation,
+    /// Poked by the `rescan` command.
+    pub rescan: Arc<Notify>,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        Self {
+            read_only: false,
+            approval_ttl: Duration::from_secs(15 * 60),
+            escalation_chain: vec!["oncall-secondary".into(), "incident-commander".into()],
+            auto_propose_confidence: 0.6,
+            correlation_window: Duration::from_secs(10 * 60),
+            discovery_interval: Duration::from_secs(5),
+            security_interval: Duration::from_secs(60),
+            cost_interval: Duration::from_secs(10),
+            learning_interval: Duration::from_secs(60),
+            heartbeat_interval: Duration::from_secs(15),
+            snapshot_every: 5_000,
+            validation: Validation::default(),
+            rescan: Arc::new(Notify::new()),
+        }
+    }
+}
+
+/// What the runtime is doing, published after every step.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuntimeStatus {
+    pub last_seq: u64,
+    /// Open incidents + running investigations + unfinished remediations.
+    pub in_flight: usize,
+    pub awaiting_approval: Vec<u64>,
+    pub scenario_finished: bool,
+    pub read_only: bool,
+}
+
+/// Things that arrive from outside: alerts, the scenario's end.
+#[derive(Debug)]
+pub enum Intake {
+    Alert(Alert),
+    ScenarioFinished(String),
+}
+
+/// A running runtime.
+pub struct Runtime {
+    /// Operator commands (approve, deny, …).
+    pub commands: mpsc::Sender<CommandEnvelope>,
+    /// Alerts and other external input.
+    pub intake: mpsc::Sender<Intake>,
+    /// Status after every step.
+    pub status: watch::Receiver<RuntimeStatus>,
+    cancel: CancellationToken,
+    supervisor: JoinHandle<anyhow::Result<()>>,
+    agents: Vec<JoinHandle<()>>,
+}
+
+/// Everything the runtime is built from.
+pub struct RuntimeParts {
+    pub log: EventLog,
+    pub registry: Registry,
+    pub clock: SharedClock,
+    pub policy: Arc<dyn PolicyGate>,
+    pub advisories: Vec<Advisory>,
+    pub options: RuntimeOptions,
+}
+
+impl Runtime {
+    /// Starts the supervisor and the scheduled agents from `state` (already
+    /// folded from the log up to `state.last_seq`).
+    pub fn start(parts: RuntimeParts, state: State, cancel: CancellationToken) -> Runtime {
+        let RuntimeParts {
+            log,
+            registry,
+            clock,
+            policy,
+            advisories,
+            options,
+        } = parts;
+        let ctx = AgentContext {
+            log: log.clone(),
+            registry,
+            clock,
+        };
+        let (commands_tx, commands_rx) = mpsc::channel(64);
+        let (intake_tx, intake_rx) = mpsc::channel(256);
+        let (state_tx, state_rx) = mpsc::channel::<oneshot::Sender<State>>(4);
+        let (status_tx, status_rx) = watch::channel(RuntimeStatus::default());
+        let learning_poke = Arc::new(Notify::new());
+
+        let mut agents = Vec::new();
+        agents.push(periodic(
+            ctx.clone(),
+            cancel.clone(),
+            "discovery",
+            options.discovery_interval,
+            options.heartbeat_interval,
+            None,
+            {
+                let agent = owned(Discovery::from_state(&state));
+                move |ctx| {
+                    let agent = agent.clone();
+                    Box::pin(async move {
+                        let n = agent.lock().await.poll(&ctx).await;
+                        format!("ok: {n} change(s) last poll")
+                    })
+                }
+            },
+        ));
+        agents.push(periodic(
+            ctx.clone(),
+            cancel.clone(),
+            "security",
+            options.security_interval,
+            options.heartbeat_interval,
+            Some(options.rescan.clone()),
+            {
+                let agent = owned(SecurityAgent::new(advisories, &state));
+                move |ctx| {
+                    let agent = agent.clone();
+                    Box::pin(async move {
+                        let n = agent.lock().await.scan(&ctx).await;
+                        format!("ok: {n} finding(s) changed last scan")
+                    })
+                }
+            },
+        ));
+        agents.push(periodic(
+            ctx.clone(),
+            cancel.clone(),
+            "cost",
+            options.cost_interval,
+            options.heartbeat_interval,
+            None,
+            {
+                let agent = owned(CostAgent::new(&state));
+                move |ctx| {
+                    let agent = agent.clone();
+                    Box::pin(async move {
+                        let n = agent.lock().await.sample(&ctx).await;
+                        format!("ok: {n} cost event(s) last sample")
+                    })
+                }
+            },
+        ));
+        agents.push(periodic(
+            ctx.clone(),
+            cancel.clone(),
+            "learning",
+            options.learning_interval,
+            options.heartbeat_interval,
+            Some(learning_poke.clone()),
+            {
+                let agent = owned(LearningAgent::new(&state));
+                let requests = state_tx.clone();
+                move |ctx| {
+                    let agent = agent.clone();
+                    let requests = requests.clone();
+                    Box::pin(async move {
+                        let (tx, rx) = oneshot::channel();
+                        let n = if requests.send(tx).await.is_ok() {
+                            match rx.await {
+                                Ok(state) => agent.lock().await.cycle(&ctx, &state).await,
+                                Err(_) => 0,
+                            }
+                        } else {
+                            0
+                        };
+                        format!("ok: {n} insight(s) last cycle")
+                    })
+                }
+            },
+        ));
+
+        let sub = log.subscribe(state.last_seq + 1);
+        let supervisor = supervisor::Supervisor::new(
+            ctx,
+            state,
+            sub,
+            policy,
+            options,
+            cancel.clone(),
+            status_tx,
+            learning_poke,
+        );
+        let supervisor = tokio::spawn(supervisor.run(commands_rx, intake_rx, state_rx));
+        Runtime {
+            commands: commands_tx,
+            intake: intake_tx,
+            status: status_rx,
+            cancel,
+            supervisor,
+            agents,
+        }
+    }
+
+    /// Stops every task and waits for the supervisor to save its snapshot.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.cancel.cancel();
+        for agent in self.agents {
+            let _ = agent.await;
+        }
+        match self.supervisor.await {
+            Ok(result) => result,
+            Err(e) => Err(anyhow::anyhow!("supervisor task failed: {e}")),
+        }
+    }
+}
+
+type Cycle = std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>;
+
+/// An agent owned by its one periodic task (the mutex is never contended; it
+/// only lets each cycle's future borrow the agent's memory).
+fn owned<A>(agent: A) -> Arc<tokio::sync::Mutex<A>> {
+    Arc::new(tokio::sync::Mutex::new(agent))
+}
+
+/// Runs an agent's cycle on the injected clock, records its heartbeat, and
+/// also wakes when `poke` is notified (e.g. the rescan command).
+fn periodic<F>(
+    ctx: AgentContext,
+    cancel: CancellationToken,
+    name: &'static str,
+    interval: Duration,
+    heartbeat: Duration,
+    poke: Option<Arc<Notify>>,
+    cycle: F,
+) -> JoinHandle<()>
+where
+    F: FnMut(AgentContext) -> Cycle + Send + 'static,
+{
+    let mut cycle = cycle;
+    tokio::spawn(async move {
+        let mut last_beat: Option<chrono::DateTime<chrono::Utc>> = None;
+        let beat = chrono::Duration::from_std(heartbeat).unwrap_or_default();
+        loop {
+            if cancel.is_cancelled() {
+                return;
+            }
+            let status = cycle(ctx.clone()).await;
+            let now = ctx.clock.now();
+            if last_beat.is_none_or(|t| now - t >= beat) {
+                last_beat = Some(now);
+                let _ = ctx
+                    .record(
+                        &format!("agent:{name}"),
+                        EventKind::AgentHeartbeat {
+                            agent: name.to_string(),
+                            status,
+                        },
+                    )
+                    .await;
+            }
+            let poked = async {
+                match &poke {
+                    Some(n) => n.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = ctx.clock.sleep(interval) => {}
+                _ = poked => {}
+            }
+        }
+    })
+}

@@ -19,6 +19,8 @@ pub enum IncidentStatus {
 pub struct Incident {
     pub id: u64,
     pub title: String,
+    /// Name of the alert that opened it.
+    pub alert: String,
     pub severity: Severity,
     pub resource: ResourceId,
     pub fingerprint: String,
@@ -100,6 +102,7 @@ pub(super) fn apply(state: &mut State, event: &Event) {
         }
         EventKind::IncidentOpened {
             title,
+            alert,
             severity,
             resource,
             fingerprint,
@@ -110,6 +113,7 @@ pub(super) fn apply(state: &mut State, event: &Event) {
                 Incident {
                     id: seq,
                     title: title.clone(),
+                    alert: alert.clone(),
                     severity: *severity,
                     resource: resource.clone(),
                     fingerprint: fingerprint.clone(),

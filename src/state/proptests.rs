@@ -48,6 +48,7 @@ fn kind_strategy() -> impl Strategy<Value = EventKind> {
         }),
         (rid.clone(), 0u64..40).prop_map(|(resource, alert_seq)| EventKind::IncidentOpened {
             title: "t".into(),
+            alert: "A".into(),
             severity: Severity::High,
             resource,
             fingerprint: format!("fp{}", alert_seq % 4),

@@ -1,0 +1,223 @@
+//! Event log speed: durable append throughput with group commit beside raw
+//! sled batches of the same records, and start-up to ready on a 1M-event log.
+//!
+//! Goals: group commit ≥ 0.7× raw sled (batch of 1000, then flush);
+//! open + latest snapshot + tail scan of a 1M-event log ≤ 150 ms.
+//! Run: `cargo bench --bench eventlog`.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use shieldops::event::{ChainHash, Event};
+use shieldops::store::cli::stress_draft;
+use shieldops::store::EventLog;
+
+/// Events per measured iteration of both append benchmarks.
+const PER_ITER: u64 = 8_000;
+/// Concurrent appenders, as many agents and connectors would be.
+const TASKS: u64 = 64;
+/// Raw sled batch size.
+const RAW_BATCH: u64 = 1_000;
+/// Events in the start-up log.
+const STARTUP_EVENTS: u64 = 1_000_000;
+/// Events appended after the snapshot (the tail a restart replays).
+const STARTUP_TAIL: u64 = 2_000;
+/// Size of the simulated state snapshot.
+const SNAPSHOT_BYTES: usize = 200 * 1024;
+
+/// events/s measured per benchmark, for the summary printed at the end.
+static RATES: Mutex<Vec<(&'static str, f64)>> = Mutex::new(Vec::new());
+
+fn record_rate(name: &'static str, events: u64, took: Duration) {
+    RATES
+        .lock()
+        .unwrap()
+        .push((name, events as f64 / took.as_secs_f64()));
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn append_throughput(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("durable_append");
+    group.throughput(Throughput::Elements(PER_ITER));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(20));
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = EventLog::open(dir.path()).unwrap();
+    group.bench_function("group_commit_64_tasks", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let groups_before = log.groups_committed();
+                let started = Instant::now();
+                rt.block_on(async {
+                    let tasks: Vec<_> = (0..TASKS)
+                        .map(|t| {
+                            let log = log.clone();
+                            tokio::spawn(async move {
+                                for n in 0..PER_ITER / TASKS {
+                                    log.append(stress_draft(t as usize, n)).await.unwrap();
+                                }
+                            })
+                        })
+                        .collect();
+                    for t in tasks {
+                        t.await.unwrap();
+                    }
+                });
+                let took = started.elapsed();
+                record_rate("group commit (64 tasks)", PER_ITER, took);
+                let groups = log.groups_committed() - groups_before;
+                RATES
+                    .lock()
+                    .unwrap()
+                    .push(("  mean group size", PER_ITER as f64 / groups.max(1) as f64));
+                total += took;
+            }
+            total
+        })
+    });
+    rt.block_on(log.close()).unwrap();
+    drop(log);
+
+    // The same stored records, written straight into sled.
+    let records: Vec<Vec<u8>> = {
+        let mut prev = ChainHash::GENESIS;
+        (0..PER_ITER)
+            .map(|n| {
+                let (event, bytes) = Event::seal(n + 1, prev, stress_draft((n % TASKS) as usize, n));
+                prev = event.hash;
+                bytes
+            })
+            .collect()
+    };
+    let raw_dir = tempfile::tempdir().unwrap();
+    let db = sled::Config::new()
+        .path(raw_dir.path())
+        .mode(sled::Mode::HighThroughput)
+        .flush_every_ms(None)
+        .open()
+        .unwrap();
+    let tree = db.open_tree("events").unwrap();
+    let mut next_key = 1u64;
+    group.bench_function("raw_sled_batch_1000", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let started = Instant::now();
+                for chunk in records.chunks(RAW_BATCH as usize) {
+                    let mut batch = sled::Batch::default();
+                    for rec in chunk {
+                        batch.insert(&next_key.to_be_bytes(), rec.as_slice());
+                        next_key += 1;
+                    }
+                    tree.apply_batch(batch).unwrap();
+                    db.flush().unwrap();
+                }
+                let took = started.elapsed();
+                record_rate("raw sled (batch 1000 + flush)", PER_ITER, took);
+                total += took;
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+/// Builds the start-up log: 1M events, a 200 KB snapshot, then a short tail.
+fn build_startup_log(dir: &Path, rt: &tokio::runtime::Runtime) -> u64 {
+    let started = Instant::now();
+    let log = EventLog::open(dir).unwrap();
+    let before_snapshot = STARTUP_EVENTS - STARTUP_TAIL;
+    rt.block_on(async {
+        let mut n = 0;
+        while n < STARTUP_EVENTS {
+            if n == before_snapshot {
+                let snapshot: Vec<u8> = (0..SNAPSHOT_BYTES).map(|i| (i % 251) as u8).collect();
+                log.save_snapshot(n, &snapshot).unwrap();
+            }
+            let chunk = if n < before_snapshot {
+                10_000.min(before_snapshot - n)
+            } else {
+                STARTUP_EVENTS - n
+            };
+            log.append_many((n..n + chunk).map(|i| stress_draft((i % 8) as usize, i)).collect())
+                .await
+                .unwrap();
+            n += chunk;
+        }
+        log.close().await.unwrap();
+    });
+    eprintln!(
+        "built a {STARTUP_EVENTS}-event log in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    before_snapshot
+}
+
+fn startup(c: &mut Criterion) {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot_seq = build_startup_log(dir.path(), &rt);
+    let mut group = c.benchmark_group("startup");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(15));
+    group.bench_function("open_snapshot_tail_1m", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let started = Instant::now();
+                let log = EventLog::open(dir.path()).unwrap();
+                let (seq, bytes) = log.latest_snapshot().unwrap().unwrap();
+                assert_eq!((seq, bytes.len()), (snapshot_seq, SNAPSHOT_BYTES));
+                let mut tail = 0u64;
+                for event in log.scan(seq + 1) {
+                    std::hint::black_box(event.unwrap());
+                    tail += 1;
+                }
+                assert_eq!(tail, STARTUP_TAIL);
+                total += started.elapsed();
+                // Closing is not part of start-up.
+                rt.block_on(log.close()).unwrap();
+                drop(log);
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+fn summary(_: &mut Criterion) {
+    let rates = RATES.lock().unwrap();
+    let mean = |name: &str| {
+        let v: Vec<f64> = rates.iter().filter(|(n, _)| *n == name).map(|(_, r)| *r).collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    };
+    let names = [
+        "group commit (64 tasks)",
+        "  mean group size",
+        "raw sled (batch 1000 + flush)",
+    ];
+    eprintln!("\nevent log append summary (means over all measured iterations):");
+    for name in names {
+        if let Some(rate) = mean(name) {
+            eprintln!("  {name:<32} {rate:>12.0}");
+        }
+    }
+    if let (Some(g), Some(r)) = (mean(names[0]), mean(names[2])) {
+        eprintln!("  group commit / raw sled: {:.2}x (goal >= 0.7x)", g / r);
+    }
+}
+
+criterion_group!(benches, append_throughput, startup, summary);
+criterion_main!(benches);

@@ -1,0 +1,2 @@
+//! Render benchmarks (being written).
+fn main() {}

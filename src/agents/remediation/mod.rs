@@ -1,0 +1,222 @@
+//! Remediation execution: snapshot → execute → validate → (restore) → finish,
+//! each step recorded durably before the next begins. The supervisor decides
+//! *whether* to run (policy allow, approvals); this module only runs what it
+//! is handed, and re-checks that hand-off before touching anything.
+
+use std::time::Duration;
+
+use super::AgentContext;
+use crate::event::{
+    Action, ActionOutcome, ConnectorId, EventKind, HealthStatus, RemediationOutcome, Snapshot,
+};
+
+const ACTOR: &str = "agent:remediation";
+
+/// Where a (possibly resumed) execution starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// Nothing has happened yet: take the snapshot first.
+    Start,
+    /// A snapshot was taken but whether the action ran is unknown (crash):
+    /// never execute again — validate, and restore if validation fails.
+    AfterSnapshot,
+    /// The action ran: validate.
+    Validate,
+    /// Validation failed or the action failed: restore.
+    Restore,
+}
+
+/// How validation polls.
+#[derive(Debug, Clone, Copy)]
+pub struct Validation {
+    pub timeout: Duration,
+    pub interval: Duration,
+}
+
+impl Default for Validation {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(90),
+            interval: Duration::from_secs(3),
+        }
+    }
+}
+
+/// One remediation handed to the executor.
+#[derive(Debug, Clone)]
+pub struct ExecutionJob {
+    pub remediation: u64,
+    pub action: Action,
+    /// The connector that owns the target (never a default one).
+    pub connector: ConnectorId,
+    pub resume: Resume,
+    /// The recorded snapshot when resuming after it was taken.
+    pub snapshot: Option<Snapshot>,
+    pub validation: Validation,
+}
+
+/// Runs the job to a `remediation_finished` event.
+pub async fn execute(ctx: AgentContext, job: ExecutionJob) {
+    let id = job.remediation;
+    let result = run(&ctx, job).await;
+    if let Err(e) = result {
+        ctx.report_error("remediation", format!("remediation #{id}: {e}"))
+            .await;
+        let _ = ctx
+            .record(
+                ACTOR,
+                EventKind::RemediationFinished {
+                    remediation: id,
+                    status: RemediationOutcome::Failed,
+                    detail: format!("stopped: {e}; a human must check the target"),
+                },
+            )
+            .await;
+    }
+}
+
+async fn run(ctx: &AgentContext, job: ExecutionJob) -> anyhow::Result<()> {
+    let id = job.remediation;
+    let connector = ctx
+        .registry
+        .get(&job.connector)
+        .ok_or_else(|| anyhow::anyhow!("connector {} is not configured", job.connector))?;
+    let mut snapshot = job.snapshot.clone();
+    let mut resume = job.resume;
+
+    if resume == Resume::Start {
+        let taken = connector.snapshot(&job.action.target).await?;
+        ctx.record(
+            ACTOR,
+            EventKind::SnapshotTaken {
+                remediation: id,
+                snapshot: taken.clone(),
+            },
+        )
+        .await?;
+        snapshot = Some(taken);
+        let outcome = match connector.execute(&job.action).await {
+            Ok(outcome) => outcome,
+            Err(e) => ActionOutcome {
+                success: false,
+                message: e.to_string(),
+                steps: vec![],
+            },
+        };
+        let ok = outcome.success;
+        ctx.record(
+            ACTOR,
+            EventKind::ActionExecuted {
+                remediation: id,
+                outcome,
+            },
+        )
+        .await?;
+        resume = if ok { Resume::Validate } else { Resume::Restore };
+    }
+
+    if matches!(resume, Resume::Validate | Resume::AfterSnapshot) {
+        let (passed, detail) = validate(ctx, &*connector, &job).await;
+        ctx.record(
+            ACTOR,
+            EventKind::ValidationFinished {
+                remediation: id,
+                passed,
+                detail: detail.clone(),
+            },
+        )
+        .await?;
+        if passed {
+            ctx.record(
+                ACTOR,
+                EventKind::RemediationFinished {
+                    remediation: id,
+                    status: RemediationOutcome::Succeeded,
+                    detail,
+                },
+            )
+            .await?;
+            return Ok(());
+        }
+        resume = Resume::Restore;
+    }
+
+    debug_assert_eq!(resume, Resume::Restore);
+    let Some(snapshot) = snapshot else {
+        anyhow::bail!("no snapshot recorded; cannot restore");
+    };
+    let restored = match connector.restore(&snapshot).await {
+        Ok(outcome) => outcome,
+        Err(e) => ActionOutcome {
+            success: false,
+            message: e.to_string(),
+            steps: vec![],
+        },
+    };
+    let ok = restored.success;
+    ctx.record(
+        ACTOR,
+        EventKind::RemediationRestored {
+            remediation: id,
+            outcome: restored,
+        },
+    )
+    .await?;
+    ctx.record(
+        ACTOR,
+        EventKind::RemediationFinished {
+            remediation: id,
+            status: if ok {
+                RemediationOutcome::RolledBack
+            } else {
+                RemediationOutcome::Failed
+            },
+            detail: if ok {
+                "validation failed; the snapshot was restored".into()
+            } else {
+                "validation failed and the restore failed: a human must act".into()
+            },
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Polls the target's real health until healthy or the timeout passes.
+async fn validate(
+    ctx: &AgentContext,
+    connector: &dyn crate::connectors::InfraConnector,
+    job: &ExecutionJob,
+) -> (bool, String) {
+    let start = ctx.clock.now();
+    let deadline = start + chrono::Duration::from_std(job.validation.timeout).unwrap_or_default();
+    let mut polls = 0u32;
+    loop {
+        polls += 1;
+        match connector.health(&job.action.target).await {
+            Ok(h) if h.status == HealthStatus::Healthy => {
+                let secs = (ctx.clock.now() - start).num_milliseconds() as f64 / 1000.0;
+                return (
+                    true,
+                    format!("{} healthy after {secs:.0}s ({polls} polls)", job.action.target),
+                );
+            }
+            Ok(h) if ctx.clock.now() >= deadline => {
+                return (
+                    false,
+                    format!(
+                        "{} still {} ({}) after {}s",
+                        job.action.target,
+                        h.status.as_str(),
+                        h.reason,
+                        job.validation.timeout.as_secs()
+                    ),
+                );
+            }
+            Err(e) if ctx.clock.now() >= deadline => {
+                return (false, format!("health check failing at timeout: {e}"));
+            }
+            _ => ctx.clock.sleep(job.validation.interval).await,
+        }
+    }
+}

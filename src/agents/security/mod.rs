@@ -1,0 +1,203 @@
+//! Security: matches installed packages against offline advisories with
+//! Debian version semantics, and watches credential expiry. Findings are
+//! recorded only when new or changed; a finding no longer seen is closed.
+
+mod version;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+
+use super::AgentContext;
+use crate::connectors::Scope;
+use crate::event::{EventKind, Resource, SecurityFinding, Severity};
+use crate::state::State;
+pub use version::compare as compare_versions;
+
+const ACTOR: &str = "agent:security";
+
+/// The advisory sample embedded in the binary.
+pub const DEFAULT_ADVISORIES: &str = include_str!("../../../assets/security/advisories.json");
+
+/// One advisory: a package is vulnerable below `fixed_version`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Advisory {
+    pub cve: String,
+    pub package: String,
+    pub fixed_version: String,
+    pub severity: Severity,
+    pub cvss: f64,
+    pub title: String,
+}
+
+#[derive(Deserialize)]
+struct AdvisoryFile {
+    advisories: Vec<Advisory>,
+}
+
+/// Parses an advisory file.
+pub fn parse_advisories(text: &str) -> Result<Vec<Advisory>, serde_json::Error> {
+    Ok(serde_json::from_str::<AdvisoryFile>(text)?.advisories)
+}
+
+/// The security agent's memory of what it has already recorded.
+pub struct SecurityAgent {
+    advisories: Vec<Advisory>,
+    recorded: BTreeMap<String, SecurityFinding>,
+}
+
+impl SecurityAgent {
+    /// Starts from the findings the log already holds.
+    pub fn new(advisories: Vec<Advisory>, state: &State) -> Self {
+        Self {
+            advisories,
+            recorded: state
+                .security
+                .findings
+                .iter()
+                .map(|(k, v)| (k.clone(), v.finding.clone()))
+                .collect(),
+        }
+    }
+
+    /// Scans every connector's resources once; returns how many findings changed.
+    pub async fn scan(&mut self, ctx: &AgentContext) -> usize {
+        let now = ctx.clock.now();
+        let mut current: BTreeMap<String, SecurityFinding> = BTreeMap::new();
+        for connector in ctx.registry.all() {
+            match connector.list_resources(&Scope::default()).await {
+                Ok(resources) => {
+                    for r in &resources {
+                        for f in self.findings_for(r, now) {
+                            current.insert(f.id.clone(), f);
+                        }
+                    }
+                }
+                Err(e) => {
+                    ctx.report_error("security", format!("{}: {e}", connector.id()))
+                        .await
+                }
+            }
+        }
+        let mut changed = Vec::new();
+        for (id, finding) in &current {
+            if self.recorded.get(id) != Some(finding) {
+                changed.push(finding.clone());
+            }
+        }
+        for (id, old) in &self.recorded {
+            if old.open && !current.contains_key(id) {
+                let mut closed = old.clone();
+                closed.open = false;
+                changed.push(closed);
+            }
+        }
+        for f in &changed {
+            if ctx
+                .record(ACTOR, EventKind::SecurityFinding { finding: f.clone() })
+                .await
+                .is_ok()
+            {
+                self.recorded.insert(f.id.clone(), f.clone());
+            }
+        }
+        changed.len()
+    }
+
+    fn findings_for(&self, r: &Resource, now: DateTime<Utc>) -> Vec<SecurityFinding> {
+        let mut out = Vec::new();
+        for (key, installed) in &r.attributes {
+            let Some(package) = key.strip_prefix("pkg:") else {
+                continue;
+            };
+            for adv in self.advisories.iter().filter(|a| a.package == package) {
+                if compare_versions(installed, &adv.fixed_version) == std::cmp::Ordering::Less {
+                    out.push(SecurityFinding {
+                        id: format!("{}@{}", adv.cve, r.id),
+                        category: "cve".into(),
+                        severity: adv.severity,
+                        resource: r.id.clone(),
+                        title: format!("{} in {package}", adv.cve),
+                        detail: format!(
+                            "{} — installed {installed}, fixed in {} (CVSS {:.1})",
+                            adv.title, adv.fixed_version, adv.cvss
+                        ),
+                        expires_at: None,
+                        control: None,
+                        open: true,
+                    });
+                }
+            }
+        }
+        if r.kind == "credential" {
+            if let Some(expires) = r
+                .attributes
+                .get("expires_at")
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc))
+            {
+                let left = expires - now;
+                if left <= Duration::days(7) {
+                    out.push(SecurityFinding {
+                        id: format!("credential-expiry@{}", r.id),
+                        category: "credential".into(),
+                        severity: if left <= Duration::zero() {
+                            Severity::Critical
+                        } else {
+                            Severity::High
+                        },
+                        resource: r.id.clone(),
+                        title: format!("credential {} expires {}", r.name, expires.date_naive()),
+                        detail: format!(
+                            "{} day(s) left; rotate before expiry",
+                            left.num_days().max(0)
+                        ),
+                        expires_at: Some(expires),
+                        control: Some("SOC2:CC6.1".into()),
+                        open: true,
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_advisories_parse() {
+        let advisories = parse_advisories(DEFAULT_ADVISORIES).unwrap();
+        assert!(advisories.iter().any(|a| a.cve == "CVE-2024-6387"));
+    }
+
+    #[test]
+    fn only_versions_below_the_fix_are_findings() {
+        let agent = SecurityAgent::new(parse_advisories(DEFAULT_ADVISORIES).unwrap(), &State::new());
+        let world = crate::connectors::sim::World::default();
+        drop(world);
+        let mut r = Resource {
+            id: crate::event::ResourceId::new("linux/h"),
+            name: "h".into(),
+            kind: "host".into(),
+            provider: crate::event::Provider::Linux,
+            connector: crate::event::ConnectorId::new("sim:linux/demo"),
+            environment: crate::event::Environment::Production,
+            team: "t".into(),
+            labels: Default::default(),
+            attributes: Default::default(),
+            health: crate::event::Health::healthy(),
+            created_at: Utc::now(),
+        };
+        r.attributes.insert("pkg:openssh-server".into(), "1:9.2p1-2+deb12u3".into());
+        assert!(agent.findings_for(&r, Utc::now()).is_empty());
+        r.attributes.insert("pkg:openssh-server".into(), "1:9.2p1-2+deb12u2".into());
+        let f = agent.findings_for(&r, Utc::now());
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].id, "CVE-2024-6387@linux/h");
+        assert_eq!(f[0].severity, Severity::Critical);
+    }
+}

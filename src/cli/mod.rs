@@ -1,0 +1,227 @@
+//! The command line: global options, subcommands, and the wiring of the
+//! runtime, the demo fleet and the console for each of them.
+
+mod demo;
+mod logging;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+use crate::store::cli::{ExportFormat, LogCommand};
+
+/// ShieldOps console: a terminal operations console for SRE and security work.
+#[derive(Debug, Parser)]
+#[command(name = "shieldops", version, about, long_about = None)]
+pub struct Cli {
+    /// Where the event log and demo state live (default: the XDG data directory).
+    #[arg(long, global = true, value_name = "DIR", env = "SHIELDOPS_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Configuration file (default: the XDG config path, if it exists).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where the rolling log files go (default: the XDG state directory).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// Colour theme: default, light, solarized-16, mono, or a file name in the config's themes/.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub theme: Option<String>,
+    /// No colours at all (same as NO_COLOR).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// Refuse approvals and never execute actions.
+    #[arg(long, global = true)]
+    pub read_only: bool,
+    #[command(subcommand)]
+    pub command: Option<Commands>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Commands {
+    /// Start the console (the default command). With no connectors configured it watches the demo fleet.
+    Run(DemoArgs),
+    /// Start the console on the simulated demo fleet and play its scenario.
+    Demo(DemoArgs),
+    /// Read the event log (works while a console holds the data directory).
+    #[command(subcommand)]
+    Log(LogArgs),
+    /// Run and evaluate Rego policies.
+    #[command(subcommand)]
+    Policy(PolicyArgs),
+    /// Show the effective configuration.
+    #[command(subcommand)]
+    Config(ConfigArgs),
+}
+
+/// Options of `demo` (and `run`).
+#[derive(Debug, Clone, Args, Default)]
+pub struct DemoArgs {
+    /// Run without a terminal UI (progress goes to the log file; a summary to stdout).
+    #[arg(long)]
+    pub headless: bool,
+    /// Simulated seconds per real second.
+    #[arg(long, value_name = "N")]
+    pub speed: Option<f64>,
+    /// Seed for the demo fleet's numbers.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Demo only: approve every pending remediation as NAME.
+    #[arg(long, value_name = "NAME")]
+    pub approve_as: Option<String>,
+    /// Exit 0 once the scenario has played out and nothing is in flight.
+    #[arg(long)]
+    pub until_quiet: bool,
+    /// Play this scenario file instead of the embedded one.
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+}
+
+/// `log` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LogArgs {
+    /// Print events as JSON lines.
+    Export {
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+        /// First seq to export.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+    },
+    /// Walk the hash chain; exit non-zero and name the first bad seq if it is broken.
+    Verify,
+    /// Show the last events; `--follow` keeps streaming.
+    Tail {
+        /// Start at this seq (default: the last 20 events).
+        #[arg(long)]
+        from: Option<u64>,
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Counts per kind, first and last time, size on disk.
+    Stats,
+    /// Test helper: append COUNT events from WRITERS tasks, printing each acknowledged seq.
+    #[command(hide = true)]
+    Stress {
+        #[arg(long, default_value_t = 10_000)]
+        count: u64,
+        #[arg(long, default_value_t = 4)]
+        writers: usize,
+    },
+}
+
+/// `policy` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PolicyArgs {
+    /// Run every test_* rule in DIR (default: policies/), like `opa test -v`.
+    Test {
+        dir: Option<PathBuf>,
+        /// Print line coverage per file.
+        #[arg(long)]
+        coverage: bool,
+    },
+    /// Print the decision document for an input document.
+    Eval {
+        #[arg(long, value_name = "FILE")]
+        input: PathBuf,
+        /// A data document merged over the bundle's.
+        #[arg(long, value_name = "FILE")]
+        data: Option<PathBuf>,
+        /// A policy directory that extends the embedded bundle.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// `config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigArgs {
+    /// Print the effective configuration with secrets masked.
+    Show,
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("shieldops: {e:#}");
+            1
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    let (config, config_path) = Config::load(cli.config.as_deref())?;
+    let data_dir = match &cli.data_dir {
+        Some(d) => d.clone(),
+        None => default_data_dir()?,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match &cli.command {
+        None => {
+            let _guard = logging::init(cli.log_dir.as_deref())?;
+            runtime.block_on(demo::run(&cli, &config, &data_dir, DemoArgs::default()))
+        }
+        Some(Commands::Run(args)) | Some(Commands::Demo(args)) => {
+            let _guard = logging::init(cli.log_dir.as_deref())?;
+            runtime.block_on(demo::run(&cli, &config, &data_dir, args.clone()))
+        }
+        Some(Commands::Log(args)) => {
+            let cmd = match args {
+                LogArgs::Export { format, from } => LogCommand::Export {
+                    format: *format,
+                    from: *from,
+                },
+                LogArgs::Verify => LogCommand::Verify,
+                LogArgs::Tail { from, follow } => LogCommand::Tail {
+                    from: *from,
+                    follow: *follow,
+                },
+                LogArgs::Stats => LogCommand::Stats,
+                LogArgs::Stress { count, writers } => LogCommand::Stress {
+                    count: *count,
+                    writers: *writers,
+                },
+            };
+            let dir = log_dir(&data_dir);
+            let mut out = std::io::stdout();
+            runtime.block_on(crate::store::cli::run_log_command(&dir, cmd, &mut out))
+        }
+        Some(Commands::Policy(PolicyArgs::Test { dir, coverage })) => {
+            let dir = dir.clone().unwrap_or_else(|| PathBuf::from("policies"));
+            crate::policy::cli::policy_test(&dir, *coverage, &mut std::io::stdout())
+        }
+        Some(Commands::Policy(PolicyArgs::Eval { input, data, dir })) => {
+            crate::policy::cli::policy_eval(
+                input,
+                data.as_deref(),
+                dir.as_deref().or(config.policy.dir.as_deref()),
+                &mut std::io::stdout(),
+            )
+        }
+        Some(Commands::Config(ConfigArgs::Show)) => {
+            match &config_path {
+                Some(p) => println!("# from {}", p.display()),
+                None => println!("# no config file; these are the defaults"),
+            }
+            print!("{}", toml::to_string_pretty(&config.masked())?);
+            Ok(0)
+        }
+    }
+}
+
+/// The event log's directory inside a data directory.
+pub fn log_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("log")
+}
+
+fn default_data_dir() -> anyhow::Result<PathBuf> {
+    directories::ProjectDirs::from("", "", "shieldops")
+        .map(|d| d.data_dir().to_path_buf())
+        .ok_or_else(|| anyhow::anyhow!("no home directory: pass --data-dir"))
+}

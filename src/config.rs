@@ -1,0 +1,332 @@
+//! Configuration: one TOML file at the XDG config path or `--config FILE`.
+//! Unknown keys and bad values are reported with the key's path and line;
+//! no file is needed for the demo. Secrets are masked whenever shown.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub runtime: RuntimeConfig,
+    pub demo: DemoConfig,
+    pub console: ConsoleConfig,
+    /// Key rebinding: action name → key or keys.
+    pub keys: crate::tui::KeymapConfig,
+    pub policy: PolicyConfig,
+    pub notify: NotifyConfig,
+}
+
+/// `[runtime]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    pub read_only: bool,
+    pub approval_ttl_secs: u64,
+    pub escalation_chain: Vec<String>,
+    /// Top-hypothesis confidence (0–1) at which a remediation is proposed.
+    pub auto_propose_confidence: f64,
+    pub discovery_interval_secs: u64,
+    pub security_interval_secs: u64,
+    pub cost_interval_secs: u64,
+    pub learning_interval_secs: u64,
+    pub validation_timeout_secs: u64,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        let d = crate::runtime::RuntimeOptions::default();
+        Self {
+            read_only: false,
+            approval_ttl_secs: d.approval_ttl.as_secs(),
+            escalation_chain: d.escalation_chain,
+            auto_propose_confidence: d.auto_propose_confidence,
+            discovery_interval_secs: d.discovery_interval.as_secs(),
+            security_interval_secs: d.security_interval.as_secs(),
+            cost_interval_secs: d.cost_interval.as_secs(),
+            learning_interval_secs: d.learning_interval.as_secs(),
+            validation_timeout_secs: d.validation.timeout.as_secs(),
+        }
+    }
+}
+
+impl RuntimeConfig {
+    /// The runtime options this section describes.
+    pub fn options(&self) -> crate::runtime::RuntimeOptions {
+        let mut o = crate::runtime::RuntimeOptions {
+            read_only: self.read_only,
+            approval_ttl: Duration::from_secs(self.approval_ttl_secs),
+            escalation_chain: self.escalation_chain.clone(),
+            auto_propose_confidence: self.auto_propose_confidence,
+            discovery_interval: Duration::from_secs(self.discovery_interval_secs),
+            security_interval: Duration::from_secs(self.security_interval_secs),
+            cost_interval: Duration::from_secs(self.cost_interval_secs),
+            learning_interval: Duration::from_secs(self.learning_interval_secs),
+            ..Default::default()
+        };
+        o.validation.timeout = Duration::from_secs(self.validation_timeout_secs);
+        o
+    }
+}
+
+/// `[demo]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DemoConfig {
+    pub seed: u64,
+    pub speed: f64,
+    /// A scenario file to play instead of the embedded one.
+    pub scenario: Option<PathBuf>,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self {
+            seed: 42,
+            speed: 1.0,
+            scenario: None,
+        }
+    }
+}
+
+/// `[console]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    pub theme: String,
+    pub max_fps: u32,
+    pub bell: bool,
+    pub desktop_notifications: bool,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            theme: "default".into(),
+            max_fps: 10,
+            bell: true,
+            desktop_notifications: true,
+        }
+    }
+}
+
+/// `[policy]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// A directory of .rego files and data.json that extends the embedded bundle.
+    pub dir: Option<PathBuf>,
+    /// A directory of playbooks that extends the embedded ones.
+    pub playbooks: Option<PathBuf>,
+}
+
+/// A secret: kept as given, shown masked.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"********\"")
+    }
+}
+
+impl Secret {
+    fn masked(&self) -> Secret {
+        if self.0.is_empty() {
+            Secret(String::new())
+        } else {
+            Secret("********".into())
+        }
+    }
+}
+
+/// `[notify]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    pub slack_webhook_url: Option<Secret>,
+    pub pagerduty_routing_key: Option<Secret>,
+    pub webhook_url: Option<String>,
+    pub webhook_secret: Option<Secret>,
+}
+
+/// A configuration problem, naming the file, the key and the line.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub message: String,
+}
+
+impl Config {
+    /// The default config file location (XDG config directory).
+    pub fn default_path() -> Option<PathBuf> {
+        directories::ProjectDirs::from("", "", "shieldops").map(|d| d.config_dir().join("config.toml"))
+    }
+
+    /// Loads `explicit` if given (it must exist), else the default path if it exists, else defaults.
+    pub fn load(explicit: Option<&Path>) -> Result<(Config, Option<PathBuf>), ConfigError> {
+        let path = match explicit {
+            Some(p) => Some(p.to_path_buf()),
+            None => Self::default_path().filter(|p| p.exists()),
+        };
+        let Some(path) = path else {
+            return Ok((Config::default(), None));
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            message: format!("cannot read: {e}"),
+        })?;
+        let config = Self::parse(&text, &path.display().to_string())?;
+        Ok((config, Some(path)))
+    }
+
+    /// Parses and validates config text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let err = |message: String| ConfigError {
+            file: file.to_string(),
+            message,
+        };
+        let deserializer = toml::de::Deserializer::parse(text).map_err(|e| err(e.to_string()))?;
+        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let line = inner
+                .span()
+                .map(|s| format!("line {}: ", line_of(text, s.start)))
+                .unwrap_or_default();
+            err(format!("{line}key `{path}`: {}", inner.message()))
+        })?;
+        config.validate(text).map_err(err)?;
+        Ok(config)
+    }
+
+    fn validate(&self, text: &str) -> Result<(), String> {
+        let bad = |section: &str, key: &str, why: &str| {
+            let line = find_key_line(text, section, key)
+                .map(|l| format!("line {l}: "))
+                .unwrap_or_default();
+            Err(format!("{line}key `{section}.{key}`: {why}"))
+        };
+        let r = &self.runtime;
+        if !(0.0..=1.0).contains(&r.auto_propose_confidence) {
+            return bad("runtime", "auto_propose_confidence", "must be between 0 and 1");
+        }
+        if r.approval_ttl_secs == 0 {
+            return bad("runtime", "approval_ttl_secs", "must be at least 1");
+        }
+        for (key, v) in [
+            ("discovery_interval_secs", r.discovery_interval_secs),
+            ("security_interval_secs", r.security_interval_secs),
+            ("cost_interval_secs", r.cost_interval_secs),
+            ("learning_interval_secs", r.learning_interval_secs),
+            ("validation_timeout_secs", r.validation_timeout_secs),
+        ] {
+            if v == 0 {
+                return bad("runtime", key, "must be at least 1");
+            }
+        }
+        if !(self.demo.speed.is_finite() && self.demo.speed > 0.0 && self.demo.speed <= 1000.0) {
+            return bad("demo", "speed", "must be greater than 0 and at most 1000");
+        }
+        if !(1..=60).contains(&self.console.max_fps) {
+            return bad("console", "max_fps", "must be between 1 and 60");
+        }
+        Ok(())
+    }
+
+    /// A copy safe to print: every secret masked.
+    pub fn masked(&self) -> Config {
+        let mut c = self.clone();
+        let n = &mut c.notify;
+        for s in [
+            &mut n.slack_webhook_url,
+            &mut n.pagerduty_routing_key,
+            &mut n.webhook_secret,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *s = s.masked();
+        }
+        c
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The line where `key` is set inside `[section]`, if it can be found.
+fn find_key_line(text: &str, section: &str, key: &str) -> Option<usize> {
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            current = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+        } else if current == section
+            && t.split('=').next().map(str::trim) == Some(key)
+        {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::parse("", "c.toml").unwrap();
+        assert_eq!(c.console.max_fps, 10);
+        assert_eq!(c.demo.seed, 42);
+    }
+
+    #[test]
+    fn unknown_key_names_path_and_line() {
+        let e = Config::parse("[console]\ntheme = \"mono\"\nfps = 3\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("c.toml"), "{e}");
+        assert!(e.contains("line 3"), "{e}");
+        assert!(e.contains("console"), "{e}");
+        assert!(e.contains("fps"), "{e}");
+    }
+
+    #[test]
+    fn bad_type_names_path_and_line() {
+        let e = Config::parse("[runtime]\n\napproval_ttl_secs = \"soon\"\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 3"), "{e}");
+        assert!(e.contains("runtime.approval_ttl_secs"), "{e}");
+    }
+
+    #[test]
+    fn bad_value_names_path_and_line() {
+        let e = Config::parse("[console]\nmax_fps = 0\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2"), "{e}");
+        assert!(e.contains("console.max_fps"), "{e}");
+    }
+
+    #[test]
+    fn secrets_are_masked() {
+        let c = Config::parse(
+            "[notify]\nslack_webhook_url = \"https://hooks.example/abc\"\n",
+            "c.toml",
+        )
+        .unwrap();
+        let shown = toml::to_string(&c.masked()).unwrap();
+        assert!(!shown.contains("hooks.example"), "{shown}");
+        assert!(shown.contains("********"));
+        assert!(!format!("{:?}", c).contains("hooks.example"));
+    }
+}

@@ -1,0 +1,218 @@
+//! The input document the policy sees, and how it is built from projected state.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Timelike, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Action, Environment, Resource};
+use crate::state::State;
+
+/// The action being decided: its name and parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionInput {
+    pub name: String,
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+}
+
+/// The resource the action targets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetInput {
+    pub id: String,
+    pub kind: String,
+    pub environment: Environment,
+    pub team: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Who asks for the action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequesterInput {
+    pub name: String,
+    pub team: String,
+}
+
+/// When the decision is made, from the caller's clock (never the engine's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimeInput {
+    pub rfc3339: String,
+    /// English weekday name in UTC, e.g. `Saturday`.
+    pub weekday: String,
+    /// Hour of the day in UTC, 0–23.
+    pub hour: u32,
+}
+
+impl TimeInput {
+    /// The time fields for `now`.
+    pub fn at(now: DateTime<Utc>) -> Self {
+        Self {
+            rfc3339: crate::event::rfc3339(&now),
+            // chrono's `%A` is English whatever the locale, as the policy expects.
+            weekday: now.format("%A").to_string(),
+            hour: now.hour(),
+        }
+    }
+}
+
+/// Actions already executed, counted from the event log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateInput {
+    /// In the target's environment, in the last minute.
+    pub environment_last_minute: u32,
+    /// In the target's environment, in the last hour.
+    pub environment_last_hour: u32,
+    /// By the requesting team, in the last hour.
+    pub team_last_hour: u32,
+}
+
+/// Everything the policy bundle decides on (`input` in Rego).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyInput {
+    pub action: ActionInput,
+    pub target: TargetInput,
+    pub requester: RequesterInput,
+    /// How many resources the action touches (blast radius).
+    pub affected_resources: u32,
+    pub time: TimeInput,
+    pub rate: RateInput,
+    /// The requester asks to act inside a change freeze (costs an extra approval).
+    #[serde(default)]
+    pub freeze_override: bool,
+}
+
+/// Action parameter naming how many resources an action touches (default 1).
+pub const AFFECTED_RESOURCES_PARAM: &str = "affected_resources";
+/// Action parameter that, set to `true`, requests a change-freeze override.
+pub const FREEZE_OVERRIDE_PARAM: &str = "freeze_override";
+
+impl PolicyInput {
+    /// The input for `action` on `target`, asked by `requester` of `team` at `now`;
+    /// rate counts start at zero and the blast radius comes from the action's
+    /// `affected_resources` parameter (1 when absent).
+    pub fn new(
+        action: &Action,
+        target: &Resource,
+        requester: &str,
+        team: &str,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            action: ActionInput {
+                name: action.name.clone(),
+                params: action.params.clone(),
+            },
+            target: TargetInput {
+                id: target.id.to_string(),
+                kind: target.kind.clone(),
+                environment: target.environment,
+                team: target.team.clone(),
+                labels: target.labels.clone(),
+            },
+            requester: RequesterInput {
+                name: requester.to_string(),
+                team: team.to_string(),
+            },
+            affected_resources: affected_resources(action),
+            time: TimeInput::at(now),
+            rate: RateInput::default(),
+            freeze_override: freeze_override(action),
+        }
+    }
+
+    /// Builds the input for a proposed remediation from the projected state.
+    ///
+    /// Rate counts are the remediations whose action was executed (per the
+    /// log, folded into `executed_at`) within the last minute and hour, in the
+    /// target's environment and by the requesting team. When the target is no
+    /// longer in the fleet, the target is described from the proposal alone
+    /// (no kind, no labels), which the policy treats as it sees fit. When the
+    /// proposal and the fleet disagree on the environment, the more critical
+    /// one is used. `None` when the remediation is unknown.
+    pub fn for_remediation(
+        state: &State,
+        remediation_id: u64,
+        requester_team: &str,
+        now: DateTime<Utc>,
+    ) -> Option<Self> {
+        let rem = state.remediations.get(&remediation_id)?;
+        let resource = state.fleet.resources.get(&rem.action.target).map(|v| &v.resource);
+        let target = match resource {
+            Some(r) => TargetInput {
+                id: r.id.to_string(),
+                kind: r.kind.clone(),
+                environment: r.environment.max(rem.environment),
+                team: r.team.clone(),
+                labels: r.labels.clone(),
+            },
+            None => TargetInput {
+                id: rem.action.target.to_string(),
+                kind: String::new(),
+                environment: rem.environment,
+                team: rem.team.clone(),
+                labels: BTreeMap::new(),
+            },
+        };
+        let rate = rate_counts(state, target.environment, requester_team, now);
+        Some(Self {
+            action: ActionInput {
+                name: rem.action.name.clone(),
+                params: rem.action.params.clone(),
+            },
+            target,
+            requester: RequesterInput {
+                name: rem.requested_by.clone(),
+                team: requester_team.to_string(),
+            },
+            affected_resources: affected_resources(&rem.action),
+            time: TimeInput::at(now),
+            rate,
+            freeze_override: freeze_override(&rem.action),
+        })
+    }
+}
+
+fn affected_resources(action: &Action) -> u32 {
+    action
+        .params
+        .get(AFFECTED_RESOURCES_PARAM)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(1)
+}
+
+fn freeze_override(action: &Action) -> bool {
+    action
+        .params
+        .get(FREEZE_OVERRIDE_PARAM)
+        .is_some_and(|v| v == "true")
+}
+
+/// Counts executed actions in the windows ending at `now` (inclusive); events
+/// stamped after `now` are ignored, so the count is a function of the log and `now`.
+pub fn rate_counts(
+    state: &State,
+    environment: Environment,
+    team: &str,
+    now: DateTime<Utc>,
+) -> RateInput {
+    let minute_ago = now - Duration::minutes(1);
+    let hour_ago = now - Duration::hours(1);
+    let mut rate = RateInput::default();
+    for rem in state.remediations.values() {
+        let Some(at) = rem.executed_at else { continue };
+        if at > now || at <= hour_ago {
+            continue;
+        }
+        if rem.environment == environment {
+            rate.environment_last_hour += 1;
+            if at > minute_ago {
+                rate.environment_last_minute += 1;
+            }
+        }
+        if rem.team == team {
+            rate.team_last_hour += 1;
+        }
+    }
+    rate
+}

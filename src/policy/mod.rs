@@ -1,0 +1,36 @@
+//! The policy gate: every proposed action is decided by the Rego bundle in
+//! `policies/` (plus the site's overrides), evaluated with regorus.
+//!
+//! The gate fails closed: an evaluation error, a timeout, a panic inside the
+//! engine or a decision document of the wrong shape all become a deny whose
+//! reason says what failed. Deny always wins, in the policy and again here.
+
+mod bundle;
+pub mod cli;
+mod gate;
+mod input;
+
+pub use bundle::{Bundle, EMBEDDED_POLICIES};
+pub use cli::{policy_eval, policy_test};
+pub use gate::{DECISION_RULE, Gate, GateOptions, check_decision};
+pub use input::{ActionInput, PolicyInput, RateInput, RequesterInput, TargetInput, TimeInput};
+
+use std::path::PathBuf;
+
+/// Why a policy bundle could not be loaded or prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid data document: {message}")]
+    Data { path: String, message: String },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("policy bundle cannot be prepared: {0}")]
+    Prepare(String),
+    #[error("policy bundle defines no `{DECISION_RULE}` rule")]
+    NoDecision,
+}

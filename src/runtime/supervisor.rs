@@ -1,0 +1,825 @@
+//! The supervisor: folds the log, routes work between agents, checks operator
+//! commands, runs timers (approval TTLs, escalation), and on start-up resumes
+//! or safely finishes whatever was in flight when the process stopped.
+//!
+//! It reacts to each event exactly once: events reach it through one ordered
+//! subscription; when it records something itself it catches up on that
+//! subscription before handling anything else, so its view of the state is
+//! never behind its own decisions (two approvals of the same remediation are
+//! judged one after the other, against the state the first produced).
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::command::{Command, CommandEnvelope, CommandReply, Identity};
+use super::policy::PolicyGate;
+use super::{Intake, RuntimeOptions, RuntimeStatus};
+use crate::agents::AgentContext;
+use crate::agents::investigation::{InvestigationJob, investigate};
+use crate::agents::remediation::{ExecutionJob, Resume, execute};
+use crate::event::{AlertStatus, Event, EventKind, RemediationOutcome};
+use crate::state::{IncidentStatus, InvestigationStatus, Stage, State};
+use crate::store::Subscription;
+
+const ACTOR: &str = "supervisor";
+
+pub(super) struct Supervisor {
+    pub ctx: AgentContext,
+    pub state: State,
+    pub sub: Subscription,
+    pub policy: Arc<dyn PolicyGate>,
+    pub opts: RuntimeOptions,
+    pub cancel: CancellationToken,
+    pub status: watch::Sender<RuntimeStatus>,
+    pub learning_poke: Arc<tokio::sync::Notify>,
+    pending: VecDeque<Event>,
+    investigating: HashSet<u64>,
+    executing: HashSet<u64>,
+    snapshot_at: u64,
+    failed: Option<String>,
+}
+
+impl Supervisor {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        ctx: AgentContext,
+        state: State,
+        sub: Subscription,
+        policy: Arc<dyn PolicyGate>,
+        opts: RuntimeOptions,
+        cancel: CancellationToken,
+        status: watch::Sender<RuntimeStatus>,
+        learning_poke: Arc<tokio::sync::Notify>,
+    ) -> Self {
+        let snapshot_at = state.last_seq;
+        Self {
+            ctx,
+            state,
+            sub,
+            policy,
+            opts,
+            cancel,
+            status,
+            learning_poke,
+            pending: VecDeque::new(),
+            investigating: HashSet::new(),
+            executing: HashSet::new(),
+            snapshot_at,
+            failed: None,
+        }
+    }
+
+    pub async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<CommandEnvelope>,
+        mut intake: mpsc::Receiver<Intake>,
+        mut state_requests: mpsc::Receiver<oneshot::Sender<State>>,
+    ) -> anyhow::Result<()> {
+        self.resume().await;
+        let tick = Duration::from_secs(1);
+        let mut next_tick = self.ctx.clock.now();
+        loop {
+            while let Some(event) = self.pending.pop_front() {
+                self.react(event).await;
+            }
+            if let Some(e) = self.failed.take() {
+                self.cancel.cancel();
+                anyhow::bail!("the event log failed: {e}");
+            }
+            self.maybe_snapshot();
+            self.publish_status();
+            let now = self.ctx.clock.now();
+            if now >= next_tick {
+                self.on_tick(now).await;
+                next_tick = now + chrono::Duration::from_std(tick).unwrap_or_default();
+                continue;
+            }
+            let wait = (next_tick - now).to_std().unwrap_or_default();
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => break,
+                event = self.sub.next() => match event {
+                    Some(Ok(event)) => self.fold(event),
+                    Some(Err(e)) => { self.failed = Some(e.to_string()); }
+                    None => break,
+                },
+                Some(envelope) = commands.recv() => self.handle(envelope).await,
+                Some(item) = intake.recv() => self.intake(item).await,
+                Some(reply) = state_requests.recv() => { let _ = reply.send(self.state.clone()); }
+                _ = self.ctx.clock.sleep(wait) => {}
+            }
+        }
+        self.save_snapshot();
+        Ok(())
+    }
+
+    fn fold(&mut self, event: Event) {
+        if event.seq > self.state.last_seq {
+            self.state.apply(&event);
+            self.pending.push_back(event);
+        }
+    }
+
+    /// Records a fact and catches the projection up to it.
+    async fn record(&mut self, actor: &str, kind: EventKind) -> Option<Event> {
+        match self.ctx.record(actor, kind).await {
+            Ok(event) => {
+                while self.state.last_seq < event.seq {
+                    match self.sub.next().await {
+                        Some(Ok(e)) => self.fold(e),
+                        Some(Err(e)) => {
+                            self.failed = Some(e.to_string());
+                            return None;
+                        }
+                        None => return None,
+                    }
+                }
+                Some(event)
+            }
+            Err(e) => {
+                tracing::error!("cannot record: {e}");
+                self.failed = Some(e.to_string());
+                None
+            }
+        }
+    }
+
+    async fn intake(&mut self, item: Intake) {
+        match item {
+            Intake::Alert(alert) => {
+                self.record("intake", EventKind::AlertReceived { alert })
+                    .await;
+            }
+            Intake::ScenarioFinished(name) => {
+                self.record(ACTOR, EventKind::ScenarioFinished { name })
+                    .await;
+            }
+        }
+    }
+
+    /// The one place where the supervisor decides what follows from a fact.
+    async fn react(&mut self, event: Event) {
+        match &event.kind {
+            EventKind::AlertReceived { alert } => {
+                if alert.status == AlertStatus::Resolved {
+                    if let Some(&id) = self.state.open_fingerprints.get(&alert.fingerprint) {
+                        self.resolve_if_idle(id, "alert resolved by itself").await;
+                    }
+                    return;
+                }
+                if let Some(&incident) = self.state.open_fingerprints.get(&alert.fingerprint) {
+                    self.record(
+                        ACTOR,
+                        EventKind::IncidentCorrelated {
+                            incident,
+                            alert_seq: event.seq,
+                        },
+                    )
+                    .await;
+                    return;
+                }
+                let window = chrono::Duration::from_std(self.opts.correlation_window)
+                    .unwrap_or_default();
+                let related = self
+                    .state
+                    .incidents
+                    .values()
+                    .find(|i| {
+                        i.status != IncidentStatus::Resolved
+                            && i.resource == alert.resource
+                            && event.at - i.opened_at <= window
+                    })
+                    .map(|i| i.id);
+                if let Some(incident) = related {
+                    self.record(
+                        ACTOR,
+                        EventKind::IncidentCorrelated {
+                            incident,
+                            alert_seq: event.seq,
+                        },
+                    )
+                    .await;
+                    return;
+                }
+                let name = self
+                    .state
+                    .fleet
+                    .get(&alert.resource)
+                    .map(|v| v.resource.name.clone())
+                    .unwrap_or_else(|| alert.resource.to_string());
+                self.record(
+                    ACTOR,
+                    EventKind::IncidentOpened {
+                        title: format!("{} on {name}", alert.name),
+                        alert: alert.name.clone(),
+                        severity: alert.severity,
+                        resource: alert.resource.clone(),
+                        fingerprint: alert.fingerprint.clone(),
+                        alert_seq: event.seq,
+                    },
+                )
+                .await;
+            }
+            EventKind::IncidentOpened { .. } => self.start_investigation(event.seq).await,
+            EventKind::InvestigationStarted { .. } => self.spawn_investigation(event.seq, 0),
+            EventKind::InvestigationConcluded { investigation, .. } => {
+                self.investigating.remove(investigation);
+                self.maybe_propose(*investigation).await;
+            }
+            EventKind::RemediationProposed { .. } => self.decide(event.seq).await,
+            EventKind::PolicyDecided { remediation, .. }
+            | EventKind::ApprovalGranted { remediation, .. } => {
+                self.maybe_execute(*remediation);
+            }
+            EventKind::ApprovalDenied {
+                remediation,
+                by,
+                reason,
+                ..
+            } => {
+                self.record(
+                    ACTOR,
+                    EventKind::RemediationFinished {
+                        remediation: *remediation,
+                        status: RemediationOutcome::Denied,
+                        detail: format!("denied by {by}: {reason}"),
+                    },
+                )
+                .await;
+            }
+            EventKind::RemediationFinished {
+                remediation,
+                status,
+                ..
+            } => {
+                self.executing.remove(remediation);
+                let incident = self
+                    .state
+                    .remediations
+                    .get(remediation)
+                    .and_then(|r| r.incident);
+                if let Some(incident) = incident {
+                    match status {
+                        RemediationOutcome::Succeeded => {
+                            let action = self.state.remediations[remediation].action.name.clone();
+                            self.resolve(incident, &format!("remediated by #{remediation} ({action})"))
+                                .await;
+                        }
+                        _ => self.resolve_if_idle(incident, "alert resolved").await,
+                    }
+                }
+            }
+            EventKind::IncidentResolved { .. } => self.learning_poke.notify_one(),
+            _ => {}
+        }
+    }
+
+    async fn start_investigation(&mut self, incident: u64) {
+        let Some(inc) = self.state.incidents.get(&incident) else {
+            return;
+        };
+        if inc.investigation.is_some() || inc.status == IncidentStatus::Resolved {
+            return;
+        }
+        let alert = inc.alert.clone();
+        let kind = EventKind::InvestigationStarted {
+            incident,
+            resource: inc.resource.clone(),
+            alert,
+            severity: inc.severity,
+        };
+        self.record("agent:investigation", kind).await;
+    }
+
+    fn spawn_investigation(&mut self, investigation: u64, evidence_so_far: usize) {
+        let Some(inv) = self.state.investigations.get(&investigation) else {
+            return;
+        };
+        if !self.investigating.insert(investigation) {
+            return;
+        }
+        let Some(view) = self.state.fleet.get(&inv.resource) else {
+            let ctx = self.ctx.clone();
+            tokio::spawn(async move {
+                let _ = ctx
+                    .record(
+                        "agent:investigation",
+                        EventKind::InvestigationConcluded {
+                            investigation,
+                            conclusion: "resource is not in the fleet; nothing to investigate"
+                                .into(),
+                        },
+                    )
+                    .await;
+            });
+            return;
+        };
+        let job = InvestigationJob {
+            investigation,
+            incident: inv.incident,
+            resource: inv.resource.clone(),
+            alert: inv.alert.clone(),
+            connector: view.resource.connector.clone(),
+            evidence_so_far,
+        };
+        tokio::spawn(investigate(self.ctx.clone(), job));
+    }
+
+    async fn maybe_propose(&mut self, investigation: u64) {
+        let Some(inv) = self.state.investigations.get(&investigation) else {
+            return;
+        };
+        let Some(inc) = self.state.incidents.get(&inv.incident) else {
+            return;
+        };
+        if inc.status == IncidentStatus::Resolved || !inc.remediations.is_empty() {
+            return;
+        }
+        let incident = inc.id;
+        let alert_firing = inc.alert_firing;
+        let top = inv
+            .hypotheses
+            .iter()
+            .find(|h| h.recommended_action.is_some());
+        let Some((hypothesis, action)) = top
+            .filter(|h| h.confidence >= self.opts.auto_propose_confidence)
+            .and_then(|h| h.recommended_action.clone().map(|a| (h.clone(), a)))
+        else {
+            if !alert_firing {
+                self.resolve(incident, "alert resolved by itself").await;
+            }
+            return;
+        };
+        let Some(target) = self.state.fleet.get(&action.target) else {
+            return;
+        };
+        let kind = EventKind::RemediationProposed {
+            incident: Some(incident),
+            investigation: Some(investigation),
+            environment: target.resource.environment,
+            team: target.resource.team.clone(),
+            reason: format!(
+                "{} ({:.0}%): {}",
+                hypothesis.title,
+                hypothesis.confidence * 100.0,
+                hypothesis.reasoning
+            ),
+            requested_by: "agent:remediation".into(),
+            action,
+        };
+        self.record("agent:remediation", kind).await;
+    }
+
+    async fn decide(&mut self, remediation: u64) {
+        let now = self.ctx.clock.now();
+        let decision = self.policy.decide(&self.state, remediation, now);
+        let allow = decision.allow;
+        let required = decision.required_approvals;
+        let reasons = decision.deny.join("; ");
+        self.record(
+            "policy",
+            EventKind::PolicyDecided {
+                remediation,
+                decision,
+            },
+        )
+        .await;
+        if !allow {
+            self.record(
+                ACTOR,
+                EventKind::RemediationFinished {
+                    remediation,
+                    status: RemediationOutcome::Denied,
+                    detail: format!("policy denied: {reasons}"),
+                },
+            )
+            .await;
+        } else if required > 0 {
+            let ttl = chrono::Duration::from_std(self.opts.approval_ttl).unwrap_or_default();
+            self.record(
+                ACTOR,
+                EventKind::ApprovalRequested {
+                    remediation,
+                    required,
+                    expires_at: now + ttl,
+                },
+            )
+            .await;
+        }
+    }
+
+    /// Hands a remediation to the executor only with a recorded allow, every
+    /// required approval from distinct non-requesters, no denial, and not in read-only mode.
+    fn maybe_execute(&mut self, remediation: u64) {
+        let Some(rem) = self.state.remediations.get(&remediation) else {
+            return;
+        };
+        let cleared = rem.stage == Stage::Approved
+            && rem.allowed()
+            && rem.approvals_missing() == 0
+            && rem.denial.is_none();
+        if !cleared || self.opts.read_only {
+            return;
+        }
+        self.spawn_execution(remediation, Resume::Start);
+    }
+
+    fn spawn_execution(&mut self, remediation: u64, resume: Resume) {
+        let Some(rem) = self.state.remediations.get(&remediation) else {
+            return;
+        };
+        if self.opts.read_only || !self.executing.insert(remediation) {
+            return;
+        }
+        let Some(view) = self.state.fleet.get(&rem.action.target) else {
+            self.executing.remove(&remediation);
+            let ctx = self.ctx.clone();
+            tokio::spawn(async move {
+                let _ = ctx
+                    .record(
+                        ACTOR,
+                        EventKind::RemediationFinished {
+                            remediation,
+                            status: RemediationOutcome::Aborted,
+                            detail: "target is no longer in the fleet".into(),
+                        },
+                    )
+                    .await;
+            });
+            return;
+        };
+        let job = ExecutionJob {
+            remediation,
+            action: rem.action.clone(),
+            connector: view.resource.connector.clone(),
+            resume,
+            snapshot: rem.snapshot.clone(),
+            validation: self.opts.validation,
+        };
+        tokio::spawn(execute(self.ctx.clone(), job));
+    }
+
+    async fn resolve(&mut self, incident: u64, resolution: &str) {
+        if self
+            .state
+            .incidents
+            .get(&incident)
+            .is_some_and(|i| i.status != IncidentStatus::Resolved)
+        {
+            self.record(
+                ACTOR,
+                EventKind::IncidentResolved {
+                    incident,
+                    resolution: resolution.to_string(),
+                },
+            )
+            .await;
+        }
+    }
+
+    /// Resolves an incident whose alert has cleared if nothing is still working on it.
+    async fn resolve_if_idle(&mut self, incident: u64, resolution: &str) {
+        let Some(inc) = self.state.incidents.get(&incident) else {
+            return;
+        };
+        let busy = inc
+            .investigation
+            .and_then(|i| self.state.investigations.get(&i))
+            .is_some_and(|i| i.status == InvestigationStatus::Running)
+            || inc.remediations.iter().any(|r| {
+                self.state
+                    .remediations
+                    .get(r)
+                    .is_some_and(|r| !matches!(r.stage, Stage::Finished(_)))
+            });
+        if !busy && !inc.alert_firing {
+            self.resolve(incident, resolution).await;
+        }
+    }
+
+    async fn handle(&mut self, envelope: CommandEnvelope) {
+        let CommandEnvelope { command, by, reply } = envelope;
+        let description = command.describe();
+        let result = self.check_and_apply(command, &by).await;
+        let (accepted, detail) = match &result {
+            Ok(text) => (true, text.clone()),
+            Err(text) => (false, text.clone()),
+        };
+        self.record(
+            &format!("operator:{}", by.name),
+            EventKind::OperatorCommand {
+                by: by.name.clone(),
+                command: description,
+                accepted,
+                detail,
+            },
+        )
+        .await;
+        if let Some(reply) = reply {
+            let _ = reply.send(result);
+        }
+    }
+
+    async fn check_and_apply(&mut self, command: Command, by: &Identity) -> CommandReply {
+        if by.name.trim().is_empty() {
+            return Err("an operator identity is required".into());
+        }
+        match command {
+            Command::Approve {
+                remediation,
+                comment,
+            } => {
+                if self.opts.read_only {
+                    return Err("read-only mode: approvals are disabled".into());
+                }
+                let rem = self
+                    .state
+                    .remediations
+                    .get(&remediation)
+                    .ok_or_else(|| format!("no remediation #{remediation}"))?;
+                if rem.stage != Stage::AwaitingApproval {
+                    return Err(format!(
+                        "remediation #{remediation} is {}, not awaiting approval",
+                        rem.stage.label()
+                    ));
+                }
+                if rem.requested_by == by.name {
+                    return Err("the requester cannot approve their own remediation".into());
+                }
+                if rem.approvals.iter().any(|a| a.by == by.name) {
+                    return Err(format!("{} has already approved #{remediation}", by.name));
+                }
+                self.record(
+                    &format!("operator:{}", by.name),
+                    EventKind::ApprovalGranted {
+                        remediation,
+                        by: by.name.clone(),
+                        comment,
+                        source: by.source.clone(),
+                    },
+                )
+                .await;
+                Ok(format!("approved #{remediation}"))
+            }
+            Command::Deny {
+                remediation,
+                reason,
+            } => {
+                if self.opts.read_only {
+                    return Err("read-only mode: denials are disabled".into());
+                }
+                if reason.trim().is_empty() {
+                    return Err("a reason is required to deny".into());
+                }
+                let rem = self
+                    .state
+                    .remediations
+                    .get(&remediation)
+                    .ok_or_else(|| format!("no remediation #{remediation}"))?;
+                if rem.stage != Stage::AwaitingApproval {
+                    return Err(format!(
+                        "remediation #{remediation} is {}, not awaiting approval",
+                        rem.stage.label()
+                    ));
+                }
+                self.record(
+                    &format!("operator:{}", by.name),
+                    EventKind::ApprovalDenied {
+                        remediation,
+                        by: by.name.clone(),
+                        reason,
+                        source: by.source.clone(),
+                    },
+                )
+                .await;
+                Ok(format!("denied #{remediation}"))
+            }
+            Command::Acknowledge { incident } => {
+                let inc = self
+                    .state
+                    .incidents
+                    .get(&incident)
+                    .ok_or_else(|| format!("no incident #{incident}"))?;
+                if inc.status != IncidentStatus::Open {
+                    return Err(format!("incident #{incident} is not open"));
+                }
+                self.record(
+                    &format!("operator:{}", by.name),
+                    EventKind::IncidentAcknowledged {
+                        incident,
+                        by: by.name.clone(),
+                    },
+                )
+                .await;
+                Ok(format!("acknowledged incident #{incident}"))
+            }
+            Command::Rescan => {
+                self.opts.rescan.notify_one();
+                Ok("security scan requested".into())
+            }
+            Command::Shutdown => {
+                self.cancel.cancel();
+                Ok("shutting down".into())
+            }
+        }
+    }
+
+    async fn on_tick(&mut self, now: DateTime<Utc>) {
+        let expired: Vec<(u64, usize)> = self
+            .state
+            .remediations
+            .values()
+            .filter(|r| r.stage == Stage::AwaitingApproval)
+            .filter(|r| r.expires_at.is_some_and(|t| t <= now))
+            .map(|r| (r.id, r.escalations.len()))
+            .collect();
+        for (id, level) in expired {
+            if let Some(contact) = self.opts.escalation_chain.get(level).cloned() {
+                self.record(
+                    "notify",
+                    EventKind::NotificationSent {
+                        channel: "escalation".into(),
+                        to: contact.clone(),
+                        subject: format!("remediation #{id} is waiting for approval"),
+                    },
+                )
+                .await;
+                self.record(
+                    ACTOR,
+                    EventKind::ApprovalEscalated {
+                        remediation: id,
+                        to: contact,
+                        level: level as u32 + 1,
+                    },
+                )
+                .await;
+                let ttl = chrono::Duration::from_std(self.opts.approval_ttl).unwrap_or_default();
+                let required = self.state.remediations[&id].required_approvals;
+                self.record(
+                    ACTOR,
+                    EventKind::ApprovalRequested {
+                        remediation: id,
+                        required,
+                        expires_at: now + ttl,
+                    },
+                )
+                .await;
+            } else {
+                self.record(ACTOR, EventKind::ApprovalExpired { remediation: id })
+                    .await;
+                self.record(
+                    ACTOR,
+                    EventKind::RemediationFinished {
+                        remediation: id,
+                        status: RemediationOutcome::Expired,
+                        detail: "no approval before the escalation chain was exhausted".into(),
+                    },
+                )
+                .await;
+            }
+        }
+        let heartbeat_due = self
+            .state
+            .agents
+            .get("supervisor")
+            .and_then(|a| a.last_heartbeat)
+            .is_none_or(|t| {
+                now - t >= chrono::Duration::from_std(self.opts.heartbeat_interval).unwrap_or_default()
+            });
+        if heartbeat_due {
+            let status = format!(
+                "ok: {} investigating, {} executing, {} awaiting approval",
+                self.investigating.len(),
+                self.executing.len(),
+                self.state.approval_queue().len()
+            );
+            self.record(
+                ACTOR,
+                EventKind::AgentHeartbeat {
+                    agent: "supervisor".into(),
+                    status,
+                },
+            )
+            .await;
+        }
+    }
+
+    /// Picks up whatever was in flight when the process stopped.
+    async fn resume(&mut self) {
+        let incidents: Vec<u64> = self
+            .state
+            .incidents
+            .values()
+            .filter(|i| i.status != IncidentStatus::Resolved && i.investigation.is_none())
+            .map(|i| i.id)
+            .collect();
+        for id in incidents {
+            self.start_investigation(id).await;
+        }
+        let running: Vec<(u64, usize)> = self
+            .state
+            .investigations
+            .values()
+            .filter(|i| i.status == InvestigationStatus::Running)
+            .map(|i| (i.id, i.evidence.len()))
+            .collect();
+        for (id, n) in running {
+            self.spawn_investigation(id, n);
+        }
+        let concluded: Vec<u64> = self
+            .state
+            .investigations
+            .values()
+            .filter(|i| i.status == InvestigationStatus::Concluded)
+            .map(|i| i.id)
+            .collect();
+        for id in concluded {
+            self.maybe_propose(id).await;
+        }
+        let remediations: Vec<(u64, Stage)> = self
+            .state
+            .remediations
+            .values()
+            .map(|r| (r.id, r.stage))
+            .collect();
+        for (id, stage) in remediations {
+            match stage {
+                Stage::Proposed => {
+                    if self.state.remediations[&id].decision.is_none() {
+                        self.decide(id).await;
+                    }
+                }
+                Stage::Approved => self.maybe_execute(id),
+                // Whether the action ran before the stop is unknown: never run
+                // it again; validate, and restore if the target is not healthy.
+                Stage::Executing => self.spawn_execution(id, Resume::AfterSnapshot),
+                Stage::Validating => self.spawn_execution(id, Resume::Validate),
+                Stage::Restoring => self.spawn_execution(id, Resume::Restore),
+                Stage::AwaitingApproval | Stage::Finished(_) => {}
+            }
+            if self.state.remediations[&id].denial.is_some()
+                && !matches!(self.state.remediations[&id].stage, Stage::Finished(_))
+            {
+                self.record(
+                    ACTOR,
+                    EventKind::RemediationFinished {
+                        remediation: id,
+                        status: RemediationOutcome::Denied,
+                        detail: "denied before the restart".into(),
+                    },
+                )
+                .await;
+            }
+        }
+        let idle: Vec<u64> = self
+            .state
+            .incidents
+            .values()
+            .filter(|i| i.status != IncidentStatus::Resolved && !i.alert_firing)
+            .map(|i| i.id)
+            .collect();
+        for id in idle {
+            self.resolve_if_idle(id, "alert resolved").await;
+        }
+    }
+
+    fn maybe_snapshot(&mut self) {
+        if self.state.last_seq >= self.snapshot_at + self.opts.snapshot_every {
+            self.save_snapshot();
+        }
+    }
+
+    fn save_snapshot(&mut self) {
+        if self.state.last_seq == 0 || self.state.last_seq == self.snapshot_at {
+            return;
+        }
+        let bytes = super::snapshots::encode(&self.state);
+        match self.ctx.log.save_snapshot(self.state.last_seq, &bytes) {
+            Ok(()) => self.snapshot_at = self.state.last_seq,
+            Err(e) => tracing::warn!("could not save a state snapshot: {e}"),
+        }
+    }
+
+    fn publish_status(&self) {
+        let status = RuntimeStatus {
+            last_seq: self.state.last_seq,
+            in_flight: self.state.in_flight(),
+            awaiting_approval: self.state.approval_queue().iter().map(|r| r.id).collect(),
+            scenario_finished: self.state.scenario_finished,
+            read_only: self.opts.read_only,
+        };
+        self.status.send_if_modified(|old| {
+            if *old == status {
+                false
+            } else {
+                *old = status;
+                true
+            }
+        });
+    }
+}

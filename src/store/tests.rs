@@ -1,0 +1,468 @@
+//! Unit tests of the event log.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use super::*;
+use crate::event::{EventKind, ResourceId};
+
+fn at(n: u64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_767_225_600 + n as i64, 0).unwrap()
+}
+
+fn draft(n: u64) -> NewEvent {
+    NewEvent::new(
+        at(n),
+        "test",
+        EventKind::ResourceGone {
+            resource: ResourceId::new(format!("k8s/prod/pod/p-{n}")),
+        },
+    )
+}
+
+fn quick() -> OpenOptions {
+    OpenOptions {
+        create: true,
+        lock_wait: Duration::ZERO,
+    }
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// Overwrites one stored record with a new value (tests that damage the log).
+fn poke(log: &EventLog, seq: u64, value: Option<Vec<u8>>) {
+    match value {
+        Some(v) => log.inner.events.insert(seq.to_be_bytes(), v).unwrap(),
+        None => log.inner.events.remove(seq.to_be_bytes()).unwrap(),
+    };
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_appends_commit_as_one_group_and_ack_after_it() {
+    let dir = tmp();
+    let (gate, gate_rx) = std::sync::mpsc::channel();
+    let log = EventLog::open_gated(dir.path(), &quick(), Some(gate_rx)).unwrap();
+    let mut tasks = Vec::new();
+    for n in 0..50 {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move { log.append(draft(n)).await }));
+    }
+    // Wait until every request is queued (the writer is parked on the gate
+    // holding the first one), so all 50 must land in a single group.
+    let tx = log.inner.requests.lock().unwrap().clone().unwrap();
+    while tx.max_capacity() - tx.capacity() < 49 {
+        tokio::task::yield_now().await;
+    }
+    drop(tx);
+    assert_eq!(log.last_seq(), 0, "nothing is durable before the commit");
+    gate.send(()).unwrap();
+    let mut seqs = BTreeSet::new();
+    for t in tasks {
+        let event = t.await.unwrap().unwrap();
+        assert!(event.seq <= log.last_seq(), "acked before it was durable");
+        seqs.insert(event.seq);
+    }
+    assert_eq!(seqs, (1..=50).collect());
+    assert_eq!(log.groups_committed(), 1);
+    let report = log.verify().unwrap();
+    assert_eq!(report, VerifyReport { checked: 50, first_bad: None });
+    drop(gate);
+    log.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn first_event_chains_from_genesis_and_each_from_the_previous() {
+    let dir = tmp();
+    let log = EventLog::open_with(dir.path(), &quick()).unwrap();
+    let a = log.append(draft(1)).await.unwrap();
+    let b = log.append(draft(2)).await.unwrap();
+    assert_eq!((a.seq, b.seq), (1, 2));
+    assert_eq!(a.prev_hash, ChainHash::GENESIS);
+    assert_eq!(b.prev_hash, a.hash);
+    let scanned: Vec<Event> = log.scan(1).collect::<Result<_, _>>().unwrap();
+    assert_eq!(scanned, vec![a, b]);
+    log.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn append_many_gets_consecutive_seqs() {
+    let dir = tmp();
+    let log = EventLog::open_with(dir.path(), &quick()).unwrap();
+    log.append(draft(0)).await.unwrap();
+    let many = log
+        .append_many((1..=5).map(draft).collect())
+        .await
+        .unwrap();
+    let seqs: Vec<u64> = many.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, vec![2, 3, 4, 5, 6]);
+    assert!(log.append_many(Vec::new()).await.unwrap().is_empty());
+    assert_eq!(log.verify().unwrap().checked, 6);
+    log.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn restart_continues_seq_and_chain() {
+    let dir = tmp();
+    let log = EventLog::open_with(dir.path(), &quick()).unwrap();
+    for n in 0..10 {
+        log.append(draft(n)).await.unwrap();
+    }
+    let tenth = log.scan(10).next().unwrap().unwrap();
+    log.close().await.unwrap();
+    drop(log);
+
+    let log = EventLog::open_with(dir.path(), &quick()).unwrap();
+    assert_eq!(log.last_seq(), 10);
+    let eleventh = log.append(draft(10)).await.unwrap();
+    assert_eq!(eleventh.seq, 11);
+    assert_eq!(eleventh.prev_hash, tenth.hash);
+    assert_eq!(
+        log.verify().unwrap(),
+        VerifyReport {
+            checked: 11,
+            first_bad: None
+        }
+    );
+    log.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn dropping_every_handle_releases_the_directory() {
+    let dir = tmp();
+    let log = EventLog::open_with(dir.path(), &quick()).unwrap();
+    log.append(draft(1)).await.unwrap();
+    drop(log);
+    let log = EventLog::open_with(dir.path(), &quick()).unwrap();
+    assert_eq!(log.last_seq(), 1);
+}
+
+#[tokio::test]
+async fn appends_after_close_are_refused() {
+    let dir = tmp();
+    let log = EventLog::open_with(dir.path(), &quick()).unwrap();
+    log.close().await.unwrap();
+    let err = log.append(draft(1)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Closed { .. }), "{err}");
+    // Closing twice is harmless.
+    log.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_has_no_gap_and_no_duplicate_under_concurrent_appends() {
+    let dir = tmp();
+    let log = EventLog::open_with(dir.path(), &quick()).unwrap();
+    log.append_many((0..700).map(draft).collect())
+        .await
+        .unwrap();
+    const TOTAL: u64 = 3000;
+    let mut consumers = Vec::new();
+    for from in [1u64, 350, 700] {
+        let mut sub = log.subscribe(from);
+        consumers.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while let Some(event) = sub.next().await {
+                let event = event.unwrap();
+                seen.push(event.seq);
+                if event.seq == TOTAL {
+                    break;
+                }
+            }
+            (from, seen)
+        }));
+    }
+    let mut writers = Vec::new();
+    for w in 0..8u64 {
+        let log = log.clone();
+        writers.push(tokio::spawn(async move {
+            // 250 rounds, every tenth a pair: 275 events per writer, 2200 in all.
+            for n in 0..250 {
+                if n % 10 == 0 {
+                    log.append_many(vec![draft(w * 1000 + n), draft(w)])
+                        .await
+                        .unwrap();
+                } else {
+                    log.append(draft(w * 1000 + n)).await.unwrap();
+                }
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    let extra = TOTAL - log.last_seq();
+    log.append_many((0..extra).map(draft).collect())
+        .await
+        .unwrap();
+    assert_eq!(log.last_seq(), TOTAL);
+    for c in consumers {
+        let (from, seen) = c.await.unwrap();
+        assert_eq!(seen, (from..=TOTAL).collect::<Vec<_>>(), "from {from}");
+    }
+    log.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_lagging_subscriber_catches_up_from_storage() {
+    let dir = tmp();
+    let log = EventLog::open_with(dir.path(), &quick()).unwrap();
+    let mut sub = log.subscribe(1);
+    // One group per append: more batches than the live buffer holds.
+    let n = LIVE_CAPACITY as u64 + 50;
+    for i in 0..n {
+        log.append(draft(i)).await.unwrap();
+    }
+    for expected in 1..=n {
+        assert_eq!(sub.next().await.unwrap().unwrap().seq, expected);
+    }
+    log.close().await.unwrap();
+    assert!(sub.next().await.is_none());
+}
+
+#[tokio::test]
+async fn subscription_drains_then_ends_when_the_log_closes() {
+    let dir = tmp();
+    let log = EventLog::open_with(dir.path(), &quick()).unwrap();
+    let mut sub = log.subscribe(0);
+    log.append(draft(1)).await.unwrap();
+    log.append(draft(2)).await.unwrap();
+    log.close().await.unwrap();
+    assert_eq!(sub.next().await.unwrap().unwrap().seq, 1);
+    assert_eq!(sub.next().await.unwrap().unwrap().seq, 2);
+    assert!(sub.next().await.is_none());
+}
+
+#[tokio::test]
+async fn raw_subscription_yields_the_stored_bytes() {
+    let dir = tmp();
+    let log = EventLog::open_with(dir.path(), &quick()).unwrap();
+    let mut sub = log.subscribe(1);
+    let event = log.append(draft(1)).await.unwrap();
+    let (seq, bytes) = sub.next_raw().await.unwrap().unwrap();
+    assert_eq!(seq, 1);
+    assert!(Event::check(&bytes));
+    assert_eq!(Event::decode(&bytes).unwrap(), event);
+    log.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn verify_names_the_first_bad_record() {
+    let dir = tmp();
+    let log = EventLog::open_with(dir.path(), &quick()).unwrap();
+    log.append_many((0..10).map(draft).collect())
+        .await
+        .unwrap();
+    assert_eq!(log.verify().unwrap().first_bad, None);
+
+    // A record resealed with the wrong prev_hash: digest fine, chain broken.
+    let (_, forged) = Event::seal(7, ChainHash::GENESIS, draft(99));
+    poke(&log, 7, Some(forged));
+    let report = log.verify().unwrap();
+    assert_eq!(report.checked, 6);
+    let (seq, reason) = report.first_bad.unwrap();
+    assert_eq!(seq, 7);
+    assert!(reason.contains("prev_hash"), "{reason}");
+
+    // A flipped byte at an earlier seq is found first.
+    let mut bytes = log.inner.events.get(4u64.to_be_bytes()).unwrap().unwrap().to_vec();
+    let last = bytes.len() - 5;
+    bytes[last] ^= 0x20;
+    poke(&log, 4, Some(bytes));
+    let (seq, reason) = log.verify().unwrap().first_bad.unwrap();
+    assert_eq!(seq, 4);
+    assert!(reason.contains("digest"), "{reason}");
+
+    // A missing record is named by its seq.
+    poke(&log, 2, None);
+    let (seq, reason) = log.verify().unwrap().first_bad.unwrap();
+    assert_eq!(seq, 2);
+    assert!(reason.contains("missing"), "{reason}");
+    log.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn verify_catches_a_body_stored_under_the_wrong_seq() {
+    let dir = tmp();
+    let log = EventLog::open_with(dir.path(), &quick()).unwrap();
+    log.append_many((0..3).map(draft).collect())
+        .await
+        .unwrap();
+    let second = log.inner.events.get(2u64.to_be_bytes()).unwrap().unwrap();
+    poke(&log, 3, Some(second.to_vec()));
+    let (seq, reason) = log.verify().unwrap().first_bad.unwrap();
+    assert_eq!(seq, 3);
+    assert!(reason.contains("says seq 2"), "{reason}");
+    log.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn undecodable_records_are_errors_naming_their_seq() {
+    let dir = tmp();
+    let log = EventLog::open_with(dir.path(), &quick()).unwrap();
+    log.append_many((0..3).map(draft).collect())
+        .await
+        .unwrap();
+    poke(&log, 2, Some(b"short".to_vec()));
+    let items: Vec<_> = log.scan(1).collect();
+    assert!(items[0].is_ok() && items[2].is_ok());
+    let err = items[1].as_ref().unwrap_err();
+    assert!(matches!(err, StoreError::Decode { seq: 2, .. }), "{err}");
+    assert!(err.to_string().contains("seq 2"), "{err}");
+    // Subscriptions report it and go on.
+    let mut sub = log.subscribe(1);
+    assert!(sub.next().await.unwrap().is_ok());
+    assert!(sub.next().await.unwrap().is_err());
+    assert_eq!(sub.next().await.unwrap().unwrap().seq, 3);
+    log.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn snapshots_keep_the_newest_few_and_survive_restart() {
+    let dir = tmp();
+    let log = EventLog::open_with(dir.path(), &quick()).unwrap();
+    assert_eq!(log.latest_snapshot().unwrap(), None);
+    log.append_many((0..10).map(draft).collect())
+        .await
+        .unwrap();
+    for seq in 1..=6u64 {
+        log.save_snapshot(seq, format!("state@{seq}").as_bytes())
+            .unwrap();
+    }
+    assert_eq!(log.inner.snapshots.len(), KEEP_SNAPSHOTS);
+    let err = log.save_snapshot(11, b"future").unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err}");
+    log.close().await.unwrap();
+    drop(log);
+    let log = EventLog::open_with(dir.path(), &quick()).unwrap();
+    assert_eq!(
+        log.latest_snapshot().unwrap(),
+        Some((6, b"state@6".to_vec()))
+    );
+}
+
+#[tokio::test]
+async fn stats_count_kinds_and_times() {
+    let dir = tmp();
+    let log = EventLog::open_with(dir.path(), &quick()).unwrap();
+    log.append_many(vec![
+        draft(1),
+        NewEvent::new(
+            at(5),
+            "x",
+            EventKind::AgentHeartbeat {
+                agent: "a".into(),
+                status: "ok".into(),
+            },
+        ),
+        draft(9),
+    ])
+    .await
+    .unwrap();
+    let stats = log.stats().unwrap();
+    assert_eq!(stats.events, 3);
+    assert_eq!(stats.last_seq, 3);
+    assert_eq!(stats.first_at, Some(at(1)));
+    assert_eq!(stats.last_at, Some(at(9)));
+    assert_eq!(stats.per_kind["resource_gone"], 2);
+    assert_eq!(stats.per_kind["agent_heartbeat"], 1);
+    assert!(stats.size_on_disk > 0);
+    log.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_second_open_of_a_held_directory_is_locked() {
+    let dir = tmp();
+    let log = EventLog::open_with(dir.path(), &quick()).unwrap();
+    let err = EventLog::open_with(dir.path(), &quick()).err().unwrap();
+    assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+    assert!(err.to_string().contains(&dir.path().display().to_string()));
+    // The failed attempt did not disturb the holder.
+    log.append(draft(1)).await.unwrap();
+    log.close().await.unwrap();
+}
+
+fn assert_names_dir(err: &StoreError, dir: &Path) {
+    let text = err.to_string();
+    assert!(text.contains(&dir.display().to_string()), "{text}");
+}
+
+#[test]
+fn a_directory_of_other_files_is_foreign() {
+    let dir = tmp();
+    std::fs::write(dir.path().join("notes.txt"), "hello").unwrap();
+    let err = EventLog::open_with(dir.path(), &quick()).err().unwrap();
+    assert!(matches!(err, StoreError::Foreign { .. }), "{err}");
+    assert!(err.to_string().contains("notes.txt"), "{err}");
+    assert_names_dir(&err, dir.path());
+}
+
+#[test]
+fn a_plain_file_is_foreign() {
+    let dir = tmp();
+    let file = dir.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let err = EventLog::open_with(&file, &quick()).err().unwrap();
+    assert!(matches!(err, StoreError::Foreign { .. }), "{err}");
+    assert_names_dir(&err, &file);
+}
+
+#[test]
+fn someone_elses_sled_database_is_foreign_and_left_alone() {
+    let dir = tmp();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.insert(b"user", b"data").unwrap();
+        db.flush().unwrap();
+    }
+    let err = EventLog::open_with(dir.path(), &quick()).err().unwrap();
+    assert!(matches!(err, StoreError::Foreign { .. }), "{err}");
+    assert_names_dir(&err, dir.path());
+    let db = sled::open(dir.path()).unwrap();
+    assert_eq!(db.tree_names().len(), 1, "no tree was added to it");
+}
+
+#[test]
+fn a_missing_directory_is_not_created_when_asked_not_to() {
+    let dir = tmp();
+    let missing = dir.path().join("nope");
+    let opts = OpenOptions {
+        create: false,
+        lock_wait: Duration::ZERO,
+    };
+    let err = EventLog::open_with(&missing, &opts).err().unwrap();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+    assert!(!missing.exists());
+}
+
+#[tokio::test]
+async fn a_newer_store_format_is_refused() {
+    let dir = tmp();
+    let log = EventLog::open_with(dir.path(), &quick()).unwrap();
+    log.close().await.unwrap();
+    drop(log);
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let meta = db.open_tree(TREE_META).unwrap();
+        meta.insert(META_VERSION, &99u64.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    let err = EventLog::open_with(dir.path(), &quick()).err().unwrap();
+    assert!(matches!(err, StoreError::NewerFormat { found: 99, .. }), "{err}");
+    assert_names_dir(&err, dir.path());
+}
+
+#[tokio::test]
+async fn damaged_storage_files_are_an_error_not_a_panic() {
+    let dir = tmp();
+    let log = EventLog::open_with(dir.path(), &quick()).unwrap();
+    log.append_many((0..20).map(draft).collect())
+        .await
+        .unwrap();
+    log.close().await.unwrap();
+    drop(log);
+    std::fs::write(dir.path().join("conf"), b"\xff\xfe garbage\n").unwrap();
+    let err = EventLog::open_with(dir.path(), &quick()).err().unwrap();
+    assert_names_dir(&err, dir.path());
+}

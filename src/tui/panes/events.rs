@@ -1,0 +1,251 @@
+//! Pane 7, Events: the live tail of the log (bounded by the state), filtered
+//! by kind and text. The filter `kind:approval text` keeps events whose kind
+//! contains `approval` and whose line contains `text`. Enter shows one event
+//! in full with its hash. With the cursor on the last row the view follows
+//! new events; moving up pins it.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+
+use super::{Ctx, DetailScroll, Handled, Pane, block, col, draw_detail, draw_table};
+use crate::state::EventLine;
+use crate::tui::keymap::Action;
+use crate::tui::widgets::Scroll;
+
+/// Events pane state.
+#[derive(Debug)]
+pub struct EventsPane {
+    scroll: Scroll,
+    filter: String,
+    follow: bool,
+    open: Option<u64>,
+    detail: DetailScroll,
+    /// Indices into `state.recent` that pass the filter, with the (last seq, filter) they were built for.
+    cache: Option<(u64, String, Vec<u64>)>,
+}
+
+impl Default for EventsPane {
+    fn default() -> Self {
+        EventsPane {
+            scroll: Scroll::default(),
+            filter: String::new(),
+            follow: true,
+            open: None,
+            detail: DetailScroll::default(),
+            cache: None,
+        }
+    }
+}
+
+/// A parsed events filter.
+#[derive(Debug, Default, PartialEq)]
+pub struct EventFilter {
+    pub kinds: Vec<String>,
+    pub text: Vec<String>,
+}
+
+impl EventFilter {
+    /// Parses `kind:NAME` (or `k:NAME`) terms and free text terms, case-insensitively.
+    pub fn parse(s: &str) -> EventFilter {
+        let mut f = EventFilter::default();
+        for term in s.split_whitespace() {
+            let lower = term.to_lowercase();
+            if let Some(k) = lower.strip_prefix("kind:").or_else(|| lower.strip_prefix("k:")) {
+                if !k.is_empty() {
+                    f.kinds.push(k.to_string());
+                }
+            } else {
+                f.text.push(lower);
+            }
+        }
+        f
+    }
+
+    /// Whether a tail line passes: any kind term matches, and every text term appears.
+    pub fn matches(&self, line: &EventLine) -> bool {
+        if !self.kinds.is_empty() && !self.kinds.iter().any(|k| line.kind.contains(k.as_str())) {
+            return false;
+        }
+        if self.text.is_empty() {
+            return true;
+        }
+        let hay = format!("{} {} {} {}", line.seq, line.actor, line.kind, line.summary).to_lowercase();
+        self.text.iter().all(|t| hay.contains(t.as_str()))
+    }
+}
+
+impl EventsPane {
+    /// Seqs of the lines shown, oldest first.
+    fn rows(&mut self, ctx: &Ctx) -> &[u64] {
+        let last = ctx.state.last_seq;
+        let fresh = matches!(&self.cache, Some((s, f, _)) if *s == last && *f == self.filter);
+        if !fresh {
+            let filter = EventFilter::parse(&self.filter);
+            let seqs: Vec<u64> = ctx
+                .state
+                .recent
+                .iter()
+                .filter(|l| filter.matches(l))
+                .map(|l| l.seq)
+                .collect();
+            self.cache = Some((last, self.filter.clone(), seqs));
+        }
+        self.cache.as_ref().map(|c| c.2.as_slice()).unwrap_or(&[])
+    }
+
+    fn line<'a>(ctx: &Ctx<'a>, seq: u64) -> Option<&'a EventLine> {
+        let recent = &ctx.state.recent;
+        // The tail is in seq order, so a binary search finds a line without a scan.
+        recent
+            .binary_search_by_key(&seq, |l| l.seq)
+            .ok()
+            .and_then(|i| recent.get(i))
+    }
+}
+
+impl Pane for EventsPane {
+    fn handle(&mut self, action: Action, ctx: &Ctx) -> Handled {
+        if self.open.is_some() {
+            if action == Action::Back {
+                self.open = None;
+                return Handled::Consumed;
+            }
+            return if self.detail.navigate(action) { Handled::Consumed } else { Handled::NotConsumed };
+        }
+        let len = self.rows(ctx).len();
+        if self.follow {
+            self.scroll.selected = len.saturating_sub(1);
+        }
+        if self.scroll.navigate(action, len) {
+            self.follow = self.scroll.at_end(len);
+            return Handled::Consumed;
+        }
+        match action {
+            Action::Open => {
+                let selected = self.scroll.selected;
+                if let Some(seq) = self.rows(ctx).get(selected).copied() {
+                    self.open = Some(seq);
+                    self.detail = DetailScroll::default();
+                }
+                Handled::Consumed
+            }
+            Action::Back if !self.filter.is_empty() => {
+                self.filter.clear();
+                Handled::Consumed
+            }
+            _ => Handled::NotConsumed,
+        }
+    }
+
+    fn draw(&mut self, f: &mut Frame, area: Rect, ctx: &Ctx) {
+        let t = ctx.theme;
+        if let Some(seq) = self.open {
+            let mut lines = Vec::new();
+            match Self::line(ctx, seq) {
+                None => lines.push(Line::styled(
+                    format!("event {seq} has left the live tail (see `shieldops log export`)"),
+                    t.warn,
+                )),
+                Some(l) => {
+                    let row = |k: &str, v: String, s: Style| {
+                        Line::from(vec![Span::styled(format!("{k:<9}"), t.dim), Span::styled(v, s)])
+                    };
+                    lines.push(row("seq", l.seq.to_string(), t.accent));
+                    lines.push(row("at", crate::event::rfc3339(&l.at), Style::default()));
+                    lines.push(row("actor", l.actor.clone(), Style::default()));
+                    lines.push(row("kind", l.kind.clone(), t.accent));
+                    lines.push(row("summary", l.summary.clone(), Style::default()));
+                    lines.push(row("hash", l.hash.clone(), t.dim));
+                }
+            }
+            draw_detail(f, area, block(format!(" 7 Events › {seq} "), ctx), lines, &mut self.detail, ctx);
+            return;
+        }
+        let wide = area.width >= 110;
+        let len = self.rows(ctx).len();
+        if self.follow {
+            self.scroll.selected = len.saturating_sub(1);
+        }
+        let columns = vec![
+            col("SEQ", Constraint::Length(7)),
+            col("TIME", Constraint::Length(8)),
+            col("ACTOR", Constraint::Length(if wide { 14 } else { 10 })),
+            col("KIND", Constraint::Length(if wide { 22 } else { 16 })),
+            col("SUMMARY", Constraint::Fill(1)),
+        ];
+        let title = format!(
+            " 7 Events ({}{}){} ",
+            len,
+            if self.filter.is_empty() { String::new() } else { format!(" matching /{}", self.filter) },
+            if self.follow { " · following" } else { "" }
+        );
+        let rows: Vec<u64> = self.rows(ctx).to_vec();
+        draw_table(f, area, block(title, ctx), &columns, len, &mut self.scroll, true, "no events match", ctx, |i| {
+            let Some(l) = Self::line(ctx, rows[i]) else {
+                return Vec::new();
+            };
+            let kind_style = if l.kind.starts_with("approval") || l.kind == "agent_error" {
+                t.warn
+            } else {
+                Style::default()
+            };
+            vec![
+                (l.seq.to_string(), t.dim),
+                (crate::tui::widgets::clock(l.at), t.dim),
+                (l.actor.clone(), Style::default()),
+                (l.kind.clone(), kind_style),
+                (l.summary.clone(), Style::default()),
+            ]
+        });
+    }
+
+    fn hints(&self, _ctx: &Ctx) -> Vec<Action> {
+        if self.open.is_some() {
+            vec![Action::Back]
+        } else {
+            vec![Action::Down, Action::Open, Action::Filter, Action::Bottom]
+        }
+    }
+
+    fn set_filter(&mut self, text: &str) -> bool {
+        if self.filter != text {
+            self.filter = text.to_string();
+            self.follow = true;
+        }
+        true
+    }
+
+    fn filter(&self) -> &str {
+        &self.filter
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn line(kind: &str, summary: &str) -> EventLine {
+        EventLine {
+            seq: 1,
+            at: Utc::now(),
+            actor: "remediation".into(),
+            kind: kind.into(),
+            summary: summary.into(),
+            hash: "00".into(),
+        }
+    }
+
+    #[test]
+    fn filter_by_kind_and_text() {
+        let f = EventFilter::parse("kind:approval alice");
+        assert_eq!(f.kinds, vec!["approval"]);
+        assert!(f.matches(&line("approval_granted", "rem #4 approved by Alice")));
+        assert!(!f.matches(&line("approval_granted", "rem #4 approved by bob")));
+        assert!(!f.matches(&line("agent_heartbeat", "alice")));
+        assert!(EventFilter::parse("").matches(&line("x", "y")));
+        assert!(EventFilter::parse("k:heart").matches(&line("agent_heartbeat", "ok")));
+    }
+}

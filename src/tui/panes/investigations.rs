@@ -1,0 +1,289 @@
+//! Pane 2, Investigations: the list (newest first) and the detail view with
+//! evidence, hypotheses ranked with confidence bars and the evidence each
+//! cites, and the reasoning timeline.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+
+use super::{Ctx, DetailScroll, Handled, Pane, block, col, draw_detail, draw_table, heading, resource_name};
+use crate::state::{Investigation, InvestigationStatus, State};
+use crate::tui::keymap::Action;
+use crate::tui::widgets::{Scroll, age, bar, clock, duration};
+
+/// Investigations pane state.
+#[derive(Debug, Default)]
+pub struct InvestigationsPane {
+    scroll: Scroll,
+    filter: String,
+    open: Option<u64>,
+    detail: DetailScroll,
+}
+
+fn status_label(inv: &Investigation) -> &'static str {
+    match inv.status {
+        InvestigationStatus::Running => "running",
+        InvestigationStatus::Concluded => "concluded",
+    }
+}
+
+impl InvestigationsPane {
+    /// Ids shown in the list, newest first, filtered.
+    fn ids(&self, state: &State) -> Vec<u64> {
+        let needle = self.filter.to_lowercase();
+        state
+            .investigations
+            .values()
+            .rev()
+            .filter(|inv| {
+                needle.is_empty()
+                    || inv.alert.to_lowercase().contains(&needle)
+                    || inv.resource.as_str().to_lowercase().contains(&needle)
+                    || inv.severity.as_str().contains(&needle)
+                    || inv
+                        .top()
+                        .is_some_and(|h| h.title.to_lowercase().contains(&needle))
+            })
+            .map(|inv| inv.id)
+            .collect()
+    }
+
+    fn draw_list(&mut self, f: &mut Frame, area: Rect, ctx: &Ctx) {
+        let t = ctx.theme;
+        let state = ctx.state;
+        let ids = self.ids(state);
+        let wide = area.width >= 110;
+        let columns = if wide {
+            vec![
+                col("ALERT", Constraint::Fill(2)),
+                col("SEV", Constraint::Length(8)),
+                col("RESOURCE", Constraint::Fill(2)),
+                col("STATUS", Constraint::Length(9)),
+                col("TOP HYPOTHESIS", Constraint::Fill(3)),
+                col("CONF", Constraint::Length(4)),
+                col("STARTED", Constraint::Length(8)),
+                col("DUR", Constraint::Length(5)),
+            ]
+        } else {
+            vec![
+                col("ALERT", Constraint::Fill(2)),
+                col("SEV", Constraint::Length(4)),
+                col("RESOURCE", Constraint::Fill(2)),
+                col("STAT", Constraint::Length(4)),
+                col("TOP HYPOTHESIS", Constraint::Fill(3)),
+                col("CONF", Constraint::Length(4)),
+                col("START", Constraint::Length(5)),
+                col("DUR", Constraint::Length(4)),
+            ]
+        };
+        let mut title = format!(" 2 Investigations ({}) ", ids.len());
+        if !self.filter.is_empty() {
+            title = format!(" 2 Investigations ({} matching /{}) ", ids.len(), self.filter);
+        }
+        draw_table(
+            f,
+            area,
+            block(title, ctx),
+            &columns,
+            ids.len(),
+            &mut self.scroll,
+            true,
+            "no investigations yet",
+            ctx,
+            |i| {
+                let Some(inv) = state.investigations.get(&ids[i]) else {
+                    return Vec::new();
+                };
+                let end = inv.concluded_at.unwrap_or(ctx.now);
+                let (top, conf) = match inv.top() {
+                    Some(h) => (h.title.clone(), format!("{:.0}%", h.confidence * 100.0)),
+                    None => ("—".into(), "—".into()),
+                };
+                let sev = if wide {
+                    inv.severity.as_str().to_string()
+                } else {
+                    inv.severity.as_str().chars().take(4).collect()
+                };
+                let status = if wide {
+                    status_label(inv).to_string()
+                } else {
+                    status_label(inv).chars().take(4).collect()
+                };
+                vec![
+                    (inv.alert.clone(), t.accent),
+                    (sev, t.severity(inv.severity)),
+                    (resource_name(state, &inv.resource), Style::default()),
+                    (
+                        status,
+                        if inv.status == InvestigationStatus::Running { t.warn } else { t.ok },
+                    ),
+                    (top, Style::default()),
+                    (conf, t.accent),
+                    (
+                        if wide { clock(inv.started_at) } else { age(inv.started_at, ctx.now) },
+                        t.dim,
+                    ),
+                    (duration((end - inv.started_at).num_seconds()), t.dim),
+                ]
+            },
+        );
+    }
+
+    fn draw_detail(&mut self, f: &mut Frame, area: Rect, ctx: &Ctx, id: u64) {
+        let t = ctx.theme;
+        let state = ctx.state;
+        let mut lines: Vec<Line<'static>> = Vec::new();
+        let Some(inv) = state.investigations.get(&id) else {
+            lines.push(Line::styled(format!("investigation #{id} is not known"), t.warn));
+            draw_detail(f, area, block(format!(" 2 Investigations › #{id} "), ctx), lines, &mut self.detail, ctx);
+            return;
+        };
+        let label = t.dim;
+        let field = |k: &str, v: Vec<Span<'static>>| {
+            let mut spans = vec![Span::styled(format!("{k:<11}"), label)];
+            spans.extend(v);
+            Line::from(spans)
+        };
+        lines.push(field(
+            "alert",
+            vec![
+                Span::styled(inv.alert.clone(), t.accent),
+                Span::raw(" "),
+                Span::styled(format!("[{}]", inv.severity.as_str()), t.severity(inv.severity)),
+            ],
+        ));
+        lines.push(field(
+            "resource",
+            vec![Span::raw(format!("{} ({})", resource_name(state, &inv.resource), inv.resource))],
+        ));
+        let end = inv.concluded_at.unwrap_or(ctx.now);
+        lines.push(field(
+            "status",
+            vec![
+                Span::styled(
+                    status_label(inv),
+                    if inv.status == InvestigationStatus::Running { t.warn } else { t.ok },
+                ),
+                Span::styled(
+                    format!(
+                        "  incident #{} · started {} · took {}",
+                        inv.incident,
+                        clock(inv.started_at),
+                        duration((end - inv.started_at).num_seconds())
+                    ),
+                    t.dim,
+                ),
+            ],
+        ));
+        if let Some(c) = &inv.conclusion {
+            lines.push(field("conclusion", vec![Span::styled(c.clone(), t.accent)]));
+        }
+        lines.push(Line::raw(""));
+        lines.push(heading(&format!("Hypotheses ({})", inv.hypotheses.len()), ctx));
+        if inv.hypotheses.is_empty() {
+            lines.push(Line::styled("  none ranked yet", t.dim));
+        }
+        let bar_w = if area.width >= 100 { 20 } else { 10 };
+        for (rank, h) in inv.hypotheses.iter().enumerate() {
+            let mut spans = vec![Span::styled(format!("  {}. ", rank + 1), t.dim)];
+            spans.extend(bar(h.confidence, bar_w, t.bar, t.bar_empty));
+            spans.push(Span::styled(format!(" {:>3.0}% ", h.confidence * 100.0), t.accent));
+            spans.push(Span::styled(h.title.clone(), if rank == 0 { t.accent } else { Style::default() }));
+            lines.push(Line::from(spans));
+            let cites = if h.cites.is_empty() { "nothing".to_string() } else { h.cites.join(", ") };
+            lines.push(Line::from(vec![
+                Span::raw("     cites "),
+                Span::styled(cites, t.key),
+                Span::styled(format!(" — {}", h.reasoning), t.dim),
+            ]));
+            if let Some(a) = &h.recommended_action {
+                let params: Vec<String> = a.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                lines.push(Line::styled(
+                    format!("     suggests {} {}", a.name, params.join(" ")),
+                    t.dim,
+                ));
+            }
+        }
+        lines.push(Line::raw(""));
+        lines.push(heading(&format!("Evidence ({})", inv.evidence.len()), ctx));
+        for e in &inv.evidence {
+            lines.push(Line::from(vec![
+                Span::styled(format!("  {:<4}", e.id), t.key),
+                Span::styled(format!("[{}] ", e.source), t.dim),
+                Span::raw(e.summary.clone()),
+            ]));
+            for d in &e.detail {
+                lines.push(Line::styled(format!("        {d}"), t.dim));
+            }
+        }
+        lines.push(Line::raw(""));
+        lines.push(heading("Timeline", ctx));
+        for entry in &inv.timeline {
+            lines.push(Line::from(vec![
+                Span::styled(format!("  {} ", clock(entry.at)), t.dim),
+                Span::raw(entry.text.clone()),
+            ]));
+        }
+        let title = format!(" 2 Investigations › #{} {} ", inv.id, inv.alert);
+        draw_detail(f, area, block(title, ctx), lines, &mut self.detail, ctx);
+    }
+}
+
+impl Pane for InvestigationsPane {
+    fn handle(&mut self, action: Action, ctx: &Ctx) -> Handled {
+        if self.open.is_some() {
+            if action == Action::Back {
+                self.open = None;
+                return Handled::Consumed;
+            }
+            return if self.detail.navigate(action) { Handled::Consumed } else { Handled::NotConsumed };
+        }
+        let ids = self.ids(ctx.state);
+        if self.scroll.navigate(action, ids.len()) {
+            return Handled::Consumed;
+        }
+        match action {
+            Action::Open => {
+                self.scroll.clamp(ids.len());
+                if let Some(id) = ids.get(self.scroll.selected) {
+                    self.open = Some(*id);
+                    self.detail = DetailScroll::default();
+                }
+                Handled::Consumed
+            }
+            Action::Back if !self.filter.is_empty() => {
+                self.filter.clear();
+                Handled::Consumed
+            }
+            _ => Handled::NotConsumed,
+        }
+    }
+
+    fn draw(&mut self, f: &mut Frame, area: Rect, ctx: &Ctx) {
+        match self.open {
+            Some(id) => self.draw_detail(f, area, ctx, id),
+            None => self.draw_list(f, area, ctx),
+        }
+    }
+
+    fn hints(&self, _ctx: &Ctx) -> Vec<Action> {
+        if self.open.is_some() {
+            vec![Action::Down, Action::Back]
+        } else {
+            vec![Action::Down, Action::Open, Action::Filter]
+        }
+    }
+
+    fn set_filter(&mut self, text: &str) -> bool {
+        if self.filter != text {
+            self.filter = text.to_string();
+            self.scroll = Scroll::default();
+        }
+        true
+    }
+
+    fn filter(&self) -> &str {
+        &self.filter
+    }
+}

@@ -1,0 +1,361 @@
+//! The seven panes. Each one owns its UI state, handles actions (saying
+//! whether it consumed them), draws itself, and lists the actions it offers
+//! so the footer and help are built from the same source.
+
+pub mod cost;
+pub mod events;
+pub mod fleet;
+pub mod investigations;
+pub mod learning;
+pub mod remediations;
+pub mod security;
+
+use chrono::{DateTime, Utc};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Row, Table};
+
+use super::keymap::{Action, Keymap};
+use super::theme::Theme;
+use super::widgets::{Scroll, fit};
+use crate::state::State;
+
+/// Whether a pane used an action or lets it fall through to the global keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    Consumed,
+    NotConsumed,
+}
+
+/// Counters that say when cached views must be rebuilt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Generations {
+    /// Bumped when a resource is discovered, changed, removed or changes health.
+    pub fleet: u64,
+    /// Bumped when a cost sample arrives.
+    pub cost: u64,
+    /// Bumped on every event.
+    pub any: u64,
+}
+
+/// What a pane needs to handle keys and draw.
+pub struct Ctx<'a> {
+    pub state: &'a State,
+    pub theme: &'a Theme,
+    pub keymap: &'a Keymap,
+    pub now: DateTime<Utc>,
+    pub gens: Generations,
+    pub read_only: bool,
+}
+
+/// The panes, in their numbered order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PaneId {
+    Fleet,
+    Investigations,
+    Remediations,
+    Security,
+    Cost,
+    Learning,
+    Events,
+}
+
+impl PaneId {
+    /// All panes in order (1–7).
+    pub const ALL: [PaneId; 7] = [
+        PaneId::Fleet,
+        PaneId::Investigations,
+        PaneId::Remediations,
+        PaneId::Security,
+        PaneId::Cost,
+        PaneId::Learning,
+        PaneId::Events,
+    ];
+
+    /// Position in the tab bar, 0-based.
+    pub fn index(self) -> usize {
+        PaneId::ALL.iter().position(|p| *p == self).unwrap_or(0)
+    }
+
+    /// Full title.
+    pub fn title(self) -> &'static str {
+        match self {
+            PaneId::Fleet => "Fleet",
+            PaneId::Investigations => "Investigations",
+            PaneId::Remediations => "Remediations",
+            PaneId::Security => "Security",
+            PaneId::Cost => "Cost",
+            PaneId::Learning => "Learning",
+            PaneId::Events => "Events",
+        }
+    }
+
+    /// Title for narrow screens.
+    pub fn short(self) -> &'static str {
+        match self {
+            PaneId::Fleet => "Fleet",
+            PaneId::Investigations => "Inv",
+            PaneId::Remediations => "Rem",
+            PaneId::Security => "Sec",
+            PaneId::Cost => "Cost",
+            PaneId::Learning => "Learn",
+            PaneId::Events => "Events",
+        }
+    }
+
+    /// The action that focuses this pane.
+    pub fn action(self) -> Action {
+        match self {
+            PaneId::Fleet => Action::Fleet,
+            PaneId::Investigations => Action::Investigations,
+            PaneId::Remediations => Action::Remediations,
+            PaneId::Security => Action::Security,
+            PaneId::Cost => Action::Cost,
+            PaneId::Learning => Action::Learning,
+            PaneId::Events => Action::Events,
+        }
+    }
+
+    /// The pane an action focuses, if it is a pane action.
+    pub fn from_action(action: Action) -> Option<PaneId> {
+        PaneId::ALL.into_iter().find(|p| p.action() == action)
+    }
+}
+
+/// One pane of the console.
+pub trait Pane {
+    /// Handles an action; `NotConsumed` lets the global keys have it.
+    fn handle(&mut self, action: Action, ctx: &Ctx) -> Handled;
+    /// Draws the pane into `area`.
+    fn draw(&mut self, f: &mut Frame, area: Rect, ctx: &Ctx);
+    /// The actions this pane offers in its current view, for footer and help.
+    fn hints(&self, ctx: &Ctx) -> Vec<Action>;
+    /// Sets the filter text; false when the pane has no filter.
+    fn set_filter(&mut self, _text: &str) -> bool {
+        false
+    }
+    /// The current filter text.
+    fn filter(&self) -> &str {
+        ""
+    }
+    /// Called when the pane gains focus.
+    fn on_focus(&mut self, _ctx: &Ctx) {}
+}
+
+/// Navigation hints shared by list views.
+pub fn list_hints() -> Vec<Action> {
+    vec![Action::Down, Action::Open, Action::Filter]
+}
+
+/// A table column: header and width.
+pub struct Column {
+    pub title: &'static str,
+    pub width: Constraint,
+}
+
+/// Shorthand for a column.
+pub fn col(title: &'static str, width: Constraint) -> Column {
+    Column { title, width }
+}
+
+/// One table cell: text and style.
+pub type Cell = (String, Style);
+
+/// Draws a table of `len` rows, building only the visible ones. `row(i)`
+/// returns row `i`'s cells; text is fitted to the column width with `…`.
+#[allow(clippy::too_many_arguments)]
+pub fn draw_table(
+    f: &mut Frame,
+    area: Rect,
+    block: Block,
+    columns: &[Column],
+    len: usize,
+    scroll: &mut Scroll,
+    highlight: bool,
+    empty: &str,
+    ctx: &Ctx,
+    mut row: impl FnMut(usize) -> Vec<Cell>,
+) {
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    if inner.height == 0 || inner.width == 0 {
+        return;
+    }
+    let widths: Vec<u16> = Layout::horizontal(columns.iter().map(|c| c.width))
+        .spacing(1)
+        .split(Rect::new(0, 0, inner.width, 1))
+        .iter()
+        .map(|r| r.width)
+        .collect();
+    let header = Row::new(
+        columns
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| Span::raw(fit(c.title, *w as usize))),
+    )
+    .style(ctx.theme.header);
+    let body_height = inner.height.saturating_sub(1) as usize;
+    let range = scroll.visible(len, body_height);
+    let rows: Vec<Row> = range
+        .clone()
+        .map(|i| {
+            let cells = row(i);
+            let r = Row::new(
+                cells
+                    .into_iter()
+                    .zip(&widths)
+                    .map(|((text, style), w)| Span::styled(fit(&text, *w as usize), style)),
+            );
+            if highlight && i == scroll.selected {
+                r.style(ctx.theme.selected)
+            } else {
+                r
+            }
+        })
+        .collect();
+    let table = Table::new(rows, widths.iter().map(|w| Constraint::Length(*w)))
+        .header(header)
+        .column_spacing(1)
+        .style(ctx.theme.base);
+    f.render_widget(table, inner);
+    if len == 0 && inner.height > 1 {
+        let msg = Rect::new(inner.x, inner.y + 1, inner.width, 1);
+        f.render_widget(Paragraph::new(fit(empty, inner.width as usize)).style(ctx.theme.dim), msg);
+    }
+}
+
+/// A bordered block with a title, highlighted when focused.
+pub fn block<'a>(title: String, ctx: &Ctx) -> Block<'a> {
+    Block::default()
+        .borders(Borders::ALL)
+        .border_style(ctx.theme.border_focus)
+        .title(Span::styled(title, ctx.theme.title))
+        .style(ctx.theme.base)
+}
+
+/// A plain bordered block for secondary sections.
+pub fn section<'a>(title: String, ctx: &Ctx) -> Block<'a> {
+    Block::default()
+        .borders(Borders::ALL)
+        .border_style(ctx.theme.border)
+        .title(Span::styled(title, ctx.theme.title))
+        .style(ctx.theme.base)
+}
+
+/// Scroll position of a detail view.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DetailScroll {
+    pub offset: usize,
+    pub page: usize,
+    pub max: usize,
+}
+
+impl DetailScroll {
+    /// Applies a navigation action; true if it was one.
+    pub fn navigate(&mut self, action: Action) -> bool {
+        let page = self.page.max(1);
+        match action {
+            Action::Up => self.offset = self.offset.saturating_sub(1),
+            Action::Down => self.offset = (self.offset + 1).min(self.max),
+            Action::PageUp => self.offset = self.offset.saturating_sub(page),
+            Action::PageDown => self.offset = (self.offset + page).min(self.max),
+            Action::Top => self.offset = 0,
+            Action::Bottom => self.offset = self.max,
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// Draws a scrollable detail view of pre-built lines (long lines wrap at word boundaries).
+pub fn draw_detail(
+    f: &mut Frame,
+    area: Rect,
+    block: Block,
+    lines: Vec<Line<'static>>,
+    scroll: &mut DetailScroll,
+    ctx: &Ctx,
+) {
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let height = inner.height as usize;
+    let wrapped: Vec<Line<'static>> = lines
+        .into_iter()
+        .flat_map(|l| wrap_line(l, inner.width.max(1) as usize))
+        .collect();
+    scroll.page = height;
+    scroll.max = wrapped.len().saturating_sub(height);
+    scroll.offset = scroll.offset.min(scroll.max);
+    let visible: Vec<Line<'static>> = wrapped.into_iter().skip(scroll.offset).take(height).collect();
+    f.render_widget(Paragraph::new(visible).style(ctx.theme.base), inner);
+}
+
+/// Wraps a styled line to `width` columns, breaking after spaces where possible.
+pub fn wrap_line(line: Line<'static>, width: usize) -> Vec<Line<'static>> {
+    use unicode_width::UnicodeWidthChar;
+    let line_style = line.style;
+    let cells: Vec<(char, Style)> = line
+        .spans
+        .iter()
+        .flat_map(|s| s.content.chars().map(move |c| (c, s.style)))
+        .collect();
+    let mut rows: Vec<Vec<(char, Style)>> = Vec::new();
+    let mut row: Vec<(char, Style)> = Vec::new();
+    let mut used = 0usize;
+    let mut last_space: Option<usize> = None;
+    for (c, st) in cells {
+        let w = c.width().unwrap_or(0);
+        if used + w > width && !row.is_empty() {
+            match last_space {
+                Some(i) if i + 1 < row.len() => {
+                    let rest = row.split_off(i + 1);
+                    rows.push(std::mem::take(&mut row));
+                    row = rest;
+                }
+                _ => rows.push(std::mem::take(&mut row)),
+            }
+            used = row.iter().map(|(c, _)| c.width().unwrap_or(0)).sum();
+            last_space = row.iter().rposition(|(c, _)| *c == ' ');
+        }
+        if c == ' ' {
+            last_space = Some(row.len());
+        }
+        row.push((c, st));
+        used += w;
+    }
+    rows.push(row);
+    rows.into_iter()
+        .map(|r| {
+            let mut spans: Vec<Span<'static>> = Vec::new();
+            let mut text = String::new();
+            let mut style: Option<Style> = None;
+            for (c, st) in r {
+                if style.is_some_and(|s| s != st) {
+                    spans.push(Span::styled(std::mem::take(&mut text), style.unwrap_or_default()));
+                }
+                style = Some(st);
+                text.push(c);
+            }
+            if !text.is_empty() {
+                spans.push(Span::styled(text, style.unwrap_or_default()));
+            }
+            Line::from(spans).style(line_style)
+        })
+        .collect()
+}
+
+/// A section heading line inside a detail view.
+pub fn heading(text: &str, ctx: &Ctx) -> Line<'static> {
+    Line::from(Span::styled(text.to_string(), ctx.theme.header))
+}
+
+/// The resource's display name, or its id when the fleet does not know it.
+pub fn resource_name(state: &State, id: &crate::event::ResourceId) -> String {
+    state
+        .fleet
+        .get(id)
+        .map(|v| v.resource.name.clone())
+        .unwrap_or_else(|| id.to_string())
+}

@@ -1,0 +1,128 @@
+//! Snapshots of every pane (list and detail), the dialogs and the help
+//! overlay at 120×40 and 80×24, rendered from the deterministic fixture.
+
+mod tui_support;
+
+use tui_support::{app, press, render, type_text};
+
+const SIZES: [(u16, u16); 2] = [(120, 40), (80, 24)];
+
+fn snap(name: &str, keys: &str, typed: Option<&str>, after: &str) {
+    for (w, h) in SIZES {
+        let mut app = app();
+        press(&mut app, keys);
+        if let Some(text) = typed {
+            type_text(&mut app, text);
+        }
+        press(&mut app, after);
+        let terminal = render(&mut app, w, h);
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), terminal.backend());
+    }
+}
+
+#[test]
+fn fleet_list() {
+    snap("fleet_list", "1", None, "");
+}
+
+#[test]
+fn fleet_detail() {
+    // Health sort puts the OOMKilled pod first.
+    snap("fleet_detail", "1 <enter>", None, "");
+}
+
+#[test]
+fn fleet_filtered() {
+    snap("fleet_filtered", "1 /", Some("prod"), "<enter>");
+}
+
+#[test]
+fn investigations_list() {
+    snap("investigations_list", "2", None, "");
+}
+
+#[test]
+fn investigations_detail() {
+    snap("investigations_detail", "2 <enter>", None, "");
+}
+
+#[test]
+fn remediations_list() {
+    snap("remediations_list", "3", None, "");
+}
+
+#[test]
+fn remediations_detail() {
+    snap("remediations_detail", "3 <enter>", None, "");
+}
+
+#[test]
+fn remediations_detail_denied() {
+    // The denied restart_node shows every policy deny reason.
+    snap("remediations_detail_denied", "3 j j <enter>", None, "");
+}
+
+#[test]
+fn security_list() {
+    snap("security_list", "4", None, "");
+}
+
+#[test]
+fn security_detail() {
+    snap("security_detail", "4 <enter>", None, "");
+}
+
+#[test]
+fn cost() {
+    snap("cost", "5", None, "");
+}
+
+#[test]
+fn learning() {
+    snap("learning", "6", None, "");
+}
+
+#[test]
+fn events_list() {
+    snap("events_list", "7", None, "");
+}
+
+#[test]
+fn events_filtered() {
+    snap("events_filtered", "7 /", Some("kind:approval"), "<enter>");
+}
+
+#[test]
+fn events_detail() {
+    snap("events_detail", "7 <enter>", None, "");
+}
+
+#[test]
+fn approval_dialog() {
+    snap("approval_dialog", "3 a", Some("memory headroom is fine"), "");
+}
+
+#[test]
+fn deny_dialog() {
+    snap("deny_dialog", "3 d", None, "");
+}
+
+#[test]
+fn deny_dialog_refuses_empty_reason() {
+    snap("deny_dialog_empty", "3 d <c-s>", None, "");
+}
+
+#[test]
+fn help_overlay() {
+    snap("help", "?", None, "");
+}
+
+#[test]
+fn quit_confirmation() {
+    snap("quit_confirm", "q", None, "");
+}
+
+#[test]
+fn command_mode_completion() {
+    snap("command_completion", ":", Some("t"), "<tab>");
+}
