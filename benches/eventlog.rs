@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use shieldops::event::{ChainHash, Event};
-use shieldops::store::cli::stress_draft;
 use shieldops::store::EventLog;
+use shieldops::store::cli::stress_draft;
 
 /// Events per measured iteration of both append benchmarks.
 const PER_ITER: u64 = 8_000;
@@ -95,7 +95,8 @@ fn append_throughput(c: &mut Criterion) {
         let mut prev = ChainHash::GENESIS;
         (0..PER_ITER)
             .map(|n| {
-                let (event, bytes) = Event::seal(n + 1, prev, stress_draft((n % TASKS) as usize, n));
+                let (event, bytes) =
+                    Event::seal(n + 1, prev, stress_draft((n % TASKS) as usize, n));
                 prev = event.hash;
                 bytes
             })
@@ -151,9 +152,13 @@ fn build_startup_log(dir: &Path, rt: &tokio::runtime::Runtime) -> u64 {
             } else {
                 STARTUP_EVENTS - n
             };
-            log.append_many((n..n + chunk).map(|i| stress_draft((i % 8) as usize, i)).collect())
-                .await
-                .unwrap();
+            log.append_many(
+                (n..n + chunk)
+                    .map(|i| stress_draft((i % 8) as usize, i))
+                    .collect(),
+            )
+            .await
+            .unwrap();
             n += chunk;
         }
         log.close().await.unwrap();
@@ -200,7 +205,11 @@ fn startup(c: &mut Criterion) {
 fn summary(_: &mut Criterion) {
     let rates = RATES.lock().unwrap();
     let mean = |name: &str| {
-        let v: Vec<f64> = rates.iter().filter(|(n, _)| *n == name).map(|(_, r)| *r).collect();
+        let v: Vec<f64> = rates
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, r)| *r)
+            .collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     };
     let names = [

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod connectors;
 pub mod event;
+pub mod playbook;
 pub mod policy;
 pub mod runtime;
 pub mod state;

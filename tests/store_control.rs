@@ -6,9 +6,9 @@ use std::path::Path;
 
 use chrono::{TimeZone, Utc};
 use shieldops::event::{EventKind, NewEvent, ResourceId};
+use shieldops::store::EventLog;
 use shieldops::store::cli::{ExportFormat, LogCommand, run_log_command};
 use shieldops::store::control::{ControlClient, serve_control, socket_path};
-use shieldops::store::EventLog;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -23,7 +23,10 @@ fn draft(n: u64) -> NewEvent {
 }
 
 /// Holds the log and serves it, as the console does.
-async fn hold(dir: &Path, events: u64) -> (EventLog, CancellationToken, tokio::task::JoinHandle<()>) {
+async fn hold(
+    dir: &Path,
+    events: u64,
+) -> (EventLog, CancellationToken, tokio::task::JoinHandle<()>) {
     let log = EventLog::open(dir).unwrap();
     log.append_many((1..=events).map(draft).collect())
         .await
@@ -79,23 +82,42 @@ async fn commands_read_a_held_log_through_the_socket() {
     assert_eq!(code, 0);
     assert!(text.contains("events:       30\n"), "{text}");
     assert!(text.contains("last seq:     30\n"), "{text}");
-    assert!(text.contains("first event:  2026-01-01T00:00:01.000Z"), "{text}");
+    assert!(
+        text.contains("first event:  2026-01-01T00:00:01.000Z"),
+        "{text}"
+    );
     assert!(text.contains("resource_gone  30"), "{text}");
 
-    let (code, text) = run(dir.path(), LogCommand::Tail { from: None, follow: false }).await;
+    let (code, text) = run(
+        dir.path(),
+        LogCommand::Tail {
+            from: None,
+            follow: false,
+        },
+    )
+    .await;
     assert_eq!(code, 0);
     let seqs: Vec<u64> = text
         .lines()
         .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
         .collect();
     assert_eq!(seqs, (11..=30).collect::<Vec<_>>());
-    assert!(text.lines().last().unwrap().contains("k8s/prod/pod/api-30 gone"), "{text}");
+    assert!(
+        text.lines()
+            .last()
+            .unwrap()
+            .contains("k8s/prod/pod/api-30 gone"),
+        "{text}"
+    );
 
     // The holder is undisturbed and keeps appending.
     assert_eq!(log.append(draft(31)).await.unwrap().seq, 31);
     cancel.cancel();
     server.await.unwrap();
-    assert!(!socket_path(dir.path()).exists(), "socket removed on shutdown");
+    assert!(
+        !socket_path(dir.path()).exists(),
+        "socket removed on shutdown"
+    );
     log.close().await.unwrap();
 }
 
@@ -110,7 +132,9 @@ impl Write for LineSink {
         self.buf.extend_from_slice(data);
         while let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = self.buf.drain(..=pos).collect();
-            let _ = self.tx.send(String::from_utf8_lossy(&line).trim_end().to_string());
+            let _ = self
+                .tx
+                .send(String::from_utf8_lossy(&line).trim_end().to_string());
         }
         Ok(data.len())
     }
@@ -127,11 +151,23 @@ async fn tail_follow_streams_new_events_as_they_land() {
     let follower = {
         let dir = dir.path().to_path_buf();
         tokio::spawn(async move {
-            let mut sink = LineSink { buf: Vec::new(), tx };
-            run_log_command(&dir, LogCommand::Tail { from: Some(3), follow: true }, &mut sink).await
+            let mut sink = LineSink {
+                buf: Vec::new(),
+                tx,
+            };
+            run_log_command(
+                &dir,
+                LogCommand::Tail {
+                    from: Some(3),
+                    follow: true,
+                },
+                &mut sink,
+            )
+            .await
         })
     };
-    let next_seq = |line: String| -> u64 { line.split_whitespace().next().unwrap().parse().unwrap() };
+    let next_seq =
+        |line: String| -> u64 { line.split_whitespace().next().unwrap().parse().unwrap() };
     for expected in 3..=5 {
         assert_eq!(next_seq(rx.recv().await.unwrap()), expected);
     }
@@ -202,6 +238,9 @@ async fn a_held_directory_without_a_server_is_a_clear_error() {
     let err = run_log_command(dir.path(), LogCommand::Verify, &mut out)
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("control socket does not answer"), "{err}");
+    assert!(
+        err.to_string().contains("control socket does not answer"),
+        "{err}"
+    );
     log.close().await.unwrap();
 }

@@ -4,8 +4,8 @@ use std::path::Path;
 use std::process::Command;
 
 use chrono::{TimeZone, Utc};
-use shieldops::event::{EventKind, NewEvent, ResourceId};
 use shieldops::cli::log_dir;
+use shieldops::event::{EventKind, NewEvent, ResourceId};
 use shieldops::store::EventLog;
 
 fn draft(n: u64) -> NewEvent {

@@ -314,7 +314,9 @@ pub fn stress_draft(writer: usize, n: u64) -> NewEvent {
         format!("stress:{writer}"),
         EventKind::AgentHeartbeat {
             agent: format!("stress-writer-{writer}"),
-            status: format!("iteration {n:>12} of the durability stress run; payload padded to a typical event size"),
+            status: format!(
+                "iteration {n:>12} of the durability stress run; payload padded to a typical event size"
+            ),
         },
     )
 }

@@ -83,10 +83,13 @@ pub async fn serve_control(
         Ok(meta) => {
             use std::os::unix::fs::FileTypeExt;
             if !meta.file_type().is_socket() {
-                return Err(err("exists and is not a socket; refusing to replace it".into()));
+                return Err(err(
+                    "exists and is not a socket; refusing to replace it".into()
+                ));
             }
             // We hold the log, so no other live server can own this socket.
-            std::fs::remove_file(&path).map_err(|e| err(format!("cannot remove stale socket: {e}")))?;
+            std::fs::remove_file(&path)
+                .map_err(|e| err(format!("cannot remove stale socket: {e}")))?;
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(err(format!("cannot inspect: {e}"))),
@@ -120,7 +123,11 @@ pub async fn serve_control(
     Ok(())
 }
 
-async fn handle(stream: UnixStream, log: EventLog, cancel: CancellationToken) -> std::io::Result<()> {
+async fn handle(
+    stream: UnixStream,
+    log: EventLog,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
     let (read, write) = stream.into_split();
     let mut out = BufWriter::new(write);
     let mut line = String::new();
@@ -143,8 +150,12 @@ async fn handle(stream: UnixStream, log: EventLog, cancel: CancellationToken) ->
             let log2 = log.clone();
             let answer = match tokio::task::spawn_blocking(move || log2.stats()).await {
                 Ok(Ok(stats)) => ControlReply::Stats(stats),
-                Ok(Err(e)) => ControlReply::Error { message: e.to_string() },
-                Err(e) => ControlReply::Error { message: e.to_string() },
+                Ok(Err(e)) => ControlReply::Error {
+                    message: e.to_string(),
+                },
+                Err(e) => ControlReply::Error {
+                    message: e.to_string(),
+                },
             };
             reply(&mut out, &answer, true).await
         }
@@ -152,8 +163,12 @@ async fn handle(stream: UnixStream, log: EventLog, cancel: CancellationToken) ->
             let log2 = log.clone();
             let answer = match tokio::task::spawn_blocking(move || log2.verify()).await {
                 Ok(Ok(report)) => ControlReply::Verify(report),
-                Ok(Err(e)) => ControlReply::Error { message: e.to_string() },
-                Err(e) => ControlReply::Error { message: e.to_string() },
+                Ok(Err(e)) => ControlReply::Error {
+                    message: e.to_string(),
+                },
+                Err(e) => ControlReply::Error {
+                    message: e.to_string(),
+                },
             };
             reply(&mut out, &answer, true).await
         }
@@ -172,7 +187,9 @@ async fn handle(stream: UnixStream, log: EventLog, cancel: CancellationToken) ->
                         seq,
                         rec: hex::encode(bytes),
                     },
-                    Some(Err(e)) => ControlReply::Error { message: e.to_string() },
+                    Some(Err(e)) => ControlReply::Error {
+                        message: e.to_string(),
+                    },
                 };
                 unflushed += 1;
                 // Flush when caught up so a follower sees events as they land.
@@ -287,9 +304,7 @@ impl ControlClient {
 
     /// Records from `from`; with `follow`, live ones after them.
     pub async fn scan(&self, from: u64, follow: bool) -> Result<RemoteScan, StoreError> {
-        let lines = self
-            .request(&ControlRequest::Scan { from, follow })
-            .await?;
+        let lines = self.request(&ControlRequest::Scan { from, follow }).await?;
         Ok(RemoteScan {
             lines,
             done: false,
@@ -354,7 +369,9 @@ impl RemoteScan {
                 None
             }
             ControlReply::Error { message } => Some(Err(client.err(message))),
-            other => Some(Err(client.err(format!("unexpected answer to scan: {other:?}")))),
+            other => Some(Err(
+                client.err(format!("unexpected answer to scan: {other:?}"))
+            )),
         }
     }
 
@@ -365,7 +382,8 @@ impl RemoteScan {
 }
 
 fn decode_remote(client: &ControlClient, seq: u64, rec: &str) -> Result<Event, StoreError> {
-    let bytes = hex::decode(rec).map_err(|e| client.err(format!("record {seq} is not hex: {e}")))?;
+    let bytes =
+        hex::decode(rec).map_err(|e| client.err(format!("record {seq} is not hex: {e}")))?;
     Event::decode(&bytes).map_err(|error| StoreError::Decode {
         dir: client
             .path

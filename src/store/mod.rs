@@ -343,7 +343,10 @@ impl EventLog {
                 return bad(
                     expected,
                     checked,
-                    format!("a key of {} bytes sits where seq {expected} should", key.len()),
+                    format!(
+                        "a key of {} bytes sits where seq {expected} should",
+                        key.len()
+                    ),
                 );
             };
             let seq = u64::from_be_bytes(key);
@@ -372,7 +375,10 @@ impl EventLog {
                 return bad(
                     seq,
                     checked,
-                    format!("record body says seq {} but is stored at seq {seq}", event.seq),
+                    format!(
+                        "record body says seq {} but is stored at seq {seq}",
+                        event.seq
+                    ),
                 );
             }
             if event.prev_hash != prev {
@@ -585,10 +591,7 @@ fn inspect_dir(dir: &Path, create: bool) -> Result<(), StoreError> {
     }
     let has_sled = dir.join("conf").is_file() && dir.join("db").is_file();
     if !has_sled {
-        let others: Vec<&String> = names
-            .iter()
-            .filter(|n| !is_ours_or_incidental(n))
-            .collect();
+        let others: Vec<&String> = names.iter().filter(|n| !is_ours_or_incidental(n)).collect();
         if let Some(first) = others.first() {
             return Err(foreign(format!(
                 "it holds other files ({first}{}) and no event log",
@@ -663,7 +666,10 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 }
 
 /// Checks (or, for a fresh database, writes) the marker and opens the trees.
-fn init_trees(dir: &Path, db: &sled::Db) -> Result<(sled::Tree, sled::Tree, sled::Tree), StoreError> {
+fn init_trees(
+    dir: &Path,
+    db: &sled::Db,
+) -> Result<(sled::Tree, sled::Tree, sled::Tree), StoreError> {
     let se = |e| sled_error(dir, e);
     let foreign = |reason: String| StoreError::Foreign {
         dir: dir.to_path_buf(),
@@ -675,7 +681,11 @@ fn init_trees(dir: &Path, db: &sled::Db) -> Result<(sled::Tree, sled::Tree, sled
         let meta = db.open_tree(TREE_META).map_err(se)?;
         match meta.get(META_MAGIC).map_err(se)? {
             Some(m) if m.as_ref() == MAGIC => {}
-            _ => return Err(foreign("a sled database without the ShieldOps marker".into())),
+            _ => {
+                return Err(foreign(
+                    "a sled database without the ShieldOps marker".into(),
+                ));
+            }
         }
         let version = meta
             .get(META_VERSION)

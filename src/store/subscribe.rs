@@ -13,16 +13,23 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use super::{EventLog, LiveBatch, StoreError, raw_range};
 use crate::event::Event;
 
+/// A stored record (seq, exact bytes) or why it could not be read.
+type RawItem = Result<(u64, Vec<u8>), StoreError>;
+
 /// Records read from sled per refill.
 const REPLAY_CHUNK: u64 = 512;
 
 /// A replay-then-live stream of events.
 pub struct Subscription {
     log: EventLog,
+    /// Next seq to fetch from sled or the live feed.
     next: u64,
+    /// Next seq the reader will get (what has been handed out ends before it).
+    pos: u64,
     rx: Option<broadcast::Receiver<LiveBatch>>,
-    /// Records read from sled, not yet handed out (decoded lazily).
-    replay: VecDeque<Result<(u64, Vec<u8>), StoreError>>,
+    /// Records read from sled, not yet handed out (decoded lazily), each with
+    /// the position the reader is at once it has it.
+    replay: VecDeque<(u64, RawItem)>,
     live: Option<(LiveBatch, usize)>,
 }
 
@@ -35,6 +42,7 @@ impl Subscription {
         Self {
             log,
             next: from,
+            pos: from,
             rx,
             replay: VecDeque::new(),
             live: None,
@@ -43,7 +51,7 @@ impl Subscription {
 
     /// The seq the next event will have.
     pub fn next_seq(&self) -> u64 {
-        self.next
+        self.pos
     }
 
     /// The next event in seq order; `None` once the log is closed.
@@ -52,10 +60,11 @@ impl Subscription {
     /// the stream then goes on with the next one.
     pub async fn next(&mut self) -> Option<Result<Event, StoreError>> {
         loop {
-            if let Some(item) = self.replay.pop_front() {
+            if let Some((pos, item)) = self.replay.pop_front() {
+                self.pos = pos;
                 return Some(item.and_then(|(seq, bytes)| self.decode(seq, &bytes)));
             }
-            if let Some(event) = self.from_live() {
+            if let Some(event) = self.take_live() {
                 return Some(Ok(event));
             }
             if !self.advance().await {
@@ -68,9 +77,10 @@ impl Subscription {
     ///
     /// Live batches only wake it; the bytes are read back from sled. Use either
     /// this or `next` on one subscription, not both.
-    pub async fn next_raw(&mut self) -> Option<Result<(u64, Vec<u8>), StoreError>> {
+    pub async fn next_raw(&mut self) -> Option<RawItem> {
         loop {
-            if let Some(item) = self.replay.pop_front() {
+            if let Some((pos, item)) = self.replay.pop_front() {
+                self.pos = pos;
                 return Some(item);
             }
             self.live = None;
@@ -109,7 +119,7 @@ impl Subscription {
     }
 
     /// The next event from the current live batch, if it is the one owed.
-    fn from_live(&mut self) -> Option<Event> {
+    fn take_live(&mut self) -> Option<Event> {
         let (batch, idx) = self.live.as_mut()?;
         while let Some(event) = batch.get(*idx) {
             *idx += 1;
@@ -118,6 +128,7 @@ impl Subscription {
             }
             if event.seq == self.next {
                 self.next += 1;
+                self.pos = self.next;
                 return Some(event.clone());
             }
             // Skipped ahead: what is missing is durable, so read it from sled.
@@ -143,21 +154,23 @@ impl Subscription {
             match item {
                 Ok((seq, bytes)) => {
                     if seq > expected {
-                        self.replay.push_back(Err(missing(expected, seq - 1)));
+                        self.replay
+                            .push_back((seq, Err(missing(expected, seq - 1))));
                     }
-                    self.replay.push_back(Ok((seq, bytes)));
+                    self.replay.push_back((seq + 1, Ok((seq, bytes))));
                     expected = seq + 1;
                 }
                 Err(e) => {
                     // A storage error mid-range: report it and skip the chunk.
-                    self.replay.push_back(Err(e));
+                    self.replay.push_back((end + 1, Err(e)));
                     expected = end + 1;
                     break;
                 }
             }
         }
         if expected <= end {
-            self.replay.push_back(Err(missing(expected, end)));
+            self.replay
+                .push_back((end + 1, Err(missing(expected, end))));
         }
         // Errors are reported once; the stream goes on after them.
         self.next = end + 1;

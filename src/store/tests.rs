@@ -68,7 +68,13 @@ async fn queued_appends_commit_as_one_group_and_ack_after_it() {
     assert_eq!(seqs, (1..=50).collect());
     assert_eq!(log.groups_committed(), 1);
     let report = log.verify().unwrap();
-    assert_eq!(report, VerifyReport { checked: 50, first_bad: None });
+    assert_eq!(
+        report,
+        VerifyReport {
+            checked: 50,
+            first_bad: None
+        }
+    );
     drop(gate);
     log.close().await.unwrap();
 }
@@ -92,10 +98,7 @@ async fn append_many_gets_consecutive_seqs() {
     let dir = tmp();
     let log = EventLog::open_with(dir.path(), &quick()).unwrap();
     log.append(draft(0)).await.unwrap();
-    let many = log
-        .append_many((1..=5).map(draft).collect())
-        .await
-        .unwrap();
+    let many = log.append_many((1..=5).map(draft).collect()).await.unwrap();
     let seqs: Vec<u64> = many.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, vec![2, 3, 4, 5, 6]);
     assert!(log.append_many(Vec::new()).await.unwrap().is_empty());
@@ -215,8 +218,10 @@ async fn a_lagging_subscriber_catches_up_from_storage() {
         log.append(draft(i)).await.unwrap();
     }
     for expected in 1..=n {
+        assert_eq!(sub.next_seq(), expected);
         assert_eq!(sub.next().await.unwrap().unwrap().seq, expected);
     }
+    assert_eq!(sub.next_seq(), n + 1);
     log.close().await.unwrap();
     assert!(sub.next().await.is_none());
 }
@@ -251,9 +256,7 @@ async fn raw_subscription_yields_the_stored_bytes() {
 async fn verify_names_the_first_bad_record() {
     let dir = tmp();
     let log = EventLog::open_with(dir.path(), &quick()).unwrap();
-    log.append_many((0..10).map(draft).collect())
-        .await
-        .unwrap();
+    log.append_many((0..10).map(draft).collect()).await.unwrap();
     assert_eq!(log.verify().unwrap().first_bad, None);
 
     // A record resealed with the wrong prev_hash: digest fine, chain broken.
@@ -266,7 +269,13 @@ async fn verify_names_the_first_bad_record() {
     assert!(reason.contains("prev_hash"), "{reason}");
 
     // A flipped byte at an earlier seq is found first.
-    let mut bytes = log.inner.events.get(4u64.to_be_bytes()).unwrap().unwrap().to_vec();
+    let mut bytes = log
+        .inner
+        .events
+        .get(4u64.to_be_bytes())
+        .unwrap()
+        .unwrap()
+        .to_vec();
     let last = bytes.len() - 5;
     bytes[last] ^= 0x20;
     poke(&log, 4, Some(bytes));
@@ -286,9 +295,7 @@ async fn verify_names_the_first_bad_record() {
 async fn verify_catches_a_body_stored_under_the_wrong_seq() {
     let dir = tmp();
     let log = EventLog::open_with(dir.path(), &quick()).unwrap();
-    log.append_many((0..3).map(draft).collect())
-        .await
-        .unwrap();
+    log.append_many((0..3).map(draft).collect()).await.unwrap();
     let second = log.inner.events.get(2u64.to_be_bytes()).unwrap().unwrap();
     poke(&log, 3, Some(second.to_vec()));
     let (seq, reason) = log.verify().unwrap().first_bad.unwrap();
@@ -301,9 +308,7 @@ async fn verify_catches_a_body_stored_under_the_wrong_seq() {
 async fn undecodable_records_are_errors_naming_their_seq() {
     let dir = tmp();
     let log = EventLog::open_with(dir.path(), &quick()).unwrap();
-    log.append_many((0..3).map(draft).collect())
-        .await
-        .unwrap();
+    log.append_many((0..3).map(draft).collect()).await.unwrap();
     poke(&log, 2, Some(b"short".to_vec()));
     let items: Vec<_> = log.scan(1).collect();
     assert!(items[0].is_ok() && items[2].is_ok());
@@ -323,9 +328,7 @@ async fn snapshots_keep_the_newest_few_and_survive_restart() {
     let dir = tmp();
     let log = EventLog::open_with(dir.path(), &quick()).unwrap();
     assert_eq!(log.latest_snapshot().unwrap(), None);
-    log.append_many((0..10).map(draft).collect())
-        .await
-        .unwrap();
+    log.append_many((0..10).map(draft).collect()).await.unwrap();
     for seq in 1..=6u64 {
         log.save_snapshot(seq, format!("state@{seq}").as_bytes())
             .unwrap();
@@ -449,7 +452,10 @@ async fn a_newer_store_format_is_refused() {
         db.flush().unwrap();
     }
     let err = EventLog::open_with(dir.path(), &quick()).err().unwrap();
-    assert!(matches!(err, StoreError::NewerFormat { found: 99, .. }), "{err}");
+    assert!(
+        matches!(err, StoreError::NewerFormat { found: 99, .. }),
+        "{err}"
+    );
     assert_names_dir(&err, dir.path());
 }
 
@@ -457,9 +463,7 @@ async fn a_newer_store_format_is_refused() {
 async fn damaged_storage_files_are_an_error_not_a_panic() {
     let dir = tmp();
     let log = EventLog::open_with(dir.path(), &quick()).unwrap();
-    log.append_many((0..20).map(draft).collect())
-        .await
-        .unwrap();
+    log.append_many((0..20).map(draft).collect()).await.unwrap();
     log.close().await.unwrap();
     drop(log);
     std::fs::write(dir.path().join("conf"), b"\xff\xfe garbage\n").unwrap();

@@ -72,7 +72,11 @@ impl Writer {
                 self.commit(&mut group);
             }
             if let Some(done) = close {
-                let result = self.db.flush().map(|_| ()).map_err(|e| sled_error(&self.dir, e));
+                let result = self
+                    .db
+                    .flush()
+                    .map(|_| ())
+                    .map_err(|e| sled_error(&self.dir, e));
                 // Appends still queued behind `Close` are refused when `rx` drops.
                 drop(rx);
                 let _ = done.send(result);

@@ -170,8 +170,9 @@ pub struct App {
 impl App {
     /// Builds the app from options and the state replayed so far; `now` is the clock to show.
     pub fn new(opts: &TuiOptions, state: State, now: DateTime<Utc>) -> App {
-        let (keymap, mut warnings) = Keymap::from_config(&opts.keys);
+        let (keymap, key_warnings) = Keymap::from_config(&opts.keys);
         let no_color = opts.no_color;
+        let mut warnings = Vec::new();
         let theme = if no_color {
             Theme::mono()
         } else {
@@ -179,6 +180,7 @@ impl App {
             warnings.extend(warning);
             theme
         };
+        warnings.extend(key_warnings);
         let announced = state.approval_queue().iter().map(|r| r.id).collect();
         let mut app = App {
             state,
@@ -958,16 +960,24 @@ impl App {
             .style(t.dialog);
         let inner = block.inner(r);
         f.render_widget(block, r);
+        let two_columns = inner.width >= 70;
+        let col_w = if two_columns { (inner.width / 2) as usize } else { inner.width as usize };
+        const KEYS_W: usize = 13;
         let line = |keys: String, desc: &str| {
             Line::from(vec![
-                Span::styled(format!(" {keys:<12}"), t.key),
-                Span::styled(desc.to_string(), t.dialog),
+                Span::styled(format!(" {:<w$} ", fit(&keys, KEYS_W - 2), w = KEYS_W - 2), t.key),
+                Span::styled(fit(desc, col_w.saturating_sub(KEYS_W + 1)), t.dialog),
             ])
         };
-        let panes: Vec<String> = PaneId::ALL.iter().map(|p| self.keymap.short(p.action())).collect();
+        let pane_keys: Vec<String> = PaneId::ALL.iter().map(|p| self.keymap.short(p.action())).collect();
+        let pane_keys = if pane_keys.iter().enumerate().all(|(i, k)| *k == (i + 1).to_string()) {
+            format!("1–{}", pane_keys.len())
+        } else {
+            pane_keys.join(",")
+        };
         let mut left = vec![
             Line::styled(" Navigation", t.header),
-            line(panes.join(","), "switch pane (Fleet … Events)"),
+            line(pane_keys, "switch pane (Fleet … Events)"),
         ];
         for a in [
             Action::NextPane,
@@ -1000,32 +1010,20 @@ impl App {
             }
             right.push(line(self.keymap.label(a), &desc));
         }
-        right.push(Line::styled(" Commands", t.header));
+        right.push(Line::styled(" Commands (Tab completes)", t.header));
         for (name, aliases, desc) in COMMANDS {
-            let keys = if aliases.is_empty() {
-                format!(":{name}")
+            let desc = if aliases.is_empty() {
+                desc.to_string()
             } else {
-                format!(":{name} :{}", aliases[0])
+                let aliases: Vec<String> = aliases.iter().map(|a| format!(":{a}")).collect();
+                format!("{desc} ({})", aliases.join(" "))
             };
-            right.push(line(keys, desc));
+            right.push(line(format!(":{name}"), &desc));
         }
-        if inner.width >= 90 {
+        if two_columns {
             let [l, rr] = Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(inner);
             f.render_widget(Paragraph::new(left), l);
             f.render_widget(Paragraph::new(right), rr);
-        } else if inner.width >= 70 {
-            let [l, rr] = Layout::horizontal([Constraint::Length(38), Constraint::Fill(1)]).areas(inner);
-            let shorten = |lines: Vec<Line<'static>>, w: usize| -> Vec<Line<'static>> {
-                lines.into_iter().map(|l| {
-                    let text: String = l.spans.iter().map(|s| s.content.as_ref()).collect();
-                    let style = l.spans.first().map(|s| s.style).unwrap_or_default();
-                    let keys_w = 13.min(text.chars().count());
-                    let (k, d): (String, String) = (text.chars().take(keys_w).collect(), text.chars().skip(keys_w).collect());
-                    Line::from(vec![Span::styled(k, style), Span::styled(fit(&d, w.saturating_sub(keys_w)), t.dialog)])
-                }).collect()
-            };
-            f.render_widget(Paragraph::new(shorten(left, l.width as usize)), l);
-            f.render_widget(Paragraph::new(shorten(right, rr.width as usize)), rr);
         } else {
             left.extend(right);
             f.render_widget(Paragraph::new(left), inner);

@@ -246,7 +246,7 @@ pub fn fixture_events() -> Vec<Event> {
     next(&mut d, at(7, 5), "linux", EventKind::HealthChanged { resource: ResourceId::new(BUILD), health: Health::new(HealthStatus::Degraded, "DiskPressure", "/var at 91%") });
     next(&mut d, at(7, 10), "azure", EventKind::HealthChanged { resource: ResourceId::new(REPORTING), health: Health::new(HealthStatus::Unknown, "agent_unreachable", "no heartbeat from the VM agent for 5 minutes") });
     next(&mut d, at(8, 0), "supervisor", EventKind::IncidentAcknowledged { incident: inc, by: "alice".into() });
-    for (agent, secs) in [("supervisor", 1), ("investigation", 3), ("remediation", 2), ("security", 20), ("cost", 45), ("learning", 150)] {
+    for (agent, secs) in [("learning", 150), ("cost", 45), ("security", 20), ("investigation", 3), ("remediation", 2), ("supervisor", 1)] {
         next(&mut d, fixture_now() - Duration::seconds(secs), agent, EventKind::AgentHeartbeat { agent: agent.into(), status: "ok".into() });
     }
     drop(next);

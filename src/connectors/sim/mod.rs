@@ -115,6 +115,25 @@ impl Sim {
         }
     }
 
+    /// Sets attributes of a resource, or of every pod of a deployment, as a
+    /// real incident would change them (the scenario player and tests use this).
+    pub fn set_attrs(&self, id: &ResourceId, attrs: &[(&str, &str)]) {
+        {
+            let mut inner = self.lock();
+            let world = &mut inner.world;
+            let mut targets = world.pods_of(id);
+            if targets.is_empty() {
+                targets.push(id.clone());
+            }
+            for target in targets {
+                for (k, v) in attrs {
+                    world.set(&target, k, v.to_string());
+                }
+            }
+        }
+        self.save();
+    }
+
     /// Reads the world (for tests and restore checks).
     pub fn with_world<T>(&self, f: impl FnOnce(&World) -> T) -> T {
         f(&self.lock().world)

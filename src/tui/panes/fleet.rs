@@ -162,17 +162,24 @@ impl FleetPane {
             Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
         let c = self.cache.counts;
         let t = ctx.theme;
+        // Narrow screens get the short form so the whole line fits in 80 columns.
+        let wide = area.width >= 100;
+        let (res, h, d, u, k, sort) = if wide {
+            ("resources  ", "healthy", "degraded", "unhealthy", "unknown", "   sort: ")
+        } else {
+            ("", "ok", "degr", "unhl", "unkn", "  sort:")
+        };
         let mut spans = vec![
             Span::styled(format!(" {} ", self.cache.total), t.accent),
-            Span::raw("resources  "),
-            Span::styled(format!("● {} healthy", c.healthy), t.ok),
+            Span::raw(res),
+            Span::styled(format!("● {} {h}", c.healthy), t.ok),
             Span::raw("  "),
-            Span::styled(format!("● {} degraded", c.degraded), t.warn),
+            Span::styled(format!("● {} {d}", c.degraded), t.warn),
             Span::raw("  "),
-            Span::styled(format!("● {} unhealthy", c.unhealthy), t.bad),
+            Span::styled(format!("● {} {u}", c.unhealthy), t.bad),
             Span::raw("  "),
-            Span::styled(format!("● {} unknown", c.unknown), t.unknown),
-            Span::styled(format!("   sort: {}", self.sort.label()), t.dim),
+            Span::styled(format!("● {} {k}", c.unknown), t.unknown),
+            Span::styled(format!("{sort}{}", self.sort.label()), t.dim),
         ];
         if !self.filter.is_empty() {
             spans.push(Span::styled(format!("  filter: {}", self.filter), t.accent));

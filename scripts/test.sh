@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: installs what the tests need,
+# checks formatting and lints, builds the tests once, runs them, and runs the
+# Rego policy tests through the real binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# A build cache outside the clone, so a fresh clone reuses earlier builds.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shieldops/target}"
+export CARGO_TERM_COLOR=never
+
+scripts/install-test-deps.sh
+
+echo "== cargo fmt --check"
+cargo fmt --check
+
+echo "== cargo clippy"
+cargo clippy --all-targets -- -D warnings
+
+echo "== build tests"
+cargo build --bins
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --no-run
+  echo "== run tests"
+  cargo nextest run --no-fail-fast --failure-output final
+else
+  cargo test --no-run
+  echo "== run tests"
+  cargo test --no-fail-fast
+fi
+
+echo "== policy tests"
+"$CARGO_TARGET_DIR/debug/shieldops" policy test policies/

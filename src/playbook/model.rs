@@ -1,0 +1,640 @@
+//! The playbook model: the YAML schema as read, and the validated form the
+//! agents use. Validation happens once, at load; a playbook that fails it is
+//! rejected whole with the file, line and column of the first problem.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::PlaybookError;
+use super::expr::{self, Expr, Template};
+use super::facts::Facts;
+use crate::event::{Action, Alert, AlertStatus, Health, HealthStatus, ResourceId, Severity};
+
+// ------------------------------------------------------------ YAML form --
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlaybook {
+    name: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    priority: i32,
+    trigger: RawTrigger,
+    investigate: Spanned<Vec<RawStep>>,
+    decide: Spanned<Vec<RawBranch>>,
+    validate: Spanned<RawValidation>,
+    on_failure: Spanned<RawFailure>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrigger {
+    alerts: Spanned<Vec<String>>,
+    #[serde(default)]
+    severities: Vec<Severity>,
+    #[serde(default)]
+    labels: Vec<Spanned<RawMatcher>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMatcher {
+    label: String,
+    equals: Option<String>,
+    not_equals: Option<String>,
+    one_of: Option<Vec<String>>,
+    not_one_of: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    evidence: Evidence,
+    #[serde(default)]
+    why: String,
+    window_mins: Option<u32>,
+    #[serde(default)]
+    metrics: Vec<String>,
+    lines: Option<u32>,
+    grep: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBranch {
+    id: Spanned<String>,
+    when: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    action: Option<RawAction>,
+    then: Option<Spanned<Vec<RawBranch>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAction {
+    name: Spanned<String>,
+    #[serde(default)]
+    params: BTreeMap<String, Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawValidation {
+    expect: RawExpect,
+    timeout_secs: u64,
+    interval_secs: u64,
+    #[serde(default = "one")]
+    stable_polls: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExpect {
+    health: HealthStatus,
+    #[serde(default)]
+    not_reasons: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFailure {
+    #[serde(default = "yes")]
+    restore: bool,
+    escalate: Vec<String>,
+    #[serde(default)]
+    message: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+// ------------------------------------------------------- validated form --
+
+/// Evidence an investigation step gathers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Evidence {
+    Health,
+    Events,
+    Changes,
+    Metrics,
+    Logs,
+}
+
+/// One investigation step: which evidence to gather, and how much.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvestigationStep {
+    pub evidence: Evidence,
+    /// Why this evidence matters here (shown in the investigation pane).
+    pub why: String,
+    /// How far back to look (events, changes, metrics, logs).
+    pub window: Option<Duration>,
+    /// Metric names to fetch (for `metrics`).
+    pub metrics: Vec<String>,
+    /// How many log lines to read (for `logs`).
+    pub lines: Option<u32>,
+    /// A substring the log lines must contain (for `logs`).
+    pub grep: Option<String>,
+}
+
+/// A condition on one alert label.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LabelMatcher {
+    Equals(String, String),
+    NotEquals(String, String),
+    OneOf(String, Vec<String>),
+    NotOneOf(String, Vec<String>),
+}
+
+impl LabelMatcher {
+    /// Whether the labels satisfy this matcher (an absent label equals nothing).
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        match self {
+            LabelMatcher::Equals(k, v) => labels.get(k) == Some(v),
+            LabelMatcher::NotEquals(k, v) => labels.get(k) != Some(v),
+            LabelMatcher::OneOf(k, vs) => labels.get(k).is_some_and(|l| vs.contains(l)),
+            LabelMatcher::NotOneOf(k, vs) => labels.get(k).is_none_or(|l| !vs.contains(l)),
+        }
+    }
+}
+
+/// When a playbook applies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trigger {
+    pub alerts: Vec<String>,
+    /// Empty: any severity.
+    pub severities: Vec<Severity>,
+    pub labels: Vec<LabelMatcher>,
+}
+
+impl Trigger {
+    /// Whether a firing alert matches by name, severity and labels.
+    pub fn matches(&self, alert: &Alert) -> bool {
+        alert.status == AlertStatus::Firing
+            && self.alerts.iter().any(|a| *a == alert.name)
+            && (self.severities.is_empty() || self.severities.contains(&alert.severity))
+            && self.labels.iter().all(|m| m.matches(&alert.labels))
+    }
+}
+
+/// An action with parameters that may refer to facts.
+#[derive(Debug, Clone, PartialEq)]
+struct ActionTemplate {
+    name: String,
+    params: BTreeMap<String, Template>,
+}
+
+/// A node of the decision tree: a condition, then an action or sub-branches.
+#[derive(Debug, Clone, PartialEq)]
+struct Branch {
+    id: String,
+    when: Expr,
+    when_src: String,
+    line: u64,
+    description: String,
+    then: BranchThen,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum BranchThen {
+    Act(ActionTemplate),
+    Branches(Vec<Branch>),
+}
+
+/// What validation polls for after the action.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidationSpec {
+    /// The health status that counts as fixed.
+    pub expect: HealthStatus,
+    /// Reasons that mean "not fixed" even with the expected status.
+    pub not_reasons: Vec<String>,
+    pub timeout: Duration,
+    pub interval: Duration,
+    /// Consecutive passing polls needed.
+    pub stable_polls: u32,
+}
+
+impl ValidationSpec {
+    /// Whether one health reading passes; the error says why not.
+    pub fn check(&self, health: &Health) -> Result<(), String> {
+        if health.status != self.expect {
+            return Err(format!(
+                "health is {} ({}), expected {}",
+                health.status.as_str(),
+                if health.reason.is_empty() { "no reason" } else { &health.reason },
+                self.expect.as_str()
+            ));
+        }
+        if self.not_reasons.iter().any(|r| *r == health.reason) {
+            return Err(format!("health reason is still {}", health.reason));
+        }
+        Ok(())
+    }
+
+    /// Starts a validation run at `started` (a time from the caller's clock).
+    pub fn start(&self, started: DateTime<Utc>) -> ValidationRun {
+        ValidationRun {
+            spec: self.clone(),
+            started,
+            passes: 0,
+            polls: 0,
+            last: String::from("not polled yet"),
+        }
+    }
+}
+
+/// The verdict after one poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Poll again after the spec's interval.
+    Pending,
+    /// The expected health held for the required number of polls.
+    Passed(String),
+    /// The timeout passed first; the reason is the last failed check.
+    Failed(String),
+}
+
+/// A validation in progress: feed it health readings with the time they were taken.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidationRun {
+    spec: ValidationSpec,
+    started: DateTime<Utc>,
+    passes: u32,
+    polls: u32,
+    last: String,
+}
+
+impl ValidationRun {
+    /// Records one poll of real health taken at `now` and says what to do next.
+    pub fn observe(&mut self, health: &Health, now: DateTime<Utc>) -> Verdict {
+        self.polls += 1;
+        match self.spec.check(health) {
+            Ok(()) => {
+                self.passes += 1;
+                if self.passes >= self.spec.stable_polls {
+                    return Verdict::Passed(format!(
+                        "{} for {} consecutive poll(s) after {} poll(s)",
+                        self.spec.expect.as_str(),
+                        self.passes,
+                        self.polls
+                    ));
+                }
+            }
+            Err(why) => {
+                self.passes = 0;
+                self.last = why;
+            }
+        }
+        let elapsed = (now - self.started).to_std().unwrap_or(Duration::ZERO);
+        if elapsed >= self.spec.timeout {
+            Verdict::Failed(format!(
+                "not {} within {}s: {}",
+                self.spec.expect.as_str(),
+                self.spec.timeout.as_secs(),
+                self.last
+            ))
+        } else {
+            Verdict::Pending
+        }
+    }
+
+    /// The interval to wait before the next poll.
+    pub fn interval(&self) -> Duration {
+        self.spec.interval
+    }
+}
+
+/// What to do when the action or its validation fails.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailurePlan {
+    /// Restore the snapshot first.
+    pub restore: bool,
+    /// Contacts to escalate to, in order.
+    pub escalate: Vec<String>,
+    pub message: String,
+}
+
+/// The branch a decision tree chose and the action it rendered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// Path of branch ids from the root, e.g. `oom/limit-too-small`.
+    pub branch: String,
+    pub description: String,
+    pub action: Action,
+}
+
+/// A validated playbook.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Playbook {
+    pub name: String,
+    pub description: String,
+    /// Higher first when several playbooks match an alert.
+    pub priority: i32,
+    /// The file it was loaded from.
+    pub source: String,
+    pub trigger: Trigger,
+    pub investigate: Vec<InvestigationStep>,
+    tree: Vec<Branch>,
+    pub validation: ValidationSpec,
+    pub on_failure: FailurePlan,
+}
+
+impl Playbook {
+    /// Parses and validates one playbook; `file` names it in errors.
+    pub fn parse(file: &str, text: &str) -> Result<Self, PlaybookError> {
+        let options = serde_saphyr::Options {
+            with_snippet: false,
+            crop_radius: 0,
+            strict_booleans: true,
+            ..serde_saphyr::Options::default()
+        };
+        let raw: RawPlaybook =
+            serde_saphyr::from_str_with_options(text, options).map_err(|e| {
+                let (line, column) = e
+                    .location()
+                    .map(|l| (l.line(), l.column()))
+                    .unwrap_or((0, 0));
+                let mut message = e.to_string();
+                let suffix = format!(" at line {line}, column {column}");
+                if let Some(stripped) = message.strip_suffix(&suffix) {
+                    message = stripped.to_string();
+                }
+                PlaybookError::Invalid {
+                    file: file.to_string(),
+                    line,
+                    column,
+                    message,
+                }
+            })?;
+        build(file, raw)
+    }
+
+    /// Walks the decision tree over `facts`: the first branch whose condition
+    /// holds is taken (depth first, in file order); its action is rendered for
+    /// `target`. `None` when no branch holds.
+    pub fn decide(
+        &self,
+        facts: &Facts,
+        target: &ResourceId,
+    ) -> Result<Option<Decision>, PlaybookError> {
+        self.walk(&self.tree, facts, target, "")
+    }
+
+    fn walk(
+        &self,
+        branches: &[Branch],
+        facts: &Facts,
+        target: &ResourceId,
+        prefix: &str,
+    ) -> Result<Option<Decision>, PlaybookError> {
+        for branch in branches {
+            let holds = branch.when.holds(facts).map_err(|message| self.eval_error(branch, format!("`{}`: {message}", branch.when_src)))?;
+            if !holds {
+                continue;
+            }
+            let path = if prefix.is_empty() {
+                branch.id.clone()
+            } else {
+                format!("{prefix}/{}", branch.id)
+            };
+            match &branch.then {
+                BranchThen::Branches(children) => {
+                    if let Some(decision) = self.walk(children, facts, target, &path)? {
+                        return Ok(Some(decision));
+                    }
+                }
+                BranchThen::Act(template) => {
+                    let mut action = Action::new(template.name.clone(), target.clone());
+                    for (key, t) in &template.params {
+                        let value = t.render(facts).map_err(|message| {
+                            self.eval_error(branch, format!("parameter `{key}`: {message}"))
+                        })?;
+                        action.params.insert(key.clone(), value);
+                    }
+                    return Ok(Some(Decision {
+                        branch: path,
+                        description: branch.description.clone(),
+                        action,
+                    }));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn eval_error(&self, branch: &Branch, message: String) -> PlaybookError {
+        PlaybookError::Eval {
+            playbook: self.name.clone(),
+            file: self.source.clone(),
+            line: branch.line,
+            branch: branch.id.clone(),
+            message,
+        }
+    }
+
+    /// Every action name the tree can produce, for checks against policy and connectors.
+    pub fn action_names(&self) -> Vec<&str> {
+        fn walk<'a>(branches: &'a [Branch], out: &mut Vec<&'a str>) {
+            for b in branches {
+                match &b.then {
+                    BranchThen::Act(a) => out.push(&a.name),
+                    BranchThen::Branches(children) => walk(children, out),
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.tree, &mut out);
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
+fn invalid(file: &str, at: &serde_saphyr::Location, message: impl Into<String>) -> PlaybookError {
+    PlaybookError::Invalid {
+        file: file.to_string(),
+        line: at.line(),
+        column: at.column(),
+        message: message.into(),
+    }
+}
+
+fn build(file: &str, raw: RawPlaybook) -> Result<Playbook, PlaybookError> {
+    let name = raw.name.value.trim().to_string();
+    if name.is_empty() {
+        return Err(invalid(file, &raw.name.referenced, "`name` is empty"));
+    }
+    if raw.trigger.alerts.value.is_empty() || raw.trigger.alerts.value.iter().any(|a| a.trim().is_empty()) {
+        return Err(invalid(
+            file,
+            &raw.trigger.alerts.referenced,
+            "`trigger.alerts` needs at least one non-empty alert name",
+        ));
+    }
+    let mut labels = Vec::new();
+    for m in raw.trigger.labels {
+        let at = m.referenced;
+        let m = m.value;
+        let set = [
+            m.equals.is_some(),
+            m.not_equals.is_some(),
+            m.one_of.is_some(),
+            m.not_one_of.is_some(),
+        ]
+        .iter()
+        .filter(|s| **s)
+        .count();
+        if set != 1 {
+            return Err(invalid(
+                file,
+                &at,
+                format!(
+                    "label matcher for `{}` needs exactly one of equals, not_equals, one_of, not_one_of",
+                    m.label
+                ),
+            ));
+        }
+        labels.push(if let Some(v) = m.equals {
+            LabelMatcher::Equals(m.label, v)
+        } else if let Some(v) = m.not_equals {
+            LabelMatcher::NotEquals(m.label, v)
+        } else if let Some(v) = m.one_of {
+            LabelMatcher::OneOf(m.label, v)
+        } else {
+            LabelMatcher::NotOneOf(m.label, m.not_one_of.unwrap_or_default())
+        });
+    }
+    if raw.investigate.value.is_empty() {
+        return Err(invalid(
+            file,
+            &raw.investigate.referenced,
+            "`investigate` needs at least one step",
+        ));
+    }
+    let investigate = raw
+        .investigate
+        .value
+        .into_iter()
+        .map(|s| InvestigationStep {
+            evidence: s.evidence,
+            why: s.why,
+            window: s.window_mins.map(|m| Duration::from_secs(u64::from(m) * 60)),
+            metrics: s.metrics,
+            lines: s.lines,
+            grep: s.grep,
+        })
+        .collect();
+    if raw.decide.value.is_empty() {
+        return Err(invalid(file, &raw.decide.referenced, "`decide` needs at least one branch"));
+    }
+    let mut ids = Vec::new();
+    let tree = branches(file, raw.decide.value, &mut ids)?;
+
+    let v = raw.validate.value;
+    let at = raw.validate.referenced;
+    if v.timeout_secs == 0 || v.interval_secs == 0 {
+        return Err(invalid(file, &at, "`timeout_secs` and `interval_secs` must be positive"));
+    }
+    if v.interval_secs > v.timeout_secs {
+        return Err(invalid(file, &at, "`interval_secs` is longer than `timeout_secs`"));
+    }
+    if v.stable_polls == 0 {
+        return Err(invalid(file, &at, "`stable_polls` must be at least 1"));
+    }
+    if v.expect.health == HealthStatus::Unknown {
+        return Err(invalid(file, &at, "`expect.health` cannot be `unknown`"));
+    }
+    let validation = ValidationSpec {
+        expect: v.expect.health,
+        not_reasons: v.expect.not_reasons,
+        timeout: Duration::from_secs(v.timeout_secs),
+        interval: Duration::from_secs(v.interval_secs),
+        stable_polls: v.stable_polls,
+    };
+
+    let f = raw.on_failure.value;
+    if f.escalate.is_empty() || f.escalate.iter().any(|c| c.trim().is_empty()) {
+        return Err(invalid(
+            file,
+            &raw.on_failure.referenced,
+            "`on_failure.escalate` needs at least one contact",
+        ));
+    }
+    Ok(Playbook {
+        name,
+        description: raw.description,
+        priority: raw.priority,
+        source: file.to_string(),
+        trigger: Trigger {
+            alerts: raw.trigger.alerts.value,
+            severities: raw.trigger.severities,
+            labels,
+        },
+        investigate,
+        tree,
+        validation,
+        on_failure: FailurePlan {
+            restore: f.restore,
+            escalate: f.escalate,
+            message: f.message,
+        },
+    })
+}
+
+fn branches(file: &str, raw: Vec<RawBranch>, ids: &mut Vec<String>) -> Result<Vec<Branch>, PlaybookError> {
+    let mut out = Vec::new();
+    for b in raw {
+        let id = b.id.value.trim().to_string();
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(invalid(file, &b.id.referenced, format!("branch id {id:?} must be letters, digits, `-` or `_`")));
+        }
+        if ids.contains(&id) {
+            return Err(invalid(file, &b.id.referenced, format!("branch id `{id}` is used twice")));
+        }
+        ids.push(id.clone());
+        let when = expr::parse(&b.when.value).map_err(|e| invalid(file, &b.when.referenced, format!("in `when`: {e}")))?;
+        let then = match (b.action, b.then) {
+            (Some(action), None) => {
+                let name = action.name.value.trim().to_string();
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+                    return Err(invalid(file, &action.name.referenced, format!("action name {name:?} must be snake_case")));
+                }
+                let mut params = BTreeMap::new();
+                for (key, value) in action.params {
+                    let t = Template::parse(&value.value).map_err(|e| invalid(file, &value.referenced, format!("parameter `{key}`: {e}")))?;
+                    params.insert(key, t);
+                }
+                BranchThen::Act(ActionTemplate { name, params })
+            }
+            (None, Some(children)) => {
+                if children.value.is_empty() {
+                    return Err(invalid(file, &children.referenced, format!("branch `{id}` has an empty `then`")));
+                }
+                BranchThen::Branches(branches(file, children.value, ids)?)
+            }
+            _ => {
+                return Err(invalid(file, &b.id.referenced, format!("branch `{id}` needs exactly one of `action` or `then`")));
+            }
+        };
+        out.push(Branch {
+            id,
+            when,
+            when_src: b.when.value,
+            line: b.when.referenced.line(),
+            description: b.description,
+            then,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,301 @@
+//! The safety path through the real runtime on the demo fleet, with time
+//! driven by hand: approvals by distinct non-requesters, two-step denials,
+//! read-only mode, escalation then expiry, and a restore that really restores.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use shieldops::agents::security::{DEFAULT_ADVISORIES, parse_advisories};
+use shieldops::clock::ManualClock;
+use shieldops::connectors::sim::Sim;
+use shieldops::event::{Alert, AlertStatus, ResourceId, Severity};
+use shieldops::runtime::command::{Command, CommandEnvelope, CommandReply, Identity};
+use shieldops::runtime::policy::BaselinePolicy;
+use shieldops::runtime::snapshots::load_state;
+use shieldops::runtime::{Intake, Runtime, RuntimeOptions, RuntimeParts};
+use shieldops::state::{Stage, State};
+use shieldops::store::EventLog;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+const CHECKOUT: &str = "k8s/demo-prod/checkout/deployment/checkout-api";
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    log: EventLog,
+    clock: ManualClock,
+    sim: Arc<Sim>,
+    runtime: Option<Runtime>,
+}
+
+fn start_time() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-06-03T10:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+impl Harness {
+    async fn new(options: RuntimeOptions) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(&dir.path().join("log")).unwrap();
+        let clock = ManualClock::new(start_time());
+        let sim = Sim::open(7, None, Arc::new(clock.clone())).unwrap();
+        let state = load_state(&log).unwrap();
+        let runtime = Runtime::start(
+            RuntimeParts {
+                log: log.clone(),
+                registry: sim.registry(),
+                clock: Arc::new(clock.clone()),
+                policy: Arc::new(BaselinePolicy),
+                advisories: parse_advisories(DEFAULT_ADVISORIES).unwrap(),
+                options,
+            },
+            state,
+            CancellationToken::new(),
+        );
+        Harness {
+            _dir: dir,
+            log,
+            clock,
+            sim,
+            runtime: Some(runtime),
+        }
+    }
+
+    fn runtime(&self) -> &Runtime {
+        self.runtime.as_ref().unwrap()
+    }
+
+    fn state(&self) -> State {
+        load_state(&self.log).unwrap()
+    }
+
+    /// Advances simulated time a second at a time until `pred` holds.
+    async fn until(&self, what: &str, pred: impl Fn(&State) -> bool) -> State {
+        let mut status = self.runtime().status.clone();
+        for _ in 0..2_000 {
+            let state = self.state();
+            if pred(&state) {
+                return state;
+            }
+            self.clock.advance(Duration::from_secs(1));
+            // Let the tasks woken by the new time run: the runtime reports every step.
+            let _ = tokio::time::timeout(Duration::from_millis(20), status.changed()).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    async fn command(&self, name: &str, command: Command) -> CommandReply {
+        let (tx, rx) = oneshot::channel();
+        self.runtime()
+            .commands
+            .send(CommandEnvelope {
+                command,
+                by: Identity {
+                    name: name.into(),
+                    source: Some("10.0.0.7".into()),
+                },
+                reply: Some(tx),
+            })
+            .await
+            .unwrap();
+        rx.await.unwrap()
+    }
+
+    async fn oom(&self) -> u64 {
+        self.sim.set_attrs(
+            &ResourceId::new(CHECKOUT),
+            &[("memory_need_mib", "340"), ("restarts", "3")],
+        );
+        let pod = self
+            .sim
+            .with_world(|w| w.pods_of(&ResourceId::new(CHECKOUT))[0].clone());
+        self.runtime()
+            .intake
+            .send(Intake::Alert(Alert {
+                name: "KubePodCrashLooping".into(),
+                severity: Severity::Critical,
+                fingerprint: format!("KubePodCrashLooping@{pod}"),
+                resource: pod,
+                summary: "OOMKilled".into(),
+                labels: Default::default(),
+                status: AlertStatus::Firing,
+                source: "test".into(),
+            }))
+            .await
+            .unwrap();
+        let state = self
+            .until("a remediation awaiting approval", |s| {
+                s.remediations
+                    .values()
+                    .any(|r| r.stage == Stage::AwaitingApproval)
+            })
+            .await;
+        state.approval_queue()[0].id
+    }
+
+    fn count(&self, kind: &str, rem: u64) -> usize {
+        self.log
+            .scan(1)
+            .map(|e| e.unwrap())
+            .filter(|e| e.kind.name() == kind)
+            .filter(|e| e.to_json()["remediation"] == rem)
+            .count()
+    }
+
+    async fn stop(mut self) {
+        self.runtime.take().unwrap().shutdown().await.unwrap();
+        self.log.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_distinct_non_requester_approval_executes_and_only_once() {
+    let h = Harness::new(RuntimeOptions::default()).await;
+    let rem = h.oom().await;
+    let before = h.sim.with_world(|w| w.capture(&ResourceId::new(CHECKOUT)).unwrap());
+
+    let refused = h
+        .command(
+            "agent:remediation",
+            Command::Approve {
+                remediation: rem,
+                comment: "self".into(),
+            },
+        )
+        .await;
+    assert!(refused.unwrap_err().contains("requester"));
+    assert_eq!(h.count("approval_granted", rem), 0);
+
+    h.command(
+        "alice",
+        Command::Approve {
+            remediation: rem,
+            comment: "raise it".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let again = h
+        .command(
+            "alice",
+            Command::Approve {
+                remediation: rem,
+                comment: "again".into(),
+            },
+        )
+        .await;
+    assert!(again.is_err(), "a second approval by the same person is refused");
+
+    let state = h
+        .until("the remediation to finish", |s| {
+            matches!(s.remediations[&rem].stage, Stage::Finished(_))
+        })
+        .await;
+    let r = &state.remediations[&rem];
+    assert_eq!(r.stage.label(), "succeeded");
+    assert_eq!(r.approvals.len(), 1);
+    assert_eq!(r.approvals[0].source.as_deref(), Some("10.0.0.7"));
+    assert_eq!(h.count("action_executed", rem), 1);
+    let after = h.sim.with_world(|w| w.capture(&ResourceId::new(CHECKOUT)).unwrap());
+    assert_ne!(before, after, "the action changed the deployment");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denial_needs_a_reason_and_prevents_execution() {
+    let h = Harness::new(RuntimeOptions::default()).await;
+    let rem = h.oom().await;
+    let empty = h
+        .command(
+            "bob",
+            Command::Deny {
+                remediation: rem,
+                reason: "  ".into(),
+            },
+        )
+        .await;
+    assert!(empty.unwrap_err().contains("reason"));
+    h.command(
+        "bob",
+        Command::Deny {
+            remediation: rem,
+            reason: "change freeze".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let state = h
+        .until("the denial to finish it", |s| {
+            matches!(s.remediations[&rem].stage, Stage::Finished(_))
+        })
+        .await;
+    assert_eq!(state.remediations[&rem].stage.label(), "denied");
+    let late = h
+        .command(
+            "alice",
+            Command::Approve {
+                remediation: rem,
+                comment: "".into(),
+            },
+        )
+        .await;
+    assert!(late.is_err());
+    assert_eq!(h.count("snapshot_taken", rem), 0);
+    assert_eq!(h.count("action_executed", rem), 0);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_mode_never_executes() {
+    let options = RuntimeOptions {
+        read_only: true,
+        approval_ttl: Duration::from_secs(30),
+        escalation_chain: vec![],
+        ..Default::default()
+    };
+    let h = Harness::new(options).await;
+    let rem = h.oom().await;
+    let refused = h
+        .command(
+            "alice",
+            Command::Approve {
+                remediation: rem,
+                comment: "".into(),
+            },
+        )
+        .await;
+    assert!(refused.unwrap_err().contains("read-only"));
+    let state = h
+        .until("the request to expire", |s| {
+            matches!(s.remediations[&rem].stage, Stage::Finished(_))
+        })
+        .await;
+    assert_eq!(state.remediations[&rem].stage.label(), "expired");
+    assert_eq!(h.count("action_executed", rem), 0);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_request_escalates_along_the_chain_then_expires() {
+    let options = RuntimeOptions {
+        approval_ttl: Duration::from_secs(60),
+        escalation_chain: vec!["secondary".into(), "commander".into()],
+        ..Default::default()
+    };
+    let h = Harness::new(options).await;
+    let rem = h.oom().await;
+    let state = h
+        .until("expiry", |s| {
+            matches!(s.remediations[&rem].stage, Stage::Finished(_))
+        })
+        .await;
+    let r = &state.remediations[&rem];
+    assert_eq!(r.stage.label(), "expired");
+    let contacts: Vec<&str> = r.escalations.iter().map(|(to, _, _)| to.as_str()).collect();
+    assert_eq!(contacts, ["secondary", "commander"]);
+    assert_eq!(h.count("approval_expired", rem), 1);
+    assert_eq!(h.count("action_executed", rem), 0);
+    h.stop().await;
+}
