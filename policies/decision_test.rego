@@ -1,12 +1,11 @@
 # Tests for decision.rego: the document's shape, deny-wins, read-only and
 # forbidden actions, input validation. Shared fixtures live here.
 #
-# Every `with` sits in a test rule's own body, never inside a helper function
-# or an `every` body: regorus 0.14 does not re-evaluate a rule under `with`
-# there, so helpers only build inputs.
+# Every `with` sits in a test rule's own body and names the decision by its
+# full path (`data.shieldops.decision`): regorus 0.14 does not re-evaluate a
+# rule under `with` inside a helper function, an `every` body, or through an
+# import alias. So helpers only build inputs.
 package shieldops_test
-
-import data.shieldops
 
 # A baseline that passes every rule: a production pod restart by its own
 # team on a Wednesday morning, well inside every limit.
@@ -55,7 +54,7 @@ allowed_read_only(d) if {
 }
 
 test_decision_has_every_field if {
-	d := shieldops.decision with input as base
+	d := data.shieldops.decision with input as base
 	is_boolean(d.allow)
 	is_array(d.deny)
 	is_number(d.required_approvals)
@@ -64,34 +63,34 @@ test_decision_has_every_field if {
 }
 
 test_baseline_is_allowed if {
-	d := shieldops.decision with input as base
+	d := data.shieldops.decision with input as base
 	d.allow
 	count(d.deny) == 0
 }
 
 test_any_deny_makes_allow_false if {
-	d := shieldops.decision with input as inp({"affected_resources": 4})
+	d := data.shieldops.decision with input as inp({"affected_resources": 4})
 	count(d.deny) == 1
 	not d.allow
 }
 
 test_read_only_allowed_in_production_under_hostile_conditions if {
-	allowed_read_only(shieldops.decision) with input as hostile("query_logs", "production")
-	allowed_read_only(shieldops.decision) with input as hostile("query_metrics", "production")
-	allowed_read_only(shieldops.decision) with input as hostile("query_events", "production")
-	allowed_read_only(shieldops.decision) with input as hostile("get_health", "production")
-	allowed_read_only(shieldops.decision) with input as hostile("list_resources", "production")
+	allowed_read_only(data.shieldops.decision) with input as hostile("query_logs", "production")
+	allowed_read_only(data.shieldops.decision) with input as hostile("query_metrics", "production")
+	allowed_read_only(data.shieldops.decision) with input as hostile("query_events", "production")
+	allowed_read_only(data.shieldops.decision) with input as hostile("get_health", "production")
+	allowed_read_only(data.shieldops.decision) with input as hostile("list_resources", "production")
 }
 
 test_read_only_allowed_in_every_environment if {
-	allowed_read_only(shieldops.decision) with input as hostile("get_health", "development")
-	allowed_read_only(shieldops.decision) with input as hostile("get_health", "staging")
-	allowed_read_only(shieldops.decision) with input as hostile("list_resources", "development")
-	allowed_read_only(shieldops.decision) with input as hostile("query_logs", "staging")
+	allowed_read_only(data.shieldops.decision) with input as hostile("get_health", "development")
+	allowed_read_only(data.shieldops.decision) with input as hostile("get_health", "staging")
+	allowed_read_only(data.shieldops.decision) with input as hostile("list_resources", "development")
+	allowed_read_only(data.shieldops.decision) with input as hostile("query_logs", "staging")
 }
 
 test_mutating_denied_under_hostile_conditions if {
-	d := shieldops.decision with input as hostile("restart_pod", "production")
+	d := data.shieldops.decision with input as hostile("restart_pod", "production")
 	not d.allow
 	has_deny(d, "blast radius:")
 	has_deny(d, "freeze:")
@@ -100,87 +99,87 @@ test_mutating_denied_under_hostile_conditions if {
 }
 
 test_forbidden_actions_denied_in_production if {
-	has_deny(shieldops.decision, "forbidden:") with input as act("delete_database", "production")
-	has_deny(shieldops.decision, "forbidden:") with input as act("drop_table", "production")
-	has_deny(shieldops.decision, "forbidden:") with input as act("delete_namespace", "production")
-	has_deny(shieldops.decision, "forbidden:") with input as act("modify_iam_root", "production")
-	has_deny(shieldops.decision, "forbidden:") with input as act("disable_logging", "production")
-	has_deny(shieldops.decision, "forbidden:") with input as act("disable_monitoring", "production")
+	has_deny(data.shieldops.decision, "forbidden:") with input as act("delete_database", "production")
+	has_deny(data.shieldops.decision, "forbidden:") with input as act("drop_table", "production")
+	has_deny(data.shieldops.decision, "forbidden:") with input as act("delete_namespace", "production")
+	has_deny(data.shieldops.decision, "forbidden:") with input as act("modify_iam_root", "production")
+	has_deny(data.shieldops.decision, "forbidden:") with input as act("disable_logging", "production")
+	has_deny(data.shieldops.decision, "forbidden:") with input as act("disable_monitoring", "production")
 }
 
 test_forbidden_actions_denied_outside_production if {
-	d := shieldops.decision with input as act("drop_table", "development")
+	d := data.shieldops.decision with input as act("drop_table", "development")
 	not d.allow
 	has_deny(d, "forbidden:")
-	has_deny(shieldops.decision, "forbidden:") with input as act("disable_logging", "staging")
-	has_deny(shieldops.decision, "forbidden:") with input as act("delete_database", "development")
+	has_deny(data.shieldops.decision, "forbidden:") with input as act("disable_logging", "staging")
+	has_deny(data.shieldops.decision, "forbidden:") with input as act("delete_database", "development")
 }
 
 test_ordinary_action_is_not_forbidden if {
-	not has_deny(shieldops.decision, "forbidden:") with input as base
+	not has_deny(data.shieldops.decision, "forbidden:") with input as base
 }
 
 test_forbidden_site_tuned if {
-	has_deny(shieldops.decision, "forbidden:") with input as base
+	has_deny(data.shieldops.decision, "forbidden:") with input as base
 		with data.shieldops_config.forbidden_actions as ["restart_pod"]
 }
 
 test_baseline_has_no_input_errors if {
-	not has_deny(shieldops.decision, "input:") with input as base
+	not has_deny(data.shieldops.decision, "input:") with input as base
 }
 
 test_missing_action_name_denied if {
-	d := shieldops.decision with input as object.remove(base, ["action"])
+	d := data.shieldops.decision with input as object.remove(base, ["action"])
 	has_deny(d, "input: action.name")
 	not d.allow
 }
 
 test_non_string_action_name_denied if {
-	has_deny(shieldops.decision, "input: action.name") with input as inp({"action": {"name": 7}})
+	has_deny(data.shieldops.decision, "input: action.name") with input as inp({"action": {"name": 7}})
 }
 
 test_unknown_environment_denied if {
-	d := shieldops.decision with input as inp({"target": {"environment": "prod"}})
+	d := data.shieldops.decision with input as inp({"target": {"environment": "prod"}})
 	has_deny(d, "input: unknown environment")
 	not d.allow
 }
 
 test_unknown_environment_denied_for_read_only if {
-	d := shieldops.decision with input as act("get_health", "moon")
+	d := data.shieldops.decision with input as act("get_health", "moon")
 	not d.allow
 }
 
 test_missing_affected_resources_denied if {
-	d := shieldops.decision with input as object.remove(base, ["affected_resources"])
+	d := data.shieldops.decision with input as object.remove(base, ["affected_resources"])
 	has_deny(d, "input: affected_resources")
 }
 
 test_negative_affected_resources_denied if {
-	has_deny(shieldops.decision, "input: affected_resources") with input as inp({"affected_resources": -1})
+	has_deny(data.shieldops.decision, "input: affected_resources") with input as inp({"affected_resources": -1})
 }
 
 test_bad_weekday_denied if {
-	has_deny(shieldops.decision, "input: time.weekday") with input as inp({"time": {"weekday": "Caturday"}})
+	has_deny(data.shieldops.decision, "input: time.weekday") with input as inp({"time": {"weekday": "Caturday"}})
 }
 
 test_missing_time_denied if {
-	d := shieldops.decision with input as object.remove(base, ["time"])
+	d := data.shieldops.decision with input as object.remove(base, ["time"])
 	has_deny(d, "input: time.weekday")
 	has_deny(d, "input: time.hour")
 }
 
 test_bad_hour_denied if {
-	has_deny(shieldops.decision, "input: time.hour") with input as inp({"time": {"hour": 24}})
-	has_deny(shieldops.decision, "input: time.hour") with input as inp({"time": {"hour": "10"}})
+	has_deny(data.shieldops.decision, "input: time.hour") with input as inp({"time": {"hour": 24}})
+	has_deny(data.shieldops.decision, "input: time.hour") with input as inp({"time": {"hour": "10"}})
 }
 
 test_missing_rate_count_denied if {
-	d := shieldops.decision with input as inp({"rate": {"team_last_hour": null}})
+	d := data.shieldops.decision with input as inp({"rate": {"team_last_hour": null}})
 	has_deny(d, "input: rate.team_last_hour")
 	not has_deny(d, "input: rate.environment_last_minute")
 }
 
 test_missing_kind_denied_for_mutating_actions if {
-	has_deny(shieldops.decision, "input: target.kind") with input as inp({"target": {"kind": ""}})
-	not has_deny(shieldops.decision, "input: target.kind") with input as inp({"action": {"name": "get_health"}, "target": {"kind": ""}})
+	has_deny(data.shieldops.decision, "input: target.kind") with input as inp({"target": {"kind": ""}})
+	not has_deny(data.shieldops.decision, "input: target.kind") with input as inp({"action": {"name": "get_health"}, "target": {"kind": ""}})
 }

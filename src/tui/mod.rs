@@ -103,8 +103,9 @@ pub async fn run(
     let mut sighup = signal(SignalKind::hangup())?;
     let _guard = TerminalGuard::enter()?;
     let backend = ConsoleBackend::new(BufWriter::with_capacity(1 << 16, io::stdout()), opts.no_color);
+    // No `terminal.clear()`: it asks the terminal for the cursor position, a round
+    // trip that fails on slow links; the guard already cleared the alternate screen.
     let mut terminal = Terminal::new(backend)?;
-    terminal.clear()?;
     let mut input = EventStream::new();
     let (reply_tx, mut reply_rx) = mpsc::channel::<(String, crate::runtime::command::CommandReply)>(16);
     let notifier = Notifier::default();
