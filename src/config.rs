@@ -165,7 +165,8 @@ pub struct ConfigError {
 impl Config {
     /// The default config file location (XDG config directory).
     pub fn default_path() -> Option<PathBuf> {
-        directories::ProjectDirs::from("", "", "shieldops").map(|d| d.config_dir().join("config.toml"))
+        directories::ProjectDirs::from("", "", "shieldops")
+            .map(|d| d.config_dir().join("config.toml"))
     }
 
     /// Loads `explicit` if given (it must exist), else the default path if it exists, else defaults.
@@ -214,7 +215,11 @@ impl Config {
         };
         let r = &self.runtime;
         if !(0.0..=1.0).contains(&r.auto_propose_confidence) {
-            return bad("runtime", "auto_propose_confidence", "must be between 0 and 1");
+            return bad(
+                "runtime",
+                "auto_propose_confidence",
+                "must be between 0 and 1",
+            );
         }
         if r.approval_ttl_secs == 0 {
             return bad("runtime", "approval_ttl_secs", "must be at least 1");
@@ -268,9 +273,7 @@ fn find_key_line(text: &str, section: &str, key: &str) -> Option<usize> {
         let t = line.trim();
         if t.starts_with('[') {
             current = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
-        } else if current == section
-            && t.split('=').next().map(str::trim) == Some(key)
-        {
+        } else if current == section && t.split('=').next().map(str::trim) == Some(key) {
             return Some(i + 1);
         }
     }

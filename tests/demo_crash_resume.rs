@@ -74,8 +74,16 @@ fn check_invariants(events: &[Value]) {
     for p in proposals {
         let rem = p["seq"].as_u64().unwrap();
         let executed = of("action_executed", rem);
-        assert!(executed.len() <= 1, "remediation {rem} executed {} times", executed.len());
-        assert_eq!(of("remediation_finished", rem).len(), 1, "remediation {rem} finished once");
+        assert!(
+            executed.len() <= 1,
+            "remediation {rem} executed {} times",
+            executed.len()
+        );
+        assert_eq!(
+            of("remediation_finished", rem).len(),
+            1,
+            "remediation {rem} finished once"
+        );
         if let Some(exec) = executed.first() {
             let at = exec["seq"].as_u64().unwrap();
             let decision = of("policy_decided", rem)
@@ -92,10 +100,15 @@ fn check_invariants(events: &[Value]) {
                 .collect();
             approvers.sort();
             approvers.dedup();
-            assert!(approvers.len() >= required, "remediation {rem} ran without its approvals");
-            assert!(of("snapshot_taken", rem)
-                .iter()
-                .any(|s| s["seq"].as_u64().unwrap() < at));
+            assert!(
+                approvers.len() >= required,
+                "remediation {rem} ran without its approvals"
+            );
+            assert!(
+                of("snapshot_taken", rem)
+                    .iter()
+                    .any(|s| s["seq"].as_u64().unwrap() < at)
+            );
         }
     }
     assert!(events.iter().any(|e| e["kind"] == "scenario_finished"));
@@ -118,9 +131,18 @@ fn killed_at_each_step_it_resumes_safely() {
         child.wait().unwrap();
 
         let status = demo(dir.path()).status().unwrap();
-        assert!(status.success(), "restart after a kill at {kind} did not finish");
-        let verify = shieldops(dir.path()).args(["log", "verify"]).output().unwrap();
-        assert!(verify.status.success(), "chain broken after a kill at {kind}");
+        assert!(
+            status.success(),
+            "restart after a kill at {kind} did not finish"
+        );
+        let verify = shieldops(dir.path())
+            .args(["log", "verify"])
+            .output()
+            .unwrap();
+        assert!(
+            verify.status.success(),
+            "chain broken after a kill at {kind}"
+        );
         check_invariants(&export(dir.path()));
     }
 }

@@ -20,7 +20,11 @@ fn export(dir: &std::path::Path) -> Vec<Value> {
         .args(["log", "export", "--format", "jsonl"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -45,8 +49,15 @@ fn headless_demo_tells_the_whole_story_in_order() {
         .unwrap();
     assert!(status.success());
 
-    let verify = shieldops(dir.path()).args(["log", "verify"]).output().unwrap();
-    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    let verify = shieldops(dir.path())
+        .args(["log", "verify"])
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
 
     let events = export(dir.path());
     for e in &events {
@@ -56,7 +67,11 @@ fn headless_demo_tells_the_whole_story_in_order() {
         chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap()).unwrap();
     }
     let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
-    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "seq is dense");
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "seq is dense"
+    );
 
     // Follow the OOM incident through its ids.
     let alert = events
@@ -80,7 +95,10 @@ fn headless_demo_tells_the_whole_story_in_order() {
         .expect("hypotheses");
     let top = &ranked["hypotheses"][0];
     assert_eq!(top["title"], "Memory limit too low for the workload");
-    assert!(!top["cites"].as_array().unwrap().is_empty(), "top hypothesis cites evidence");
+    assert!(
+        !top["cites"].as_array().unwrap().is_empty(),
+        "top hypothesis cites evidence"
+    );
     let proposal = events
         .iter()
         .find(|e| e["kind"] == "remediation_proposed" && e["incident"] == incident_id)
@@ -123,21 +141,33 @@ fn headless_demo_tells_the_whole_story_in_order() {
         finished["seq"].as_u64().unwrap(),
         resolved["seq"].as_u64().unwrap(),
     ];
-    assert!(order.windows(2).all(|w| w[0] < w[1]), "story out of order: {order:?}");
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "story out of order: {order:?}"
+    );
 
     // The rest of the scenario happened too.
     let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    assert!(kinds.contains(&"incident_correlated"), "the repeated alert was correlated");
+    assert!(
+        kinds.contains(&"incident_correlated"),
+        "the repeated alert was correlated"
+    );
     assert!(events.iter().any(|e| e["kind"] == "security_finding"
         && e["finding"]["id"] == "CVE-2024-6387@linux/web-prod-1"));
-    assert!(events.iter().any(|e| e["kind"] == "security_finding"
-        && e["finding"]["category"] == "credential"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "security_finding" && e["finding"]["category"] == "credential")
+    );
     assert!(kinds.contains(&"cost_anomaly"));
     assert!(events.iter().any(|e| e["kind"] == "incident_resolved"
         && e["resolution"].as_str().unwrap().contains("by itself")));
-    assert!(events.iter().any(|e| e["kind"] == "remediation_finished"
-        && e["status"] == "succeeded"
-        && e["remediation"] != rem), "the staging disk clean-up ran without approval");
+    assert!(
+        events.iter().any(|e| e["kind"] == "remediation_finished"
+            && e["status"] == "succeeded"
+            && e["remediation"] != rem),
+        "the staging disk clean-up ran without approval"
+    );
 }
 
 #[test]
@@ -145,7 +175,15 @@ fn a_second_run_resumes_without_replaying_the_scenario() {
     let dir = tempfile::tempdir().unwrap();
     let run = || {
         shieldops(dir.path())
-            .args(["demo", "--headless", "--speed", "25", "--approve-as", "bob", "--until-quiet"])
+            .args([
+                "demo",
+                "--headless",
+                "--speed",
+                "25",
+                "--approve-as",
+                "bob",
+                "--until-quiet",
+            ])
             .status()
             .unwrap()
     };
@@ -154,7 +192,13 @@ fn a_second_run_resumes_without_replaying_the_scenario() {
     assert!(run().success());
     let second = export(dir.path());
     let count = |events: &[Value], kind: &str| events.iter().filter(|e| e["kind"] == kind).count();
-    assert_eq!(count(&first, "incident_opened"), count(&second, "incident_opened"));
-    assert_eq!(count(&first, "resource_discovered"), count(&second, "resource_discovered"));
+    assert_eq!(
+        count(&first, "incident_opened"),
+        count(&second, "incident_opened")
+    );
+    assert_eq!(
+        count(&first, "resource_discovered"),
+        count(&second, "resource_discovered")
+    );
     assert_eq!(count(&second, "scenario_finished"), 1);
 }

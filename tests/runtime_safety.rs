@@ -154,7 +154,9 @@ impl Harness {
 async fn only_a_distinct_non_requester_approval_executes_and_only_once() {
     let h = Harness::new(RuntimeOptions::default()).await;
     let rem = h.oom().await;
-    let before = h.sim.with_world(|w| w.capture(&ResourceId::new(CHECKOUT)).unwrap());
+    let before = h
+        .sim
+        .with_world(|w| w.capture(&ResourceId::new(CHECKOUT)).unwrap());
 
     let refused = h
         .command(
@@ -186,7 +188,10 @@ async fn only_a_distinct_non_requester_approval_executes_and_only_once() {
             },
         )
         .await;
-    assert!(again.is_err(), "a second approval by the same person is refused");
+    assert!(
+        again.is_err(),
+        "a second approval by the same person is refused"
+    );
 
     let state = h
         .until("the remediation to finish", |s| {
@@ -198,7 +203,9 @@ async fn only_a_distinct_non_requester_approval_executes_and_only_once() {
     assert_eq!(r.approvals.len(), 1);
     assert_eq!(r.approvals[0].source.as_deref(), Some("10.0.0.7"));
     assert_eq!(h.count("action_executed", rem), 1);
-    let after = h.sim.with_world(|w| w.capture(&ResourceId::new(CHECKOUT)).unwrap());
+    let after = h
+        .sim
+        .with_world(|w| w.capture(&ResourceId::new(CHECKOUT)).unwrap());
     assert_ne!(before, after, "the action changed the deployment");
     h.stop().await;
 }

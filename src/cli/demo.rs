@@ -22,7 +22,12 @@ use crate::runtime::{Intake, Runtime, RuntimeParts};
 use crate::store::EventLog;
 
 /// Runs the demo until the operator quits (or, headless, until quiet or a signal).
-pub async fn run(cli: &Cli, config: &Config, data_dir: &Path, args: DemoArgs) -> anyhow::Result<i32> {
+pub async fn run(
+    cli: &Cli,
+    config: &Config,
+    data_dir: &Path,
+    args: DemoArgs,
+) -> anyhow::Result<i32> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
     let log = EventLog::open(&super::log_dir(data_dir))?;
@@ -35,7 +40,9 @@ pub async fn run(cli: &Cli, config: &Config, data_dir: &Path, args: DemoArgs) ->
         "--speed must be greater than 0 and at most 1000"
     );
     // A resumed demo continues its simulated time where the log left off.
-    let origin = state.last_at.map_or(Utc::now(), |t| t.max(Utc::now().min(t)));
+    let origin = state
+        .last_at
+        .map_or(Utc::now(), |t| t.max(Utc::now().min(t)));
     let clock: SharedClock = Arc::new(ScaledClock::new(origin, speed));
 
     let scenario_path = args.scenario.clone().or(config.demo.scenario.clone());
@@ -86,7 +93,9 @@ pub async fn run(cli: &Cli, config: &Config, data_dir: &Path, args: DemoArgs) ->
     if !state.scenario_finished {
         let intake = runtime.intake.clone();
         let (alerts_tx, mut alerts_rx) = mpsc::channel(64);
-        let player = sim.clone().play(scenario.clone(), alerts_tx, cancel.clone());
+        let player = sim
+            .clone()
+            .play(scenario.clone(), alerts_tx, cancel.clone());
         let name = scenario.name.clone();
         let cancel_player = cancel.clone();
         tokio::spawn(async move {
@@ -135,7 +144,11 @@ pub async fn run(cli: &Cli, config: &Config, data_dir: &Path, args: DemoArgs) ->
             desktop_notify: config.console.desktop_notifications,
             keys: config.keys.clone(),
             config_dir: Config::default_path().and_then(|p| p.parent().map(Path::to_path_buf)),
-            title: if read_only { "demo (read-only)".into() } else { "demo".into() },
+            title: if read_only {
+                "demo (read-only)".into()
+            } else {
+                "demo".into()
+            },
         };
         crate::tui::run(opts, state, events_rx, runtime.commands.clone())
             .await
@@ -151,7 +164,11 @@ pub async fn run(cli: &Cli, config: &Config, data_dir: &Path, args: DemoArgs) ->
 }
 
 /// Headless: wait for quiet (if asked) or a signal; print a summary.
-async fn headless(runtime: &Runtime, until_quiet: bool, cancel: &CancellationToken) -> anyhow::Result<i32> {
+async fn headless(
+    runtime: &Runtime,
+    until_quiet: bool,
+    cancel: &CancellationToken,
+) -> anyhow::Result<i32> {
     let mut status = runtime.status.clone();
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {

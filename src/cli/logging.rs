@@ -23,7 +23,8 @@ pub fn init(dir: Option<&Path>) -> anyhow::Result<WorkerGuard> {
         .build(&dir)
         .map_err(|e| anyhow::anyhow!("cannot open log file in {}: {e}", dir.display()))?;
     let (writer, guard) = tracing_appender::non_blocking(appender);
-    let filter = EnvFilter::try_from_env("SHIELDOPS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_env("SHIELDOPS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)

@@ -37,7 +37,10 @@ pub enum ConnectorError {
     #[error("resource {0} not found")]
     NotFound(ResourceId),
     #[error("action `{action}` is not supported on {resource}")]
-    Unsupported { action: String, resource: ResourceId },
+    Unsupported {
+        action: String,
+        resource: ResourceId,
+    },
     #[error("bad parameter `{param}` for `{action}`: {reason}")]
     BadParam {
         action: String,

@@ -381,7 +381,9 @@ mod tests {
                 agent: "a".into(),
                 status: "ok".into(),
             },
-            EventKind::ScenarioFinished { name: "demo".into() },
+            EventKind::ScenarioFinished {
+                name: "demo".into(),
+            },
             EventKind::ApprovalExpired { remediation: 3 },
         ];
         for kind in samples {

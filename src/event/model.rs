@@ -145,7 +145,11 @@ impl Health {
         }
     }
     /// Builds a health value.
-    pub fn new(status: HealthStatus, reason: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(
+        status: HealthStatus,
+        reason: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             reason: reason.into(),

@@ -100,7 +100,9 @@ pub enum DecodeError {
     Truncated(usize),
     #[error("record body is not valid JSON: {0}")]
     Json(String),
-    #[error("record was written by format version {found}; this build reads up to {FORMAT_VERSION}")]
+    #[error(
+        "record was written by format version {found}; this build reads up to {FORMAT_VERSION}"
+    )]
     NewerFormat { found: u64 },
     #[error("record field `{0}` is missing or malformed")]
     Field(&'static str),
@@ -151,7 +153,10 @@ impl Event {
             .ok_or(DecodeError::Field("seq"))?;
         let at = body
             .remove("at")
-            .and_then(|v| v.as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()))
+            .and_then(|v| {
+                v.as_str()
+                    .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            })
             .ok_or(DecodeError::Field("at"))?
             .with_timezone(&Utc);
         let actor = match body.remove("actor") {
@@ -309,7 +314,15 @@ mod tests {
     fn export_has_the_documented_fields() {
         let (event, _) = Event::seal(1, ChainHash::GENESIS, draft());
         let json = event.to_json();
-        for key in ["seq", "at", "actor", "kind", "hash", "prev_hash", "resource"] {
+        for key in [
+            "seq",
+            "at",
+            "actor",
+            "kind",
+            "hash",
+            "prev_hash",
+            "resource",
+        ] {
             assert!(json.get(key).is_some(), "missing {key}");
         }
         assert_eq!(json["at"], "2026-01-02T03:04:05.678Z");

@@ -23,7 +23,11 @@ pub fn summary(kind: &EventKind) -> String {
             if health.reason.is_empty() {
                 format!("{resource} is {}", health.status.as_str())
             } else {
-                format!("{resource} is {}: {}", health.status.as_str(), health.reason)
+                format!(
+                    "{resource} is {}: {}",
+                    health.status.as_str(),
+                    health.reason
+                )
             }
         }
         AlertReceived { alert } => format!(
@@ -36,13 +40,20 @@ pub fn summary(kind: &EventKind) -> String {
             },
             alert.resource
         ),
-        IncidentOpened { title, severity, .. } => {
+        IncidentOpened {
+            title, severity, ..
+        } => {
             format!("incident opened [{}]: {title}", severity.as_str())
         }
-        IncidentCorrelated { incident, alert_seq } => {
+        IncidentCorrelated {
+            incident,
+            alert_seq,
+        } => {
             format!("alert #{alert_seq} correlated into incident #{incident}")
         }
-        IncidentAcknowledged { incident, by } => format!("incident #{incident} acknowledged by {by}"),
+        IncidentAcknowledged { incident, by } => {
+            format!("incident #{incident} acknowledged by {by}")
+        }
         IncidentResolved {
             incident,
             resolution,
@@ -147,9 +158,7 @@ pub fn summary(kind: &EventKind) -> String {
             finding.title,
             finding.resource
         ),
-        CostSample {
-            service, cents, ..
-        } => format!("{service}: ${:.2}", *cents as f64 / 100.0),
+        CostSample { service, cents, .. } => format!("{service}: ${:.2}", *cents as f64 / 100.0),
         CostAnomaly {
             service,
             expected_cents,

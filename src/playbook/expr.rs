@@ -230,10 +230,7 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, String> {
                             Some('n') => s.push('\n'),
                             Some(&e) => s.push(e),
                             None => {
-                                return Err(format!(
-                                    "unterminated string at column {}",
-                                    start + 1
-                                ));
+                                return Err(format!("unterminated string at column {}", start + 1));
                             }
                         }
                         i += 2;
@@ -343,8 +340,15 @@ impl Parser {
 
     fn unexpected(&self, wanted: &str) -> String {
         match self.toks.get(self.pos) {
-            Some((t, at)) => format!("expected {wanted}, found {} at column {}", describe(t), at + 1),
-            None => format!("expected {wanted} at column {} (end of expression)", self.len + 1),
+            Some((t, at)) => format!(
+                "expected {wanted}, found {} at column {}",
+                describe(t),
+                at + 1
+            ),
+            None => format!(
+                "expected {wanted} at column {} (end of expression)",
+                self.len + 1
+            ),
         }
     }
 
@@ -554,7 +558,9 @@ impl Expr {
                 match (op, l, r) {
                     (BinOp::And, _, Some(false)) => Val::Bool(false),
                     (BinOp::Or, _, Some(true)) => Val::Bool(true),
-                    (_, Some(a), Some(b)) => Val::Bool(if *op == BinOp::And { a && b } else { a || b }),
+                    (_, Some(a), Some(b)) => {
+                        Val::Bool(if *op == BinOp::And { a && b } else { a || b })
+                    }
                     _ => Val::Unknown,
                 }
             }
@@ -718,7 +724,8 @@ impl Template {
             let close = after
                 .find("}}")
                 .ok_or_else(|| "`{{` without a closing `}}`".to_string())?;
-            let expr = parse(after[..close].trim()).map_err(|e| format!("in `{{{{ … }}}}`: {e}"))?;
+            let expr =
+                parse(after[..close].trim()).map_err(|e| format!("in `{{{{ … }}}}`: {e}"))?;
             parts.push(Part::Hole(expr));
             rest = &after[close + 2..];
         }
@@ -805,8 +812,12 @@ mod tests {
         assert!(!holds(r#"health.reason in ["Error"]"#));
         assert!(holds("metrics.memory_limit_mib * 1.5 == 768"));
         assert!(holds("-(1 + 2) * 3 == -9 && 10 / 4 == 2.5"));
-        assert!(holds(r#"starts_with(health.reason, "OOM") && contains('xyz', 'y')"#));
-        assert!(holds("max(1, 2) == 2 && min(1, 2) == 1 && ceil(1.2) == 2 && floor(1.8) == 1 && round(1.5) == 2"));
+        assert!(holds(
+            r#"starts_with(health.reason, "OOM") && contains('xyz', 'y')"#
+        ));
+        assert!(holds(
+            "max(1, 2) == 2 && min(1, 2) == 1 && ceil(1.2) == 2 && floor(1.8) == 1 && round(1.5) == 2"
+        ));
     }
 
     #[test]
@@ -868,9 +879,13 @@ mod tests {
         let f = facts();
         let t = Template::parse("{{ ceil(metrics.memory_limit_mib * 1.5) }}").unwrap();
         assert_eq!(t.render(&f).unwrap(), "768");
-        let t = Template::parse("ratio={{ metrics.memory_usage_ratio }} of {{health.reason}}").unwrap();
+        let t =
+            Template::parse("ratio={{ metrics.memory_usage_ratio }} of {{health.reason}}").unwrap();
         assert_eq!(t.render(&f).unwrap(), "ratio=0.97 of OOMKilled");
-        assert_eq!(Template::parse("plain").unwrap().render(&f).unwrap(), "plain");
+        assert_eq!(
+            Template::parse("plain").unwrap().render(&f).unwrap(),
+            "plain"
+        );
         let err = Template::parse("{{ metrics.absent * 2 }}")
             .unwrap()
             .render(&f)

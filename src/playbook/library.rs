@@ -9,16 +9,46 @@ use crate::event::Alert;
 
 /// The default playbooks compiled into the binary: (file name, YAML).
 pub const EMBEDDED_PLAYBOOKS: &[(&str, &str)] = &[
-    ("certificate-expiring.yaml", include_str!("../../playbooks/certificate-expiring.yaml")),
-    ("cpu-throttling.yaml", include_str!("../../playbooks/cpu-throttling.yaml")),
-    ("db-connections-exhausted.yaml", include_str!("../../playbooks/db-connections-exhausted.yaml")),
-    ("deployment-rollout-failed.yaml", include_str!("../../playbooks/deployment-rollout-failed.yaml")),
-    ("high-latency.yaml", include_str!("../../playbooks/high-latency.yaml")),
-    ("node-disk-pressure.yaml", include_str!("../../playbooks/node-disk-pressure.yaml")),
-    ("oom-kill.yaml", include_str!("../../playbooks/oom-kill.yaml")),
-    ("pod-crash-loop.yaml", include_str!("../../playbooks/pod-crash-loop.yaml")),
-    ("pods-pending.yaml", include_str!("../../playbooks/pods-pending.yaml")),
-    ("service-down.yaml", include_str!("../../playbooks/service-down.yaml")),
+    (
+        "certificate-expiring.yaml",
+        include_str!("../../playbooks/certificate-expiring.yaml"),
+    ),
+    (
+        "cpu-throttling.yaml",
+        include_str!("../../playbooks/cpu-throttling.yaml"),
+    ),
+    (
+        "db-connections-exhausted.yaml",
+        include_str!("../../playbooks/db-connections-exhausted.yaml"),
+    ),
+    (
+        "deployment-rollout-failed.yaml",
+        include_str!("../../playbooks/deployment-rollout-failed.yaml"),
+    ),
+    (
+        "high-latency.yaml",
+        include_str!("../../playbooks/high-latency.yaml"),
+    ),
+    (
+        "node-disk-pressure.yaml",
+        include_str!("../../playbooks/node-disk-pressure.yaml"),
+    ),
+    (
+        "oom-kill.yaml",
+        include_str!("../../playbooks/oom-kill.yaml"),
+    ),
+    (
+        "pod-crash-loop.yaml",
+        include_str!("../../playbooks/pod-crash-loop.yaml"),
+    ),
+    (
+        "pods-pending.yaml",
+        include_str!("../../playbooks/pods-pending.yaml"),
+    ),
+    (
+        "service-down.yaml",
+        include_str!("../../playbooks/service-down.yaml"),
+    ),
 ];
 
 /// Validated playbooks, ordered for matching.
@@ -33,7 +63,10 @@ impl Library {
     pub fn load(user_dir: Option<&Path>) -> Result<Self, PlaybookError> {
         let mut playbooks = Vec::new();
         for (file, text) in EMBEDDED_PLAYBOOKS {
-            playbooks.push(Playbook::parse(&format!("embedded:playbooks/{file}"), text)?);
+            playbooks.push(Playbook::parse(
+                &format!("embedded:playbooks/{file}"),
+                text,
+            )?);
         }
         let mut library = Self { playbooks };
         if let Some(dir) = user_dir {
@@ -110,7 +143,10 @@ impl Library {
                     file: p.source.clone(),
                     line: 1,
                     column: 1,
-                    message: format!("playbook name `{}` is also used by {}", p.name, other.source),
+                    message: format!(
+                        "playbook name `{}` is also used by {}",
+                        p.name, other.source
+                    ),
                 });
             }
         }

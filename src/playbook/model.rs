@@ -232,7 +232,11 @@ impl ValidationSpec {
             return Err(format!(
                 "health is {} ({}), expected {}",
                 health.status.as_str(),
-                if health.reason.is_empty() { "no reason" } else { &health.reason },
+                if health.reason.is_empty() {
+                    "no reason"
+                } else {
+                    &health.reason
+                },
                 self.expect.as_str()
             ));
         }
@@ -359,24 +363,23 @@ impl Playbook {
             strict_booleans: true,
             ..serde_saphyr::Options::default()
         };
-        let raw: RawPlaybook =
-            serde_saphyr::from_str_with_options(text, options).map_err(|e| {
-                let (line, column) = e
-                    .location()
-                    .map(|l| (l.line(), l.column()))
-                    .unwrap_or((0, 0));
-                let mut message = e.to_string();
-                let suffix = format!(" at line {line}, column {column}");
-                if let Some(stripped) = message.strip_suffix(&suffix) {
-                    message = stripped.to_string();
-                }
-                PlaybookError::Invalid {
-                    file: file.to_string(),
-                    line,
-                    column,
-                    message,
-                }
-            })?;
+        let raw: RawPlaybook = serde_saphyr::from_str_with_options(text, options).map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            let mut message = e.to_string();
+            let suffix = format!(" at line {line}, column {column}");
+            if let Some(stripped) = message.strip_suffix(&suffix) {
+                message = stripped.to_string();
+            }
+            PlaybookError::Invalid {
+                file: file.to_string(),
+                line,
+                column,
+                message,
+            }
+        })?;
         build(file, raw)
     }
 
@@ -399,7 +402,9 @@ impl Playbook {
         prefix: &str,
     ) -> Result<Option<Decision>, PlaybookError> {
         for branch in branches {
-            let holds = branch.when.holds(facts).map_err(|message| self.eval_error(branch, format!("`{}`: {message}", branch.when_src)))?;
+            let holds = branch.when.holds(facts).map_err(|message| {
+                self.eval_error(branch, format!("`{}`: {message}", branch.when_src))
+            })?;
             if !holds {
                 continue;
             }
@@ -475,7 +480,9 @@ fn build(file: &str, raw: RawPlaybook) -> Result<Playbook, PlaybookError> {
     if name.is_empty() {
         return Err(invalid(file, &raw.name.referenced, "`name` is empty"));
     }
-    if raw.trigger.alerts.value.is_empty() || raw.trigger.alerts.value.iter().any(|a| a.trim().is_empty()) {
+    if raw.trigger.alerts.value.is_empty()
+        || raw.trigger.alerts.value.iter().any(|a| a.trim().is_empty())
+    {
         return Err(invalid(
             file,
             &raw.trigger.alerts.referenced,
@@ -529,14 +536,20 @@ fn build(file: &str, raw: RawPlaybook) -> Result<Playbook, PlaybookError> {
         .map(|s| InvestigationStep {
             evidence: s.evidence,
             why: s.why,
-            window: s.window_mins.map(|m| Duration::from_secs(u64::from(m) * 60)),
+            window: s
+                .window_mins
+                .map(|m| Duration::from_secs(u64::from(m) * 60)),
             metrics: s.metrics,
             lines: s.lines,
             grep: s.grep,
         })
         .collect();
     if raw.decide.value.is_empty() {
-        return Err(invalid(file, &raw.decide.referenced, "`decide` needs at least one branch"));
+        return Err(invalid(
+            file,
+            &raw.decide.referenced,
+            "`decide` needs at least one branch",
+        ));
     }
     let mut ids = Vec::new();
     let tree = branches(file, raw.decide.value, &mut ids)?;
@@ -544,10 +557,18 @@ fn build(file: &str, raw: RawPlaybook) -> Result<Playbook, PlaybookError> {
     let v = raw.validate.value;
     let at = raw.validate.referenced;
     if v.timeout_secs == 0 || v.interval_secs == 0 {
-        return Err(invalid(file, &at, "`timeout_secs` and `interval_secs` must be positive"));
+        return Err(invalid(
+            file,
+            &at,
+            "`timeout_secs` and `interval_secs` must be positive",
+        ));
     }
     if v.interval_secs > v.timeout_secs {
-        return Err(invalid(file, &at, "`interval_secs` is longer than `timeout_secs`"));
+        return Err(invalid(
+            file,
+            &at,
+            "`interval_secs` is longer than `timeout_secs`",
+        ));
     }
     if v.stable_polls == 0 {
         return Err(invalid(file, &at, "`stable_polls` must be at least 1"));
@@ -592,39 +613,74 @@ fn build(file: &str, raw: RawPlaybook) -> Result<Playbook, PlaybookError> {
     })
 }
 
-fn branches(file: &str, raw: Vec<RawBranch>, ids: &mut Vec<String>) -> Result<Vec<Branch>, PlaybookError> {
+fn branches(
+    file: &str,
+    raw: Vec<RawBranch>,
+    ids: &mut Vec<String>,
+) -> Result<Vec<Branch>, PlaybookError> {
     let mut out = Vec::new();
     for b in raw {
         let id = b.id.value.trim().to_string();
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(invalid(file, &b.id.referenced, format!("branch id {id:?} must be letters, digits, `-` or `_`")));
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(invalid(
+                file,
+                &b.id.referenced,
+                format!("branch id {id:?} must be letters, digits, `-` or `_`"),
+            ));
         }
         if ids.contains(&id) {
-            return Err(invalid(file, &b.id.referenced, format!("branch id `{id}` is used twice")));
+            return Err(invalid(
+                file,
+                &b.id.referenced,
+                format!("branch id `{id}` is used twice"),
+            ));
         }
         ids.push(id.clone());
-        let when = expr::parse(&b.when.value).map_err(|e| invalid(file, &b.when.referenced, format!("in `when`: {e}")))?;
+        let when = expr::parse(&b.when.value)
+            .map_err(|e| invalid(file, &b.when.referenced, format!("in `when`: {e}")))?;
         let then = match (b.action, b.then) {
             (Some(action), None) => {
                 let name = action.name.value.trim().to_string();
-                if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
-                    return Err(invalid(file, &action.name.referenced, format!("action name {name:?} must be snake_case")));
+                if name.is_empty()
+                    || !name
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                {
+                    return Err(invalid(
+                        file,
+                        &action.name.referenced,
+                        format!("action name {name:?} must be snake_case"),
+                    ));
                 }
                 let mut params = BTreeMap::new();
                 for (key, value) in action.params {
-                    let t = Template::parse(&value.value).map_err(|e| invalid(file, &value.referenced, format!("parameter `{key}`: {e}")))?;
+                    let t = Template::parse(&value.value).map_err(|e| {
+                        invalid(file, &value.referenced, format!("parameter `{key}`: {e}"))
+                    })?;
                     params.insert(key, t);
                 }
                 BranchThen::Act(ActionTemplate { name, params })
             }
             (None, Some(children)) => {
                 if children.value.is_empty() {
-                    return Err(invalid(file, &children.referenced, format!("branch `{id}` has an empty `then`")));
+                    return Err(invalid(
+                        file,
+                        &children.referenced,
+                        format!("branch `{id}` has an empty `then`"),
+                    ));
                 }
                 BranchThen::Branches(branches(file, children.value, ids)?)
             }
             _ => {
-                return Err(invalid(file, &b.id.referenced, format!("branch `{id}` needs exactly one of `action` or `then`")));
+                return Err(invalid(
+                    file,
+                    &b.id.referenced,
+                    format!("branch `{id}` needs exactly one of `action` or `then`"),
+                ));
             }
         };
         out.push(Branch {

@@ -15,7 +15,10 @@ pub const EMBEDDED_POLICIES: &[(&str, &str)] = &[
         "compliance.rego",
         include_str!("../../policies/compliance.rego"),
     ),
-    ("decision.rego", include_str!("../../policies/decision.rego")),
+    (
+        "decision.rego",
+        include_str!("../../policies/decision.rego"),
+    ),
     ("limits.rego", include_str!("../../policies/limits.rego")),
     ("risk.rego", include_str!("../../policies/risk.rego")),
     ("scope.rego", include_str!("../../policies/scope.rego")),
@@ -67,9 +70,8 @@ impl Bundle {
             );
         }
         // The embedded document is a compile-time constant checked by a unit test.
-        bundle.data = serde_json::from_str(EMBEDDED_DATA).unwrap_or_else(|e| {
-            unreachable!("embedded policies/data.json is not valid JSON: {e}")
-        });
+        bundle.data = serde_json::from_str(EMBEDDED_DATA)
+            .unwrap_or_else(|e| unreachable!("embedded policies/data.json is not valid JSON: {e}"));
         bundle
     }
 
@@ -115,11 +117,10 @@ impl Bundle {
                     },
                 );
             } else {
-                let value: Value =
-                    serde_json::from_str(&text).map_err(|e| PolicyError::Data {
-                        path: format!("{origin}:{}:{}", e.line(), e.column()),
-                        message: e.to_string(),
-                    })?;
+                let value: Value = serde_json::from_str(&text).map_err(|e| PolicyError::Data {
+                    path: format!("{origin}:{}:{}", e.line(), e.column()),
+                    message: e.to_string(),
+                })?;
                 if !value.is_object() {
                     return Err(PolicyError::Data {
                         path: origin,
@@ -273,7 +274,9 @@ mod tests {
         let before = base.hash();
         let mut user = Bundle::empty();
         user.add_policy("scope.rego", "package shieldops\n");
-        user.merge_data(serde_json::json!({"shieldops_config": {"blast_radius": {"production": 1}}}));
+        user.merge_data(
+            serde_json::json!({"shieldops_config": {"blast_radius": {"production": 1}}}),
+        );
         base.overlay(user);
         assert_eq!(
             base.data()["shieldops_config"]["blast_radius"]["production"],
@@ -284,7 +287,9 @@ mod tests {
             5
         );
         assert_eq!(
-            base.policies().find(|(n, _)| *n == "scope.rego").map(|(_, s)| s),
+            base.policies()
+                .find(|(n, _)| *n == "scope.rego")
+                .map(|(_, s)| s),
             Some("package shieldops\n")
         );
         assert_ne!(before, base.hash());

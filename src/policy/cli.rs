@@ -102,16 +102,14 @@ pub fn policy_eval(
 ) -> anyhow::Result<i32> {
     let text = std::fs::read_to_string(input)
         .with_context(|| format!("cannot read input {}", input.display()))?;
-    let input_doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        anyhow::anyhow!("{}:{}:{}: {e}", input.display(), e.line(), e.column())
-    })?;
+    let input_doc: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}:{}:{}: {e}", input.display(), e.line(), e.column()))?;
     let mut bundle = Bundle::load(dir)?;
     if let Some(path) = data {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read data {}", path.display()))?;
-        let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-            anyhow::anyhow!("{}:{}:{}: {e}", path.display(), e.line(), e.column())
-        })?;
+        let doc: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}:{}:{}: {e}", path.display(), e.line(), e.column()))?;
         anyhow::ensure!(
             doc.is_object(),
             "{}: the data document must be a JSON object",
@@ -182,7 +180,11 @@ fn print_coverage(engine: &regorus::Engine, out: &mut dyn Write) -> anyhow::Resu
         all_covered += covered;
         all_total += total;
         let pct = percent(covered, total);
-        write!(out, "{:>6.1}%  {}  ({covered}/{total} lines)", pct, file.path)?;
+        write!(
+            out,
+            "{:>6.1}%  {}  ({covered}/{total} lines)",
+            pct, file.path
+        )?;
         if !file.not_covered.is_empty() {
             let lines: Vec<String> = ranges(&file.not_covered);
             write!(out, "  not covered: {}", lines.join(","))?;

@@ -137,7 +137,11 @@ impl PolicyInput {
         now: DateTime<Utc>,
     ) -> Option<Self> {
         let rem = state.remediations.get(&remediation_id)?;
-        let resource = state.fleet.resources.get(&rem.action.target).map(|v| &v.resource);
+        let resource = state
+            .fleet
+            .resources
+            .get(&rem.action.target)
+            .map(|v| &v.resource);
         let target = match resource {
             Some(r) => TargetInput {
                 id: r.id.to_string(),

@@ -58,7 +58,9 @@ impl PolicyGate for BaselinePolicy {
         };
         if FORBIDDEN.contains(&action.name.as_str()) {
             decision.allow = false;
-            decision.deny.push(format!("{} is a forbidden action", action.name));
+            decision
+                .deny
+                .push(format!("{} is a forbidden action", action.name));
         }
         if !action.is_mutating() {
             decision.risk = Risk::Low;

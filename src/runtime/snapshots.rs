@@ -27,7 +27,9 @@ pub fn load_state(log: &EventLog) -> anyhow::Result<State> {
         Some((seq, bytes)) => match decode(&bytes) {
             Some(s) if s.last_seq == seq => s,
             _ => {
-                tracing::warn!("snapshot at seq {seq} is not readable by this build; replaying the log");
+                tracing::warn!(
+                    "snapshot at seq {seq} is not readable by this build; replaying the log"
+                );
                 State::new()
             }
         },

@@ -183,8 +183,8 @@ impl Supervisor {
                     .await;
                     return;
                 }
-                let window = chrono::Duration::from_std(self.opts.correlation_window)
-                    .unwrap_or_default();
+                let window =
+                    chrono::Duration::from_std(self.opts.correlation_window).unwrap_or_default();
                 let related = self
                     .state
                     .incidents
@@ -267,8 +267,11 @@ impl Supervisor {
                     match status {
                         RemediationOutcome::Succeeded => {
                             let action = self.state.remediations[remediation].action.name.clone();
-                            self.resolve(incident, &format!("remediated by #{remediation} ({action})"))
-                                .await;
+                            self.resolve(
+                                incident,
+                                &format!("remediated by #{remediation} ({action})"),
+                            )
+                            .await;
                         }
                         _ => self.resolve_if_idle(incident, "alert resolved").await,
                     }
@@ -689,7 +692,8 @@ impl Supervisor {
             .get("supervisor")
             .and_then(|a| a.last_heartbeat)
             .is_none_or(|t| {
-                now - t >= chrono::Duration::from_std(self.opts.heartbeat_interval).unwrap_or_default()
+                now - t
+                    >= chrono::Duration::from_std(self.opts.heartbeat_interval).unwrap_or_default()
             });
         if heartbeat_due {
             let status = format!(

@@ -92,12 +92,11 @@ pub(super) fn apply(state: &mut State, event: &Event) {
             state
                 .fleet
                 .note(&alert.resource, seq, crate::event::summary(&event.kind));
-            if alert.status == AlertStatus::Resolved {
-                if let Some(id) = state.open_fingerprints.get(&alert.fingerprint) {
-                    if let Some(incident) = state.incidents.get_mut(id) {
-                        incident.alert_firing = false;
-                    }
-                }
+            if alert.status == AlertStatus::Resolved
+                && let Some(id) = state.open_fingerprints.get(&alert.fingerprint)
+                && let Some(incident) = state.incidents.get_mut(id)
+            {
+                incident.alert_firing = false;
             }
         }
         EventKind::IncidentOpened {
@@ -154,8 +153,10 @@ pub(super) fn apply(state: &mut State, event: &Event) {
             incident,
             resolution,
         } => {
-            if let Some(inc) = state.incidents.get_mut(incident) {
-                if inc.status != IncidentStatus::Resolved {
+            if let Some(inc) = state.incidents.get_mut(incident)
+                && inc.status != IncidentStatus::Resolved
+            {
+                {
                     inc.status = IncidentStatus::Resolved;
                     inc.resolved_at = Some(at);
                     inc.resolution = Some(resolution.clone());

@@ -33,11 +33,17 @@ fn kind_strategy() -> impl Strategy<Value = EventKind> {
     let rid = (0u8..6).prop_map(|i| ResourceId::new(format!("sim/r{i}")));
     let id = 1u64..40;
     prop_oneof![
-        (0u8..6).prop_map(|i| EventKind::ResourceDiscovered { resource: resource(i) }),
+        (0u8..6).prop_map(|i| EventKind::ResourceDiscovered {
+            resource: resource(i)
+        }),
         (rid.clone(), 0u8..3).prop_map(|(resource, s)| EventKind::HealthChanged {
             resource,
             health: Health::new(
-                [HealthStatus::Healthy, HealthStatus::Degraded, HealthStatus::Unhealthy][s as usize],
+                [
+                    HealthStatus::Healthy,
+                    HealthStatus::Degraded,
+                    HealthStatus::Unhealthy
+                ][s as usize],
                 "OOMKilled",
                 "exit 137"
             ),
@@ -58,11 +64,13 @@ fn kind_strategy() -> impl Strategy<Value = EventKind> {
             incident,
             resolution: "fixed".into()
         }),
-        (id.clone(), rid.clone()).prop_map(|(incident, resource)| EventKind::InvestigationStarted {
-            incident,
-            resource,
-            alert: "A".into(),
-            severity: Severity::Critical,
+        (id.clone(), rid.clone()).prop_map(|(incident, resource)| {
+            EventKind::InvestigationStarted {
+                incident,
+                resource,
+                alert: "A".into(),
+                severity: Severity::Critical,
+            }
         }),
         (id.clone(), 0.0f64..1.0).prop_map(|(investigation, confidence)| {
             EventKind::HypothesesRanked {
@@ -110,11 +118,12 @@ fn kind_strategy() -> impl Strategy<Value = EventKind> {
             comment: "ok".into(),
             source: None,
         }),
-        id.clone().prop_map(|remediation| EventKind::RemediationFinished {
-            remediation,
-            status: RemediationOutcome::Succeeded,
-            detail: String::new(),
-        }),
+        id.clone()
+            .prop_map(|remediation| EventKind::RemediationFinished {
+                remediation,
+                status: RemediationOutcome::Succeeded,
+                detail: String::new(),
+            }),
         (rid.clone(), 0u64..10_000).prop_map(|(resource, cents)| EventKind::CostSample {
             resource,
             service: "svc".into(),

@@ -84,8 +84,14 @@ struct Dialog {
 
 enum Mode {
     Normal,
-    Filter { before: String, text: String },
-    Command { text: String, candidates: Vec<String> },
+    Filter {
+        before: String,
+        text: String,
+    },
+    Command {
+        text: String,
+        candidates: Vec<String>,
+    },
     Dialog(Box<Dialog>),
     ConfirmQuit,
 }
@@ -206,7 +212,11 @@ impl App {
             config_dir: opts.config_dir.clone(),
             bell: opts.bell,
             desktop_notify: opts.desktop_notify,
-            gens: Generations { fleet: 1, cost: 1, any: 1 },
+            gens: Generations {
+                fleet: 1,
+                cost: 1,
+                any: 1,
+            },
             now,
             quit: false,
             runtime_gone: false,
@@ -332,7 +342,9 @@ impl App {
                 let label = stage.map(|s| s.label()).unwrap_or("gone");
                 self.toast(
                     Level::Warn,
-                    format!("remediation #{id} is no longer awaiting approval ({label}); dialog closed"),
+                    format!(
+                        "remediation #{id} is no longer awaiting approval ({label}); dialog closed"
+                    ),
                 );
             }
         }
@@ -357,7 +369,8 @@ impl App {
         if key.kind == KeyEventKind::Release {
             return Vec::new();
         }
-        let ctrl_c = key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
+        let ctrl_c =
+            key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
         match std::mem::replace(&mut self.mode, Mode::Normal) {
             Mode::ConfirmQuit => {
                 match key.code {
@@ -435,7 +448,10 @@ impl App {
                         before,
                     };
                 } else {
-                    self.toast(Level::Info, format!("the {} pane has no filter", self.focus.title()));
+                    self.toast(
+                        Level::Info,
+                        format!("the {} pane has no filter", self.focus.title()),
+                    );
                 }
             }
             Action::CommandMode => {
@@ -469,7 +485,9 @@ impl App {
         if self.read_only {
             self.toast(
                 Level::Warn,
-                format!("read-only mode: {verb} is disabled (the console was started with --read-only)"),
+                format!(
+                    "read-only mode: {verb} is disabled (the console was started with --read-only)"
+                ),
             );
             return;
         }
@@ -482,7 +500,10 @@ impl App {
             return;
         }
         let Some(id) = self.panes.remediations.selected_pending(&self.state) else {
-            self.toast(Level::Info, "the selected remediation is not awaiting approval");
+            self.toast(
+                Level::Info,
+                "the selected remediation is not awaiting approval",
+            );
             return;
         };
         let mut text = TextArea::default();
@@ -534,7 +555,10 @@ impl App {
         let stage = self.state.remediations.get(&id).map(|r| r.stage);
         if stage != Some(Stage::AwaitingApproval) {
             let label = stage.map(|s| s.label()).unwrap_or("gone");
-            self.toast(Level::Warn, format!("remediation #{id} is no longer awaiting approval ({label})"));
+            self.toast(
+                Level::Warn,
+                format!("remediation #{id} is no longer awaiting approval ({label})"),
+            );
             return Vec::new();
         }
         let text = dialog.text.lines().join("\n").trim().to_string();
@@ -561,7 +585,11 @@ impl App {
         };
         self.toast(
             Level::Info,
-            format!("sent {} as {}; waiting for the runtime…", command.describe(), self.identity.name),
+            format!(
+                "sent {} as {}; waiting for the runtime…",
+                command.describe(),
+                self.identity.name
+            ),
         );
         vec![Effect::Send(command)]
     }
@@ -577,7 +605,11 @@ impl App {
                 text.pop();
             }
             KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => text.clear(),
-            KeyCode::Char(c) if !key.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) => {
+            KeyCode::Char(c)
+                if !key
+                    .modifiers
+                    .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
+            {
                 text.push(c)
             }
             _ => {}
@@ -604,7 +636,11 @@ impl App {
                 text = completed;
                 candidates = found;
             }
-            KeyCode::Char(c) if !key.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) => {
+            KeyCode::Char(c)
+                if !key
+                    .modifiers
+                    .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
+            {
                 text.push(c);
                 candidates.clear();
             }
@@ -617,7 +653,11 @@ impl App {
     pub fn complete(&self, text: &str) -> (String, Vec<String>) {
         let (prefix, word, options): (String, &str, Vec<String>) =
             if let Some(rest) = text.strip_prefix("theme ") {
-                ("theme ".into(), rest.trim_start(), Theme::available(self.config_dir.as_deref()))
+                (
+                    "theme ".into(),
+                    rest.trim_start(),
+                    Theme::available(self.config_dir.as_deref()),
+                )
             } else {
                 let mut names = Vec::new();
                 for (name, aliases, _) in COMMANDS {
@@ -626,11 +666,18 @@ impl App {
                 }
                 (String::new(), text, names)
             };
-        let found: Vec<String> = options.into_iter().filter(|o| o.starts_with(word)).collect();
+        let found: Vec<String> = options
+            .into_iter()
+            .filter(|o| o.starts_with(word))
+            .collect();
         match found.len() {
             0 => (text.to_string(), Vec::new()),
             1 => {
-                let suffix = if prefix.is_empty() && found[0] == "theme" { " " } else { "" };
+                let suffix = if prefix.is_empty() && found[0] == "theme" {
+                    " "
+                } else {
+                    ""
+                };
                 (format!("{prefix}{}{suffix}", found[0]), Vec::new())
             }
             _ => {
@@ -676,10 +723,16 @@ impl App {
             Some("theme") => match arg {
                 None => {
                     let names = Theme::available(self.config_dir.as_deref()).join(", ");
-                    self.toast(Level::Info, format!("theme {} (available: {names})", self.theme.name));
+                    self.toast(
+                        Level::Info,
+                        format!("theme {} (available: {names})", self.theme.name),
+                    );
                 }
                 Some(_) if self.no_color => {
-                    self.toast(Level::Warn, "colour is off (NO_COLOR or --no-color): staying on mono");
+                    self.toast(
+                        Level::Warn,
+                        "colour is off (NO_COLOR or --no-color): staying on mono",
+                    );
                 }
                 Some(theme) => match Theme::load(theme, self.config_dir.as_deref()) {
                     Ok(t) => {
@@ -695,7 +748,10 @@ impl App {
             },
             _ => {
                 let names: Vec<String> = COMMANDS.iter().map(|(n, _, _)| format!(":{n}")).collect();
-                self.toast(Level::Warn, format!("unknown command :{cmd} (try {})", names.join(" ")));
+                self.toast(
+                    Level::Warn,
+                    format!("unknown command :{cmd} (try {})", names.join(" ")),
+                );
             }
         }
     }
@@ -713,7 +769,10 @@ impl App {
             let y = area.y + area.height / 2;
             if area.height > 0 {
                 let line = Rect::new(area.x, y, area.width, 1);
-                f.render_widget(Paragraph::new(fit(&msg, area.width as usize)).style(t.warn), line);
+                f.render_widget(
+                    Paragraph::new(fit(&msg, area.width as usize)).style(t.warn),
+                    line,
+                );
             }
             return;
         }
@@ -753,13 +812,15 @@ impl App {
                 let r = centered(area, w, 3);
                 f.render_widget(Clear, r);
                 f.render_widget(
-                    Paragraph::new(fit(&text, r.width.saturating_sub(2) as usize)).style(t.dialog).block(
-                        Block::default()
-                            .borders(Borders::ALL)
-                            .border_style(t.border_focus)
-                            .title(Span::styled(" Quit ", t.dialog_title))
-                            .style(t.dialog),
-                    ),
+                    Paragraph::new(fit(&text, r.width.saturating_sub(2) as usize))
+                        .style(t.dialog)
+                        .block(
+                            Block::default()
+                                .borders(Borders::ALL)
+                                .border_style(t.border_focus)
+                                .title(Span::styled(" Quit ", t.dialog_title))
+                                .style(t.dialog),
+                        ),
                     r,
                 );
             }
@@ -809,7 +870,13 @@ impl App {
             .state
             .agents
             .iter()
-            .map(|(name, a)| (name.clone(), a.last_heartbeat.map(|h| (self.now - h).num_seconds().max(0))))
+            .map(|(name, a)| {
+                (
+                    name.clone(),
+                    a.last_heartbeat
+                        .map(|h| (self.now - h).num_seconds().max(0)),
+                )
+            })
             .collect();
         if agents.is_empty() || room < 8 {
             return Vec::new();
@@ -827,7 +894,9 @@ impl App {
                         Some(n) => name.chars().take(n).collect(),
                         None => name.clone(),
                     };
-                    let age = secs.map(super::widgets::duration).unwrap_or_else(|| "?".into());
+                    let age = secs
+                        .map(super::widgets::duration)
+                        .unwrap_or_else(|| "?".into());
                     Span::styled(format!(" {name} {age}"), style(*secs))
                 })
                 .collect();
@@ -886,9 +955,15 @@ impl App {
                 ),
             ]),
             Mode::Command { text, candidates } => {
-                let mut spans = vec![Span::styled(":", t.key), Span::styled(format!("{text}▏"), t.input)];
+                let mut spans = vec![
+                    Span::styled(":", t.key),
+                    Span::styled(format!("{text}▏"), t.input),
+                ];
                 if candidates.is_empty() {
-                    spans.push(Span::styled("   Tab completes · Enter runs · Esc cancels", t.dim));
+                    spans.push(Span::styled(
+                        "   Tab completes · Enter runs · Esc cancels",
+                        t.dim,
+                    ));
                 } else {
                     spans.push(Span::styled(format!("   {}", candidates.join(" ")), t.dim));
                 }
@@ -908,7 +983,13 @@ impl App {
                     if filter.is_empty() {
                         Line::raw("")
                     } else {
-                        Line::styled(format!(" filter /{filter}  ({} clears)", self.keymap.short(Action::Back)), t.dim)
+                        Line::styled(
+                            format!(
+                                " filter /{filter}  ({} clears)",
+                                self.keymap.short(Action::Back)
+                            ),
+                            t.dim,
+                        )
                     }
                 }
             },
@@ -931,7 +1012,11 @@ impl App {
         let mut used = 0usize;
         for a in actions {
             let key = if a == Action::Down {
-                format!("{}/{}", self.keymap.short(Action::Down), self.keymap.short(Action::Up))
+                format!(
+                    "{}/{}",
+                    self.keymap.short(Action::Down),
+                    self.keymap.short(Action::Up)
+                )
             } else {
                 self.keymap.short(a)
             };
@@ -956,21 +1041,38 @@ impl App {
         let block = Block::default()
             .borders(Borders::ALL)
             .border_style(t.border_focus)
-            .title(Span::styled(" Help: keys come from the key map ([keys] in the config) ", t.dialog_title))
+            .title(Span::styled(
+                " Help: keys come from the key map ([keys] in the config) ",
+                t.dialog_title,
+            ))
             .style(t.dialog);
         let inner = block.inner(r);
         f.render_widget(block, r);
         let two_columns = inner.width >= 70;
-        let col_w = if two_columns { (inner.width / 2) as usize } else { inner.width as usize };
+        let col_w = if two_columns {
+            (inner.width / 2) as usize
+        } else {
+            inner.width as usize
+        };
         const KEYS_W: usize = 13;
         let line = |keys: String, desc: &str| {
             Line::from(vec![
-                Span::styled(format!(" {:<w$} ", fit(&keys, KEYS_W - 2), w = KEYS_W - 2), t.key),
+                Span::styled(
+                    format!(" {:<w$} ", fit(&keys, KEYS_W - 2), w = KEYS_W - 2),
+                    t.key,
+                ),
                 Span::styled(fit(desc, col_w.saturating_sub(KEYS_W + 1)), t.dialog),
             ])
         };
-        let pane_keys: Vec<String> = PaneId::ALL.iter().map(|p| self.keymap.short(p.action())).collect();
-        let pane_keys = if pane_keys.iter().enumerate().all(|(i, k)| *k == (i + 1).to_string()) {
+        let pane_keys: Vec<String> = PaneId::ALL
+            .iter()
+            .map(|p| self.keymap.short(p.action()))
+            .collect();
+        let pane_keys = if pane_keys
+            .iter()
+            .enumerate()
+            .all(|(i, k)| *k == (i + 1).to_string())
+        {
             format!("1–{}", pane_keys.len())
         } else {
             pane_keys.join(",")
@@ -1021,7 +1123,8 @@ impl App {
             right.push(line(format!(":{name}"), &desc));
         }
         if two_columns {
-            let [l, rr] = Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(inner);
+            let [l, rr] =
+                Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(inner);
             f.render_widget(Paragraph::new(left), l);
             f.render_widget(Paragraph::new(right), rr);
         } else {
@@ -1040,7 +1143,11 @@ impl App {
         let r = centered(area, 78, 22);
         f.render_widget(Clear, r);
         let (title, verb, key_label) = match dialog.kind {
-            DialogKind::Approve => (format!(" Approve remediation #{} ", rem.id), "approving", "approve"),
+            DialogKind::Approve => (
+                format!(" Approve remediation #{} ", rem.id),
+                "approving",
+                "approve",
+            ),
             DialogKind::Deny => (format!(" Deny remediation #{} ", rem.id), "denying", "deny"),
         };
         let block = Block::default()
@@ -1079,7 +1186,10 @@ impl App {
             if !d.controls.is_empty() {
                 policy.push_str(&format!(" · controls {}", d.controls.join(", ")));
             }
-            summary.push(Line::from(vec![Span::styled(format!("{:<12}", "policy"), t.dim), Span::raw(policy)]));
+            summary.push(Line::from(vec![
+                Span::styled(format!("{:<12}", "policy"), t.dim),
+                Span::raw(policy),
+            ]));
             for reason in &d.deny {
                 summary.push(Line::styled(format!("  ✗ {reason}"), t.bad));
             }
@@ -1109,23 +1219,35 @@ impl App {
             .map(|l| {
                 let text: String = l.spans.iter().map(|s| s.content.as_ref()).collect();
                 if text.chars().count() > w {
-                    Line::styled(fit(&text, w), l.spans.last().map(|s| s.style).unwrap_or_default())
+                    Line::styled(
+                        fit(&text, w),
+                        l.spans.last().map(|s| s.style).unwrap_or_default(),
+                    )
                 } else {
                     l
                 }
             })
             .collect();
         f.render_widget(Paragraph::new(summary).style(t.dialog), s_area);
-        f.render_widget(Paragraph::new(Line::styled(fit(&who, w), t.accent)), who_area);
+        f.render_widget(
+            Paragraph::new(Line::styled(fit(&who, w), t.accent)),
+            who_area,
+        );
         f.render_widget(&dialog.text, box_area);
         if let Some(err) = &dialog.error {
-            f.render_widget(Paragraph::new(Line::styled(fit(err, w), t.toast_error)), err_area);
+            f.render_widget(
+                Paragraph::new(Line::styled(fit(err, w), t.toast_error)),
+                err_area,
+            );
         }
         let keys = format!(
             "{} {key_label} · {} cancel",
             self.keymap.short(Action::Submit),
             self.keymap.short(Action::Back)
         );
-        f.render_widget(Paragraph::new(Line::styled(fit(&keys, w), t.key)), keys_area);
+        f.render_widget(
+            Paragraph::new(Line::styled(fit(&keys, w), t.key)),
+            keys_area,
+        );
     }
 }

@@ -208,7 +208,8 @@ impl KeyChord {
         if key.kind == KeyEventKind::Release {
             return None;
         }
-        let mut mods = key.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
+        let mut mods =
+            key.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
         let code = match key.code {
             KeyCode::Char(c) => {
                 mods.remove(KeyModifiers::SHIFT);
@@ -273,8 +274,13 @@ impl KeyChord {
             "backspace" => Some(KeyCode::Backspace),
             "delete" | "del" => Some(KeyCode::Delete),
             "insert" => Some(KeyCode::Insert),
-            f if f.len() >= 2 && f.starts_with('f') && f[1..].chars().all(|c| c.is_ascii_digit()) => {
-                let n: u8 = f[1..].parse().map_err(|_| format!("`{spec}`: bad function key"))?;
+            f if f.len() >= 2
+                && f.starts_with('f')
+                && f[1..].chars().all(|c| c.is_ascii_digit()) =>
+            {
+                let n: u8 = f[1..]
+                    .parse()
+                    .map_err(|_| format!("`{spec}`: bad function key"))?;
                 if !(1..=24).contains(&n) {
                     return Err(format!("`{spec}`: function keys go from f1 to f24"));
                 }
@@ -458,7 +464,10 @@ impl Keymap {
 
     /// The keys bound to an action.
     pub fn keys(&self, action: Action) -> &[KeyChord] {
-        self.by_action.get(&action).map(Vec::as_slice).unwrap_or(&[])
+        self.by_action
+            .get(&action)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// Keys of an action joined for display (`j/↓`), or `unbound`.
@@ -467,7 +476,10 @@ impl Keymap {
         if keys.is_empty() {
             "unbound".into()
         } else {
-            keys.iter().map(ToString::to_string).collect::<Vec<_>>().join("/")
+            keys.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("/")
         }
     }
 
@@ -518,10 +530,22 @@ mod tests {
         let config: KeymapConfig = toml::from_str(toml).unwrap();
         let (map, warnings) = Keymap::from_config(&config);
         assert!(warnings.is_empty(), "{warnings:?}");
-        assert_eq!(map.action(&key(KeyCode::Char('A'), KeyModifiers::SHIFT)), Some(Action::Approve));
-        assert_eq!(map.action(&key(KeyCode::Char('a'), KeyModifiers::NONE)), Some(Action::Sort));
-        assert_eq!(map.action(&key(KeyCode::Char('j'), KeyModifiers::NONE)), None);
-        assert_eq!(map.action(&key(KeyCode::Char('n'), KeyModifiers::NONE)), Some(Action::Down));
+        assert_eq!(
+            map.action(&key(KeyCode::Char('A'), KeyModifiers::SHIFT)),
+            Some(Action::Approve)
+        );
+        assert_eq!(
+            map.action(&key(KeyCode::Char('a'), KeyModifiers::NONE)),
+            Some(Action::Sort)
+        );
+        assert_eq!(
+            map.action(&key(KeyCode::Char('j'), KeyModifiers::NONE)),
+            None
+        );
+        assert_eq!(
+            map.action(&key(KeyCode::Char('n'), KeyModifiers::NONE)),
+            Some(Action::Down)
+        );
         assert_eq!(map.label(Action::Down), "n/↓");
     }
 
@@ -531,7 +555,11 @@ mod tests {
         let config: KeymapConfig = toml::from_str(toml).unwrap();
         let (map, warnings) = Keymap::from_config(&config);
         assert_eq!(warnings.len(), 3, "{warnings:?}");
-        assert!(warnings.iter().any(|w| w.starts_with("keys.aprove: unknown action")));
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.starts_with("keys.aprove: unknown action"))
+        );
         assert!(warnings.iter().any(|w| w.starts_with("keys.deny:")));
         assert!(warnings.iter().any(|w| w.contains("unknown key `bogus`")));
         assert_eq!(map.label(Action::Deny), "d");

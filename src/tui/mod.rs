@@ -102,12 +102,16 @@ pub async fn run(
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
     let _guard = TerminalGuard::enter()?;
-    let backend = ConsoleBackend::new(BufWriter::with_capacity(1 << 16, io::stdout()), opts.no_color);
+    let backend = ConsoleBackend::new(
+        BufWriter::with_capacity(1 << 16, io::stdout()),
+        opts.no_color,
+    );
     // No `terminal.clear()`: it asks the terminal for the cursor position, a round
     // trip that fails on slow links; the guard already cleared the alternate screen.
     let mut terminal = Terminal::new(backend)?;
     let mut input = EventStream::new();
-    let (reply_tx, mut reply_rx) = mpsc::channel::<(String, crate::runtime::command::CommandReply)>(16);
+    let (reply_tx, mut reply_rx) =
+        mpsc::channel::<(String, crate::runtime::command::CommandReply)>(16);
     let notifier = Notifier::default();
     let mut scheduler = Scheduler::new(opts.max_fps);
     let mut events_open = true;
@@ -239,7 +243,9 @@ impl Notifier {
                 .show();
             if let Err(e) = result {
                 if !failed.swap(true, Ordering::SeqCst) {
-                    tracing::warn!("desktop notification failed (further failures not logged): {e}");
+                    tracing::warn!(
+                        "desktop notification failed (further failures not logged): {e}"
+                    );
                 }
             }
         });

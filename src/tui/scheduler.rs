@@ -42,7 +42,9 @@ impl Scheduler {
     /// frame when dirty, otherwise `idle` (the next clock tick).
     pub fn next_wake(&self, now: Instant, idle: Instant) -> Instant {
         if self.dirty {
-            let at = self.last_frame.map_or(now, |l| (l + self.min_interval).max(now));
+            let at = self
+                .last_frame
+                .map_or(now, |l| (l + self.min_interval).max(now));
             at.min(idle)
         } else {
             idle
@@ -60,12 +62,21 @@ mod tests {
         let mut s = Scheduler::new(10);
         assert!(s.due(t0), "the first frame is drawn at once");
         s.drawn(t0);
-        assert!(!s.due(t0 + Duration::from_millis(500)), "clean: nothing to draw");
+        assert!(
+            !s.due(t0 + Duration::from_millis(500)),
+            "clean: nothing to draw"
+        );
         s.mark();
         s.mark();
-        assert!(!s.due(t0 + Duration::from_millis(50)), "too soon after the last frame");
+        assert!(
+            !s.due(t0 + Duration::from_millis(50)),
+            "too soon after the last frame"
+        );
         let idle = t0 + Duration::from_secs(1);
-        assert_eq!(s.next_wake(t0 + Duration::from_millis(50), idle), t0 + Duration::from_millis(100));
+        assert_eq!(
+            s.next_wake(t0 + Duration::from_millis(50), idle),
+            t0 + Duration::from_millis(100)
+        );
         assert!(s.due(t0 + Duration::from_millis(100)));
         s.drawn(t0 + Duration::from_millis(100));
         assert_eq!(s.next_wake(t0 + Duration::from_millis(120), idle), idle);

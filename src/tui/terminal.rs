@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crossterm::cursor::{Hide, MoveTo, Show};
 use crossterm::style::{Attribute, Print, SetAttribute};
+use crossterm::terminal::ClearType as TermClear;
 use crossterm::terminal::{
-    BeginSynchronizedUpdate, Clear, EndSynchronizedUpdate, EnterAlternateScreen, LeaveAlternateScreen,
-    disable_raw_mode, enable_raw_mode,
+    BeginSynchronizedUpdate, Clear, EndSynchronizedUpdate, EnterAlternateScreen,
+    LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
 use crossterm::{execute, queue};
-use crossterm::terminal::ClearType as TermClear;
 use ratatui::backend::{Backend, ClearType, CrosstermBackend, WindowSize};
 use ratatui::buffer::Cell;
 use ratatui::layout::{Position, Size};
@@ -29,7 +29,13 @@ static HOOK: Once = Once::new();
 pub fn restore() {
     if ACTIVE.swap(false, Ordering::SeqCst) {
         let mut out = io::stdout();
-        let _ = execute!(out, EndSynchronizedUpdate, SetAttribute(Attribute::Reset), LeaveAlternateScreen, Show);
+        let _ = execute!(
+            out,
+            EndSynchronizedUpdate,
+            SetAttribute(Attribute::Reset),
+            LeaveAlternateScreen,
+            Show
+        );
         let _ = disable_raw_mode();
     }
 }
@@ -44,7 +50,12 @@ impl TerminalGuard {
         enable_raw_mode()?;
         ACTIVE.store(true, Ordering::SeqCst);
         let guard = TerminalGuard(());
-        execute!(io::stdout(), EnterAlternateScreen, Hide, Clear(TermClear::All))?;
+        execute!(
+            io::stdout(),
+            EnterAlternateScreen,
+            Hide,
+            Clear(TermClear::All)
+        )?;
         Ok(guard)
     }
 }

@@ -18,7 +18,10 @@ use crate::event::{HealthStatus, Risk, Severity};
 pub const EMBEDDED: &[(&str, &str)] = &[
     ("default", include_str!("../../themes/default.toml")),
     ("light", include_str!("../../themes/light.toml")),
-    ("solarized-16", include_str!("../../themes/solarized-16.toml")),
+    (
+        "solarized-16",
+        include_str!("../../themes/solarized-16.toml"),
+    ),
     ("mono", include_str!("../../themes/mono.toml")),
 ];
 
@@ -28,7 +31,10 @@ pub enum ThemeError {
     #[error("no theme named `{name}` (built in: default, light, solarized-16, mono)")]
     Unknown { name: String },
     #[error("{path}: {error}")]
-    Read { path: PathBuf, error: std::io::Error },
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("{origin}: {error}")]
     Parse { origin: String, error: String },
     #[error("{origin}: styles.{slot}: {error}")]
@@ -134,7 +140,10 @@ impl Theme {
 
     /// Theme names available: built in plus `*.toml` in `<config_dir>/themes`.
     pub fn available(config_dir: Option<&Path>) -> Vec<String> {
-        let mut names: Vec<String> = Theme::builtin_names().into_iter().map(String::from).collect();
+        let mut names: Vec<String> = Theme::builtin_names()
+            .into_iter()
+            .map(String::from)
+            .collect();
         if let Some(dir) = config_dir {
             if let Ok(entries) = std::fs::read_dir(dir.join("themes")) {
                 for entry in entries.flatten() {
@@ -382,11 +391,22 @@ mod tests {
             "[styles]\ncritical = { fg = \"no-such-colour\" }\n",
         )
         .unwrap();
-        let err = Theme::load("broken", Some(dir.path())).unwrap_err().to_string();
-        assert!(err.contains("broken.toml") && err.contains("styles.critical"), "{err}");
+        let err = Theme::load("broken", Some(dir.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("broken.toml") && err.contains("styles.critical"),
+            "{err}"
+        );
 
-        std::fs::write(dir.path().join("themes/typo.toml"), "[styles]\ncritcal = {}\n").unwrap();
-        let err = Theme::load("typo", Some(dir.path())).unwrap_err().to_string();
+        std::fs::write(
+            dir.path().join("themes/typo.toml"),
+            "[styles]\ncritcal = {}\n",
+        )
+        .unwrap();
+        let err = Theme::load("typo", Some(dir.path()))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown slot"), "{err}");
 
         std::fs::write(dir.path().join("themes/bad.toml"), "[styles\n").unwrap();

@@ -128,7 +128,11 @@ pub fn money(cents: u64, whole: bool) -> String {
     }
     grouped = format!("{digits}{grouped}");
     if whole {
-        let rounded = if cents % 100 >= 50 { dollars + 1 } else { dollars };
+        let rounded = if cents % 100 >= 50 {
+            dollars + 1
+        } else {
+            dollars
+        };
         if rounded != dollars {
             return money(rounded * 100, true);
         }
@@ -140,7 +144,11 @@ pub fn money(cents: u64, whole: bool) -> String {
 
 /// A horizontal bar of `width` cells for a ratio in 0..=1.
 pub fn bar(ratio: f64, width: usize, filled: Style, empty: Style) -> Vec<Span<'static>> {
-    let ratio = if ratio.is_finite() { ratio.clamp(0.0, 1.0) } else { 0.0 };
+    let ratio = if ratio.is_finite() {
+        ratio.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let full = (ratio * width as f64).round() as usize;
     vec![
         Span::styled("█".repeat(full), filled),
@@ -161,7 +169,12 @@ pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
 }
 
 /// A `label: value` line for detail views.
-pub fn field(label: &str, value: impl Into<String>, label_style: Style, value_style: Style) -> Line<'static> {
+pub fn field(
+    label: &str,
+    value: impl Into<String>,
+    label_style: Style,
+    value_style: Style,
+) -> Line<'static> {
     Line::from(vec![
         Span::styled(format!("{label:<12}"), label_style),
         Span::styled(value.into(), value_style),

@@ -225,7 +225,10 @@ fn rightsizing(r: &Resource) -> Option<(String, u64, Action)> {
         return None;
     }
     Some((
-        format!("Rightsize {} from {current} to {target} ({cpu:.0}% CPU)", r.name),
+        format!(
+            "Rightsize {} from {current} to {target} ({cpu:.0}% CPU)",
+            r.name
+        ),
         (now_cents - then_cents) * HOURS_PER_MONTH,
         Action::new("resize_instance", r.id.clone()).with("instance_type", target),
     ))

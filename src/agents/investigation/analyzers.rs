@@ -206,7 +206,8 @@ fn traffic_surge(f: &Facts, cite: &Cite) -> Option<Hypothesis> {
             "p99 latency {latency:.0} ms over the {slo:.0} ms objective at {rps:.0} req/s; bursts like this usually pass, scaling out is the lever if it persists"
         ),
         recommended_action: f.owner.clone().map(|owner| {
-            Action::new("scale", owner).with("replicas", ((replicas * 1.5).ceil() as u64).to_string())
+            Action::new("scale", owner)
+                .with("replicas", ((replicas * 1.5).ceil() as u64).to_string())
         }),
     })
 }
@@ -252,7 +253,11 @@ mod tests {
     #[test]
     fn oom_ranks_memory_limit_first_and_cites_its_evidence() {
         let mut f = facts();
-        f.health = Health::new(HealthStatus::Unhealthy, "CrashLoopBackOff", "last terminated: OOMKilled, exit code 137");
+        f.health = Health::new(
+            HealthStatus::Unhealthy,
+            "CrashLoopBackOff",
+            "last terminated: OOMKilled, exit code 137",
+        );
         f.metrics.insert("memory_limit_mib".into(), 256.0);
         f.metrics.insert("memory_need_mib".into(), 340.0);
         f.metrics.insert("memory_usage_ratio".into(), 340.0 / 256.0);
@@ -271,7 +276,10 @@ mod tests {
         assert_eq!(action.name, "set_resources");
         assert_eq!(action.target.as_str(), "k8s/p/deployment/x");
         assert_eq!(action.params["memory_limit_mib"], "448");
-        assert_eq!(h[1].recommended_action.as_ref().unwrap().name, "rollback_deployment");
+        assert_eq!(
+            h[1].recommended_action.as_ref().unwrap().name,
+            "rollback_deployment"
+        );
     }
 
     #[test]

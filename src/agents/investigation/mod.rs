@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use chrono::Duration;
 
 use super::AgentContext;
-use crate::event::{Evidence, EventKind, Health, InfraEvent, ResourceId};
+use crate::event::{EventKind, Evidence, Health, InfraEvent, ResourceId};
 pub use analyzers::{Facts, analyze};
 
 const ACTOR: &str = "agent:investigation";
@@ -31,8 +31,11 @@ pub struct InvestigationJob {
 /// Runs one investigation to its conclusion.
 pub async fn investigate(ctx: AgentContext, job: InvestigationJob) {
     if let Err(e) = run(&ctx, &job).await {
-        ctx.report_error("investigation", format!("investigation #{}: {e}", job.investigation))
-            .await;
+        ctx.report_error(
+            "investigation",
+            format!("investigation #{}: {e}", job.investigation),
+        )
+        .await;
         let _ = ctx
             .record(
                 ACTOR,
@@ -182,14 +185,16 @@ async fn gather(ctx: &AgentContext, job: &InvestigationJob) -> anyhow::Result<Fa
     }
     events.retain(|e| e.kind != "change");
     let mut metrics = connector.metrics(&job.resource).await?;
-    if let Some(owner) = &owner {
-        if let Ok(m) = connector.metrics(owner).await {
-            if let Some(r) = m.get("replicas") {
-                metrics.insert("owner_replicas".into(), *r);
-            }
-        }
+    if let Some(owner) = &owner
+        && let Ok(m) = connector.metrics(owner).await
+        && let Some(r) = m.get("replicas")
+    {
+        metrics.insert("owner_replicas".into(), *r);
     }
-    let node = match (resource.attributes.get("node"), resource.attributes.get("context")) {
+    let node = match (
+        resource.attributes.get("node"),
+        resource.attributes.get("context"),
+    ) {
         (Some(node), Some(ctx_name)) => {
             let id = ResourceId::new(format!("k8s/{ctx_name}/node/{node}"));
             connector.health(&id).await.ok().map(|h| (id, h))

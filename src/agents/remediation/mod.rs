@@ -112,7 +112,11 @@ async fn run(ctx: &AgentContext, job: ExecutionJob) -> anyhow::Result<()> {
             },
         )
         .await?;
-        resume = if ok { Resume::Validate } else { Resume::Restore };
+        resume = if ok {
+            Resume::Validate
+        } else {
+            Resume::Restore
+        };
     }
 
     if matches!(resume, Resume::Validate | Resume::AfterSnapshot) {
@@ -198,7 +202,10 @@ async fn validate(
                 let secs = (ctx.clock.now() - start).num_milliseconds() as f64 / 1000.0;
                 return (
                     true,
-                    format!("{} healthy after {secs:.0}s ({polls} polls)", job.action.target),
+                    format!(
+                        "{} healthy after {secs:.0}s ({polls} polls)",
+                        job.action.target
+                    ),
                 );
             }
             Ok(h) if ctx.clock.now() >= deadline => {

@@ -130,12 +130,13 @@ impl SecurityAgent {
                 }
             }
         }
-        if r.kind == "credential" {
-            if let Some(expires) = r
+        if r.kind == "credential"
+            && let Some(expires) = r
                 .attributes
                 .get("expires_at")
                 .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
                 .map(|t| t.with_timezone(&Utc))
+        {
             {
                 let left = expires - now;
                 if left <= Duration::days(7) {
@@ -176,7 +177,8 @@ mod tests {
 
     #[test]
     fn only_versions_below_the_fix_are_findings() {
-        let agent = SecurityAgent::new(parse_advisories(DEFAULT_ADVISORIES).unwrap(), &State::new());
+        let agent =
+            SecurityAgent::new(parse_advisories(DEFAULT_ADVISORIES).unwrap(), &State::new());
         let world = crate::connectors::sim::World::default();
         drop(world);
         let mut r = Resource {
@@ -192,9 +194,11 @@ mod tests {
             health: crate::event::Health::healthy(),
             created_at: Utc::now(),
         };
-        r.attributes.insert("pkg:openssh-server".into(), "1:9.2p1-2+deb12u3".into());
+        r.attributes
+            .insert("pkg:openssh-server".into(), "1:9.2p1-2+deb12u3".into());
         assert!(agent.findings_for(&r, Utc::now()).is_empty());
-        r.attributes.insert("pkg:openssh-server".into(), "1:9.2p1-2+deb12u2".into());
+        r.attributes
+            .insert("pkg:openssh-server".into(), "1:9.2p1-2+deb12u2".into());
         let f = agent.findings_for(&r, Utc::now());
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].id, "CVE-2024-6387@linux/h");

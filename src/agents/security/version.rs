@@ -123,7 +123,11 @@ mod tests {
             ("1.2.3a-1", "1.2.3-1"),
             ("7.88.1-10+deb12u8", "7.88.1-10+deb12u12"),
         ];
-        if std::process::Command::new("dpkg").arg("--version").output().is_err() {
+        if std::process::Command::new("dpkg")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
             return;
         }
         for (a, b) in pairs {

@@ -10,9 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
 use super::world::World;
-use crate::event::{
-    ConnectorId, Environment, Health, InfraEvent, Provider, Resource, ResourceId,
-};
+use crate::event::{ConnectorId, Environment, Health, InfraEvent, Provider, Resource, ResourceId};
 
 /// Kubernetes workloads per environment: (deployment, team, memory limit MiB, memory need MiB).
 const WORKLOADS: &[(&str, &str, u32, u32)] = &[
@@ -48,14 +46,34 @@ const HOST_GROUPS: &[(&str, &str, [u32; 3])] = &[
 
 /// Credentials: (name, team, environment, days until expiry at start).
 const CREDENTIALS: &[(&str, &str, Environment, i64)] = &[
-    ("payments-db-password", "payments", Environment::Production, 5),
-    ("checkout-stripe-key", "checkout", Environment::Production, 64),
+    (
+        "payments-db-password",
+        "payments",
+        Environment::Production,
+        5,
+    ),
+    (
+        "checkout-stripe-key",
+        "checkout",
+        Environment::Production,
+        64,
+    ),
     ("search-es-token", "search", Environment::Production, 120),
-    ("platform-tls-wildcard", "platform", Environment::Production, 45),
+    (
+        "platform-tls-wildcard",
+        "platform",
+        Environment::Production,
+        45,
+    ),
     ("data-warehouse-key", "data", Environment::Staging, 30),
     ("ci-deploy-token", "platform", Environment::Development, 200),
     ("ledger-hmac-secret", "payments", Environment::Staging, 90),
-    ("auth-jwt-signing-key", "platform", Environment::Production, 150),
+    (
+        "auth-jwt-signing-key",
+        "platform",
+        Environment::Production,
+        150,
+    ),
 ];
 
 /// Packages every simulated host has: (name, version).
@@ -132,11 +150,11 @@ pub fn generate(seed: u64, start: DateTime<Utc>) -> World {
         for n in 0..nodes {
             let name = format!("node-{}-{n}", env.short());
             let mut attrs = BTreeMap::new();
+            attrs.insert("disk_used_pct".into(), rng.random_range(35..70).to_string());
             attrs.insert(
-                "disk_used_pct".into(),
-                rng.random_range(35..70).to_string(),
+                "reclaimable_pct".into(),
+                rng.random_range(10..30).to_string(),
             );
-            attrs.insert("reclaimable_pct".into(), rng.random_range(10..30).to_string());
             attrs.insert("cordoned".into(), "false".into());
             attrs.insert("kubelet".into(), "v1.30.4".into());
             attrs.insert("context".into(), ctx.clone());
@@ -159,7 +177,10 @@ pub fn generate(seed: u64, start: DateTime<Utc>) -> World {
             let mut attrs = BTreeMap::new();
             attrs.insert("replicas".into(), replicas.to_string());
             attrs.insert("image".into(), image.clone());
-            attrs.insert("previous_image".into(), format!("registry.demo/{deploy}:v1.9.0"));
+            attrs.insert(
+                "previous_image".into(),
+                format!("registry.demo/{deploy}:v1.9.0"),
+            );
             attrs.insert("revision".into(), rng.random_range(3..20).to_string());
             attrs.insert("memory_limit_mib".into(), limit.to_string());
             attrs.insert("context".into(), ctx.clone());
@@ -188,7 +209,9 @@ pub fn generate(seed: u64, start: DateTime<Utc>) -> World {
                 attrs.insert("memory_limit_mib".into(), limit.to_string());
                 attrs.insert(
                     "memory_need_mib".into(),
-                    (*need as f64 * rng.random_range(0.9..1.05)).round().to_string(),
+                    (*need as f64 * rng.random_range(0.9..1.05))
+                        .round()
+                        .to_string(),
                 );
                 attrs.insert("restarts".into(), "0".into());
                 attrs.insert("latency_ms".into(), rng.random_range(40..120).to_string());
@@ -250,7 +273,10 @@ pub fn generate(seed: u64, start: DateTime<Utc>) -> World {
                 let name = format!("{prefix}-{}-{i}", env.short());
                 let mut attrs = BTreeMap::new();
                 attrs.insert("disk_used_pct".into(), rng.random_range(30..75).to_string());
-                attrs.insert("reclaimable_pct".into(), rng.random_range(10..35).to_string());
+                attrs.insert(
+                    "reclaimable_pct".into(),
+                    rng.random_range(10..35).to_string(),
+                );
                 attrs.insert("load1".into(), format!("{:.2}", rng.random_range(0.1..2.5)));
                 attrs.insert("kernel".into(), "6.1.0-28-amd64".into());
                 attrs.insert("service:sshd".into(), "active".into());

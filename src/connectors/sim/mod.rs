@@ -111,7 +111,10 @@ impl Sim {
         let tmp = path.with_extension("tmp");
         let result = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path));
         if let Err(e) = result {
-            tracing::warn!("could not persist the demo world to {}: {e}", path.display());
+            tracing::warn!(
+                "could not persist the demo world to {}: {e}",
+                path.display()
+            );
         }
     }
 
@@ -175,9 +178,10 @@ impl Sim {
                         }
                     }
                 }
-                if let Some(e) = &step.event {
-                    if let Ok(resource) =
+                if let Some(e) = &step.event
+                    && let Ok(resource) =
                         scenario::resolve(world, e.resource.as_ref(), e.first_pod_of.as_ref())
+                {
                     {
                         world.record(InfraEvent {
                             at: now,
@@ -200,10 +204,10 @@ impl Sim {
             if !step.note.is_empty() {
                 tracing::info!(step = next + 1, "scenario: {}", step.note);
             }
-            if let Some(alert) = alert {
-                if alerts.send(alert).await.is_err() {
-                    return;
-                }
+            if let Some(alert) = alert
+                && alerts.send(alert).await.is_err()
+            {
+                return;
             }
         }
         let started = self.lock().started_at;
@@ -328,18 +332,21 @@ impl InfraConnector for SimConnector {
         let outcome = {
             let mut inner = self.sim.lock();
             self.owned(&inner.world, &action.target)?;
-            inner.world.apply(action, now).map_err(|e| match world_error(e) {
-                ConnectorError::BadParam { param, reason, .. } => ConnectorError::BadParam {
-                    action: action.name.clone(),
-                    param,
-                    reason,
-                },
-                ConnectorError::Unsupported { action: a, .. } => ConnectorError::Unsupported {
-                    action: a,
-                    resource: action.target.clone(),
-                },
-                other => other,
-            })?
+            inner
+                .world
+                .apply(action, now)
+                .map_err(|e| match world_error(e) {
+                    ConnectorError::BadParam { param, reason, .. } => ConnectorError::BadParam {
+                        action: action.name.clone(),
+                        param,
+                        reason,
+                    },
+                    ConnectorError::Unsupported { action: a, .. } => ConnectorError::Unsupported {
+                        action: a,
+                        resource: action.target.clone(),
+                    },
+                    other => other,
+                })?
         };
         self.sim.save();
         Ok(outcome)
@@ -394,8 +401,14 @@ mod tests {
             Action::new("rollout_restart", ResourceId::new(CHECKOUT)),
             Action::new("rollback_deployment", ResourceId::new(CHECKOUT)),
             Action::new("scale", ResourceId::new(CHECKOUT)).with("replicas", "6"),
-            Action::new("cordon_node", ResourceId::new("k8s/demo-prod/node/node-prod-1")),
-            Action::new("clean_disk", ResourceId::new("k8s/demo-stg/node/node-stg-2")),
+            Action::new(
+                "cordon_node",
+                ResourceId::new("k8s/demo-prod/node/node-prod-1"),
+            ),
+            Action::new(
+                "clean_disk",
+                ResourceId::new("k8s/demo-stg/node/node-stg-2"),
+            ),
             Action::new("clean_disk", ResourceId::new("linux/web-prod-1")),
             Action::new("reboot_instance", ResourceId::new("linux/db-prod-0")),
             Action::new(
@@ -411,7 +424,8 @@ mod tests {
                 "rotate_credential",
                 ResourceId::new("aws/us-east-1/secret/payments-db-password"),
             ),
-            Action::new("restart_service", ResourceId::new("linux/web-prod-0")).with("service", "nginx"),
+            Action::new("restart_service", ResourceId::new("linux/web-prod-0"))
+                .with("service", "nginx"),
         ];
         for action in cases {
             let owner = sim.with_world(|w| w.resources[&action.target].resource.connector.clone());
@@ -443,10 +457,16 @@ mod tests {
     async fn oom_is_fixed_by_raising_the_limit_after_pods_restart() {
         let (sim, clock) = sim();
         let registry = sim.registry();
-        let k8s = registry.get(&k8s_connector(crate::event::Environment::Production)).unwrap();
+        let k8s = registry
+            .get(&k8s_connector(crate::event::Environment::Production))
+            .unwrap();
         let dep = ResourceId::new(CHECKOUT);
         let pod = sim.with_world(|w| w.pods_of(&dep)[0].clone());
-        sim.inner.lock().unwrap().world.set(&pod, "memory_need_mib", "340".into());
+        sim.inner
+            .lock()
+            .unwrap()
+            .world
+            .set(&pod, "memory_need_mib", "340".into());
         let h = k8s.health(&pod).await.unwrap();
         assert_eq!(h.status, HealthStatus::Unhealthy);
         assert_eq!(h.reason, "CrashLoopBackOff");
@@ -456,6 +476,9 @@ mod tests {
             .unwrap();
         assert_eq!(k8s.health(&pod).await.unwrap().reason, "ContainerCreating");
         clock.advance(Duration::from_secs(10));
-        assert_eq!(k8s.health(&pod).await.unwrap().status, HealthStatus::Healthy);
+        assert_eq!(
+            k8s.health(&pod).await.unwrap().status,
+            HealthStatus::Healthy
+        );
     }
 }

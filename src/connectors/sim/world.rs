@@ -180,7 +180,9 @@ impl World {
                 Health::healthy()
             }
             "ec2_instance" => match r.attr("state") {
-                Some("stopped") => Health::new(HealthStatus::Unhealthy, "stopped", "instance is stopped"),
+                Some("stopped") => {
+                    Health::new(HealthStatus::Unhealthy, "stopped", "instance is stopped")
+                }
                 Some("pending") if starting => {
                     Health::new(HealthStatus::Degraded, "pending", "instance is starting")
                 }
@@ -197,9 +199,11 @@ impl World {
                     .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
                     .map(|t| t.with_timezone(&Utc));
                 match expires {
-                    Some(t) if t <= now => {
-                        Health::new(HealthStatus::Unhealthy, "Expired", format!("expired {}", t.date_naive()))
-                    }
+                    Some(t) if t <= now => Health::new(
+                        HealthStatus::Unhealthy,
+                        "Expired",
+                        format!("expired {}", t.date_naive()),
+                    ),
                     Some(t) if t - now <= Duration::days(7) => Health::new(
                         HealthStatus::Degraded,
                         "ExpiringSoon",
@@ -233,10 +237,10 @@ impl World {
                 m.insert(key.to_string(), v);
             }
         }
-        if let (Some(limit), Some(need)) = (m.get("memory_limit_mib"), m.get("memory_need_mib")) {
-            if *limit > 0.0 {
-                m.insert("memory_usage_ratio".into(), need / limit);
-            }
+        if let (Some(limit), Some(need)) = (m.get("memory_limit_mib"), m.get("memory_need_mib"))
+            && *limit > 0.0
+        {
+            m.insert("memory_usage_ratio".into(), need / limit);
         }
         Ok(m)
     }
@@ -283,7 +287,11 @@ impl World {
     }
 
     /// Applies an action; the change is real in this world.
-    pub fn apply(&mut self, action: &Action, now: DateTime<Utc>) -> Result<ActionOutcome, WorldError> {
+    pub fn apply(
+        &mut self,
+        action: &Action,
+        now: DateTime<Utc>,
+    ) -> Result<ActionOutcome, WorldError> {
         let kind = self.get(&action.target)?.resource.kind.clone();
         let ready = |secs: i64| (now + Duration::seconds(secs)).to_rfc3339();
         let unsupported = || WorldError::Unsupported {
@@ -328,7 +336,9 @@ impl World {
                 self.set(&target, "image", previous.clone());
                 self.set(&target, "previous_image", current);
                 self.set(&target, "revision", revision.to_string());
-                steps.push(format!("rolled {target} back to {previous} (revision {revision})"));
+                steps.push(format!(
+                    "rolled {target} back to {previous} (revision {revision})"
+                ));
                 for pod in self.pods_of(&target) {
                     self.set(&pod, "image", previous.clone());
                     self.set(&pod, "ready_at", ready(6));
@@ -364,7 +374,16 @@ impl World {
                 ));
             }
             ("reboot_instance", "ec2_instance" | "host") => {
-                self.set(&target, "state", if kind == "host" { "rebooting" } else { "pending" }.into());
+                self.set(
+                    &target,
+                    "state",
+                    if kind == "host" {
+                        "rebooting"
+                    } else {
+                        "pending"
+                    }
+                    .into(),
+                );
                 self.set(&target, "ready_at", ready(20));
                 self.set(&target, "status_check", "ok".into());
                 steps.push(format!("rebooted {target}"));
@@ -389,7 +408,9 @@ impl World {
                 self.set(&target, "hourly_cost_cents", cost.to_string());
                 self.set(&target, "state", "pending".into());
                 self.set(&target, "ready_at", ready(30));
-                steps.push(format!("stopped, changed type to {new_type}, started {target}"));
+                steps.push(format!(
+                    "stopped, changed type to {new_type}, started {target}"
+                ));
             }
             ("restart_service", "host") => {
                 let unit = action

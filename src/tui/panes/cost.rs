@@ -31,10 +31,25 @@ fn spend_block(f: &mut Frame, area: Rect, title: &str, rows: &[(String, u64)], c
     } else {
         rows.iter()
             .map(|(k, cents)| {
-                let share = if total > 0 { *cents as f64 / total as f64 } else { 0.0 };
+                let share = if total > 0 {
+                    *cents as f64 / total as f64
+                } else {
+                    0.0
+                };
                 Line::from(vec![
-                    Span::raw(format!("{:<w$}", fit(k, width.saturating_sub(value_w + 1)), w = width.saturating_sub(value_w + 1))),
-                    Span::styled(format!(" {:>w$}", money(*cents, false), w = value_w), if share >= 0.5 { t.accent } else { Style::default() }),
+                    Span::raw(format!(
+                        "{:<w$}",
+                        fit(k, width.saturating_sub(value_w + 1)),
+                        w = width.saturating_sub(value_w + 1)
+                    )),
+                    Span::styled(
+                        format!(" {:>w$}", money(*cents, false), w = value_w),
+                        if share >= 0.5 {
+                            t.accent
+                        } else {
+                            Style::default()
+                        },
+                    ),
                 ])
             })
             .collect()
@@ -65,7 +80,8 @@ impl Pane for CostPane {
             Constraint::Fill(1),
         ])
         .areas(area);
-        let [by_service, by_team, by_env] = Layout::horizontal([Constraint::Fill(1); 3]).areas(spend);
+        let [by_service, by_team, by_env] =
+            Layout::horizontal([Constraint::Fill(1); 3]).areas(spend);
         if self.spend.as_ref().is_none_or(|(g, _)| *g != ctx.gens.cost) {
             self.spend = Some((
                 ctx.gens.cost,
@@ -104,7 +120,10 @@ impl Pane for CostPane {
             |i| {
                 let a = list[i];
                 let delta = if a.expected_cents > 0 {
-                    format!("{:+.0}%", (a.actual_cents as f64 / a.expected_cents as f64 - 1.0) * 100.0)
+                    format!(
+                        "{:+.0}%",
+                        (a.actual_cents as f64 / a.expected_cents as f64 - 1.0) * 100.0
+                    )
                 } else {
                     "new".into()
                 };
@@ -120,7 +139,11 @@ impl Pane for CostPane {
         );
 
         let mut recs_list: Vec<&CostRecommendationView> = cost.recommendations.values().collect();
-        recs_list.sort_by(|a, b| b.monthly_savings_cents.cmp(&a.monthly_savings_cents).then(a.title.cmp(&b.title)));
+        recs_list.sort_by(|a, b| {
+            b.monthly_savings_cents
+                .cmp(&a.monthly_savings_cents)
+                .then(a.title.cmp(&b.title))
+        });
         draw_table(
             f,
             recs,

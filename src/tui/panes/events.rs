@@ -52,7 +52,10 @@ impl EventFilter {
         let mut f = EventFilter::default();
         for term in s.split_whitespace() {
             let lower = term.to_lowercase();
-            if let Some(k) = lower.strip_prefix("kind:").or_else(|| lower.strip_prefix("k:")) {
+            if let Some(k) = lower
+                .strip_prefix("kind:")
+                .or_else(|| lower.strip_prefix("k:"))
+            {
                 if !k.is_empty() {
                     f.kinds.push(k.to_string());
                 }
@@ -71,7 +74,8 @@ impl EventFilter {
         if self.text.is_empty() {
             return true;
         }
-        let hay = format!("{} {} {} {}", line.seq, line.actor, line.kind, line.summary).to_lowercase();
+        let hay =
+            format!("{} {} {} {}", line.seq, line.actor, line.kind, line.summary).to_lowercase();
         self.text.iter().all(|t| hay.contains(t.as_str()))
     }
 }
@@ -112,7 +116,11 @@ impl Pane for EventsPane {
                 self.open = None;
                 return Handled::Consumed;
             }
-            return if self.detail.navigate(action) { Handled::Consumed } else { Handled::NotConsumed };
+            return if self.detail.navigate(action) {
+                Handled::Consumed
+            } else {
+                Handled::NotConsumed
+            };
         }
         let len = self.rows(ctx).len();
         if self.follow {
@@ -150,7 +158,10 @@ impl Pane for EventsPane {
                 )),
                 Some(l) => {
                     let row = |k: &str, v: String, s: Style| {
-                        Line::from(vec![Span::styled(format!("{k:<9}"), t.dim), Span::styled(v, s)])
+                        Line::from(vec![
+                            Span::styled(format!("{k:<9}"), t.dim),
+                            Span::styled(v, s),
+                        ])
                     };
                     lines.push(row("seq", l.seq.to_string(), t.accent));
                     lines.push(row("at", crate::event::rfc3339(&l.at), Style::default()));
@@ -160,7 +171,14 @@ impl Pane for EventsPane {
                     lines.push(row("hash", l.hash.clone(), t.dim));
                 }
             }
-            draw_detail(f, area, block(format!(" 7 Events › {seq} "), ctx), lines, &mut self.detail, ctx);
+            draw_detail(
+                f,
+                area,
+                block(format!(" 7 Events › {seq} "), ctx),
+                lines,
+                &mut self.detail,
+                ctx,
+            );
             return;
         }
         let wide = area.width >= 110;
@@ -178,27 +196,42 @@ impl Pane for EventsPane {
         let title = format!(
             " 7 Events ({}{}){} ",
             len,
-            if self.filter.is_empty() { String::new() } else { format!(" matching /{}", self.filter) },
+            if self.filter.is_empty() {
+                String::new()
+            } else {
+                format!(" matching /{}", self.filter)
+            },
             if self.follow { " · following" } else { "" }
         );
         let rows: Vec<u64> = self.rows(ctx).to_vec();
-        draw_table(f, area, block(title, ctx), &columns, len, &mut self.scroll, true, "no events match", ctx, |i| {
-            let Some(l) = Self::line(ctx, rows[i]) else {
-                return Vec::new();
-            };
-            let kind_style = if l.kind.starts_with("approval") || l.kind == "agent_error" {
-                t.warn
-            } else {
-                Style::default()
-            };
-            vec![
-                (l.seq.to_string(), t.dim),
-                (crate::tui::widgets::clock(l.at), t.dim),
-                (l.actor.clone(), Style::default()),
-                (l.kind.clone(), kind_style),
-                (l.summary.clone(), Style::default()),
-            ]
-        });
+        draw_table(
+            f,
+            area,
+            block(title, ctx),
+            &columns,
+            len,
+            &mut self.scroll,
+            true,
+            "no events match",
+            ctx,
+            |i| {
+                let Some(l) = Self::line(ctx, rows[i]) else {
+                    return Vec::new();
+                };
+                let kind_style = if l.kind.starts_with("approval") || l.kind == "agent_error" {
+                    t.warn
+                } else {
+                    Style::default()
+                };
+                vec![
+                    (l.seq.to_string(), t.dim),
+                    (crate::tui::widgets::clock(l.at), t.dim),
+                    (l.actor.clone(), Style::default()),
+                    (l.kind.clone(), kind_style),
+                    (l.summary.clone(), Style::default()),
+                ]
+            },
+        );
     }
 
     fn hints(&self, _ctx: &Ctx) -> Vec<Action> {

@@ -11,9 +11,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::{
-    Ctx, DetailScroll, Handled, Pane, block, col, draw_detail, draw_table, heading,
-};
+use super::{Ctx, DetailScroll, Handled, Pane, block, col, draw_detail, draw_table, heading};
 use crate::event::{HealthStatus, ResourceId};
 use crate::state::{HealthCounts, IncidentStatus, ResourceView};
 use crate::tui::keymap::Action;
@@ -165,7 +163,14 @@ impl FleetPane {
         // Narrow screens get the short form so the whole line fits in 80 columns.
         let wide = area.width >= 100;
         let (res, h, d, u, k, sort) = if wide {
-            ("resources  ", "healthy", "degraded", "unhealthy", "unknown", "   sort: ")
+            (
+                "resources  ",
+                "healthy",
+                "degraded",
+                "unhealthy",
+                "unknown",
+                "   sort: ",
+            )
         } else {
             ("", "ok", "degr", "unhl", "unkn", "  sort:")
         };
@@ -213,7 +218,11 @@ impl FleetPane {
         let title = format!(
             " 1 Fleet ({}{}) ",
             self.cache.rows.len(),
-            if self.filter.is_empty() { "" } else { " matching" }
+            if self.filter.is_empty() {
+                ""
+            } else {
+                " matching"
+            }
         );
         let rows = &self.cache.rows;
         let state = ctx.state;
@@ -239,7 +248,10 @@ impl FleetPane {
                     (r.provider.label().to_string(), Style::default()),
                     (r.environment.short().to_string(), Style::default()),
                     (r.team.clone(), Style::default()),
-                    (r.health.status.as_str().to_string(), t.health(r.health.status)),
+                    (
+                        r.health.status.as_str().to_string(),
+                        t.health(r.health.status),
+                    ),
                     (r.health.reason.clone(), t.dim),
                     (age(r.created_at, ctx.now), t.dim),
                 ]
@@ -253,13 +265,23 @@ impl FleetPane {
         let mut lines: Vec<Line<'static>> = Vec::new();
         let Some(view) = state.fleet.get(id) else {
             lines.push(Line::styled(format!("{id} is gone from the fleet"), t.warn));
-            draw_detail(f, area, block(format!(" 1 Fleet › {id} "), ctx), lines, &mut self.detail, ctx);
+            draw_detail(
+                f,
+                area,
+                block(format!(" 1 Fleet › {id} "), ctx),
+                lines,
+                &mut self.detail,
+                ctx,
+            );
             return;
         };
         let r = &view.resource;
         let label = t.dim;
         let field = |k: &str, v: String, s: Style| {
-            Line::from(vec![Span::styled(format!("{k:<11}"), label), Span::styled(v, s)])
+            Line::from(vec![
+                Span::styled(format!("{k:<11}"), label),
+                Span::styled(v, s),
+            ])
         };
         lines.push(field("id", r.id.to_string(), t.accent));
         lines.push(field(
@@ -282,7 +304,11 @@ impl FleetPane {
         }
         lines.push(field(
             "age",
-            format!("{} (created {})", age(r.created_at, ctx.now), crate::event::rfc3339(&r.created_at)),
+            format!(
+                "{} (created {})",
+                age(r.created_at, ctx.now),
+                crate::event::rfc3339(&r.created_at)
+            ),
             Style::default(),
         ));
         for (k, v) in &r.attributes {
@@ -306,8 +332,16 @@ impl FleetPane {
         for inc in open {
             lines.push(Line::from(vec![
                 Span::styled(format!("  #{:<5}", inc.id), t.dim),
-                Span::styled(format!("{:<9}", inc.severity.as_str()), t.severity(inc.severity)),
-                Span::raw(format!("{} ({:?}, {} ago)", inc.title, inc.status, age(inc.opened_at, ctx.now))),
+                Span::styled(
+                    format!("{:<9}", inc.severity.as_str()),
+                    t.severity(inc.severity),
+                ),
+                Span::raw(format!(
+                    "{} ({:?}, {} ago)",
+                    inc.title,
+                    inc.status,
+                    age(inc.opened_at, ctx.now)
+                )),
             ]));
         }
         lines.push(Line::raw(""));
@@ -315,7 +349,11 @@ impl FleetPane {
         if view.remediations.is_empty() {
             lines.push(Line::styled("  none", t.dim));
         }
-        for rem in view.remediations.iter().filter_map(|r| state.remediations.get(r)) {
+        for rem in view
+            .remediations
+            .iter()
+            .filter_map(|r| state.remediations.get(r))
+        {
             lines.push(Line::from(vec![
                 Span::styled(format!("  #{:<5}", rem.id), t.dim),
                 Span::styled(format!("{:<18}", rem.action.name), t.accent),
@@ -406,6 +444,9 @@ pub fn touches_fleet(kind: &crate::event::EventKind) -> bool {
     use crate::event::EventKind::*;
     matches!(
         kind,
-        ResourceDiscovered { .. } | ResourceChanged { .. } | ResourceGone { .. } | HealthChanged { .. }
+        ResourceDiscovered { .. }
+            | ResourceChanged { .. }
+            | ResourceGone { .. }
+            | HealthChanged { .. }
     )
 }

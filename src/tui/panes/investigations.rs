@@ -7,7 +7,9 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
-use super::{Ctx, DetailScroll, Handled, Pane, block, col, draw_detail, draw_table, heading, resource_name};
+use super::{
+    Ctx, DetailScroll, Handled, Pane, block, col, draw_detail, draw_table, heading, resource_name,
+};
 use crate::state::{Investigation, InvestigationStatus, State};
 use crate::tui::keymap::Action;
 use crate::tui::widgets::{Scroll, age, bar, clock, duration};
@@ -79,7 +81,11 @@ impl InvestigationsPane {
         };
         let mut title = format!(" 2 Investigations ({}) ", ids.len());
         if !self.filter.is_empty() {
-            title = format!(" 2 Investigations ({} matching /{}) ", ids.len(), self.filter);
+            title = format!(
+                " 2 Investigations ({} matching /{}) ",
+                ids.len(),
+                self.filter
+            );
         }
         draw_table(
             f,
@@ -116,12 +122,20 @@ impl InvestigationsPane {
                     (resource_name(state, &inv.resource), Style::default()),
                     (
                         status,
-                        if inv.status == InvestigationStatus::Running { t.warn } else { t.ok },
+                        if inv.status == InvestigationStatus::Running {
+                            t.warn
+                        } else {
+                            t.ok
+                        },
                     ),
                     (top, Style::default()),
                     (conf, t.accent),
                     (
-                        if wide { clock(inv.started_at) } else { age(inv.started_at, ctx.now) },
+                        if wide {
+                            clock(inv.started_at)
+                        } else {
+                            age(inv.started_at, ctx.now)
+                        },
                         t.dim,
                     ),
                     (duration((end - inv.started_at).num_seconds()), t.dim),
@@ -135,8 +149,18 @@ impl InvestigationsPane {
         let state = ctx.state;
         let mut lines: Vec<Line<'static>> = Vec::new();
         let Some(inv) = state.investigations.get(&id) else {
-            lines.push(Line::styled(format!("investigation #{id} is not known"), t.warn));
-            draw_detail(f, area, block(format!(" 2 Investigations › #{id} "), ctx), lines, &mut self.detail, ctx);
+            lines.push(Line::styled(
+                format!("investigation #{id} is not known"),
+                t.warn,
+            ));
+            draw_detail(
+                f,
+                area,
+                block(format!(" 2 Investigations › #{id} "), ctx),
+                lines,
+                &mut self.detail,
+                ctx,
+            );
             return;
         };
         let label = t.dim;
@@ -150,12 +174,19 @@ impl InvestigationsPane {
             vec![
                 Span::styled(inv.alert.clone(), t.accent),
                 Span::raw(" "),
-                Span::styled(format!("[{}]", inv.severity.as_str()), t.severity(inv.severity)),
+                Span::styled(
+                    format!("[{}]", inv.severity.as_str()),
+                    t.severity(inv.severity),
+                ),
             ],
         ));
         lines.push(field(
             "resource",
-            vec![Span::raw(format!("{} ({})", resource_name(state, &inv.resource), inv.resource))],
+            vec![Span::raw(format!(
+                "{} ({})",
+                resource_name(state, &inv.resource),
+                inv.resource
+            ))],
         ));
         let end = inv.concluded_at.unwrap_or(ctx.now);
         lines.push(field(
@@ -163,7 +194,11 @@ impl InvestigationsPane {
             vec![
                 Span::styled(
                     status_label(inv),
-                    if inv.status == InvestigationStatus::Running { t.warn } else { t.ok },
+                    if inv.status == InvestigationStatus::Running {
+                        t.warn
+                    } else {
+                        t.ok
+                    },
                 ),
                 Span::styled(
                     format!(
@@ -180,7 +215,10 @@ impl InvestigationsPane {
             lines.push(field("conclusion", vec![Span::styled(c.clone(), t.accent)]));
         }
         lines.push(Line::raw(""));
-        lines.push(heading(&format!("Hypotheses ({})", inv.hypotheses.len()), ctx));
+        lines.push(heading(
+            &format!("Hypotheses ({})", inv.hypotheses.len()),
+            ctx,
+        ));
         if inv.hypotheses.is_empty() {
             lines.push(Line::styled("  none ranked yet", t.dim));
         }
@@ -188,17 +226,32 @@ impl InvestigationsPane {
         for (rank, h) in inv.hypotheses.iter().enumerate() {
             let mut spans = vec![Span::styled(format!("  {}. ", rank + 1), t.dim)];
             spans.extend(bar(h.confidence, bar_w, t.bar, t.bar_empty));
-            spans.push(Span::styled(format!(" {:>3.0}% ", h.confidence * 100.0), t.accent));
-            spans.push(Span::styled(h.title.clone(), if rank == 0 { t.accent } else { Style::default() }));
+            spans.push(Span::styled(
+                format!(" {:>3.0}% ", h.confidence * 100.0),
+                t.accent,
+            ));
+            spans.push(Span::styled(
+                h.title.clone(),
+                if rank == 0 {
+                    t.accent
+                } else {
+                    Style::default()
+                },
+            ));
             lines.push(Line::from(spans));
-            let cites = if h.cites.is_empty() { "nothing".to_string() } else { h.cites.join(", ") };
+            let cites = if h.cites.is_empty() {
+                "nothing".to_string()
+            } else {
+                h.cites.join(", ")
+            };
             lines.push(Line::from(vec![
                 Span::raw("     cites "),
                 Span::styled(cites, t.key),
                 Span::styled(format!(" — {}", h.reasoning), t.dim),
             ]));
             if let Some(a) = &h.recommended_action {
-                let params: Vec<String> = a.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let params: Vec<String> =
+                    a.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 lines.push(Line::styled(
                     format!("     suggests {} {}", a.name, params.join(" ")),
                     t.dim,
@@ -237,7 +290,11 @@ impl Pane for InvestigationsPane {
                 self.open = None;
                 return Handled::Consumed;
             }
-            return if self.detail.navigate(action) { Handled::Consumed } else { Handled::NotConsumed };
+            return if self.detail.navigate(action) {
+                Handled::Consumed
+            } else {
+                Handled::NotConsumed
+            };
         }
         let ids = self.ids(ctx.state);
         if self.scroll.navigate(action, ids.len()) {

@@ -20,7 +20,10 @@ pub struct LearningPane {
 
 impl Pane for LearningPane {
     fn handle(&mut self, action: Action, ctx: &Ctx) -> Handled {
-        if self.insights.navigate(action, ctx.state.learning.insights.len()) {
+        if self
+            .insights
+            .navigate(action, ctx.state.learning.insights.len())
+        {
             Handled::Consumed
         } else {
             Handled::NotConsumed
@@ -63,7 +66,12 @@ impl Pane for LearningPane {
                 let rate = match c.success_rate() {
                     Some(r) => {
                         let filled = (r * bar_w as f64).round() as usize;
-                        format!("{}{} {:>3.0}%", "█".repeat(filled), "░".repeat(bar_w - filled), r * 100.0)
+                        format!(
+                            "{}{} {:>3.0}%",
+                            "█".repeat(filled),
+                            "░".repeat(bar_w - filled),
+                            r * 100.0
+                        )
                     }
                     None => "not run".into(),
                 };
@@ -92,7 +100,10 @@ impl Pane for LearningPane {
             let avg = samples.iter().sum::<f64>() / samples.len() as f64;
             let last = samples.last().copied().unwrap_or(0.0);
             section(
-                format!(" MTTR trend ({} incidents) · last {last:.1} min · avg {avg:.1} min ", samples.len()),
+                format!(
+                    " MTTR trend ({} incidents) · last {last:.1} min · avg {avg:.1} min ",
+                    samples.len()
+                ),
                 ctx,
             )
         };
@@ -112,19 +123,29 @@ impl Pane for LearningPane {
         let block = block(format!(" 6 Insights ({}) ", list.len()), ctx);
         let inner = block.inner(insights);
         f.render_widget(block, insights);
-        let range = self.insights.visible(list.len(), (inner.height as usize) / 2);
+        let range = self
+            .insights
+            .visible(list.len(), (inner.height as usize) / 2);
         let mut lines = Vec::new();
         for i in range {
             let ins = list[i];
             let selected = i == self.insights.selected;
-            let mut metrics: Vec<String> = ins.metrics.iter().map(|(k, v)| format!("{k}={v:.2}")).collect();
+            let mut metrics: Vec<String> = ins
+                .metrics
+                .iter()
+                .map(|(k, v)| format!("{k}={v:.2}"))
+                .collect();
             metrics.truncate(4);
             let head = Line::from(vec![
                 Span::styled(format!("{} ", clock(ins.at)), t.dim),
                 Span::styled(fit(&ins.topic, 24), t.accent),
                 Span::styled(format!("  {}", metrics.join(" ")), t.dim),
             ]);
-            lines.push(if selected { head.style(t.selected) } else { head });
+            lines.push(if selected {
+                head.style(t.selected)
+            } else {
+                head
+            });
             lines.push(Line::raw(fit(&format!("  {}", ins.insight), w)));
         }
         if list.is_empty() {

@@ -222,7 +222,10 @@ pub fn draw_table(
     f.render_widget(table, inner);
     if len == 0 && inner.height > 1 {
         let msg = Rect::new(inner.x, inner.y + 1, inner.width, 1);
-        f.render_widget(Paragraph::new(fit(empty, inner.width as usize)).style(ctx.theme.dim), msg);
+        f.render_widget(
+            Paragraph::new(fit(empty, inner.width as usize)).style(ctx.theme.dim),
+            msg,
+        );
     }
 }
 
@@ -288,7 +291,11 @@ pub fn draw_detail(
     scroll.page = height;
     scroll.max = wrapped.len().saturating_sub(height);
     scroll.offset = scroll.offset.min(scroll.max);
-    let visible: Vec<Line<'static>> = wrapped.into_iter().skip(scroll.offset).take(height).collect();
+    let visible: Vec<Line<'static>> = wrapped
+        .into_iter()
+        .skip(scroll.offset)
+        .take(height)
+        .collect();
     f.render_widget(Paragraph::new(visible).style(ctx.theme.base), inner);
 }
 
@@ -333,7 +340,10 @@ pub fn wrap_line(line: Line<'static>, width: usize) -> Vec<Line<'static>> {
             let mut style: Option<Style> = None;
             for (c, st) in r {
                 if style.is_some_and(|s| s != st) {
-                    spans.push(Span::styled(std::mem::take(&mut text), style.unwrap_or_default()));
+                    spans.push(Span::styled(
+                        std::mem::take(&mut text),
+                        style.unwrap_or_default(),
+                    ));
                 }
                 style = Some(st);
                 text.push(c);

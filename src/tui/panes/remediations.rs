@@ -60,14 +60,23 @@ pub fn stage_style(stage: Stage, t: &Theme) -> Style {
     match stage {
         Stage::AwaitingApproval => t.pending,
         Stage::Finished(RemediationOutcome::Succeeded) => t.ok,
-        Stage::Finished(RemediationOutcome::RolledBack | RemediationOutcome::Expired | RemediationOutcome::Aborted) => t.warn,
+        Stage::Finished(
+            RemediationOutcome::RolledBack
+            | RemediationOutcome::Expired
+            | RemediationOutcome::Aborted,
+        ) => t.warn,
         Stage::Finished(RemediationOutcome::Failed | RemediationOutcome::Denied) => t.bad,
         _ => t.accent,
     }
 }
 
 fn action_text(rem: &Remediation) -> String {
-    let params: Vec<String> = rem.action.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let params: Vec<String> = rem
+        .action
+        .params
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     if params.is_empty() {
         rem.action.name.clone()
     } else {
@@ -86,8 +95,12 @@ impl RemediationsPane {
 
     /// The selected remediation if it is awaiting approval.
     pub fn selected_pending(&self, state: &State) -> Option<u64> {
-        self.selected(state)
-            .filter(|id| state.remediations.get(id).is_some_and(|r| r.stage == Stage::AwaitingApproval))
+        self.selected(state).filter(|id| {
+            state
+                .remediations
+                .get(id)
+                .is_some_and(|r| r.stage == Stage::AwaitingApproval)
+        })
     }
 
     fn draw_list(&mut self, f: &mut Frame, area: Rect, ctx: &Ctx) {
@@ -96,8 +109,11 @@ impl RemediationsPane {
         let rows = Rows::of(state);
         self.selected = self.selected.min(rows.len().saturating_sub(1));
         // The queue gets the rows it needs (up to half the pane), the rest lists everything.
-        let queue_h = ((rows.queue.len().max(1) + 3) as u16).min(area.height / 2).max(4.min(area.height));
-        let [qa, aa] = Layout::vertical([Constraint::Length(queue_h), Constraint::Min(0)]).areas(area);
+        let queue_h = ((rows.queue.len().max(1) + 3) as u16)
+            .min(area.height / 2)
+            .max(4.min(area.height));
+        let [qa, aa] =
+            Layout::vertical([Constraint::Length(queue_h), Constraint::Min(0)]).areas(area);
         let wide = area.width >= 110;
         let qcols = vec![
             col("#", Constraint::Length(5)),
@@ -119,7 +135,11 @@ impl RemediationsPane {
         } else {
             format!(" 3 Approval queue ({pending} pending) ")
         };
-        let qblock = if pending > 0 { block(qtitle, ctx) } else { section(qtitle, ctx) };
+        let qblock = if pending > 0 {
+            block(qtitle, ctx)
+        } else {
+            section(qtitle, ctx)
+        };
         draw_table(
             f,
             qa,
@@ -142,15 +162,27 @@ impl RemediationsPane {
                     (resource_name(state, &rem.action.target), Style::default()),
                     (rem.environment.short().to_string(), Style::default()),
                     (
-                        risk.map(|r| if wide { r.as_str().to_string() } else { r.as_str().chars().take(4).collect() })
-                            .unwrap_or_else(|| "?".into()),
+                        risk.map(|r| {
+                            if wide {
+                                r.as_str().to_string()
+                            } else {
+                                r.as_str().chars().take(4).collect()
+                            }
+                        })
+                        .unwrap_or_else(|| "?".into()),
                         risk.map(|r| t.risk(r)).unwrap_or_default(),
                     ),
                     (format!("{given}/{}", rem.required_approvals), t.warn),
                     (age(rem.proposed_at, ctx.now), t.dim),
                     (
                         rem.expires_at
-                            .map(|e| if e > ctx.now { format!("{}", age(ctx.now, e)) } else { "now".into() })
+                            .map(|e| {
+                                if e > ctx.now {
+                                    format!("{}", age(ctx.now, e))
+                                } else {
+                                    "now".into()
+                                }
+                            })
                             .unwrap_or_else(|| "—".into()),
                         t.dim,
                     ),
@@ -191,8 +223,14 @@ impl RemediationsPane {
                     (rem.environment.short().to_string(), Style::default()),
                     (rem.stage.label().to_string(), stage_style(rem.stage, t)),
                     (
-                        risk.map(|r| if wide { r.as_str().to_string() } else { r.as_str().chars().take(4).collect() })
-                            .unwrap_or_else(|| "?".into()),
+                        risk.map(|r| {
+                            if wide {
+                                r.as_str().to_string()
+                            } else {
+                                r.as_str().chars().take(4).collect()
+                            }
+                        })
+                        .unwrap_or_else(|| "?".into()),
                         risk.map(|r| t.risk(r)).unwrap_or_default(),
                     ),
                     (age(rem.proposed_at, ctx.now), t.dim),
@@ -206,8 +244,18 @@ impl RemediationsPane {
         let state = ctx.state;
         let mut lines: Vec<Line<'static>> = Vec::new();
         let Some(rem) = state.remediations.get(&id) else {
-            lines.push(Line::styled(format!("remediation #{id} is not known"), t.warn));
-            draw_detail(f, area, block(format!(" 3 Remediations › #{id} "), ctx), lines, &mut self.detail, ctx);
+            lines.push(Line::styled(
+                format!("remediation #{id} is not known"),
+                t.warn,
+            ));
+            draw_detail(
+                f,
+                area,
+                block(format!(" 3 Remediations › #{id} "), ctx),
+                lines,
+                &mut self.detail,
+                ctx,
+            );
             return;
         };
         lines.extend(remediation_lines(rem, state, ctx));
@@ -226,16 +274,33 @@ pub fn remediation_lines(rem: &Remediation, state: &State, ctx: &Ctx) -> Vec<Lin
         Line::from(spans)
     };
     let mut lines = Vec::new();
-    lines.push(field("action", vec![Span::styled(action_text(rem), t.accent)]));
+    lines.push(field(
+        "action",
+        vec![Span::styled(action_text(rem), t.accent)],
+    ));
     lines.push(field(
         "target",
-        vec![Span::raw(format!("{} ({})", resource_name(state, &rem.action.target), rem.action.target))],
+        vec![Span::raw(format!(
+            "{} ({})",
+            resource_name(state, &rem.action.target),
+            rem.action.target
+        ))],
     ));
     lines.push(field(
         "environment",
-        vec![Span::raw(format!("{} · team {}", rem.environment.as_str(), rem.team))],
+        vec![Span::raw(format!(
+            "{} · team {}",
+            rem.environment.as_str(),
+            rem.team
+        ))],
     ));
-    lines.push(field("stage", vec![Span::styled(rem.stage.label().to_string(), stage_style(rem.stage, t))]));
+    lines.push(field(
+        "stage",
+        vec![Span::styled(
+            rem.stage.label().to_string(),
+            stage_style(rem.stage, t),
+        )],
+    ));
     lines.push(field(
         "requested",
         vec![Span::raw(format!(
@@ -272,9 +337,15 @@ pub fn remediation_lines(rem: &Remediation, state: &State, ctx: &Ctx) -> Vec<Lin
                 }],
             ));
             for reason in &d.deny {
-                lines.push(Line::from(vec![Span::raw("    ✗ "), Span::styled(reason.clone(), t.bad)]));
+                lines.push(Line::from(vec![
+                    Span::raw("    ✗ "),
+                    Span::styled(reason.clone(), t.bad),
+                ]));
             }
-            lines.push(field("  risk", vec![Span::styled(d.risk.as_str(), t.risk(d.risk))]));
+            lines.push(field(
+                "  risk",
+                vec![Span::styled(d.risk.as_str(), t.risk(d.risk))],
+            ));
             if !d.controls.is_empty() {
                 lines.push(field("  controls", vec![Span::raw(d.controls.join(", "))]));
             }
@@ -300,12 +371,27 @@ pub fn remediation_lines(rem: &Remediation, state: &State, ctx: &Ctx) -> Vec<Lin
         )],
     ));
     if let Some(e) = rem.expires_at {
-        lines.push(field("  expires", vec![Span::styled(crate::event::rfc3339(&e), t.dim)]));
+        lines.push(field(
+            "  expires",
+            vec![Span::styled(crate::event::rfc3339(&e), t.dim)],
+        ));
     }
     for a in &rem.approvals {
-        let from = a.source.as_deref().map(|s| format!(" from {s}")).unwrap_or_default();
-        let counted = if a.by == rem.requested_by { " (requester: not counted)" } else { "" };
-        let comment = if a.comment.is_empty() { String::new() } else { format!(": \"{}\"", a.comment) };
+        let from = a
+            .source
+            .as_deref()
+            .map(|s| format!(" from {s}"))
+            .unwrap_or_default();
+        let counted = if a.by == rem.requested_by {
+            " (requester: not counted)"
+        } else {
+            ""
+        };
+        let comment = if a.comment.is_empty() {
+            String::new()
+        } else {
+            format!(": \"{}\"", a.comment)
+        };
         lines.push(Line::from(vec![
             Span::styled("    ✓ ", t.ok),
             Span::styled(a.by.clone(), t.accent),
@@ -313,7 +399,11 @@ pub fn remediation_lines(rem: &Remediation, state: &State, ctx: &Ctx) -> Vec<Lin
         ]));
     }
     if let Some(d) = &rem.denial {
-        let from = d.source.as_deref().map(|s| format!(" from {s}")).unwrap_or_default();
+        let from = d
+            .source
+            .as_deref()
+            .map(|s| format!(" from {s}"))
+            .unwrap_or_default();
         lines.push(Line::from(vec![
             Span::styled("    ✗ denied by ", t.bad),
             Span::styled(d.by.clone(), t.accent),
@@ -321,19 +411,30 @@ pub fn remediation_lines(rem: &Remediation, state: &State, ctx: &Ctx) -> Vec<Lin
         ]));
     }
     for (to, level, at) in &rem.escalations {
-        lines.push(Line::styled(format!("    ↑ escalated to {to} (level {level}) at {}", clock(*at)), t.warn));
+        lines.push(Line::styled(
+            format!("    ↑ escalated to {to} (level {level}) at {}", clock(*at)),
+            t.warn,
+        ));
     }
     lines.push(Line::raw(""));
     lines.push(heading("Snapshot", ctx));
     match &rem.snapshot {
-        Some(s) => lines.push(Line::raw(format!("  {} (taken {})", s.summary, clock(s.taken_at)))),
+        Some(s) => lines.push(Line::raw(format!(
+            "  {} (taken {})",
+            s.summary,
+            clock(s.taken_at)
+        ))),
         None => lines.push(Line::styled("  not taken", t.dim)),
     }
     lines.push(heading("Execution", ctx));
     match &rem.execution {
         Some(o) => {
             lines.push(Line::styled(
-                format!("  {} {}", if o.success { "ok:" } else { "FAILED:" }, o.message),
+                format!(
+                    "  {} {}",
+                    if o.success { "ok:" } else { "FAILED:" },
+                    o.message
+                ),
                 if o.success { t.ok } else { t.bad },
             ));
             for (i, step) in o.steps.iter().enumerate() {
@@ -354,7 +455,15 @@ pub fn remediation_lines(rem: &Remediation, state: &State, ctx: &Ctx) -> Vec<Lin
     match &rem.restore {
         Some(o) => {
             lines.push(Line::styled(
-                format!("  {} {}", if o.success { "restored:" } else { "RESTORE FAILED:" }, o.message),
+                format!(
+                    "  {} {}",
+                    if o.success {
+                        "restored:"
+                    } else {
+                        "RESTORE FAILED:"
+                    },
+                    o.message
+                ),
                 if o.success { t.warn } else { t.bad },
             ));
             for (i, step) in o.steps.iter().enumerate() {
@@ -365,7 +474,10 @@ pub fn remediation_lines(rem: &Remediation, state: &State, ctx: &Ctx) -> Vec<Lin
     }
     if let Some(detail) = &rem.detail {
         lines.push(Line::raw(""));
-        lines.push(field("outcome", vec![Span::styled(detail.clone(), stage_style(rem.stage, t))]));
+        lines.push(field(
+            "outcome",
+            vec![Span::styled(detail.clone(), stage_style(rem.stage, t))],
+        ));
     }
     lines
 }
@@ -377,10 +489,18 @@ impl Pane for RemediationsPane {
                 self.open = None;
                 return Handled::Consumed;
             }
-            return if self.detail.navigate(action) { Handled::Consumed } else { Handled::NotConsumed };
+            return if self.detail.navigate(action) {
+                Handled::Consumed
+            } else {
+                Handled::NotConsumed
+            };
         }
         let rows = Rows::of(ctx.state);
-        let mut nav = Scroll { selected: self.selected, offset: 0, page: self.all_scroll.page.max(1) };
+        let mut nav = Scroll {
+            selected: self.selected,
+            offset: 0,
+            page: self.all_scroll.page.max(1),
+        };
         if nav.navigate(action, rows.len()) {
             self.selected = nav.selected;
             return Handled::Consumed;

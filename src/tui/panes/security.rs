@@ -9,7 +9,9 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::{Ctx, DetailScroll, Handled, Pane, block, col, draw_detail, draw_table, resource_name, section};
+use super::{
+    Ctx, DetailScroll, Handled, Pane, block, col, draw_detail, draw_table, resource_name, section,
+};
 use crate::event::Severity;
 use crate::state::TrackedFinding;
 use crate::tui::keymap::Action;
@@ -54,13 +56,30 @@ impl SecurityPane {
             *by_sev.entry(f.finding.severity).or_default() += 1;
         }
         let [top, rest] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
-        let score_style = if score >= 80 { t.ok } else if score >= 50 { t.warn } else { t.bad };
-        let mut spans = vec![Span::styled(" posture ", t.dim), Span::styled(format!("{score}/100 "), score_style)];
+        let score_style = if score >= 80 {
+            t.ok
+        } else if score >= 50 {
+            t.warn
+        } else {
+            t.bad
+        };
+        let mut spans = vec![
+            Span::styled(" posture ", t.dim),
+            Span::styled(format!("{score}/100 "), score_style),
+        ];
         spans.extend(bar(score as f64 / 100.0, 10, score_style, t.bar_empty));
-        for sev in [Severity::Critical, Severity::High, Severity::Medium, Severity::Low] {
+        for sev in [
+            Severity::Critical,
+            Severity::High,
+            Severity::Medium,
+            Severity::Low,
+        ] {
             let n = by_sev.get(&sev).copied().unwrap_or(0);
             spans.push(Span::raw("  "));
-            spans.push(Span::styled(format!("{n} {}", sev.as_str()), if n > 0 { t.severity(sev) } else { t.dim }));
+            spans.push(Span::styled(
+                format!("{n} {}", sev.as_str()),
+                if n > 0 { t.severity(sev) } else { t.dim },
+            ));
         }
         f.render_widget(Paragraph::new(Line::from(spans)).style(t.base), top);
 
@@ -83,21 +102,41 @@ impl SecurityPane {
         let title = if self.filter.is_empty() {
             format!(" 4 Security findings ({}) ", list.len())
         } else {
-            format!(" 4 Security findings ({} matching /{}) ", list.len(), self.filter)
+            format!(
+                " 4 Security findings ({} matching /{}) ",
+                list.len(),
+                self.filter
+            )
         };
-        draw_table(f, findings_area, block(title, ctx), &columns, list.len(), &mut self.scroll, true, "no open findings", ctx, |i| {
-            let fd = &list[i].finding;
-            let sev = if side_by_side { fd.severity.as_str().to_string() } else { fd.severity.as_str().chars().take(4).collect() };
-            vec![
-                (sev, t.severity(fd.severity)),
-                (fd.category.clone(), t.dim),
-                (fd.title.clone(), Style::default()),
-                (resource_name(state, &fd.resource), t.dim),
-                (age(list[i].first_seen, ctx.now), t.dim),
-            ]
-        });
+        draw_table(
+            f,
+            findings_area,
+            block(title, ctx),
+            &columns,
+            list.len(),
+            &mut self.scroll,
+            true,
+            "no open findings",
+            ctx,
+            |i| {
+                let fd = &list[i].finding;
+                let sev = if side_by_side {
+                    fd.severity.as_str().to_string()
+                } else {
+                    fd.severity.as_str().chars().take(4).collect()
+                };
+                vec![
+                    (sev, t.severity(fd.severity)),
+                    (fd.category.clone(), t.dim),
+                    (fd.title.clone(), Style::default()),
+                    (resource_name(state, &fd.resource), t.dim),
+                    (age(list[i].first_seen, ctx.now), t.dim),
+                ]
+            },
+        );
 
-        let [comp_area, cred_area] = Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(lower);
+        let [comp_area, cred_area] =
+            Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(lower);
         // Compliance controls grouped by framework (`SOC2:CC6.1` → SOC2).
         let mut frameworks: BTreeMap<String, Vec<&TrackedFinding>> = BTreeMap::new();
         for tf in state.security.findings.values() {
@@ -120,7 +159,11 @@ impl SecurityPane {
             for x in items {
                 let control = x.finding.control.clone().unwrap_or_default();
                 let mark = if x.finding.open { "✗" } else { "✓" };
-                let style = if x.finding.open { t.severity(x.finding.severity) } else { t.ok };
+                let style = if x.finding.open {
+                    t.severity(x.finding.severity)
+                } else {
+                    t.ok
+                };
                 let text = fit(&format!(" {mark} {control} {}", x.finding.title), width);
                 lines.push(Line::styled(text, style));
             }
@@ -128,28 +171,45 @@ impl SecurityPane {
         if lines.is_empty() {
             lines.push(Line::styled("no compliance results yet", t.dim));
         }
-        f.render_widget(Paragraph::new(lines).block(section(" Compliance ".into(), ctx)), comp_area);
+        f.render_widget(
+            Paragraph::new(lines).block(section(" Compliance ".into(), ctx)),
+            comp_area,
+        );
 
         let mut creds: Vec<&TrackedFinding> = state
             .security
             .findings
             .values()
             .filter(|x| x.finding.open && x.finding.expires_at.is_some())
-            .filter(|x| x.finding.expires_at.is_some_and(|e| (e - ctx.now).num_days() <= EXPIRY_WINDOW_DAYS))
+            .filter(|x| {
+                x.finding
+                    .expires_at
+                    .is_some_and(|e| (e - ctx.now).num_days() <= EXPIRY_WINDOW_DAYS)
+            })
             .collect();
         creds.sort_by_key(|x| x.finding.expires_at);
         let width = cred_area.width.saturating_sub(2) as usize;
         let mut lines = Vec::new();
         for c in &creds {
             let e = c.finding.expires_at.unwrap_or(ctx.now);
-            let when = if e <= ctx.now { "EXPIRED".to_string() } else { format!("in {}", age(ctx.now, e)) };
+            let when = if e <= ctx.now {
+                "EXPIRED".to_string()
+            } else {
+                format!("in {}", age(ctx.now, e))
+            };
             lines.push(Line::from(vec![
                 Span::styled(format!("{when:<8}"), t.severity(c.finding.severity)),
-                Span::raw(fit(&format!(" {}", c.finding.title), width.saturating_sub(8))),
+                Span::raw(fit(
+                    &format!(" {}", c.finding.title),
+                    width.saturating_sub(8),
+                )),
             ]));
         }
         if lines.is_empty() {
-            lines.push(Line::styled(format!("none within {EXPIRY_WINDOW_DAYS} days"), t.dim));
+            lines.push(Line::styled(
+                format!("none within {EXPIRY_WINDOW_DAYS} days"),
+                t.dim,
+            ));
         }
         f.render_widget(
             Paragraph::new(lines).block(section(" Credentials expiring ".into(), ctx)),
@@ -165,7 +225,11 @@ impl Pane for SecurityPane {
                 self.open = None;
                 return Handled::Consumed;
             }
-            return if self.detail.navigate(action) { Handled::Consumed } else { Handled::NotConsumed };
+            return if self.detail.navigate(action) {
+                Handled::Consumed
+            } else {
+                Handled::NotConsumed
+            };
         }
         let list = self.findings(ctx);
         if self.scroll.navigate(action, list.len()) {
@@ -198,10 +262,19 @@ impl Pane for SecurityPane {
             None => lines.push(Line::styled(format!("finding {id} is not known"), t.warn)),
             Some(x) => {
                 let fd = &x.finding;
-                let row = |k: &str, v: String, s: Style| Line::from(vec![Span::styled(format!("{k:<11}"), t.dim), Span::styled(v, s)]);
+                let row = |k: &str, v: String, s: Style| {
+                    Line::from(vec![
+                        Span::styled(format!("{k:<11}"), t.dim),
+                        Span::styled(v, s),
+                    ])
+                };
                 lines.push(row("finding", fd.title.clone(), t.accent));
                 lines.push(row("id", fd.id.clone(), Style::default()));
-                lines.push(row("severity", fd.severity.as_str().into(), t.severity(fd.severity)));
+                lines.push(row(
+                    "severity",
+                    fd.severity.as_str().into(),
+                    t.severity(fd.severity),
+                ));
                 lines.push(row("category", fd.category.clone(), Style::default()));
                 lines.push(row("resource", fd.resource.to_string(), Style::default()));
                 if let Some(c) = &fd.control {
@@ -210,10 +283,22 @@ impl Pane for SecurityPane {
                 if let Some(e) = fd.expires_at {
                     lines.push(row("expires", crate::event::rfc3339(&e), t.warn));
                 }
-                lines.push(row("status", if fd.open { "open".into() } else { "closed".into() }, Style::default()));
+                lines.push(row(
+                    "status",
+                    if fd.open {
+                        "open".into()
+                    } else {
+                        "closed".into()
+                    },
+                    Style::default(),
+                ));
                 lines.push(row(
                     "seen",
-                    format!("first {} · last {}", crate::event::rfc3339(&x.first_seen), crate::event::rfc3339(&x.last_seen)),
+                    format!(
+                        "first {} · last {}",
+                        crate::event::rfc3339(&x.first_seen),
+                        crate::event::rfc3339(&x.last_seen)
+                    ),
                     t.dim,
                 ));
                 if !fd.detail.is_empty() {
@@ -222,7 +307,14 @@ impl Pane for SecurityPane {
                 }
             }
         }
-        draw_detail(f, area, block(format!(" 4 Security › {id} "), ctx), lines, &mut self.detail, ctx);
+        draw_detail(
+            f,
+            area,
+            block(format!(" 4 Security › {id} "), ctx),
+            lines,
+            &mut self.detail,
+            ctx,
+        );
     }
 
     fn hints(&self, _ctx: &Ctx) -> Vec<Action> {
