@@ -1,6 +1,7 @@
 //! The runtime: the supervisor and the agents as tokio tasks, the operator
 //! command channel, scheduled jobs on an injected clock, and shutdown.
 
+pub mod approvals;
 pub mod command;
 pub mod policy;
 pub mod snapshots;

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::approvals;
 use super::command::{Command, CommandEnvelope, CommandReply, Identity};
 use super::policy::PolicyGate;
 use super::{Intake, RuntimeOptions, RuntimeStatus};
@@ -381,7 +382,7 @@ impl Supervisor {
     async fn decide(&mut self, remediation: u64) {
         let now = self.ctx.clock.now();
         let decision = self.policy.decide(&self.state, remediation, now);
-        let allow = decision.allow;
+        let allow = decision.allow && decision.deny.is_empty();
         let required = decision.required_approvals;
         let reasons = decision.deny.join("; ");
         self.record(
@@ -422,11 +423,7 @@ impl Supervisor {
         let Some(rem) = self.state.remediations.get(&remediation) else {
             return;
         };
-        let cleared = rem.stage == Stage::Approved
-            && rem.allowed()
-            && rem.approvals_missing() == 0
-            && rem.denial.is_none();
-        if !cleared || self.opts.read_only {
+        if !approvals::cleared_for_execution(rem, self.opts.read_only) {
             return;
         }
         self.spawn_execution(remediation, Resume::Start);
@@ -537,26 +534,7 @@ impl Supervisor {
                 remediation,
                 comment,
             } => {
-                if self.opts.read_only {
-                    return Err("read-only mode: approvals are disabled".into());
-                }
-                let rem = self
-                    .state
-                    .remediations
-                    .get(&remediation)
-                    .ok_or_else(|| format!("no remediation #{remediation}"))?;
-                if rem.stage != Stage::AwaitingApproval {
-                    return Err(format!(
-                        "remediation #{remediation} is {}, not awaiting approval",
-                        rem.stage.label()
-                    ));
-                }
-                if rem.requested_by == by.name {
-                    return Err("the requester cannot approve their own remediation".into());
-                }
-                if rem.approvals.iter().any(|a| a.by == by.name) {
-                    return Err(format!("{} has already approved #{remediation}", by.name));
-                }
+                approvals::check_approval(&self.state, remediation, &by.name, self.opts.read_only)?;
                 self.record(
                     &format!("operator:{}", by.name),
                     EventKind::ApprovalGranted {
@@ -573,23 +551,7 @@ impl Supervisor {
                 remediation,
                 reason,
             } => {
-                if self.opts.read_only {
-                    return Err("read-only mode: denials are disabled".into());
-                }
-                if reason.trim().is_empty() {
-                    return Err("a reason is required to deny".into());
-                }
-                let rem = self
-                    .state
-                    .remediations
-                    .get(&remediation)
-                    .ok_or_else(|| format!("no remediation #{remediation}"))?;
-                if rem.stage != Stage::AwaitingApproval {
-                    return Err(format!(
-                        "remediation #{remediation} is {}, not awaiting approval",
-                        rem.stage.label()
-                    ));
-                }
+                approvals::check_denial(&self.state, remediation, &reason, self.opts.read_only)?;
                 self.record(
                     &format!("operator:{}", by.name),
                     EventKind::ApprovalDenied {

@@ -100,9 +100,12 @@ impl Remediation {
             .saturating_sub(self.counted_approvers().len() as u32)
     }
 
-    /// Whether the policy allowed it.
+    /// Whether the policy allowed it. Deny wins: a decision that carries any
+    /// deny reason counts as a deny even if it also says allow.
     pub fn allowed(&self) -> bool {
-        self.decision.as_ref().is_some_and(|d| d.allow)
+        self.decision
+            .as_ref()
+            .is_some_and(|d| d.allow && d.deny.is_empty())
     }
 
     fn approved_now(&self) -> bool {
