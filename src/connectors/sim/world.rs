@@ -418,7 +418,10 @@ impl World {
                     .get("service")
                     .cloned()
                     .ok_or_else(|| WorldError::BadParam("service".into()))?;
+                let key = format!("service_restarts:{unit}");
+                let restarts = self.get(&target)?.num(&key) as u64 + 1;
                 self.set(&target, &format!("service:{unit}"), "active".into());
+                self.set(&target, &key, restarts.to_string());
                 steps.push(format!("restarted {unit} on {target}"));
             }
             ("rotate_credential", "credential") => {
