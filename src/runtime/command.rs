@@ -20,12 +20,30 @@ impl Identity {
             .filter(|s| !s.trim().is_empty())
             .or_else(|| std::env::var("USER").ok().filter(|s| !s.is_empty()))
             .or_else(|| std::env::var("LOGNAME").ok().filter(|s| !s.is_empty()))
+            .or_else(login_name_from_passwd)
             .unwrap_or_else(|| "unknown".to_string());
         let source = std::env::var("SSH_CONNECTION")
             .ok()
             .and_then(|s| s.split_whitespace().next().map(str::to_string));
         Self { name, source }
     }
+}
+
+/// The login name of this process's real uid, from `/proc` and `/etc/passwd`
+/// (for sessions where neither `USER` nor `LOGNAME` is set, e.g. under tmux or cron).
+fn login_name_from_passwd() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.len() > 2 && fields[2] == uid).then(|| fields[0].to_string())
+    })
 }
 
 /// Something an operator asks for.
