@@ -26,6 +26,8 @@ fn demo(dir: &std::path::Path) -> Command {
         "--approve-as",
         "alice",
         "--until-quiet",
+        "--start",
+        "2026-06-03T10:00:00Z",
     ])
     .stdout(Stdio::null());
     cmd

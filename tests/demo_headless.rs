@@ -44,6 +44,8 @@ fn headless_demo_tells_the_whole_story_in_order() {
             "--approve-as",
             "alice",
             "--until-quiet",
+            "--start",
+            "2026-06-03T10:00:00Z",
         ])
         .status()
         .unwrap();
@@ -183,6 +185,8 @@ fn a_second_run_resumes_without_replaying_the_scenario() {
                 "--approve-as",
                 "bob",
                 "--until-quiet",
+                "--start",
+                "2026-06-03T10:00:00Z",
             ])
             .status()
             .unwrap()

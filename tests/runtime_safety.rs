@@ -11,7 +11,7 @@ use shieldops::clock::ManualClock;
 use shieldops::connectors::sim::Sim;
 use shieldops::event::{Alert, AlertStatus, ResourceId, Severity};
 use shieldops::runtime::command::{Command, CommandEnvelope, CommandReply, Identity};
-use shieldops::runtime::policy::BaselinePolicy;
+use shieldops::runtime::policy::{BaselinePolicy, PolicyGate};
 use shieldops::runtime::snapshots::load_state;
 use shieldops::runtime::{Intake, Runtime, RuntimeOptions, RuntimeParts};
 use shieldops::state::{Stage, State};
@@ -37,9 +37,17 @@ fn start_time() -> DateTime<Utc> {
 
 impl Harness {
     async fn new(options: RuntimeOptions) -> Harness {
+        Self::with(options, Arc::new(BaselinePolicy), start_time()).await
+    }
+
+    async fn with(
+        options: RuntimeOptions,
+        policy: Arc<dyn PolicyGate>,
+        start: DateTime<Utc>,
+    ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let log = EventLog::open(&dir.path().join("log")).unwrap();
-        let clock = ManualClock::new(start_time());
+        let clock = ManualClock::new(start);
         let sim = Sim::open(7, None, Arc::new(clock.clone())).unwrap();
         let state = load_state(&log).unwrap();
         let runtime = Runtime::start(
@@ -47,7 +55,7 @@ impl Harness {
                 log: log.clone(),
                 registry: sim.registry(),
                 clock: Arc::new(clock.clone()),
-                policy: Arc::new(BaselinePolicy),
+                policy,
                 advisories: parse_advisories(DEFAULT_ADVISORIES).unwrap(),
                 options,
             },
@@ -103,7 +111,7 @@ impl Harness {
         rx.await.unwrap()
     }
 
-    async fn oom(&self) -> u64 {
+    async fn fire_oom(&self) {
         self.sim.set_attrs(
             &ResourceId::new(CHECKOUT),
             &[("memory_need_mib", "340"), ("restarts", "3")],
@@ -125,6 +133,10 @@ impl Harness {
             }))
             .await
             .unwrap();
+    }
+
+    async fn oom(&self) -> u64 {
+        self.fire_oom().await;
         let state = self
             .until("a remediation awaiting approval", |s| {
                 s.remediations
@@ -304,5 +316,46 @@ async fn an_unanswered_request_escalates_along_the_chain_then_expires() {
     assert_eq!(contacts, ["secondary", "commander"]);
     assert_eq!(h.count("approval_expired", rem), 1);
     assert_eq!(h.count("action_executed", rem), 0);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deny_from_the_rego_bundle_makes_execution_unreachable() {
+    // A Saturday: production is in the bundle's default change freeze.
+    let saturday = DateTime::parse_from_rfc3339("2026-06-06T10:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let gate = Arc::new(shieldops::policy::Gate::load(None).unwrap());
+    let h = Harness::with(RuntimeOptions::default(), gate, saturday).await;
+    h.fire_oom().await;
+    let state = h
+        .until("the proposal to be decided and finished", |s| {
+            s.remediations
+                .values()
+                .any(|r| matches!(r.stage, Stage::Finished(_)))
+        })
+        .await;
+    let rem = state.remediations.values().next().unwrap();
+    assert_eq!(rem.stage.label(), "denied");
+    let decision = rem.decision.as_ref().unwrap();
+    assert!(!decision.allow);
+    assert!(
+        decision.deny.iter().any(|d| d.contains("freeze")),
+        "{:?}",
+        decision.deny
+    );
+    assert!(!decision.bundle_hash.is_empty() && !decision.input_digest.is_empty());
+    let refused = h
+        .command(
+            "alice",
+            Command::Approve {
+                remediation: rem.id,
+                comment: String::new(),
+            },
+        )
+        .await;
+    assert!(refused.is_err());
+    assert_eq!(h.count("snapshot_taken", rem.id), 0);
+    assert_eq!(h.count("action_executed", rem.id), 0);
     h.stop().await;
 }

@@ -40,9 +40,7 @@ pub async fn run(
         "--speed must be greater than 0 and at most 1000"
     );
     // A resumed demo continues its simulated time where the log left off.
-    let origin = state
-        .last_at
-        .map_or(Utc::now(), |t| t.max(Utc::now().min(t)));
+    let origin = state.last_at.or(args.start).unwrap_or_else(Utc::now);
     let clock: SharedClock = Arc::new(ScaledClock::new(origin, speed));
 
     let scenario_path = args.scenario.clone().or(config.demo.scenario.clone());
@@ -64,8 +62,10 @@ pub async fn run(
     let mut options = config.runtime.options();
     options.read_only |= cli.read_only;
     let read_only = options.read_only;
-    let policy: Arc<dyn crate::runtime::policy::PolicyGate> =
-        Arc::new(crate::runtime::policy::BaselinePolicy);
+    let policy: Arc<dyn crate::runtime::policy::PolicyGate> = Arc::new(
+        crate::policy::Gate::load(config.policy.dir.as_deref())
+            .context("cannot load the policy bundle")?,
+    );
     let runtime = Runtime::start(
         RuntimeParts {
             log: log.clone(),

@@ -76,6 +76,16 @@ pub struct DemoArgs {
     /// Play this scenario file instead of the embedded one.
     #[arg(long, value_name = "FILE")]
     pub scenario: Option<PathBuf>,
+    /// Simulated start time (RFC 3339) of a new demo, e.g. to replay a weekday
+    /// outside a change freeze; default: now. A resumed demo continues its own time.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub start: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("expected an RFC 3339 time such as 2026-06-03T10:00:00Z: {e}"))
 }
 
 /// `log` subcommands.

@@ -70,3 +70,19 @@ impl PolicyGate for BaselinePolicy {
         decision
     }
 }
+
+/// The Rego bundle decides. The requester acts for the team that owns the
+/// target (agents propose on a team's behalf), so team scoping applies to it.
+impl PolicyGate for crate::policy::Gate {
+    fn decide(&self, state: &State, id: u64, now: DateTime<Utc>) -> PolicyDecision {
+        let Some(rem) = state.remediations.get(&id) else {
+            return deny(format!("remediation #{id} is not in the state"));
+        };
+        match crate::policy::PolicyInput::for_remediation(state, id, &rem.team, now) {
+            Some(input) => crate::policy::Gate::decide(self, &input),
+            None => deny(format!(
+                "cannot build the policy input for remediation #{id}"
+            )),
+        }
+    }
+}
