@@ -47,6 +47,7 @@ fn opts() -> TuiOptions {
         keys: Default::default(),
         config_dir: None,
         title: "bench".into(),
+        ..TuiOptions::default()
     }
 }
 
@@ -207,8 +208,16 @@ fn report_bytes() {
         ("idle, fleet pane", "1", 0),
         ("idle, events pane", "7", 0),
         ("live demo stream 4 ev/s, fleet pane", "1", 4),
-        ("live demo stream 4 ev/s, events pane (tail scrolling)", "7", 4),
-        ("live demo stream 20 ev/s, events pane (tail scrolling)", "7", 20),
+        (
+            "live demo stream 4 ev/s, events pane (tail scrolling)",
+            "7",
+            4,
+        ),
+        (
+            "live demo stream 20 ev/s, events pane (tail scrolling)",
+            "7",
+            20,
+        ),
     ] {
         let bps = bytes_per_second(pane, rate, 60);
         eprintln!("bytes/s at {W}x{H}, {label}: {bps:.0} B/s");

@@ -5,14 +5,26 @@ package shieldops
 # mapped to canonical names and `scale` becomes `scale_down` or `scale_up`.
 # A scale whose direction cannot be proven is treated as a scale-down, the
 # riskier reading.
+#
+# Rules here are disjoint complete definitions rather than `else` chains: the
+# regorus RVM (which the gate runs) does not fall through an `else` branch
+# whose body is undefined, so `else` is avoided throughout the bundle.
 action_key := "scale_down" if {
 	action_name == "scale"
 	not scale_up
-} else := "scale_up" if {
+}
+
+action_key := "scale_up" if {
 	action_name == "scale"
-} else := k if {
-	k := cfg.action_aliases[action_name]
-} else := action_name
+	scale_up
+}
+
+action_key := cfg.action_aliases[action_name] if action_name != "scale"
+
+action_key := action_name if {
+	action_name != "scale"
+	not cfg.action_aliases[action_name]
+}
 
 scale_up if param_number("replicas") >= param_number("current_replicas")
 
@@ -31,24 +43,33 @@ param_number(name) := n if {
 # Unknown actions and unknown environments fall to `critical`: fail safe.
 default risk := "critical"
 
-risk := "low" if {
-	read_only
-} else := "critical" if {
-	action_key in cfg.risk.critical_actions
-} else := level if {
-	level := cfg.risk.actions[action_key][environment]
-} else := level if {
-	level := cfg.risk.default[environment]
+risk := "low" if read_only
+
+risk := "critical" if {
+	mutating
+	critical_action
 }
+
+risk := cfg.risk.actions[action_key][environment] if {
+	mutating
+	not critical_action
+}
+
+risk := cfg.risk.default[environment] if {
+	mutating
+	not critical_action
+	not cfg.risk.actions[action_key][environment]
+}
+
+critical_action if action_key in cfg.risk.critical_actions
 
 # Approvals: by risk, at least the production minimum for any mutating
 # production action and the regulated-data minimum for regulated resources,
 # plus the extra approval a freeze override costs.
 default required_approvals := 0
 
-required_approvals := 0 if {
-	read_only
-} else := n if {
+required_approvals := n if {
+	mutating
 	n := max([object.get(cfg.approvals.by_risk, risk, 2), production_floor, regulated_floor]) + freeze_extra
 }
 

@@ -6,11 +6,16 @@ package shieldops
 resource_team := t if {
 	t := input.target.labels[cfg.scope.team_label]
 	t != ""
-} else := t if {
+}
+
+resource_team := t if {
+	not team_labelled
 	t := input.target.team
 	is_string(t)
 	t != ""
 }
+
+team_labelled if input.target.labels[cfg.scope.team_label] != ""
 
 default requester_team := ""
 

@@ -11,7 +11,7 @@ use shieldops::event::{
     Action, ActionOutcome, ChainHash, ConnectorId, Environment, Event, EventKind, Health,
     NewEvent, Provider, Resource, ResourceId, Risk,
 };
-use shieldops::policy::{Bundle, Gate, GateOptions, PolicyError, PolicyInput, RateInput};
+use shieldops::policy::{Bundle, Evaluator, Gate, GateOptions, PolicyError, PolicyInput, RateInput};
 use shieldops::state::State;
 
 /// A Wednesday, 10:00 UTC.
@@ -53,11 +53,19 @@ fn gate() -> Gate {
     Gate::load(None).expect("embedded bundle loads")
 }
 
-/// A gate over one custom policy file (no embedded policies).
-fn custom(rego: &str, limit: Duration) -> Gate {
+/// Gates over one custom policy file (no embedded policies): one per
+/// evaluator (the RVM program and the interpreter), so every fail-closed
+/// property is checked on both paths.
+fn custom(rego: &str, limit: Duration) -> Vec<Gate> {
     let mut bundle = Bundle::empty();
     bundle.add_policy("custom.rego", rego);
-    Gate::new(&bundle, GateOptions { time_limit: limit }).expect("custom bundle loads")
+    [Evaluator::Rvm, Evaluator::Interpreter]
+        .into_iter()
+        .map(|evaluator| {
+            Gate::new(&bundle, GateOptions { time_limit: limit, evaluator })
+                .expect("custom bundle loads")
+        })
+        .collect()
 }
 
 #[test]
@@ -70,7 +78,8 @@ fn embedded_bundle_allows_a_routine_change_and_records_hashes() {
     assert_eq!(d.required_approvals, 1);
     assert!(d.controls.iter().any(|c| c == "SOC2:CC8.1"));
     assert_eq!(d.bundle_hash, Bundle::embedded().hash());
-    let canonical = serde_json::to_value(&input).unwrap().to_string();
+    let canonical = shieldops::policy::canonical_json(&serde_json::to_value(&input).unwrap());
+    assert!(canonical.starts_with(r#"{"action":{"name":"restart_pod","params":{}},"affected_resources":1,"#), "{canonical}");
     assert_eq!(d.input_digest, hex::encode(Sha256::digest(canonical.as_bytes())));
     // Same input, same digest; another input, another digest.
     assert_eq!(gate.decide(&input).input_digest, d.input_digest);
@@ -99,37 +108,55 @@ fn embedded_bundle_denies_forbidden_and_weekend_production_changes() {
 
 #[test]
 fn deny_wins_even_when_the_policy_says_allow() {
-    let gate = custom(
+    let gates = custom(
         r#"package shieldops
 decision := {"allow": true, "deny": ["site rule says no"], "required_approvals": 0, "risk": "low", "controls": []}
 "#,
         Duration::from_millis(250),
     );
-    let d = gate.decide(&input("restart_pod", Environment::Development));
-    assert!(!d.allow);
-    assert_eq!(d.deny, vec!["site rule says no".to_string()]);
+    assert_eq!(gates[0].evaluator(), "rvm");
+    assert_eq!(gates[1].evaluator(), "interpreter");
+    for gate in &gates {
+        let d = gate.decide(&input("restart_pod", Environment::Development));
+        assert!(!d.allow);
+        assert_eq!(d.deny, vec!["site rule says no".to_string()]);
+    }
 }
 
 #[test]
 fn a_denial_without_reason_gets_one() {
-    let gate = custom(
+    let gates = custom(
         r#"package shieldops
 decision := {"allow": false, "deny": [], "required_approvals": 0, "risk": "low", "controls": []}
 "#,
         Duration::from_millis(250),
     );
-    let d = gate.decide(&input("restart_pod", Environment::Development));
-    assert!(!d.allow);
-    assert_eq!(d.deny.len(), 1);
+    for gate in &gates {
+        let d = gate.decide(&input("restart_pod", Environment::Development));
+        assert!(!d.allow);
+        assert_eq!(d.deny.len(), 1);
+    }
 }
 
-fn assert_closed(gate: &Gate, needle: &str) {
+fn assert_closed(gates: &[Gate], needle: &str) {
+    for gate in gates {
+        assert_closed_one(gate, &[needle]);
+    }
+}
+
+/// A fail-closed deny whose one reason contains one of `needles`.
+fn assert_closed_one(gate: &Gate, needles: &[&str]) {
     let d = gate.decide(&input("restart_pod", Environment::Development));
     assert!(!d.allow, "{d:?}");
     assert_eq!(d.risk, Risk::Critical);
     assert_eq!(d.deny.len(), 1, "{:?}", d.deny);
     assert!(d.deny[0].starts_with("policy gate: "), "{:?}", d.deny);
-    assert!(d.deny[0].contains(needle), "wanted {needle:?} in {:?}", d.deny);
+    assert!(
+        needles.iter().any(|n| d.deny[0].contains(n)),
+        "{}: wanted one of {needles:?} in {:?}",
+        gate.evaluator(),
+        d.deny
+    );
     assert!(!d.bundle_hash.is_empty() && d.input_digest.len() == 64);
 }
 
@@ -142,7 +169,10 @@ decision := {"allow": true, "deny": [], "required_approvals": 1, "risk": "low", 
 "#,
         Duration::from_millis(250),
     );
-    assert_closed(&gate, "policy evaluation failed");
+    // The interpreter reports the conflict; the RVM leaves the rule undefined.
+    // Either way the decision is a deny saying what failed.
+    assert_closed_one(&gate[0], &["policy evaluation failed", "undefined"]);
+    assert_closed_one(&gate[1], &["policy evaluation failed"]);
 }
 
 #[test]
@@ -212,6 +242,7 @@ fn site_data_that_breaks_the_risk_table_fails_closed() {
         "shieldops_config": {"risk": {"actions": {"restart_pod": {"development": "extreme"}}}}
     }));
     let gate = Gate::new(&bundle, GateOptions::default()).unwrap();
+    assert_eq!(gate.evaluator(), "rvm");
     let d = gate.decide(&input("restart_pod", Environment::Development));
     assert!(!d.allow);
     assert!(d.deny[0].contains("\"extreme\""), "{:?}", d.deny);

@@ -244,3 +244,43 @@ async fn a_held_directory_without_a_server_is_a_clear_error() {
     );
     log.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_binary_reads_a_log_another_process_holds() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let dir = shieldops::cli::log_dir(data_dir.path());
+    let (log, cancel, server) = hold(&dir, 12).await;
+    let run = |args: &'static [&'static str]| {
+        let data_dir = data_dir.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_shieldops"))
+                .arg("--data-dir")
+                .arg(&data_dir)
+                .args(args)
+                .output()
+                .unwrap()
+        })
+    };
+    let out = run(&["log", "verify"]).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text, "ok: 12 events, chain intact\n");
+    let out = run(&["log", "export", "--from", "10"]).await.unwrap();
+    let seqs: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, vec![10, 11, 12]);
+    cancel.cancel();
+    server.await.unwrap();
+    log.close().await.unwrap();
+}

@@ -29,7 +29,7 @@ async fn acknowledged_events_survive_sigkill() {
     let seed = std::env::var("STORE_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5EED_0F_10C);
+        .unwrap_or(0x0005_EED0_F10C);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut acked = BTreeSet::new();
     for iteration in 0..ITERATIONS {

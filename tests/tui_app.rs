@@ -109,7 +109,10 @@ fn read_only_explains_and_never_sends() {
         effects.extend(press(&mut app, keys));
         assert!(app.dialog_open().is_none(), "{keys} opened a dialog");
         let toast = app.toast_text().unwrap_or_default().to_string();
-        assert!(toast.contains("read-only") || toast.contains("no dialog"), "{keys}: {toast}");
+        assert!(
+            toast.contains("read-only") || toast.contains("no dialog"),
+            "{keys}: {toast}"
+        );
     }
     effects.extend(type_text(&mut app, "abcdefghijklmnoprstuvwxyz"));
     assert!(sends(&effects).is_empty(), "read-only sent {effects:?}");
@@ -195,7 +198,15 @@ fn new_approval_request_rings_and_notifies_once() {
     assert!(app.apply_event(&events[2]).is_empty());
 
     // Bell and notification are configurable.
-    let mut quiet = App::new(&TuiOptions { bell: false, desktop_notify: false, ..opts() }, fixture_state(), fixture_now());
+    let mut quiet = App::new(
+        &TuiOptions {
+            bell: false,
+            desktop_notify: false,
+            ..opts()
+        },
+        fixture_state(),
+        fixture_now(),
+    );
     let effects: Vec<_> = events.iter().flat_map(|e| quiet.apply_event(e)).collect();
     assert!(effects.is_empty());
 }
@@ -210,9 +221,17 @@ fn dialog_closes_when_the_remediation_stops_waiting() {
     let drafts: Vec<NewEvent> = (0..=base)
         .map(|i| {
             if i < base {
-                NewEvent::new(fixture_now(), "pad", EventKind::ScenarioFinished { name: "x".into() })
+                NewEvent::new(
+                    fixture_now(),
+                    "pad",
+                    EventKind::ScenarioFinished { name: "x".into() },
+                )
             } else {
-                NewEvent::new(fixture_now(), "runtime", EventKind::ApprovalExpired { remediation: id })
+                NewEvent::new(
+                    fixture_now(),
+                    "runtime",
+                    EventKind::ApprovalExpired { remediation: id },
+                )
             }
         })
         .chain([NewEvent::new(
@@ -230,7 +249,11 @@ fn dialog_closes_when_the_remediation_stops_waiting() {
         state.apply(e);
     }
     assert!(app.dialog_open().is_none());
-    assert!(app.toast_text().unwrap().contains("no longer awaiting approval"));
+    assert!(
+        app.toast_text()
+            .unwrap()
+            .contains("no longer awaiting approval")
+    );
     assert!(sends(&press(&mut app, "<c-s>")).is_empty());
 }
 
@@ -250,7 +273,11 @@ fn command_mode_switches_panes_and_completes() {
     app.run_command("theme light");
     assert_eq!(app.theme().name, "light");
     app.run_command("theme no-such-theme");
-    assert_eq!(app.theme().name, "default", "a bad theme falls back to the default");
+    assert_eq!(
+        app.theme().name,
+        "default",
+        "a bad theme falls back to the default"
+    );
     assert!(app.toast_text().unwrap().contains("no-such-theme"));
     app.run_command("bogus");
     assert!(app.toast_text().unwrap().contains("unknown command"));
@@ -264,7 +291,11 @@ fn command_mode_switches_panes_and_completes() {
 fn bad_theme_and_keys_become_warnings() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("themes")).unwrap();
-    std::fs::write(dir.path().join("themes/broken.toml"), "[styles]\nbad = { fg = 42 }\n").unwrap();
+    std::fs::write(
+        dir.path().join("themes/broken.toml"),
+        "[styles]\nbad = { fg = 42 }\n",
+    )
+    .unwrap();
     let keys: shieldops::tui::KeymapConfig = toml::from_str("approve = \"nonsense-key\"").unwrap();
     let mut app = app_with(TuiOptions {
         theme: "broken".into(),
@@ -286,12 +317,21 @@ fn fleet_filter_and_drill_down() {
     type_text(&mut app, "orders");
     press(&mut app, "<enter>");
     let s = screen(&mut app, 120, 40);
-    assert!(s.contains("orders-db") && !s.contains("checkout-7d9f8"), "{s}");
+    assert!(
+        s.contains("orders-db") && !s.contains("checkout-7d9f8"),
+        "{s}"
+    );
     press(&mut app, "<enter>");
     let s = screen(&mut app, 120, 40);
-    assert!(s.contains("CPUCreditBalanceLow") && s.contains("Recent events"), "{s}");
+    assert!(
+        s.contains("CPUCreditBalanceLow") && s.contains("Recent events"),
+        "{s}"
+    );
     press(&mut app, "<esc> <esc>");
-    assert!(screen(&mut app, 120, 40).contains("checkout-7d9f8"), "Esc clears the filter");
+    assert!(
+        screen(&mut app, 120, 40).contains("checkout-7d9f8"),
+        "Esc clears the filter"
+    );
 }
 
 #[test]
@@ -304,7 +344,18 @@ fn remediations_pane_selects_the_first_pending_row_on_entry() {
 #[test]
 fn no_panic_at_any_small_size() {
     let mut app = app();
-    for keys in ["1", "1 <enter>", "2 <enter>", "3", "3 a", "4", "5", "6", "7 <enter>", "<esc> ?"] {
+    for keys in [
+        "1",
+        "1 <enter>",
+        "2 <enter>",
+        "3",
+        "3 a",
+        "4",
+        "5",
+        "6",
+        "7 <enter>",
+        "<esc> ?",
+    ] {
         press(&mut app, "<esc> <esc>");
         press(&mut app, keys);
         for w in 0..=90u16 {
@@ -320,7 +371,9 @@ fn no_panic_at_any_small_size() {
 fn find_cell(terminal: &Terminal<ratatui::backend::TestBackend>, text: &str) -> Option<(u16, u16)> {
     let buf = terminal.backend().buffer();
     for y in 0..buf.area.height {
-        let row: String = (0..buf.area.width).map(|x| buf[(x, y)].symbol().to_string()).collect();
+        let row: String = (0..buf.area.width)
+            .map(|x| buf[(x, y)].symbol().to_string())
+            .collect();
         if let Some(byte) = row.find(text) {
             let x = row[..byte].chars().count() as u16;
             return Some((x, y));
@@ -330,7 +383,8 @@ fn find_cell(terminal: &Terminal<ratatui::backend::TestBackend>, text: &str) -> 
 }
 
 fn is_red(c: Color) -> bool {
-    matches!(c, Color::Red | Color::LightRed) || matches!(c, Color::Rgb(r, g, b) if r > 180 && g < 100 && b < 100)
+    matches!(c, Color::Red | Color::LightRed)
+        || matches!(c, Color::Rgb(r, g, b) if r > 180 && g < 100 && b < 100)
 }
 
 #[test]
@@ -340,14 +394,25 @@ fn colour_carries_meaning_in_the_default_theme() {
     let (x, y) = find_cell(&t, "unhealthy OOMKilled").expect("unhealthy row");
     assert!(is_red(t.backend().buffer()[(x, y)].fg), "unhealthy is red");
     let (x, y) = find_cell(&t, "degraded  Minimum").expect("degraded row");
-    assert_eq!(t.backend().buffer()[(x, y)].fg, Color::Yellow, "degraded is yellow");
+    assert_eq!(
+        t.backend().buffer()[(x, y)].fg,
+        Color::Yellow,
+        "degraded is yellow"
+    );
     let (x, y) = find_cell(&t, "healthy   ").expect("healthy row");
-    assert_eq!(t.backend().buffer()[(x, y)].fg, Color::Green, "healthy is green");
+    assert_eq!(
+        t.backend().buffer()[(x, y)].fg,
+        Color::Green,
+        "healthy is green"
+    );
 
     press(&mut app, "2");
     let t = render(&mut app, 120, 40);
     let (x, y) = find_cell(&t, "critical").expect("severity cell");
-    assert!(is_red(t.backend().buffer()[(x, y)].fg), "critical severity is red");
+    assert!(
+        is_red(t.backend().buffer()[(x, y)].fg),
+        "critical severity is red"
+    );
 
     press(&mut app, "4");
     let t = render(&mut app, 120, 40);
@@ -360,7 +425,23 @@ fn colour_carries_meaning_in_the_default_theme() {
 }
 
 fn every_view(app: &mut App, mut each: impl FnMut(&mut App, &str)) {
-    for keys in ["1", "1 <enter>", "2", "2 <enter>", "3", "3 <enter>", "3 a", "3 d", "4", "4 <enter>", "5", "6", "7", "7 <enter>", "?"] {
+    for keys in [
+        "1",
+        "1 <enter>",
+        "2",
+        "2 <enter>",
+        "3",
+        "3 <enter>",
+        "3 a",
+        "3 d",
+        "4",
+        "4 <enter>",
+        "5",
+        "6",
+        "7",
+        "7 <enter>",
+        "?",
+    ] {
         press(app, "<esc> <esc> <esc>");
         press(app, keys);
         each(app, keys);
@@ -397,10 +478,13 @@ fn sgr_colour_codes(bytes: &[u8]) -> Vec<String> {
     let mut rest = text.as_ref();
     while let Some(i) = rest.find("\x1b[") {
         let seq = &rest[i + 2..];
-        let end = seq.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(seq.len());
+        let end = seq
+            .find(|c: char| c.is_ascii_alphabetic())
+            .unwrap_or(seq.len());
         if seq[end..].starts_with('m') {
             for param in seq[..end].split(';') {
-                let colour = matches!(param.len(), 2) && (param.starts_with('3') || param.starts_with('4') || param.starts_with('9'))
+                let colour = matches!(param.len(), 2)
+                    && (param.starts_with('3') || param.starts_with('4') || param.starts_with('9'))
                     || matches!(param, "38" | "48" | "58" | "59")
                     || (param.len() == 3 && param.starts_with("10"));
                 if colour {
@@ -422,7 +506,9 @@ fn no_color_output_has_no_sgr_colour_codes() {
         let sink = SharedVec::default();
         let mut terminal = Terminal::with_options(
             ConsoleBackend::new(sink.clone(), no_color),
-            TerminalOptions { viewport: Viewport::Fixed(area) },
+            TerminalOptions {
+                viewport: Viewport::Fixed(area),
+            },
         )
         .unwrap();
         every_view(&mut app, |app, _| {
@@ -432,15 +518,28 @@ fn no_color_output_has_no_sgr_colour_codes() {
         sink.take()
     };
     let coloured = render_bytes(false);
-    assert!(!sgr_colour_codes(&coloured).is_empty(), "control: the default theme does emit colour");
+    assert!(
+        !sgr_colour_codes(&coloured).is_empty(),
+        "control: the default theme does emit colour"
+    );
     let mono = render_bytes(true);
     assert!(mono.len() > 10_000, "frames were written");
     let text = String::from_utf8_lossy(&mono);
-    assert!(text.contains("\x1b[?2026h") && text.contains("\x1b[?2026l"), "frames are synchronized");
+    assert!(
+        text.contains("\x1b[?2026h") && text.contains("\x1b[?2026l"),
+        "frames are synchronized"
+    );
     let codes = sgr_colour_codes(&mono);
-    assert!(codes.is_empty(), "colour codes in NO_COLOR output: {:?}", &codes[..codes.len().min(5)]);
+    assert!(
+        codes.is_empty(),
+        "colour codes in NO_COLOR output: {:?}",
+        &codes[..codes.len().min(5)]
+    );
     // The literal forms too (`\x1b[38;` alone would also match a cursor move to row 38).
-    let mut patterns: Vec<String> = ["38;5;", "38;2;", "48;5;", "48;2;"].iter().map(|p| format!("\x1b[{p}")).collect();
+    let mut patterns: Vec<String> = ["38;5;", "38;2;", "48;5;", "48;2;"]
+        .iter()
+        .map(|p| format!("\x1b[{p}"))
+        .collect();
     for d in 0..10 {
         patterns.push(format!("\x1b[3{d}m"));
         patterns.push(format!("\x1b[4{d}m"));

@@ -40,7 +40,8 @@ impl Console {
         for a in extra {
             cmd.arg(a);
         }
-        cmd.args(["demo", "--speed", "20"]);
+        // A fixed weekday start: production is outside the default change freeze.
+        cmd.args(["demo", "--speed", "20", "--start", "2026-06-03T10:00:00Z"]);
         cmd.env("SHIELDOPS_USER", "alice");
         cmd.env("TERM", term);
         cmd.env("HOME", data);
@@ -94,7 +95,10 @@ impl Console {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("shieldops exited ({status:?}) while waiting for {what}; screen:\n{screen}");
             }
-            assert!(Instant::now() < end, "timed out waiting for {what}; screen:\n{screen}");
+            assert!(
+                Instant::now() < end,
+                "timed out waiting for {what}; screen:\n{screen}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -111,14 +115,22 @@ impl Console {
         let mut confirmed = false;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                assert!(status.success(), "shieldops exited with {status:?}; screen:\n{}", self.screen());
+                assert!(
+                    status.success(),
+                    "shieldops exited with {status:?}; screen:\n{}",
+                    self.screen()
+                );
                 break;
             }
             if !confirmed && self.screen().contains("Quit anyway?") {
                 self.send(b"y");
                 confirmed = true;
             }
-            assert!(Instant::now() < end, "shieldops did not exit; screen:\n{}", self.screen());
+            assert!(
+                Instant::now() < end,
+                "shieldops did not exit; screen:\n{}",
+                self.screen()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         // Give the reader thread a moment to drain the last bytes (it ends at EOF).
@@ -151,7 +163,11 @@ fn export(data: &Path) -> Vec<Value> {
         .env("XDG_CONFIG_HOME", data.join("config"))
         .output()
         .expect("run log export");
-    assert!(out.status.success(), "log export failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "log export failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -177,7 +193,10 @@ fn wait_for_export(data: &Path, what: &str, pred: impl Fn(&Value) -> bool) -> Ve
         if events.iter().any(&pred) {
             return events;
         }
-        assert!(Instant::now() < end, "timed out waiting for {what} in the exported log");
+        assert!(
+            Instant::now() < end,
+            "timed out waiting for {what} in the exported log"
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
 }
@@ -188,14 +207,18 @@ fn approve_by_keystroke_records_approver_and_comment() {
     let mut console = Console::start(tmp.path(), &[], "xterm-256color", (120, 40));
     console.wait_for("a pending approval", |s| pending_count(s) > 0);
     console.send(b"3");
-    console.wait_for("the approval queue", |s| s.contains("Approval queue (") && s.contains("pending)"));
+    console.wait_for("the approval queue", |s| {
+        s.contains("Approval queue (") && s.contains("pending)")
+    });
     console.send(b"a");
     let screen = console.wait_for("the approval dialog", |s| s.contains("approving as alice"));
     let id = remediation_id(&screen, "Approve remediation ");
     console.send("looks safe to me".as_bytes());
     console.wait_for("the typed comment", |s| s.contains("looks safe to me"));
     console.send(b"\x13"); // Ctrl-S
-    console.wait_for("the runtime's answer", |s| s.contains(&format!("approve #{id}")));
+    console.wait_for("the runtime's answer", |s| {
+        s.contains(&format!("approve #{id}"))
+    });
     let events = wait_for_export(tmp.path(), "the remediation's outcome", |e| {
         e["kind"] == "remediation_finished" && e["remediation"] == id
     });
@@ -222,14 +245,18 @@ fn deny_by_keystroke_records_the_reason() {
     let mut console = Console::start(tmp.path(), &[], "xterm-256color", (80, 24));
     console.wait_for("a pending approval", |s| pending_count(s) > 0);
     console.send(b"3");
-    console.wait_for("the approval queue", |s| s.contains("Approval queue (") && s.contains("pending)"));
+    console.wait_for("the approval queue", |s| {
+        s.contains("Approval queue (") && s.contains("pending)")
+    });
     console.send(b"d");
     let screen = console.wait_for("the deny dialog", |s| s.contains("denying as alice"));
     let id = remediation_id(&screen, "Deny remediation ");
     console.send(b"\x13"); // Ctrl-S with no reason is refused
     console.wait_for("the refusal", |s| s.contains("a reason is required"));
     console.send("change freeze until friday".as_bytes());
-    console.wait_for("the typed reason", |s| s.contains("change freeze until friday"));
+    console.wait_for("the typed reason", |s| {
+        s.contains("change freeze until friday")
+    });
     console.send(b"\x13");
     let events = wait_for_export(tmp.path(), "approval_denied", |e| {
         e["kind"] == "approval_denied" && e["remediation"] == id
@@ -254,13 +281,19 @@ fn read_only_explains_and_records_no_approval() {
     let tmp = tempfile::tempdir().unwrap();
     // TERM=screen as inside tmux/screen.
     let mut console = Console::start(tmp.path(), &["--read-only"], "screen", (80, 24));
-    console.wait_for("the console", |s| s.contains("ShieldOps") && s.contains("READ-ONLY"));
+    console.wait_for("the console", |s| {
+        s.contains("ShieldOps") && s.contains("READ-ONLY")
+    });
     console.send(b"3");
     console.wait_for("the remediations pane", |s| s.contains("Approval queue"));
     console.send(b"a");
-    console.wait_for("the read-only message", |s| s.contains("read-only mode: approving is disabled"));
+    console.wait_for("the read-only message", |s| {
+        s.contains("read-only mode: approving is disabled")
+    });
     console.send(b"d");
-    console.wait_for("the read-only message", |s| s.contains("read-only mode: denying is disabled"));
+    console.wait_for("the read-only message", |s| {
+        s.contains("read-only mode: denying is disabled")
+    });
     console.send(b"\x13");
     console.quit();
     let events = export(tmp.path());

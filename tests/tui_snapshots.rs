@@ -99,7 +99,12 @@ fn events_detail() {
 
 #[test]
 fn approval_dialog() {
-    snap("approval_dialog", "3 a", Some("memory headroom is fine"), "");
+    snap(
+        "approval_dialog",
+        "3 a",
+        Some("memory headroom is fine"),
+        "",
+    );
 }
 
 #[test]

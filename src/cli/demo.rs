@@ -144,6 +144,7 @@ pub async fn run(
             desktop_notify: config.console.desktop_notifications,
             keys: config.keys.clone(),
             config_dir: Config::default_path().and_then(|p| p.parent().map(Path::to_path_buf)),
+            clock: clock.clone(),
             title: if read_only {
                 "demo (read-only)".into()
             } else {

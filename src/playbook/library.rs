@@ -70,8 +70,10 @@ impl Library {
         }
         let mut library = Self { playbooks };
         if let Some(dir) = user_dir {
-            for path in yaml_files(dir)? {
-                let playbook = parse_file(&path)?;
+            // The user's directory is validated as a whole (including
+            // duplicate names) before it replaces anything.
+            let user = Self::from_dir(dir)?;
+            for playbook in user.playbooks {
                 library.playbooks.retain(|p| p.name != playbook.name);
                 library.playbooks.push(playbook);
             }

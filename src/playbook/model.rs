@@ -36,7 +36,7 @@ struct RawPlaybook {
 struct RawTrigger {
     alerts: Spanned<Vec<String>>,
     #[serde(default)]
-    severities: Vec<Severity>,
+    severities: Vec<Spanned<String>>,
     #[serde(default)]
     labels: Vec<Spanned<RawMatcher>>,
 }
@@ -54,7 +54,7 @@ struct RawMatcher {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawStep {
-    evidence: Evidence,
+    evidence: Spanned<String>,
     #[serde(default)]
     why: String,
     window_mins: Option<u32>,
@@ -87,8 +87,8 @@ struct RawAction {
 #[serde(deny_unknown_fields)]
 struct RawValidation {
     expect: RawExpect,
-    timeout_secs: u64,
-    interval_secs: u64,
+    timeout_secs: Spanned<u64>,
+    interval_secs: Spanned<u64>,
     #[serde(default = "one")]
     stable_polls: u32,
 }
@@ -100,7 +100,7 @@ fn one() -> u32 {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawExpect {
-    health: HealthStatus,
+    health: Spanned<String>,
     #[serde(default)]
     not_reasons: Vec<String>,
 }
@@ -122,8 +122,7 @@ fn yes() -> bool {
 // ------------------------------------------------------- validated form --
 
 /// Evidence an investigation step gathers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Evidence {
     Health,
     Events,
@@ -364,15 +363,19 @@ impl Playbook {
             ..serde_saphyr::Options::default()
         };
         let raw: RawPlaybook = serde_saphyr::from_str_with_options(text, options).map_err(|e| {
-            let (line, column) = e
-                .location()
-                .map(|l| (l.line(), l.column()))
-                .unwrap_or((0, 0));
             let mut message = e.to_string();
-            let suffix = format!(" at line {line}, column {column}");
-            if let Some(stripped) = message.strip_suffix(&suffix) {
-                message = stripped.to_string();
-            }
+            let (line, column) = match e.location() {
+                Some(l) => {
+                    let suffix = format!(" at line {}, column {}", l.line(), l.column());
+                    if let Some(stripped) = message.strip_suffix(&suffix) {
+                        message = stripped.to_string();
+                    }
+                    (l.line(), l.column())
+                }
+                // serde's derived errors (unknown or missing fields) carry
+                // no position; find the offending key in the text instead.
+                None => locate_field(text, &message).unwrap_or((1, 1)),
+            };
             PlaybookError::Invalid {
                 file: file.to_string(),
                 line,
@@ -466,6 +469,20 @@ impl Playbook {
     }
 }
 
+/// For "unknown field `x`", the line and column of the first `x:` key.
+fn locate_field(text: &str, message: &str) -> Option<(u64, u64)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let key = &rest[..rest.find('`')?];
+    text.lines().enumerate().find_map(|(i, line)| {
+        let trimmed = line.trim_start().trim_start_matches("- ");
+        let after = trimmed.strip_prefix(key)?;
+        after.trim_start().starts_with(':').then(|| {
+            let column = line.len() - trimmed.len() + 1;
+            (i as u64 + 1, column as u64)
+        })
+    })
+}
+
 fn invalid(file: &str, at: &serde_saphyr::Location, message: impl Into<String>) -> PlaybookError {
     PlaybookError::Invalid {
         file: file.to_string(),
@@ -529,21 +546,48 @@ fn build(file: &str, raw: RawPlaybook) -> Result<Playbook, PlaybookError> {
             "`investigate` needs at least one step",
         ));
     }
-    let investigate = raw
-        .investigate
-        .value
-        .into_iter()
-        .map(|s| InvestigationStep {
-            evidence: s.evidence,
+    let mut investigate = Vec::new();
+    for s in raw.investigate.value {
+        let evidence = match s.evidence.value.as_str() {
+            "health" => Evidence::Health,
+            "events" => Evidence::Events,
+            "changes" => Evidence::Changes,
+            "metrics" => Evidence::Metrics,
+            "logs" => Evidence::Logs,
+            other => {
+                return Err(invalid(
+                    file,
+                    &s.evidence.referenced,
+                    format!("unknown evidence `{other}`: expected health, events, changes, metrics or logs"),
+                ));
+            }
+        };
+        investigate.push(InvestigationStep {
+            evidence,
             why: s.why,
-            window: s
-                .window_mins
-                .map(|m| Duration::from_secs(u64::from(m) * 60)),
+            window: s.window_mins.map(|m| Duration::from_secs(u64::from(m) * 60)),
             metrics: s.metrics,
             lines: s.lines,
             grep: s.grep,
-        })
-        .collect();
+        });
+    }
+    let mut severities = Vec::new();
+    for sev in raw.trigger.severities {
+        severities.push(match sev.value.as_str() {
+            "info" => Severity::Info,
+            "low" => Severity::Low,
+            "medium" => Severity::Medium,
+            "high" => Severity::High,
+            "critical" => Severity::Critical,
+            other => {
+                return Err(invalid(
+                    file,
+                    &sev.referenced,
+                    format!("unknown severity `{other}`: expected info, low, medium, high or critical"),
+                ));
+            }
+        });
+    }
     if raw.decide.value.is_empty() {
         return Err(invalid(
             file,
@@ -556,31 +600,40 @@ fn build(file: &str, raw: RawPlaybook) -> Result<Playbook, PlaybookError> {
 
     let v = raw.validate.value;
     let at = raw.validate.referenced;
-    if v.timeout_secs == 0 || v.interval_secs == 0 {
-        return Err(invalid(
-            file,
-            &at,
-            "`timeout_secs` and `interval_secs` must be positive",
-        ));
+    let (timeout_secs, interval_secs) = (v.timeout_secs.value, v.interval_secs.value);
+    if timeout_secs == 0 {
+        return Err(invalid(file, &v.timeout_secs.referenced, "`timeout_secs` must be positive"));
     }
-    if v.interval_secs > v.timeout_secs {
+    if interval_secs == 0 {
+        return Err(invalid(file, &v.interval_secs.referenced, "`interval_secs` must be positive"));
+    }
+    if interval_secs > timeout_secs {
         return Err(invalid(
             file,
-            &at,
+            &v.interval_secs.referenced,
             "`interval_secs` is longer than `timeout_secs`",
         ));
     }
     if v.stable_polls == 0 {
         return Err(invalid(file, &at, "`stable_polls` must be at least 1"));
     }
-    if v.expect.health == HealthStatus::Unknown {
-        return Err(invalid(file, &at, "`expect.health` cannot be `unknown`"));
-    }
+    let expect = match v.expect.health.value.as_str() {
+        "healthy" => HealthStatus::Healthy,
+        "degraded" => HealthStatus::Degraded,
+        "unhealthy" => HealthStatus::Unhealthy,
+        other => {
+            return Err(invalid(
+                file,
+                &v.expect.health.referenced,
+                format!("`expect.health` is `{other}`: expected healthy, degraded or unhealthy"),
+            ));
+        }
+    };
     let validation = ValidationSpec {
-        expect: v.expect.health,
+        expect,
         not_reasons: v.expect.not_reasons,
-        timeout: Duration::from_secs(v.timeout_secs),
-        interval: Duration::from_secs(v.interval_secs),
+        timeout: Duration::from_secs(timeout_secs),
+        interval: Duration::from_secs(interval_secs),
         stable_polls: v.stable_polls,
     };
 
@@ -599,7 +652,7 @@ fn build(file: &str, raw: RawPlaybook) -> Result<Playbook, PlaybookError> {
         source: file.to_string(),
         trigger: Trigger {
             alerts: raw.trigger.alerts.value,
-            severities: raw.trigger.severities,
+            severities,
             labels,
         },
         investigate,

@@ -168,6 +168,14 @@ impl Bundle {
             .map(|(name, f)| (name.as_str(), f.source.as_str()))
     }
 
+    /// Whether the Rego sources are exactly the embedded defaults (the data may differ).
+    pub fn has_embedded_rego(&self) -> bool {
+        self.policies.len() == EMBEDDED_POLICIES.len()
+            && EMBEDDED_POLICIES.iter().all(|(name, source)| {
+                self.policies.get(*name).is_some_and(|f| f.source == *source)
+            })
+    }
+
     /// The merged data document.
     pub fn data(&self) -> &Value {
         &self.data
@@ -183,8 +191,7 @@ impl Bundle {
             hasher.update((file.source.len() as u64).to_le_bytes());
             hasher.update(file.source.as_bytes());
         }
-        // serde_json's map is ordered, so this encoding is canonical.
-        hasher.update(self.data.to_string().as_bytes());
+        hasher.update(super::canonical_json(&self.data).as_bytes());
         hex::encode(hasher.finalize())
     }
 

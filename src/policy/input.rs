@@ -19,12 +19,12 @@ pub struct ActionInput {
 /// The resource the action targets.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TargetInput {
+    pub environment: Environment,
     pub id: String,
     pub kind: String,
-    pub environment: Environment,
-    pub team: String,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    pub team: String,
 }
 
 /// Who asks for the action.
@@ -37,11 +37,11 @@ pub struct RequesterInput {
 /// When the decision is made, from the caller's clock (never the engine's).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimeInput {
+    /// Hour of the day in UTC, 0–23.
+    pub hour: u32,
     pub rfc3339: String,
     /// English weekday name in UTC, e.g. `Saturday`.
     pub weekday: String,
-    /// Hour of the day in UTC, 0–23.
-    pub hour: u32,
 }
 
 impl TimeInput {
@@ -59,27 +59,31 @@ impl TimeInput {
 /// Actions already executed, counted from the event log.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RateInput {
-    /// In the target's environment, in the last minute.
-    pub environment_last_minute: u32,
     /// In the target's environment, in the last hour.
     pub environment_last_hour: u32,
+    /// In the target's environment, in the last minute.
+    pub environment_last_minute: u32,
     /// By the requesting team, in the last hour.
     pub team_last_hour: u32,
 }
 
 /// Everything the policy bundle decides on (`input` in Rego).
+///
+/// Fields here and in every nested struct are declared in alphabetical order,
+/// so serde's encoding is already canonical JSON (sorted keys) and the gate
+/// digests it without re-encoding; a unit test holds this.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicyInput {
     pub action: ActionInput,
-    pub target: TargetInput,
-    pub requester: RequesterInput,
     /// How many resources the action touches (blast radius).
     pub affected_resources: u32,
-    pub time: TimeInput,
-    pub rate: RateInput,
     /// The requester asks to act inside a change freeze (costs an extra approval).
     #[serde(default)]
     pub freeze_override: bool,
+    pub rate: RateInput,
+    pub requester: RequesterInput,
+    pub target: TargetInput,
+    pub time: TimeInput,
 }
 
 /// Action parameter naming how many resources an action touches (default 1).
@@ -177,6 +181,73 @@ impl PolicyInput {
     }
 }
 
+impl PolicyInput {
+    /// The input as a regorus value, built directly rather than by parsing
+    /// its JSON (the same document; a unit test holds this).
+    pub fn to_rego_value(&self) -> regorus::Value {
+        use regorus::Value as V;
+        fn object(pairs: Vec<(&str, V)>) -> V {
+            V::from(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (V::from(k), v))
+                    .collect::<BTreeMap<V, V>>(),
+            )
+        }
+        fn strings(map: &BTreeMap<String, String>) -> V {
+            V::from(
+                map.iter()
+                    .map(|(k, v)| (V::from(k.as_str()), V::from(v.as_str())))
+                    .collect::<BTreeMap<V, V>>(),
+            )
+        }
+        object(vec![
+            (
+                "action",
+                object(vec![
+                    ("name", V::from(self.action.name.as_str())),
+                    ("params", strings(&self.action.params)),
+                ]),
+            ),
+            ("affected_resources", V::from(self.affected_resources)),
+            ("freeze_override", V::from(self.freeze_override)),
+            (
+                "rate",
+                object(vec![
+                    ("environment_last_hour", V::from(self.rate.environment_last_hour)),
+                    ("environment_last_minute", V::from(self.rate.environment_last_minute)),
+                    ("team_last_hour", V::from(self.rate.team_last_hour)),
+                ]),
+            ),
+            (
+                "requester",
+                object(vec![
+                    ("name", V::from(self.requester.name.as_str())),
+                    ("team", V::from(self.requester.team.as_str())),
+                ]),
+            ),
+            (
+                "target",
+                object(vec![
+                    ("environment", V::from(self.target.environment.as_str())),
+                    ("id", V::from(self.target.id.as_str())),
+                    ("kind", V::from(self.target.kind.as_str())),
+                    ("labels", strings(&self.target.labels)),
+                    ("team", V::from(self.target.team.as_str())),
+                ]),
+            ),
+            (
+                "time",
+                object(vec![
+                    ("hour", V::from(self.time.hour)),
+                    ("rfc3339", V::from(self.time.rfc3339.as_str())),
+                    ("weekday", V::from(self.time.weekday.as_str())),
+                ]),
+            ),
+        ])
+    }
+}
+
 fn affected_resources(action: &Action) -> u32 {
     action
         .params
@@ -219,4 +290,48 @@ pub fn rate_counts(
         }
     }
     rate
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn serde_encoding_is_canonical() {
+        let input = PolicyInput {
+            action: ActionInput {
+                name: "scale".into(),
+                params: BTreeMap::from([("z".into(), "1".into()), ("a".into(), "\"q\"".into())]),
+            },
+            affected_resources: 2,
+            freeze_override: true,
+            rate: RateInput {
+                environment_last_hour: 1,
+                environment_last_minute: 2,
+                team_last_hour: 3,
+            },
+            requester: RequesterInput {
+                name: "n".into(),
+                team: "t".into(),
+            },
+            target: TargetInput {
+                environment: Environment::Staging,
+                id: "i".into(),
+                kind: "k".into(),
+                labels: BTreeMap::from([("b".into(), "2".into()), ("a".into(), "1".into())]),
+                team: "t".into(),
+            },
+            time: TimeInput::at(Utc.with_ymd_and_hms(2025, 1, 18, 9, 30, 0).unwrap()),
+        };
+        let direct = serde_json::to_string(&input).unwrap();
+        let canonical = crate::policy::canonical_json(&serde_json::to_value(&input).unwrap());
+        assert_eq!(direct, canonical);
+        assert_eq!(
+            input.to_rego_value(),
+            regorus::Value::from_json_str(&direct).unwrap()
+        );
+        assert_eq!(input.time.weekday, "Saturday");
+        assert_eq!(input.time.hour, 9);
+    }
 }

@@ -6,13 +6,15 @@
 //! reason says what failed. Deny always wins, in the policy and again here.
 
 mod bundle;
+mod canonical;
 pub mod cli;
 mod gate;
 mod input;
 
 pub use bundle::{Bundle, EMBEDDED_POLICIES};
+pub use canonical::canonical_json;
 pub use cli::{policy_eval, policy_test};
-pub use gate::{DECISION_RULE, Gate, GateOptions, check_decision};
+pub use gate::{DECISION_RULE, Evaluator, Gate, GateOptions, check_decision};
 pub use input::{ActionInput, PolicyInput, RateInput, RequesterInput, TargetInput, TimeInput};
 
 use std::path::PathBuf;

@@ -203,8 +203,7 @@ impl EventLog {
                 other => break other?,
             }
         };
-        let (events, meta, snapshots) = init_trees(&dir, &db)?;
-        let _ = meta;
+        let (events, _meta, snapshots) = init_trees(&dir, &db)?;
         let (last_seq, prev_hash) = tail_of(&dir, &events)?;
         let durable = Arc::new(AtomicU64::new(last_seq));
         let groups = Arc::new(AtomicU64::new(0));
@@ -218,7 +217,6 @@ impl EventLog {
             live: live_tx.clone(),
             next_seq: last_seq + 1,
             prev_hash,
-            failed: None,
             groups: groups.clone(),
             gate,
         };

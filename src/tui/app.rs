@@ -19,7 +19,7 @@ use super::TuiOptions;
 use super::keymap::{Action, Keymap};
 use super::panes::cost::CostPane;
 use super::panes::events::EventsPane;
-use super::panes::fleet::{FleetPane, touches_fleet};
+use super::panes::fleet::{FleetChanges, FleetPane, fleet_change};
 use super::panes::investigations::InvestigationsPane;
 use super::panes::learning::LearningPane;
 use super::panes::remediations::{RemediationsPane, remediation_lines};
@@ -164,6 +164,7 @@ pub struct App {
     bell: bool,
     desktop_notify: bool,
     gens: Generations,
+    fleet_changes: FleetChanges,
     now: DateTime<Utc>,
     quit: bool,
     runtime_gone: bool,
@@ -217,6 +218,7 @@ impl App {
                 cost: 1,
                 any: 1,
             },
+            fleet_changes: FleetChanges::default(),
             now,
             quit: false,
             runtime_gone: false,
@@ -304,33 +306,34 @@ impl App {
     pub fn apply_event(&mut self, event: &Event) -> Vec<Effect> {
         self.state.apply(event);
         self.gens.any += 1;
-        if touches_fleet(&event.kind) {
+        if let Some(id) = fleet_change(&event.kind) {
             self.gens.fleet += 1;
+            self.fleet_changes.record(self.gens.fleet, id.clone());
         }
         if matches!(event.kind, EventKind::CostSample { .. }) {
             self.gens.cost += 1;
         }
         let mut effects = Vec::new();
-        if let EventKind::ApprovalRequested { remediation, .. } = &event.kind {
-            if let Some(rem) = self.state.remediations.get(remediation) {
-                if rem.stage == Stage::AwaitingApproval && self.announced.insert(*remediation) {
-                    if self.bell {
-                        effects.push(Effect::Bell);
-                    }
-                    if self.desktop_notify {
-                        let target = super::panes::resource_name(&self.state, &rem.action.target);
-                        effects.push(Effect::Notify {
-                            summary: format!("ShieldOps: approval needed for #{}", rem.id),
-                            body: format!(
-                                "{} on {} ({}), requested by {}",
-                                rem.action.name,
-                                target,
-                                rem.environment.as_str(),
-                                rem.requested_by
-                            ),
-                        });
-                    }
-                }
+        if let EventKind::ApprovalRequested { remediation, .. } = &event.kind
+            && let Some(rem) = self.state.remediations.get(remediation)
+            && rem.stage == Stage::AwaitingApproval
+            && self.announced.insert(*remediation)
+        {
+            if self.bell {
+                effects.push(Effect::Bell);
+            }
+            if self.desktop_notify {
+                let target = super::panes::resource_name(&self.state, &rem.action.target);
+                effects.push(Effect::Notify {
+                    summary: format!("ShieldOps: approval needed for #{}", rem.id),
+                    body: format!(
+                        "{} on {} ({}), requested by {}",
+                        rem.action.name,
+                        target,
+                        rem.environment.as_str(),
+                        rem.requested_by
+                    ),
+                });
             }
         }
         // A dialog for a remediation that stopped waiting (approved elsewhere, expired) closes.
@@ -359,6 +362,7 @@ impl App {
             keymap: &self.keymap,
             now: self.now,
             gens: self.gens,
+            fleet_changes: &self.fleet_changes,
             read_only: self.read_only,
         };
         self.panes.get(id).on_focus(&ctx);
@@ -419,6 +423,7 @@ impl App {
             keymap: &self.keymap,
             now: self.now,
             gens: self.gens,
+            fleet_changes: &self.fleet_changes,
             read_only: self.read_only,
         };
         // Approve and deny always go to the app so read-only mode can explain itself anywhere.
@@ -792,6 +797,7 @@ impl App {
             keymap: &self.keymap,
             now: self.now,
             gens: self.gens,
+            fleet_changes: &self.fleet_changes,
             read_only: self.read_only,
         };
         self.panes.get(self.focus).draw(f, body, &ctx);
@@ -900,7 +906,7 @@ impl App {
                     Span::styled(format!(" {name} {age}"), style(*secs))
                 })
                 .collect();
-            if spans.iter().map(|s| s.width()).sum::<usize>() + 1 <= room {
+            if spans.iter().map(|s| s.width()).sum::<usize>() < room {
                 return spans;
             }
         }
@@ -1004,10 +1010,17 @@ impl App {
             keymap: &self.keymap,
             now: self.now,
             gens: self.gens,
+            fleet_changes: &self.fleet_changes,
             read_only: self.read_only,
         };
-        let mut actions = self.panes.get_ref(self.focus).hints(&ctx);
-        actions.extend([Action::CommandMode, Action::Help, Action::Quit]);
+        // While a dialog is open only its own keys do anything, so only they are offered.
+        let actions = if matches!(self.mode, Mode::Dialog(_)) {
+            vec![Action::Submit, Action::Back]
+        } else {
+            let mut actions = self.panes.get_ref(self.focus).hints(&ctx);
+            actions.extend([Action::CommandMode, Action::Help, Action::Quit]);
+            actions
+        };
         let mut spans = Vec::new();
         let mut used = 0usize;
         for a in actions {
@@ -1163,6 +1176,7 @@ impl App {
             keymap: &self.keymap,
             now: self.now,
             gens: self.gens,
+            fleet_changes: &self.fleet_changes,
             read_only: self.read_only,
         };
         // Summary: action, target, environment, risk, approvals, policy reasons and controls.
@@ -1182,7 +1196,7 @@ impl App {
                     t.warn,
                 ),
             ]));
-            let mut policy = format!("{}", if d.allow { "allow" } else { "deny" });
+            let mut policy = if d.allow { "allow" } else { "deny" }.to_string();
             if !d.controls.is_empty() {
                 policy.push_str(&format!(" · controls {}", d.controls.join(", ")));
             }

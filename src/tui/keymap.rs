@@ -438,16 +438,16 @@ impl Keymap {
         let mut by_key = HashMap::new();
         for (&action, keys) in &by_action {
             for &key in keys {
-                if let Some(previous) = by_key.insert(key, action) {
-                    if previous != action {
-                        warnings.push(format!(
-                            "keys: `{key}` is bound to both {} and {}; using {}",
-                            previous.name(),
-                            action.name(),
-                            previous.name()
-                        ));
-                        by_key.insert(key, previous);
-                    }
+                if let Some(previous) = by_key.insert(key, action)
+                    && previous != action
+                {
+                    warnings.push(format!(
+                        "keys: `{key}` is bound to both {} and {}; using {}",
+                        previous.name(),
+                        action.name(),
+                        previous.name()
+                    ));
+                    by_key.insert(key, previous);
                 }
             }
         }

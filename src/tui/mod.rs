@@ -32,6 +32,7 @@ use tokio::time::Instant;
 pub use app::{App, Effect};
 pub use keymap::KeymapConfig;
 
+use crate::clock::{ScaledClock, SharedClock};
 use crate::event::Event;
 use crate::runtime::command::{CommandEnvelope, Identity};
 use crate::state::State;
@@ -39,7 +40,7 @@ use scheduler::Scheduler;
 use terminal::{ConsoleBackend, TerminalGuard, draw_synced};
 
 /// How the console is started.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TuiOptions {
     /// Theme name (`default`, `light`, `solarized-16`, `mono`, or a user theme).
     pub theme: String,
@@ -61,6 +62,22 @@ pub struct TuiOptions {
     pub config_dir: Option<PathBuf>,
     /// Shown in the header (e.g. `demo`).
     pub title: String,
+    /// The runtime's clock, so ages and the header clock agree with event
+    /// times (a sped-up demo runs ahead of the wall clock).
+    pub clock: SharedClock,
+}
+
+impl std::fmt::Debug for TuiOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TuiOptions")
+            .field("theme", &self.theme)
+            .field("no_color", &self.no_color)
+            .field("read_only", &self.read_only)
+            .field("max_fps", &self.max_fps)
+            .field("identity", &self.identity)
+            .field("title", &self.title)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for TuiOptions {
@@ -76,6 +93,7 @@ impl Default for TuiOptions {
             keys: KeymapConfig::default(),
             config_dir: None,
             title: String::new(),
+            clock: Arc::new(ScaledClock::real()),
         }
     }
 }
@@ -98,7 +116,8 @@ pub async fn run(
     commands: mpsc::Sender<CommandEnvelope>,
 ) -> anyhow::Result<()> {
     opts.no_color |= no_color_from_env();
-    let mut app = App::new(&opts, initial, Utc::now());
+    let clock = opts.clock.clone();
+    let mut app = App::new(&opts, initial, clock.now());
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
     let _guard = TerminalGuard::enter()?;
@@ -117,7 +136,7 @@ pub async fn run(
     let mut events_open = true;
 
     // The first frame, before anything has arrived.
-    app.set_now(Utc::now());
+    app.set_now(clock.now());
     draw_synced(&mut terminal, |f| app.draw(f))?;
     scheduler.drawn(Instant::now().into_std());
 
@@ -132,7 +151,7 @@ pub async fn run(
             _ = sighup.recv() => break,
             key = input.next() => match key {
                 Some(Ok(TermEvent::Key(k))) => {
-                    app.set_now(Utc::now());
+                    app.set_now(clock.now());
                     effects = app.handle_key(k);
                     scheduler.mark();
                 }
@@ -160,7 +179,7 @@ pub async fn run(
             },
             reply = reply_rx.recv() => {
                 if let Some((what, reply)) = reply {
-                    app.set_now(Utc::now());
+                    app.set_now(clock.now());
                     app.on_reply(&what, reply);
                     scheduler.mark();
                 }
@@ -210,7 +229,7 @@ pub async fn run(
         }
         let now = Instant::now().into_std();
         if scheduler.due(now) {
-            app.set_now(Utc::now());
+            app.set_now(clock.now());
             draw_synced(&mut terminal, |f| app.draw(f))?;
             scheduler.drawn(now);
         }
@@ -241,12 +260,10 @@ impl Notifier {
                 .summary(&summary)
                 .body(&body)
                 .show();
-            if let Err(e) = result {
-                if !failed.swap(true, Ordering::SeqCst) {
-                    tracing::warn!(
-                        "desktop notification failed (further failures not logged): {e}"
-                    );
-                }
+            if let Err(e) = result
+                && !failed.swap(true, Ordering::SeqCst)
+            {
+                tracing::warn!("desktop notification failed (further failures not logged): {e}");
             }
         });
     }

@@ -1004,7 +1004,6 @@ pub fn fixture_events() -> Vec<Event> {
             },
         );
     }
-    drop(next);
     seal_all(d)
 }
 

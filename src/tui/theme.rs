@@ -144,17 +144,16 @@ impl Theme {
             .into_iter()
             .map(String::from)
             .collect();
-        if let Some(dir) = config_dir {
-            if let Ok(entries) = std::fs::read_dir(dir.join("themes")) {
-                for entry in entries.flatten() {
-                    let path = entry.path();
-                    if path.extension().is_some_and(|e| e == "toml") {
-                        if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
-                            if !names.iter().any(|n| n == stem) {
-                                names.push(stem.to_string());
-                            }
-                        }
-                    }
+        if let Some(dir) = config_dir
+            && let Ok(entries) = std::fs::read_dir(dir.join("themes"))
+        {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.extension().is_some_and(|e| e == "toml")
+                    && let Some(stem) = path.file_stem().and_then(|s| s.to_str())
+                    && !names.iter().any(|n| n == stem)
+                {
+                    names.push(stem.to_string());
                 }
             }
         }

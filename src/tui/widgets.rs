@@ -213,8 +213,8 @@ mod tests {
         assert_eq!(duration(59), "59s");
         assert_eq!(duration(3 * 3600 + 5 * 60), "3h05");
         assert_eq!(duration(86_400 * 3), "3d");
-        assert_eq!(money(123_456_78, false), "$123,456.78");
-        assert_eq!(money(14_000_00, true), "$14,000");
+        assert_eq!(money(12_345_678, false), "$123,456.78");
+        assert_eq!(money(1_400_000, true), "$14,000");
         assert_eq!(money(99_950, true), "$1,000");
         assert_eq!(money(5, false), "$0.05");
     }

@@ -25,6 +25,9 @@ pub fn opts() -> TuiOptions {
         keys: Default::default(),
         config_dir: None,
         title: "demo".into(),
+        clock: std::sync::Arc::new(shieldops::clock::ManualClock::new(
+            shieldops::tui::testing::fixture_now(),
+        )),
     }
 }
 
@@ -52,7 +55,9 @@ pub fn key(spec: &str) -> KeyEvent {
         "<bs>" => KeyEvent::new(KeyCode::Backspace, none),
         "<c-s>" => KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL),
         "<c-c>" => KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL),
-        s if s.chars().count() == 1 => KeyEvent::new(KeyCode::Char(s.chars().next().unwrap()), none),
+        s if s.chars().count() == 1 => {
+            KeyEvent::new(KeyCode::Char(s.chars().next().unwrap()), none)
+        }
         other => panic!("unknown key spelling {other}"),
     }
 }

@@ -469,8 +469,9 @@ mod tests {
             .set(&pod, "memory_need_mib", "340".into());
         let h = k8s.health(&pod).await.unwrap();
         assert_eq!(h.status, HealthStatus::Unhealthy);
-        assert_eq!(h.reason, "CrashLoopBackOff");
-        assert!(h.message.contains("OOMKilled"));
+        assert_eq!(h.reason, "OOMKilled");
+        assert!(h.message.contains("CrashLoopBackOff"));
+        assert!(h.message.contains("exit code 137"));
         k8s.execute(&Action::new("set_resources", dep.clone()).with("memory_limit_mib", "512"))
             .await
             .unwrap();

@@ -104,11 +104,13 @@ impl World {
                 let limit = r.num("memory_limit_mib");
                 let need = r.num("memory_need_mib");
                 if limit > 0.0 && need > limit {
+                    // As kubectl shows it: the container's last termination
+                    // reason, with the back-off and the exit code beside it.
                     return Health::new(
                         HealthStatus::Unhealthy,
-                        "CrashLoopBackOff",
+                        "OOMKilled",
                         format!(
-                            "last terminated: OOMKilled, exit code 137 (needs {need:.0}Mi, limit {limit:.0}Mi), restarts {}",
+                            "CrashLoopBackOff; last terminated: OOMKilled, exit code 137 (needs {need:.0}Mi, limit {limit:.0}Mi), restarts {}",
                             r.num("restarts") as u64
                         ),
                     );

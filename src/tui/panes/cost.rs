@@ -18,8 +18,11 @@ pub struct CostPane {
     scroll: Scroll,
     anomalies: Scroll,
     /// Spend sums by service, team and environment, rebuilt when cost samples arrive.
-    spend: Option<(u64, [Vec<(String, u64)>; 3])>,
+    spend: Option<(u64, [Spend; 3])>,
 }
+
+/// Spend per group key, largest first.
+type Spend = Vec<(String, u64)>;
 
 fn spend_block(f: &mut Frame, area: Rect, title: &str, rows: &[(String, u64)], ctx: &Ctx) {
     let t = ctx.theme;

@@ -22,8 +22,9 @@ pub struct EventsPane {
     follow: bool,
     open: Option<u64>,
     detail: DetailScroll,
-    /// Indices into `state.recent` that pass the filter, with the (last seq, filter) they were built for.
-    cache: Option<(u64, String, Vec<u64>)>,
+    /// Seqs in `state.recent` that pass the filter, with the last seq, filter
+    /// and clock second they were built for.
+    cache: Option<(u64, String, i64, Vec<u64>)>,
 }
 
 impl Default for EventsPane {
@@ -81,10 +82,14 @@ impl EventFilter {
 }
 
 impl EventsPane {
-    /// Seqs of the lines shown, oldest first.
+    /// Seqs of the lines shown, oldest first. New events join the list at most
+    /// once per clock second: a scrolling tail rewrites every row, and over
+    /// SSH one scroll a second is what keeps the console within its byte budget.
     fn rows(&mut self, ctx: &Ctx) -> &[u64] {
         let last = ctx.state.last_seq;
-        let fresh = matches!(&self.cache, Some((s, f, _)) if *s == last && *f == self.filter);
+        let second = ctx.now.timestamp();
+        let fresh = matches!(&self.cache, Some((s, f, built, _))
+            if *f == self.filter && (*s == last || *built == second));
         if !fresh {
             let filter = EventFilter::parse(&self.filter);
             let seqs: Vec<u64> = ctx
@@ -94,9 +99,9 @@ impl EventsPane {
                 .filter(|l| filter.matches(l))
                 .map(|l| l.seq)
                 .collect();
-            self.cache = Some((last, self.filter.clone(), seqs));
+            self.cache = Some((last, self.filter.clone(), second, seqs));
         }
-        self.cache.as_ref().map(|c| c.2.as_slice()).unwrap_or(&[])
+        self.cache.as_ref().map(|c| c.3.as_slice()).unwrap_or(&[])
     }
 
     fn line<'a>(ctx: &Ctx<'a>, seq: u64) -> Option<&'a EventLine> {

@@ -5,6 +5,8 @@
 //! the sort or the filter changes; each frame formats only the visible rows,
 //! so a fleet of 50,000 resources draws as fast as one of fifty.
 
+use std::cmp::Ordering;
+
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
@@ -16,6 +18,9 @@ use crate::event::{HealthStatus, ResourceId};
 use crate::state::{HealthCounts, IncidentStatus, ResourceView};
 use crate::tui::keymap::Action;
 use crate::tui::widgets::{Scroll, age};
+
+/// More changed resources than this since the last build means a full re-sort.
+const MAX_INCREMENTAL: usize = 256;
 
 /// Sort orders, cycled with the sort key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -80,6 +85,38 @@ fn health_rank(h: HealthStatus) -> u8 {
     }
 }
 
+/// The list order for a sort key (ties broken by name, so the order is total and stable).
+fn order(sort: FleetSort, a: &ResourceView, b: &ResourceView) -> Ordering {
+    let (a, b) = (&a.resource, &b.resource);
+    let first = match sort {
+        FleetSort::Health => health_rank(a.health.status)
+            .cmp(&health_rank(b.health.status))
+            .then_with(|| b.environment.cmp(&a.environment)),
+        FleetSort::Name => Ordering::Equal,
+        FleetSort::Environment => b.environment.cmp(&a.environment),
+        FleetSort::Team => a.team.cmp(&b.team),
+        FleetSort::Age => b.created_at.cmp(&a.created_at),
+    };
+    first
+        .then_with(|| a.name.cmp(&b.name))
+        .then_with(|| a.id.cmp(&b.id))
+}
+
+/// Case-insensitive substring test against an already lowercased needle,
+/// without allocating for ASCII needles (filtering 50,000 rows per keystroke).
+fn contains_ci(hay: &str, needle: &str) -> bool {
+    if needle.is_ascii() {
+        let n = needle.as_bytes();
+        hay.len() >= n.len()
+            && hay
+                .as_bytes()
+                .windows(n.len())
+                .any(|w| w.eq_ignore_ascii_case(n))
+    } else {
+        hay.to_lowercase().contains(needle)
+    }
+}
+
 fn matches(view: &ResourceView, needle: &str) -> bool {
     let r = &view.resource;
     [
@@ -93,7 +130,7 @@ fn matches(view: &ResourceView, needle: &str) -> bool {
         r.id.as_str(),
     ]
     .iter()
-    .any(|f| f.to_lowercase().contains(needle))
+    .any(|f| contains_ci(f, needle))
 }
 
 impl FleetPane {
@@ -103,46 +140,45 @@ impl FleetPane {
             return;
         }
         let fleet = &ctx.state.fleet;
+        let selected = self.cache.rows.get(self.scroll.selected).cloned();
         let needle = self.filter.to_lowercase();
-        let mut views: Vec<&ResourceView> = fleet
-            .resources
-            .values()
-            .filter(|v| needle.is_empty() || matches(v, &needle))
-            .collect();
-        match self.sort {
-            FleetSort::Health => views.sort_by(|a, b| {
-                health_rank(a.resource.health.status)
-                    .cmp(&health_rank(b.resource.health.status))
-                    .then_with(|| b.resource.environment.cmp(&a.resource.environment))
-                    .then_with(|| a.resource.name.cmp(&b.resource.name))
-            }),
-            FleetSort::Name => views.sort_by(|a, b| a.resource.name.cmp(&b.resource.name)),
-            FleetSort::Environment => views.sort_by(|a, b| {
-                b.resource
-                    .environment
-                    .cmp(&a.resource.environment)
-                    .then_with(|| a.resource.name.cmp(&b.resource.name))
-            }),
-            FleetSort::Team => views.sort_by(|a, b| {
-                a.resource
-                    .team
-                    .cmp(&b.resource.team)
-                    .then_with(|| a.resource.name.cmp(&b.resource.name))
-            }),
-            FleetSort::Age => views.sort_by(|a, b| {
-                b.resource
-                    .created_at
-                    .cmp(&a.resource.created_at)
-                    .then_with(|| a.resource.name.cmp(&b.resource.name))
-            }),
+        // A few resources changed since the last build (same sort and filter):
+        // move just those rows instead of sorting the whole fleet again.
+        let incremental = match &self.cache.key {
+            Some((built, sort, filter)) if *sort == self.sort && *filter == self.filter => {
+                ctx.fleet_changes.since(*built, MAX_INCREMENTAL)
+            }
+            _ => None,
+        };
+        if let Some(changed) = incremental {
+            self.cache.rows.retain(|id| !changed.contains(id));
+            for id in &changed {
+                let Some(view) = fleet.get(id) else { continue };
+                if !needle.is_empty() && !matches(view, &needle) {
+                    continue;
+                }
+                let pos = self.cache.rows.partition_point(|r| {
+                    fleet
+                        .get(r)
+                        .is_some_and(|v| order(self.sort, v, view) == Ordering::Less)
+                });
+                self.cache.rows.insert(pos, id.clone());
+            }
+        } else {
+            let mut views: Vec<&ResourceView> = fleet
+                .resources
+                .values()
+                .filter(|v| needle.is_empty() || matches(v, &needle))
+                .collect();
+            let sort = self.sort;
+            views.sort_by(|a, b| order(sort, a, b));
+            self.cache.rows = views.iter().map(|v| v.resource.id.clone()).collect();
         }
         // Keep the same resource selected across a rebuild when it is still listed.
-        let selected = self.cache.rows.get(self.scroll.selected).cloned();
-        self.cache.rows = views.iter().map(|v| v.resource.id.clone()).collect();
-        if let Some(id) = selected {
-            if let Some(pos) = self.cache.rows.iter().position(|r| *r == id) {
-                self.scroll.selected = pos;
-            }
+        if let Some(id) = selected
+            && let Some(pos) = self.cache.rows.iter().position(|r| *r == id)
+        {
+            self.scroll.selected = pos;
         }
         self.cache.counts = fleet.health_counts();
         self.cache.total = fleet.resources.len();
@@ -439,14 +475,126 @@ impl Pane for FleetPane {
     }
 }
 
-/// Whether an event changes what the fleet list shows (bumps `Generations::fleet`).
-pub fn touches_fleet(kind: &crate::event::EventKind) -> bool {
+/// The resource whose place in the fleet list an event may change, if any.
+/// (Attribute changes do not: the list neither sorts nor filters by them.)
+pub fn fleet_change(kind: &crate::event::EventKind) -> Option<&ResourceId> {
     use crate::event::EventKind::*;
-    matches!(
-        kind,
-        ResourceDiscovered { .. }
-            | ResourceChanged { .. }
-            | ResourceGone { .. }
-            | HealthChanged { .. }
-    )
+    match kind {
+        ResourceDiscovered { resource } => Some(&resource.id),
+        ResourceGone { resource } | HealthChanged { resource, .. } => Some(resource),
+        _ => None,
+    }
+}
+
+/// Recent fleet changes, so the list can move only the rows that changed.
+#[derive(Debug, Default)]
+pub struct FleetChanges {
+    log: std::collections::VecDeque<(u64, ResourceId)>,
+}
+
+/// Changes remembered; older ones force a full rebuild.
+const CHANGES_KEPT: usize = 1024;
+
+impl FleetChanges {
+    /// Records that `id` changed at fleet generation `gen`.
+    pub fn record(&mut self, generation: u64, id: ResourceId) {
+        self.log.push_back((generation, id));
+        while self.log.len() > CHANGES_KEPT {
+            self.log.pop_front();
+        }
+    }
+
+    /// The distinct resources changed after generation `since`, when the log
+    /// still covers them all and there are at most `max`.
+    pub fn since(&self, since: u64, max: usize) -> Option<std::collections::BTreeSet<ResourceId>> {
+        let oldest = self.log.front().map(|(g, _)| *g)?;
+        if oldest > since + 1 {
+            return None;
+        }
+        let changed: std::collections::BTreeSet<ResourceId> = self
+            .log
+            .iter()
+            .filter(|(g, _)| *g > since)
+            .map(|(_, id)| id.clone())
+            .collect();
+        (changed.len() <= max).then_some(changed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Event, EventKind, Health, NewEvent};
+    use crate::tui::keymap::Keymap;
+    use crate::tui::panes::Generations;
+    use crate::tui::testing::{fixture_now, fixture_state};
+    use crate::tui::theme::Theme;
+
+    /// Incremental updates give exactly the order a full sort gives.
+    #[test]
+    fn incremental_order_matches_a_full_rebuild() {
+        let mut state = fixture_state();
+        let theme = Theme::default_theme();
+        let keymap = Keymap::default();
+        let mut changes = FleetChanges::default();
+        let mut gens = Generations {
+            fleet: 1,
+            cost: 1,
+            any: 1,
+        };
+        let mut pane = FleetPane::default();
+        let ids: Vec<ResourceId> = state.fleet.resources.keys().cloned().collect();
+        let statuses = [
+            HealthStatus::Unhealthy,
+            HealthStatus::Healthy,
+            HealthStatus::Degraded,
+            HealthStatus::Unknown,
+        ];
+        for round in 0..40usize {
+            {
+                let ctx = Ctx {
+                    state: &state,
+                    theme: &theme,
+                    keymap: &keymap,
+                    now: fixture_now(),
+                    gens,
+                    fleet_changes: &changes,
+                    read_only: false,
+                };
+                pane.refresh(&ctx);
+            }
+            let id = ids[(round * 7) % ids.len()].clone();
+            let kind = EventKind::HealthChanged {
+                resource: id.clone(),
+                health: Health::new(statuses[round % 4], "r", ""),
+            };
+            let (event, _) = Event::seal(
+                state.last_seq + 1,
+                Default::default(),
+                NewEvent::new(fixture_now(), "t", kind),
+            );
+            state.apply(&event);
+            gens.fleet += 1;
+            changes.record(gens.fleet, id);
+            let ctx = Ctx {
+                state: &state,
+                theme: &theme,
+                keymap: &keymap,
+                now: fixture_now(),
+                gens,
+                fleet_changes: &changes,
+                read_only: false,
+            };
+            pane.refresh(&ctx);
+            let mut fresh = FleetPane {
+                sort: pane.sort,
+                ..FleetPane::default()
+            };
+            fresh.refresh(&ctx);
+            assert_eq!(pane.cache.rows, fresh.cache.rows, "round {round}");
+            if round == 20 {
+                pane.sort = FleetSort::Team;
+            }
+        }
+    }
 }

@@ -32,7 +32,7 @@ pub enum Handled {
 /// Counters that say when cached views must be rebuilt.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Generations {
-    /// Bumped when a resource is discovered, changed, removed or changes health.
+    /// Bumped when a resource is discovered, removed or changes health.
     pub fleet: u64,
     /// Bumped when a cost sample arrives.
     pub cost: u64,
@@ -47,6 +47,8 @@ pub struct Ctx<'a> {
     pub keymap: &'a Keymap,
     pub now: DateTime<Utc>,
     pub gens: Generations,
+    /// Which resources changed at which fleet generation.
+    pub fleet_changes: &'a fleet::FleetChanges,
     pub read_only: bool,
 }
 

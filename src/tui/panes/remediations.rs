@@ -178,7 +178,7 @@ impl RemediationsPane {
                         rem.expires_at
                             .map(|e| {
                                 if e > ctx.now {
-                                    format!("{}", age(ctx.now, e))
+                                    age(ctx.now, e)
                                 } else {
                                     "now".into()
                                 }
