@@ -61,6 +61,22 @@ fn wait_for_kind(dir: &std::path::Path, child: &mut Child, kind: &str) {
     panic!("{kind} never appeared");
 }
 
+/// The child's exit status, or `None` (after killing it) if it runs past `limit`.
+fn wait_with_deadline(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn check_invariants(events: &[Value]) {
     let of = |kind: &str, rem: u64| -> Vec<&Value> {
         events
@@ -132,7 +148,18 @@ fn killed_at_each_step_it_resumes_safely() {
         child.kill().unwrap(); // SIGKILL: no shutdown path runs
         child.wait().unwrap();
 
-        let status = demo(dir.path()).status().unwrap();
+        let mut restarted = demo(dir.path()).spawn().unwrap();
+        let status =
+            wait_with_deadline(&mut restarted, Duration::from_secs(180)).unwrap_or_else(|| {
+                let tail = shieldops(dir.path())
+                    .args(["log", "tail"])
+                    .output()
+                    .unwrap();
+                panic!(
+                    "restart after a kill at {kind} never became quiet; last events:\n{}",
+                    String::from_utf8_lossy(&tail.stdout)
+                )
+            });
         assert!(
             status.success(),
             "restart after a kill at {kind} did not finish"

@@ -16,7 +16,10 @@ fn alert(name: &str, severity: Severity, labels: &[(&str, &str)]) -> Alert {
         resource: ResourceId::new("k8s/prod/payments/pod/api-1"),
         fingerprint: "fp".into(),
         summary: String::new(),
-        labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         status: AlertStatus::Firing,
         source: "test".into(),
     }
@@ -43,28 +46,48 @@ fn the_embedded_library_has_one_playbook_per_situation() {
         ("DatabaseConnectionsExhausted", "db-connections-exhausted"),
     ] {
         let found = library.matching(&alert(alert_name, Severity::High, &[]));
-        assert_eq!(found.map(|p| p.name.as_str()), Some(playbook), "{alert_name}");
+        assert_eq!(
+            found.map(|p| p.name.as_str()),
+            Some(playbook),
+            "{alert_name}"
+        );
     }
 }
 
 #[test]
 fn matching_respects_severity_labels_and_status() {
     let library = Library::load(None).unwrap();
-    assert!(library.matching(&alert("KubeContainerOOMKilled", Severity::Low, &[])).is_none());
     assert!(
         library
-            .matching(&alert("KubeContainerOOMKilled", Severity::High, &[("namespace", "kube-system")]))
+            .matching(&alert("KubeContainerOOMKilled", Severity::Low, &[]))
             .is_none()
     );
     assert!(
         library
-            .matching(&alert("KubeContainerOOMKilled", Severity::High, &[("namespace", "payments")]))
+            .matching(&alert(
+                "KubeContainerOOMKilled",
+                Severity::High,
+                &[("namespace", "kube-system")]
+            ))
+            .is_none()
+    );
+    assert!(
+        library
+            .matching(&alert(
+                "KubeContainerOOMKilled",
+                Severity::High,
+                &[("namespace", "payments")]
+            ))
             .is_some()
     );
     let mut resolved = alert("KubeContainerOOMKilled", Severity::High, &[]);
     resolved.status = AlertStatus::Resolved;
     assert!(library.matching(&resolved).is_none());
-    assert!(library.matching(&alert("SomethingElse", Severity::Critical, &[])).is_none());
+    assert!(
+        library
+            .matching(&alert("SomethingElse", Severity::Critical, &[]))
+            .is_none()
+    );
 }
 
 #[test]
@@ -76,12 +99,24 @@ fn every_playbook_action_is_known_to_the_policy() {
         name == "scale"
             || cfg["risk"]["actions"].get(name).is_some()
             || cfg["action_aliases"].get(name).is_some()
-            || cfg["read_only_actions"].as_array().unwrap().iter().any(|a| a == name)
-            || cfg["risk"]["critical_actions"].as_array().unwrap().iter().any(|a| a == name)
+            || cfg["read_only_actions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a == name)
+            || cfg["risk"]["critical_actions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a == name)
     };
     for playbook in Library::load(None).unwrap().iter() {
         for action in playbook.action_names() {
-            assert!(known(action), "{}: action {action} has no risk entry", playbook.name);
+            assert!(
+                known(action),
+                "{}: action {action} has no risk entry",
+                playbook.name
+            );
         }
     }
 }
@@ -97,18 +132,34 @@ fn oom_kill_decision_tree_evaluates_both_ways() {
         .with("changes.recent_deploy", false);
 
     let d = oom
-        .decide(&base.clone().with("metrics.memory_usage_ratio", 0.97), &target())
+        .decide(
+            &base.clone().with("metrics.memory_usage_ratio", 0.97),
+            &target(),
+        )
         .unwrap()
         .expect("a branch holds");
     assert_eq!(d.branch, "limit-too-small");
     assert_eq!(d.action.name, "set_resources");
     assert_eq!(d.action.target, target());
-    assert_eq!(d.action.params.get("memory_limit_mib").map(String::as_str), Some("900"));
+    assert_eq!(
+        d.action.params.get("memory_limit_mib").map(String::as_str),
+        Some("900")
+    );
 
     // Usage well under the limit: no branch holds, nothing is done.
-    assert!(oom.decide(&base.clone().with("metrics.memory_usage_ratio", 0.4), &target()).unwrap().is_none());
+    assert!(
+        oom.decide(
+            &base.clone().with("metrics.memory_usage_ratio", 0.4),
+            &target()
+        )
+        .unwrap()
+        .is_none()
+    );
     // Another reason: nothing either.
-    let other = base.clone().with("health.reason", "Error").with("metrics.memory_usage_ratio", 0.97);
+    let other = base
+        .clone()
+        .with("health.reason", "Error")
+        .with("metrics.memory_usage_ratio", 0.97);
     assert!(oom.decide(&other, &target()).unwrap().is_none());
     // Missing usage metrics take the cautious branch.
     let d = oom.decide(&base, &target()).unwrap().unwrap();
@@ -122,7 +173,10 @@ fn oom_kill_decision_tree_evaluates_both_ways() {
         .with("changes.minutes_since_deploy", 12.0);
     let d = oom.decide(&deploy, &target()).unwrap().unwrap();
     assert_eq!(d.branch, "recent-deploy-regression");
-    assert_eq!(d.action.params["reason"], "OOMKilled 12 minutes after deploy");
+    assert_eq!(
+        d.action.params["reason"],
+        "OOMKilled 12 minutes after deploy"
+    );
 }
 
 #[test]
@@ -142,18 +196,25 @@ fn nested_branches_and_type_errors() {
     let facts = facts.with("changes.recent_config_change", false);
     assert!(crash.decide(&facts, &target()).unwrap().is_none());
     // A fact of the wrong type is an error naming the playbook and branch.
-    let bad = Facts::new().with("health.reason", 5.0).with("metrics.memory_limit_mib", 1.0);
+    let bad = Facts::new()
+        .with("health.reason", 5.0)
+        .with("metrics.memory_limit_mib", 1.0);
     let err = crash.decide(&bad, &target()).unwrap_err();
     assert!(matches!(err, PlaybookError::Eval { .. }));
     let text = err.to_string();
-    assert!(text.contains("pod-crash-loop") && text.contains("oom-crash-loop"), "{text}");
+    assert!(
+        text.contains("pod-crash-loop") && text.contains("oom-crash-loop"),
+        "{text}"
+    );
 }
 
 #[test]
 fn a_template_with_a_missing_fact_is_an_error() {
     let library = Library::load(None).unwrap();
     let pending = library.get("pods-pending").unwrap();
-    let facts = Facts::new().with("changes.recent_scale_up", true).with("metrics.replicas", 6.0);
+    let facts = Facts::new()
+        .with("changes.recent_scale_up", true)
+        .with("metrics.replicas", 6.0);
     let err = pending.decide(&facts, &target()).unwrap_err().to_string();
     assert!(err.contains("changes.previous_replicas"), "{err}");
 }
@@ -185,43 +246,108 @@ fn write(dir: &Path, name: &str, text: &str) {
 #[test]
 fn invalid_playbooks_are_rejected_with_file_and_line() {
     let cases = [
-        (VALID.replace("    when: 'health.reason == \"Stuck\"'", "    when: 'health.reason = \"Stuck\"'"), 9, "use `==`"),
-        (VALID.replace("  - evidence: health", "  - evidence: vibes"), 6, "vibes"),
-        (VALID.replace("description: test playbook", "descripton: test playbook"), 2, "descripton"),
-        (VALID.replace("      name: restart_pod", "      name: restart_pod\n      params:\n        size: '{{ metrics.x * }}'"), 13, "parameter `size`"),
-        (VALID.replace("  escalate: [team-oncall]", "  escalate: []"), 18, "escalate"),
-        (VALID.replace("  interval_secs: 10", "  interval_secs: 600"), 16, "interval_secs"),
-        (VALID.replace("  - id: restart", "  - id: restart\n    then: []"), 8, "needs exactly one"),
-        (VALID.replace("  timeout_secs: 60", "  timeout_secs: soon"), 15, ""),
+        (
+            VALID.replace(
+                "    when: 'health.reason == \"Stuck\"'",
+                "    when: 'health.reason = \"Stuck\"'",
+            ),
+            9,
+            "use `==`",
+        ),
+        (
+            VALID.replace("  - evidence: health", "  - evidence: vibes"),
+            6,
+            "vibes",
+        ),
+        (
+            VALID.replace("description: test playbook", "descripton: test playbook"),
+            2,
+            "descripton",
+        ),
+        (
+            VALID.replace(
+                "      name: restart_pod",
+                "      name: restart_pod\n      params:\n        size: '{{ metrics.x * }}'",
+            ),
+            13,
+            "parameter `size`",
+        ),
+        (
+            VALID.replace("  escalate: [team-oncall]", "  escalate: []"),
+            18,
+            "escalate",
+        ),
+        (
+            VALID.replace("  interval_secs: 10", "  interval_secs: 600"),
+            16,
+            "interval_secs",
+        ),
+        (
+            VALID.replace("  - id: restart", "  - id: restart\n    then: []"),
+            8,
+            "needs exactly one",
+        ),
+        (
+            VALID.replace("  timeout_secs: 60", "  timeout_secs: soon"),
+            15,
+            "",
+        ),
     ];
     for (i, (text, line, needle)) in cases.iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
         let file = format!("bad{i}.yaml");
         write(dir.path(), &file, text);
-        write(dir.path(), "good.yaml", &VALID.replace("name: custom", "name: good"));
-        let err = Library::load(Some(dir.path())).expect_err("an invalid playbook fails the load").to_string();
+        write(
+            dir.path(),
+            "good.yaml",
+            &VALID.replace("name: custom", "name: good"),
+        );
+        let err = Library::load(Some(dir.path()))
+            .expect_err("an invalid playbook fails the load")
+            .to_string();
         let path = dir.path().join(&file).display().to_string();
-        assert!(err.starts_with(&format!("{path}:{line}:")), "case {i}: {err}");
+        assert!(
+            err.starts_with(&format!("{path}:{line}:")),
+            "case {i}: {err}"
+        );
         assert!(err.contains(needle), "case {i}: {err}");
 
         let mut out = Vec::new();
         assert_eq!(playbook_validate(dir.path(), &mut out).unwrap(), 1);
         let out = String::from_utf8(out).unwrap();
-        assert!(out.contains(&format!("error  {path}:{line}:")), "case {i}: {out}");
-        assert!(out.contains("ok     ") && out.contains("1 valid, 1 invalid"), "case {i}: {out}");
+        assert!(
+            out.contains(&format!("error  {path}:{line}:")),
+            "case {i}: {out}"
+        );
+        assert!(
+            out.contains("ok     ") && out.contains("1 valid, 1 invalid"),
+            "case {i}: {out}"
+        );
     }
 }
 
 #[test]
 fn a_user_playbook_overrides_by_name_and_duplicates_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "mine.yaml", &VALID.replace("name: custom", "name: oom-kill").replace("CustomAlert", "KubeContainerOOMKilled"));
+    write(
+        dir.path(),
+        "mine.yaml",
+        &VALID
+            .replace("name: custom", "name: oom-kill")
+            .replace("CustomAlert", "KubeContainerOOMKilled"),
+    );
     let library = Library::load(Some(dir.path())).unwrap();
     assert_eq!(library.len(), 10);
-    let oom = library.matching(&alert("KubeContainerOOMKilled", Severity::Low, &[])).unwrap();
+    let oom = library
+        .matching(&alert("KubeContainerOOMKilled", Severity::Low, &[]))
+        .unwrap();
     assert!(oom.source.ends_with("mine.yaml"));
 
-    write(dir.path(), "again.yaml", &VALID.replace("name: custom", "name: oom-kill"));
+    write(
+        dir.path(),
+        "again.yaml",
+        &VALID.replace("name: custom", "name: oom-kill"),
+    );
     let err = Library::load(Some(dir.path())).unwrap_err().to_string();
     assert!(err.contains("oom-kill"), "{err}");
     let mut out = Vec::new();
@@ -242,18 +368,32 @@ fn the_repository_playbooks_validate() {
 fn validation_polls_until_healthy_or_timeout() {
     let library = Library::load(None).unwrap();
     let spec = &library.get("oom-kill").unwrap().validation;
-    assert_eq!((spec.timeout.as_secs(), spec.interval.as_secs(), spec.stable_polls), (300, 15, 2));
+    assert_eq!(
+        (
+            spec.timeout.as_secs(),
+            spec.interval.as_secs(),
+            spec.stable_polls
+        ),
+        (300, 15, 2)
+    );
     let t0 = Utc.with_ymd_and_hms(2025, 1, 15, 10, 0, 0).unwrap();
     let at = |s: i64| t0 + chrono::Duration::seconds(s);
     let oom = Health::new(HealthStatus::Unhealthy, "OOMKilled", "");
     let healthy = Health::healthy();
     // Healthy status with a rejected reason still fails the check.
-    assert!(spec.check(&Health::new(HealthStatus::Healthy, "OOMKilled", "")).is_err());
+    assert!(
+        spec.check(&Health::new(HealthStatus::Healthy, "OOMKilled", ""))
+            .is_err()
+    );
 
     let mut run = spec.start(t0);
     assert_eq!(run.observe(&oom, at(15)), Verdict::Pending);
     assert_eq!(run.observe(&healthy, at(30)), Verdict::Pending);
-    assert_eq!(run.observe(&oom, at(45)), Verdict::Pending, "a relapse resets the count");
+    assert_eq!(
+        run.observe(&oom, at(45)),
+        Verdict::Pending,
+        "a relapse resets the count"
+    );
     assert_eq!(run.observe(&healthy, at(60)), Verdict::Pending);
     assert!(matches!(run.observe(&healthy, at(75)), Verdict::Passed(_)));
 

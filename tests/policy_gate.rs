@@ -8,10 +8,12 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use sha2::{Digest, Sha256};
 use shieldops::event::{
-    Action, ActionOutcome, ChainHash, ConnectorId, Environment, Event, EventKind, Health,
-    NewEvent, Provider, Resource, ResourceId, Risk,
+    Action, ActionOutcome, ChainHash, ConnectorId, Environment, Event, EventKind, Health, NewEvent,
+    Provider, Resource, ResourceId, Risk,
 };
-use shieldops::policy::{Bundle, Evaluator, Gate, GateOptions, PolicyError, PolicyInput, RateInput};
+use shieldops::policy::{
+    Bundle, Evaluator, Gate, GateOptions, PolicyError, PolicyInput, RateInput,
+};
 use shieldops::state::State;
 
 /// A Wednesday, 10:00 UTC.
@@ -62,8 +64,14 @@ fn custom(rego: &str, limit: Duration) -> Vec<Gate> {
     [Evaluator::Rvm, Evaluator::Interpreter]
         .into_iter()
         .map(|evaluator| {
-            Gate::new(&bundle, GateOptions { time_limit: limit, evaluator })
-                .expect("custom bundle loads")
+            Gate::new(
+                &bundle,
+                GateOptions {
+                    time_limit: limit,
+                    evaluator,
+                },
+            )
+            .expect("custom bundle loads")
         })
         .collect()
 }
@@ -79,8 +87,15 @@ fn embedded_bundle_allows_a_routine_change_and_records_hashes() {
     assert!(d.controls.iter().any(|c| c == "SOC2:CC8.1"));
     assert_eq!(d.bundle_hash, Bundle::embedded().hash());
     let canonical = shieldops::policy::canonical_json(&serde_json::to_value(&input).unwrap());
-    assert!(canonical.starts_with(r#"{"action":{"name":"restart_pod","params":{}},"affected_resources":1,"#), "{canonical}");
-    assert_eq!(d.input_digest, hex::encode(Sha256::digest(canonical.as_bytes())));
+    assert!(
+        canonical
+            .starts_with(r#"{"action":{"name":"restart_pod","params":{}},"affected_resources":1,"#),
+        "{canonical}"
+    );
+    assert_eq!(
+        d.input_digest,
+        hex::encode(Sha256::digest(canonical.as_bytes()))
+    );
     // Same input, same digest; another input, another digest.
     assert_eq!(gate.decide(&input).input_digest, d.input_digest);
     let other = gate.decide(&self::input("restart_pod", Environment::Staging));
@@ -92,13 +107,22 @@ fn embedded_bundle_denies_forbidden_and_weekend_production_changes() {
     let gate = gate();
     let d = gate.decide(&input("drop_table", Environment::Development));
     assert!(!d.allow);
-    assert!(d.deny.iter().any(|r| r.starts_with("forbidden:")), "{:?}", d.deny);
+    assert!(
+        d.deny.iter().any(|r| r.starts_with("forbidden:")),
+        "{:?}",
+        d.deny
+    );
 
     let mut weekend = input("restart_pod", Environment::Production);
-    weekend.time = shieldops::policy::TimeInput::at(Utc.with_ymd_and_hms(2025, 1, 18, 9, 0, 0).unwrap());
+    weekend.time =
+        shieldops::policy::TimeInput::at(Utc.with_ymd_and_hms(2025, 1, 18, 9, 0, 0).unwrap());
     assert_eq!(weekend.time.weekday, "Saturday");
     let d = gate.decide(&weekend);
-    assert!(!d.allow && d.deny.iter().any(|r| r.starts_with("freeze:")), "{:?}", d.deny);
+    assert!(
+        !d.allow && d.deny.iter().any(|r| r.starts_with("freeze:")),
+        "{:?}",
+        d.deny
+    );
     weekend.freeze_override = true;
     let d = gate.decide(&weekend);
     assert!(d.allow, "{:?}", d.deny);
@@ -191,7 +215,10 @@ decision := {"allow": true, "deny": [], "required_approvals": n, "risk": "low", 
 fn fails_closed_on_malformed_documents() {
     let cases = [
         (r#"decision := "yes""#, "not an object"),
-        (r#"decision := {"allow": true} if input.nothing"#, "undefined"),
+        (
+            r#"decision := {"allow": true} if input.nothing"#,
+            "undefined",
+        ),
         (
             r#"decision := {"deny": [], "required_approvals": 0, "risk": "low", "controls": []}"#,
             "no `allow` field",
@@ -230,7 +257,10 @@ fn fails_closed_on_malformed_documents() {
         ),
     ];
     for (rule, needle) in cases {
-        let gate = custom(&format!("package shieldops\n{rule}\n"), Duration::from_millis(250));
+        let gate = custom(
+            &format!("package shieldops\n{rule}\n"),
+            Duration::from_millis(250),
+        );
         assert_closed(&gate, needle);
     }
 }
@@ -258,7 +288,9 @@ fn load_errors_name_what_is_wrong() {
     ));
     let mut bundle = Bundle::embedded();
     bundle.add_policy("broken.rego", "package shieldops\nbroken if {\n");
-    let err = Gate::new(&bundle, GateOptions::default()).unwrap_err().to_string();
+    let err = Gate::new(&bundle, GateOptions::default())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("broken.rego"), "{err}");
 }
 
@@ -276,14 +308,26 @@ fn a_user_directory_overrides_thresholds_and_policies() {
     )
     .unwrap();
     // Test files in the user directory are not part of the gate's bundle.
-    std::fs::write(dir.path().join("site_test.rego"), "package x\n\ntest_a if true\n").unwrap();
+    std::fs::write(
+        dir.path().join("site_test.rego"),
+        "package x\n\ntest_a if true\n",
+    )
+    .unwrap();
     let gate = Gate::load(Some(dir.path())).unwrap();
     assert_ne!(gate.bundle_hash(), Bundle::embedded().hash());
     let mut two = input("restart_pod", Environment::Production);
     two.affected_resources = 2;
     let d = gate.decide(&two);
-    assert!(d.deny.iter().any(|r| r.starts_with("blast radius:")), "{:?}", d.deny);
-    assert!(d.deny.iter().any(|r| r == "site: no pods on Wednesdays"), "{:?}", d.deny);
+    assert!(
+        d.deny.iter().any(|r| r.starts_with("blast radius:")),
+        "{:?}",
+        d.deny
+    );
+    assert!(
+        d.deny.iter().any(|r| r == "site: no pods on Wednesdays"),
+        "{:?}",
+        d.deny
+    );
 
     std::fs::write(dir.path().join("data.json"), "{ not json").unwrap();
     let err = Gate::load(Some(dir.path())).unwrap_err().to_string();
@@ -326,11 +370,16 @@ struct Log {
 
 impl Log {
     fn new() -> Self {
-        Self { state: State::new(), seq: 0, prev: ChainHash::GENESIS }
+        Self {
+            state: State::new(),
+            seq: 0,
+            prev: ChainHash::GENESIS,
+        }
     }
     fn push(&mut self, at: DateTime<Utc>, kind: EventKind) -> u64 {
         self.seq += 1;
-        let (event, _): (Event, _) = Event::seal(self.seq, self.prev, NewEvent::new(at, "test", kind));
+        let (event, _): (Event, _) =
+            Event::seal(self.seq, self.prev, NewEvent::new(at, "test", kind));
         self.prev = event.hash;
         self.state.apply(&event);
         self.seq
@@ -346,6 +395,7 @@ impl Log {
                 team: target.team.clone(),
                 reason: "test".into(),
                 requested_by: "agent".into(),
+                playbook: None,
             },
         )
     }
@@ -354,7 +404,11 @@ impl Log {
             at,
             EventKind::ActionExecuted {
                 remediation,
-                outcome: ActionOutcome { success: true, message: "ok".into(), steps: vec![] },
+                outcome: ActionOutcome {
+                    success: true,
+                    message: "ok".into(),
+                    steps: vec![],
+                },
             },
         );
     }
@@ -369,12 +423,22 @@ fn input_for_a_remediation_counts_executions_from_the_log() {
     let staging = pod(Environment::Staging, "payments");
     let mut log = Log::new();
     for r in [&prod, &search, &staging] {
-        log.push(now - chrono::Duration::hours(3), EventKind::ResourceDiscovered { resource: r.clone() });
+        log.push(
+            now - chrono::Duration::hours(3),
+            EventKind::ResourceDiscovered {
+                resource: r.clone(),
+            },
+        );
     }
     // Executed 30 s ago (prod, payments), 10 min ago (prod, search),
     // 59 min ago (staging, payments), 61 min ago (prod, payments: outside the hour),
     // and one proposed but never executed.
-    for (minutes_ago, target) in [(0.5, &prod), (10.0, &search), (59.0, &staging), (61.0, &prod)] {
+    for (minutes_ago, target) in [
+        (0.5, &prod),
+        (10.0, &search),
+        (59.0, &staging),
+        (61.0, &prod),
+    ] {
         let at = now - chrono::Duration::seconds((minutes_ago * 60.0) as i64);
         let id = log.propose(at - chrono::Duration::seconds(1), target, "restart_pod");
         log.execute(at, id);
@@ -385,19 +449,35 @@ fn input_for_a_remediation_counts_executions_from_the_log() {
     let input = PolicyInput::for_remediation(&log.state, current, "payments", now).unwrap();
     assert_eq!(
         input.rate,
-        RateInput { environment_last_minute: 1, environment_last_hour: 2, team_last_hour: 2 }
+        RateInput {
+            environment_last_minute: 1,
+            environment_last_hour: 2,
+            team_last_hour: 2
+        }
     );
     assert_eq!(input.action.name, "set_resources");
     assert_eq!(input.target.kind, "pod");
-    assert_eq!(input.target.labels.get("team").map(String::as_str), Some("payments"));
+    assert_eq!(
+        input.target.labels.get("team").map(String::as_str),
+        Some("payments")
+    );
     assert_eq!(input.requester.team, "payments");
     assert_eq!(input.requester.name, "agent");
     assert_eq!(input.affected_resources, 1);
-    assert_eq!((input.time.weekday.as_str(), input.time.hour), ("Wednesday", 10));
+    assert_eq!(
+        (input.time.weekday.as_str(), input.time.hour),
+        ("Wednesday", 10)
+    );
     assert!(!input.freeze_override);
 
     // A minute later the 30-second-old execution has left the minute window.
-    let later = PolicyInput::for_remediation(&log.state, current, "payments", now + chrono::Duration::seconds(31)).unwrap();
+    let later = PolicyInput::for_remediation(
+        &log.state,
+        current,
+        "payments",
+        now + chrono::Duration::seconds(31),
+    )
+    .unwrap();
     assert_eq!(later.rate.environment_last_minute, 0);
     assert_eq!(later.rate.environment_last_hour, 2);
     assert!(PolicyInput::for_remediation(&log.state, 9_999, "payments", now).is_none());
@@ -422,6 +502,7 @@ fn input_for_a_remediation_reads_its_parameters_and_survives_a_gone_target() {
             team: "platform".into(),
             reason: "test".into(),
             requested_by: "agent".into(),
+            playbook: None,
         },
     );
     let input = PolicyInput::for_remediation(&log.state, id, "platform", now).unwrap();
@@ -432,5 +513,9 @@ fn input_for_a_remediation_reads_its_parameters_and_survives_a_gone_target() {
     // Without a kind the policy refuses to guess.
     let d = gate().decide(&input);
     assert!(!d.allow);
-    assert!(d.deny.iter().any(|r| r.contains("target.kind")), "{:?}", d.deny);
+    assert!(
+        d.deny.iter().any(|r| r.contains("target.kind")),
+        "{:?}",
+        d.deny
+    );
 }

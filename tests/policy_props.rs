@@ -41,7 +41,14 @@ const OTHER_ACTIONS: &[&str] = &[
 ];
 
 const TEAMS: &[&str] = &["payments", "search", "frontend", "platform", "data"];
-const KINDS: &[&str] = &["pod", "deployment", "node", "database", "iam_role", "credential"];
+const KINDS: &[&str] = &[
+    "pod",
+    "deployment",
+    "node",
+    "database",
+    "iam_role",
+    "credential",
+];
 
 fn action_name() -> impl Strategy<Value = String> {
     let all: Vec<&'static str> = READ_ONLY_ACTIONS
@@ -182,7 +189,7 @@ proptest! {
         for input in &inputs {
             let d = gate.decide(input);
             prop_assert_eq!(&d, &interpreter.decide(input), "RVM and interpreter disagree on {:?}", input);
-            prop_assert!(!(d.allow && !d.deny.is_empty()), "allowed with deny reasons: {d:?}");
+            prop_assert!(!d.allow || d.deny.is_empty(), "allowed with deny reasons: {d:?}");
             prop_assert!(d.allow || !d.deny.is_empty(), "denied without a reason: {d:?}");
             if FORBIDDEN.contains(&input.action.name.as_str()) {
                 prop_assert!(!d.allow, "forbidden action allowed: {input:?} -> {d:?}");
@@ -235,7 +242,10 @@ fn damage() -> impl Strategy<Value = Damage> {
     ];
     prop_oneof![
         proptest::sample::select(fields.clone()).prop_map(|(p, f)| Damage::Remove(p, f)),
-        (proptest::sample::select(fields), proptest::sample::select(values))
+        (
+            proptest::sample::select(fields),
+            proptest::sample::select(values)
+        )
             .prop_map(|((p, f), v)| Damage::Replace(p, f, v)),
     ]
 }
@@ -244,7 +254,11 @@ fn apply(doc: &mut serde_json::Value, d: &Damage) {
     let (parent, field) = match d {
         Damage::Remove(p, f) | Damage::Replace(p, f, _) => (*p, *f),
     };
-    let obj = if parent.is_empty() { Some(&mut *doc) } else { doc.get_mut(parent) };
+    let obj = if parent.is_empty() {
+        Some(&mut *doc)
+    } else {
+        doc.get_mut(parent)
+    };
     if let Some(serde_json::Value::Object(map)) = obj {
         match d {
             Damage::Remove(..) => {
@@ -277,7 +291,7 @@ proptest! {
         }
         let d = gate.decide_value(&doc);
         prop_assert_eq!(&d, &interpreter.decide_value(&doc), "disagree on {}", doc);
-        prop_assert!(!(d.allow && !d.deny.is_empty()));
+        prop_assert!(!d.allow || d.deny.is_empty(), "allowed with deny reasons: {d:?}");
         if FORBIDDEN.contains(&input.action.name.as_str()) {
             prop_assert!(!d.allow, "forbidden action allowed: {doc}");
         }

@@ -46,11 +46,26 @@ fn a_failing_test_makes_the_runner_fail() {
     .unwrap();
     let (code, out) = run(dir.path(), true);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("data.demo_test.test_double_right: PASS ("), "{out}");
-    assert!(out.contains("data.demo_test.test_double_wrong: FAIL ("), "{out}");
-    assert!(out.contains("data.demo_test.test_conflict: ERROR ("), "{out}");
-    assert!(out.contains("PASS: 1/3") && out.contains("FAIL: 1/3") && out.contains("ERROR: 1/3"), "{out}");
-    assert!(out.contains("COVERAGE:") && out.contains("rules.rego"), "{out}");
+    assert!(
+        out.contains("data.demo_test.test_double_right: PASS ("),
+        "{out}"
+    );
+    assert!(
+        out.contains("data.demo_test.test_double_wrong: FAIL ("),
+        "{out}"
+    );
+    assert!(
+        out.contains("data.demo_test.test_conflict: ERROR ("),
+        "{out}"
+    );
+    assert!(
+        out.contains("PASS: 1/3") && out.contains("FAIL: 1/3") && out.contains("ERROR: 1/3"),
+        "{out}"
+    );
+    assert!(
+        out.contains("COVERAGE:") && out.contains("rules.rego"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -58,9 +73,15 @@ fn no_tests_is_not_a_pass_and_a_syntax_error_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("rules.rego"), "package demo\n\nx := 1\n").unwrap();
     assert_eq!(run(dir.path(), false).0, 2);
-    std::fs::write(dir.path().join("bad_test.rego"), "package demo_test\n\ntest_x if {\n").unwrap();
+    std::fs::write(
+        dir.path().join("bad_test.rego"),
+        "package demo_test\n\ntest_x if {\n",
+    )
+    .unwrap();
     let mut out = Vec::new();
-    let err = policy_test(dir.path(), false, &mut out).unwrap_err().to_string();
+    let err = policy_test(dir.path(), false, &mut out)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("bad_test.rego"), "{err}");
 }
 
@@ -79,13 +100,20 @@ fn policy_eval_prints_the_decision() {
     )
     .unwrap();
     let mut out = Vec::new();
-    assert_eq!(shieldops::policy::policy_eval(&input, None, None, &mut out).unwrap(), 0);
+    assert_eq!(
+        shieldops::policy::policy_eval(&input, None, None, &mut out).unwrap(),
+        0
+    );
     let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(doc["allow"], true, "{doc}");
     assert_eq!(doc["risk"], "medium");
 
     let data = dir.path().join("site.json");
-    std::fs::write(&data, r#"{"shieldops_config": {"blast_radius": {"production": 1}}}"#).unwrap();
+    std::fs::write(
+        &data,
+        r#"{"shieldops_config": {"blast_radius": {"production": 1}}}"#,
+    )
+    .unwrap();
     let mut out = Vec::new();
     shieldops::policy::policy_eval(&input, Some(&data), None, &mut out).unwrap();
     let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();

@@ -57,6 +57,7 @@ impl Harness {
                 clock: Arc::new(clock.clone()),
                 policy,
                 advisories: parse_advisories(DEFAULT_ADVISORIES).unwrap(),
+                playbooks: Arc::new(shieldops::playbook::Library::load(None).unwrap()),
                 options,
             },
             state,
@@ -121,16 +122,19 @@ impl Harness {
             .with_world(|w| w.pods_of(&ResourceId::new(CHECKOUT))[0].clone());
         self.runtime()
             .intake
-            .send(Intake::Alert(Alert {
-                name: "KubePodCrashLooping".into(),
-                severity: Severity::Critical,
-                fingerprint: format!("KubePodCrashLooping@{pod}"),
-                resource: pod,
-                summary: "OOMKilled".into(),
-                labels: Default::default(),
-                status: AlertStatus::Firing,
-                source: "test".into(),
-            }))
+            .send(Intake::Alert {
+                alert: Alert {
+                    name: "KubePodCrashLooping".into(),
+                    severity: Severity::Critical,
+                    fingerprint: format!("KubePodCrashLooping@{pod}"),
+                    resource: pod,
+                    summary: "OOMKilled".into(),
+                    labels: Default::default(),
+                    status: AlertStatus::Firing,
+                    source: "test".into(),
+                },
+                recorded: None,
+            })
             .await
             .unwrap();
     }

@@ -150,6 +150,7 @@ fn new_approval_request_rings_and_notifies_once() {
                 at,
                 "remediation",
                 EventKind::RemediationProposed {
+                    playbook: None,
                     incident: None,
                     investigation: None,
                     action: Act::new("restart_pod", ResourceId::new("linux/prod/bastion-1")),

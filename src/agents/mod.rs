@@ -20,6 +20,8 @@ pub struct AgentContext {
     pub log: EventLog,
     pub registry: Registry,
     pub clock: SharedClock,
+    /// Playbooks: matched to alerts by investigations, consulted for validation.
+    pub playbooks: std::sync::Arc<crate::playbook::Library>,
 }
 
 impl AgentContext {

@@ -73,6 +73,10 @@ pub async fn run(
             clock: clock.clone(),
             policy,
             advisories: parse_advisories(DEFAULT_ADVISORIES)?,
+            playbooks: Arc::new(
+                crate::playbook::Library::load(config.policy.playbooks.as_deref())
+                    .context("cannot load the playbooks")?,
+            ),
             options,
         },
         state.clone(),
@@ -100,8 +104,12 @@ pub async fn run(
         let cancel_player = cancel.clone();
         tokio::spawn(async move {
             let forward = async {
-                while let Some(alert) = alerts_rx.recv().await {
-                    if intake.send(Intake::Alert(alert)).await.is_err() {
+                while let Some((alert, recorded)) = alerts_rx.recv().await {
+                    let item = Intake::Alert {
+                        alert,
+                        recorded: Some(recorded),
+                    };
+                    if intake.send(item).await.is_err() {
                         break;
                     }
                 }

@@ -50,9 +50,19 @@ pub enum Commands {
     /// Run and evaluate Rego policies.
     #[command(subcommand)]
     Policy(PolicyArgs),
+    /// Check remediation playbooks.
+    #[command(subcommand)]
+    Playbook(PlaybookArgs),
     /// Show the effective configuration.
     #[command(subcommand)]
     Config(ConfigArgs),
+}
+
+/// `playbook` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PlaybookArgs {
+    /// Validate every playbook in DIR (default: playbooks/); errors name the file and line.
+    Validate { dir: Option<PathBuf> },
 }
 
 /// Options of `demo` (and `run`).
@@ -213,6 +223,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 dir.as_deref().or(config.policy.dir.as_deref()),
                 &mut std::io::stdout(),
             )
+        }
+        Some(Commands::Playbook(PlaybookArgs::Validate { dir })) => {
+            let dir = dir.clone().unwrap_or_else(|| PathBuf::from("playbooks"));
+            crate::playbook::playbook_validate(&dir, &mut std::io::stdout())
         }
         Some(Commands::Config(ConfigArgs::Show)) => {
             match &config_path {

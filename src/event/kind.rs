@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::model::{
-    Action, ActionOutcome, Alert, Evidence, Health, Hypothesis, PolicyDecision, Resource,
-    ResourceId, Severity, Snapshot,
+    Action, ActionOutcome, Alert, Evidence, Health, Hypothesis, PlaybookChoice, PolicyDecision,
+    Resource, ResourceId, Severity, Snapshot,
 };
 
 /// Id of an incident: the seq of its `incident_opened` event.
@@ -49,6 +49,9 @@ pub enum EventKind {
         title: String,
         /// Name of the alert that opened it.
         alert: String,
+        /// The alert's labels (playbook triggers match on them).
+        #[serde(default)]
+        labels: BTreeMap<String, String>,
         severity: Severity,
         resource: ResourceId,
         fingerprint: String,
@@ -85,6 +88,9 @@ pub enum EventKind {
     InvestigationConcluded {
         investigation: InvestigationId,
         conclusion: String,
+        /// The matching playbook's choice, when one matched and a branch held.
+        #[serde(default)]
+        playbook: Option<PlaybookChoice>,
     },
     RemediationProposed {
         incident: Option<IncidentId>,
@@ -94,6 +100,9 @@ pub enum EventKind {
         team: String,
         reason: String,
         requested_by: String,
+        /// The playbook whose validation and failure plan apply.
+        #[serde(default)]
+        playbook: Option<String>,
     },
     PolicyDecided {
         remediation: RemediationId,

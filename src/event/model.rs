@@ -334,6 +334,16 @@ pub struct ActionOutcome {
     pub steps: Vec<String>,
 }
 
+/// What a playbook's decision tree chose for an investigation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlaybookChoice {
+    pub playbook: String,
+    /// Path of branch ids taken, e.g. `oom-crash-loop`.
+    pub branch: String,
+    pub description: String,
+    pub action: Action,
+}
+
 /// A risk level as decided by policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

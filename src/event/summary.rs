@@ -83,6 +83,7 @@ pub fn summary(kind: &EventKind) -> String {
         InvestigationConcluded {
             investigation,
             conclusion,
+            ..
         } => format!("inv #{investigation} concluded: {conclusion}"),
         RemediationProposed { action, .. } => {
             format!("proposed {} on {}", action.name, action.target)

@@ -181,7 +181,7 @@ impl Trigger {
     /// Whether a firing alert matches by name, severity and labels.
     pub fn matches(&self, alert: &Alert) -> bool {
         alert.status == AlertStatus::Firing
-            && self.alerts.iter().any(|a| *a == alert.name)
+            && self.alerts.contains(&alert.name)
             && (self.severities.is_empty() || self.severities.contains(&alert.severity))
             && self.labels.iter().all(|m| m.matches(&alert.labels))
     }
@@ -239,7 +239,7 @@ impl ValidationSpec {
                 self.expect.as_str()
             ));
         }
-        if self.not_reasons.iter().any(|r| *r == health.reason) {
+        if self.not_reasons.contains(&health.reason) {
             return Err(format!("health reason is still {}", health.reason));
         }
         Ok(())
@@ -558,14 +558,18 @@ fn build(file: &str, raw: RawPlaybook) -> Result<Playbook, PlaybookError> {
                 return Err(invalid(
                     file,
                     &s.evidence.referenced,
-                    format!("unknown evidence `{other}`: expected health, events, changes, metrics or logs"),
+                    format!(
+                        "unknown evidence `{other}`: expected health, events, changes, metrics or logs"
+                    ),
                 ));
             }
         };
         investigate.push(InvestigationStep {
             evidence,
             why: s.why,
-            window: s.window_mins.map(|m| Duration::from_secs(u64::from(m) * 60)),
+            window: s
+                .window_mins
+                .map(|m| Duration::from_secs(u64::from(m) * 60)),
             metrics: s.metrics,
             lines: s.lines,
             grep: s.grep,
@@ -583,7 +587,9 @@ fn build(file: &str, raw: RawPlaybook) -> Result<Playbook, PlaybookError> {
                 return Err(invalid(
                     file,
                     &sev.referenced,
-                    format!("unknown severity `{other}`: expected info, low, medium, high or critical"),
+                    format!(
+                        "unknown severity `{other}`: expected info, low, medium, high or critical"
+                    ),
                 ));
             }
         });
@@ -602,10 +608,18 @@ fn build(file: &str, raw: RawPlaybook) -> Result<Playbook, PlaybookError> {
     let at = raw.validate.referenced;
     let (timeout_secs, interval_secs) = (v.timeout_secs.value, v.interval_secs.value);
     if timeout_secs == 0 {
-        return Err(invalid(file, &v.timeout_secs.referenced, "`timeout_secs` must be positive"));
+        return Err(invalid(
+            file,
+            &v.timeout_secs.referenced,
+            "`timeout_secs` must be positive",
+        ));
     }
     if interval_secs == 0 {
-        return Err(invalid(file, &v.interval_secs.referenced, "`interval_secs` must be positive"));
+        return Err(invalid(
+            file,
+            &v.interval_secs.referenced,
+            "`interval_secs` must be positive",
+        ));
     }
     if interval_secs > timeout_secs {
         return Err(invalid(

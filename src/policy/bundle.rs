@@ -172,7 +172,9 @@ impl Bundle {
     pub fn has_embedded_rego(&self) -> bool {
         self.policies.len() == EMBEDDED_POLICIES.len()
             && EMBEDDED_POLICIES.iter().all(|(name, source)| {
-                self.policies.get(*name).is_some_and(|f| f.source == *source)
+                self.policies
+                    .get(*name)
+                    .is_some_and(|f| f.source == *source)
             })
     }
 

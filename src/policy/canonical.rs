@@ -49,7 +49,12 @@ mod tests {
 
     #[test]
     fn keys_are_sorted_at_every_level() {
-        let v: Value = serde_json::from_str(r#"{"b": {"z": 1, "a": [ {"y": "\"", "x": null} ]}, "a": true}"#).unwrap();
-        assert_eq!(canonical_json(&v), r#"{"a":true,"b":{"a":[{"x":null,"y":"\""}],"z":1}}"#);
+        let v: Value =
+            serde_json::from_str(r#"{"b": {"z": 1, "a": [ {"y": "\"", "x": null} ]}, "a": true}"#)
+                .unwrap();
+        assert_eq!(
+            canonical_json(&v),
+            r#"{"a":true,"b":{"a":[{"x":null,"y":"\""}],"z":1}}"#
+        );
     }
 }

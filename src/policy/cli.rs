@@ -127,7 +127,7 @@ pub fn policy_eval(
 fn test_rules(engine: &mut regorus::Engine) -> Vec<TestRule> {
     use regorus::unstable::{Rule, RuleHead};
     let mut tests: Vec<TestRule> = Vec::new();
-    let mut modules: Vec<_> = engine.get_modules().iter().cloned().collect();
+    let mut modules: Vec<_> = engine.get_modules().to_vec();
     modules.sort_by(|a, b| {
         a.package
             .span

@@ -107,6 +107,7 @@ mod tests {
         ) {
             let mut events = vec![
                 EventKind::RemediationProposed {
+                    playbook: None,
                     incident: None,
                     investigation: None,
                     action: Action::new("restart_pod", ResourceId::new("r")),

@@ -18,11 +18,12 @@ use crate::agents::AgentContext;
 use crate::agents::cost::CostAgent;
 use crate::agents::discovery::Discovery;
 use crate::agents::learning::LearningAgent;
-use crate::agents::remediation::Validation;
 use crate::agents::security::{Advisory, SecurityAgent};
 use crate::clock::SharedClock;
 use crate::connectors::Registry;
+use crate::event::HealthStatus;
 use crate::event::{Alert, EventKind};
+use crate::playbook::{Library, ValidationSpec};
 use crate::state::State;
 use crate::store::EventLog;
 use command::CommandEnvelope;
@@ -46,7 +47,8 @@ pub struct RuntimeOptions {
     pub heartbeat_interval: Duration,
     /// Save a state snapshot every this many events.
     pub snapshot_every: u64,
-    pub validation: Validation,
+    /// How validation polls when no playbook says otherwise.
+    pub validation: ValidationSpec,
     /// Poked by the `rescan` command.
     pub rescan: Arc<Notify>,
 }
@@ -65,9 +67,20 @@ impl Default for RuntimeOptions {
             learning_interval: Duration::from_secs(60),
             heartbeat_interval: Duration::from_secs(15),
             snapshot_every: 5_000,
-            validation: Validation::default(),
+            validation: default_validation(),
             rescan: Arc::new(Notify::new()),
         }
+    }
+}
+
+/// Healthy within 90 s, polled every 3 s, one passing poll.
+fn default_validation() -> ValidationSpec {
+    ValidationSpec {
+        expect: HealthStatus::Healthy,
+        not_reasons: vec![],
+        timeout: Duration::from_secs(90),
+        interval: Duration::from_secs(3),
+        stable_polls: 1,
     }
 }
 
@@ -85,7 +98,12 @@ pub struct RuntimeStatus {
 /// Things that arrive from outside: alerts, the scenario's end.
 #[derive(Debug)]
 pub enum Intake {
-    Alert(Alert),
+    /// An alert; `recorded` is told once its `alert_received` event is durable,
+    /// so a sender can keep its own place (at-least-once delivery).
+    Alert {
+        alert: Alert,
+        recorded: Option<oneshot::Sender<()>>,
+    },
     ScenarioFinished(String),
 }
 
@@ -109,6 +127,7 @@ pub struct RuntimeParts {
     pub clock: SharedClock,
     pub policy: Arc<dyn PolicyGate>,
     pub advisories: Vec<Advisory>,
+    pub playbooks: Arc<Library>,
     pub options: RuntimeOptions,
 }
 
@@ -122,12 +141,14 @@ impl Runtime {
             clock,
             policy,
             advisories,
+            playbooks,
             options,
         } = parts;
         let ctx = AgentContext {
             log: log.clone(),
             registry,
             clock,
+            playbooks,
         };
         let (commands_tx, commands_rx) = mpsc::channel(64);
         let (intake_tx, intake_rx) = mpsc::channel(256);

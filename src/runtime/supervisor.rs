@@ -23,7 +23,7 @@ use super::{Intake, RuntimeOptions, RuntimeStatus};
 use crate::agents::AgentContext;
 use crate::agents::investigation::{InvestigationJob, investigate};
 use crate::agents::remediation::{ExecutionJob, Resume, execute};
-use crate::event::{AlertStatus, Event, EventKind, RemediationOutcome};
+use crate::event::{Alert, AlertStatus, Event, EventKind, RemediationOutcome};
 use crate::state::{IncidentStatus, InvestigationStatus, Stage, State};
 use crate::store::Subscription;
 
@@ -152,9 +152,13 @@ impl Supervisor {
 
     async fn intake(&mut self, item: Intake) {
         match item {
-            Intake::Alert(alert) => {
-                self.record("intake", EventKind::AlertReceived { alert })
+            Intake::Alert { alert, recorded } => {
+                let event = self
+                    .record("intake", EventKind::AlertReceived { alert })
                     .await;
+                if let (Some(_), Some(ack)) = (event, recorded) {
+                    let _ = ack.send(());
+                }
             }
             Intake::ScenarioFinished(name) => {
                 self.record(ACTOR, EventKind::ScenarioFinished { name })
@@ -218,6 +222,7 @@ impl Supervisor {
                     EventKind::IncidentOpened {
                         title: format!("{} on {name}", alert.name),
                         alert: alert.name.clone(),
+                        labels: alert.labels.clone(),
                         severity: alert.severity,
                         resource: alert.resource.clone(),
                         fingerprint: alert.fingerprint.clone(),
@@ -317,17 +322,33 @@ impl Supervisor {
                             investigation,
                             conclusion: "resource is not in the fleet; nothing to investigate"
                                 .into(),
+                            playbook: None,
                         },
                     )
                     .await;
             });
             return;
         };
+        let labels = self
+            .state
+            .incidents
+            .get(&inv.incident)
+            .map(|i| (i.labels.clone(), i.fingerprint.clone()))
+            .unwrap_or_default();
         let job = InvestigationJob {
             investigation,
             incident: inv.incident,
             resource: inv.resource.clone(),
-            alert: inv.alert.clone(),
+            alert: Alert {
+                name: inv.alert.clone(),
+                severity: inv.severity,
+                resource: inv.resource.clone(),
+                fingerprint: labels.1,
+                summary: String::new(),
+                labels: labels.0,
+                status: AlertStatus::Firing,
+                source: String::new(),
+            },
             connector: view.resource.connector.clone(),
             evidence_so_far,
         };
@@ -346,14 +367,48 @@ impl Supervisor {
         }
         let incident = inc.id;
         let alert_firing = inc.alert_firing;
-        let top = inv
-            .hypotheses
-            .iter()
-            .find(|h| h.recommended_action.is_some());
-        let Some((hypothesis, action)) = top
-            .filter(|h| h.confidence >= self.opts.auto_propose_confidence)
-            .and_then(|h| h.recommended_action.clone().map(|a| (h.clone(), a)))
-        else {
+        // A playbook whose branch held is the site's own rule and comes first;
+        // otherwise the best analyzer hypothesis, if it is confident enough.
+        let top = inv.hypotheses.first();
+        let from_playbook = inv.playbook.as_ref().map(|choice| {
+            (
+                choice.action.clone(),
+                format!(
+                    "playbook {} › {}: {}{}",
+                    choice.playbook,
+                    choice.branch,
+                    choice.description,
+                    top.map(|h| format!(
+                        " (top hypothesis: {}, {:.0}%)",
+                        h.title,
+                        h.confidence * 100.0
+                    ))
+                    .unwrap_or_default()
+                ),
+                Some(choice.playbook.clone()),
+            )
+        });
+        let from_analyzers = || {
+            inv.hypotheses
+                .iter()
+                .find(|h| h.recommended_action.is_some())
+                .filter(|h| h.confidence >= self.opts.auto_propose_confidence)
+                .and_then(|h| {
+                    h.recommended_action.clone().map(|a| {
+                        (
+                            a,
+                            format!(
+                                "{} ({:.0}%): {}",
+                                h.title,
+                                h.confidence * 100.0,
+                                h.reasoning
+                            ),
+                            None,
+                        )
+                    })
+                })
+        };
+        let Some((action, reason, playbook)) = from_playbook.or_else(from_analyzers) else {
             if !alert_firing {
                 self.resolve(incident, "alert resolved by itself").await;
             }
@@ -367,13 +422,9 @@ impl Supervisor {
             investigation: Some(investigation),
             environment: target.resource.environment,
             team: target.resource.team.clone(),
-            reason: format!(
-                "{} ({:.0}%): {}",
-                hypothesis.title,
-                hypothesis.confidence * 100.0,
-                hypothesis.reasoning
-            ),
+            reason,
             requested_by: "agent:remediation".into(),
+            playbook,
             action,
         };
         self.record("agent:remediation", kind).await;
@@ -453,13 +504,20 @@ impl Supervisor {
             });
             return;
         };
+        let playbook = rem
+            .playbook
+            .as_ref()
+            .and_then(|name| self.ctx.playbooks.get(name));
         let job = ExecutionJob {
             remediation,
             action: rem.action.clone(),
             connector: view.resource.connector.clone(),
             resume,
             snapshot: rem.snapshot.clone(),
-            validation: self.opts.validation,
+            validation: playbook
+                .map(|p| p.validation.clone())
+                .unwrap_or_else(|| self.opts.validation.clone()),
+            on_failure: playbook.map(|p| p.on_failure.clone()),
         };
         tokio::spawn(execute(self.ctx.clone(), job));
     }

@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::State;
-use crate::event::{AlertStatus, Event, EventKind, Evidence, Hypothesis, ResourceId, Severity};
+use crate::event::{
+    AlertStatus, Event, EventKind, Evidence, Hypothesis, PlaybookChoice, ResourceId, Severity,
+};
 
 /// Where an incident stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +23,7 @@ pub struct Incident {
     pub title: String,
     /// Name of the alert that opened it.
     pub alert: String,
+    pub labels: std::collections::BTreeMap<String, String>,
     pub severity: Severity,
     pub resource: ResourceId,
     pub fingerprint: String,
@@ -66,6 +69,7 @@ pub struct Investigation {
     pub evidence: Vec<Evidence>,
     pub hypotheses: Vec<Hypothesis>,
     pub conclusion: Option<String>,
+    pub playbook: Option<PlaybookChoice>,
     pub timeline: Vec<TimelineEntry>,
 }
 
@@ -102,6 +106,7 @@ pub(super) fn apply(state: &mut State, event: &Event) {
         EventKind::IncidentOpened {
             title,
             alert,
+            labels,
             severity,
             resource,
             fingerprint,
@@ -113,6 +118,7 @@ pub(super) fn apply(state: &mut State, event: &Event) {
                     id: seq,
                     title: title.clone(),
                     alert: alert.clone(),
+                    labels: labels.clone(),
                     severity: *severity,
                     resource: resource.clone(),
                     fingerprint: fingerprint.clone(),
@@ -186,6 +192,7 @@ pub(super) fn apply(state: &mut State, event: &Event) {
                 evidence: Vec::new(),
                 hypotheses: Vec::new(),
                 conclusion: None,
+                playbook: None,
                 timeline: Vec::new(),
             };
             inv.note(event);
@@ -215,11 +222,13 @@ pub(super) fn apply(state: &mut State, event: &Event) {
         EventKind::InvestigationConcluded {
             investigation,
             conclusion,
+            playbook,
         } => {
             if let Some(inv) = state.investigations.get_mut(investigation) {
                 inv.status = InvestigationStatus::Concluded;
                 inv.concluded_at = Some(at);
                 inv.conclusion = Some(conclusion.clone());
+                inv.playbook = playbook.clone();
                 inv.note(event);
             }
         }

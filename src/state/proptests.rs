@@ -53,6 +53,7 @@ fn kind_strategy() -> impl Strategy<Value = EventKind> {
             changes: [("image".to_string(), v)].into(),
         }),
         (rid.clone(), 0u64..40).prop_map(|(resource, alert_seq)| EventKind::IncidentOpened {
+            labels: Default::default(),
             title: "t".into(),
             alert: "A".into(),
             severity: Severity::High,
@@ -85,6 +86,7 @@ fn kind_strategy() -> impl Strategy<Value = EventKind> {
             }
         }),
         (rid.clone(), "[a-c]").prop_map(|(target, by)| EventKind::RemediationProposed {
+            playbook: None,
             incident: None,
             investigation: None,
             action: Action::new("restart_pod", target),

@@ -66,6 +66,8 @@ pub struct Remediation {
     pub team: String,
     pub reason: String,
     pub requested_by: String,
+    /// The playbook whose validation and failure plan apply.
+    pub playbook: Option<String>,
     pub proposed_at: DateTime<Utc>,
     pub decision: Option<PolicyDecision>,
     pub required_approvals: u32,
@@ -124,6 +126,7 @@ pub(super) fn apply(state: &mut State, event: &Event) {
         team,
         reason,
         requested_by,
+        playbook,
     } = &event.kind
     {
         state.remediations.insert(
@@ -137,6 +140,7 @@ pub(super) fn apply(state: &mut State, event: &Event) {
                 team: team.clone(),
                 reason: reason.clone(),
                 requested_by: requested_by.clone(),
+                playbook: playbook.clone(),
                 proposed_at: at,
                 decision: None,
                 required_approvals: 0,

@@ -79,6 +79,63 @@ async fn queued_appends_commit_as_one_group_and_ack_after_it() {
     log.close().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_longer_than_one_group_commits_in_order_across_groups() {
+    // More queued appends than one group holds, plus an `append_many` larger
+    // than a group on its own: the stages must keep seq and chain order, and
+    // the big request must stay one run of consecutive seqs.
+    let dir = tmp();
+    let (gate, gate_rx) = std::sync::mpsc::channel();
+    let log = EventLog::open_gated(dir.path(), &quick(), Some(gate_rx)).unwrap();
+    let singles = 3 * writer::MAX_GROUP_EVENTS as u64;
+    let many = 2 * writer::MAX_GROUP_EVENTS as u64 + 1;
+    let mut tasks = Vec::new();
+    for n in 0..singles {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            Ok::<_, StoreError>(vec![log.append(draft(n)).await?])
+        }));
+    }
+    let big = {
+        let log = log.clone();
+        tokio::spawn(async move { log.append_many((0..many).map(draft).collect()).await })
+    };
+    let tx = log.inner.requests.lock().unwrap().clone().unwrap();
+    while tx.max_capacity() - tx.capacity() < singles as usize {
+        tokio::task::yield_now().await;
+    }
+    drop(tx);
+    // One token per group the sequencer drains; spare tokens are harmless.
+    for _ in 0..singles + 1 {
+        gate.send(()).unwrap();
+    }
+    let mut seqs = BTreeSet::new();
+    for t in tasks {
+        for event in t.await.unwrap().unwrap() {
+            assert!(event.seq <= log.last_seq(), "acked before it was durable");
+            seqs.insert(event.seq);
+        }
+    }
+    let big = big.await.unwrap().unwrap();
+    let first = big[0].seq;
+    assert_eq!(
+        big.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (first..first + many).collect::<Vec<_>>()
+    );
+    seqs.extend(big.iter().map(|e| e.seq));
+    assert_eq!(seqs, (1..=singles + many).collect());
+    assert_eq!(log.last_seq(), singles + many);
+    assert_eq!(
+        log.verify().unwrap(),
+        VerifyReport {
+            checked: singles + many,
+            first_bad: None
+        }
+    );
+    drop(gate);
+    log.close().await.unwrap();
+}
+
 #[tokio::test]
 async fn first_event_chains_from_genesis_and_each_from_the_previous() {
     let dir = tmp();

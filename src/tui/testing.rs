@@ -330,6 +330,7 @@ pub fn fixture_events() -> Vec<Event> {
             opened,
             "supervisor",
             EventKind::IncidentOpened {
+                labels: Default::default(),
                 title: title.into(),
                 alert: "HistoricalAlert".into(),
                 severity: Severity::High,
@@ -343,6 +344,7 @@ pub fn fixture_events() -> Vec<Event> {
             opened + Duration::seconds(30),
             "remediation",
             EventKind::RemediationProposed {
+                playbook: None,
                 incident: Some(inc),
                 investigation: None,
                 action: Action::new(action, ResourceId::new(target)),
@@ -465,6 +467,7 @@ pub fn fixture_events() -> Vec<Event> {
         at(-8, 0),
         "remediation",
         EventKind::RemediationProposed {
+            playbook: None,
             incident: None,
             investigation: None,
             action: Action::new("restart_node", ResourceId::new(NODE)),
@@ -554,6 +557,7 @@ pub fn fixture_events() -> Vec<Event> {
         at(0, 11),
         "supervisor",
         EventKind::IncidentOpened {
+            labels: Default::default(),
             title: "checkout OOMKilled in prod-eu".into(),
             alert: "KubePodOOMKilled".into(),
             severity: Severity::Critical,
@@ -664,6 +668,7 @@ pub fn fixture_events() -> Vec<Event> {
         at(1, 5),
         "investigation",
         EventKind::InvestigationConcluded {
+            playbook: None,
             investigation: inv,
             conclusion: "memory limit too low for the v2.14.0 working set".into(),
         },
@@ -673,6 +678,7 @@ pub fn fixture_events() -> Vec<Event> {
         at(1, 10),
         "remediation",
         EventKind::RemediationProposed {
+            playbook: None,
             incident: Some(inc),
             investigation: Some(inv),
             action: fix,

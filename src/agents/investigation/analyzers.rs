@@ -10,6 +10,10 @@ use crate::event::{Action, Evidence, Health, HealthStatus, Hypothesis, InfraEven
 #[derive(Debug, Clone)]
 pub struct Facts {
     pub resource: ResourceId,
+    /// The resource as its connector reported it.
+    pub resource_view: crate::event::Resource,
+    /// The owner's attributes (e.g. a deployment's previous image), if any.
+    pub owner_attributes: BTreeMap<String, String>,
     pub kind: String,
     pub alert: String,
     pub health: Health,
@@ -225,6 +229,20 @@ mod tests {
     fn facts() -> Facts {
         Facts {
             resource: ResourceId::new("k8s/p/pod/x"),
+            resource_view: crate::event::Resource {
+                id: ResourceId::new("k8s/p/pod/x"),
+                name: "x".into(),
+                kind: "pod".into(),
+                provider: crate::event::Provider::Kubernetes,
+                connector: crate::event::ConnectorId::new("sim:test"),
+                environment: crate::event::Environment::Production,
+                team: "t".into(),
+                labels: BTreeMap::new(),
+                attributes: BTreeMap::new(),
+                health: Health::healthy(),
+                created_at: chrono::Utc::now(),
+            },
+            owner_attributes: BTreeMap::new(),
             kind: "pod".into(),
             alert: "KubePodCrashLooping".into(),
             health: Health::healthy(),

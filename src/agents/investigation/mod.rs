@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use chrono::Duration;
 
 use super::AgentContext;
-use crate::event::{EventKind, Evidence, Health, InfraEvent, ResourceId};
+use crate::event::{Alert, EventKind, Evidence, Health, InfraEvent, PlaybookChoice, ResourceId};
+use crate::playbook::Facts as PlaybookFacts;
 pub use analyzers::{Facts, analyze};
 
 const ACTOR: &str = "agent:investigation";
@@ -21,7 +22,8 @@ pub struct InvestigationJob {
     pub investigation: u64,
     pub incident: u64,
     pub resource: ResourceId,
-    pub alert: String,
+    /// The alert as the incident recorded it (playbooks match on it).
+    pub alert: Alert,
     /// The connector that owns the resource (from the fleet projection).
     pub connector: crate::event::ConnectorId,
     /// Evidence ids already used (a resumed investigation continues numbering).
@@ -42,6 +44,7 @@ pub async fn investigate(ctx: AgentContext, job: InvestigationJob) {
                 EventKind::InvestigationConcluded {
                     investigation: job.investigation,
                     conclusion: format!("could not complete: {e}"),
+                    playbook: None,
                 },
             )
             .await;
@@ -119,6 +122,15 @@ async fn run(ctx: &AgentContext, job: &InvestigationJob) -> anyhow::Result<()> {
     }
 
     let hypotheses = analyze(&facts, &evidence);
+    let playbook = match consult_playbook(ctx, job, &facts) {
+        Ok(choice) => choice,
+        Err(e) => {
+            // A broken playbook never blocks the investigation: say so and go on without it.
+            ctx.report_error("investigation", format!("playbook: {e}"))
+                .await;
+            None
+        }
+    };
     let conclusion = match hypotheses.first() {
         Some(top) => format!(
             "most likely: {} ({:.0}%){}",
@@ -130,6 +142,13 @@ async fn run(ctx: &AgentContext, job: &InvestigationJob) -> anyhow::Result<()> {
             }
         ),
         None => "no hypothesis".to_string(),
+    };
+    let conclusion = match &playbook {
+        Some(choice) => format!(
+            "{conclusion}; playbook {} › {} chose {}",
+            choice.playbook, choice.branch, choice.action.name
+        ),
+        None => conclusion,
     };
     ctx.record(
         ACTOR,
@@ -144,6 +163,7 @@ async fn run(ctx: &AgentContext, job: &InvestigationJob) -> anyhow::Result<()> {
         EventKind::InvestigationConcluded {
             investigation: job.investigation,
             conclusion,
+            playbook,
         },
     )
     .await?;
@@ -201,10 +221,20 @@ async fn gather(ctx: &AgentContext, job: &InvestigationJob) -> anyhow::Result<Fa
         }
         _ => None,
     };
+    let owner_attributes = match &owner {
+        Some(o) => resources
+            .iter()
+            .find(|r| &r.id == o)
+            .map(|r| r.attributes.clone())
+            .unwrap_or_default(),
+        None => BTreeMap::new(),
+    };
     Ok(Facts {
         resource: job.resource.clone(),
+        resource_view: resource.clone(),
+        owner_attributes,
         kind: resource.kind.clone(),
-        alert: job.alert.clone(),
+        alert: job.alert.name.clone(),
         health,
         events,
         changes,
@@ -255,4 +285,89 @@ fn summarize_metrics(m: &BTreeMap<String, f64>) -> String {
     } else {
         parts.join(", ")
     }
+}
+
+/// Asks the playbook that matches the alert, if any, what it would do given
+/// the gathered facts. The facts are named as playbooks document them
+/// (`health.*`, `metrics.*`, `changes.*`, `events.*`, `resource.*`, `alert.*`).
+fn consult_playbook(
+    ctx: &AgentContext,
+    job: &InvestigationJob,
+    facts: &Facts,
+) -> anyhow::Result<Option<PlaybookChoice>> {
+    let Some(playbook) = ctx.playbooks.matching(&job.alert) else {
+        return Ok(None);
+    };
+    let pf = playbook_facts(job, facts, ctx.clock.now());
+    let target = facts
+        .owner
+        .clone()
+        .unwrap_or_else(|| facts.resource.clone());
+    let decision = playbook.decide(&pf, &target)?;
+    Ok(decision.map(|d| PlaybookChoice {
+        playbook: playbook.name.clone(),
+        branch: d.branch,
+        description: d.description,
+        action: d.action,
+    }))
+}
+
+fn playbook_facts(
+    job: &InvestigationJob,
+    f: &Facts,
+    now: chrono::DateTime<chrono::Utc>,
+) -> PlaybookFacts {
+    let mut pf = PlaybookFacts::new();
+    pf.add_alert(&job.alert);
+    pf.add_resource(&f.resource_view);
+    pf.add_health(&f.health);
+    for (k, v) in &f.metrics {
+        pf.set(format!("metrics.{k}"), *v);
+    }
+    // Aliases under the names the playbooks use.
+    let m = |k: &str| f.metrics.get(k).copied();
+    if let Some(need) = m("memory_need_mib") {
+        pf.set("metrics.memory_peak_mib", need);
+    }
+    if let Some(l) = m("latency_ms") {
+        pf.set("metrics.latency_p99_ms", l);
+    }
+    if let Some(d) = m("disk_used_pct") {
+        pf.set("metrics.disk_usage_ratio", d / 100.0);
+    }
+    if let Some(r) = f
+        .attributes
+        .get("reclaimable_pct")
+        .and_then(|v| v.parse::<f64>().ok())
+    {
+        pf.set("metrics.disk_reclaimable_ratio", r / 100.0);
+    }
+    if let Some(c) = m("cpu_util_pct") {
+        pf.set("metrics.cpu_usage_ratio", c / 100.0);
+    }
+    if let Some(r) = m("owner_replicas") {
+        pf.set("metrics.replicas", r);
+    }
+    pf.set("events.count", f.events.len() as f64);
+    pf.set("events.restarts", m("restarts").unwrap_or(0.0));
+    let deploy = f
+        .changes
+        .iter()
+        .filter(|c| c.reason == "ScalingReplicaSet" || c.message.contains("rollout"))
+        .max_by_key(|c| c.at);
+    pf.set("changes.count", f.changes.len() as f64);
+    pf.set("changes.recent_deploy", deploy.is_some());
+    if let Some(d) = deploy {
+        pf.set(
+            "changes.minutes_since_deploy",
+            ((now - d.at).num_seconds() as f64 / 60.0).round(),
+        );
+    }
+    pf.set(
+        "changes.previous_revision_available",
+        f.owner_attributes
+            .get("previous_image")
+            .is_some_and(|v| !v.is_empty()),
+    );
+    pf
 }

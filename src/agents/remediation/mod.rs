@@ -3,12 +3,9 @@
 //! *whether* to run (policy allow, approvals); this module only runs what it
 //! is handed, and re-checks that hand-off before touching anything.
 
-use std::time::Duration;
-
 use super::AgentContext;
-use crate::event::{
-    Action, ActionOutcome, ConnectorId, EventKind, HealthStatus, RemediationOutcome, Snapshot,
-};
+use crate::event::{Action, ActionOutcome, ConnectorId, EventKind, RemediationOutcome, Snapshot};
+use crate::playbook::{FailurePlan, ValidationSpec, Verdict};
 
 const ACTOR: &str = "agent:remediation";
 
@@ -26,22 +23,6 @@ pub enum Resume {
     Restore,
 }
 
-/// How validation polls.
-#[derive(Debug, Clone, Copy)]
-pub struct Validation {
-    pub timeout: Duration,
-    pub interval: Duration,
-}
-
-impl Default for Validation {
-    fn default() -> Self {
-        Self {
-            timeout: Duration::from_secs(90),
-            interval: Duration::from_secs(3),
-        }
-    }
-}
-
 /// One remediation handed to the executor.
 #[derive(Debug, Clone)]
 pub struct ExecutionJob {
@@ -52,7 +33,10 @@ pub struct ExecutionJob {
     pub resume: Resume,
     /// The recorded snapshot when resuming after it was taken.
     pub snapshot: Option<Snapshot>,
-    pub validation: Validation,
+    /// What counts as fixed, and how long to poll for it.
+    pub validation: ValidationSpec,
+    /// The playbook's plan when validation fails (restore, then escalate).
+    pub on_failure: Option<FailurePlan>,
 }
 
 /// Runs the job to a `remediation_finished` event.
@@ -146,6 +130,20 @@ async fn run(ctx: &AgentContext, job: ExecutionJob) -> anyhow::Result<()> {
     }
 
     debug_assert_eq!(resume, Resume::Restore);
+    let plan = job.on_failure.clone();
+    if plan.as_ref().is_some_and(|p| !p.restore) {
+        escalate(ctx, id, plan.as_ref()).await?;
+        ctx.record(
+            ACTOR,
+            EventKind::RemediationFinished {
+                remediation: id,
+                status: RemediationOutcome::Failed,
+                detail: "validation failed; the playbook says not to restore: escalated".into(),
+            },
+        )
+        .await?;
+        return Ok(());
+    }
     let Some(snapshot) = snapshot else {
         anyhow::bail!("no snapshot recorded; cannot restore");
     };
@@ -166,6 +164,7 @@ async fn run(ctx: &AgentContext, job: ExecutionJob) -> anyhow::Result<()> {
         },
     )
     .await?;
+    escalate(ctx, id, plan.as_ref()).await?;
     ctx.record(
         ACTOR,
         EventKind::RemediationFinished {
@@ -186,44 +185,43 @@ async fn run(ctx: &AgentContext, job: ExecutionJob) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Polls the target's real health until healthy or the timeout passes.
+/// Tells the failure plan's contacts, in order, that a human is needed.
+async fn escalate(ctx: &AgentContext, id: u64, plan: Option<&FailurePlan>) -> anyhow::Result<()> {
+    let Some(plan) = plan else { return Ok(()) };
+    for contact in &plan.escalate {
+        ctx.record(
+            "notify",
+            EventKind::NotificationSent {
+                channel: "escalation".into(),
+                to: contact.clone(),
+                subject: format!("remediation #{id}: {}", plan.message),
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Polls the target's real health until the spec is met or its timeout passes.
 async fn validate(
     ctx: &AgentContext,
     connector: &dyn crate::connectors::InfraConnector,
     job: &ExecutionJob,
 ) -> (bool, String) {
-    let start = ctx.clock.now();
-    let deadline = start + chrono::Duration::from_std(job.validation.timeout).unwrap_or_default();
-    let mut polls = 0u32;
+    let mut run = job.validation.start(ctx.clock.now());
     loop {
-        polls += 1;
-        match connector.health(&job.action.target).await {
-            Ok(h) if h.status == HealthStatus::Healthy => {
-                let secs = (ctx.clock.now() - start).num_milliseconds() as f64 / 1000.0;
-                return (
-                    true,
-                    format!(
-                        "{} healthy after {secs:.0}s ({polls} polls)",
-                        job.action.target
-                    ),
-                );
-            }
-            Ok(h) if ctx.clock.now() >= deadline => {
-                return (
-                    false,
-                    format!(
-                        "{} still {} ({}) after {}s",
-                        job.action.target,
-                        h.status.as_str(),
-                        h.reason,
-                        job.validation.timeout.as_secs()
-                    ),
-                );
-            }
-            Err(e) if ctx.clock.now() >= deadline => {
-                return (false, format!("health check failing at timeout: {e}"));
-            }
-            _ => ctx.clock.sleep(job.validation.interval).await,
+        let health = match connector.health(&job.action.target).await {
+            Ok(h) => h,
+            Err(e) => crate::event::Health::new(
+                crate::event::HealthStatus::Unknown,
+                "HealthCheckFailed",
+                e.to_string(),
+            ),
+        };
+        match run.observe(&health, ctx.clock.now()) {
+            Verdict::Passed(detail) => return (true, format!("{}: {detail}", job.action.target)),
+            Verdict::Failed(detail) => return (false, format!("{}: {detail}", job.action.target)),
+            Verdict::Pending => ctx.clock.sleep(run.interval()).await,
         }
     }
 }

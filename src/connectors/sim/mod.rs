@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::{ConnectorError, InfraConnector, Registry, Result, Scope, TimeWindow};
@@ -147,7 +147,7 @@ impl Sim {
     pub async fn play(
         self: Arc<Self>,
         scenario: Scenario,
-        alerts: mpsc::Sender<Alert>,
+        alerts: mpsc::Sender<(Alert, oneshot::Sender<()>)>,
         cancel: CancellationToken,
     ) {
         loop {
@@ -197,18 +197,23 @@ impl Sim {
                         .ok()
                         .map(|r| scenario::alert_for(a, r))
                 });
-                inner.next_step = next + 1;
                 alert
             };
+            // The step's changes are idempotent; the step counts as done only
+            // once its alert is durably recorded, so a crash in between
+            // re-applies it and re-sends the alert rather than losing it.
             self.save();
             if !step.note.is_empty() {
                 tracing::info!(step = next + 1, "scenario: {}", step.note);
             }
-            if let Some(alert) = alert
-                && alerts.send(alert).await.is_err()
-            {
-                return;
+            if let Some(alert) = alert {
+                let (ack, recorded) = oneshot::channel();
+                if alerts.send((alert, ack)).await.is_err() || recorded.await.is_err() {
+                    return;
+                }
             }
+            self.lock().next_step = next + 1;
+            self.save();
         }
         let started = self.lock().started_at;
         let end = started + chrono::Duration::seconds(scenario.duration_secs as i64);
