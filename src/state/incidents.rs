@@ -162,16 +162,14 @@ pub(super) fn apply(state: &mut State, event: &Event) {
             if let Some(inc) = state.incidents.get_mut(incident)
                 && inc.status != IncidentStatus::Resolved
             {
-                {
-                    inc.status = IncidentStatus::Resolved;
-                    inc.resolved_at = Some(at);
-                    inc.resolution = Some(resolution.clone());
-                    state.open_fingerprints.remove(&inc.fingerprint);
-                    let minutes = (at - inc.opened_at).num_milliseconds() as f64 / 60_000.0;
-                    state
-                        .learning
-                        .record_mttr(at, inc.title.clone(), minutes.max(0.0));
-                }
+                inc.status = IncidentStatus::Resolved;
+                inc.resolved_at = Some(at);
+                inc.resolution = Some(resolution.clone());
+                state.open_fingerprints.remove(&inc.fingerprint);
+                let minutes = (at - inc.opened_at).num_milliseconds() as f64 / 60_000.0;
+                state
+                    .learning
+                    .record_mttr(at, inc.title.clone(), minutes.max(0.0));
             }
         }
         EventKind::InvestigationStarted {

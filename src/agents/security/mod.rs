@@ -137,28 +137,26 @@ impl SecurityAgent {
                 .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
                 .map(|t| t.with_timezone(&Utc))
         {
-            {
-                let left = expires - now;
-                if left <= Duration::days(7) {
-                    out.push(SecurityFinding {
-                        id: format!("credential-expiry@{}", r.id),
-                        category: "credential".into(),
-                        severity: if left <= Duration::zero() {
-                            Severity::Critical
-                        } else {
-                            Severity::High
-                        },
-                        resource: r.id.clone(),
-                        title: format!("credential {} expires {}", r.name, expires.date_naive()),
-                        detail: format!(
-                            "{} day(s) left; rotate before expiry",
-                            left.num_days().max(0)
-                        ),
-                        expires_at: Some(expires),
-                        control: Some("SOC2:CC6.1".into()),
-                        open: true,
-                    });
-                }
+            let left = expires - now;
+            if left <= Duration::days(7) {
+                out.push(SecurityFinding {
+                    id: format!("credential-expiry@{}", r.id),
+                    category: "credential".into(),
+                    severity: if left <= Duration::zero() {
+                        Severity::Critical
+                    } else {
+                        Severity::High
+                    },
+                    resource: r.id.clone(),
+                    title: format!("credential {} expires {}", r.name, expires.date_naive()),
+                    detail: format!(
+                        "{} day(s) left; rotate before expiry",
+                        left.num_days().max(0)
+                    ),
+                    expires_at: Some(expires),
+                    control: Some("SOC2:CC6.1".into()),
+                    open: true,
+                });
             }
         }
         out

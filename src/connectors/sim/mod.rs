@@ -182,22 +182,19 @@ impl Sim {
                     && let Ok(resource) =
                         scenario::resolve(world, e.resource.as_ref(), e.first_pod_of.as_ref())
                 {
-                    {
-                        world.record(InfraEvent {
-                            at: now,
-                            resource,
-                            kind: e.kind.clone(),
-                            reason: e.reason.clone(),
-                            message: e.message.clone(),
-                        });
-                    }
+                    world.record(InfraEvent {
+                        at: now,
+                        resource,
+                        kind: e.kind.clone(),
+                        reason: e.reason.clone(),
+                        message: e.message.clone(),
+                    });
                 }
-                let alert = step.alert.as_ref().and_then(|a| {
+                step.alert.as_ref().and_then(|a| {
                     scenario::resolve(world, a.resource.as_ref(), a.first_pod_of.as_ref())
                         .ok()
                         .map(|r| scenario::alert_for(a, r))
-                });
-                alert
+                })
             };
             // The step's changes are idempotent; the step counts as done only
             // once its alert is durably recorded, so a crash in between
