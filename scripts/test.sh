@@ -19,6 +19,10 @@ cargo clippy --all-targets -- -D warnings
 
 echo "== build tests"
 cargo build --bins
+
+echo "== policy tests (Rego, through the real binary)"
+"$CARGO_TARGET_DIR/debug/shieldops" policy test policies/
+"$CARGO_TARGET_DIR/debug/shieldops" playbook validate playbooks/
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --no-run
   echo "== run tests"
@@ -29,5 +33,3 @@ else
   cargo test --no-fail-fast
 fi
 
-echo "== policy tests"
-"$CARGO_TARGET_DIR/debug/shieldops" policy test policies/
