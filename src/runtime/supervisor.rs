@@ -177,29 +177,26 @@ impl Supervisor {
                     }
                     return;
                 }
-                if let Some(&incident) = self.state.open_fingerprints.get(&alert.fingerprint) {
-                    self.record(
-                        ACTOR,
-                        EventKind::IncidentCorrelated {
-                            incident,
-                            alert_seq: event.seq,
-                        },
-                    )
-                    .await;
-                    return;
-                }
+                // Same fingerprint while open, or the same resource within the
+                // correlation window: one incident, not a new one per alert.
                 let window =
                     chrono::Duration::from_std(self.opts.correlation_window).unwrap_or_default();
                 let related = self
                     .state
-                    .incidents
-                    .values()
-                    .find(|i| {
-                        i.status != IncidentStatus::Resolved
-                            && i.resource == alert.resource
-                            && event.at - i.opened_at <= window
-                    })
-                    .map(|i| i.id);
+                    .open_fingerprints
+                    .get(&alert.fingerprint)
+                    .copied()
+                    .or_else(|| {
+                        self.state
+                            .incidents
+                            .values()
+                            .find(|i| {
+                                i.status != IncidentStatus::Resolved
+                                    && i.resource == alert.resource
+                                    && event.at - i.opened_at <= window
+                            })
+                            .map(|i| i.id)
+                    });
                 if let Some(incident) = related {
                     self.record(
                         ACTOR,
