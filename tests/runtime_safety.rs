@@ -361,5 +361,72 @@ async fn a_deny_from_the_rego_bundle_makes_execution_unreachable() {
     assert!(refused.is_err());
     assert_eq!(h.count("snapshot_taken", rem.id), 0);
     assert_eq!(h.count("action_executed", rem.id), 0);
+
+    // An override is a new, recorded proposal that costs one extra approval.
+    let no_reason = h
+        .command(
+            "alice",
+            Command::OverrideFreeze {
+                remediation: rem.id,
+                reason: " ".into(),
+            },
+        )
+        .await;
+    assert!(no_reason.is_err());
+    h.command(
+        "alice",
+        Command::OverrideFreeze {
+            remediation: rem.id,
+            reason: "checkout is down".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let state = h
+        .until("the override to await approval", |s| {
+            s.remediations
+                .values()
+                .any(|r| r.stage == Stage::AwaitingApproval)
+        })
+        .await;
+    let over = state.approval_queue()[0].clone();
+    assert_ne!(over.id, rem.id);
+    assert_eq!(over.requested_by, "alice");
+    let baseline = rem.decision.as_ref().unwrap().required_approvals.max(1);
+    assert_eq!(over.required_approvals, baseline + 1, "one extra approval");
+    assert!(
+        h.command(
+            "alice",
+            Command::Approve {
+                remediation: over.id,
+                comment: String::new()
+            }
+        )
+        .await
+        .is_err(),
+        "the operator who asked for the override cannot approve it"
+    );
+    for approver in ["bob", "carol", "dave"]
+        .iter()
+        .take(over.required_approvals as usize)
+    {
+        assert_eq!(h.count("action_executed", over.id), 0);
+        h.command(
+            approver,
+            Command::Approve {
+                remediation: over.id,
+                comment: "freeze override".into(),
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let state = h
+        .until("the override to finish", |s| {
+            matches!(s.remediations[&over.id].stage, Stage::Finished(_))
+        })
+        .await;
+    assert_eq!(state.remediations[&over.id].stage.label(), "succeeded");
+    assert_eq!(h.count("action_executed", over.id), 1);
     h.stop().await;
 }

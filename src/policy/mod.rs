@@ -15,7 +15,10 @@ pub use bundle::{Bundle, EMBEDDED_POLICIES};
 pub use canonical::canonical_json;
 pub use cli::{policy_eval, policy_test};
 pub use gate::{DECISION_RULE, Evaluator, Gate, GateOptions, check_decision};
-pub use input::{ActionInput, PolicyInput, RateInput, RequesterInput, TargetInput, TimeInput};
+pub use input::{
+    ActionInput, FREEZE_OVERRIDE_PARAM, PolicyInput, RateInput, RequesterInput, TargetInput,
+    TimeInput,
+};
 
 use std::path::PathBuf;
 

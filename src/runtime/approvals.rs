@@ -30,6 +30,53 @@ pub fn check_denial(state: &State, id: u64, reason: &str, read_only: bool) -> Re
     awaiting(state, id).map(|_| ())
 }
 
+/// Whether remediation `id`, denied by a change freeze, may be re-proposed
+/// with a freeze override (the policy then requires its extra approval).
+pub fn check_freeze_override<'s>(
+    state: &'s State,
+    id: u64,
+    reason: &str,
+    read_only: bool,
+) -> Result<&'s Remediation, String> {
+    if read_only {
+        return Err("read-only mode: overrides are disabled".into());
+    }
+    if reason.trim().is_empty() {
+        return Err("a reason is required to override a change freeze".into());
+    }
+    let rem = state
+        .remediations
+        .get(&id)
+        .ok_or_else(|| format!("no remediation #{id}"))?;
+    let frozen = rem
+        .decision
+        .as_ref()
+        .is_some_and(|d| d.deny.iter().any(|r| r.starts_with("freeze")));
+    if rem.stage != Stage::Finished(crate::event::RemediationOutcome::Denied) || !frozen {
+        return Err(format!(
+            "remediation #{id} was not denied by a change freeze"
+        ));
+    }
+    if rem
+        .action
+        .params
+        .get(crate::policy::FREEZE_OVERRIDE_PARAM)
+        .map(String::as_str)
+        == Some("true")
+    {
+        return Err(format!("remediation #{id} already overrode the freeze"));
+    }
+    let incident_busy = rem.incident.is_some_and(|inc| {
+        state.remediations.values().any(|r| {
+            r.id != id && r.incident == Some(inc) && !matches!(r.stage, Stage::Finished(_))
+        })
+    });
+    if incident_busy {
+        return Err("another remediation for this incident is still in flight".into());
+    }
+    Ok(rem)
+}
+
 /// A remediation runs only with a recorded allow, every required approval
 /// from distinct people other than the requester, no denial, and not in read-only mode.
 pub fn cleared_for_execution(rem: &Remediation, read_only: bool) -> bool {

@@ -54,6 +54,9 @@ pub enum Command {
     Approve { remediation: u64, comment: String },
     /// Deny a pending remediation; the reason is required.
     Deny { remediation: u64, reason: String },
+    /// Re-propose a remediation that a change freeze denied, as a recorded
+    /// freeze override: the policy then asks for its extra approval.
+    OverrideFreeze { remediation: u64, reason: String },
     /// Acknowledge an incident.
     Acknowledge { incident: u64 },
     /// Run the security scan now.
@@ -68,6 +71,9 @@ impl Command {
         match self {
             Command::Approve { remediation, .. } => format!("approve #{remediation}"),
             Command::Deny { remediation, .. } => format!("deny #{remediation}"),
+            Command::OverrideFreeze { remediation, .. } => {
+                format!("override the change freeze for #{remediation}")
+            }
             Command::Acknowledge { incident } => format!("acknowledge incident #{incident}"),
             Command::Rescan => "rescan".to_string(),
             Command::Shutdown => "shutdown".to_string(),

@@ -619,6 +619,42 @@ impl Supervisor {
                 .await;
                 Ok(format!("denied #{remediation}"))
             }
+            Command::OverrideFreeze {
+                remediation,
+                reason,
+            } => {
+                let rem = approvals::check_freeze_override(
+                    &self.state,
+                    remediation,
+                    &reason,
+                    self.opts.read_only,
+                )?;
+                let action = rem
+                    .action
+                    .clone()
+                    .with(crate::policy::FREEZE_OVERRIDE_PARAM, "true");
+                let kind = EventKind::RemediationProposed {
+                    incident: rem.incident,
+                    investigation: rem.investigation,
+                    environment: rem.environment,
+                    team: rem.team.clone(),
+                    reason: format!(
+                        "change-freeze override of #{remediation} by {}: {reason}",
+                        by.name
+                    ),
+                    // The operator asks now, so the operator cannot also approve it.
+                    requested_by: by.name.clone(),
+                    playbook: rem.playbook.clone(),
+                    action,
+                };
+                match self.record(&format!("operator:{}", by.name), kind).await {
+                    Some(event) => Ok(format!(
+                        "re-proposed #{remediation} as #{} with a freeze override",
+                        event.seq
+                    )),
+                    None => Err("could not record the override".into()),
+                }
+            }
             Command::Acknowledge { incident } => {
                 let inc = self
                     .state
