@@ -31,6 +31,22 @@ use crate::event::{Event, EventKind};
 use crate::runtime::command::{Command, CommandReply, Identity};
 use crate::state::{Stage, State};
 
+/// The pane context over an app's fields. A macro rather than a method so
+/// the `panes` field can still be borrowed mutably beside the context.
+macro_rules! pane_ctx {
+    ($app:expr, $theme:expr) => {
+        Ctx {
+            state: &$app.state,
+            theme: $theme,
+            keymap: &$app.keymap,
+            now: $app.now,
+            gens: $app.gens,
+            fleet_changes: &$app.fleet_changes,
+            read_only: $app.read_only,
+        }
+    };
+}
+
 /// Smallest screen the full layout is drawn on; below it a one-line notice is shown.
 pub const MIN_WIDTH: u16 = 40;
 /// See [`MIN_WIDTH`].
@@ -356,15 +372,7 @@ impl App {
 
     fn focus_pane(&mut self, id: PaneId) {
         self.focus = id;
-        let ctx = Ctx {
-            state: &self.state,
-            theme: &self.theme,
-            keymap: &self.keymap,
-            now: self.now,
-            gens: self.gens,
-            fleet_changes: &self.fleet_changes,
-            read_only: self.read_only,
-        };
+        let ctx = pane_ctx!(self, &self.theme);
         self.panes.get(id).on_focus(&ctx);
     }
 
@@ -417,15 +425,7 @@ impl App {
                 return;
             }
         }
-        let ctx = Ctx {
-            state: &self.state,
-            theme: &self.theme,
-            keymap: &self.keymap,
-            now: self.now,
-            gens: self.gens,
-            fleet_changes: &self.fleet_changes,
-            read_only: self.read_only,
-        };
+        let ctx = pane_ctx!(self, &self.theme);
         // Approve and deny always go to the app so read-only mode can explain itself anywhere.
         if !matches!(action, Action::Approve | Action::Deny)
             && self.panes.get(self.focus).handle(action, &ctx) == Handled::Consumed
@@ -791,15 +791,7 @@ impl App {
         .areas(area);
         self.draw_header(f, header, &t);
         self.draw_tabs(f, tabs, &t);
-        let ctx = Ctx {
-            state: &self.state,
-            theme: &t,
-            keymap: &self.keymap,
-            now: self.now,
-            gens: self.gens,
-            fleet_changes: &self.fleet_changes,
-            read_only: self.read_only,
-        };
+        let ctx = pane_ctx!(self, &t);
         self.panes.get(self.focus).draw(f, body, &ctx);
         self.draw_status(f, status, &t);
         self.draw_footer(f, footer, &t);
@@ -1004,15 +996,7 @@ impl App {
     }
 
     fn draw_footer(&self, f: &mut Frame, area: Rect, t: &Theme) {
-        let ctx = Ctx {
-            state: &self.state,
-            theme: t,
-            keymap: &self.keymap,
-            now: self.now,
-            gens: self.gens,
-            fleet_changes: &self.fleet_changes,
-            read_only: self.read_only,
-        };
+        let ctx = pane_ctx!(self, t);
         // While a dialog is open only its own keys do anything, so only they are offered.
         let actions = if matches!(self.mode, Mode::Dialog(_)) {
             vec![Action::Submit, Action::Back]
@@ -1170,15 +1154,7 @@ impl App {
             .style(t.dialog);
         let inner = block.inner(r);
         f.render_widget(block, r);
-        let ctx = Ctx {
-            state: &self.state,
-            theme: t,
-            keymap: &self.keymap,
-            now: self.now,
-            gens: self.gens,
-            fleet_changes: &self.fleet_changes,
-            read_only: self.read_only,
-        };
+        let ctx = pane_ctx!(self, t);
         // Summary: action, target, environment, risk, approvals, policy reasons and controls.
         let all = remediation_lines(rem, &self.state, &ctx);
         let mut summary: Vec<Line<'static>> = all.into_iter().take(3).collect();

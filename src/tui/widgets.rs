@@ -175,10 +175,33 @@ pub fn field(
     label_style: Style,
     value_style: Style,
 ) -> Line<'static> {
-    Line::from(vec![
-        Span::styled(format!("{label:<12}"), label_style),
-        Span::styled(value.into(), value_style),
-    ])
+    labeled(
+        label,
+        12,
+        label_style,
+        vec![Span::styled(value.into(), value_style)],
+    )
+}
+
+/// A detail line: `label` padded to `width` columns, then the `value` spans.
+pub fn labeled(
+    label: &str,
+    width: usize,
+    label_style: Style,
+    value: Vec<Span<'static>>,
+) -> Line<'static> {
+    let mut spans = vec![Span::styled(format!("{label:<width$}"), label_style)];
+    spans.extend(value);
+    Line::from(spans)
+}
+
+/// The whole word in a wide column, its first four characters in a narrow one.
+pub fn narrow(word: &str, wide: bool) -> String {
+    if wide {
+        word.to_string()
+    } else {
+        word.chars().take(4).collect()
+    }
 }
 
 #[cfg(test)]
@@ -217,6 +240,21 @@ mod tests {
         assert_eq!(money(1_400_000, true), "$14,000");
         assert_eq!(money(99_950, true), "$1,000");
         assert_eq!(money(5, false), "$0.05");
+    }
+
+    #[test]
+    fn labels_pad_and_narrow_columns_cut() {
+        let s = Style::default();
+        let line = labeled("kind", 6, s, vec![Span::raw("a"), Span::raw("b")]);
+        let text: Vec<&str> = line.spans.iter().map(|s| s.content.as_ref()).collect();
+        assert_eq!(text, ["kind  ", "a", "b"]);
+        assert_eq!(
+            field("id", "x", s, s).spans[0].content,
+            format!("{:<12}", "id")
+        );
+        assert_eq!(narrow("critical", false), "crit");
+        assert_eq!(narrow("critical", true), "critical");
+        assert_eq!(narrow("low", false), "low");
     }
 
     #[test]

@@ -66,11 +66,7 @@ fn spend_block(f: &mut Frame, area: Rect, title: &str, rows: &[(String, u64)], c
 impl Pane for CostPane {
     fn handle(&mut self, action: Action, ctx: &Ctx) -> Handled {
         let len = ctx.state.cost.recommendations.len();
-        if self.scroll.navigate(action, len) {
-            Handled::Consumed
-        } else {
-            Handled::NotConsumed
-        }
+        Handled::consumed_if(self.scroll.navigate(action, len))
     }
 
     fn draw(&mut self, f: &mut Frame, area: Rect, ctx: &Ctx) {

@@ -7,12 +7,15 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
-use ratatui::text::{Line, Span};
+use ratatui::text::Span;
 
-use super::{Ctx, DetailScroll, Handled, Pane, block, col, draw_detail, draw_table};
+use super::{
+    Ctx, DetailScroll, Handled, Pane, block, clear_filter_on_back, col, draw_detail, draw_missing,
+    draw_table, handle_detail, open_detail,
+};
 use crate::state::EventLine;
 use crate::tui::keymap::Action;
-use crate::tui::widgets::Scroll;
+use crate::tui::widgets::{Scroll, labeled};
 
 /// Events pane state.
 #[derive(Debug)]
@@ -116,16 +119,8 @@ impl EventsPane {
 
 impl Pane for EventsPane {
     fn handle(&mut self, action: Action, ctx: &Ctx) -> Handled {
-        if self.open.is_some() {
-            if action == Action::Back {
-                self.open = None;
-                return Handled::Consumed;
-            }
-            return if self.detail.navigate(action) {
-                Handled::Consumed
-            } else {
-                Handled::NotConsumed
-            };
+        if let Some(handled) = handle_detail(&mut self.open, &mut self.detail, action) {
+            return handled;
         }
         let len = self.rows(ctx).len();
         if self.follow {
@@ -138,52 +133,37 @@ impl Pane for EventsPane {
         match action {
             Action::Open => {
                 let selected = self.scroll.selected;
-                if let Some(seq) = self.rows(ctx).get(selected).copied() {
-                    self.open = Some(seq);
-                    self.detail = DetailScroll::default();
-                }
-                Handled::Consumed
+                let seq = self.rows(ctx).get(selected).copied();
+                open_detail(&mut self.open, &mut self.detail, seq)
             }
-            Action::Back if !self.filter.is_empty() => {
-                self.filter.clear();
-                Handled::Consumed
-            }
-            _ => Handled::NotConsumed,
+            _ => clear_filter_on_back(action, &mut self.filter),
         }
     }
 
     fn draw(&mut self, f: &mut Frame, area: Rect, ctx: &Ctx) {
         let t = ctx.theme;
         if let Some(seq) = self.open {
-            let mut lines = Vec::new();
-            match Self::line(ctx, seq) {
-                None => lines.push(Line::styled(
+            let title = format!(" 7 Events › {seq} ");
+            let Some(l) = Self::line(ctx, seq) else {
+                return draw_missing(
+                    f,
+                    area,
+                    title,
                     format!("event {seq} has left the live tail (see `shieldops log export`)"),
-                    t.warn,
-                )),
-                Some(l) => {
-                    let row = |k: &str, v: String, s: Style| {
-                        Line::from(vec![
-                            Span::styled(format!("{k:<9}"), t.dim),
-                            Span::styled(v, s),
-                        ])
-                    };
-                    lines.push(row("seq", l.seq.to_string(), t.accent));
-                    lines.push(row("at", crate::event::rfc3339(&l.at), Style::default()));
-                    lines.push(row("actor", l.actor.clone(), Style::default()));
-                    lines.push(row("kind", l.kind.clone(), t.accent));
-                    lines.push(row("summary", l.summary.clone(), Style::default()));
-                    lines.push(row("hash", l.hash.clone(), t.dim));
-                }
-            }
-            draw_detail(
-                f,
-                area,
-                block(format!(" 7 Events › {seq} "), ctx),
-                lines,
-                &mut self.detail,
-                ctx,
-            );
+                    &mut self.detail,
+                    ctx,
+                );
+            };
+            let row = |k: &str, v: String, s: Style| labeled(k, 9, t.dim, vec![Span::styled(v, s)]);
+            let lines = vec![
+                row("seq", l.seq.to_string(), t.accent),
+                row("at", crate::event::rfc3339(&l.at), Style::default()),
+                row("actor", l.actor.clone(), Style::default()),
+                row("kind", l.kind.clone(), t.accent),
+                row("summary", l.summary.clone(), Style::default()),
+                row("hash", l.hash.clone(), t.dim),
+            ];
+            draw_detail(f, area, block(title, ctx), lines, &mut self.detail, ctx);
             return;
         }
         let wide = area.width >= 110;

@@ -13,11 +13,14 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::{Ctx, DetailScroll, Handled, Pane, block, col, draw_detail, draw_table, heading};
+use super::{
+    Ctx, DetailScroll, Handled, Pane, block, clear_filter_on_back, col, draw_detail, draw_missing,
+    draw_table, handle_detail, heading, open_detail, set_list_filter, view_hints,
+};
 use crate::event::{HealthStatus, ResourceId};
 use crate::state::{HealthCounts, IncidentStatus, ResourceView};
 use crate::tui::keymap::Action;
-use crate::tui::widgets::{Scroll, age};
+use crate::tui::widgets::{Scroll, age, labeled};
 
 /// More changed resources than this since the last build means a full re-sort.
 const MAX_INCREMENTAL: usize = 256;
@@ -300,25 +303,18 @@ impl FleetPane {
         let state = ctx.state;
         let mut lines: Vec<Line<'static>> = Vec::new();
         let Some(view) = state.fleet.get(id) else {
-            lines.push(Line::styled(format!("{id} is gone from the fleet"), t.warn));
-            draw_detail(
+            return draw_missing(
                 f,
                 area,
-                block(format!(" 1 Fleet › {id} "), ctx),
-                lines,
+                format!(" 1 Fleet › {id} "),
+                format!("{id} is gone from the fleet"),
                 &mut self.detail,
                 ctx,
             );
-            return;
         };
         let r = &view.resource;
         let label = t.dim;
-        let field = |k: &str, v: String, s: Style| {
-            Line::from(vec![
-                Span::styled(format!("{k:<11}"), label),
-                Span::styled(v, s),
-            ])
-        };
+        let field = |k: &str, v: String, s: Style| labeled(k, 11, label, vec![Span::styled(v, s)]);
         lines.push(field("id", r.id.to_string(), t.accent));
         lines.push(field(
             "kind",
@@ -411,16 +407,8 @@ impl FleetPane {
 
 impl Pane for FleetPane {
     fn handle(&mut self, action: Action, ctx: &Ctx) -> Handled {
-        if self.drill.is_some() {
-            if action == Action::Back {
-                self.drill = None;
-                return Handled::Consumed;
-            }
-            return if self.detail.navigate(action) {
-                Handled::Consumed
-            } else {
-                Handled::NotConsumed
-            };
+        if let Some(handled) = handle_detail(&mut self.drill, &mut self.detail, action) {
+            return handled;
         }
         self.refresh(ctx);
         let len = self.cache.rows.len();
@@ -429,21 +417,14 @@ impl Pane for FleetPane {
         }
         match action {
             Action::Open => {
-                if let Some(id) = self.cache.rows.get(self.scroll.selected) {
-                    self.drill = Some(id.clone());
-                    self.detail = DetailScroll::default();
-                }
-                Handled::Consumed
+                let id = self.cache.rows.get(self.scroll.selected).cloned();
+                open_detail(&mut self.drill, &mut self.detail, id)
             }
             Action::Sort => {
                 self.sort = self.sort.next();
                 Handled::Consumed
             }
-            Action::Back if !self.filter.is_empty() => {
-                self.filter.clear();
-                Handled::Consumed
-            }
-            _ => Handled::NotConsumed,
+            _ => clear_filter_on_back(action, &mut self.filter),
         }
     }
 
@@ -455,19 +436,14 @@ impl Pane for FleetPane {
     }
 
     fn hints(&self, _ctx: &Ctx) -> Vec<Action> {
-        if self.drill.is_some() {
-            vec![Action::Down, Action::Back]
-        } else {
-            vec![Action::Down, Action::Open, Action::Sort, Action::Filter]
-        }
+        view_hints(
+            self.drill.is_some(),
+            vec![Action::Down, Action::Open, Action::Sort, Action::Filter],
+        )
     }
 
     fn set_filter(&mut self, text: &str) -> bool {
-        if self.filter != text {
-            self.filter = text.to_string();
-            self.scroll = Scroll::default();
-        }
-        true
+        set_list_filter(&mut self.filter, &mut self.scroll, text)
     }
 
     fn filter(&self) -> &str {
@@ -525,10 +501,30 @@ impl FleetChanges {
 mod tests {
     use super::*;
     use crate::event::{Event, EventKind, Health, NewEvent};
+    use crate::state::State;
     use crate::tui::keymap::Keymap;
     use crate::tui::panes::Generations;
     use crate::tui::testing::{fixture_now, fixture_state};
     use crate::tui::theme::Theme;
+
+    /// A context at the fixture clock.
+    fn ctx<'a>(
+        state: &'a State,
+        theme: &'a Theme,
+        keymap: &'a Keymap,
+        changes: &'a FleetChanges,
+        gens: Generations,
+    ) -> Ctx<'a> {
+        Ctx {
+            state,
+            theme,
+            keymap,
+            now: fixture_now(),
+            gens,
+            fleet_changes: changes,
+            read_only: false,
+        }
+    }
 
     /// Incremental updates give exactly the order a full sort gives.
     #[test]
@@ -551,18 +547,7 @@ mod tests {
             HealthStatus::Unknown,
         ];
         for round in 0..40usize {
-            {
-                let ctx = Ctx {
-                    state: &state,
-                    theme: &theme,
-                    keymap: &keymap,
-                    now: fixture_now(),
-                    gens,
-                    fleet_changes: &changes,
-                    read_only: false,
-                };
-                pane.refresh(&ctx);
-            }
+            pane.refresh(&ctx(&state, &theme, &keymap, &changes, gens));
             let id = ids[(round * 7) % ids.len()].clone();
             let kind = EventKind::HealthChanged {
                 resource: id.clone(),
@@ -576,15 +561,7 @@ mod tests {
             state.apply(&event);
             gens.fleet += 1;
             changes.record(gens.fleet, id);
-            let ctx = Ctx {
-                state: &state,
-                theme: &theme,
-                keymap: &keymap,
-                now: fixture_now(),
-                gens,
-                fleet_changes: &changes,
-                read_only: false,
-            };
+            let ctx = ctx(&state, &theme, &keymap, &changes, gens);
             pane.refresh(&ctx);
             let mut fresh = FleetPane {
                 sort: pane.sort,

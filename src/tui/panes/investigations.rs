@@ -8,11 +8,13 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
 use super::{
-    Ctx, DetailScroll, Handled, Pane, block, col, draw_detail, draw_table, heading, resource_name,
+    Ctx, DetailScroll, Handled, Pane, block, clear_filter_on_back, col, draw_detail, draw_missing,
+    draw_table, handle_detail, heading, list_hints, open_detail, resource_name, set_list_filter,
+    view_hints,
 };
 use crate::state::{Investigation, InvestigationStatus, State};
 use crate::tui::keymap::Action;
-use crate::tui::widgets::{Scroll, age, bar, clock, duration};
+use crate::tui::widgets::{Scroll, age, bar, clock, duration, labeled, narrow};
 
 /// Investigations pane state.
 #[derive(Debug, Default)]
@@ -106,16 +108,8 @@ impl InvestigationsPane {
                     Some(h) => (h.title.clone(), format!("{:.0}%", h.confidence * 100.0)),
                     None => ("—".into(), "—".into()),
                 };
-                let sev = if wide {
-                    inv.severity.as_str().to_string()
-                } else {
-                    inv.severity.as_str().chars().take(4).collect()
-                };
-                let status = if wide {
-                    status_label(inv).to_string()
-                } else {
-                    status_label(inv).chars().take(4).collect()
-                };
+                let sev = narrow(inv.severity.as_str(), wide);
+                let status = narrow(status_label(inv), wide);
                 vec![
                     (inv.alert.clone(), t.accent),
                     (sev, t.severity(inv.severity)),
@@ -149,26 +143,17 @@ impl InvestigationsPane {
         let state = ctx.state;
         let mut lines: Vec<Line<'static>> = Vec::new();
         let Some(inv) = state.investigations.get(&id) else {
-            lines.push(Line::styled(
-                format!("investigation #{id} is not known"),
-                t.warn,
-            ));
-            draw_detail(
+            return draw_missing(
                 f,
                 area,
-                block(format!(" 2 Investigations › #{id} "), ctx),
-                lines,
+                format!(" 2 Investigations › #{id} "),
+                format!("investigation #{id} is not known"),
                 &mut self.detail,
                 ctx,
             );
-            return;
         };
         let label = t.dim;
-        let field = |k: &str, v: Vec<Span<'static>>| {
-            let mut spans = vec![Span::styled(format!("{k:<11}"), label)];
-            spans.extend(v);
-            Line::from(spans)
-        };
+        let field = |k: &str, v: Vec<Span<'static>>| labeled(k, 11, label, v);
         lines.push(field(
             "alert",
             vec![
@@ -285,16 +270,8 @@ impl InvestigationsPane {
 
 impl Pane for InvestigationsPane {
     fn handle(&mut self, action: Action, ctx: &Ctx) -> Handled {
-        if self.open.is_some() {
-            if action == Action::Back {
-                self.open = None;
-                return Handled::Consumed;
-            }
-            return if self.detail.navigate(action) {
-                Handled::Consumed
-            } else {
-                Handled::NotConsumed
-            };
+        if let Some(handled) = handle_detail(&mut self.open, &mut self.detail, action) {
+            return handled;
         }
         let ids = self.ids(ctx.state);
         if self.scroll.navigate(action, ids.len()) {
@@ -303,17 +280,10 @@ impl Pane for InvestigationsPane {
         match action {
             Action::Open => {
                 self.scroll.clamp(ids.len());
-                if let Some(id) = ids.get(self.scroll.selected) {
-                    self.open = Some(*id);
-                    self.detail = DetailScroll::default();
-                }
-                Handled::Consumed
+                let id = ids.get(self.scroll.selected).copied();
+                open_detail(&mut self.open, &mut self.detail, id)
             }
-            Action::Back if !self.filter.is_empty() => {
-                self.filter.clear();
-                Handled::Consumed
-            }
-            _ => Handled::NotConsumed,
+            _ => clear_filter_on_back(action, &mut self.filter),
         }
     }
 
@@ -325,19 +295,11 @@ impl Pane for InvestigationsPane {
     }
 
     fn hints(&self, _ctx: &Ctx) -> Vec<Action> {
-        if self.open.is_some() {
-            vec![Action::Down, Action::Back]
-        } else {
-            vec![Action::Down, Action::Open, Action::Filter]
-        }
+        view_hints(self.open.is_some(), list_hints())
     }
 
     fn set_filter(&mut self, text: &str) -> bool {
-        if self.filter != text {
-            self.filter = text.to_string();
-            self.scroll = Scroll::default();
-        }
-        true
+        set_list_filter(&mut self.filter, &mut self.scroll, text)
     }
 
     fn filter(&self) -> &str {

@@ -20,14 +20,10 @@ pub struct LearningPane {
 
 impl Pane for LearningPane {
     fn handle(&mut self, action: Action, ctx: &Ctx) -> Handled {
-        if self
-            .insights
-            .navigate(action, ctx.state.learning.insights.len())
-        {
-            Handled::Consumed
-        } else {
-            Handled::NotConsumed
-        }
+        Handled::consumed_if(
+            self.insights
+                .navigate(action, ctx.state.learning.insights.len()),
+        )
     }
 
     fn draw(&mut self, f: &mut Frame, area: Rect, ctx: &Ctx) {

@@ -29,6 +29,17 @@ pub enum Handled {
     NotConsumed,
 }
 
+impl Handled {
+    /// `Consumed` when the action was `used`, else `NotConsumed`.
+    pub fn consumed_if(used: bool) -> Handled {
+        if used {
+            Handled::Consumed
+        } else {
+            Handled::NotConsumed
+        }
+    }
+}
+
 /// Counters that say when cached views must be rebuilt.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Generations {
@@ -149,6 +160,74 @@ pub trait Pane {
 /// Navigation hints shared by list views.
 pub fn list_hints() -> Vec<Action> {
     vec![Action::Down, Action::Open, Action::Filter]
+}
+
+/// The hints of a pane with a list and a detail view: scrolling and Back
+/// while the detail is open, else the list's own `list` hints.
+pub fn view_hints(detail_open: bool, list: Vec<Action>) -> Vec<Action> {
+    if detail_open {
+        vec![Action::Down, Action::Back]
+    } else {
+        list
+    }
+}
+
+/// Handles a key while a detail view is open: Back closes it, navigation
+/// scrolls it. `None` when no detail is open, so the list gets the key.
+pub fn handle_detail<T>(
+    open: &mut Option<T>,
+    detail: &mut DetailScroll,
+    action: Action,
+) -> Option<Handled> {
+    open.as_ref()?;
+    if action == Action::Back {
+        *open = None;
+        return Some(Handled::Consumed);
+    }
+    Some(Handled::consumed_if(detail.navigate(action)))
+}
+
+/// A filtered list's last resort: Back clears a set filter; any other key
+/// (or Back with no filter) falls through to the global keys.
+pub fn clear_filter_on_back(action: Action, filter: &mut String) -> Handled {
+    if action == Action::Back && !filter.is_empty() {
+        filter.clear();
+        Handled::Consumed
+    } else {
+        Handled::NotConsumed
+    }
+}
+
+/// Opens `item` (the selected row, if any) in a detail view scrolled to the
+/// top. Open is consumed even on an empty list, so it never falls through.
+pub fn open_detail<T>(open: &mut Option<T>, detail: &mut DetailScroll, item: Option<T>) -> Handled {
+    if let Some(item) = item {
+        *open = Some(item);
+        *detail = DetailScroll::default();
+    }
+    Handled::Consumed
+}
+
+/// Sets a list's filter text; a changed filter starts the list from the top.
+pub fn set_list_filter(filter: &mut String, scroll: &mut Scroll, text: &str) -> bool {
+    if filter != text {
+        *filter = text.to_string();
+        *scroll = Scroll::default();
+    }
+    true
+}
+
+/// Draws the detail view of an item the state no longer knows: one warning line.
+pub fn draw_missing(
+    f: &mut Frame,
+    area: Rect,
+    title: String,
+    message: String,
+    scroll: &mut DetailScroll,
+    ctx: &Ctx,
+) {
+    let lines = vec![Line::styled(message, ctx.theme.warn)];
+    draw_detail(f, area, block(title, ctx), lines, scroll, ctx);
 }
 
 /// A table column: header and width.
@@ -370,4 +449,88 @@ pub fn resource_name(state: &State, id: &crate::event::ResourceId) -> String {
         .get(id)
         .map(|v| v.resource.name.clone())
         .unwrap_or_else(|| id.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::widgets::labeled;
+
+    #[test]
+    fn detail_keys_close_scroll_or_fall_through() {
+        let mut detail = DetailScroll {
+            offset: 0,
+            page: 5,
+            max: 20,
+        };
+        let mut open: Option<u64> = None;
+        assert_eq!(handle_detail(&mut open, &mut detail, Action::Down), None);
+        assert_eq!(open_detail(&mut open, &mut detail, None), Handled::Consumed);
+        assert_eq!(open, None);
+        detail.offset = 7;
+        assert_eq!(
+            open_detail(&mut open, &mut detail, Some(3)),
+            Handled::Consumed
+        );
+        assert_eq!((open, detail.offset), (Some(3), 0));
+        let mut detail = DetailScroll {
+            offset: 0,
+            page: 5,
+            max: 20,
+        };
+        assert_eq!(
+            handle_detail(&mut open, &mut detail, Action::PageDown),
+            Some(Handled::Consumed)
+        );
+        assert_eq!(detail.offset, 5);
+        assert_eq!(
+            handle_detail(&mut open, &mut detail, Action::Sort),
+            Some(Handled::NotConsumed)
+        );
+        assert_eq!(
+            handle_detail(&mut open, &mut detail, Action::Back),
+            Some(Handled::Consumed)
+        );
+        assert_eq!(open, None);
+    }
+
+    #[test]
+    fn filters_reset_the_list_and_back_clears_them() {
+        let mut filter = String::new();
+        let mut scroll = Scroll {
+            selected: 9,
+            offset: 4,
+            page: 10,
+        };
+        assert!(set_list_filter(&mut filter, &mut scroll, ""));
+        assert_eq!(scroll.selected, 9, "an unchanged filter keeps the place");
+        assert!(set_list_filter(&mut filter, &mut scroll, "db"));
+        assert_eq!((filter.as_str(), scroll), ("db", Scroll::default()));
+        assert_eq!(
+            clear_filter_on_back(Action::Open, &mut filter),
+            Handled::NotConsumed
+        );
+        assert_eq!(
+            clear_filter_on_back(Action::Back, &mut filter),
+            Handled::Consumed
+        );
+        assert!(filter.is_empty());
+        assert_eq!(
+            clear_filter_on_back(Action::Back, &mut filter),
+            Handled::NotConsumed
+        );
+    }
+
+    #[test]
+    fn hints_follow_the_view() {
+        assert_eq!(
+            view_hints(true, list_hints()),
+            vec![Action::Down, Action::Back]
+        );
+        assert_eq!(view_hints(false, list_hints()), list_hints());
+        assert_eq!(Handled::consumed_if(true), Handled::Consumed);
+        assert_eq!(Handled::consumed_if(false), Handled::NotConsumed);
+        let line = labeled("id", 4, Style::default(), vec![Span::raw("x")]);
+        assert_eq!(line.spans[0].content, "id  ");
+    }
 }

@@ -10,14 +10,14 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
 use super::{
-    Ctx, DetailScroll, Handled, Pane, block, col, draw_detail, draw_table, heading, resource_name,
-    section,
+    Cell, Ctx, DetailScroll, Handled, Pane, block, col, draw_detail, draw_missing, draw_table,
+    handle_detail, heading, open_detail, resource_name, section, view_hints,
 };
 use crate::event::RemediationOutcome;
 use crate::state::{Remediation, Stage, State};
 use crate::tui::keymap::Action;
 use crate::tui::theme::Theme;
-use crate::tui::widgets::{Scroll, age, clock};
+use crate::tui::widgets::{Scroll, age, clock, labeled, narrow};
 
 /// Remediations pane state.
 #[derive(Debug, Default)]
@@ -154,24 +154,13 @@ impl RemediationsPane {
                 let Some(rem) = state.remediations.get(&rows.queue[i]) else {
                     return Vec::new();
                 };
-                let risk = rem.decision.as_ref().map(|d| d.risk);
                 let given = rem.counted_approvers().len();
                 vec![
                     (format!("#{}", rem.id), t.dim),
                     (action_text(rem), t.accent),
                     (resource_name(state, &rem.action.target), Style::default()),
                     (rem.environment.short().to_string(), Style::default()),
-                    (
-                        risk.map(|r| {
-                            if wide {
-                                r.as_str().to_string()
-                            } else {
-                                r.as_str().chars().take(4).collect()
-                            }
-                        })
-                        .unwrap_or_else(|| "?".into()),
-                        risk.map(|r| t.risk(r)).unwrap_or_default(),
-                    ),
+                    risk_cell(rem, wide, t),
                     (format!("{given}/{}", rem.required_approvals), t.warn),
                     (age(rem.proposed_at, ctx.now), t.dim),
                     (
@@ -215,24 +204,13 @@ impl RemediationsPane {
                 let Some(rem) = state.remediations.get(&rows.all[i]) else {
                     return Vec::new();
                 };
-                let risk = rem.decision.as_ref().map(|d| d.risk);
                 vec![
                     (format!("#{}", rem.id), t.dim),
                     (action_text(rem), t.accent),
                     (resource_name(state, &rem.action.target), Style::default()),
                     (rem.environment.short().to_string(), Style::default()),
                     (rem.stage.label().to_string(), stage_style(rem.stage, t)),
-                    (
-                        risk.map(|r| {
-                            if wide {
-                                r.as_str().to_string()
-                            } else {
-                                r.as_str().chars().take(4).collect()
-                            }
-                        })
-                        .unwrap_or_else(|| "?".into()),
-                        risk.map(|r| t.risk(r)).unwrap_or_default(),
-                    ),
+                    risk_cell(rem, wide, t),
                     (age(rem.proposed_at, ctx.now), t.dim),
                 ]
             },
@@ -240,39 +218,38 @@ impl RemediationsPane {
     }
 
     fn draw_detail(&mut self, f: &mut Frame, area: Rect, ctx: &Ctx, id: u64) {
-        let t = ctx.theme;
         let state = ctx.state;
-        let mut lines: Vec<Line<'static>> = Vec::new();
         let Some(rem) = state.remediations.get(&id) else {
-            lines.push(Line::styled(
-                format!("remediation #{id} is not known"),
-                t.warn,
-            ));
-            draw_detail(
+            return draw_missing(
                 f,
                 area,
-                block(format!(" 3 Remediations › #{id} "), ctx),
-                lines,
+                format!(" 3 Remediations › #{id} "),
+                format!("remediation #{id} is not known"),
                 &mut self.detail,
                 ctx,
             );
-            return;
         };
-        lines.extend(remediation_lines(rem, state, ctx));
+        let lines = remediation_lines(rem, state, ctx);
         let title = format!(" 3 Remediations › #{} {} ", rem.id, rem.action.name);
         draw_detail(f, area, block(title, ctx), lines, &mut self.detail, ctx);
     }
+}
+
+/// The risk cell of a list row: the policy's risk, or `?` before a decision.
+fn risk_cell(rem: &Remediation, wide: bool, t: &Theme) -> Cell {
+    let risk = rem.decision.as_ref().map(|d| d.risk);
+    (
+        risk.map(|r| narrow(r.as_str(), wide))
+            .unwrap_or_else(|| "?".into()),
+        risk.map(|r| t.risk(r)).unwrap_or_default(),
+    )
 }
 
 /// The full safety-path description of a remediation (also used by the dialogs' summary).
 pub fn remediation_lines(rem: &Remediation, state: &State, ctx: &Ctx) -> Vec<Line<'static>> {
     let t = ctx.theme;
     let label = t.dim;
-    let field = |k: &str, v: Vec<Span<'static>>| {
-        let mut spans = vec![Span::styled(format!("{k:<12}"), label)];
-        spans.extend(v);
-        Line::from(spans)
-    };
+    let field = |k: &str, v: Vec<Span<'static>>| labeled(k, 12, label, v);
     let mut lines = Vec::new();
     lines.push(field(
         "action",
@@ -484,16 +461,8 @@ pub fn remediation_lines(rem: &Remediation, state: &State, ctx: &Ctx) -> Vec<Lin
 
 impl Pane for RemediationsPane {
     fn handle(&mut self, action: Action, ctx: &Ctx) -> Handled {
-        if self.open.is_some() {
-            if action == Action::Back {
-                self.open = None;
-                return Handled::Consumed;
-            }
-            return if self.detail.navigate(action) {
-                Handled::Consumed
-            } else {
-                Handled::NotConsumed
-            };
+        if let Some(handled) = handle_detail(&mut self.open, &mut self.detail, action) {
+            return handled;
         }
         let rows = Rows::of(ctx.state);
         let mut nav = Scroll {
@@ -506,13 +475,7 @@ impl Pane for RemediationsPane {
             return Handled::Consumed;
         }
         match action {
-            Action::Open => {
-                if let Some(id) = rows.get(self.selected) {
-                    self.open = Some(id);
-                    self.detail = DetailScroll::default();
-                }
-                Handled::Consumed
-            }
+            Action::Open => open_detail(&mut self.open, &mut self.detail, rows.get(self.selected)),
             _ => Handled::NotConsumed,
         }
     }
@@ -525,11 +488,7 @@ impl Pane for RemediationsPane {
     }
 
     fn hints(&self, ctx: &Ctx) -> Vec<Action> {
-        let mut hints = if self.open.is_some() {
-            vec![Action::Down, Action::Back]
-        } else {
-            vec![Action::Down, Action::Open]
-        };
+        let mut hints = view_hints(self.open.is_some(), vec![Action::Down, Action::Open]);
         if self.selected_pending(ctx.state).is_some() {
             hints.push(Action::Approve);
             hints.push(Action::Deny);

@@ -10,12 +10,14 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::{
-    Ctx, DetailScroll, Handled, Pane, block, col, draw_detail, draw_table, resource_name, section,
+    Ctx, DetailScroll, Handled, Pane, block, clear_filter_on_back, col, draw_detail, draw_missing,
+    draw_table, handle_detail, list_hints, open_detail, resource_name, section, set_list_filter,
+    view_hints,
 };
 use crate::event::Severity;
 use crate::state::TrackedFinding;
 use crate::tui::keymap::Action;
-use crate::tui::widgets::{Scroll, age, bar, fit};
+use crate::tui::widgets::{Scroll, age, bar, fit, labeled, narrow};
 
 /// Credentials expiring within this many days are listed.
 const EXPIRY_WINDOW_DAYS: i64 = 30;
@@ -120,11 +122,7 @@ impl SecurityPane {
             ctx,
             |i| {
                 let fd = &list[i].finding;
-                let sev = if side_by_side {
-                    fd.severity.as_str().to_string()
-                } else {
-                    fd.severity.as_str().chars().take(4).collect()
-                };
+                let sev = narrow(fd.severity.as_str(), side_by_side);
                 vec![
                     (sev, t.severity(fd.severity)),
                     (fd.category.clone(), t.dim),
@@ -220,16 +218,8 @@ impl SecurityPane {
 
 impl Pane for SecurityPane {
     fn handle(&mut self, action: Action, ctx: &Ctx) -> Handled {
-        if self.open.is_some() {
-            if action == Action::Back {
-                self.open = None;
-                return Handled::Consumed;
-            }
-            return if self.detail.navigate(action) {
-                Handled::Consumed
-            } else {
-                Handled::NotConsumed
-            };
+        if let Some(handled) = handle_detail(&mut self.open, &mut self.detail, action) {
+            return handled;
         }
         let list = self.findings(ctx);
         if self.scroll.navigate(action, list.len()) {
@@ -238,17 +228,10 @@ impl Pane for SecurityPane {
         match action {
             Action::Open => {
                 self.scroll.clamp(list.len());
-                if let Some(x) = list.get(self.scroll.selected) {
-                    self.open = Some(x.finding.id.clone());
-                    self.detail = DetailScroll::default();
-                }
-                Handled::Consumed
+                let id = list.get(self.scroll.selected).map(|x| x.finding.id.clone());
+                open_detail(&mut self.open, &mut self.detail, id)
             }
-            Action::Back if !self.filter.is_empty() => {
-                self.filter.clear();
-                Handled::Consumed
-            }
-            _ => Handled::NotConsumed,
+            _ => clear_filter_on_back(action, &mut self.filter),
         }
     }
 
@@ -257,80 +240,66 @@ impl Pane for SecurityPane {
             return self.draw_list(f, area, ctx);
         };
         let t = ctx.theme;
+        let title = format!(" 4 Security › {id} ");
+        let Some(x) = ctx.state.security.findings.get(&id) else {
+            return draw_missing(
+                f,
+                area,
+                title,
+                format!("finding {id} is not known"),
+                &mut self.detail,
+                ctx,
+            );
+        };
         let mut lines = Vec::new();
-        match ctx.state.security.findings.get(&id) {
-            None => lines.push(Line::styled(format!("finding {id} is not known"), t.warn)),
-            Some(x) => {
-                let fd = &x.finding;
-                let row = |k: &str, v: String, s: Style| {
-                    Line::from(vec![
-                        Span::styled(format!("{k:<11}"), t.dim),
-                        Span::styled(v, s),
-                    ])
-                };
-                lines.push(row("finding", fd.title.clone(), t.accent));
-                lines.push(row("id", fd.id.clone(), Style::default()));
-                lines.push(row(
-                    "severity",
-                    fd.severity.as_str().into(),
-                    t.severity(fd.severity),
-                ));
-                lines.push(row("category", fd.category.clone(), Style::default()));
-                lines.push(row("resource", fd.resource.to_string(), Style::default()));
-                if let Some(c) = &fd.control {
-                    lines.push(row("control", c.clone(), Style::default()));
-                }
-                if let Some(e) = fd.expires_at {
-                    lines.push(row("expires", crate::event::rfc3339(&e), t.warn));
-                }
-                lines.push(row(
-                    "status",
-                    if fd.open {
-                        "open".into()
-                    } else {
-                        "closed".into()
-                    },
-                    Style::default(),
-                ));
-                lines.push(row(
-                    "seen",
-                    format!(
-                        "first {} · last {}",
-                        crate::event::rfc3339(&x.first_seen),
-                        crate::event::rfc3339(&x.last_seen)
-                    ),
-                    t.dim,
-                ));
-                if !fd.detail.is_empty() {
-                    lines.push(Line::raw(""));
-                    lines.push(Line::raw(fd.detail.clone()));
-                }
-            }
+        let fd = &x.finding;
+        let row = |k: &str, v: String, s: Style| labeled(k, 11, t.dim, vec![Span::styled(v, s)]);
+        lines.push(row("finding", fd.title.clone(), t.accent));
+        lines.push(row("id", fd.id.clone(), Style::default()));
+        lines.push(row(
+            "severity",
+            fd.severity.as_str().into(),
+            t.severity(fd.severity),
+        ));
+        lines.push(row("category", fd.category.clone(), Style::default()));
+        lines.push(row("resource", fd.resource.to_string(), Style::default()));
+        if let Some(c) = &fd.control {
+            lines.push(row("control", c.clone(), Style::default()));
         }
-        draw_detail(
-            f,
-            area,
-            block(format!(" 4 Security › {id} "), ctx),
-            lines,
-            &mut self.detail,
-            ctx,
-        );
+        if let Some(e) = fd.expires_at {
+            lines.push(row("expires", crate::event::rfc3339(&e), t.warn));
+        }
+        lines.push(row(
+            "status",
+            if fd.open {
+                "open".into()
+            } else {
+                "closed".into()
+            },
+            Style::default(),
+        ));
+        lines.push(row(
+            "seen",
+            format!(
+                "first {} · last {}",
+                crate::event::rfc3339(&x.first_seen),
+                crate::event::rfc3339(&x.last_seen)
+            ),
+            t.dim,
+        ));
+        if !fd.detail.is_empty() {
+            lines.push(Line::raw(""));
+            lines.push(Line::raw(fd.detail.clone()));
+        }
+        draw_detail(f, area, block(title, ctx), lines, &mut self.detail, ctx);
     }
 
     fn hints(&self, _ctx: &Ctx) -> Vec<Action> {
-        if self.open.is_some() {
-            vec![Action::Down, Action::Back]
-        } else {
-            vec![Action::Down, Action::Open, Action::Filter]
-        }
+        view_hints(self.open.is_some(), list_hints())
     }
 
     fn set_filter(&mut self, text: &str) -> bool {
-        if self.filter != text {
-            self.filter = text.to_string();
-            self.scroll = Scroll::default();
-        }
-        true
+        set_list_filter(&mut self.filter, &mut self.scroll, text)
     }
 
     fn filter(&self) -> &str {
