@@ -113,8 +113,7 @@ pub enum DecodeError {
 impl Event {
     /// Encodes a draft at `seq` after `prev_hash`; returns the event and its stored bytes.
     pub fn seal(seq: u64, prev_hash: ChainHash, draft: NewEvent) -> (Event, Vec<u8>) {
-        let body = body_json(seq, &draft.at, &draft.actor, &draft.kind, &prev_hash);
-        let body_bytes = serde_json::to_vec(&body).expect("JSON values always serialise");
+        let body_bytes = body_bytes(seq, &draft.at, &draft.actor, &draft.kind, &prev_hash);
         let hash = ChainHash::of(&body_bytes);
         let mut stored = Vec::with_capacity(32 + body_bytes.len());
         stored.extend_from_slice(&hash.0);
@@ -216,24 +215,45 @@ pub fn rfc3339(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn body_json(
+/// The canonical body: `v`, `seq`, `at`, `actor`, `kind` and its fields in
+/// declaration order, `prev_hash`. Written directly rather than through a JSON
+/// map, so the byte layout does not depend on serde_json's map features and no
+/// intermediate tree is built on the writer's path.
+fn body_bytes(
     seq: u64,
     at: &DateTime<Utc>,
     actor: &str,
     kind: &EventKind,
     prev_hash: &ChainHash,
-) -> Value {
-    let mut obj = Map::new();
-    obj.insert("v".into(), Value::from(FORMAT_VERSION));
-    obj.insert("seq".into(), Value::from(seq));
-    obj.insert(
-        "at".into(),
-        Value::from(at.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
-    );
-    obj.insert("actor".into(), Value::from(actor));
-    kind_into(kind, &mut obj);
-    obj.insert("prev_hash".into(), Value::from(prev_hash.to_hex()));
-    Value::Object(obj)
+) -> Vec<u8> {
+    let kind_json = match kind {
+        EventKind::Unknown { .. } => {
+            let mut obj = Map::new();
+            kind_into(kind, &mut obj);
+            serde_json::to_vec(&Value::Object(obj))
+        }
+        known => serde_json::to_vec(known),
+    }
+    .expect("event kinds always serialise");
+    let mut out = Vec::with_capacity(kind_json.len() + 200);
+    out.extend_from_slice(b"{\"v\":");
+    out.extend_from_slice(FORMAT_VERSION.to_string().as_bytes());
+    out.extend_from_slice(b",\"seq\":");
+    out.extend_from_slice(seq.to_string().as_bytes());
+    out.extend_from_slice(b",\"at\":\"");
+    out.extend_from_slice(at.to_rfc3339_opts(SecondsFormat::AutoSi, true).as_bytes());
+    out.extend_from_slice(b"\",\"actor\":");
+    serde_json::to_writer(&mut out, actor).expect("strings always serialise");
+    // The kind serialises as an object starting with its `kind` tag: splice its members in.
+    debug_assert!(kind_json.first() == Some(&b'{') && kind_json.last() == Some(&b'}'));
+    if kind_json.len() > 2 {
+        out.push(b',');
+        out.extend_from_slice(&kind_json[1..kind_json.len() - 1]);
+    }
+    out.extend_from_slice(b",\"prev_hash\":\"");
+    out.extend_from_slice(prev_hash.to_hex().as_bytes());
+    out.extend_from_slice(b"\"}");
+    out
 }
 
 fn kind_into(kind: &EventKind, obj: &mut Map<String, Value>) {
@@ -297,6 +317,18 @@ mod tests {
         let json = event.to_json();
         assert_eq!(json["level"], 9);
         assert_eq!(json["kind"], "quantum_flux");
+    }
+
+    #[test]
+    fn body_is_canonical_json_with_fields_in_order() {
+        let (_, stored) = Event::seal(7, ChainHash::GENESIS, draft());
+        let body = std::str::from_utf8(&stored[32..]).unwrap();
+        assert!(
+            body.starts_with(r#"{"v":1,"seq":7,"at":"2026-01-02T03:04:05.678Z","actor":"agent:test","kind":"resource_gone","resource":"k8s/x/pod/y","prev_hash":""#),
+            "{body}"
+        );
+        let parsed: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(parsed["kind"], "resource_gone");
     }
 
     #[test]
