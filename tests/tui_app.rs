@@ -569,3 +569,23 @@ impl std::io::Write for SharedVec {
         Ok(())
     }
 }
+
+#[test]
+fn override_command_sends_a_freeze_override_only_with_an_id_and_a_reason() {
+    let mut app = app_with(opts());
+    assert!(app.run_command("override").is_empty());
+    assert!(app.run_command("override 12").is_empty());
+    assert!(app.toast_text().unwrap().contains("reason"));
+    let effects = app.run_command("override #12 checkout is down");
+    assert!(matches!(
+        effects.as_slice(),
+        [Effect::Send(shieldops::runtime::command::Command::OverrideFreeze { remediation: 12, reason })]
+            if reason == "checkout is down"
+    ));
+    let mut read_only = app_with(TuiOptions {
+        read_only: true,
+        ..opts()
+    });
+    assert!(read_only.run_command("override 12 because").is_empty());
+    assert!(read_only.toast_text().unwrap().contains("read-only"));
+}

@@ -122,6 +122,7 @@ pub const COMMANDS: &[(&str, &[&str], &str)] = &[
     ("learn", &["learning"], "Learning pane"),
     ("events", &["ev", "log"], "Events pane"),
     ("theme", &[], "switch theme: :theme NAME"),
+    ("override", &[], "freeze override: ID REASON"),
     ("help", &[], "toggle help"),
     ("q", &["quit"], "quit"),
 ];
@@ -400,10 +401,7 @@ impl App {
                 self.filter_key(before, text, key);
                 Vec::new()
             }
-            Mode::Command { text, candidates } => {
-                self.command_key(text, candidates, key);
-                Vec::new()
-            }
+            Mode::Command { text, candidates } => self.command_key(text, candidates, key),
             Mode::Normal => {
                 if ctrl_c {
                     self.request_quit();
@@ -623,16 +621,18 @@ impl App {
         self.mode = Mode::Filter { before, text };
     }
 
-    fn command_key(&mut self, mut text: String, mut candidates: Vec<String>, key: KeyEvent) {
+    fn command_key(
+        &mut self,
+        mut text: String,
+        mut candidates: Vec<String>,
+        key: KeyEvent,
+    ) -> Vec<Effect> {
         match key.code {
-            KeyCode::Esc => return,
-            KeyCode::Enter => {
-                self.run_command(text.trim());
-                return;
-            }
+            KeyCode::Esc => return Vec::new(),
+            KeyCode::Enter => return self.run_command(text.trim()),
             KeyCode::Backspace => {
                 if text.pop().is_none() {
-                    return;
+                    return Vec::new();
                 }
                 candidates.clear();
             }
@@ -652,6 +652,7 @@ impl App {
             _ => {}
         }
         self.mode = Mode::Command { text, candidates };
+        Vec::new()
     }
 
     /// Completes a command line: command names, then theme names after `theme `.
@@ -697,11 +698,11 @@ impl App {
         }
     }
 
-    /// Runs a `:` command line (without the colon).
-    pub fn run_command(&mut self, line: &str) {
+    /// Runs a `:` command line (without the colon); returns what it asks of the runtime.
+    pub fn run_command(&mut self, line: &str) -> Vec<Effect> {
         let mut words = line.split_whitespace();
         let Some(cmd) = words.next() else {
-            return;
+            return Vec::new();
         };
         let arg = words.next();
         let name = COMMANDS
@@ -720,7 +721,10 @@ impl App {
         };
         if let Some(p) = pane {
             self.focus_pane(p);
-            return;
+            return Vec::new();
+        }
+        if name == Some("override") {
+            return self.override_freeze(arg, words.collect::<Vec<_>>().join(" "));
         }
         match name {
             Some("q") => self.request_quit(),
@@ -759,6 +763,40 @@ impl App {
                 );
             }
         }
+        Vec::new()
+    }
+
+    /// `:override ID REASON`: asks the runtime to re-propose a remediation
+    /// that a change freeze denied; the policy then requires an extra approval.
+    fn override_freeze(&mut self, id: Option<&str>, reason: String) -> Vec<Effect> {
+        if self.read_only {
+            self.toast(Level::Warn, "read-only mode: overrides are disabled");
+            return Vec::new();
+        }
+        let Some(id) = id.and_then(|s| s.trim_start_matches('#').parse::<u64>().ok()) else {
+            self.toast(Level::Warn, "usage: :override ID REASON");
+            return Vec::new();
+        };
+        if reason.trim().is_empty() {
+            self.toast(
+                Level::Warn,
+                "a reason is required to override a change freeze",
+            );
+            return Vec::new();
+        }
+        let command = Command::OverrideFreeze {
+            remediation: id,
+            reason,
+        };
+        self.toast(
+            Level::Info,
+            format!(
+                "sent {} as {}; waiting for the runtime…",
+                command.describe(),
+                self.identity.name
+            ),
+        );
+        vec![Effect::Send(command)]
     }
 
     /// Draws one frame.
