@@ -4,8 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use futures::future::join_all;
-
 use super::AgentContext;
 use crate::connectors::Scope;
 use crate::event::{ConnectorId, EventKind, Resource, ResourceId};
@@ -62,9 +60,7 @@ impl Discovery {
             drafts.push(EventKind::ResourceGone { resource: id });
         }
         let count = drafts.len();
-        // Issued together so they share group commits; each is durable when its future completes.
-        let results = join_all(drafts.into_iter().map(|kind| ctx.record(ACTOR, kind))).await;
-        if let Some(Err(e)) = results.into_iter().find(|r| r.is_err()) {
+        if let Err(e) = ctx.record_many(ACTOR, drafts).await {
             tracing::error!("discovery could not record: {e}");
         }
         count

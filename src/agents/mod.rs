@@ -32,6 +32,26 @@ impl AgentContext {
             .await
     }
 
+    /// Records several facts as one batch (consecutive seqs, one group commit).
+    pub async fn record_many(
+        &self,
+        actor: &str,
+        kinds: Vec<EventKind>,
+    ) -> Result<Vec<Event>, StoreError> {
+        if kinds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let at = self.clock.now();
+        self.log
+            .append_many(
+                kinds
+                    .into_iter()
+                    .map(|k| NewEvent::new(at, actor, k))
+                    .collect(),
+            )
+            .await
+    }
+
     /// Records an agent error (best effort: a failing log is already fatal elsewhere).
     pub async fn report_error(&self, agent: &str, error: impl std::fmt::Display) {
         tracing::warn!(agent, "{error}");

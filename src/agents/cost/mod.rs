@@ -109,9 +109,7 @@ impl CostAgent {
             }
         }
         let n = drafts.len();
-        let results =
-            futures::future::join_all(drafts.into_iter().map(|k| ctx.record(ACTOR, k))).await;
-        if let Some(Err(e)) = results.into_iter().find(|r| r.is_err()) {
+        if let Err(e) = ctx.record_many(ACTOR, drafts).await {
             tracing::error!("cost agent could not record: {e}");
         }
         n
