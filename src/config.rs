@@ -221,8 +221,13 @@ impl Config {
                 "must be between 0 and 1",
             );
         }
-        if r.approval_ttl_secs == 0 {
-            return bad("runtime", "approval_ttl_secs", "must be at least 1");
+        const WEEK: u64 = 7 * 24 * 3600;
+        if !(1..=WEEK).contains(&r.approval_ttl_secs) {
+            return bad(
+                "runtime",
+                "approval_ttl_secs",
+                "must be between 1 and 604800 (a week)",
+            );
         }
         for (key, v) in [
             ("discovery_interval_secs", r.discovery_interval_secs),
@@ -231,8 +236,8 @@ impl Config {
             ("learning_interval_secs", r.learning_interval_secs),
             ("validation_timeout_secs", r.validation_timeout_secs),
         ] {
-            if v == 0 {
-                return bad("runtime", key, "must be at least 1");
+            if !(1..=WEEK).contains(&v) {
+                return bad("runtime", key, "must be between 1 and 604800 (a week)");
             }
         }
         if !(self.demo.speed.is_finite() && self.demo.speed > 0.0 && self.demo.speed <= 1000.0) {

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
@@ -231,8 +230,6 @@ fn spawn_auto_approver(runtime: &Runtime, name: String, cancel: CancellationToke
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 changed = status.changed() => if changed.is_err() { return },
-                // Re-check periodically in case an approval was refused and re-requested.
-                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
             }
         }
     });

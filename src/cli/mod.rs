@@ -187,6 +187,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let _guard = logging::init(cli.log_dir.as_deref())?;
             runtime.block_on(demo::run(&cli, &config, &data_dir, DemoArgs::default()))
         }
+        Some(Commands::Run(args)) if args.approve_as.is_some() => {
+            anyhow::bail!("--approve-as approves everything unattended: it is for `demo` only")
+        }
         Some(Commands::Run(args)) | Some(Commands::Demo(args)) => {
             let _guard = logging::init(cli.log_dir.as_deref())?;
             runtime.block_on(demo::run(&cli, &config, &data_dir, args.clone()))

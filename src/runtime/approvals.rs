@@ -2,7 +2,7 @@
 //! or deny, and when a remediation is cleared to run. Pure functions over the
 //! projected state, so the supervisor and the property tests use the same code.
 
-use crate::state::{Remediation, Stage, State};
+use crate::state::{Remediation, Stage, State, same_person};
 
 /// Whether `by` may approve remediation `id` now.
 pub fn check_approval(state: &State, id: u64, by: &str, read_only: bool) -> Result<(), String> {
@@ -10,10 +10,10 @@ pub fn check_approval(state: &State, id: u64, by: &str, read_only: bool) -> Resu
         return Err("read-only mode: approvals are disabled".into());
     }
     let rem = awaiting(state, id)?;
-    if rem.requested_by == by {
+    if same_person(&rem.requested_by, by) {
         return Err("the requester cannot approve their own remediation".into());
     }
-    if rem.approvals.iter().any(|a| a.by == by) {
+    if rem.approvals.iter().any(|a| same_person(&a.by, by)) {
         return Err(format!("{by} has already approved #{id}"));
     }
     Ok(())

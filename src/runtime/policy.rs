@@ -26,8 +26,9 @@ pub fn deny(reason: impl Into<String>) -> PolicyDecision {
     }
 }
 
-/// The built-in rule used when no policy bundle is configured: forbidden
-/// actions are denied, and every mutating action in production needs one approval.
+/// A minimal rule set for tests and for embedding without the Rego bundle
+/// (the console always loads the bundle): forbidden actions are denied, and
+/// every mutating action in production needs one approval.
 pub struct BaselinePolicy;
 
 /// Actions no automation may take.

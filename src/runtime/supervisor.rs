@@ -150,6 +150,37 @@ impl Supervisor {
         }
     }
 
+    /// Records several facts as one durable batch (all or none), then catches up.
+    /// Used where a crash between two facts would leave a step half-done.
+    async fn record_batch(&mut self, facts: Vec<(&str, EventKind)>) -> bool {
+        let at = self.ctx.clock.now();
+        let drafts = facts
+            .into_iter()
+            .map(|(actor, kind)| crate::event::NewEvent::new(at, actor, kind))
+            .collect();
+        match self.ctx.log.append_many(drafts).await {
+            Ok(events) => {
+                let last = events.last().map_or(0, |e| e.seq);
+                while self.state.last_seq < last {
+                    match self.sub.next().await {
+                        Some(Ok(e)) => self.fold(e),
+                        Some(Err(e)) => {
+                            self.failed = Some(e.to_string());
+                            return false;
+                        }
+                        None => return false,
+                    }
+                }
+                true
+            }
+            Err(e) => {
+                tracing::error!("cannot record: {e}");
+                self.failed = Some(e.to_string());
+                false
+            }
+        }
+    }
+
     async fn intake(&mut self, item: Intake) {
         match item {
             Intake::Alert { alert, recorded } => {
@@ -237,7 +268,7 @@ impl Supervisor {
             EventKind::RemediationProposed { .. } => self.decide(event.seq).await,
             EventKind::PolicyDecided { remediation, .. }
             | EventKind::ApprovalGranted { remediation, .. } => {
-                self.maybe_execute(*remediation);
+                self.maybe_execute(*remediation).await;
             }
             EventKind::ApprovalDenied {
                 remediation,
@@ -412,8 +443,27 @@ impl Supervisor {
             return;
         };
         let Some(target) = self.state.fleet.get(&action.target) else {
+            let detail = format!(
+                "investigation #{investigation} recommends {} on {}, which is not in the fleet",
+                action.name, action.target
+            );
+            self.record(
+                ACTOR,
+                EventKind::AgentError {
+                    agent: "remediation".into(),
+                    error: detail,
+                },
+            )
+            .await;
+            if !alert_firing {
+                self.resolve(incident, "alert resolved by itself").await;
+            }
             return;
         };
+        // Only an operator can ask for a change-freeze override, never a
+        // playbook or an analyzer.
+        let mut action = action;
+        action.params.remove(crate::policy::FREEZE_OVERRIDE_PARAM);
         let kind = EventKind::RemediationProposed {
             incident: Some(incident),
             investigation: Some(investigation),
@@ -427,54 +477,109 @@ impl Supervisor {
         self.record("agent:remediation", kind).await;
     }
 
+    /// Asks the policy about a new proposal and records the decision together
+    /// with what follows from it (a deny's finish, or the approval request), so
+    /// a crash never leaves a decided proposal without its next step.
     async fn decide(&mut self, remediation: u64) {
+        let fresh = self
+            .state
+            .remediations
+            .get(&remediation)
+            .is_some_and(|r| r.stage == Stage::Proposed && r.decision.is_none());
+        if !fresh {
+            return;
+        }
         let now = self.ctx.clock.now();
         let decision = self.policy.decide(&self.state, remediation, now);
         let allow = decision.allow && decision.deny.is_empty();
         let required = decision.required_approvals;
         let reasons = decision.deny.join("; ");
-        self.record(
+        let mut facts = vec![(
             "policy",
             EventKind::PolicyDecided {
                 remediation,
                 decision,
             },
-        )
-        .await;
+        )];
         if !allow {
-            self.record(
+            facts.push((
                 ACTOR,
                 EventKind::RemediationFinished {
                     remediation,
                     status: RemediationOutcome::Denied,
                     detail: format!("policy denied: {reasons}"),
                 },
-            )
-            .await;
+            ));
         } else if required > 0 {
-            let ttl = chrono::Duration::from_std(self.opts.approval_ttl).unwrap_or_default();
-            self.record(
+            facts.push((
                 ACTOR,
                 EventKind::ApprovalRequested {
                     remediation,
                     required,
-                    expires_at: now + ttl,
+                    expires_at: self.expiry(now),
                 },
-            )
-            .await;
+            ));
         }
+        self.record_batch(facts).await;
+    }
+
+    /// When an approval request made at `now` expires.
+    fn expiry(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        chrono::Duration::from_std(self.opts.approval_ttl)
+            .ok()
+            .and_then(|ttl| now.checked_add_signed(ttl))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 
     /// Hands a remediation to the executor only with a recorded allow, every
-    /// required approval from distinct non-requesters, no denial, and not in read-only mode.
-    fn maybe_execute(&mut self, remediation: u64) {
+    /// required approval from distinct non-requesters, no denial, and not in
+    /// read-only mode — and only if the policy, asked again now, still agrees
+    /// (a freeze may have begun or a rate limit filled while approvals came in).
+    async fn maybe_execute(&mut self, remediation: u64) {
         let Some(rem) = self.state.remediations.get(&remediation) else {
             return;
         };
-        if !approvals::cleared_for_execution(rem, self.opts.read_only) {
+        if !approvals::cleared_for_execution(rem, self.opts.read_only)
+            || self.executing.contains(&remediation)
+        {
             return;
         }
-        self.spawn_execution(remediation, Resume::Start);
+        let counted = rem.counted_approvers().len() as u32;
+        let before = rem.decision.clone();
+        let now = self.ctx.clock.now();
+        let again = self.policy.decide(&self.state, remediation, now);
+        let still_allowed = again.allow && again.deny.is_empty();
+        if still_allowed && again.required_approvals <= counted {
+            self.spawn_execution(remediation, Resume::Start);
+            return;
+        }
+        let why = if still_allowed {
+            format!(
+                "the policy now requires {} approval(s); {counted} given",
+                again.required_approvals
+            )
+        } else {
+            format!("the policy now denies it: {}", again.deny.join("; "))
+        };
+        tracing::warn!(remediation, ?before, "{why}");
+        self.record_batch(vec![
+            (
+                "policy",
+                EventKind::PolicyDecided {
+                    remediation,
+                    decision: again,
+                },
+            ),
+            (
+                ACTOR,
+                EventKind::RemediationFinished {
+                    remediation,
+                    status: RemediationOutcome::Denied,
+                    detail: format!("re-checked before execution: {why}"),
+                },
+            ),
+        ])
+        .await;
     }
 
     fn spawn_execution(&mut self, remediation: u64, resume: Resume) {
@@ -599,8 +704,9 @@ impl Supervisor {
                         source: by.source.clone(),
                     },
                 )
-                .await;
-                Ok(format!("approved #{remediation}"))
+                .await
+                .map(|_| format!("approved #{remediation}"))
+                .ok_or_else(|| "could not record it: the event log failed".to_string())
             }
             Command::Deny {
                 remediation,
@@ -616,8 +722,9 @@ impl Supervisor {
                         source: by.source.clone(),
                     },
                 )
-                .await;
-                Ok(format!("denied #{remediation}"))
+                .await
+                .map(|_| format!("denied #{remediation}"))
+                .ok_or_else(|| "could not record it: the event log failed".to_string())
             }
             Command::OverrideFreeze {
                 remediation,
@@ -671,8 +778,9 @@ impl Supervisor {
                         by: by.name.clone(),
                     },
                 )
-                .await;
-                Ok(format!("acknowledged incident #{incident}"))
+                .await
+                .map(|_| format!("acknowledged incident #{incident}"))
+                .ok_or_else(|| "could not record it: the event log failed".to_string())
             }
             Command::Rescan => {
                 self.opts.rescan.notify_one();
@@ -695,49 +803,53 @@ impl Supervisor {
             .map(|r| (r.id, r.escalations.len()))
             .collect();
         for (id, level) in expired {
-            if let Some(contact) = self.opts.escalation_chain.get(level).cloned() {
-                self.record(
-                    "notify",
-                    EventKind::NotificationSent {
-                        channel: "escalation".into(),
-                        to: contact.clone(),
-                        subject: format!("remediation #{id} is waiting for approval"),
-                    },
-                )
-                .await;
-                self.record(
-                    ACTOR,
-                    EventKind::ApprovalEscalated {
-                        remediation: id,
-                        to: contact,
-                        level: level as u32 + 1,
-                    },
-                )
-                .await;
-                let ttl = chrono::Duration::from_std(self.opts.approval_ttl).unwrap_or_default();
-                let required = self.state.remediations[&id].required_approvals;
-                self.record(
-                    ACTOR,
-                    EventKind::ApprovalRequested {
-                        remediation: id,
-                        required,
-                        expires_at: now + ttl,
-                    },
-                )
-                .await;
-            } else {
-                self.record(ACTOR, EventKind::ApprovalExpired { remediation: id })
-                    .await;
-                self.record(
-                    ACTOR,
-                    EventKind::RemediationFinished {
-                        remediation: id,
-                        status: RemediationOutcome::Expired,
-                        detail: "no approval before the escalation chain was exhausted".into(),
-                    },
-                )
-                .await;
-            }
+            let required = self
+                .state
+                .remediations
+                .get(&id)
+                .map_or(1, |r| r.required_approvals);
+            // Each escalation (or the expiry) is one batch: a crash between its
+            // parts must not skip a contact or a whole TTL.
+            let facts = match self.opts.escalation_chain.get(level).cloned() {
+                Some(contact) => vec![
+                    (
+                        "notify",
+                        EventKind::NotificationSent {
+                            channel: "escalation".into(),
+                            to: contact.clone(),
+                            subject: format!("remediation #{id} is waiting for approval"),
+                        },
+                    ),
+                    (
+                        ACTOR,
+                        EventKind::ApprovalEscalated {
+                            remediation: id,
+                            to: contact,
+                            level: level as u32 + 1,
+                        },
+                    ),
+                    (
+                        ACTOR,
+                        EventKind::ApprovalRequested {
+                            remediation: id,
+                            required,
+                            expires_at: self.expiry(now),
+                        },
+                    ),
+                ],
+                None => vec![
+                    (ACTOR, EventKind::ApprovalExpired { remediation: id }),
+                    (
+                        ACTOR,
+                        EventKind::RemediationFinished {
+                            remediation: id,
+                            status: RemediationOutcome::Expired,
+                            detail: "no approval before the escalation chain was exhausted".into(),
+                        },
+                    ),
+                ],
+            };
+            self.record_batch(facts).await;
         }
         let heartbeat_due = self
             .state
@@ -805,23 +917,10 @@ impl Supervisor {
             .map(|r| (r.id, r.stage))
             .collect();
         for (id, stage) in remediations {
-            match stage {
-                Stage::Proposed => {
-                    if self.state.remediations[&id].decision.is_none() {
-                        self.decide(id).await;
-                    }
-                }
-                Stage::Approved => self.maybe_execute(id),
-                // Whether the action ran before the stop is unknown: never run
-                // it again; validate, and restore if the target is not healthy.
-                Stage::Executing => self.spawn_execution(id, Resume::AfterSnapshot),
-                Stage::Validating => self.spawn_execution(id, Resume::Validate),
-                Stage::Restoring => self.spawn_execution(id, Resume::Restore),
-                Stage::AwaitingApproval | Stage::Finished(_) => {}
-            }
-            if self.state.remediations[&id].denial.is_some()
-                && !matches!(self.state.remediations[&id].stage, Stage::Finished(_))
-            {
+            let Some(rem) = self.state.remediations.get(&id) else {
+                continue;
+            };
+            if rem.denial.is_some() && !matches!(stage, Stage::Finished(_)) {
                 self.record(
                     ACTOR,
                     EventKind::RemediationFinished {
@@ -831,7 +930,58 @@ impl Supervisor {
                     },
                 )
                 .await;
+                continue;
             }
+            let restored = rem.restore.as_ref().map(|o| o.success);
+            match stage {
+                Stage::Proposed => self.decide(id).await,
+                Stage::Approved => self.maybe_execute(id).await,
+                // Whether the action ran before the stop is unknown: never run
+                // it again; validate, and restore if the target is not healthy.
+                Stage::Executing => self.spawn_execution(id, Resume::AfterSnapshot),
+                Stage::Validating => self.spawn_execution(id, Resume::Validate),
+                // The restore already ran: only its outcome is left to record.
+                Stage::Restoring if restored.is_some() => {
+                    let ok = restored == Some(true);
+                    self.record(
+                        ACTOR,
+                        EventKind::RemediationFinished {
+                            remediation: id,
+                            status: if ok {
+                                RemediationOutcome::RolledBack
+                            } else {
+                                RemediationOutcome::Failed
+                            },
+                            detail: "finished after a restart; the restore was recorded".into(),
+                        },
+                    )
+                    .await;
+                }
+                Stage::Restoring => self.spawn_execution(id, Resume::Restore),
+                Stage::AwaitingApproval | Stage::Finished(_) => {}
+            }
+        }
+        // A remediation that succeeded before the stop resolves its incident,
+        // as it would have had the process kept running.
+        let remediated: Vec<(u64, u64)> = self
+            .state
+            .incidents
+            .values()
+            .filter(|i| i.status != IncidentStatus::Resolved)
+            .filter_map(|i| {
+                i.remediations
+                    .iter()
+                    .find(|r| {
+                        self.state.remediations.get(r).is_some_and(|r| {
+                            r.stage == Stage::Finished(RemediationOutcome::Succeeded)
+                        })
+                    })
+                    .map(|r| (i.id, *r))
+            })
+            .collect();
+        for (incident, rem) in remediated {
+            self.resolve(incident, &format!("remediated by #{rem}"))
+                .await;
         }
         let idle: Vec<u64> = self
             .state

@@ -23,7 +23,7 @@ pub use ops::{
     AgentStatus, Cost, CostAnomalyView, CostEntry, CostRecommendationView, InsightView, Learning,
     MttrSample, OutcomeCounts, Security, TrackedFinding,
 };
-pub use remediations::{ApprovalRecord, Remediation, Stage};
+pub use remediations::{ApprovalRecord, Remediation, Stage, person, same_person};
 
 /// How many recent events the state keeps for the live tail.
 pub const RECENT_EVENTS: usize = 2_000;

@@ -45,6 +45,16 @@ impl Stage {
     }
 }
 
+/// The form of an operator name used to tell people apart.
+pub fn person(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+/// Whether two recorded names are the same person.
+pub fn same_person(a: &str, b: &str) -> bool {
+    person(a) == person(b)
+}
+
 /// One approval or denial as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApprovalRecord {
@@ -87,12 +97,14 @@ pub struct Remediation {
 }
 
 impl Remediation {
-    /// Distinct approvers who count: the requester never does.
-    pub fn counted_approvers(&self) -> BTreeSet<&str> {
+    /// Distinct approvers who count: the requester never does. Names are
+    /// compared as [`same_person`] does, so `Alice` and `alice ` are one person.
+    pub fn counted_approvers(&self) -> BTreeSet<String> {
+        let requester = person(&self.requested_by);
         self.approvals
             .iter()
-            .map(|a| a.by.as_str())
-            .filter(|by| *by != self.requested_by)
+            .map(|a| person(&a.by))
+            .filter(|by| *by != requester)
             .collect()
     }
 
@@ -176,6 +188,11 @@ pub(super) fn apply(state: &mut State, event: &Event) {
     let Some(rem) = state.remediations.get_mut(&id) else {
         return;
     };
+    // The first finish is final: nothing recorded after it moves the stage back
+    // or is counted again.
+    if matches!(rem.stage, Stage::Finished(_)) {
+        return;
+    }
     match &event.kind {
         EventKind::PolicyDecided { decision, .. } => {
             rem.required_approvals = decision.required_approvals;
@@ -189,9 +206,11 @@ pub(super) fn apply(state: &mut State, event: &Event) {
             expires_at,
             ..
         } => {
-            rem.required_approvals = *required;
+            // A request never lowers what the policy decided.
+            let decided = rem.decision.as_ref().map_or(0, |d| d.required_approvals);
+            rem.required_approvals = (*required).max(decided);
             rem.expires_at = Some(*expires_at);
-            if rem.stage == Stage::Proposed {
+            if rem.stage == Stage::Proposed && rem.allowed() {
                 rem.stage = if rem.approved_now() {
                     Stage::Approved
                 } else {

@@ -180,7 +180,7 @@ fn median_f(v: &[u64]) -> f64 {
     } else if n % 2 == 1 {
         s[n / 2] as f64
     } else {
-        (s[n / 2 - 1] + s[n / 2]) as f64 / 2.0
+        (s[n / 2 - 1] as f64 + s[n / 2] as f64) / 2.0
     }
 }
 

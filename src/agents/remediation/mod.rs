@@ -1,7 +1,7 @@
 //! Remediation execution: snapshot → execute → validate → (restore) → finish,
 //! each step recorded durably before the next begins. The supervisor decides
-//! *whether* to run (policy allow, approvals); this module only runs what it
-//! is handed, and re-checks that hand-off before touching anything.
+//! *whether* to run (a recorded allow, re-checked just before hand-off, and
+//! the approvals); this module only runs what it is handed.
 
 use super::AgentContext;
 use crate::event::{Action, ActionOutcome, ConnectorId, EventKind, RemediationOutcome, Snapshot};

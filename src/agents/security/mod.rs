@@ -65,6 +65,9 @@ impl SecurityAgent {
     pub async fn scan(&mut self, ctx: &AgentContext) -> usize {
         let now = ctx.clock.now();
         let mut current: BTreeMap<String, SecurityFinding> = BTreeMap::new();
+        // A connector that did not answer tells nothing about its findings:
+        // close findings only after a scan in which every connector answered.
+        let mut all_answered = true;
         for connector in ctx.registry.all() {
             match connector.list_resources(&Scope::default()).await {
                 Ok(resources) => {
@@ -75,6 +78,7 @@ impl SecurityAgent {
                     }
                 }
                 Err(e) => {
+                    all_answered = false;
                     ctx.report_error("security", format!("{}: {e}", connector.id()))
                         .await
                 }
@@ -87,7 +91,7 @@ impl SecurityAgent {
             }
         }
         for (id, old) in &self.recorded {
-            if old.open && !current.contains_key(id) {
+            if all_answered && old.open && !current.contains_key(id) {
                 let mut closed = old.clone();
                 closed.open = false;
                 changed.push(closed);

@@ -196,7 +196,8 @@ impl Sim {
                         .map(|r| scenario::alert_for(a, r))
                 })
             };
-            // The step's changes are idempotent; the step counts as done only
+            // The step's attribute changes are idempotent (a replay may record
+            // its infrastructure event twice); the step counts as done only
             // once its alert is durably recorded, so a crash in between
             // re-applies it and re-sends the alert rather than losing it.
             self.save();

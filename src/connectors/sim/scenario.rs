@@ -111,6 +111,31 @@ impl Scenario {
             origin: origin.to_string(),
             message: e.to_string(),
         })?;
+        // Simulated time is added to real dates: keep it within a month so no
+        // step can overflow a date, and every step inside the scenario.
+        const LIMIT: u64 = 30 * 24 * 3600;
+        if scenario.duration_secs > LIMIT {
+            return Err(ScenarioError::Parse {
+                origin: origin.to_string(),
+                message: format!("duration_secs must be at most {LIMIT} (30 days)"),
+            });
+        }
+        if let Some((i, step)) = scenario
+            .steps
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.at_secs > scenario.duration_secs)
+        {
+            return Err(ScenarioError::Reference {
+                origin: origin.to_string(),
+                step: i + 1,
+                field: "at_secs",
+                message: format!(
+                    "{} is after the scenario's end (duration_secs = {})",
+                    step.at_secs, scenario.duration_secs
+                ),
+            });
+        }
         scenario.steps.sort_by_key(|s| s.at_secs);
         Ok(scenario)
     }
