@@ -57,6 +57,8 @@ fn wait_for_kind(dir: &std::path::Path, child: &mut Child, kind: &str) {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("demo exited ({status}) before {kind}");
         }
+        // Each poll is a whole process; leave the demo the CPU in between.
+        std::thread::sleep(Duration::from_millis(25));
     }
     panic!("{kind} never appeared");
 }
@@ -104,11 +106,16 @@ fn check_invariants(events: &[Value]) {
         );
         if let Some(exec) = executed.first() {
             let at = exec["seq"].as_u64().unwrap();
-            let decision = of("policy_decided", rem)
+            let decisions: Vec<&Value> = of("policy_decided", rem)
                 .into_iter()
-                .find(|d| d["seq"].as_u64().unwrap() < at)
-                .expect("a decision before execution");
-            assert_eq!(decision["decision"]["allow"], true);
+                .filter(|d| d["seq"].as_u64().unwrap() < at)
+                .collect();
+            assert!(!decisions.is_empty(), "a decision before execution");
+            assert!(
+                decisions.iter().all(|d| d["decision"]["allow"] == true),
+                "remediation {rem} executed after a deny"
+            );
+            let decision = decisions.last().unwrap();
             let required = decision["decision"]["required_approvals"].as_u64().unwrap() as usize;
             let mut approvers: Vec<&str> = of("approval_granted", rem)
                 .into_iter()
