@@ -112,6 +112,30 @@ impl Harness {
         rx.await.unwrap()
     }
 
+    async fn approve(&self, name: &str, remediation: u64, comment: &str) -> CommandReply {
+        let comment = comment.to_string();
+        self.command(
+            name,
+            Command::Approve {
+                remediation,
+                comment,
+            },
+        )
+        .await
+    }
+
+    async fn deny(&self, name: &str, remediation: u64, reason: &str) -> CommandReply {
+        let reason = reason.to_string();
+        self.command(
+            name,
+            Command::Deny {
+                remediation,
+                reason,
+            },
+        )
+        .await
+    }
+
     async fn fire_oom(&self) {
         self.sim.set_attrs(
             &ResourceId::new(CHECKOUT),
@@ -174,36 +198,12 @@ async fn only_a_distinct_non_requester_approval_executes_and_only_once() {
         .sim
         .with_world(|w| w.capture(&ResourceId::new(CHECKOUT)).unwrap());
 
-    let refused = h
-        .command(
-            "agent:remediation",
-            Command::Approve {
-                remediation: rem,
-                comment: "self".into(),
-            },
-        )
-        .await;
+    let refused = h.approve("agent:remediation", rem, "self").await;
     assert!(refused.unwrap_err().contains("requester"));
     assert_eq!(h.count("approval_granted", rem), 0);
 
-    h.command(
-        "alice",
-        Command::Approve {
-            remediation: rem,
-            comment: "raise it".into(),
-        },
-    )
-    .await
-    .unwrap();
-    let again = h
-        .command(
-            "alice",
-            Command::Approve {
-                remediation: rem,
-                comment: "again".into(),
-            },
-        )
-        .await;
+    h.approve("alice", rem, "raise it").await.unwrap();
+    let again = h.approve("alice", rem, "again").await;
     assert!(
         again.is_err(),
         "a second approval by the same person is refused"
@@ -230,40 +230,16 @@ async fn only_a_distinct_non_requester_approval_executes_and_only_once() {
 async fn a_denial_needs_a_reason_and_prevents_execution() {
     let h = Harness::new(RuntimeOptions::default()).await;
     let rem = h.oom().await;
-    let empty = h
-        .command(
-            "bob",
-            Command::Deny {
-                remediation: rem,
-                reason: "  ".into(),
-            },
-        )
-        .await;
+    let empty = h.deny("bob", rem, "  ").await;
     assert!(empty.unwrap_err().contains("reason"));
-    h.command(
-        "bob",
-        Command::Deny {
-            remediation: rem,
-            reason: "change freeze".into(),
-        },
-    )
-    .await
-    .unwrap();
+    h.deny("bob", rem, "change freeze").await.unwrap();
     let state = h
         .until("the denial to finish it", |s| {
             matches!(s.remediations[&rem].stage, Stage::Finished(_))
         })
         .await;
     assert_eq!(state.remediations[&rem].stage.label(), "denied");
-    let late = h
-        .command(
-            "alice",
-            Command::Approve {
-                remediation: rem,
-                comment: "".into(),
-            },
-        )
-        .await;
+    let late = h.approve("alice", rem, "").await;
     assert!(late.is_err());
     assert_eq!(h.count("snapshot_taken", rem), 0);
     assert_eq!(h.count("action_executed", rem), 0);
@@ -280,15 +256,7 @@ async fn read_only_mode_never_executes() {
     };
     let h = Harness::new(options).await;
     let rem = h.oom().await;
-    let refused = h
-        .command(
-            "alice",
-            Command::Approve {
-                remediation: rem,
-                comment: "".into(),
-            },
-        )
-        .await;
+    let refused = h.approve("alice", rem, "").await;
     assert!(refused.unwrap_err().contains("read-only"));
     let state = h
         .until("the request to expire", |s| {
@@ -349,15 +317,7 @@ async fn a_deny_from_the_rego_bundle_makes_execution_unreachable() {
         decision.deny
     );
     assert!(!decision.bundle_hash.is_empty() && !decision.input_digest.is_empty());
-    let refused = h
-        .command(
-            "alice",
-            Command::Approve {
-                remediation: rem.id,
-                comment: String::new(),
-            },
-        )
-        .await;
+    let refused = h.approve("alice", rem.id, "").await;
     assert!(refused.is_err());
     assert_eq!(h.count("snapshot_taken", rem.id), 0);
     assert_eq!(h.count("action_executed", rem.id), 0);
@@ -395,15 +355,7 @@ async fn a_deny_from_the_rego_bundle_makes_execution_unreachable() {
     let baseline = rem.decision.as_ref().unwrap().required_approvals.max(1);
     assert_eq!(over.required_approvals, baseline + 1, "one extra approval");
     assert!(
-        h.command(
-            "alice",
-            Command::Approve {
-                remediation: over.id,
-                comment: String::new()
-            }
-        )
-        .await
-        .is_err(),
+        h.approve("alice", over.id, "").await.is_err(),
         "the operator who asked for the override cannot approve it"
     );
     for approver in ["bob", "carol", "dave"]
@@ -411,15 +363,9 @@ async fn a_deny_from_the_rego_bundle_makes_execution_unreachable() {
         .take(over.required_approvals as usize)
     {
         assert_eq!(h.count("action_executed", over.id), 0);
-        h.command(
-            approver,
-            Command::Approve {
-                remediation: over.id,
-                comment: "freeze override".into(),
-            },
-        )
-        .await
-        .unwrap();
+        h.approve(approver, over.id, "freeze override")
+            .await
+            .unwrap();
     }
     let state = h
         .until("the override to finish", |s| {

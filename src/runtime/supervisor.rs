@@ -942,16 +942,13 @@ impl Supervisor {
                 Stage::Validating => self.spawn_execution(id, Resume::Validate),
                 // The restore already ran: only its outcome is left to record.
                 Stage::Restoring if restored.is_some() => {
-                    let ok = restored == Some(true);
                     self.record(
                         ACTOR,
                         EventKind::RemediationFinished {
                             remediation: id,
-                            status: if ok {
-                                RemediationOutcome::RolledBack
-                            } else {
-                                RemediationOutcome::Failed
-                            },
+                            status: crate::agents::remediation::after_restore(
+                                restored == Some(true),
+                            ),
                             detail: "finished after a restart; the restore was recorded".into(),
                         },
                     )

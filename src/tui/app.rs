@@ -586,15 +586,7 @@ impl App {
                 }
             }
         };
-        self.toast(
-            Level::Info,
-            format!(
-                "sent {} as {}; waiting for the runtime…",
-                command.describe(),
-                self.identity.name
-            ),
-        );
-        vec![Effect::Send(command)]
+        self.send(command)
     }
 
     fn filter_key(&mut self, before: String, mut text: String, key: KeyEvent) {
@@ -766,6 +758,19 @@ impl App {
         Vec::new()
     }
 
+    /// Sends a command to the runtime and says so; the outcome arrives as a reply.
+    fn send(&mut self, command: Command) -> Vec<Effect> {
+        self.toast(
+            Level::Info,
+            format!(
+                "sent {} as {}; waiting for the runtime…",
+                command.describe(),
+                self.identity.name
+            ),
+        );
+        vec![Effect::Send(command)]
+    }
+
     /// `:override ID REASON`: asks the runtime to re-propose a remediation
     /// that a change freeze denied; the policy then requires an extra approval.
     fn override_freeze(&mut self, id: Option<&str>, reason: String) -> Vec<Effect> {
@@ -788,15 +793,7 @@ impl App {
             remediation: id,
             reason,
         };
-        self.toast(
-            Level::Info,
-            format!(
-                "sent {} as {}; waiting for the runtime…",
-                command.describe(),
-                self.identity.name
-            ),
-        );
-        vec![Effect::Send(command)]
+        self.send(command)
     }
 
     /// Draws one frame.

@@ -169,11 +169,7 @@ async fn run(ctx: &AgentContext, job: ExecutionJob) -> anyhow::Result<()> {
         ACTOR,
         EventKind::RemediationFinished {
             remediation: id,
-            status: if ok {
-                RemediationOutcome::RolledBack
-            } else {
-                RemediationOutcome::Failed
-            },
+            status: after_restore(ok),
             detail: if ok {
                 "validation failed; the snapshot was restored".into()
             } else {
@@ -183,6 +179,16 @@ async fn run(ctx: &AgentContext, job: ExecutionJob) -> anyhow::Result<()> {
     )
     .await?;
     Ok(())
+}
+
+/// How a remediation ends once its restore ran: rolled back if the restore
+/// worked, failed (a human must act) if it did not.
+pub fn after_restore(restored: bool) -> RemediationOutcome {
+    if restored {
+        RemediationOutcome::RolledBack
+    } else {
+        RemediationOutcome::Failed
+    }
 }
 
 /// Tells the failure plan's contacts, in order, that a human is needed.
