@@ -7,51 +7,20 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn shieldops(dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shieldops"));
-    cmd.arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--log-dir")
-        .arg(dir.join("logs"));
-    cmd
-}
+mod demo_support;
+use demo_support::{export, headless_demo, shieldops, try_export};
 
 fn demo(dir: &std::path::Path) -> Command {
-    let mut cmd = shieldops(dir);
-    cmd.args([
-        "demo",
-        "--headless",
-        "--speed",
-        "10",
-        "--approve-as",
-        "alice",
-        "--until-quiet",
-        "--start",
-        "2026-06-03T10:00:00Z",
-    ])
-    .stdout(Stdio::null());
+    let mut cmd = headless_demo(dir, 10, "alice");
+    cmd.stdout(Stdio::null());
     cmd
-}
-
-fn export(dir: &std::path::Path) -> Vec<Value> {
-    let out = shieldops(dir)
-        .args(["log", "export", "--format", "jsonl"])
-        .output()
-        .unwrap();
-    if !out.status.success() {
-        return Vec::new();
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
 }
 
 /// Waits (reading the live log through the running process) until `kind` is recorded.
 fn wait_for_kind(dir: &std::path::Path, child: &mut Child, kind: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        if export(dir).iter().any(|e| e["kind"] == kind) {
+        if try_export(dir).is_some_and(|events| events.iter().any(|e| e["kind"] == kind)) {
             return;
         }
         if let Some(status) = child.try_wait().unwrap() {

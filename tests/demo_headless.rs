@@ -1,54 +1,15 @@
 //! The demo scenario, headless, end to end through the real binary: the
 //! exported log must tell the whole story of the OOM-killed pod in order.
 
-use std::process::Command;
-
 use serde_json::Value;
 
-fn shieldops(dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shieldops"));
-    cmd.arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--log-dir")
-        .arg(dir.join("logs"))
-        .env_remove("NO_COLOR");
-    cmd
-}
-
-fn export(dir: &std::path::Path) -> Vec<Value> {
-    let out = shieldops(dir)
-        .args(["log", "export", "--format", "jsonl"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
+mod demo_support;
+use demo_support::{export, headless_demo, shieldops};
 
 #[test]
 fn headless_demo_tells_the_whole_story_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    let status = shieldops(dir.path())
-        .args([
-            "demo",
-            "--headless",
-            "--speed",
-            "25",
-            "--approve-as",
-            "alice",
-            "--until-quiet",
-            "--start",
-            "2026-06-03T10:00:00Z",
-        ])
-        .status()
-        .unwrap();
+    let status = headless_demo(dir.path(), 25, "alice").status().unwrap();
     assert!(status.success());
 
     let verify = shieldops(dir.path())
@@ -175,22 +136,7 @@ fn headless_demo_tells_the_whole_story_in_order() {
 #[test]
 fn a_second_run_resumes_without_replaying_the_scenario() {
     let dir = tempfile::tempdir().unwrap();
-    let run = || {
-        shieldops(dir.path())
-            .args([
-                "demo",
-                "--headless",
-                "--speed",
-                "25",
-                "--approve-as",
-                "bob",
-                "--until-quiet",
-                "--start",
-                "2026-06-03T10:00:00Z",
-            ])
-            .status()
-            .unwrap()
-    };
+    let run = || headless_demo(dir.path(), 25, "bob").status().unwrap();
     assert!(run().success());
     let first = export(dir.path());
     assert!(run().success());

@@ -11,7 +11,7 @@ use shieldops::clock::ManualClock;
 use shieldops::connectors::sim::Sim;
 use shieldops::event::{Alert, AlertStatus, ResourceId, Severity};
 use shieldops::runtime::command::{Command, CommandEnvelope, CommandReply, Identity};
-use shieldops::runtime::policy::{BaselinePolicy, PolicyGate};
+use shieldops::runtime::policy::PolicyGate;
 use shieldops::runtime::snapshots::load_state;
 use shieldops::runtime::{Intake, Runtime, RuntimeOptions, RuntimeParts};
 use shieldops::state::{Stage, State};
@@ -37,7 +37,9 @@ fn start_time() -> DateTime<Utc> {
 
 impl Harness {
     async fn new(options: RuntimeOptions) -> Harness {
-        Self::with(options, Arc::new(BaselinePolicy), start_time()).await
+        // The shipped Rego bundle decides, as it does in the console.
+        let gate = Arc::new(shieldops::policy::Gate::load(None).unwrap());
+        Self::with(options, gate, start_time()).await
     }
 
     async fn with(

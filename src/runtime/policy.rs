@@ -26,52 +26,6 @@ pub fn deny(reason: impl Into<String>) -> PolicyDecision {
     }
 }
 
-/// A minimal rule set for tests and for embedding without the Rego bundle
-/// (the console always loads the bundle): forbidden actions are denied, and
-/// every mutating action in production needs one approval.
-pub struct BaselinePolicy;
-
-/// Actions no automation may take.
-const FORBIDDEN: &[&str] = &[
-    "delete_database",
-    "drop_table",
-    "delete_namespace",
-    "modify_iam_root",
-    "disable_logging",
-    "disable_monitoring",
-];
-
-impl PolicyGate for BaselinePolicy {
-    fn decide(&self, state: &State, id: u64, _now: DateTime<Utc>) -> PolicyDecision {
-        let Some(rem) = state.remediations.get(&id) else {
-            return deny(format!("remediation #{id} is not in the state"));
-        };
-        let action = &rem.action;
-        let production = rem.environment == crate::event::Environment::Production;
-        let mut decision = PolicyDecision {
-            allow: true,
-            deny: vec![],
-            required_approvals: 0,
-            risk: if production { Risk::High } else { Risk::Medium },
-            controls: vec![],
-            bundle_hash: "baseline".into(),
-            input_digest: String::new(),
-        };
-        if FORBIDDEN.contains(&action.name.as_str()) {
-            decision.allow = false;
-            decision
-                .deny
-                .push(format!("{} is a forbidden action", action.name));
-        }
-        if !action.is_mutating() {
-            decision.risk = Risk::Low;
-        } else if production {
-            decision.required_approvals = 1;
-        }
-        decision
-    }
-}
-
 /// The Rego bundle decides. The requester acts for the team that owns the
 /// target (agents propose on a team's behalf), so team scoping applies to it.
 impl PolicyGate for crate::policy::Gate {
