@@ -10,6 +10,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shieldops/target}"
 export CARGO_TERM_COLOR=never
 
 scripts/install-test-deps.sh
+# Tools installed with pip (emulators, CLIs) live in Python's scripts directory.
+PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+export PATH
 
 echo "== cargo fmt --check"
 cargo fmt --check
