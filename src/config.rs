@@ -17,7 +17,7 @@ pub struct Config {
     /// Key rebinding: action name → key or keys.
     pub keys: crate::tui::KeymapConfig,
     pub policy: PolicyConfig,
-    pub notify: NotifyConfig,
+    pub notify: crate::notify::NotifyConfig,
 }
 
 /// `[runtime]`
@@ -135,23 +135,14 @@ impl std::fmt::Debug for Secret {
 }
 
 impl Secret {
-    fn masked(&self) -> Secret {
+    /// The same secret shown as `********` (an empty one stays empty).
+    pub(crate) fn masked(&self) -> Secret {
         if self.0.is_empty() {
             Secret(String::new())
         } else {
             Secret("********".into())
         }
     }
-}
-
-/// `[notify]`
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct NotifyConfig {
-    pub slack_webhook_url: Option<Secret>,
-    pub pagerduty_routing_key: Option<Secret>,
-    pub webhook_url: Option<String>,
-    pub webhook_secret: Option<Secret>,
 }
 
 /// A configuration problem, naming the file, the key and the line.
@@ -246,23 +237,13 @@ impl Config {
         if !(1..=60).contains(&self.console.max_fps) {
             return bad("console", "max_fps", "must be between 1 and 60");
         }
-        Ok(())
+        self.notify.validate(text)
     }
 
     /// A copy safe to print: every secret masked.
     pub fn masked(&self) -> Config {
         let mut c = self.clone();
-        let n = &mut c.notify;
-        for s in [
-            &mut n.slack_webhook_url,
-            &mut n.pagerduty_routing_key,
-            &mut n.webhook_secret,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            *s = s.masked();
-        }
+        c.notify = c.notify.masked();
         c
     }
 }
@@ -272,7 +253,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 /// The line where `key` is set inside `[section]`, if it can be found.
-fn find_key_line(text: &str, section: &str, key: &str) -> Option<usize> {
+pub(crate) fn find_key_line(text: &str, section: &str, key: &str) -> Option<usize> {
     let mut current = String::new();
     for (i, line) in text.lines().enumerate() {
         let t = line.trim();
@@ -328,7 +309,7 @@ mod tests {
     #[test]
     fn secrets_are_masked() {
         let c = Config::parse(
-            "[notify]\nslack_webhook_url = \"https://hooks.example/abc\"\n",
+            "[notify.channels.ops]\ntype = \"slack\"\nwebhook_url = \"https://hooks.example/abc\"\n",
             "c.toml",
         )
         .unwrap();

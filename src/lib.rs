@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod connectors;
 pub mod event;
+pub mod notify;
 pub mod playbook;
 pub mod policy;
 pub mod runtime;

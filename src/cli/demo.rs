@@ -60,6 +60,9 @@ pub async fn run(
     let cancel = CancellationToken::new();
     let mut options = config.runtime.options();
     options.read_only |= cli.read_only;
+    options.notify = crate::notify::NotifyPlan::from_config(&config.notify)
+        .context("cannot set up notifications")?
+        .map(Arc::new);
     let read_only = options.read_only;
     let policy: Arc<dyn crate::runtime::policy::PolicyGate> = Arc::new(
         crate::policy::Gate::load(config.policy.dir.as_deref())

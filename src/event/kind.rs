@@ -190,15 +190,31 @@ pub enum EventKind {
         #[serde(default)]
         metrics: BTreeMap<String, f64>,
     },
+    /// One delivery attempt that succeeded. `channel` is the configured channel
+    /// name; `to` says where without any secret (no URL, key or password).
     NotificationSent {
         channel: String,
         to: String,
         subject: String,
+        /// seq of the event this notification was about (none for escalations).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        event_seq: Option<u64>,
+        /// 1 for the first try.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        attempt: u32,
     },
+    /// One delivery attempt that failed; the error never carries a secret.
     NotificationFailed {
         channel: String,
         to: String,
         error: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        event_seq: Option<u64>,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        attempt: u32,
+        /// No further attempt will be made for this event on this channel.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        gave_up: bool,
     },
     AgentHeartbeat {
         agent: String,
@@ -282,6 +298,10 @@ pub struct SecurityFinding {
 
 fn yes() -> bool {
     true
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The snake_case names of every kind this build knows, in declaration order.

@@ -183,8 +183,23 @@ pub fn summary(kind: &EventKind) -> String {
             channel,
             to,
             subject,
+            ..
         } => format!("{channel} → {to}: {subject}"),
-        NotificationFailed { channel, to, error } => format!("{channel} → {to} failed: {error}"),
+        NotificationFailed {
+            channel,
+            to,
+            error,
+            attempt,
+            gave_up,
+            ..
+        } => {
+            let tail = match (*attempt, *gave_up) {
+                (0, _) => String::new(),
+                (n, true) => format!(" (attempt {n}, gave up)"),
+                (n, false) => format!(" (attempt {n}, will retry)"),
+            };
+            format!("{channel} → {to} failed: {error}{tail}")
+        }
         AgentHeartbeat { agent, status } => format!("{agent}: {status}"),
         AgentError { agent, error } => format!("{agent} error: {error}"),
         OperatorCommand {

@@ -51,6 +51,8 @@ pub struct RuntimeOptions {
     pub validation: ValidationSpec,
     /// Poked by the `rescan` command.
     pub rescan: Arc<Notify>,
+    /// Notification channels and rules; `None` runs no notifier.
+    pub notify: Option<Arc<crate::notify::NotifyPlan>>,
 }
 
 impl Default for RuntimeOptions {
@@ -69,6 +71,7 @@ impl Default for RuntimeOptions {
             snapshot_every: 5_000,
             validation: default_validation(),
             rescan: Arc::new(Notify::new()),
+            notify: None,
         }
     }
 }
@@ -239,6 +242,18 @@ impl Runtime {
                 }
             },
         ));
+
+        // The notifier follows the log on its own task, so a slow receiver
+        // never holds up the supervisor.
+        if let Some(plan) = options.notify.clone() {
+            agents.push(crate::notify::spawn(
+                log.clone(),
+                ctx.clock.clone(),
+                plan,
+                state.clone(),
+                cancel.clone(),
+            ));
+        }
 
         let sub = log.subscribe(state.last_seq + 1);
         let supervisor = supervisor::Supervisor::new(

@@ -818,6 +818,8 @@ impl Supervisor {
                             channel: "escalation".into(),
                             to: contact.clone(),
                             subject: format!("remediation #{id} is waiting for approval"),
+                            event_seq: None,
+                            attempt: 0,
                         },
                     ),
                     (

@@ -255,11 +255,7 @@ impl Notifier {
         let failed = self.failed.clone();
         // D-Bus calls block; keep them off the UI task.
         tokio::task::spawn_blocking(move || {
-            let result = notify_rust::Notification::new()
-                .appname("shieldops")
-                .summary(&summary)
-                .body(&body)
-                .show();
+            let result = crate::notify::desktop::show(&summary, &body, true);
             if let Err(e) = result
                 && !failed.swap(true, Ordering::SeqCst)
             {

@@ -723,6 +723,8 @@ pub fn fixture_events() -> Vec<Event> {
             channel: "desktop".into(),
             to: "on-call".into(),
             subject: format!("approval needed for #{rem}"),
+            event_seq: None,
+            attempt: 0,
         },
     );
 
@@ -1193,6 +1195,8 @@ pub fn live_stream(start_seq: u64, n: usize) -> Vec<Event> {
                     channel: "desktop".into(),
                     to: "on-call".into(),
                     subject: format!("update {i}"),
+                    event_seq: None,
+                    attempt: 0,
                 },
             };
             let (event, _) = Event::seal(

@@ -201,6 +201,8 @@ async fn escalate(ctx: &AgentContext, id: u64, plan: Option<&FailurePlan>) -> an
                 channel: "escalation".into(),
                 to: contact.clone(),
                 subject: format!("remediation #{id}: {}", plan.message),
+                event_seq: None,
+                attempt: 0,
             },
         )
         .await?;

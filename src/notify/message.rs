@@ -1,0 +1,207 @@
+//! What a notification says: one [`Message`] built from an event and the
+//! state around it (the incident's title, the resource's environment and team).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::event::{Environment, Event, EventKind, RemediationOutcome, ResourceId, Severity};
+use crate::state::State;
+
+/// Where a notification stands in its incident's life (PagerDuty's event action).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lifecycle {
+    Trigger,
+    Acknowledge,
+    Resolve,
+}
+
+/// One notification, channel-neutral.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Message {
+    /// seq of the event it is about.
+    pub event_seq: u64,
+    /// The event's kind, e.g. `incident_opened`.
+    pub kind: String,
+    pub at: DateTime<Utc>,
+    pub title: String,
+    pub body: String,
+    pub severity: Severity,
+    pub environment: Option<Environment>,
+    pub team: Option<String>,
+    pub resource: Option<ResourceId>,
+    pub incident: Option<u64>,
+    pub lifecycle: Lifecycle,
+    /// Same for every notification about one incident or remediation, so a
+    /// receiver (PagerDuty) can group trigger, acknowledge and resolve.
+    pub dedup_key: String,
+}
+
+impl Message {
+    /// The notification for `event`, if its kind is one that is notified.
+    /// `state` has already folded `event`.
+    pub fn from_event(event: &Event, state: &State) -> Option<Message> {
+        let placed = |resource: &ResourceId| {
+            state
+                .fleet
+                .get(resource)
+                .map(|v| (v.resource.environment, v.resource.team.clone()))
+        };
+        let incident_key = |id: u64| format!("shieldops-incident-{id}");
+        let mut m = Message {
+            event_seq: event.seq,
+            kind: event.kind.name().to_string(),
+            at: event.at,
+            title: String::new(),
+            body: crate::event::summary(&event.kind),
+            severity: Severity::Info,
+            environment: None,
+            team: None,
+            resource: None,
+            incident: None,
+            lifecycle: Lifecycle::Trigger,
+            dedup_key: format!("shieldops-event-{}", event.seq),
+        };
+        match &event.kind {
+            EventKind::IncidentOpened {
+                title,
+                severity,
+                resource,
+                alert,
+                ..
+            } => {
+                m.title = format!("Incident #{}: {title}", event.seq);
+                m.body = format!("{alert} on {resource}");
+                m.severity = *severity;
+                m.resource = Some(resource.clone());
+                m.incident = Some(event.seq);
+                m.dedup_key = incident_key(event.seq);
+            }
+            EventKind::IncidentAcknowledged { incident, by } => {
+                let inc = state.incidents.get(incident)?;
+                m.title = format!("Incident #{incident} acknowledged: {}", inc.title);
+                m.body = format!("acknowledged by {by}");
+                m.severity = inc.severity;
+                m.resource = Some(inc.resource.clone());
+                m.incident = Some(*incident);
+                m.lifecycle = Lifecycle::Acknowledge;
+                m.dedup_key = incident_key(*incident);
+            }
+            EventKind::IncidentResolved {
+                incident,
+                resolution,
+            } => {
+                let inc = state.incidents.get(incident)?;
+                m.title = format!("Incident #{incident} resolved: {}", inc.title);
+                m.body = resolution.clone();
+                m.severity = inc.severity;
+                m.resource = Some(inc.resource.clone());
+                m.incident = Some(*incident);
+                m.lifecycle = Lifecycle::Resolve;
+                m.dedup_key = incident_key(*incident);
+            }
+            EventKind::ApprovalRequested { remediation, .. }
+            | EventKind::ApprovalEscalated { remediation, .. } => {
+                let rem = state.remediations.get(remediation)?;
+                let escalated = matches!(event.kind, EventKind::ApprovalEscalated { .. });
+                m.title = format!(
+                    "Remediation #{remediation} {}: {} on {}",
+                    if escalated {
+                        "escalated, waiting for approval"
+                    } else {
+                        "waiting for approval"
+                    },
+                    rem.action.name,
+                    rem.action.target
+                );
+                m.body = format!(
+                    "requested by {}: {} (needs {} approval(s))",
+                    rem.requested_by, rem.reason, rem.required_approvals
+                );
+                m.severity = rem
+                    .incident
+                    .and_then(|i| state.incidents.get(&i))
+                    .map_or(Severity::High, |i| i.severity);
+                m.environment = Some(rem.environment);
+                m.team = Some(rem.team.clone());
+                m.resource = Some(rem.action.target.clone());
+                m.incident = rem.incident;
+                m.dedup_key = format!("shieldops-remediation-{remediation}");
+            }
+            EventKind::RemediationFinished {
+                remediation,
+                status,
+                detail,
+            } => {
+                let rem = state.remediations.get(remediation)?;
+                m.title = format!(
+                    "Remediation #{remediation} {}: {} on {}",
+                    status.as_str(),
+                    rem.action.name,
+                    rem.action.target
+                );
+                m.body = detail.clone();
+                m.severity = match status {
+                    RemediationOutcome::Failed => Severity::Critical,
+                    RemediationOutcome::RolledBack | RemediationOutcome::Aborted => Severity::High,
+                    RemediationOutcome::Expired | RemediationOutcome::Denied => Severity::Medium,
+                    RemediationOutcome::Succeeded => Severity::Info,
+                };
+                // A failed remediation needs a human; any other end closes the approval page.
+                if *status != RemediationOutcome::Failed {
+                    m.lifecycle = Lifecycle::Resolve;
+                }
+                m.environment = Some(rem.environment);
+                m.team = Some(rem.team.clone());
+                m.resource = Some(rem.action.target.clone());
+                m.incident = rem.incident;
+                m.dedup_key = format!("shieldops-remediation-{remediation}");
+            }
+            EventKind::SecurityFinding { finding } => {
+                if !finding.open {
+                    return None;
+                }
+                m.title = format!("Security finding: {}", finding.title);
+                m.body = format!("{} on {}: {}", finding.id, finding.resource, finding.detail);
+                m.severity = finding.severity;
+                m.resource = Some(finding.resource.clone());
+                m.dedup_key = format!("shieldops-finding-{}", finding.id);
+            }
+            EventKind::CostAnomaly {
+                resource, service, ..
+            } => {
+                m.title = format!("Cost anomaly: {service}");
+                m.severity = Severity::Medium;
+                m.resource = Some(resource.clone());
+            }
+            EventKind::AgentError { agent, .. } => {
+                m.title = format!("Agent {agent} reported an error");
+                m.severity = Severity::High;
+            }
+            _ => return None,
+        }
+        if m.environment.is_none()
+            && let Some((env, team)) = m.resource.as_ref().and_then(placed)
+        {
+            m.environment = Some(env);
+            m.team = Some(team);
+        }
+        Some(m)
+    }
+
+    /// One line with severity, environment, team and the event's seq.
+    pub fn context_line(&self) -> String {
+        let mut parts = vec![format!("severity {}", self.severity.as_str())];
+        if let Some(env) = self.environment {
+            parts.push(format!("env {}", env.as_str()));
+        }
+        if let Some(team) = &self.team {
+            parts.push(format!("team {team}"));
+        }
+        if let Some(r) = &self.resource {
+            parts.push(format!("resource {r}"));
+        }
+        parts.push(format!("event #{}", self.event_seq));
+        parts.join(" · ")
+    }
+}
