@@ -16,6 +16,15 @@ need_py() { python3 -c "import $1" >/dev/null 2>&1 || pip_missing+=("$2"); }
 # --- foundation: the security agent cross-checks Debian version ordering.
 need_cmd dpkg dpkg
 
+# --- notifications: an SMTP sink with STARTTLS (and openssl for its test
+# certificate), a session D-Bus with a notification daemon on a virtual display.
+need_cmd openssl openssl
+need_py aiosmtpd aiosmtpd
+need_cmd dbus-daemon dbus
+need_cmd dunst dunst
+need_cmd dunstctl dunst
+need_cmd Xvfb xvfb
+
 if [ "${#apt_missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${apt_missing[*]} (run as root or install them)" >&2
