@@ -2,7 +2,6 @@
 //! "approval needed" pop-up and the desktop channel both go through [`show`].
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 
 use super::{Channel, DeliveryError, Message};
 use crate::event::Severity;
@@ -35,7 +34,7 @@ impl Channel for Desktop {
         Vec::new()
     }
 
-    async fn deliver(&self, m: &Message, _now: DateTime<Utc>) -> Result<(), DeliveryError> {
+    async fn deliver(&self, m: &Message) -> Result<(), DeliveryError> {
         let summary = format!("ShieldOps: {}", m.title);
         let body = format!("{}\n{}", m.body, m.context_line());
         let critical = m.severity >= Severity::High;

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
@@ -88,7 +87,7 @@ impl Channel for Email {
         self.password.iter().cloned().collect()
     }
 
-    async fn deliver(&self, m: &Message, _now: DateTime<Utc>) -> Result<(), DeliveryError> {
+    async fn deliver(&self, m: &Message) -> Result<(), DeliveryError> {
         let (subject, body) = render(m);
         let mut builder = lettre::Message::builder()
             .from(self.from.clone())

@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 
 pub use config::{
     BreakerConfig, ChannelConfig, DesktopConfig, EmailConfig, NOTIFIABLE_KINDS, NotifyConfig,
@@ -38,8 +37,8 @@ pub trait Channel: Send + Sync {
     fn recipient(&self) -> String;
     /// Every secret this channel holds, so errors can be scrubbed of them.
     fn secrets(&self) -> Vec<String>;
-    /// One delivery attempt; `now` is the injected clock's time.
-    async fn deliver(&self, m: &Message, now: DateTime<Utc>) -> Result<(), DeliveryError>;
+    /// One delivery attempt.
+    async fn deliver(&self, m: &Message) -> Result<(), DeliveryError>;
 }
 
 /// Why one attempt failed, and whether another could work.

@@ -2,7 +2,6 @@
 //! dedup key per incident (or remediation) so one page follows one incident.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{Channel, DeliveryError, Lifecycle, Message};
@@ -64,7 +63,7 @@ impl Channel for PagerDuty {
         vec![self.routing_key.clone()]
     }
 
-    async fn deliver(&self, m: &Message, _now: DateTime<Utc>) -> Result<(), DeliveryError> {
+    async fn deliver(&self, m: &Message) -> Result<(), DeliveryError> {
         super::http::send(
             self.client
                 .post(&self.url)

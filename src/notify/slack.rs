@@ -1,7 +1,6 @@
 //! Slack incoming webhook with a Block Kit message.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{Channel, DeliveryError, Message};
@@ -43,7 +42,7 @@ impl Channel for Slack {
         vec![self.url.clone()]
     }
 
-    async fn deliver(&self, m: &Message, _now: DateTime<Utc>) -> Result<(), DeliveryError> {
+    async fn deliver(&self, m: &Message) -> Result<(), DeliveryError> {
         super::http::send(
             self.client.post(&self.url).json(&payload(m)),
             &self.secrets(),

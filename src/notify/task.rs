@@ -200,7 +200,7 @@ impl Worker {
                     Ok(()) => {
                         let result = tokio::select! {
                             _ = cancel.cancelled() => return,
-                            r = self.channel.deliver(&message, now) => r,
+                            r = self.channel.deliver(&message) => r,
                         };
                         match &result {
                             Ok(()) => self.breaker.success(),

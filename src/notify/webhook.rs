@@ -3,7 +3,7 @@
 //! replays (see the README, "Webhook signatures").
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -93,10 +93,12 @@ impl Channel for Webhook {
         vec![self.url.clone(), self.secret.clone()]
     }
 
-    async fn deliver(&self, m: &Message, now: DateTime<Utc>) -> Result<(), DeliveryError> {
+    async fn deliver(&self, m: &Message) -> Result<(), DeliveryError> {
         let body = serde_json::to_vec(&payload(m))
             .map_err(|e| DeliveryError::permanent(format!("cannot encode the payload: {e}")))?;
-        let ts = now.timestamp();
+        // Wall-clock time, not the injected clock: the receiver compares the
+        // timestamp with its own clock to refuse replays.
+        let ts = Utc::now().timestamp();
         let signature = sign(self.secret.as_bytes(), ts, &body);
         super::http::send(
             self.client
