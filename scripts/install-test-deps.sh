@@ -16,6 +16,10 @@ need_py() { python3 -c "import $1" >/dev/null 2>&1 || pip_missing+=("$2"); }
 # --- foundation: the security agent cross-checks Debian version ordering.
 need_cmd dpkg dpkg
 
+# --- serve: the Alertmanager intake test runs a real Prometheus and Alertmanager.
+need_cmd prometheus prometheus
+need_cmd prometheus-alertmanager prometheus-alertmanager
+
 if [ "${#apt_missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${apt_missing[*]} (run as root or install them)" >&2

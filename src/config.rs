@@ -18,6 +18,8 @@ pub struct Config {
     pub keys: crate::tui::KeymapConfig,
     pub policy: PolicyConfig,
     pub notify: NotifyConfig,
+    /// `serve` and `attach`: tokens, TLS files, the token to present.
+    pub remote: crate::remote::RemoteConfig,
 }
 
 /// `[runtime]`
@@ -135,7 +137,8 @@ impl std::fmt::Debug for Secret {
 }
 
 impl Secret {
-    fn masked(&self) -> Secret {
+    /// The secret with its value hidden (empty stays empty).
+    pub fn masked(&self) -> Secret {
         if self.0.is_empty() {
             Secret(String::new())
         } else {
@@ -263,6 +266,7 @@ impl Config {
         {
             *s = s.masked();
         }
+        c.remote = c.remote.masked();
         c
     }
 }

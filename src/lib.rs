@@ -8,6 +8,7 @@ pub mod connectors;
 pub mod event;
 pub mod playbook;
 pub mod policy;
+pub mod remote;
 pub mod runtime;
 pub mod state;
 pub mod store;

@@ -1,0 +1,47 @@
+//! Remote consoles: `serve` shares one runtime over WebSocket and HTTP, and
+//! `attach` drives the same console from another terminal.
+//!
+//! - [`protocol`]: the versioned JSON messages (documented in the README).
+//! - [`auth`]: bearer tokens (stored hashed) and roles.
+//! - [`server`]: the listener, the routes, one task per console session.
+//! - [`hub`]: the server's projection, for snapshots and metrics.
+//! - [`client`]: a checked, resuming connection for `attach`.
+//! - [`alertmanager`], [`metrics`]: the HTTP API's formats.
+
+pub mod alertmanager;
+pub mod auth;
+pub mod client;
+pub mod hub;
+pub mod metrics;
+pub mod protocol;
+pub mod server;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Secret;
+
+/// `[remote]` in the config file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RemoteConfig {
+    /// `serve`: who may connect (`[[remote.tokens]]`, hashed; see `shieldops token mint`).
+    pub tokens: Vec<auth::TokenEntry>,
+    /// `serve`: PEM certificate chain and key for TLS (required off loopback).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// `attach`: the token to present (`--token` and `SHIELDOPS_TOKEN` take precedence).
+    pub token: Option<Secret>,
+    /// `attach`: the CA certificate (PEM) that signed the server's, for `wss://`.
+    pub ca: Option<PathBuf>,
+}
+
+impl RemoteConfig {
+    /// A copy safe to print.
+    pub fn masked(&self) -> RemoteConfig {
+        let mut c = self.clone();
+        c.token = c.token.map(|t| t.masked());
+        c
+    }
+}
