@@ -66,6 +66,7 @@ pub enum ServerMessage {
     Snapshot {
         seq: u64,
         hash: String,
+        #[serde(deserialize_with = "state_via_value")]
         state: Box<State>,
     },
     /// Consecutive records, in seq order.
@@ -74,6 +75,17 @@ pub enum ServerMessage {
     Reply { id: u64, ok: bool, message: String },
     /// Why the session ends; a close frame follows.
     Error { code: ErrorCode, message: String },
+}
+
+/// The state's maps have integer keys, written as JSON strings. An
+/// internally tagged enum buffers its fields in a form that cannot turn those
+/// strings back into integers, so the state is read as a JSON value first,
+/// whose own deserializer can.
+fn state_via_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Box<State>, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    serde_json::from_value(value)
+        .map(Box::new)
+        .map_err(serde::de::Error::custom)
 }
 
 /// Machine-readable reasons for an `error`.
@@ -278,6 +290,33 @@ mod tests {
             ..record
         };
         assert!(bad_hash.to_event().is_err());
+    }
+
+    #[test]
+    fn a_snapshot_with_integer_keyed_maps_round_trips() {
+        let draft = NewEvent::new(
+            chrono::Utc::now(),
+            "supervisor",
+            EventKind::IncidentOpened {
+                title: "Down".into(),
+                alert: "Down".into(),
+                labels: Default::default(),
+                severity: crate::event::Severity::High,
+                resource: ResourceId::new("target/db"),
+                fingerprint: "f".into(),
+                alert_seq: 1,
+            },
+        );
+        let (event, _) = Event::seal(2, ChainHash::GENESIS, draft);
+        let mut state = State::new();
+        state.apply(&event);
+        assert_eq!(state.incidents.len(), 1);
+        let m = ServerMessage::Snapshot {
+            seq: 2,
+            hash: event.hash.to_hex(),
+            state: Box::new(state),
+        };
+        assert_eq!(decode_server(encode(&m).as_bytes()).unwrap(), m);
     }
 
     proptest! {
