@@ -288,7 +288,14 @@ pub async fn attach(cli: &Cli, config: &Config, args: &AttachArgs) -> anyhow::Re
         };
     }
     let read_only = welcome.read_only || welcome.role == Role::Viewer;
-    let title = format!("{} · {} ({})", args.url, welcome.principal, welcome.role);
+    // principal@host:port, short enough for the header at 80 columns.
+    let server = args
+        .url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or(&args.url);
+    let title = format!("{}@{server}", welcome.principal);
     let mut opts = super::console_options(
         cli,
         config,

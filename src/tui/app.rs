@@ -876,14 +876,7 @@ impl App {
             left.push(Span::styled(format!(" {} ", self.title), t.accent));
         }
         let (runtime, rstyle) = if let super::Link::Disconnected { since, .. } = &self.link {
-            (
-                format!(
-                    "✕ disconnected since {}Z · seq {}",
-                    clock(*since),
-                    self.state.last_seq
-                ),
-                t.bad,
-            )
+            (format!("✕ disconnected since {}Z", clock(*since)), t.bad)
         } else if self.runtime_gone {
             ("✕ runtime stopped".to_string(), t.bad)
         } else if self.state.scenario_finished {
