@@ -193,7 +193,11 @@ async fn main() {
         let opened = opened.lock().unwrap();
         posted
             .iter()
-            .filter_map(|(name, t0)| opened.get(name).map(|t1| (*t1 - *t0).as_secs_f64() * 1000.0))
+            .filter_map(|(name, t0)| {
+                opened
+                    .get(name)
+                    .map(|t1| (*t1 - *t0).as_secs_f64() * 1000.0)
+            })
             .collect()
     };
     intake.sort_by(f64::total_cmp);

@@ -19,6 +19,8 @@ need_cmd dpkg dpkg
 # --- serve: the Alertmanager intake test runs a real Prometheus and Alertmanager.
 need_cmd prometheus prometheus
 need_cmd prometheus-alertmanager prometheus-alertmanager
+# the TLS test makes a throwaway self-signed certificate.
+need_cmd openssl openssl
 
 if [ "${#apt_missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -90,7 +90,7 @@ impl Server {
         };
         let addr = first
             .split_whitespace()
-            .find_map(|w| w.strip_prefix("http://"))
+            .find_map(|w| w.strip_prefix("http://").or(w.strip_prefix("https://")))
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("no address in {first:?}"));
         Server {
