@@ -183,6 +183,27 @@ async fn bad_frames_close_only_their_own_connection() {
     let _ = ws.send(Message::text(big)).await;
     assert_eq!(expect_error(&mut ws).await.0, ErrorCode::TooLarge);
 
+    // Fuzz-style: random bytes as text and binary frames, each on its own
+    // connection, each ends only that connection.
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
+    for i in 0..40 {
+        let mut ws = raw(&server, "olga").await;
+        let len = rng.random_range(0..2048);
+        let bytes: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+        let frame = if i % 2 == 0 {
+            Message::text(String::from_utf8_lossy(&bytes).to_string())
+        } else {
+            Message::binary(bytes)
+        };
+        let _ = ws.send(frame).await;
+        let code = expect_error(&mut ws).await.0;
+        assert!(
+            matches!(code, ErrorCode::Malformed | ErrorCode::VersionMismatch),
+            "{code:?}"
+        );
+    }
+
     // The healthy console still streams and is still answered.
     let seen = healthy.state.last_seq;
     healthy

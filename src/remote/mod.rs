@@ -45,3 +45,48 @@ impl RemoteConfig {
         c
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn token_entries_load_and_errors_name_key_and_line() {
+        let ok = format!(
+            "[[remote.tokens]]\nprincipal = \"alice\"\nrole = \"approver\"\nsha256 = \"{}\"\n",
+            "0a".repeat(32)
+        );
+        let c = Config::parse(&ok, "c.toml").unwrap();
+        assert_eq!(c.remote.tokens[0].principal, "alice");
+
+        let e = Config::parse(
+            "[[remote.tokens]]\nprincipal = \"alice\"\nrole = \"approver\"\nsha256 = \"abc\"\n",
+            "c.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("line 4") && e.contains("remote.tokens"), "{e}");
+        assert!(e.contains("64 hex digits"), "{e}");
+
+        let e = Config::parse(
+            "[[remote.tokens]]\nprincipal = \"a\"\nrole = \"root\"\nsha256 = \"\"\n",
+            "c.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("line 3") && e.contains("role"), "{e}");
+
+        let e = Config::parse("[remote]\ntokn = \"x\"\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && e.contains("tokn"), "{e}");
+    }
+
+    #[test]
+    fn the_attach_token_is_masked() {
+        let c = Config::parse("[remote]\ntoken = \"so_secret\"\n", "c.toml").unwrap();
+        let shown = toml::to_string(&c.masked()).unwrap();
+        assert!(!shown.contains("so_secret"), "{shown}");
+        assert!(!format!("{c:?}").contains("so_secret"));
+    }
+}
