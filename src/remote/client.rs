@@ -80,6 +80,10 @@ pub enum Incoming {
     Reply { id: u64, ok: bool, message: String },
 }
 
+/// A connection that carries nothing — not even the server's pings, sent
+/// every 20 s — for this long is taken as dead and replaced.
+pub const SILENCE_LIMIT: Duration = Duration::from_secs(60);
+
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
@@ -267,10 +271,14 @@ impl Connection {
 
     async fn frame(&mut self) -> Result<ServerMessage, LinkError> {
         loop {
-            let message = self
-                .ws
-                .next()
+            let message = tokio::time::timeout(SILENCE_LIMIT, self.ws.next())
                 .await
+                .map_err(|_| {
+                    LinkError::Transient(format!(
+                        "no word from the server in {} s",
+                        SILENCE_LIMIT.as_secs()
+                    ))
+                })?
                 .ok_or_else(|| LinkError::Transient("the server closed the connection".into()))?
                 .map_err(|e| LinkError::Transient(e.to_string()))?;
             match message {

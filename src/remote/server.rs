@@ -47,6 +47,9 @@ use crate::store::EventLog;
 
 /// How long a new WebSocket session may take to say `hello`.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often an idle session is pinged, so a console notices a dead link
+/// (see `client::SILENCE_LIMIT`) and middleboxes keep the connection open.
+const PING_EVERY: Duration = Duration::from_secs(20);
 /// How long an alert may wait to be recorded before the webhook answers 503
 /// (Alertmanager then retries).
 const INTAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -428,8 +431,15 @@ async fn session(shared: &Shared, peer: SocketAddr, principal: &Principal, mut w
     };
     let mut sub = parts.log.subscribe(from);
     let (reply_tx, mut reply_rx) = mpsc::channel::<ServerMessage>(16);
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = ping.tick() => {
+                if let Err(e) = ws.send(Message::Ping(Default::default())).await {
+                    return format!("ping failed: {e}");
+                }
+            }
             _ = shared.cancel.cancelled() => {
                 return fail(&mut ws, ErrorCode::ShuttingDown, "the server is shutting down".into()).await;
             }
