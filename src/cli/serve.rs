@@ -186,6 +186,8 @@ pub async fn serve(
             tokens,
             read_only: started.read_only,
             tls: tls.clone(),
+            clock: started.clock.clone(),
+            speed: demo.speed.unwrap_or(config.demo.speed),
         },
         server_cancel.clone(),
     ));
@@ -299,7 +301,15 @@ pub async fn attach(cli: &Cli, config: &Config, args: &AttachArgs) -> anyhow::Re
     let mut opts = super::console_options(
         cli,
         config,
-        std::sync::Arc::new(crate::clock::ScaledClock::real()),
+        // The server's clock, so ages agree with event times (a sped-up demo runs ahead).
+        std::sync::Arc::new(crate::clock::ScaledClock::new(
+            welcome.now,
+            if welcome.speed.is_finite() && welcome.speed > 0.0 {
+                welcome.speed
+            } else {
+                1.0
+            },
+        )),
         &title,
         read_only,
         // Shown on screen only: the server records the token's principal.

@@ -71,6 +71,9 @@ pub struct Welcome {
     pub principal: String,
     pub role: Role,
     pub read_only: bool,
+    /// The server's runtime clock at the welcome, and its speed.
+    pub now: chrono::DateTime<chrono::Utc>,
+    pub speed: f64,
 }
 
 /// Something received on a connection.
@@ -165,6 +168,8 @@ impl Connection {
                 principal: String::new(),
                 role: Role::Viewer,
                 read_only: true,
+                now: chrono::Utc::now(),
+                speed: 1.0,
             },
             last_seq: resume.map(|r| r.0).unwrap_or(0),
             last_hash: resume.map(|r| r.1).unwrap_or(ChainHash::GENESIS),
@@ -181,11 +186,15 @@ impl Connection {
                 principal,
                 role,
                 read_only,
+                now,
+                speed,
             } if version == PROTOCOL_VERSION => {
                 conn.welcome = Welcome {
                     principal,
                     role,
                     read_only,
+                    now,
+                    speed,
                 };
             }
             ServerMessage::Welcome { version, .. } => {

@@ -60,6 +60,11 @@ pub enum ServerMessage {
         role: Role,
         /// The server refuses approvals and never executes.
         read_only: bool,
+        /// The runtime's clock now, and how many of its seconds pass per real
+        /// second (a sped-up demo), so the console's ages and header clock
+        /// agree with event times as a local console's do.
+        now: chrono::DateTime<chrono::Utc>,
+        speed: f64,
     },
     /// The projected state after event `seq`, whose record digest is `hash`
     /// (all zeros at seq 0). Events follow from `seq + 1`.

@@ -65,6 +65,9 @@ pub struct ServerParts {
     pub tokens: Tokens,
     pub read_only: bool,
     pub tls: Option<TlsAcceptor>,
+    /// The runtime's clock and its speed, told to each console.
+    pub clock: crate::clock::SharedClock,
+    pub speed: f64,
 }
 
 struct Shared {
@@ -400,6 +403,8 @@ async fn session(shared: &Shared, peer: SocketAddr, principal: &Principal, mut w
         principal: principal.name.clone(),
         role: principal.role,
         read_only: parts.read_only,
+        now: parts.clock.now(),
+        speed: parts.speed,
     };
     if let Err(e) = send(&mut ws, &welcome).await {
         return e;
