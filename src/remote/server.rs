@@ -126,7 +126,11 @@ where
         let shared = shared.clone();
         async move { Ok::<_, std::convert::Infallible>(route(shared, peer, req).await) }
     });
+    // A client that never finishes its request headers is dropped, so idle
+    // half-open connections cannot pile up.
     let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10))
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     let mut conn = std::pin::pin!(conn);
