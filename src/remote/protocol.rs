@@ -160,7 +160,7 @@ pub fn hash_hex(hash: &ChainHash) -> String {
 pub enum ProtocolError {
     #[error("frame of {size} bytes exceeds the limit of {limit} bytes")]
     TooLarge { size: usize, limit: usize },
-    #[error("peer speaks protocol version {theirs}; this build speaks version {ours}")]
+    #[error("the client speaks protocol version {theirs}; this server speaks version {ours}")]
     VersionMismatch { theirs: u64, ours: u32 },
     #[error("malformed frame: {0}")]
     Malformed(String),
