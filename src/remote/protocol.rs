@@ -17,7 +17,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::auth::Role;
-use crate::event::{ChainHash, Event};
+use crate::event::Event;
 use crate::runtime::command::Command;
 use crate::state::State;
 
@@ -148,11 +148,6 @@ impl WireRecord {
         }
         Event::decode(&stored).map_err(|e| ProtocolError::Record(e.to_string()))
     }
-}
-
-/// The hex form of a chain hash, as `snapshot.hash` carries it.
-pub fn hash_hex(hash: &ChainHash) -> String {
-    hash.to_hex()
 }
 
 /// Why a frame could not be accepted.
