@@ -16,9 +16,14 @@ need_py() { python3 -c "import $1" >/dev/null 2>&1 || pip_missing+=("$2"); }
 # --- foundation: the security agent cross-checks Debian version ordering.
 need_cmd dpkg dpkg
 
+# --- serve: the Alertmanager intake test runs a real Prometheus and Alertmanager.
+need_cmd prometheus prometheus
+need_cmd prometheus-alertmanager prometheus-alertmanager
+# the TLS test makes a throwaway self-signed certificate.
+need_cmd openssl openssl
+
 # --- notifications: an SMTP sink with STARTTLS (and openssl for its test
 # certificate), a session D-Bus with a notification daemon on a virtual display.
-need_cmd openssl openssl
 need_py aiosmtpd aiosmtpd
 need_cmd dbus-daemon dbus
 need_cmd dunst dunst

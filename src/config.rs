@@ -18,6 +18,8 @@ pub struct Config {
     pub keys: crate::tui::KeymapConfig,
     pub policy: PolicyConfig,
     pub notify: crate::notify::NotifyConfig,
+    /// `serve` and `attach`: tokens, TLS files, the token to present.
+    pub remote: crate::remote::RemoteConfig,
 }
 
 /// `[runtime]`
@@ -135,8 +137,8 @@ impl std::fmt::Debug for Secret {
 }
 
 impl Secret {
-    /// The same secret shown as `********` (an empty one stays empty).
-    pub(crate) fn masked(&self) -> Secret {
+    /// The secret with its value hidden (empty stays empty).
+    pub fn masked(&self) -> Secret {
         if self.0.is_empty() {
             Secret(String::new())
         } else {
@@ -244,6 +246,7 @@ impl Config {
     pub fn masked(&self) -> Config {
         let mut c = self.clone();
         c.notify = c.notify.masked();
+        c.remote = c.remote.masked();
         c
     }
 }

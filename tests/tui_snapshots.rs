@@ -131,3 +131,18 @@ fn quit_confirmation() {
 fn command_mode_completion() {
     snap("command_completion", ":", Some("t"), "<tab>");
 }
+
+#[test]
+fn attached_console_while_disconnected() {
+    // A remote console that lost its server: the header says since when,
+    // and the panes keep the state as of the last event received.
+    for (w, h) in SIZES {
+        let mut app = app();
+        app.set_link(shieldops::tui::Link::Disconnected {
+            since: shieldops::tui::testing::fixture_now() - chrono::Duration::seconds(42),
+            reason: "the server closed the connection".into(),
+        });
+        let terminal = render(&mut app, w, h);
+        insta::assert_snapshot!(format!("attached_disconnected_{w}x{h}"), terminal.backend());
+    }
+}

@@ -3,6 +3,8 @@
 
 mod demo;
 mod logging;
+mod serve;
+mod startup;
 
 use std::path::{Path, PathBuf};
 
@@ -44,6 +46,14 @@ pub enum Commands {
     Run(DemoArgs),
     /// Start the console on the simulated demo fleet and play its scenario.
     Demo(DemoArgs),
+    /// Run the runtime without a terminal and share it: consoles attach over
+    /// WebSocket, Alertmanager posts alerts, Prometheus scrapes /metrics.
+    Serve(serve::ServeArgs),
+    /// Attach a console to a running `serve` (ws://HOST:PORT/ws).
+    Attach(serve::AttachArgs),
+    /// Bearer tokens for `serve`.
+    #[command(subcommand)]
+    Token(TokenArgs),
     /// Read the event log (works while a console holds the data directory).
     #[command(subcommand)]
     Log(LogArgs),
@@ -56,6 +66,13 @@ pub enum Commands {
     /// Show the effective configuration.
     #[command(subcommand)]
     Config(ConfigArgs),
+}
+
+/// `token` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenArgs {
+    /// Print a new random token and the `[[remote.tokens]]` entry (its hash) that admits it.
+    Mint(serve::MintArgs),
 }
 
 /// `playbook` subcommands.
@@ -194,6 +211,15 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let _guard = logging::init(cli.log_dir.as_deref())?;
             runtime.block_on(demo::run(&cli, &config, &data_dir, args.clone()))
         }
+        Some(Commands::Serve(args)) => {
+            let _guard = logging::init(cli.log_dir.as_deref())?;
+            runtime.block_on(serve::serve(&cli, &config, &data_dir, args))
+        }
+        Some(Commands::Attach(args)) => {
+            let _guard = logging::init(cli.log_dir.as_deref())?;
+            runtime.block_on(serve::attach(&cli, &config, args))
+        }
+        Some(Commands::Token(TokenArgs::Mint(args))) => serve::mint(args, &mut std::io::stdout()),
         Some(Commands::Log(args)) => {
             let cmd = match args {
                 LogArgs::Export { format, from } => LogCommand::Export {
@@ -239,6 +265,31 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             print!("{}", toml::to_string_pretty(&config.masked())?);
             Ok(0)
         }
+    }
+}
+
+/// The console's options for this command line and config.
+fn console_options(
+    cli: &Cli,
+    config: &Config,
+    clock: crate::clock::SharedClock,
+    title: &str,
+    read_only: bool,
+    identity: crate::runtime::command::Identity,
+) -> crate::tui::TuiOptions {
+    crate::tui::TuiOptions {
+        theme: cli.theme.clone().unwrap_or(config.console.theme.clone()),
+        no_color: cli.no_color,
+        read_only,
+        max_fps: config.console.max_fps,
+        identity,
+        bell: config.console.bell,
+        desktop_notify: config.console.desktop_notifications,
+        keys: config.keys.clone(),
+        config_dir: Config::default_path().and_then(|p| p.parent().map(Path::to_path_buf)),
+        clock,
+        title: title.to_string(),
+        link: None,
     }
 }
 

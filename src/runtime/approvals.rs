@@ -94,11 +94,29 @@ fn awaiting(state: &State, id: u64) -> Result<&Remediation, String> {
         .ok_or_else(|| format!("no remediation #{id}"))?;
     if rem.stage != Stage::AwaitingApproval {
         return Err(format!(
-            "remediation #{id} is {}, not awaiting approval",
-            rem.stage.label()
+            "remediation #{id} is {}, not awaiting approval{}",
+            rem.stage.label(),
+            decided_by(rem)
         ));
     }
     Ok(rem)
+}
+
+/// Who settled a remediation's approval, for the console that came second
+/// (two consoles acting at once: one wins, the other is told by whom).
+fn decided_by(rem: &Remediation) -> String {
+    if let Some(d) = &rem.denial {
+        return format!(" (denied by {} at {})", d.by, crate::event::rfc3339(&d.at));
+    }
+    let names: Vec<&str> = rem.approvals.iter().map(|a| a.by.as_str()).collect();
+    match rem.approvals.last() {
+        Some(last) => format!(
+            " (approved by {} at {})",
+            names.join(", "),
+            crate::event::rfc3339(&last.at)
+        ),
+        None => String::new(),
+    }
 }
 
 #[cfg(test)]

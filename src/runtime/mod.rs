@@ -3,6 +3,7 @@
 
 pub mod approvals;
 pub mod command;
+pub mod loop_stats;
 pub mod policy;
 pub mod snapshots;
 mod supervisor;
@@ -118,6 +119,8 @@ pub struct Runtime {
     pub intake: mpsc::Sender<Intake>,
     /// Status after every step.
     pub status: watch::Receiver<RuntimeStatus>,
+    /// How long each agent's cycles take.
+    pub loop_stats: Arc<loop_stats::LoopStats>,
     cancel: CancellationToken,
     supervisor: JoinHandle<anyhow::Result<()>>,
     agents: Vec<JoinHandle<()>>,
@@ -158,11 +161,13 @@ impl Runtime {
         let (state_tx, state_rx) = mpsc::channel::<oneshot::Sender<State>>(4);
         let (status_tx, status_rx) = watch::channel(RuntimeStatus::default());
         let learning_poke = Arc::new(Notify::new());
+        let loop_stats = Arc::new(loop_stats::LoopStats::default());
 
         let mut agents = Vec::new();
         agents.push(periodic(
             ctx.clone(),
             cancel.clone(),
+            loop_stats.clone(),
             "discovery",
             options.discovery_interval,
             options.heartbeat_interval,
@@ -181,6 +186,7 @@ impl Runtime {
         agents.push(periodic(
             ctx.clone(),
             cancel.clone(),
+            loop_stats.clone(),
             "security",
             options.security_interval,
             options.heartbeat_interval,
@@ -199,6 +205,7 @@ impl Runtime {
         agents.push(periodic(
             ctx.clone(),
             cancel.clone(),
+            loop_stats.clone(),
             "cost",
             options.cost_interval,
             options.heartbeat_interval,
@@ -217,6 +224,7 @@ impl Runtime {
         agents.push(periodic(
             ctx.clone(),
             cancel.clone(),
+            loop_stats.clone(),
             "learning",
             options.learning_interval,
             options.heartbeat_interval,
@@ -271,6 +279,7 @@ impl Runtime {
             commands: commands_tx,
             intake: intake_tx,
             status: status_rx,
+            loop_stats,
             cancel,
             supervisor,
             agents,
@@ -300,9 +309,11 @@ fn owned<A>(agent: A) -> Arc<tokio::sync::Mutex<A>> {
 
 /// Runs an agent's cycle on the injected clock, records its heartbeat, and
 /// also wakes when `poke` is notified (e.g. the rescan command).
+#[allow(clippy::too_many_arguments)]
 fn periodic<F>(
     ctx: AgentContext,
     cancel: CancellationToken,
+    stats: Arc<loop_stats::LoopStats>,
     name: &'static str,
     interval: Duration,
     heartbeat: Duration,
@@ -320,7 +331,9 @@ where
             if cancel.is_cancelled() {
                 return;
             }
+            let started = std::time::Instant::now();
             let status = cycle(ctx.clone()).await;
+            stats.observe(name, started.elapsed());
             let now = ctx.clock.now();
             if last_beat.is_none_or(|t| now - t >= beat) {
                 last_beat = Some(now);

@@ -185,6 +185,8 @@ pub struct App {
     now: DateTime<Utc>,
     quit: bool,
     runtime_gone: bool,
+    /// A remote console's connection (always connected for a local one).
+    link: super::Link,
     /// Remediations whose approval request was already announced.
     announced: BTreeSet<u64>,
     /// Warnings from start-up (bad theme, bad keys) still to show.
@@ -239,6 +241,7 @@ impl App {
             now,
             quit: false,
             runtime_gone: false,
+            link: super::Link::Connected,
             announced,
             pending_warnings: Vec::new(),
         };
@@ -301,6 +304,11 @@ impl App {
     /// Notes that the runtime's event stream ended.
     pub fn runtime_ended(&mut self) {
         self.runtime_gone = true;
+    }
+
+    /// Notes a remote console's connection state (shown in the header).
+    pub fn set_link(&mut self, link: super::Link) {
+        self.link = link;
     }
 
     fn toast(&mut self, level: Level, text: impl Into<String>) {
@@ -867,7 +875,9 @@ impl App {
         if !self.title.is_empty() {
             left.push(Span::styled(format!(" {} ", self.title), t.accent));
         }
-        let (runtime, rstyle) = if self.runtime_gone {
+        let (runtime, rstyle) = if let super::Link::Disconnected { since, .. } = &self.link {
+            (format!("✕ disconnected since {}Z", clock(*since)), t.bad)
+        } else if self.runtime_gone {
             ("✕ runtime stopped".to_string(), t.bad)
         } else if self.state.scenario_finished {
             (format!("■ finished · seq {}", self.state.last_seq), t.warn)

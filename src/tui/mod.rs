@@ -26,7 +26,7 @@ use crossterm::event::{Event as TermEvent, EventStream};
 use futures::StreamExt;
 use ratatui::Terminal;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 pub use app::{App, Effect};
@@ -65,6 +65,20 @@ pub struct TuiOptions {
     /// The runtime's clock, so ages and the header clock agree with event
     /// times (a sped-up demo runs ahead of the wall clock).
     pub clock: SharedClock,
+    /// For a remote console: whether it is connected to its server. `None`
+    /// for a local console, whose runtime runs in the same process.
+    pub link: Option<watch::Receiver<Link>>,
+}
+
+/// A remote console's connection to its server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Link {
+    Connected,
+    /// Reconnecting with back-off; what is shown is as of the last event received.
+    Disconnected {
+        since: chrono::DateTime<Utc>,
+        reason: String,
+    },
 }
 
 impl std::fmt::Debug for TuiOptions {
@@ -94,6 +108,7 @@ impl Default for TuiOptions {
             config_dir: None,
             title: String::new(),
             clock: Arc::new(ScaledClock::real()),
+            link: None,
         }
     }
 }
@@ -134,6 +149,10 @@ pub async fn run(
     let notifier = Notifier::default();
     let mut scheduler = Scheduler::new(opts.max_fps);
     let mut events_open = true;
+    let mut link = opts.link.clone();
+    if let Some(l) = &link {
+        app.set_link(l.borrow().clone());
+    }
 
     // The first frame, before anything has arrived.
     app.set_now(clock.now());
@@ -176,6 +195,18 @@ pub async fn run(
                     app.runtime_ended();
                     scheduler.mark();
                 }
+            },
+            changed = async {
+                match link.as_mut() {
+                    Some(l) => l.changed().await.map(|_| l.borrow_and_update().clone()),
+                    None => std::future::pending().await,
+                }
+            } => match changed {
+                Ok(state) => {
+                    app.set_link(state);
+                    scheduler.mark();
+                }
+                Err(_) => link = None,
             },
             reply = reply_rx.recv() => {
                 if let Some((what, reply)) = reply {

@@ -28,6 +28,7 @@ pub fn opts() -> TuiOptions {
         clock: std::sync::Arc::new(shieldops::clock::ManualClock::new(
             shieldops::tui::testing::fixture_now(),
         )),
+        link: None,
     }
 }
 

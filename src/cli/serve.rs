@@ -1,0 +1,331 @@
+//! `shieldops serve` (the runtime without a terminal, shared over the
+//! network), `shieldops attach` (a console fed by a server) and
+//! `shieldops token mint`.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::{Cli, DemoArgs};
+use crate::config::Config;
+use crate::remote::auth::{Role, Tokens};
+use crate::remote::client::{AttachOptions, Connection, LinkError};
+use crate::remote::hub::Hub;
+use crate::remote::server::{ServerParts, serve as serve_http, tls_acceptor};
+use crate::runtime::command::Identity;
+use crate::tui::Link;
+
+/// Options of `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7420")]
+    pub listen: SocketAddr,
+    /// Listen off loopback without TLS (tokens then cross the network in clear text).
+    #[arg(long)]
+    pub insecure_listen: bool,
+    /// PEM certificate chain for TLS (default: `remote.tls_cert` in the config).
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS (default: `remote.tls_key` in the config).
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Do not play the demo scenario: alerts come only from Alertmanager.
+    #[arg(long)]
+    pub no_scenario: bool,
+    /// Simulated seconds per real second.
+    #[arg(long, value_name = "N")]
+    pub speed: Option<f64>,
+    /// Seed for the demo fleet's numbers.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Play this scenario file instead of the embedded one.
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// Simulated start time (RFC 3339) of a new demo.
+    #[arg(long, value_name = "TIME", value_parser = super::parse_time)]
+    pub start: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Options of `attach`.
+#[derive(Debug, Clone, Args)]
+pub struct AttachArgs {
+    /// The server's WebSocket endpoint, e.g. ws://127.0.0.1:7420/ws.
+    pub url: String,
+    /// Bearer token (default: $SHIELDOPS_TOKEN, else `remote.token` in the config).
+    #[arg(long, env = "SHIELDOPS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// CA certificate (PEM) for wss:// (default: `remote.ca` in the config).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// No console: print one JSON line per event and link change (for scripts and tests).
+    #[arg(long)]
+    pub headless: bool,
+}
+
+/// Options of `token mint`.
+#[derive(Debug, Clone, Args)]
+pub struct MintArgs {
+    /// Who the token is for (recorded on every command it sends).
+    #[arg(long)]
+    pub principal: String,
+    /// viewer, operator or approver.
+    #[arg(long, value_parser = parse_role)]
+    pub role: Role,
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    match s {
+        "viewer" => Ok(Role::Viewer),
+        "operator" => Ok(Role::Operator),
+        "approver" => Ok(Role::Approver),
+        _ => Err("expected viewer, operator or approver".into()),
+    }
+}
+
+/// Prints a new token and the config entry that admits it.
+pub fn mint(args: &MintArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
+    anyhow::ensure!(
+        !args.principal.trim().is_empty(),
+        "--principal must not be empty"
+    );
+    let (token, entry) = crate::remote::auth::mint(args.principal.trim(), args.role);
+    writeln!(
+        out,
+        "# token for {} ({}): give it to them, it is shown only once",
+        entry.principal, entry.role
+    )?;
+    writeln!(out, "# {token}")?;
+    writeln!(out, "# add to the server's config:")?;
+    write!(
+        out,
+        "{}",
+        toml::to_string(&TokensOnly {
+            remote: RemoteTokens {
+                tokens: vec![entry]
+            }
+        })?
+    )?;
+    Ok(0)
+}
+
+#[derive(serde::Serialize)]
+struct TokensOnly {
+    remote: RemoteTokens,
+}
+#[derive(serde::Serialize)]
+struct RemoteTokens {
+    tokens: Vec<crate::remote::auth::TokenEntry>,
+}
+
+/// Runs the runtime and serves it until SIGTERM or Ctrl-C, then drains.
+pub async fn serve(
+    cli: &Cli,
+    config: &Config,
+    data_dir: &Path,
+    args: &ServeArgs,
+) -> anyhow::Result<i32> {
+    let cert = args.tls_cert.clone().or(config.remote.tls_cert.clone());
+    let key = args.tls_key.clone().or(config.remote.tls_key.clone());
+    let tls = match (&cert, &key) {
+        (Some(c), Some(k)) => Some(tls_acceptor(c, k)?),
+        (None, None) => None,
+        _ => anyhow::bail!("TLS needs both a certificate and a key (--tls-cert and --tls-key)"),
+    };
+    if tls.is_none() && !args.listen.ip().is_loopback() {
+        anyhow::ensure!(
+            args.insecure_listen,
+            "--listen {} is not a loopback address: give --tls-cert and --tls-key, or --insecure-listen to send tokens in clear text",
+            args.listen
+        );
+        eprintln!(
+            "shieldops serve: WARNING: listening on {} without TLS; bearer tokens and every event cross the network unencrypted",
+            args.listen
+        );
+        tracing::warn!(listen = %args.listen, "listening without TLS off loopback");
+    }
+    let tokens = Tokens::new(config.remote.tokens.clone());
+    if tokens.is_empty() {
+        eprintln!(
+            "shieldops serve: no [[remote.tokens]] configured: every request will be refused (mint one with `shieldops token mint`)"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let bound = listener.local_addr()?;
+
+    let demo = DemoArgs {
+        speed: args.speed,
+        seed: args.seed,
+        scenario: args.scenario.clone(),
+        start: args.start,
+        ..DemoArgs::default()
+    };
+    let started = super::startup::start(cli, config, data_dir, &demo, !args.no_scenario).await?;
+    let hub = Hub::start(
+        started.log.clone(),
+        started.state.clone(),
+        started.cancel.clone(),
+    )?;
+    let server_cancel = CancellationToken::new();
+    let server = tokio::spawn(serve_http(
+        listener,
+        ServerParts {
+            log: started.log.clone(),
+            hub,
+            commands: started.runtime.commands.clone(),
+            intake: started.runtime.intake.clone(),
+            status: started.runtime.status.clone(),
+            loop_stats: started.runtime.loop_stats.clone(),
+            tokens,
+            read_only: started.read_only,
+            tls: tls.clone(),
+            clock: started.clock.clone(),
+            speed: demo.speed.unwrap_or(config.demo.speed),
+        },
+        server_cancel.clone(),
+    ));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let ws = if tls.is_some() { "wss" } else { "ws" };
+    println!("shieldops serve: listening on {scheme}://{bound} (consoles: {ws}://{bound}/ws)");
+    let _ = std::io::stdout().flush();
+    tracing::info!(%bound, "serving");
+
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let code = tokio::select! {
+        _ = sigterm.recv() => 143,
+        _ = tokio::signal::ctrl_c() => 130,
+        _ = started.cancel.cancelled() => 0,
+    };
+    tracing::info!("stopping: consoles are told, in-flight work is drained");
+    server_cancel.cancel();
+    let _ = server.await;
+    started.finish().await?;
+    // SIGTERM is the ordinary way to stop a service: a clean drain exits 0.
+    Ok(if code == 143 { 0 } else { code })
+}
+
+/// Attaches a console (or, headless, a JSON-lines printer) to a server.
+pub async fn attach(cli: &Cli, config: &Config, args: &AttachArgs) -> anyhow::Result<i32> {
+    let token = args
+        .token
+        .clone()
+        .or(config.remote.token.as_ref().map(|s| s.0.clone()))
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no token: pass --token, set SHIELDOPS_TOKEN, or set remote.token in the config"
+            )
+        })?;
+    let opts = AttachOptions {
+        url: args.url.clone(),
+        token,
+        ca: args.ca.clone().or(config.remote.ca.clone()),
+    };
+    let (conn, state) = match Connection::open(&opts, None).await {
+        Ok(c) => c,
+        Err(e) => anyhow::bail!("cannot attach to {}: {e}", args.url),
+    };
+    let state = state.unwrap_or_default();
+    let welcome = conn.welcome.clone();
+    let (events_tx, mut events_rx) = mpsc::channel(1024);
+    let (commands_tx, commands_rx) = mpsc::channel(64);
+    let (link_tx, link_rx) = watch::channel(Link::Connected);
+    let link_task = tokio::spawn(crate::remote::client::run_link(
+        opts,
+        conn,
+        events_tx,
+        commands_rx,
+        link_tx,
+    ));
+    if args.headless {
+        let mut out = std::io::stdout();
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"snapshot": state.last_seq, "principal": welcome.principal, "role": welcome.role})
+        )?;
+        out.flush()?;
+        let mut link = link_rx;
+        let mut sigterm =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        loop {
+            tokio::select! {
+                event = events_rx.recv() => match event {
+                    Some(e) => {
+                        let line = serde_json::json!({
+                            "seq": e.seq, "kind": e.kind.name(),
+                            "hash": e.hash.to_hex(), "prev_hash": e.prev_hash.to_hex(),
+                        });
+                        writeln!(out, "{line}")?;
+                        out.flush()?;
+                    }
+                    None => break,
+                },
+                changed = link.changed() => {
+                    if changed.is_err() { break; }
+                    let line = match &*link.borrow_and_update() {
+                        Link::Connected => serde_json::json!({"link": "connected"}),
+                        Link::Disconnected { since, reason } => serde_json::json!({
+                            "link": "disconnected", "since": crate::event::rfc3339(since), "reason": reason,
+                        }),
+                    };
+                    writeln!(out, "{line}")?;
+                    out.flush()?;
+                }
+                _ = sigterm.recv() => return Ok(0),
+                _ = tokio::signal::ctrl_c() => return Ok(130),
+            }
+        }
+        drop(commands_tx);
+        return match link_task.await {
+            Ok(Err(e)) => Err(anyhow::anyhow!("{e}")),
+            _ => Ok(0),
+        };
+    }
+    let read_only = welcome.read_only || welcome.role == Role::Viewer;
+    // principal@host:port, short enough for the header at 80 columns.
+    let server = args
+        .url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or(&args.url);
+    let title = format!("{}@{server}", welcome.principal);
+    let mut opts = super::console_options(
+        cli,
+        config,
+        // The server's clock, so ages agree with event times (a sped-up demo runs ahead).
+        std::sync::Arc::new(crate::clock::ScaledClock::new(
+            welcome.now,
+            if welcome.speed.is_finite() && welcome.speed > 0.0 {
+                welcome.speed
+            } else {
+                1.0
+            },
+        )),
+        &title,
+        read_only,
+        // Shown on screen only: the server records the token's principal.
+        Identity {
+            name: welcome.principal.clone(),
+            source: None,
+        },
+    );
+    opts.link = Some(link_rx);
+    let result = crate::tui::run(opts, state, events_rx, commands_tx).await;
+    link_task.abort();
+    match (result, link_task.await) {
+        (Err(e), _) => Err(e),
+        (Ok(()), Ok(Err(e @ (LinkError::Unauthorized | LinkError::Fatal(_))))) => {
+            Err(anyhow::anyhow!("{e}"))
+        }
+        _ => Ok(0),
+    }
+}

@@ -1,0 +1,164 @@
+//! Start-up shared by every mode that runs the runtime (the console, headless
+//! and `serve`): the event log, the demo fleet, the policy gate, the
+//! playbooks, the runtime, the log's control socket and the scenario player,
+//! and their orderly shutdown.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::Utc;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::{Cli, DemoArgs};
+use crate::agents::security::{DEFAULT_ADVISORIES, parse_advisories};
+use crate::clock::{ScaledClock, SharedClock};
+use crate::config::Config;
+use crate::connectors::sim::Sim;
+use crate::connectors::sim::scenario::{DEFAULT_SCENARIO, Scenario};
+use crate::runtime::snapshots::load_state;
+use crate::runtime::{Intake, Runtime, RuntimeParts};
+use crate::state::State;
+use crate::store::EventLog;
+
+/// A running runtime with everything it was built from.
+pub struct Started {
+    pub log: EventLog,
+    /// The state folded from the log at start-up (`state.last_seq` is where live events begin).
+    pub state: State,
+    pub clock: SharedClock,
+    pub runtime: Runtime,
+    pub cancel: CancellationToken,
+    pub read_only: bool,
+    control: JoinHandle<()>,
+}
+
+/// Opens the log in `data_dir`, starts the runtime on the demo fleet and, if
+/// `play_scenario` and the scenario has not finished yet, plays it.
+pub async fn start(
+    cli: &Cli,
+    config: &Config,
+    data_dir: &Path,
+    args: &DemoArgs,
+    play_scenario: bool,
+) -> anyhow::Result<Started> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let log = EventLog::open(&super::log_dir(data_dir))?;
+    let state = load_state(&log)?;
+    tracing::info!(last_seq = state.last_seq, "event log opened");
+
+    let speed = args.speed.unwrap_or(config.demo.speed);
+    anyhow::ensure!(
+        speed.is_finite() && speed > 0.0 && speed <= 1000.0,
+        "--speed must be greater than 0 and at most 1000"
+    );
+    // A resumed demo continues its simulated time where the log left off.
+    let origin = state.last_at.or(args.start).unwrap_or_else(Utc::now);
+    let clock: SharedClock = Arc::new(ScaledClock::new(origin, speed));
+
+    let scenario_path = args.scenario.clone().or(config.demo.scenario.clone());
+    let (scenario, origin_name) = match &scenario_path {
+        Some(p) => (Scenario::load(p)?, p.display().to_string()),
+        None => (
+            Scenario::parse(DEFAULT_SCENARIO, "embedded scenario")?,
+            "embedded scenario".to_string(),
+        ),
+    };
+    let sim = Sim::open(
+        args.seed.unwrap_or(config.demo.seed),
+        Some(data_dir.join("demo-world.json")),
+        clock.clone(),
+    )?;
+    sim.with_world(|w| scenario.check(w, &origin_name))?;
+
+    let cancel = CancellationToken::new();
+    let mut options = config.runtime.options();
+    options.read_only |= cli.read_only;
+    options.notify = crate::notify::NotifyPlan::from_config(&config.notify)
+        .context("cannot set up notifications")?
+        .map(Arc::new);
+    let read_only = options.read_only;
+    let policy: Arc<dyn crate::runtime::policy::PolicyGate> = Arc::new(
+        crate::policy::Gate::load(config.policy.dir.as_deref())
+            .context("cannot load the policy bundle")?,
+    );
+    let runtime = Runtime::start(
+        RuntimeParts {
+            log: log.clone(),
+            registry: sim.registry(),
+            clock: clock.clone(),
+            policy,
+            advisories: parse_advisories(DEFAULT_ADVISORIES)?,
+            playbooks: Arc::new(
+                crate::playbook::Library::load(config.policy.playbooks.as_deref())
+                    .context("cannot load the playbooks")?,
+            ),
+            options,
+        },
+        state.clone(),
+        cancel.clone(),
+    );
+
+    let control = {
+        let log = log.clone();
+        let dir = super::log_dir(data_dir);
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::store::serve_control(log, &dir, cancel).await {
+                tracing::warn!("log control socket unavailable: {e}");
+            }
+        })
+    };
+
+    if play_scenario && !state.scenario_finished {
+        let intake = runtime.intake.clone();
+        let (alerts_tx, mut alerts_rx) = mpsc::channel(64);
+        let player = sim
+            .clone()
+            .play(scenario.clone(), alerts_tx, cancel.clone());
+        let name = scenario.name.clone();
+        let cancel_player = cancel.clone();
+        tokio::spawn(async move {
+            let forward = async {
+                while let Some((alert, recorded)) = alerts_rx.recv().await {
+                    let item = Intake::Alert {
+                        alert,
+                        recorded: Some(recorded),
+                    };
+                    if intake.send(item).await.is_err() {
+                        break;
+                    }
+                }
+            };
+            tokio::join!(player, forward);
+            if !cancel_player.is_cancelled() {
+                let _ = intake.send(Intake::ScenarioFinished(name)).await;
+            }
+        });
+    }
+
+    Ok(Started {
+        log,
+        state,
+        clock,
+        runtime,
+        cancel,
+        read_only,
+        control,
+    })
+}
+
+impl Started {
+    /// Stops every task, lets the supervisor finish its step and save its
+    /// snapshot, and closes the log (everything acknowledged is durable).
+    pub async fn finish(self) -> anyhow::Result<()> {
+        self.cancel.cancel();
+        let shutdown = self.runtime.shutdown().await;
+        let _ = self.control.await;
+        self.log.close().await?;
+        shutdown
+    }
+}

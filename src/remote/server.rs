@@ -1,0 +1,563 @@
+//! The `serve` side: one listener for the WebSocket endpoint and the HTTP API.
+//!
+//! HTTP is served by hyper (the HTTP implementation under most of the Rust
+//! ecosystem's servers) without a framework: there are four routes, and the
+//! WebSocket upgrade is hyper's upgrade handed to tokio-tungstenite — the same
+//! pairing a framework such as axum uses underneath, minus its router and
+//! middleware layers. TLS, when configured, is tokio-rustls around the TCP
+//! stream before hyper sees it.
+//!
+//! Routes: `GET /ws` (the console protocol, see [`super::protocol`]),
+//! `POST /api/v1/alerts/alertmanager`, `GET /metrics` and `GET /healthz`.
+//! Every route but `/healthz` needs a bearer token; a missing or unknown one
+//! gets a bare 401. `/healthz` answers `ok` and nothing more, for probes that
+//! cannot carry credentials.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::{FutureExt, SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio_rustls::TlsAcceptor;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role as WsRole, WebSocketConfig};
+use tokio_util::sync::CancellationToken;
+
+use super::auth::{Principal, Role, Tokens, authorize};
+use super::hub::Hub;
+use super::protocol::{
+    ClientMessage, ErrorCode, MAX_CLIENT_FRAME, MAX_RECORDS_PER_FRAME, PROTOCOL_VERSION,
+    ProtocolError, ServerMessage, WireRecord, decode_client, encode,
+};
+use super::{alertmanager, metrics};
+use crate::runtime::command::{CommandEnvelope, Identity};
+use crate::runtime::loop_stats::LoopStats;
+use crate::runtime::{Intake, RuntimeStatus};
+use crate::store::EventLog;
+
+/// How long a new WebSocket session may take to say `hello`.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often an idle session is pinged, so a console notices a dead link
+/// (see `client::SILENCE_LIMIT`) and middleboxes keep the connection open.
+const PING_EVERY: Duration = Duration::from_secs(20);
+/// How long an alert may wait to be recorded before the webhook answers 503
+/// (Alertmanager then retries).
+const INTAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the server serves.
+pub struct ServerParts {
+    pub log: EventLog,
+    pub hub: Hub,
+    pub commands: mpsc::Sender<CommandEnvelope>,
+    pub intake: mpsc::Sender<Intake>,
+    pub status: tokio::sync::watch::Receiver<RuntimeStatus>,
+    pub loop_stats: Arc<LoopStats>,
+    pub tokens: Tokens,
+    pub read_only: bool,
+    pub tls: Option<TlsAcceptor>,
+    /// The runtime's clock and its speed, told to each console.
+    pub clock: crate::clock::SharedClock,
+    pub speed: f64,
+}
+
+struct Shared {
+    parts: ServerParts,
+    sessions: AtomicUsize,
+    cancel: CancellationToken,
+}
+
+type Body = Full<Bytes>;
+
+/// Accepts connections until `cancel`; then open sessions are told the
+/// server is shutting down and closed.
+pub async fn serve(
+    listener: TcpListener,
+    parts: ServerParts,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    let shared = Arc::new(Shared {
+        parts,
+        sessions: AtomicUsize::new(0),
+        cancel: cancel.clone(),
+    });
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors and the like: back off, keep serving.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            match shared.parts.tls.clone() {
+                Some(tls) => match tls.accept(stream).await {
+                    Ok(stream) => connection(shared, peer, stream).await,
+                    Err(e) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                },
+                None => connection(shared, peer, stream).await,
+            }
+        });
+    }
+}
+
+async fn connection<S>(shared: Arc<Shared>, peer: SocketAddr, stream: S)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let cancel = shared.cancel.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, std::convert::Infallible>(route(shared, peer, req).await) }
+    });
+    // A client that never finishes its request headers is dropped, so idle
+    // half-open connections cannot pile up.
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10))
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(%peer, "connection ended: {e}");
+            }
+        }
+        _ = cancel.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+fn plain(status: StatusCode, text: impl Into<String>) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(text.into())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// 401 and nothing else: no body, no hint about which tokens exist.
+fn unauthorized() -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::UNAUTHORIZED;
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r
+}
+
+async fn route(shared: Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    if path == "/healthz" {
+        return match *req.method() {
+            Method::GET | Method::HEAD => plain(StatusCode::OK, "ok\n"),
+            _ => plain(StatusCode::METHOD_NOT_ALLOWED, "use GET\n"),
+        };
+    }
+    let auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(principal) = shared.parts.tokens.verify_header(auth) else {
+        tracing::info!(%peer, %path, "refused: missing or unknown token");
+        return unauthorized();
+    };
+    match (req.method(), path.as_str()) {
+        (&Method::GET, "/ws") => upgrade(shared, peer, principal, req),
+        (&Method::POST, "/api/v1/alerts/alertmanager") => {
+            alertmanager_webhook(&shared, &principal, req).await
+        }
+        (&Method::GET, "/metrics") => {
+            let text = match shared.parts.hub.projection().await {
+                Some(p) => metrics::render(&metrics::Inputs {
+                    projection: &p,
+                    log_last_seq: shared.parts.log.last_seq(),
+                    loop_stats: &shared.parts.loop_stats.snapshot(),
+                    sessions: shared.sessions.load(Ordering::Relaxed),
+                    in_flight: shared.parts.status.borrow().in_flight,
+                }),
+                None => return plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
+            };
+            let mut r = plain(StatusCode::OK, text);
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            r
+        }
+        (_, "/ws" | "/api/v1/alerts/alertmanager" | "/metrics") => {
+            plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+        }
+        _ => plain(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+async fn alertmanager_webhook(
+    shared: &Shared,
+    principal: &Principal,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    if principal.role < Role::Operator {
+        return plain(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{} is a {} and may not post alerts; that needs the operator role\n",
+                principal.name, principal.role
+            ),
+        );
+    }
+    let body = match Limited::new(req.into_body(), alertmanager::MAX_BODY)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return plain(StatusCode::PAYLOAD_TOO_LARGE, format!("{e}\n")),
+    };
+    let alerts = match alertmanager::parse(&body) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!("bad Alertmanager payload: {e}");
+            return plain(StatusCode::BAD_REQUEST, format!("{e}\n"));
+        }
+    };
+    let count = alerts.len();
+    let mut acks = Vec::with_capacity(count);
+    for alert in alerts {
+        let (tx, rx) = oneshot::channel();
+        let item = Intake::Alert {
+            alert,
+            recorded: Some(tx),
+        };
+        if shared.parts.intake.send(item).await.is_err() {
+            return plain(StatusCode::SERVICE_UNAVAILABLE, "the runtime is stopping\n");
+        }
+        acks.push(rx);
+    }
+    // Answer 200 only once every alert is durable: on anything else
+    // Alertmanager retries, so no alert is lost (at-least-once; the
+    // fingerprint deduplicates repeats).
+    let all = futures::future::join_all(acks);
+    match tokio::time::timeout(INTAKE_TIMEOUT, all).await {
+        Ok(results) if results.iter().all(Result::is_ok) => {
+            plain(StatusCode::OK, format!("recorded {count} alert(s)\n"))
+        }
+        _ => plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the alerts could not be recorded in time\n",
+        ),
+    }
+}
+
+fn upgrade(
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    principal: Principal,
+    mut req: Request<Incoming>,
+) -> Response<Body> {
+    let headers = req.headers();
+    let has = |name: header::HeaderName, want: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(',')
+                    .any(|part| part.trim().eq_ignore_ascii_case(want))
+            })
+    };
+    let key = headers.get(header::SEC_WEBSOCKET_KEY).cloned();
+    let ok = has(header::CONNECTION, "upgrade")
+        && has(header::UPGRADE, "websocket")
+        && has(header::SEC_WEBSOCKET_VERSION, "13");
+    let Some(key) = key.filter(|_| ok) else {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "expected a WebSocket upgrade (version 13)\n",
+        );
+    };
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let config = WebSocketConfig::default()
+                    .max_message_size(Some(MAX_CLIENT_FRAME))
+                    .max_frame_size(Some(MAX_CLIENT_FRAME));
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    WsRole::Server,
+                    Some(config),
+                )
+                .await;
+                shared.sessions.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(%peer, principal = %principal.name, role = %principal.role, "console attached");
+                let outcome = session(&shared, peer, &principal, ws).await;
+                shared.sessions.fetch_sub(1, Ordering::Relaxed);
+                tracing::info!(%peer, principal = %principal.name, "console detached: {outcome}");
+            }
+            Err(e) => tracing::debug!(%peer, "upgrade failed: {e}"),
+        }
+    });
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    r
+}
+
+type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+async fn send(ws: &mut Ws, message: &ServerMessage) -> Result<(), String> {
+    ws.send(Message::text(encode(message)))
+        .await
+        .map_err(|e| format!("send failed: {e}"))
+}
+
+/// Sends an `error` and closes; returns the reason for the log.
+async fn fail(ws: &mut Ws, code: ErrorCode, message: String) -> String {
+    let _ = send(
+        ws,
+        &ServerMessage::Error {
+            code,
+            message: message.clone(),
+        },
+    )
+    .await;
+    let close = CloseFrame {
+        code: match code {
+            ErrorCode::TooLarge => 1009u16.into(),
+            ErrorCode::ShuttingDown => 1001u16.into(),
+            ErrorCode::Internal => 1011u16.into(),
+            _ => 1002u16.into(),
+        },
+        reason: "".into(),
+    };
+    let _ = ws.close(Some(close)).await;
+    message
+}
+
+/// Reads the next text frame; pings and pongs are answered by tungstenite.
+async fn next_frame(ws: &mut Ws) -> Option<Result<Vec<u8>, ProtocolError>> {
+    loop {
+        return match ws.next().await? {
+            Ok(Message::Text(t)) => Some(Ok(t.as_bytes().to_vec())),
+            Ok(Message::Binary(_)) => Some(Err(ProtocolError::Malformed(
+                "binary frames are not part of the protocol".into(),
+            ))),
+            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
+            Ok(Message::Close(_)) => None,
+            // tungstenite stops reading a frame as soon as it passes the limit.
+            Err(tokio_tungstenite::tungstenite::Error::Capacity(e)) => {
+                tracing::debug!("frame refused: {e}");
+                Some(Err(ProtocolError::TooLarge {
+                    size: MAX_CLIENT_FRAME + 1,
+                    limit: MAX_CLIENT_FRAME,
+                }))
+            }
+            Err(e) => Some(Err(ProtocolError::Malformed(e.to_string()))),
+        };
+    }
+}
+
+async fn session(shared: &Shared, peer: SocketAddr, principal: &Principal, mut ws: Ws) -> String {
+    let parts = &shared.parts;
+    let first = match tokio::time::timeout(HELLO_TIMEOUT, next_frame(&mut ws)).await {
+        Err(_) => return fail(&mut ws, ErrorCode::Malformed, "no hello in time".into()).await,
+        Ok(None) => return "closed before hello".into(),
+        Ok(Some(Err(e))) => return fail(&mut ws, e.code(), e.to_string()).await,
+        Ok(Some(Ok(frame))) => frame,
+    };
+    let after_seq = match decode_client(&first) {
+        Ok(ClientMessage::Hello { after_seq, .. }) => after_seq,
+        Ok(ClientMessage::Command { .. }) => {
+            return fail(
+                &mut ws,
+                ErrorCode::Malformed,
+                "the first message must be hello".into(),
+            )
+            .await;
+        }
+        Err(e) => return fail(&mut ws, e.code(), e.to_string()).await,
+    };
+    let welcome = ServerMessage::Welcome {
+        version: PROTOCOL_VERSION,
+        principal: principal.name.clone(),
+        role: principal.role,
+        read_only: parts.read_only,
+        now: parts.clock.now(),
+        speed: parts.speed,
+    };
+    if let Err(e) = send(&mut ws, &welcome).await {
+        return e;
+    }
+    let from = match after_seq {
+        Some(seq) if seq <= parts.log.last_seq() => seq + 1,
+        Some(seq) => {
+            let message = format!(
+                "cannot resume after seq {seq}: this server's log ends at seq {}",
+                parts.log.last_seq()
+            );
+            return fail(&mut ws, ErrorCode::ResumeUnavailable, message).await;
+        }
+        None => {
+            let Some(p) = parts.hub.projection().await else {
+                return fail(&mut ws, ErrorCode::ShuttingDown, "shutting down".into()).await;
+            };
+            let from = p.state.last_seq + 1;
+            let snapshot = ServerMessage::Snapshot {
+                seq: p.state.last_seq,
+                hash: p.hash.to_hex(),
+                state: Box::new(p.state),
+            };
+            if let Err(e) = send(&mut ws, &snapshot).await {
+                return e;
+            }
+            from
+        }
+    };
+    let mut sub = parts.log.subscribe(from);
+    let (reply_tx, mut reply_rx) = mpsc::channel::<ServerMessage>(16);
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ping.tick() => {
+                if let Err(e) = ws.send(Message::Ping(Default::default())).await {
+                    return format!("ping failed: {e}");
+                }
+            }
+            _ = shared.cancel.cancelled() => {
+                return fail(&mut ws, ErrorCode::ShuttingDown, "the server is shutting down".into()).await;
+            }
+            first = sub.next_raw() => {
+                let mut records = Vec::new();
+                let mut next = first;
+                loop {
+                    match next {
+                        Some(Ok((_, bytes))) => match WireRecord::from_stored(&bytes) {
+                            Ok(r) => records.push(r),
+                            Err(e) => return fail(&mut ws, ErrorCode::Internal, e.to_string()).await,
+                        },
+                        Some(Err(e)) => {
+                            return fail(&mut ws, ErrorCode::Internal, format!("cannot read the log: {e}")).await;
+                        }
+                        None => return fail(&mut ws, ErrorCode::ShuttingDown, "the log closed".into()).await,
+                    }
+                    if records.len() >= MAX_RECORDS_PER_FRAME {
+                        break;
+                    }
+                    // Batch whatever is already available, without waiting.
+                    match sub.next_raw().now_or_never() {
+                        Some(item) => next = item,
+                        None => break,
+                    }
+                }
+                if let Err(e) = send(&mut ws, &ServerMessage::Events { records }).await {
+                    return e;
+                }
+            }
+            reply = reply_rx.recv() => {
+                if let Some(reply) = reply
+                    && let Err(e) = send(&mut ws, &reply).await
+                {
+                    return e;
+                }
+            }
+            frame = next_frame(&mut ws) => match frame {
+                None => return "closed by the console".into(),
+                Some(Err(e)) => return fail(&mut ws, e.code(), e.to_string()).await,
+                Some(Ok(bytes)) => match decode_client(&bytes) {
+                    Ok(ClientMessage::Command { id, command }) => {
+                        if let Err(refusal) = authorize(&principal.name, principal.role, &command) {
+                            tracing::info!(%peer, principal = %principal.name, "refused: {refusal}");
+                            let reply = ServerMessage::Reply { id, ok: false, message: refusal };
+                            if let Err(e) = send(&mut ws, &reply).await {
+                                return e;
+                            }
+                            continue;
+                        }
+                        let (tx, rx) = oneshot::channel();
+                        let envelope = CommandEnvelope {
+                            command,
+                            // The token's principal, whatever the console thinks it is.
+                            by: Identity {
+                                name: principal.name.clone(),
+                                source: Some(peer.ip().to_string()),
+                            },
+                            reply: Some(tx),
+                        };
+                        if parts.commands.send(envelope).await.is_err() {
+                            return fail(&mut ws, ErrorCode::ShuttingDown, "the runtime has stopped".into()).await;
+                        }
+                        let reply_tx = reply_tx.clone();
+                        tokio::spawn(async move {
+                            let (ok, message) = match rx.await {
+                                Ok(Ok(text)) => (true, text),
+                                Ok(Err(text)) => (false, text),
+                                Err(_) => (false, "the runtime dropped the command".to_string()),
+                            };
+                            let _ = reply_tx.send(ServerMessage::Reply { id, ok, message }).await;
+                        });
+                    }
+                    Ok(ClientMessage::Hello { .. }) => {
+                        return fail(&mut ws, ErrorCode::Malformed, "hello was already received".into()).await;
+                    }
+                    Err(e) => return fail(&mut ws, e.code(), e.to_string()).await,
+                },
+            },
+        }
+    }
+}
+
+/// A TLS acceptor from PEM certificate chain and key files.
+pub fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<TlsAcceptor> {
+    use anyhow::Context;
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let certs = CertificateDer::pem_file_iter(cert)
+        .with_context(|| format!("cannot read the certificate file {}", cert.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("{}: not a PEM certificate chain", cert.display()))?;
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "{}: no certificate found",
+        cert.display()
+    );
+    let key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("{}: no PEM private key found", key.display()))?;
+    // The provider is named explicitly, so the choice does not depend on
+    // which rustls features other crates in the build happen to enable.
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .context("the certificate and key do not form a usable pair")?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
