@@ -18,6 +18,7 @@ pub struct Config {
     pub keys: crate::tui::KeymapConfig,
     pub policy: PolicyConfig,
     pub notify: NotifyConfig,
+    pub cost: crate::agents::cost::CostConfig,
 }
 
 /// `[runtime]`

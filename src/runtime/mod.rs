@@ -51,6 +51,8 @@ pub struct RuntimeOptions {
     pub validation: ValidationSpec,
     /// Poked by the `rescan` command.
     pub rescan: Arc<Notify>,
+    /// Prices, budgets and the bill the cost agent uses.
+    pub cost: crate::agents::cost::CostSettings,
 }
 
 impl Default for RuntimeOptions {
@@ -69,6 +71,7 @@ impl Default for RuntimeOptions {
             snapshot_every: 5_000,
             validation: default_validation(),
             rescan: Arc::new(Notify::new()),
+            cost: Default::default(),
         }
     }
 }
@@ -201,7 +204,7 @@ impl Runtime {
             options.heartbeat_interval,
             None,
             {
-                let agent = owned(CostAgent::new(&state));
+                let agent = owned(CostAgent::new(&state, options.cost.clone()));
                 move |ctx| {
                     let agent = agent.clone();
                     Box::pin(async move {
