@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::approvals;
@@ -79,7 +79,6 @@ impl Supervisor {
         mut self,
         mut commands: mpsc::Receiver<CommandEnvelope>,
         mut intake: mpsc::Receiver<Intake>,
-        mut state_requests: mpsc::Receiver<oneshot::Sender<State>>,
     ) -> anyhow::Result<()> {
         self.resume().await;
         let tick = Duration::from_secs(1);
@@ -111,7 +110,6 @@ impl Supervisor {
                 },
                 Some(envelope) = commands.recv() => self.handle(envelope).await,
                 Some(item) = intake.recv() => self.intake(item).await,
-                Some(reply) = state_requests.recv() => { let _ = reply.send(self.state.clone()); }
                 _ = self.ctx.clock.sleep(wait) => {}
             }
         }

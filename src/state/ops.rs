@@ -301,6 +301,9 @@ pub struct Learning {
     pub by_action: BTreeMap<String, OutcomeCounts>,
     pub mttr: VecDeque<MttrSample>,
     pub insights: VecDeque<InsightView>,
+    /// The latest insight per topic (what the Learning pane's charts show).
+    #[serde(default)]
+    pub latest: BTreeMap<String, InsightView>,
 }
 
 impl Learning {
@@ -311,12 +314,14 @@ impl Learning {
             metrics,
         } = &event.kind
         {
-            self.insights.push_back(InsightView {
+            let view = InsightView {
                 at: event.at,
                 topic: topic.clone(),
                 insight: insight.clone(),
                 metrics: metrics.clone(),
-            });
+            };
+            self.latest.insert(topic.clone(), view.clone());
+            self.insights.push_back(view);
             while self.insights.len() > KEPT {
                 self.insights.pop_front();
             }
