@@ -1150,6 +1150,15 @@ impl App {
         ] {
             left.push(line(self.keymap.label(a), a.describe()));
         }
+        left.push(Line::styled(" Investigations and Cost", t.header));
+        for a in [
+            Action::NextHypothesis,
+            Action::Confirm,
+            Action::Refute,
+            Action::ApplyRecommendation,
+        ] {
+            left.push(line(self.keymap.label(a), a.describe()));
+        }
         let mut right = vec![Line::styled(" Actions", t.header)];
         for a in [
             Action::Filter,
