@@ -317,6 +317,9 @@ impl CostAgent {
         costed: &fleet::FleetCost,
     ) -> Vec<EventKind> {
         let mut found: BTreeMap<ResourceId, Recommendation> = BTreeMap::new();
+        // Resources with enough history to say whether a recommendation still
+        // holds (after a restart the histories start empty again).
+        let mut judged: BTreeSet<ResourceId> = BTreeSet::new();
         let mut pods_of: BTreeMap<ResourceId, Vec<PodUsage>> = BTreeMap::new();
         let by_id: BTreeMap<&ResourceId, &Resource> =
             resources.iter().map(|r| (&r.id, r)).collect();
@@ -345,6 +348,9 @@ impl CostAgent {
                     }
                     push(&mut entry.1, cpu);
                     let samples: Vec<f64> = entry.1.iter().copied().collect();
+                    if samples.len() >= rightsizing::MIN_SAMPLES {
+                        judged.insert(r.id.clone());
+                    }
                     if let Some(rec) = rightsizing::for_instance(r, &samples, &self.settings.prices)
                     {
                         found.insert(r.id.clone(), rec);
@@ -387,6 +393,12 @@ impl CostAgent {
             }
         }
         for (owner, pods) in pods_of {
+            if pods
+                .iter()
+                .all(|p| p.cpu_samples.len() >= rightsizing::MIN_SAMPLES)
+            {
+                judged.insert(owner.clone());
+            }
             if let Some(r) = by_id.get(&owner)
                 && let Some(rec) = rightsizing::for_workload(r, &pods)
             {
@@ -405,11 +417,14 @@ impl CostAgent {
                 });
             }
         }
-        // A recommendation that no longer holds is withdrawn, so its saving stops counting.
+        // A recommendation that no longer holds, or whose resource is gone, is
+        // withdrawn, so its saving stops counting.
         let stale: Vec<ResourceId> = self
             .recommended
             .keys()
-            .filter(|id| !found.contains_key(*id))
+            .filter(|id| {
+                !found.contains_key(*id) && (judged.contains(*id) || !by_id.contains_key(id))
+            })
             .cloned()
             .collect();
         for id in stale {
@@ -464,4 +479,146 @@ fn estimated_month(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{ConnectorId, Environment, Health, Provider};
+
+    fn instance(itype: &str, cpu: &str) -> Resource {
+        Resource {
+            id: ResourceId::new("aws/i-1"),
+            name: "pipe-stg-1".into(),
+            kind: "ec2_instance".into(),
+            provider: Provider::Aws,
+            connector: ConnectorId::new("t"),
+            environment: Environment::Staging,
+            team: "data".into(),
+            labels: Default::default(),
+            attributes: [
+                ("state", "running"),
+                ("instance_type", itype),
+                ("az", "us-east-1a"),
+                ("cpu_util_pct", cpu),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            health: Health::healthy(),
+            created_at: chrono::DateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 6, 3).unwrap()
+    }
+
+    fn kinds(events: &[EventKind], name: &str) -> usize {
+        events.iter().filter(|e| e.name() == name).count()
+    }
+
+    #[test]
+    fn a_hand_resize_raises_one_anomaly_per_resource_and_service_and_samples_only_on_change() {
+        let mut agent = CostAgent::new(&State::new(), CostSettings::default());
+        let mut all = Vec::new();
+        for _ in 0..5 {
+            all.extend(agent.assess(&[instance("m5.xlarge", "30")], None, today()));
+        }
+        // One sample (the cost did not change), no anomaly.
+        assert_eq!(kinds(&all, "cost_sample"), 1);
+        assert_eq!(kinds(&all, "cost_anomaly"), 0);
+        let mut after = Vec::new();
+        for _ in 0..5 {
+            after.extend(agent.assess(&[instance("m5.8xlarge", "30")], None, today()));
+        }
+        assert_eq!(kinds(&after, "cost_sample"), 1);
+        let anomalies: Vec<_> = after
+            .iter()
+            .filter_map(|e| match e {
+                EventKind::CostAnomaly {
+                    resource,
+                    expected_cents,
+                    actual_cents,
+                    ..
+                } => Some((resource.as_str(), *expected_cents, *actual_cents)),
+                _ => None,
+            })
+            .collect();
+        // $0.192/h = 461 cents a day; $1.536/h = 3,686.
+        assert_eq!(
+            anomalies,
+            [("aws/i-1", 461, 3686), ("service:pipe", 461, 3686)]
+        );
+    }
+
+    #[test]
+    fn one_recommendation_per_resource_withdrawn_when_it_no_longer_holds() {
+        let mut agent = CostAgent::new(&State::new(), CostSettings::default());
+        let mut recs = Vec::new();
+        for _ in 0..3 {
+            recs.extend(agent.assess(&[instance("m5.8xlarge", "3")], None, today()));
+        }
+        let made: Vec<_> = recs
+            .iter()
+            .filter_map(|e| match e {
+                EventKind::CostRecommendation {
+                    monthly_savings_cents,
+                    action,
+                    ..
+                } => Some((*monthly_savings_cents, action.clone())),
+                _ => None,
+            })
+            .collect();
+        // 3% of 32 vCPU at 60% needs 2 vCPU: m5.large, saving (1.536 − 0.096) × 730.
+        assert_eq!(made.len(), 1);
+        assert_eq!(made[0].0, 105_120);
+        assert_eq!(
+            made[0].1.as_ref().unwrap().params["instance_type"],
+            "m5.large"
+        );
+        // Busy now: the percentile rises with the new samples until nothing smaller fits.
+        let mut later = Vec::new();
+        for _ in 0..6 {
+            later.extend(agent.assess(&[instance("m5.8xlarge", "90")], None, today()));
+        }
+        let withdrawn: Vec<_> = later
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    EventKind::CostRecommendation {
+                        monthly_savings_cents: 0,
+                        action: None,
+                        ..
+                    }
+                )
+            })
+            .collect();
+        assert_eq!(withdrawn.len(), 1);
+    }
+
+    #[test]
+    fn after_a_restart_recommendations_are_not_withdrawn_before_history_returns() {
+        let mut state = State::new();
+        let mut agent = CostAgent::new(&state, CostSettings::default());
+        let mut seq = 0;
+        for _ in 0..3 {
+            for kind in agent.assess(&[instance("m5.8xlarge", "3")], None, today()) {
+                seq += 1;
+                state.apply(&crate::event::Event {
+                    seq,
+                    at: chrono::DateTime::UNIX_EPOCH,
+                    actor: ACTOR.into(),
+                    kind,
+                    prev_hash: crate::event::ChainHash::GENESIS,
+                    hash: crate::event::ChainHash::GENESIS,
+                });
+            }
+        }
+        assert_eq!(state.cost.recommendations.len(), 1);
+        let mut restarted = CostAgent::new(&state, CostSettings::default());
+        let first = restarted.assess(&[instance("m5.8xlarge", "3")], None, today());
+        assert_eq!(kinds(&first, "cost_recommendation"), 0, "{first:?}");
+    }
 }

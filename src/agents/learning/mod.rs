@@ -49,17 +49,8 @@ impl LearningAgent {
         // The scan reads the store synchronously: keep it off the async workers.
         // It hands back the tally it reached and, if it stopped early, why.
         let scanned = tokio::task::spawn_blocking(move || {
-            let mut error = None;
-            for event in log.scan(from) {
-                match event {
-                    Ok(e) => tally.add(&e),
-                    Err(e) => {
-                        error = Some(e.to_string());
-                        break;
-                    }
-                }
-            }
-            (tally, error)
+            let result = tally.fold_log(&log, from);
+            (tally, result.err())
         })
         .await;
         match scanned {

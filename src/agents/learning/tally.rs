@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use crate::event::{Event, EventKind, RemediationOutcome};
+use crate::store::EventLog;
 
 /// One incident's lifetime.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +56,44 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// The kinds the tally reads; a scan decodes only these.
+    pub const KINDS: &'static [&'static str] = &[
+        "incident_opened",
+        "incident_resolved",
+        "investigation_started",
+        "hypotheses_ranked",
+        "hypothesis_feedback",
+        "remediation_proposed",
+        "action_executed",
+        "validation_finished",
+        "remediation_restored",
+        "remediation_finished",
+    ];
+
+    /// Folds stored records from `from` on (see [`EventLog::scan_raw`]),
+    /// fully decoding only the kinds in [`Tally::KINDS`]: the others are
+    /// recognised from the top-level `kind` field alone, which is several
+    /// times cheaper than decoding them.
+    pub fn fold_log(&mut self, log: &EventLog, from: u64) -> Result<(), String> {
+        #[derive(serde::Deserialize)]
+        struct Head<'a> {
+            #[serde(borrow)]
+            kind: std::borrow::Cow<'a, str>,
+        }
+        for item in log.scan_raw(from) {
+            let (seq, bytes) = item.map_err(|e| e.to_string())?;
+            let body = bytes.get(32..).unwrap_or_default();
+            let head: Head = serde_json::from_slice(body)
+                .map_err(|e| format!("event {seq}: no readable kind: {e}"))?;
+            if Self::KINDS.contains(&head.kind.as_ref()) {
+                let event = Event::decode(&bytes).map_err(|e| format!("event {seq}: {e}"))?;
+                self.add(&event);
+            }
+            self.last_seq = self.last_seq.max(seq);
+        }
+        Ok(())
+    }
+
     /// Folds one event in (events must arrive in seq order).
     pub fn add(&mut self, event: &Event) {
         self.last_seq = self.last_seq.max(event.seq);

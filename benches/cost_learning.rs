@@ -1,0 +1,303 @@
+//! Cost allocation over 50,000 pods and a learning cycle over 1,000,000 events.
+//!
+//! Goals: allocation ≤ 200 ms; learning cycle ≤ 2 s.
+//!
+//! - `allocate`: the pure allocation over 50,000 pods on 2,500 nodes.
+//! - `cost_fleet`: the same fleet as resources (attributes parsed from
+//!   strings, pods summed per workload), which is what the cost agent runs.
+//! - `tally_and_insights`: folding 1,000,000 events already in memory.
+//! - `cycle_from_log`: a first learning cycle as the agent runs it — scan and
+//!   decode 1,000,000 events from the event log on disk, fold, compute insights.
+//!
+//! Run: `cargo bench --bench cost_learning`.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use criterion::Criterion;
+use shieldops::agents::cost::allocation::{Node, Pod, allocate};
+use shieldops::agents::cost::fleet::cost_fleet;
+use shieldops::agents::cost::pricing::PriceTable;
+use shieldops::agents::learning::{Tally, insights};
+use shieldops::event::{
+    Action, ActionOutcome, ChainHash, ConnectorId, Environment, Event, EventKind, Health,
+    Hypothesis, NewEvent, Provider, RemediationOutcome, Resource, ResourceId, Severity,
+};
+use shieldops::store::EventLog;
+
+const PODS: usize = 50_000;
+const NODES: usize = 2_500;
+const EVENTS: u64 = 1_000_000;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 6, 3, 10, 0, 0).unwrap()
+}
+
+fn pods_and_nodes() -> (Vec<Node>, Vec<Pod>) {
+    let nodes: Vec<Node> = (0..NODES)
+        .map(|i| Node {
+            name: format!("node-{i}"),
+            usd_per_hour: 0.192,
+            cpu_millicores: 4000.0,
+            memory_mib: 16384.0,
+        })
+        .collect();
+    let pods = (0..PODS)
+        .map(|i| Pod {
+            id: format!("pod-{i}"),
+            node: format!("node-{}", i % NODES),
+            namespace: format!("ns-{}", i % 40),
+            team: format!("team-{}", i % 12),
+            environment: ["development", "staging", "production"][i % 3].into(),
+            cpu_request_millicores: 250.0 + (i % 7) as f64 * 50.0,
+            cpu_usage_millicores: 100.0 + (i % 11) as f64 * 40.0,
+            memory_request_mib: 256.0 + (i % 5) as f64 * 128.0,
+            memory_usage_mib: 200.0 + (i % 9) as f64 * 90.0,
+        })
+        .collect();
+    (nodes, pods)
+}
+
+fn resource(id: String, kind: &str, attrs: &[(&str, String)]) -> Resource {
+    Resource {
+        id: ResourceId::new(id.clone()),
+        name: id,
+        kind: kind.into(),
+        provider: Provider::Kubernetes,
+        connector: ConnectorId::new("bench"),
+        environment: Environment::Production,
+        team: "team".into(),
+        labels: BTreeMap::from([("team".to_string(), "team".to_string())]),
+        attributes: attrs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+        health: Health::healthy(),
+        created_at: t0(),
+    }
+}
+
+fn fleet_resources() -> Vec<Resource> {
+    let mut out = Vec::with_capacity(PODS + NODES + PODS / 10);
+    for i in 0..NODES {
+        out.push(resource(
+            format!("node-{i}"),
+            "node",
+            &[
+                ("context", "c".into()),
+                ("instance_type", "m5.xlarge".into()),
+                ("region", "us-east-1".into()),
+                ("cpu_capacity_millicores", "4000".into()),
+                ("memory_capacity_mib", "16384".into()),
+            ],
+        ));
+    }
+    for w in 0..PODS / 10 {
+        out.push(resource(
+            format!("deploy-{w}"),
+            "deployment",
+            &[("context", "c".into())],
+        ));
+    }
+    for i in 0..PODS {
+        out.push(resource(
+            format!("pod-{i}"),
+            "pod",
+            &[
+                ("context", "c".into()),
+                ("node", format!("node-{}", i % NODES)),
+                ("owner", format!("deploy-{}", i / 10)),
+                ("namespace", format!("ns-{}", i % 40)),
+                ("cpu_request_millicores", "250".into()),
+                ("cpu_usage_millicores", format!("{}", 100 + i % 300)),
+                ("memory_limit_mib", "512".into()),
+                ("memory_need_mib", format!("{}", 200 + i % 250)),
+            ],
+        ));
+    }
+    out
+}
+
+/// One event of a realistic mix: every 20 events an incident's whole life
+/// (investigation, ranking, an operator verdict, a remediation run and
+/// validated), the rest cost samples and heartbeats as in a live log.
+fn synthetic(seq: u64) -> (DateTime<Utc>, EventKind) {
+    let at = t0() + chrono::Duration::seconds(seq as i64);
+    let block = seq - seq % 20;
+    let alert = [
+        "KubePodCrashLooping",
+        "NodeDiskPressure",
+        "HighLatency",
+        "ServiceDown",
+    ][(block / 20 % 4) as usize];
+    let kind = match seq % 20 {
+        1 => EventKind::IncidentOpened {
+            title: alert.into(),
+            alert: alert.into(),
+            labels: Default::default(),
+            severity: Severity::High,
+            resource: ResourceId::new(format!("res-{}", block % 997)),
+            fingerprint: format!("{alert}@res-{}", block % 997),
+            alert_seq: 0,
+        },
+        2 => EventKind::InvestigationStarted {
+            incident: block + 1,
+            resource: ResourceId::new("r"),
+            alert: alert.into(),
+            severity: Severity::High,
+        },
+        3 => EventKind::HypothesesRanked {
+            investigation: block + 2,
+            hypotheses: (0..3)
+                .map(|i| Hypothesis {
+                    title: format!("cause {i}"),
+                    confidence: 0.9 - i as f64 * 0.3 - (block % 7) as f64 * 0.02,
+                    cites: vec!["e1".into()],
+                    reasoning: String::new(),
+                    recommended_action: None,
+                })
+                .collect(),
+        },
+        4 => EventKind::HypothesisFeedback {
+            investigation: block + 2,
+            hypothesis: "cause 0".into(),
+            confirmed: !block.is_multiple_of(5),
+            by: "alice".into(),
+        },
+        5 => EventKind::RemediationProposed {
+            incident: Some(block + 1),
+            investigation: Some(block + 2),
+            action: Action::new("restart_pod", ResourceId::new("r")),
+            environment: Environment::Staging,
+            team: "t".into(),
+            reason: String::new(),
+            requested_by: "agent:remediation".into(),
+            playbook: Some(format!("playbook-{}", block / 20 % 6)),
+        },
+        6 => EventKind::ActionExecuted {
+            remediation: block + 5,
+            outcome: ActionOutcome {
+                success: true,
+                message: String::new(),
+                steps: vec![],
+            },
+        },
+        7 => EventKind::ValidationFinished {
+            remediation: block + 5,
+            passed: !block.is_multiple_of(9),
+            detail: String::new(),
+        },
+        8 => EventKind::RemediationFinished {
+            remediation: block + 5,
+            status: if !block.is_multiple_of(9) {
+                RemediationOutcome::Succeeded
+            } else {
+                RemediationOutcome::RolledBack
+            },
+            detail: String::new(),
+        },
+        9 => EventKind::IncidentResolved {
+            incident: block + 1,
+            resolution: "fixed".into(),
+        },
+        n if n % 2 == 0 => EventKind::CostSample {
+            resource: ResourceId::new(format!("res-{}", seq % 997)),
+            service: "svc".into(),
+            team: "t".into(),
+            environment: Environment::Production,
+            cents: seq % 1000,
+            window_hours: 24,
+        },
+        _ => EventKind::AgentHeartbeat {
+            agent: "cost".into(),
+            status: "ok".into(),
+        },
+    };
+    (at, kind)
+}
+
+fn events_in_memory() -> Vec<Event> {
+    (1..=EVENTS)
+        .map(|seq| {
+            let (at, kind) = synthetic(seq);
+            Event {
+                seq,
+                at,
+                actor: "bench".into(),
+                kind,
+                prev_hash: ChainHash::GENESIS,
+                hash: ChainHash::GENESIS,
+            }
+        })
+        .collect()
+}
+
+fn cycle_in_memory(events: &[Event]) -> usize {
+    let mut tally = Tally::default();
+    for e in events {
+        tally.add(e);
+    }
+    insights(&tally).len()
+}
+
+/// What the agent's first cycle does: fold the whole log, then the insights.
+fn cycle_from_log(log: &EventLog) -> usize {
+    let mut tally = Tally::default();
+    tally.fold_log(log, 1).unwrap();
+    insights(&tally).len()
+}
+
+fn main() {
+    let mut c = Criterion::default()
+        .configure_from_args()
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
+
+    let (nodes, pods) = pods_and_nodes();
+    c.bench_function("allocate 50,000 pods on 2,500 nodes", |b| {
+        b.iter(|| black_box(allocate(&nodes, &pods)))
+    });
+    let resources = fleet_resources();
+    let prices = PriceTable::embedded();
+    c.bench_function("cost_fleet 50,000 pods as resources", |b| {
+        b.iter(|| black_box(cost_fleet(&resources, &prices)))
+    });
+
+    let events = events_in_memory();
+    c.bench_function(
+        "learning tally and insights, 1,000,000 events in memory",
+        |b| b.iter(|| black_box(cycle_in_memory(&events))),
+    );
+    drop(events);
+
+    // The agent's first cycle reads the whole log from disk.
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let log = EventLog::open(&dir.path().join("log")).unwrap();
+    let started = Instant::now();
+    rt.block_on(async {
+        let mut seq = 1;
+        while seq <= EVENTS {
+            let batch: Vec<NewEvent> = (seq..(seq + 10_000).min(EVENTS + 1))
+                .map(|s| {
+                    let (at, kind) = synthetic(s);
+                    NewEvent::new(at, "bench", kind)
+                })
+                .collect();
+            seq += batch.len() as u64;
+            log.append_many(batch).await.unwrap();
+        }
+    });
+    eprintln!(
+        "wrote {} events in {:.1} s",
+        log.last_seq(),
+        started.elapsed().as_secs_f64()
+    );
+    c.bench_function("learning cycle from the event log, 1,000,000 events", |b| {
+        b.iter(|| black_box(cycle_from_log(&log)))
+    });
+    c.final_summary();
+    rt.block_on(log.close()).unwrap();
+}
