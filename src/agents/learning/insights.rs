@@ -248,30 +248,32 @@ fn confidence_threshold(t: &Tally) -> Option<Insight> {
         return None;
     }
     v.sort_by(|a, b| a.0.total_cmp(&b.0));
-    for i in 0..v.len() {
-        let above = &v[i..];
-        if above.len() < 3 {
+    // Walk up the confidences keeping the counts at or above the current one.
+    let mut judged = v.len();
+    let mut right = v.iter().filter(|x| x.2).count();
+    for x in &v {
+        if judged < 3 {
             break;
         }
-        let right = above.iter().filter(|x| x.2).count();
-        let precision = right as f64 / above.len() as f64;
+        let precision = right as f64 / judged as f64;
         if precision >= TARGET_PRECISION {
-            let pct = (v[i].0 * 100.0).round().clamp(1.0, 100.0);
+            let pct = (x.0 * 100.0).round().clamp(1.0, 100.0);
             return Some(insight(
                 "threshold:auto_propose_confidence".into(),
                 format!(
-                    "propose automatically from {pct:.0}% confidence: of the {} judged hypotheses at or above it, {right} were confirmed ({:.0}%)",
-                    above.len(),
+                    "propose automatically from {pct:.0}% confidence: of the {judged} judged hypotheses at or above it, {right} were confirmed ({:.0}%)",
                     precision * 100.0
                 ),
                 &[
                     ("recommended_pct", pct),
-                    ("judged", above.len() as f64),
+                    ("judged", judged as f64),
                     ("confirmed", right as f64),
                     ("precision", precision),
                 ],
             ));
         }
+        judged -= 1;
+        right -= x.2 as usize;
     }
     None
 }

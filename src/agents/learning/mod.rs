@@ -26,11 +26,11 @@ pub struct LearningAgent {
 }
 
 impl LearningAgent {
-    /// Starts from the insights the log already holds; the tally is rebuilt
-    /// from the log on the first cycle.
+    /// Starts from the state the runtime folded at start-up (so the first
+    /// cycle reads only what came after it) and the insights already said.
     pub fn new(state: &State) -> Self {
         Self {
-            tally: Tally::default(),
+            tally: Tally::from_state(state),
             said: state
                 .learning
                 .latest

@@ -70,6 +70,71 @@ impl Tally {
         "remediation_finished",
     ];
 
+    /// The tally of everything `state` has folded (a state is a pure fold of
+    /// the same log, so this equals folding the log up to `state.last_seq`
+    /// without reading it again).
+    pub fn from_state(state: &crate::state::State) -> Self {
+        let incidents = state
+            .incidents
+            .values()
+            .map(|i| {
+                (
+                    i.id,
+                    IncidentTally {
+                        alert: i.alert.clone(),
+                        fingerprint: i.fingerprint.clone(),
+                        opened_at: i.opened_at,
+                        resolved_at: i.resolved_at,
+                        investigation: i.investigation,
+                    },
+                )
+            })
+            .collect();
+        let remediations = state
+            .remediations
+            .values()
+            .map(|r| {
+                (
+                    r.id,
+                    RemediationTally {
+                        action: r.action.name.clone(),
+                        playbook: r.playbook.clone(),
+                        executed_at: r.executed_at,
+                        validated: r.validated_at.zip(r.validation.as_ref().map(|v| v.0)),
+                        restored: r.restore.is_some(),
+                        outcome: match r.stage {
+                            crate::state::Stage::Finished(o) => Some(o),
+                            _ => None,
+                        },
+                    },
+                )
+            })
+            .collect();
+        let mut rankings = BTreeMap::new();
+        let mut feedback = BTreeMap::new();
+        for inv in state.investigations.values() {
+            if !inv.hypotheses.is_empty() {
+                rankings.insert(
+                    inv.id,
+                    inv.hypotheses
+                        .iter()
+                        .map(|h| (h.title.clone(), h.confidence))
+                        .collect(),
+                );
+            }
+            for (title, (confirmed, _)) in &inv.feedback {
+                feedback.insert((inv.id, title.clone()), *confirmed);
+            }
+        }
+        Self {
+            incidents,
+            remediations,
+            rankings,
+            feedback,
+            last_seq: state.last_seq,
+        }
+    }
+
     /// Folds stored records from `from` on (see [`EventLog::scan_raw`]),
     /// fully decoding only the kinds in [`Tally::KINDS`]: the others are
     /// recognised from the top-level `kind` field alone, which is several
@@ -79,15 +144,23 @@ impl Tally {
         struct Head<'a> {
             #[serde(borrow)]
             kind: std::borrow::Cow<'a, str>,
+            #[serde(borrow)]
+            at: std::borrow::Cow<'a, str>,
         }
         for item in log.scan_raw(from) {
             let (seq, bytes) = item.map_err(|e| e.to_string())?;
             let body = bytes.get(32..).unwrap_or_default();
             let head: Head = serde_json::from_slice(body)
-                .map_err(|e| format!("event {seq}: no readable kind: {e}"))?;
+                .map_err(|e| format!("event {seq}: no readable kind and time: {e}"))?;
             if Self::KINDS.contains(&head.kind.as_ref()) {
-                let event = Event::decode(&bytes).map_err(|e| format!("event {seq}: {e}"))?;
-                self.add(&event);
+                let at = DateTime::parse_from_rfc3339(&head.at)
+                    .map_err(|e| format!("event {seq}: time `{}`: {e}", head.at))?
+                    .with_timezone(&Utc);
+                // The kind's own fields, straight from the bytes (the
+                // envelope's other fields are ignored by the tagged enum).
+                let kind: EventKind = serde_json::from_slice(body)
+                    .map_err(|e| format!("event {seq} ({}): {e}", head.kind))?;
+                self.add_kind(seq, at, &kind);
             }
             self.last_seq = self.last_seq.max(seq);
         }
@@ -96,14 +169,17 @@ impl Tally {
 
     /// Folds one event in (events must arrive in seq order).
     pub fn add(&mut self, event: &Event) {
-        self.last_seq = self.last_seq.max(event.seq);
-        let at = event.at;
-        match &event.kind {
+        self.add_kind(event.seq, event.at, &event.kind);
+    }
+
+    fn add_kind(&mut self, seq: u64, at: DateTime<Utc>, kind: &EventKind) {
+        self.last_seq = self.last_seq.max(seq);
+        match kind {
             EventKind::IncidentOpened {
                 alert, fingerprint, ..
             } => {
                 self.incidents.insert(
-                    event.seq,
+                    seq,
                     IncidentTally {
                         alert: alert.clone(),
                         fingerprint: fingerprint.clone(),
@@ -122,7 +198,7 @@ impl Tally {
             }
             EventKind::InvestigationStarted { incident, .. } => {
                 if let Some(i) = self.incidents.get_mut(incident) {
-                    i.investigation = Some(event.seq);
+                    i.investigation = Some(seq);
                 }
             }
             EventKind::HypothesesRanked {
@@ -150,7 +226,7 @@ impl Tally {
                 action, playbook, ..
             } => {
                 self.remediations.insert(
-                    event.seq,
+                    seq,
                     RemediationTally {
                         action: action.name.clone(),
                         playbook: playbook.clone(),

@@ -317,3 +317,62 @@ fn a_cycle_repeats_nothing_already_said() {
     assert_eq!(first.len(), 1);
     assert!(agent.changed(insights(&agent.tally)).is_empty());
 }
+
+#[tokio::test]
+async fn the_state_the_log_and_the_events_give_the_same_tally() {
+    let mut log = Log::new();
+    let inc = log.incident("KubePodCrashLooping", "pod/a", 0, 300);
+    let inv = log.push(
+        5,
+        EventKind::InvestigationStarted {
+            incident: inc,
+            resource: ResourceId::new("pod/a"),
+            alert: "KubePodCrashLooping".into(),
+            severity: Severity::High,
+        },
+    );
+    log.ranked(10, inv, &[("limit too low", 0.8), ("leak", 0.3)]);
+    log.verdict(20, inv, "leak", false);
+    log.verdict(21, inv, "limit too low", true);
+    log.remediation(
+        "oom-kill",
+        30,
+        Some((25, true)),
+        RemediationOutcome::Succeeded,
+    );
+    log.remediation(
+        "oom-kill",
+        90,
+        Some((40, false)),
+        RemediationOutcome::RolledBack,
+    );
+    log.incident("KubePodCrashLooping", "pod/a", 600, 660);
+
+    let mut from_events = Tally::default();
+    let mut state = State::new();
+    for e in &log.events {
+        from_events.add(e);
+        state.apply(e);
+    }
+    assert_eq!(Tally::from_state(&state), from_events);
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::EventLog::open(&dir.path().join("log")).unwrap();
+    store
+        .append_many(
+            log.events
+                .iter()
+                .map(|e| crate::event::NewEvent::new(e.at, "test", e.kind.clone()))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    let mut from_log = Tally::default();
+    from_log.fold_log(&store, 1).unwrap();
+    assert_eq!(from_log, from_events);
+    // Folding again from where it stopped adds nothing.
+    let before = from_log.clone();
+    from_log.fold_log(&store, from_log.last_seq + 1).unwrap();
+    assert_eq!(from_log, before);
+    store.close().await.unwrap();
+}
