@@ -278,7 +278,18 @@ fn main() {
         "learning tally and insights, 1,000,000 events in memory",
         |b| b.iter(|| black_box(cycle_in_memory(&events))),
     );
+    // What the agent does at start-up: the runtime has folded the log into a
+    // state already; the tally is taken from it, then the insights computed.
+    let mut state = State::new();
+    for e in &events {
+        state.apply(e);
+    }
     drop(events);
+    c.bench_function(
+        "learning cycle at start-up from the folded state, 1,000,000 events",
+        |b| b.iter(|| black_box(insights(&Tally::from_state(&state)).len())),
+    );
+    drop(state);
 
     // The agent's first cycle reads the whole log from disk.
     let dir = tempfile::tempdir().unwrap();
