@@ -68,8 +68,8 @@ impl UnitPrices {
 /// Hourly costs, USD, by grouping.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Allocation {
-    /// Per pod id.
-    pub pods: BTreeMap<String, f64>,
+    /// Per pod, in the order the pods were given (0 for an unplaced pod).
+    pub pods: Vec<f64>,
     pub by_namespace: BTreeMap<String, f64>,
     pub by_team: BTreeMap<String, f64>,
     pub by_environment: BTreeMap<String, f64>,
@@ -88,9 +88,22 @@ impl Allocation {
     }
 }
 
+/// Adds `v` to `key`'s total, allocating the key only the first time.
+fn add(map: &mut BTreeMap<String, f64>, key: &str, v: f64) {
+    match map.get_mut(key) {
+        Some(total) => *total += v,
+        None => {
+            map.insert(key.to_string(), v);
+        }
+    }
+}
+
 /// Allocates node costs to pods (see the module comment).
 pub fn allocate(nodes: &[Node], pods: &[Pod]) -> Allocation {
-    let mut out = Allocation::default();
+    let mut out = Allocation {
+        pods: Vec::with_capacity(pods.len()),
+        ..Allocation::default()
+    };
     let mut by_node: HashMap<&str, (UnitPrices, f64)> = HashMap::with_capacity(nodes.len());
     for n in nodes {
         out.nodes_total += n.usd_per_hour;
@@ -99,16 +112,17 @@ pub fn allocate(nodes: &[Node], pods: &[Pod]) -> Allocation {
     for p in pods {
         let Some((unit, charged)) = by_node.get_mut(p.node.as_str()) else {
             out.unplaced.push(p.id.clone());
+            out.pods.push(0.0);
             continue;
         };
         let cpu = p.cpu_request_millicores.max(p.cpu_usage_millicores) / 1000.0;
         let gib = p.memory_request_mib.max(p.memory_usage_mib) / 1024.0;
         let cost = cpu * unit.cpu_hour + gib * unit.gib_hour;
         *charged += cost;
-        out.pods.insert(p.id.clone(), cost);
-        *out.by_namespace.entry(p.namespace.clone()).or_default() += cost;
-        *out.by_team.entry(p.team.clone()).or_default() += cost;
-        *out.by_environment.entry(p.environment.clone()).or_default() += cost;
+        out.pods.push(cost);
+        add(&mut out.by_namespace, &p.namespace, cost);
+        add(&mut out.by_team, &p.team, cost);
+        add(&mut out.by_environment, &p.environment, cost);
     }
     for n in nodes {
         let charged = by_node.get(n.name.as_str()).map_or(0.0, |x| x.1);
@@ -180,8 +194,9 @@ mod tests {
         let a = allocate(std::slice::from_ref(&node), &pods);
         let web = 0.5 * cpu_h + 1.0 * gib_h;
         let batch = 1.0 * cpu_h + 3.0 * gib_h;
-        close(a.pods["web"], web);
-        close(a.pods["batch"], batch);
+        close(a.pods[0], web);
+        close(a.pods[1], batch);
+        close(a.pods[2], 0.0);
         close(a.by_namespace["shop"], web);
         close(a.by_team["team-data"], batch);
         close(a.by_environment["production"], web + batch);
@@ -204,7 +219,7 @@ mod tests {
             &[pod("p", "a", "x", (2000.0, 2000.0), (2048.0, 2048.0))],
         );
         // Twice the node's capacity is charged twice the node's price.
-        close(a.pods["p"], 0.20);
+        close(a.pods[0], 0.20);
         close(a.idle_by_node["a"], 0.0);
     }
 }

@@ -86,8 +86,8 @@ pub fn cost_fleet(resources: &[Resource], prices: &PriceTable) -> FleetCost {
     let mut out = FleetCost::default();
     let mut nodes: BTreeMap<String, Vec<Node>> = BTreeMap::new();
     let mut node_ids: BTreeMap<String, &Resource> = BTreeMap::new();
-    let mut pods: BTreeMap<String, Vec<Pod>> = BTreeMap::new();
-    let mut pod_owner: BTreeMap<String, &Resource> = BTreeMap::new();
+    // Per cluster context: the pods and, at the same index, their resources.
+    let mut pods: BTreeMap<String, (Vec<Pod>, Vec<&Resource>)> = BTreeMap::new();
     let mut workloads: BTreeMap<ResourceId, &Resource> = BTreeMap::new();
     for r in resources {
         let ctx = r.attributes.get("context").cloned().unwrap_or_default();
@@ -158,8 +158,9 @@ pub fn cost_fleet(resources: &[Resource], prices: &PriceTable) -> FleetCost {
                         .or_else(|| num(r, "memory_usage_mib"))
                         .unwrap_or(0.0),
                 };
-                pod_owner.insert(r.id.to_string(), r);
-                pods.entry(ctx).or_default().push(pod);
+                let cluster = pods.entry(ctx).or_default();
+                cluster.0.push(pod);
+                cluster.1.push(r);
             }
             "deployment" => {
                 workloads.insert(r.id.clone(), r);
@@ -173,21 +174,33 @@ pub fn cost_fleet(resources: &[Resource], prices: &PriceTable) -> FleetCost {
                 out.node_prices.insert(r.id.to_string(), UnitPrices::of(n));
             }
         }
-        let cluster_pods = pods.get(ctx).map(Vec::as_slice).unwrap_or(&[]);
+        let (cluster_pods, pod_resources) = pods
+            .get(ctx)
+            .map(|(p, r)| (p.as_slice(), r.as_slice()))
+            .unwrap_or((&[], &[]));
         let a = allocation::allocate(cluster_nodes, cluster_pods);
-        // Pods summed per owning workload.
-        let mut per_owner: BTreeMap<ResourceId, (f64, &Resource)> = BTreeMap::new();
-        for (pod_id, usd) in &a.pods {
-            let Some(pod) = pod_owner.get(pod_id) else {
-                continue;
-            };
-            let owner = owner_of(pod);
-            let whose = workloads.get(&owner).copied().unwrap_or(pod);
-            per_owner.entry(owner).or_insert((0.0, whose)).0 += usd;
+        // Pods summed per owning workload (keyed by borrowed ids: no copy per pod).
+        let mut per_owner: BTreeMap<&str, (f64, &Resource)> = BTreeMap::new();
+        for (pod, usd) in pod_resources.iter().zip(&a.pods) {
+            let owner = pod
+                .attributes
+                .get("owner")
+                .map(String::as_str)
+                .unwrap_or(pod.id.as_str());
+            match per_owner.get_mut(owner) {
+                Some(entry) => entry.0 += usd,
+                None => {
+                    let whose = workloads
+                        .get(&ResourceId::new(owner))
+                        .copied()
+                        .unwrap_or(pod);
+                    per_owner.insert(owner, (*usd, whose));
+                }
+            }
         }
         for (owner, (usd, r)) in per_owner {
             let mut it = item(r, r.name.clone(), usd);
-            it.resource = owner;
+            it.resource = ResourceId::new(owner);
             out.items.push(it);
         }
         for (node, idle) in &a.idle_by_node {
