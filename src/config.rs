@@ -20,6 +20,7 @@ pub struct Config {
     pub notify: crate::notify::NotifyConfig,
     /// `serve` and `attach`: tokens, TLS files, the token to present.
     pub remote: crate::remote::RemoteConfig,
+    pub cost: crate::agents::cost::CostConfig,
 }
 
 /// `[runtime]`
@@ -239,6 +240,23 @@ impl Config {
         if !(1..=60).contains(&self.console.max_fps) {
             return bad("console", "max_fps", "must be between 1 and 60");
         }
+        let cost = &self.cost;
+        if cost.currency.trim().is_empty() {
+            return bad("cost", "currency", "must not be empty");
+        }
+        if !(cost.burn_alert.is_finite() && cost.burn_alert > 0.0) {
+            return bad("cost", "burn_alert", "must be greater than 0");
+        }
+        for (team, budget) in &cost.budgets {
+            if !(budget.is_finite() && *budget > 0.0) {
+                return bad("cost.budgets", team, "must be a positive monthly amount");
+            }
+        }
+        if let Some(path) = &cost.price_table
+            && let Err(e) = crate::agents::cost::pricing::PriceTable::load(Some(path))
+        {
+            return bad("cost", "price_table", &e.to_string());
+        }
         self.notify.validate(text)
     }
 
@@ -307,6 +325,40 @@ mod tests {
             .to_string();
         assert!(e.contains("line 2"), "{e}");
         assert!(e.contains("console.max_fps"), "{e}");
+    }
+
+    #[test]
+    fn cost_budgets_and_price_tables_are_checked() {
+        let c = Config::parse(
+            "[cost]\ncurrency = \"USD\"\n[cost.budgets]\ndata = 2500.0\n",
+            "c.toml",
+        )
+        .unwrap();
+        assert_eq!(c.cost.budgets["data"], 2500.0);
+        let e = Config::parse("[cost.budgets]\ndata = 1.0\nsearch = -5.0\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 3") && e.contains("cost.budgets.search"),
+            "{e}"
+        );
+        let e = Config::parse("[cost]\nburn = 2\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && e.contains("burn"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let table = dir.path().join("prices.csv");
+        std::fs::write(
+            &table,
+            "# source: x\n# date: 2025-01-01\nregion,instance_type\n",
+        )
+        .unwrap();
+        let text = format!("[cost]\nprice_table = {:?}\n", table.display().to_string());
+        let e = Config::parse(&text, "c.toml").unwrap_err().to_string();
+        assert!(
+            e.contains("cost.price_table") && e.contains("prices.csv:3"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -589,3 +589,78 @@ fn override_command_sends_a_freeze_override_only_with_an_id_and_a_reason() {
     assert!(read_only.run_command("override 12 because").is_empty());
     assert!(read_only.toast_text().unwrap().contains("read-only"));
 }
+
+#[test]
+fn hypothesis_verdicts_are_sent_from_the_open_investigation_only() {
+    let mut app = app();
+    // In the list, the verdict keys do nothing.
+    assert!(sends(&press(&mut app, "2 y n")).is_empty());
+    let state = fixture_state();
+    let inv = *state.investigations.keys().next_back().unwrap();
+    let titles: Vec<String> = state.investigations[&inv]
+        .hypotheses
+        .iter()
+        .map(|h| h.title.clone())
+        .collect();
+    let effects = press(&mut app, "<enter> y");
+    assert_eq!(
+        sends(&effects),
+        vec![&Command::HypothesisFeedback {
+            investigation: inv,
+            hypothesis: titles[0].clone(),
+            confirmed: true,
+        }]
+    );
+    // `h` moves to the next hypothesis; `n` refutes it.
+    let effects = press(&mut app, "h n");
+    assert_eq!(
+        sends(&effects),
+        vec![&Command::HypothesisFeedback {
+            investigation: inv,
+            hypothesis: titles[1].clone(),
+            confirmed: false,
+        }]
+    );
+    // Past the last hypothesis the selection wraps to the first.
+    let n = titles.len();
+    let keys = vec!["h"; n - 1].join(" ");
+    press(&mut app, &keys);
+    let effects = press(&mut app, "y");
+    assert!(matches!(
+        sends(&effects).as_slice(),
+        [Command::HypothesisFeedback { hypothesis, .. }] if *hypothesis == titles[0]
+    ));
+}
+
+#[test]
+fn the_selected_cost_recommendation_is_proposed_unless_read_only() {
+    let state = fixture_state();
+    let best = state
+        .cost
+        .recommendations
+        .values()
+        .max_by_key(|r| r.monthly_savings_cents)
+        .unwrap()
+        .resource
+        .clone();
+    let mut app = app();
+    let effects = press(&mut app, "5 p");
+    assert_eq!(
+        sends(&effects),
+        vec![&Command::ApplyRecommendation { resource: best }]
+    );
+    let mut read_only = app_with(TuiOptions {
+        read_only: true,
+        ..opts()
+    });
+    assert!(sends(&press(&mut read_only, "5 p")).is_empty());
+    assert!(read_only.toast_text().unwrap().contains("read-only"));
+}
+
+#[test]
+fn learn_command_runs_a_cycle_and_shows_the_learning_pane() {
+    let mut app = app();
+    let effects = app.run_command("learn");
+    assert_eq!(sends(&effects), vec![&Command::Learn]);
+    assert!(screen(&mut app, 120, 40).contains("MTTR by incident type"));
+}

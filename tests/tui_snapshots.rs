@@ -47,6 +47,17 @@ fn investigations_detail() {
 }
 
 #[test]
+fn investigations_detail_second_hypothesis() {
+    // `h` selects the next hypothesis (the marker moves); the first shows its verdict.
+    snap(
+        "investigations_detail_second_hypothesis",
+        "2 <enter> h",
+        None,
+        "",
+    );
+}
+
+#[test]
 fn remediations_list() {
     snap("remediations_list", "3", None, "");
 }

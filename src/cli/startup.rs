@@ -23,6 +23,17 @@ use crate::runtime::{Intake, Runtime, RuntimeParts};
 use crate::state::State;
 use crate::store::EventLog;
 
+/// Monthly budgets (USD) for the demo's teams when the config sets none, so
+/// the Cost pane has budgets to burn: the data team's is exceeded once the
+/// scenario's hand-resized instance runs.
+const DEMO_BUDGETS: &[(&str, f64)] = &[
+    ("checkout", 250.0),
+    ("data", 2600.0),
+    ("payments", 550.0),
+    ("platform", 1800.0),
+    ("search", 1100.0),
+];
+
 /// A running runtime with everything it was built from.
 pub struct Started {
     pub log: EventLog,
@@ -80,6 +91,17 @@ pub async fn start(
     options.notify = crate::notify::NotifyPlan::from_config(&config.notify)
         .context("cannot set up notifications")?
         .map(Arc::new);
+    let mut cost = config.cost.clone();
+    if cost.budgets.is_empty() {
+        cost.budgets = DEMO_BUDGETS
+            .iter()
+            .map(|(team, usd)| (team.to_string(), *usd))
+            .collect();
+    }
+    options.cost = cost
+        .settings()
+        .map_err(anyhow::Error::msg)
+        .context("[cost] in the config")?;
     let read_only = options.read_only;
     let policy: Arc<dyn crate::runtime::policy::PolicyGate> = Arc::new(
         crate::policy::Gate::load(config.policy.dir.as_deref())

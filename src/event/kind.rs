@@ -184,6 +184,28 @@ pub enum EventKind {
         #[serde(default)]
         action: Option<Action>,
     },
+    /// A team's monthly budget against its spend so far and its pace.
+    CostBudgetBurn {
+        team: String,
+        budget_cents: u64,
+        spent_cents: u64,
+        /// Spend by the month's end at this pace.
+        projected_cents: u64,
+        /// Share of the budget spent over share of the month elapsed (1.0 = on pace).
+        burn_rate: f64,
+        /// Whether the burn rate is at or over the alert level.
+        alert: bool,
+        /// Where the spend figure comes from (a bill, or an estimate from the fleet).
+        basis: String,
+    },
+    /// An operator's verdict on an investigation's hypothesis.
+    HypothesisFeedback {
+        investigation: InvestigationId,
+        /// The hypothesis's title as ranked.
+        hypothesis: String,
+        confirmed: bool,
+        by: String,
+    },
     LearningInsight {
         topic: String,
         insight: String,
@@ -342,6 +364,8 @@ pub const KNOWN_KINDS: &[&str] = &[
     "agent_error",
     "operator_command",
     "scenario_finished",
+    "cost_budget_burn",
+    "hypothesis_feedback",
 ];
 
 impl EventKind {
@@ -394,6 +418,8 @@ impl EventKind {
             EventKind::AgentError { .. } => 33,
             EventKind::OperatorCommand { .. } => 34,
             EventKind::ScenarioFinished { .. } => 35,
+            EventKind::CostBudgetBurn { .. } => 36,
+            EventKind::HypothesisFeedback { .. } => 37,
             EventKind::Unknown { .. } => unreachable!("handled in name()"),
         }
     }

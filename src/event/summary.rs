@@ -179,6 +179,32 @@ pub fn summary(kind: &EventKind) -> String {
             *monthly_savings_cents as f64 / 100.0
         ),
         LearningInsight { topic, insight, .. } => format!("{topic}: {insight}"),
+        CostBudgetBurn {
+            team,
+            budget_cents,
+            projected_cents,
+            burn_rate,
+            alert,
+            ..
+        } => format!(
+            "{team}: budget burn {burn_rate:.2}× (${:.0} projected of ${:.0}){}",
+            *projected_cents as f64 / 100.0,
+            *budget_cents as f64 / 100.0,
+            if *alert {
+                " — over the alert level"
+            } else {
+                ""
+            }
+        ),
+        HypothesisFeedback {
+            investigation,
+            hypothesis,
+            confirmed,
+            by,
+        } => format!(
+            "{by} {} \"{hypothesis}\" (investigation #{investigation})",
+            if *confirmed { "confirmed" } else { "refuted" }
+        ),
         NotificationSent {
             channel,
             to,

@@ -14,6 +14,14 @@ pub const EMBEDDED_PLAYBOOKS: &[(&str, &str)] = &[
         include_str!("../../playbooks/certificate-expiring.yaml"),
     ),
     (
+        "cost-idle-instance.yaml",
+        include_str!("../../playbooks/cost-idle-instance.yaml"),
+    ),
+    (
+        "cost-rightsizing.yaml",
+        include_str!("../../playbooks/cost-rightsizing.yaml"),
+    ),
+    (
         "cpu-throttling.yaml",
         include_str!("../../playbooks/cpu-throttling.yaml"),
     ),

@@ -15,6 +15,7 @@ pub const EMBEDDED_POLICIES: &[(&str, &str)] = &[
         "compliance.rego",
         include_str!("../../policies/compliance.rego"),
     ),
+    ("cost.rego", include_str!("../../policies/cost.rego")),
     (
         "decision.rego",
         include_str!("../../policies/decision.rego"),

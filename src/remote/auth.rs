@@ -41,9 +41,14 @@ impl Role {
     pub fn needed_for(command: &Command) -> Option<Role> {
         match command {
             Command::Approve { .. } | Command::Deny { .. } => Some(Role::Approver),
-            Command::OverrideFreeze { .. } | Command::Acknowledge { .. } | Command::Rescan => {
-                Some(Role::Operator)
-            }
+            // Operators propose (a cost recommendation becomes a remediation that
+            // still needs approvers), acknowledge, rescan and teach.
+            Command::OverrideFreeze { .. }
+            | Command::Acknowledge { .. }
+            | Command::Rescan
+            | Command::ApplyRecommendation { .. }
+            | Command::HypothesisFeedback { .. }
+            | Command::Learn => Some(Role::Operator),
             // Stopping the runtime is for whoever runs `serve` (SIGTERM), not a console.
             Command::Shutdown => None,
         }

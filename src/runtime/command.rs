@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+use crate::event::ResourceId;
+
 /// Who is asking, and from where.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
@@ -61,6 +63,17 @@ pub enum Command {
     Acknowledge { incident: u64 },
     /// Run the security scan now.
     Rescan,
+    /// Propose the cost recommendation in force for a resource as a
+    /// remediation (it then goes through the policy and approvals).
+    ApplyRecommendation { resource: ResourceId },
+    /// Record whether a hypothesis of an investigation was right.
+    HypothesisFeedback {
+        investigation: u64,
+        hypothesis: String,
+        confirmed: bool,
+    },
+    /// Run a learning cycle now.
+    Learn,
     /// Stop the runtime gracefully.
     Shutdown,
 }
@@ -76,6 +89,18 @@ impl Command {
             }
             Command::Acknowledge { incident } => format!("acknowledge incident #{incident}"),
             Command::Rescan => "rescan".to_string(),
+            Command::ApplyRecommendation { resource } => {
+                format!("apply the cost recommendation for {resource}")
+            }
+            Command::HypothesisFeedback {
+                investigation,
+                hypothesis,
+                confirmed,
+            } => format!(
+                "{} \"{hypothesis}\" on investigation #{investigation}",
+                if *confirmed { "confirm" } else { "refute" }
+            ),
+            Command::Learn => "learn".to_string(),
             Command::Shutdown => "shutdown".to_string(),
         }
     }

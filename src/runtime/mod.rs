@@ -54,6 +54,8 @@ pub struct RuntimeOptions {
     pub rescan: Arc<Notify>,
     /// Notification channels and rules; `None` runs no notifier.
     pub notify: Option<Arc<crate::notify::NotifyPlan>>,
+    /// Prices, budgets and the bill the cost agent uses.
+    pub cost: crate::agents::cost::CostSettings,
 }
 
 impl Default for RuntimeOptions {
@@ -73,6 +75,7 @@ impl Default for RuntimeOptions {
             validation: default_validation(),
             rescan: Arc::new(Notify::new()),
             notify: None,
+            cost: Default::default(),
         }
     }
 }
@@ -158,7 +161,6 @@ impl Runtime {
         };
         let (commands_tx, commands_rx) = mpsc::channel(64);
         let (intake_tx, intake_rx) = mpsc::channel(256);
-        let (state_tx, state_rx) = mpsc::channel::<oneshot::Sender<State>>(4);
         let (status_tx, status_rx) = watch::channel(RuntimeStatus::default());
         let learning_poke = Arc::new(Notify::new());
         let loop_stats = Arc::new(loop_stats::LoopStats::default());
@@ -211,7 +213,7 @@ impl Runtime {
             options.heartbeat_interval,
             None,
             {
-                let agent = owned(CostAgent::new(&state));
+                let agent = owned(CostAgent::new(&state, options.cost.clone()));
                 move |ctx| {
                     let agent = agent.clone();
                     Box::pin(async move {
@@ -231,20 +233,10 @@ impl Runtime {
             Some(learning_poke.clone()),
             {
                 let agent = owned(LearningAgent::new(&state));
-                let requests = state_tx.clone();
                 move |ctx| {
                     let agent = agent.clone();
-                    let requests = requests.clone();
                     Box::pin(async move {
-                        let (tx, rx) = oneshot::channel();
-                        let n = if requests.send(tx).await.is_ok() {
-                            match rx.await {
-                                Ok(state) => agent.lock().await.cycle(&ctx, &state).await,
-                                Err(_) => 0,
-                            }
-                        } else {
-                            0
-                        };
+                        let n = agent.lock().await.cycle(&ctx).await;
                         format!("ok: {n} insight(s) last cycle")
                     })
                 }
@@ -274,7 +266,7 @@ impl Runtime {
             status_tx,
             learning_poke,
         );
-        let supervisor = tokio::spawn(supervisor.run(commands_rx, intake_rx, state_rx));
+        let supervisor = tokio::spawn(supervisor.run(commands_rx, intake_rx));
         Runtime {
             commands: commands_tx,
             intake: intake_tx,

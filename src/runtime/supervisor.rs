@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::approvals;
@@ -79,7 +79,6 @@ impl Supervisor {
         mut self,
         mut commands: mpsc::Receiver<CommandEnvelope>,
         mut intake: mpsc::Receiver<Intake>,
-        mut state_requests: mpsc::Receiver<oneshot::Sender<State>>,
     ) -> anyhow::Result<()> {
         self.resume().await;
         let tick = Duration::from_secs(1);
@@ -111,7 +110,6 @@ impl Supervisor {
                 },
                 Some(envelope) = commands.recv() => self.handle(envelope).await,
                 Some(item) = intake.recv() => self.intake(item).await,
-                Some(reply) = state_requests.recv() => { let _ = reply.send(self.state.clone()); }
                 _ = self.ctx.clock.sleep(wait) => {}
             }
         }
@@ -786,10 +784,107 @@ impl Supervisor {
                 self.opts.rescan.notify_one();
                 Ok("security scan requested".into())
             }
+            Command::Learn => {
+                self.learning_poke.notify_one();
+                Ok("learning cycle requested".into())
+            }
+            Command::ApplyRecommendation { resource } => {
+                self.apply_recommendation(resource, by).await
+            }
+            Command::HypothesisFeedback {
+                investigation,
+                hypothesis,
+                confirmed,
+            } => {
+                let inv = self
+                    .state
+                    .investigations
+                    .get(&investigation)
+                    .ok_or_else(|| format!("no investigation #{investigation}"))?;
+                if !inv.hypotheses.iter().any(|h| h.title == hypothesis) {
+                    return Err(format!(
+                        "investigation #{investigation} has no hypothesis \"{hypothesis}\""
+                    ));
+                }
+                let verdict = if confirmed { "confirmed" } else { "refuted" };
+                self.record(
+                    &format!("operator:{}", by.name),
+                    EventKind::HypothesisFeedback {
+                        investigation,
+                        hypothesis: hypothesis.clone(),
+                        confirmed,
+                        by: by.name.clone(),
+                    },
+                )
+                .await
+                .map(|_| format!("{verdict} \"{hypothesis}\""))
+                .ok_or_else(|| "could not record it: the event log failed".to_string())
+            }
             Command::Shutdown => {
                 self.cancel.cancel();
                 Ok("shutting down".into())
             }
+        }
+    }
+
+    /// Proposes the resource's cost recommendation as a remediation requested
+    /// by the operator; the policy and approvals decide from there as for any
+    /// other proposal (the operator cannot approve their own request).
+    async fn apply_recommendation(
+        &mut self,
+        resource: crate::event::ResourceId,
+        by: &Identity,
+    ) -> CommandReply {
+        if self.opts.read_only {
+            return Err("read-only mode: nothing is proposed".into());
+        }
+        let rec = self
+            .state
+            .cost
+            .recommendations
+            .get(&resource)
+            .ok_or_else(|| format!("no cost recommendation for {resource}"))?;
+        let action = rec
+            .action
+            .clone()
+            .ok_or_else(|| format!("the recommendation for {resource} has no action"))?;
+        let target = self
+            .state
+            .fleet
+            .get(&action.target)
+            .ok_or_else(|| format!("{} is no longer in the fleet", action.target))?;
+        let pending =
+            self.state.remediations.values().any(|r| {
+                r.action.target == action.target && !matches!(r.stage, Stage::Finished(_))
+            });
+        if pending {
+            return Err(format!(
+                "{} already has a remediation in flight",
+                action.target
+            ));
+        }
+        let playbook = if action.name == "stop_instance" {
+            "cost-idle-instance"
+        } else {
+            "cost-rightsizing"
+        };
+        let kind = EventKind::RemediationProposed {
+            incident: None,
+            investigation: None,
+            environment: target.resource.environment,
+            team: target.resource.team.clone(),
+            reason: format!(
+                "cost recommendation: {} (saves ${:.2}/month)",
+                rec.title,
+                rec.monthly_savings_cents as f64 / 100.0
+            ),
+            requested_by: by.name.clone(),
+            playbook: Some(playbook.to_string()),
+            action,
+        };
+        match self.record(&format!("operator:{}", by.name), kind).await {
+            Some(event) => Ok(format!("proposed as remediation #{}", event.seq)),
+            None => Err("could not record the proposal".into()),
         }
     }
 

@@ -71,6 +71,9 @@ pub struct Investigation {
     pub conclusion: Option<String>,
     pub playbook: Option<PlaybookChoice>,
     pub timeline: Vec<TimelineEntry>,
+    /// Operators' verdicts by hypothesis title: confirmed (true) or refuted, and by whom.
+    #[serde(default)]
+    pub feedback: std::collections::BTreeMap<String, (bool, String)>,
 }
 
 impl Investigation {
@@ -192,6 +195,7 @@ pub(super) fn apply(state: &mut State, event: &Event) {
                 conclusion: None,
                 playbook: None,
                 timeline: Vec::new(),
+                feedback: Default::default(),
             };
             inv.note(event);
             state.investigations.insert(seq, inv);

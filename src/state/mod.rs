@@ -20,8 +20,8 @@ use crate::event::{Event, EventKind};
 pub use fleet::{Fleet, HealthCounts, ResourceView};
 pub use incidents::{Incident, IncidentStatus, Investigation, InvestigationStatus, TimelineEntry};
 pub use ops::{
-    AgentStatus, Cost, CostAnomalyView, CostEntry, CostRecommendationView, InsightView, Learning,
-    MttrSample, OutcomeCounts, Security, TrackedFinding,
+    AgentStatus, BudgetView, Cost, CostAnomalyView, CostEntry, CostRecommendationView, InsightView,
+    Learning, MttrSample, OutcomeCounts, Security, TrackedFinding,
 };
 pub use remediations::{ApprovalRecord, Remediation, Stage, person, same_person};
 
@@ -127,7 +127,19 @@ impl State {
             EventKind::SecurityFinding { finding } => self.security.apply(finding, at),
             EventKind::CostSample { .. }
             | EventKind::CostAnomaly { .. }
-            | EventKind::CostRecommendation { .. } => self.cost.apply(event),
+            | EventKind::CostRecommendation { .. }
+            | EventKind::CostBudgetBurn { .. } => self.cost.apply(event),
+            EventKind::HypothesisFeedback {
+                investigation,
+                hypothesis,
+                confirmed,
+                by,
+            } => {
+                if let Some(inv) = self.investigations.get_mut(investigation) {
+                    inv.feedback
+                        .insert(hypothesis.clone(), (*confirmed, by.clone()));
+                }
+            }
             EventKind::LearningInsight { .. } => self.learning.apply(event),
             EventKind::AgentHeartbeat { agent, status } => {
                 let entry = self.agents.entry(agent.clone()).or_default();

@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{
-    Environment, Event, EventKind, RemediationOutcome, ResourceId, SecurityFinding, Severity,
+    Action, Environment, Event, EventKind, RemediationOutcome, ResourceId, SecurityFinding,
+    Severity,
 };
 
 /// Cost history kept per resource (samples).
@@ -119,6 +120,21 @@ pub struct CostRecommendationView {
     pub resource: ResourceId,
     pub title: String,
     pub monthly_savings_cents: u64,
+    /// The change that realises the saving (applied through the safety path).
+    #[serde(default)]
+    pub action: Option<Action>,
+}
+
+/// A team budget's latest burn figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetView {
+    pub at: DateTime<Utc>,
+    pub budget_cents: u64,
+    pub spent_cents: u64,
+    pub projected_cents: u64,
+    pub burn_rate: f64,
+    pub alert: bool,
+    pub basis: String,
 }
 
 /// Cost projection.
@@ -126,9 +142,12 @@ pub struct CostRecommendationView {
 pub struct Cost {
     pub resources: BTreeMap<ResourceId, CostEntry>,
     pub anomalies: VecDeque<CostAnomalyView>,
-    /// Keyed by `resource|title` so a repeated recommendation replaces the old one
-    /// and savings are never counted twice.
-    pub recommendations: BTreeMap<String, CostRecommendationView>,
+    /// One per resource (the best one): a newer recommendation replaces the
+    /// old, a zero-saving one without an action withdraws it, so savings are
+    /// never counted twice.
+    pub recommendations: BTreeMap<ResourceId, CostRecommendationView>,
+    /// Budget burn per team.
+    pub budgets: BTreeMap<String, BudgetView>,
 }
 
 impl Cost {
@@ -180,14 +199,41 @@ impl Cost {
                 resource,
                 title,
                 monthly_savings_cents,
-                ..
+                action,
             } => {
-                self.recommendations.insert(
-                    format!("{resource}|{title}"),
-                    CostRecommendationView {
-                        resource: resource.clone(),
-                        title: title.clone(),
-                        monthly_savings_cents: *monthly_savings_cents,
+                if *monthly_savings_cents == 0 && action.is_none() {
+                    self.recommendations.remove(resource);
+                } else {
+                    self.recommendations.insert(
+                        resource.clone(),
+                        CostRecommendationView {
+                            resource: resource.clone(),
+                            title: title.clone(),
+                            monthly_savings_cents: *monthly_savings_cents,
+                            action: action.clone(),
+                        },
+                    );
+                }
+            }
+            EventKind::CostBudgetBurn {
+                team,
+                budget_cents,
+                spent_cents,
+                projected_cents,
+                burn_rate,
+                alert,
+                basis,
+            } => {
+                self.budgets.insert(
+                    team.clone(),
+                    BudgetView {
+                        at: event.at,
+                        budget_cents: *budget_cents,
+                        spent_cents: *spent_cents,
+                        projected_cents: *projected_cents,
+                        burn_rate: *burn_rate,
+                        alert: *alert,
+                        basis: basis.clone(),
                     },
                 );
             }
@@ -255,6 +301,9 @@ pub struct Learning {
     pub by_action: BTreeMap<String, OutcomeCounts>,
     pub mttr: VecDeque<MttrSample>,
     pub insights: VecDeque<InsightView>,
+    /// The latest insight per topic (what the Learning pane's charts show).
+    #[serde(default)]
+    pub latest: BTreeMap<String, InsightView>,
 }
 
 impl Learning {
@@ -265,12 +314,14 @@ impl Learning {
             metrics,
         } = &event.kind
         {
-            self.insights.push_back(InsightView {
+            let view = InsightView {
                 at: event.at,
                 topic: topic.clone(),
                 insight: insight.clone(),
                 metrics: metrics.clone(),
-            });
+            };
+            self.latest.insert(topic.clone(), view.clone());
+            self.insights.push_back(view);
             while self.insights.len() > KEPT {
                 self.insights.pop_front();
             }

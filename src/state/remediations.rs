@@ -90,6 +90,9 @@ pub struct Remediation {
     pub execution: Option<ActionOutcome>,
     pub executed_at: Option<DateTime<Utc>>,
     pub validation: Option<(bool, String)>,
+    /// When validation finished (time to validation is learned from it).
+    #[serde(default)]
+    pub validated_at: Option<DateTime<Utc>>,
     pub restore: Option<ActionOutcome>,
     pub stage: Stage,
     pub finished_at: Option<DateTime<Utc>>,
@@ -164,6 +167,7 @@ pub(super) fn apply(state: &mut State, event: &Event) {
                 execution: None,
                 executed_at: None,
                 validation: None,
+                validated_at: None,
                 restore: None,
                 stage: Stage::Proposed,
                 finished_at: None,
@@ -265,6 +269,7 @@ pub(super) fn apply(state: &mut State, event: &Event) {
         }
         EventKind::ValidationFinished { passed, detail, .. } => {
             rem.validation = Some((*passed, detail.clone()));
+            rem.validated_at = Some(at);
             if !passed {
                 rem.stage = Stage::Restoring;
             }

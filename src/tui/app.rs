@@ -119,7 +119,11 @@ pub const COMMANDS: &[(&str, &[&str], &str)] = &[
     ("rem", &["remediations"], "Remediations pane"),
     ("sec", &["security"], "Security pane"),
     ("cost", &[], "Cost pane"),
-    ("learn", &["learning"], "Learning pane"),
+    (
+        "learn",
+        &["learning"],
+        "Learning pane; runs a learning cycle now",
+    ),
     ("events", &["ev", "log"], "Events pane"),
     ("theme", &[], "switch theme: :theme NAME"),
     ("override", &[], "freeze override: ID REASON"),
@@ -419,7 +423,10 @@ impl App {
                     return Vec::new();
                 };
                 self.normal_action(action);
-                Vec::new()
+                match self.panes.get(self.focus).take_command() {
+                    Some(command) => self.send_from_pane(command),
+                    None => Vec::new(),
+                }
             }
         }
     }
@@ -715,10 +722,13 @@ impl App {
             Some("rem") => Some(PaneId::Remediations),
             Some("sec") => Some(PaneId::Security),
             Some("cost") => Some(PaneId::Cost),
-            Some("learn") => Some(PaneId::Learning),
             Some("events") => Some(PaneId::Events),
             _ => None,
         };
+        if name == Some("learn") {
+            self.focus_pane(PaneId::Learning);
+            return self.send(Command::Learn);
+        }
         if let Some(p) = pane {
             self.focus_pane(p);
             return Vec::new();
@@ -764,6 +774,19 @@ impl App {
             }
         }
         Vec::new()
+    }
+
+    /// Sends what a pane asked for; a proposal is refused here in read-only mode
+    /// (the runtime refuses it too), feedback is only a record and always goes.
+    fn send_from_pane(&mut self, command: Command) -> Vec<Effect> {
+        if self.read_only && matches!(command, Command::ApplyRecommendation { .. }) {
+            self.toast(
+                Level::Warn,
+                "read-only mode: recommendations cannot be proposed",
+            );
+            return Vec::new();
+        }
+        self.send(command)
     }
 
     /// Sends a command to the runtime and says so; the outcome arrives as a reply.
@@ -1134,6 +1157,15 @@ impl App {
             Action::Bottom,
             Action::Open,
             Action::Back,
+        ] {
+            left.push(line(self.keymap.label(a), a.describe()));
+        }
+        left.push(Line::styled(" Investigations and Cost", t.header));
+        for a in [
+            Action::NextHypothesis,
+            Action::Confirm,
+            Action::Refute,
+            Action::ApplyRecommendation,
         ] {
             left.push(line(self.keymap.label(a), a.describe()));
         }

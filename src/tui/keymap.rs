@@ -36,6 +36,10 @@ pub enum Action {
     Approve,
     Deny,
     Submit,
+    NextHypothesis,
+    Confirm,
+    Refute,
+    ApplyRecommendation,
 }
 
 impl Action {
@@ -66,6 +70,10 @@ impl Action {
         Action::Approve,
         Action::Deny,
         Action::Submit,
+        Action::NextHypothesis,
+        Action::Confirm,
+        Action::Refute,
+        Action::ApplyRecommendation,
     ];
 
     /// The name used in the config file's `[keys]` section.
@@ -96,6 +104,10 @@ impl Action {
             Action::Approve => "approve",
             Action::Deny => "deny",
             Action::Submit => "submit",
+            Action::NextHypothesis => "next_hypothesis",
+            Action::Confirm => "confirm_hypothesis",
+            Action::Refute => "refute_hypothesis",
+            Action::ApplyRecommendation => "apply_recommendation",
         }
     }
 
@@ -127,6 +139,12 @@ impl Action {
             Action::Approve => "approve the selected remediation (opens a dialog)",
             Action::Deny => "deny the selected remediation (opens a dialog)",
             Action::Submit => "submit the open dialog",
+            Action::NextHypothesis => "select the next hypothesis (investigation detail)",
+            Action::Confirm => "mark the selected hypothesis confirmed",
+            Action::Refute => "mark the selected hypothesis refuted",
+            Action::ApplyRecommendation => {
+                "propose the selected cost recommendation (policy and approvals decide)"
+            }
         }
     }
 
@@ -141,6 +159,10 @@ impl Action {
             Action::Approve => "approve",
             Action::Deny => "deny",
             Action::Submit => "submit",
+            Action::NextHypothesis => "hypothesis",
+            Action::Confirm => "confirm",
+            Action::Refute => "refute",
+            Action::ApplyRecommendation => "propose",
             Action::Help => "help",
             Action::Quit => "quit",
             Action::CommandMode => "cmd",
@@ -190,6 +212,10 @@ impl Action {
             Action::Approve => &["a"],
             Action::Deny => &["d"],
             Action::Submit => &["ctrl-s"],
+            Action::NextHypothesis => &["h"],
+            Action::Confirm => &["y"],
+            Action::Refute => &["n"],
+            Action::ApplyRecommendation => &["p"],
         }
     }
 }

@@ -941,6 +941,98 @@ pub fn fixture_events() -> Vec<Event> {
         },
     );
 
+    for (team, budget, spent, projected, burn) in [
+        ("data", 260_000u64, 98_000u64, 327_000u64, 1.26),
+        ("payments", 55_000, 12_000, 40_000, 0.73),
+    ] {
+        next(
+            &mut d,
+            at(5, 50),
+            "cost",
+            EventKind::CostBudgetBurn {
+                team: team.into(),
+                budget_cents: budget,
+                spent_cents: spent,
+                projected_cents: projected,
+                burn_rate: burn,
+                alert: burn >= 1.0,
+                basis: "estimated from the fleet".into(),
+            },
+        );
+    }
+    next(
+        &mut d,
+        at(5, 55),
+        "operator",
+        EventKind::HypothesisFeedback {
+            investigation: inv,
+            hypothesis: "memory limit too low for the v2.14.0 working set".into(),
+            confirmed: true,
+            by: "alice".into(),
+        },
+    );
+    type Figures = &'static [(&'static str, f64)];
+    let insights: [(&str, &str, Figures); 6] = [
+        (
+            "mttr:KubePodOOMKilled",
+            "KubePodOOMKilled: mean time to resolve 12.5 min over 4 incidents; improving by 3.0 min (last 2: 11.0, first 2: 14.0)",
+            &[
+                ("mttr_minutes", 12.5),
+                ("incidents", 4.0),
+                ("trend_minutes", -3.0),
+            ],
+        ),
+        (
+            "mttr:NodeDiskPressure",
+            "NodeDiskPressure: mean time to resolve 4.2 min over 2 incidents",
+            &[("mttr_minutes", 4.2), ("incidents", 2.0)],
+        ),
+        (
+            "playbook:oom-kill",
+            "playbook oom-kill: 3 of 4 succeeded (75%), 1 restored, validated in 48 s on average",
+            &[
+                ("runs", 4.0),
+                ("succeeded", 3.0),
+                ("success_rate", 0.75),
+                ("restores", 1.0),
+                ("validation_secs", 48.0),
+            ],
+        ),
+        (
+            "playbook:node-disk-pressure",
+            "playbook node-disk-pressure: 2 of 2 succeeded (100%), 0 restored, validated in 12 s on average",
+            &[
+                ("runs", 2.0),
+                ("succeeded", 2.0),
+                ("success_rate", 1.0),
+                ("restores", 0.0),
+                ("validation_secs", 12.0),
+            ],
+        ),
+        (
+            "hypotheses:accuracy",
+            "hypotheses: 5 of 6 judged were confirmed (83%); the top-ranked one 5 of 5 (100%)",
+            &[("verdicts", 6.0), ("confirmed", 5.0), ("accuracy", 0.83)],
+        ),
+        (
+            "threshold:auto_propose_confidence",
+            "propose automatically from 78% confidence: of the 5 judged hypotheses at or above it, 5 were confirmed (100%)",
+            &[("recommended_pct", 78.0), ("judged", 5.0)],
+        ),
+    ];
+    for (i, (topic, text, metrics)) in insights.iter().enumerate() {
+        next(
+            &mut d,
+            at(5, 56 + i as i64),
+            "learning",
+            EventKind::LearningInsight {
+                topic: (*topic).into(),
+                insight: (*text).into(),
+                metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            },
+        );
+    }
+
     // Learning.
     next(&mut d, at(6, 0), "learning", EventKind::LearningInsight { topic: "clean_disk on dev hosts".into(),
         insight: "succeeded 12 of 12 times with no rollback: a candidate for auto-approval in development".into(),

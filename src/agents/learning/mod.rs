@@ -1,128 +1,98 @@
-//! Learning: reads the folded history — resolved incidents, remediation
-//! outcomes — and records insights when the figures change: time to resolve
-//! per alert, success rate per action, recurring incidents.
+//! Learning: reads the event log itself — incidents, remediations, ranked
+//! hypotheses and operators' verdicts — and records `learning_insight` events
+//! when a figure changes: time to resolve per incident type and its trend,
+//! success, restores and time to validation per playbook, hypothesis accuracy,
+//! recurring incidents, and thresholds with the evidence behind them.
+//!
+//! A cycle runs on schedule, when an incident resolves, and on `:learn`.
+
+pub mod insights;
+pub mod tally;
 
 use std::collections::BTreeMap;
 
 use super::AgentContext;
 use crate::event::EventKind;
-use crate::state::{IncidentStatus, State};
+use crate::state::State;
+pub use insights::{Insight, insights};
+pub use tally::Tally;
 
 const ACTOR: &str = "agent:learning";
 
-/// The learning agent's memory of what it last said per topic.
+/// The learning agent: its tally of the log so far and what it last said per topic.
 pub struct LearningAgent {
+    tally: Tally,
     said: BTreeMap<String, String>,
 }
 
 impl LearningAgent {
-    /// Starts from the insights the log already holds.
+    /// Starts from the state the runtime folded at start-up (so the first
+    /// cycle reads only what came after it) and the insights already said.
     pub fn new(state: &State) -> Self {
         Self {
+            tally: Tally::from_state(state),
             said: state
                 .learning
-                .insights
+                .latest
                 .iter()
-                .map(|i| (i.topic.clone(), i.insight.clone()))
+                .map(|(topic, i)| (topic.clone(), i.insight.clone()))
                 .collect(),
         }
     }
 
-    /// One learning cycle over a state snapshot; returns insights recorded.
-    pub async fn cycle(&mut self, ctx: &AgentContext, state: &State) -> usize {
-        let mut n = 0;
-        for (topic, insight, metrics) in insights(state) {
-            if self.said.get(&topic) == Some(&insight) {
-                continue;
+    /// One learning cycle: folds in the events since the last one and
+    /// records the insights that changed; returns how many were recorded.
+    pub async fn cycle(&mut self, ctx: &AgentContext) -> usize {
+        let log = ctx.log.clone();
+        let mut tally = std::mem::take(&mut self.tally);
+        let from = tally.last_seq + 1;
+        // The scan reads the store synchronously: keep it off the async workers.
+        // It hands back the tally it reached and, if it stopped early, why.
+        let scanned = tokio::task::spawn_blocking(move || {
+            let result = tally.fold_log(&log, from);
+            (tally, result.err())
+        })
+        .await;
+        match scanned {
+            Ok((t, error)) => {
+                self.tally = t;
+                if let Some(e) = error {
+                    ctx.report_error("learning", format!("reading the log: {e}"))
+                        .await;
+                }
             }
-            let kind = EventKind::LearningInsight {
-                topic: topic.clone(),
-                insight: insight.clone(),
-                metrics,
-            };
-            if ctx.record(ACTOR, kind).await.is_ok() {
-                self.said.insert(topic, insight);
-                n += 1;
+            Err(e) => {
+                ctx.report_error("learning", format!("the log scan stopped: {e}"))
+                    .await;
+                return 0;
             }
+        }
+        let drafts = self.changed(insights(&self.tally));
+        let n = drafts.len();
+        if let Err(e) = ctx.record_many(ACTOR, drafts).await {
+            tracing::error!("learning agent could not record: {e}");
+            return 0;
         }
         n
     }
-}
 
-/// Computes the insights a state supports: (topic, text, figures).
-pub fn insights(state: &State) -> Vec<(String, String, BTreeMap<String, f64>)> {
-    let mut out = Vec::new();
-
-    // Time to resolve, per alert name.
-    let mut by_alert: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    let mut by_fingerprint: BTreeMap<&str, usize> = BTreeMap::new();
-    for inc in state.incidents.values() {
-        *by_fingerprint.entry(inc.fingerprint.as_str()).or_default() += 1;
-        if inc.status != IncidentStatus::Resolved {
-            continue;
+    /// The insights whose text differs from what was last said, as events.
+    fn changed(&mut self, found: Vec<Insight>) -> Vec<EventKind> {
+        let mut out = Vec::new();
+        for i in found {
+            if self.said.get(&i.topic) == Some(&i.insight) {
+                continue;
+            }
+            self.said.insert(i.topic.clone(), i.insight.clone());
+            out.push(EventKind::LearningInsight {
+                topic: i.topic,
+                insight: i.insight,
+                metrics: i.metrics,
+            });
         }
-        let Some(resolved) = inc.resolved_at else {
-            continue;
-        };
-        let alert = inc.alert.clone();
-        by_alert
-            .entry(alert)
-            .or_default()
-            .push((resolved - inc.opened_at).num_milliseconds() as f64 / 60_000.0);
+        out
     }
-    for (alert, minutes) in by_alert {
-        let mean = minutes.iter().sum::<f64>() / minutes.len() as f64;
-        let mut m = BTreeMap::new();
-        m.insert("mttr_minutes".into(), round2(mean));
-        m.insert("incidents".into(), minutes.len() as f64);
-        out.push((
-            format!("mttr:{alert}"),
-            format!(
-                "{alert}: mean time to resolve {:.1} min over {} incident(s)",
-                mean,
-                minutes.len()
-            ),
-            m,
-        ));
-    }
-
-    // Success rate per action.
-    for (action, counts) in &state.learning.by_action {
-        let Some(rate) = counts.success_rate() else {
-            continue;
-        };
-        let ran = counts.succeeded + counts.rolled_back + counts.failed;
-        let mut m = BTreeMap::new();
-        m.insert("success_rate".into(), round2(rate));
-        m.insert("runs".into(), ran as f64);
-        m.insert("rolled_back".into(), counts.rolled_back as f64);
-        out.push((
-            format!("action:{action}"),
-            format!(
-                "{action}: {} of {ran} succeeded ({:.0}%), {} rolled back",
-                counts.succeeded,
-                rate * 100.0,
-                counts.rolled_back
-            ),
-            m,
-        ));
-    }
-
-    // Recurring incidents.
-    for (fingerprint, count) in by_fingerprint {
-        if count >= 2 {
-            let mut m = BTreeMap::new();
-            m.insert("occurrences".into(), count as f64);
-            out.push((
-                format!("recurring:{fingerprint}"),
-                format!("{fingerprint} has recurred {count} times: consider a lasting fix"),
-                m,
-            ));
-        }
-    }
-    out
 }
 
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
+#[cfg(test)]
+mod tests;

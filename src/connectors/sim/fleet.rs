@@ -26,6 +26,50 @@ const WORKLOADS: &[(&str, &str, u32, u32)] = &[
     ("notification-svc", "platform", 128, 70),
 ];
 
+/// CPU of each workload's pods: (deployment, request millicores, typical usage millicores).
+const WORKLOAD_CPU: &[(&str, u32, u32)] = &[
+    ("checkout-api", 500, 180),
+    ("cart-service", 250, 90),
+    ("payments-api", 500, 220),
+    ("ledger-worker", 500, 300),
+    ("search-indexer", 1000, 650),
+    ("recommendations", 750, 200),
+    ("api-gateway", 250, 120),
+    ("auth-service", 250, 60),
+    ("etl-runner", 1000, 800),
+    ("notification-svc", 100, 20),
+];
+
+/// Kubernetes node types per environment (dev, staging, prod).
+const NODE_TYPES: [&str; 3] = ["m5.large", "m5.large", "m5.xlarge"];
+
+/// vCPUs and memory (MiB) of the node types the demo uses.
+fn node_capacity(instance_type: &str) -> (u32, u32) {
+    match instance_type {
+        "m5.xlarge" => (4000, 16384),
+        _ => (2000, 8192),
+    }
+}
+
+/// vCPUs of an instance type, from its size (`m5.2xlarge` → 8).
+pub fn vcpus(instance_type: &str) -> Option<u32> {
+    Some(match instance_type.split('.').nth(1)? {
+        "micro" | "small" | "medium" | "large" => 2,
+        "xlarge" => 4,
+        "2xlarge" => 8,
+        "4xlarge" => 16,
+        "8xlarge" => 32,
+        _ => return None,
+    })
+}
+
+/// A stable factor in `[0.9, 1.1)` from a name, so usage varies between pods
+/// without drawing from the seeded generator (which would shift every later number).
+fn jitter(name: &str) -> f64 {
+    let b = Sha256::digest(name.as_bytes());
+    0.9 + (u16::from_be_bytes([b[0], b[1]]) as f64 / 65536.0) * 0.2
+}
+
 /// EC2 instance groups: (name prefix, team, instance type, count in dev/staging/prod).
 const INSTANCE_GROUPS: &[(&str, &str, &str, [u32; 3])] = &[
     ("data-pipeline", "data", "m5.xlarge", [2, 3, 5]),
@@ -158,6 +202,12 @@ pub fn generate(seed: u64, start: DateTime<Utc>) -> World {
             attrs.insert("cordoned".into(), "false".into());
             attrs.insert("kubelet".into(), "v1.30.4".into());
             attrs.insert("context".into(), ctx.clone());
+            let node_type = NODE_TYPES[e];
+            let (cpu, mem) = node_capacity(node_type);
+            attrs.insert("instance_type".into(), node_type.into());
+            attrs.insert("region".into(), "us-east-1".into());
+            attrs.insert("cpu_capacity_millicores".into(), cpu.to_string());
+            attrs.insert("memory_capacity_mib".into(), mem.to_string());
             world.insert(resource(
                 format!("k8s/{ctx}/node/{name}"),
                 &name,
@@ -215,6 +265,12 @@ pub fn generate(seed: u64, start: DateTime<Utc>) -> World {
                 );
                 attrs.insert("restarts".into(), "0".into());
                 attrs.insert("latency_ms".into(), rng.random_range(40..120).to_string());
+                if let Some((_, request, usage)) = WORKLOAD_CPU.iter().find(|(d, _, _)| d == deploy)
+                {
+                    attrs.insert("cpu_request_millicores".into(), request.to_string());
+                    let used = *usage as f64 * jitter(&format!("{ctx}/{deploy}/{i}"));
+                    attrs.insert("cpu_usage_millicores".into(), format!("{used:.0}"));
+                }
                 attrs.insert("latency_slo_ms".into(), "500".into());
                 attrs.insert("rps".into(), rng.random_range(20..400).to_string());
                 attrs.insert("context".into(), ctx.clone());

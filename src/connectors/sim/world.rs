@@ -231,6 +231,8 @@ impl World {
             "rps",
             "disk_used_pct",
             "cpu_util_pct",
+            "cpu_request_millicores",
+            "cpu_usage_millicores",
             "hourly_cost_cents",
             "replicas",
             "load1",
@@ -311,11 +313,31 @@ impl World {
         let target = action.target.clone();
         match (action.name.as_str(), kind.as_str()) {
             ("set_resources", "deployment") => {
-                let limit = number("memory_limit_mib")?;
-                self.set(&target, "memory_limit_mib", limit.to_string());
-                steps.push(format!("patched {target} memory limit to {limit}Mi"));
+                // Any of the pod template's resource fields; at least one.
+                const FIELDS: [(&str, &str); 3] = [
+                    ("memory_limit_mib", "memory limit {}Mi"),
+                    ("cpu_request_millicores", "CPU request {}m"),
+                    ("cpu_limit_millicores", "CPU limit {}m"),
+                ];
+                let mut patched = Vec::new();
+                for (field, label) in FIELDS {
+                    if action.params.contains_key(field) {
+                        let v = number(field)?;
+                        patched.push((field, v, label.replace("{}", &v.to_string())));
+                    }
+                }
+                if patched.is_empty() {
+                    return Err(WorldError::BadParam("memory_limit_mib".into()));
+                }
+                for (field, v, _) in &patched {
+                    self.set(&target, field, v.to_string());
+                }
+                let what: Vec<&str> = patched.iter().map(|p| p.2.as_str()).collect();
+                steps.push(format!("patched {target} {}", what.join(", ")));
                 for pod in self.pods_of(&target) {
-                    self.set(&pod, "memory_limit_mib", limit.to_string());
+                    for (field, v, _) in &patched {
+                        self.set(&pod, field, v.to_string());
+                    }
                     self.set(&pod, "restarts", "0".into());
                     self.set(&pod, "ready_at", ready(8));
                     steps.push(format!("replaced pod {pod}"));
@@ -406,6 +428,16 @@ impl World {
                     .cloned()
                     .ok_or_else(|| WorldError::BadParam("instance_type".into()))?;
                 let cost = super::fleet::hourly_cents(&new_type);
+                // The same work on a different number of vCPUs shows a different utilisation.
+                let r = self.get(&target)?;
+                let old_type = r.attr("instance_type").unwrap_or_default().to_string();
+                if let (Some(before), Some(after)) = (
+                    super::fleet::vcpus(&old_type),
+                    super::fleet::vcpus(&new_type),
+                ) {
+                    let util = (r.num("cpu_util_pct") * before as f64 / after as f64).min(100.0);
+                    self.set(&target, "cpu_util_pct", format!("{util:.0}"));
+                }
                 self.set(&target, "instance_type", new_type.clone());
                 self.set(&target, "hourly_cost_cents", cost.to_string());
                 self.set(&target, "state", "pending".into());

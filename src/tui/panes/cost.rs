@@ -1,16 +1,19 @@
-//! Pane 5, Cost: spend by service, team and environment (latest sample
-//! window), anomalies, and recommendations with their monthly savings.
+//! Pane 5, Cost: daily spend by service, team (as a bar chart) and
+//! environment, each team's budget burn, anomalies with what was expected
+//! and over which window, and recommendations with their monthly savings.
+//! `p` proposes the selected recommendation; the policy and approvals decide.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Constraint, Direction, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
+use ratatui::widgets::{Bar, BarChart, Paragraph};
 
 use super::{Ctx, Handled, Pane, block, col, draw_table, resource_name, section};
-use crate::state::CostRecommendationView;
+use crate::runtime::command::Command;
+use crate::state::{Cost, CostRecommendationView};
 use crate::tui::keymap::Action;
-use crate::tui::widgets::{Scroll, clock, fit, money};
+use crate::tui::widgets::{Scroll, bar, clock, fit, money};
 
 /// Cost pane state: the cursor moves over the recommendations.
 #[derive(Debug, Default)]
@@ -19,16 +22,29 @@ pub struct CostPane {
     anomalies: Scroll,
     /// Spend sums by service, team and environment, rebuilt when cost samples arrive.
     spend: Option<(u64, [Spend; 3])>,
+    /// A proposal the last key asked for.
+    pending: Option<Command>,
 }
 
 /// Spend per group key, largest first.
 type Spend = Vec<(String, u64)>;
 
+/// Recommendations as listed: largest saving first.
+fn recommendations(cost: &Cost) -> Vec<&CostRecommendationView> {
+    let mut list: Vec<&CostRecommendationView> = cost.recommendations.values().collect();
+    list.sort_by(|a, b| {
+        b.monthly_savings_cents
+            .cmp(&a.monthly_savings_cents)
+            .then(a.title.cmp(&b.title))
+    });
+    list
+}
+
 fn spend_block(f: &mut Frame, area: Rect, title: &str, rows: &[(String, u64)], ctx: &Ctx) {
     let t = ctx.theme;
     let total: u64 = rows.iter().map(|r| r.1).sum();
     let width = area.width.saturating_sub(2) as usize;
-    let value_w = 10usize;
+    let value_w = 9usize;
     let lines: Vec<Line> = if rows.is_empty() {
         vec![Line::styled("no samples yet", t.dim)]
     } else {
@@ -58,15 +74,94 @@ fn spend_block(f: &mut Frame, area: Rect, title: &str, rows: &[(String, u64)], c
             .collect()
     };
     f.render_widget(
-        Paragraph::new(lines).block(section(format!(" {title} · {} ", money(total, false)), ctx)),
+        Paragraph::new(lines).block(section(
+            format!(" {title} · {}/day ", money(total, true)),
+            ctx,
+        )),
         area,
     );
 }
 
+/// Spend per team as horizontal bars: comparing teams is a glance, not a read.
+fn team_chart(f: &mut Frame, area: Rect, rows: &[(String, u64)], ctx: &Ctx) {
+    let t = ctx.theme;
+    let total: u64 = rows.iter().map(|r| r.1).sum();
+    let section = section(format!(" by team · {}/day ", money(total, true)), ctx);
+    if rows.is_empty() {
+        f.render_widget(
+            Paragraph::new(Line::styled("no samples yet", t.dim)).block(section),
+            area,
+        );
+        return;
+    }
+    let label_w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).min(10);
+    let bars: Vec<Bar> = rows
+        .iter()
+        .map(|(team, cents)| {
+            Bar::default()
+                .value(*cents)
+                .label(Line::from(fit(team, label_w)))
+                .text_value(money(*cents, true))
+                .style(t.bar)
+                .value_style(t.selected)
+        })
+        .collect();
+    f.render_widget(
+        BarChart::horizontal(bars)
+            .block(section)
+            .bar_width(1)
+            .bar_gap(0)
+            .direction(Direction::Horizontal),
+        area,
+    );
+}
+
+/// Each budgeted team's burn rate as a bar (full = spending the whole budget by month end).
+fn budgets_block(f: &mut Frame, area: Rect, cost: &Cost, ctx: &Ctx) {
+    let t = ctx.theme;
+    let over = cost.budgets.values().filter(|b| b.alert).count();
+    let title = if over > 0 {
+        format!(" budgets · {over} over pace ")
+    } else {
+        " budgets ".to_string()
+    };
+    let width = area.width.saturating_sub(2) as usize;
+    let name_w = 9usize;
+    let bar_w = width.saturating_sub(name_w + 7).clamp(1, 12);
+    let mut lines: Vec<Line> = Vec::new();
+    for (team, b) in &cost.budgets {
+        let style = if b.alert { t.bad } else { t.ok };
+        let mut spans = vec![Span::raw(format!(
+            "{:<name_w$}",
+            fit(team, name_w.saturating_sub(1))
+        ))];
+        spans.extend(bar(b.burn_rate, bar_w, style, t.bar_empty));
+        spans.push(Span::styled(format!(" {:>4.2}×", b.burn_rate), style));
+        lines.push(Line::from(spans));
+    }
+    if lines.is_empty() {
+        lines.push(Line::styled("no budgets set ([cost] budgets)", t.dim));
+    }
+    f.render_widget(Paragraph::new(lines).block(section(title, ctx)), area);
+}
+
 impl Pane for CostPane {
     fn handle(&mut self, action: Action, ctx: &Ctx) -> Handled {
-        let len = ctx.state.cost.recommendations.len();
-        Handled::consumed_if(self.scroll.navigate(action, len))
+        let list = recommendations(&ctx.state.cost);
+        if action == Action::ApplyRecommendation {
+            self.scroll.clamp(list.len());
+            if let Some(r) = list.get(self.scroll.selected) {
+                self.pending = Some(Command::ApplyRecommendation {
+                    resource: r.resource.clone(),
+                });
+            }
+            return Handled::Consumed;
+        }
+        Handled::consumed_if(self.scroll.navigate(action, list.len()))
+    }
+
+    fn take_command(&mut self) -> Option<Command> {
+        self.pending.take()
     }
 
     fn draw(&mut self, f: &mut Frame, area: Rect, ctx: &Ctx) {
@@ -79,8 +174,6 @@ impl Pane for CostPane {
             Constraint::Fill(1),
         ])
         .areas(area);
-        let [by_service, by_team, by_env] =
-            Layout::horizontal([Constraint::Fill(1); 3]).areas(spend);
         if self.spend.as_ref().is_none_or(|(g, _)| *g != ctx.gens.cost) {
             self.spend = Some((
                 ctx.gens.cost,
@@ -92,25 +185,39 @@ impl Pane for CostPane {
             ));
         }
         if let Some((_, [s, tm, e])) = &self.spend {
-            spend_block(f, by_service, "by service", s, ctx);
-            spend_block(f, by_team, "by team", tm, ctx);
-            spend_block(f, by_env, "by env", e, ctx);
+            if area.width >= 110 {
+                let [a, b, c, d] = Layout::horizontal([Constraint::Fill(1); 4]).areas(spend);
+                spend_block(f, a, "by service", s, ctx);
+                team_chart(f, b, tm, ctx);
+                spend_block(f, c, "by env", e, ctx);
+                budgets_block(f, d, cost, ctx);
+            } else {
+                let [b, c, d] = Layout::horizontal([Constraint::Fill(1); 3]).areas(spend);
+                team_chart(f, b, tm, ctx);
+                spend_block(f, c, "by env", e, ctx);
+                budgets_block(f, d, cost, ctx);
+            }
         }
 
         let list: Vec<_> = cost.anomalies.iter().rev().collect();
         let state = ctx.state;
+        let wide = area.width >= 110;
+        let mut columns = vec![
+            col("WHEN", Constraint::Length(8)),
+            col("SERVICE", Constraint::Fill(1)),
+            col("RESOURCE", Constraint::Fill(1)),
+            col("EXPECTED", Constraint::Length(9)),
+            col("ACTUAL", Constraint::Length(9)),
+            col("Δ", Constraint::Length(6)),
+        ];
+        if wide {
+            columns.push(col("WINDOW", Constraint::Fill(2)));
+        }
         draw_table(
             f,
             anomalies,
-            section(format!(" Anomalies ({}) ", list.len()), ctx),
-            &[
-                col("WHEN", Constraint::Length(8)),
-                col("SERVICE", Constraint::Fill(1)),
-                col("RESOURCE", Constraint::Fill(1)),
-                col("EXPECTED", Constraint::Length(10)),
-                col("ACTUAL", Constraint::Length(10)),
-                col("Δ", Constraint::Length(6)),
-            ],
+            section(format!(" Anomalies ({}) · per day ", list.len()), ctx),
+            &columns,
             list.len(),
             &mut self.anomalies,
             false,
@@ -126,23 +233,22 @@ impl Pane for CostPane {
                 } else {
                     "new".into()
                 };
-                vec![
+                let mut row = vec![
                     (clock(a.at), t.dim),
                     (a.service.clone(), t.accent),
                     (resource_name(state, &a.resource), Style::default()),
                     (money(a.expected_cents, false), t.dim),
                     (money(a.actual_cents, false), t.bad),
                     (delta, t.bad),
-                ]
+                ];
+                if wide {
+                    row.push((a.window.clone(), t.dim));
+                }
+                row
             },
         );
 
-        let mut recs_list: Vec<&CostRecommendationView> = cost.recommendations.values().collect();
-        recs_list.sort_by(|a, b| {
-            b.monthly_savings_cents
-                .cmp(&a.monthly_savings_cents)
-                .then(a.title.cmp(&b.title))
-        });
+        let recs_list = recommendations(cost);
         draw_table(
             f,
             recs,
@@ -176,6 +282,6 @@ impl Pane for CostPane {
     }
 
     fn hints(&self, _ctx: &Ctx) -> Vec<Action> {
-        vec![Action::Down]
+        vec![Action::Down, Action::ApplyRecommendation]
     }
 }

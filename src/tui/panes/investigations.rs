@@ -12,6 +12,7 @@ use super::{
     draw_table, handle_detail, heading, list_hints, open_detail, resource_name, set_list_filter,
     view_hints,
 };
+use crate::runtime::command::Command;
 use crate::state::{Investigation, InvestigationStatus, State};
 use crate::tui::keymap::Action;
 use crate::tui::widgets::{Scroll, age, bar, clock, duration, labeled, narrow};
@@ -23,6 +24,10 @@ pub struct InvestigationsPane {
     filter: String,
     open: Option<u64>,
     detail: DetailScroll,
+    /// The hypothesis feedback keys act on, in the open investigation.
+    hypothesis: usize,
+    /// Feedback the last key asked to record.
+    pending: Option<Command>,
 }
 
 fn status_label(inv: &Investigation) -> &'static str {
@@ -208,8 +213,10 @@ impl InvestigationsPane {
             lines.push(Line::styled("  none ranked yet", t.dim));
         }
         let bar_w = if area.width >= 100 { 20 } else { 10 };
+        let selected = self.hypothesis.min(inv.hypotheses.len().saturating_sub(1));
         for (rank, h) in inv.hypotheses.iter().enumerate() {
-            let mut spans = vec![Span::styled(format!("  {}. ", rank + 1), t.dim)];
+            let marker = if rank == selected { "▸" } else { " " };
+            let mut spans = vec![Span::styled(format!("{marker} {}. ", rank + 1), t.dim)];
             spans.extend(bar(h.confidence, bar_w, t.bar, t.bar_empty));
             spans.push(Span::styled(
                 format!(" {:>3.0}% ", h.confidence * 100.0),
@@ -223,6 +230,15 @@ impl InvestigationsPane {
                     Style::default()
                 },
             ));
+            match inv.feedback.get(&h.title) {
+                Some((true, by)) => {
+                    spans.push(Span::styled(format!("  ✓ confirmed by {by}"), t.ok))
+                }
+                Some((false, by)) => {
+                    spans.push(Span::styled(format!("  ✗ refuted by {by}"), t.bad))
+                }
+                None => {}
+            }
             lines.push(Line::from(spans));
             let cites = if h.cites.is_empty() {
                 "nothing".to_string()
@@ -270,6 +286,37 @@ impl InvestigationsPane {
 
 impl Pane for InvestigationsPane {
     fn handle(&mut self, action: Action, ctx: &Ctx) -> Handled {
+        if let Some(id) = self.open
+            && matches!(
+                action,
+                Action::NextHypothesis | Action::Confirm | Action::Refute
+            )
+        {
+            let titles: Vec<&str> = ctx
+                .state
+                .investigations
+                .get(&id)
+                .map(|inv| inv.hypotheses.iter().map(|h| h.title.as_str()).collect())
+                .unwrap_or_default();
+            if titles.is_empty() {
+                return Handled::Consumed;
+            }
+            self.hypothesis = self.hypothesis.min(titles.len() - 1);
+            match action {
+                Action::NextHypothesis => self.hypothesis = (self.hypothesis + 1) % titles.len(),
+                _ => {
+                    self.pending = Some(Command::HypothesisFeedback {
+                        investigation: id,
+                        hypothesis: titles[self.hypothesis].to_string(),
+                        confirmed: action == Action::Confirm,
+                    });
+                }
+            }
+            return Handled::Consumed;
+        }
+        if action == Action::Open {
+            self.hypothesis = 0;
+        }
         if let Some(handled) = handle_detail(&mut self.open, &mut self.detail, action) {
             return handled;
         }
@@ -295,7 +342,15 @@ impl Pane for InvestigationsPane {
     }
 
     fn hints(&self, _ctx: &Ctx) -> Vec<Action> {
-        view_hints(self.open.is_some(), list_hints())
+        let mut hints = view_hints(self.open.is_some(), list_hints());
+        if self.open.is_some() {
+            hints.extend([Action::NextHypothesis, Action::Confirm, Action::Refute]);
+        }
+        hints
+    }
+
+    fn take_command(&mut self) -> Option<Command> {
+        self.pending.take()
     }
 
     fn set_filter(&mut self, text: &str) -> bool {

@@ -1,21 +1,75 @@
-//! Pane 6, Learning: success rate per action (playbook), the MTTR trend as a
-//! sparkline, and the insights from learning cycles.
+//! Pane 6, Learning: what the learning cycles found, from their
+//! `learning_insight` events — mean time to resolve per incident type as bars,
+//! each playbook's success, restores and time to validation, hypothesis
+//! accuracy and recommended thresholds, the MTTR trend as a sparkline, and
+//! every insight with its evidence. `:learn` runs a cycle now.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Constraint, Direction, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Sparkline};
+use ratatui::widgets::{Bar, BarChart, Paragraph, Sparkline};
 
 use super::{Ctx, Handled, Pane, block, col, draw_table, section};
+use crate::state::InsightView;
 use crate::tui::keymap::Action;
-use crate::tui::widgets::{Scroll, clock, fit};
+use crate::tui::widgets::{Scroll, bar, clock, fit};
 
 /// Learning pane state: the cursor moves over the insights.
 #[derive(Debug, Default)]
 pub struct LearningPane {
     rates: Scroll,
     insights: Scroll,
+}
+
+fn metric(i: &InsightView, key: &str) -> f64 {
+    i.metrics.get(key).copied().unwrap_or(0.0)
+}
+
+/// Mean time to resolve per incident type, as horizontal bars.
+fn mttr_chart(f: &mut Frame, area: Rect, rows: &[&InsightView], ctx: &Ctx) {
+    let t = ctx.theme;
+    let section = section(" MTTR by incident type (min) ".into(), ctx);
+    if rows.is_empty() {
+        f.render_widget(
+            Paragraph::new(Line::styled("no incident resolved yet", t.dim)).block(section),
+            area,
+        );
+        return;
+    }
+    let label_w = (area.width as usize / 3).clamp(6, 24);
+    let bars: Vec<Bar> = rows
+        .iter()
+        .map(|i| {
+            let name = i.topic.trim_start_matches("mttr:");
+            let minutes = metric(i, "mttr_minutes");
+            // The trend arrow goes in the label: the bar's value text must stay
+            // ASCII (ratatui splits it by bytes where the bar ends).
+            let arrow = match i.metrics.get("trend_minutes") {
+                Some(d) if *d <= 0.0 => " ↓",
+                Some(_) => " ↑",
+                None => "",
+            };
+            Bar::default()
+                // Tenths of a minute, so sub-minute incidents still show a bar.
+                .value((minutes * 10.0).round().max(0.0) as u64)
+                .label(Line::from(format!(
+                    "{}{arrow}",
+                    fit(name, label_w.saturating_sub(arrow.chars().count()))
+                )))
+                .text_value(format!("{minutes:.1}"))
+                .style(t.bar)
+                .value_style(t.selected)
+        })
+        .collect();
+    f.render_widget(
+        BarChart::horizontal(bars)
+            .block(section)
+            .bar_width(1)
+            .bar_gap(0)
+            .direction(Direction::Horizontal),
+        area,
+    );
 }
 
 impl Pane for LearningPane {
@@ -29,83 +83,106 @@ impl Pane for LearningPane {
     fn draw(&mut self, f: &mut Frame, area: Rect, ctx: &Ctx) {
         let t = ctx.theme;
         let learning = &ctx.state.learning;
-        let rates_h = ((learning.by_action.len() as u16) + 3).clamp(4, (area.height / 3).max(4));
-        let [rates, trend, insights] = Layout::vertical([
-            Constraint::Length(rates_h),
-            Constraint::Length(6.min(area.height / 4).max(3)),
+        let latest = &learning.latest;
+        let with = |prefix: &str| -> Vec<&InsightView> {
+            latest
+                .iter()
+                .filter(|(k, _)| k.starts_with(prefix))
+                .map(|(_, v)| v)
+                .collect()
+        };
+        let mttr = with("mttr:");
+        let mut playbooks = with("playbook:");
+        playbooks.extend(with("action:"));
+        let mut findings: Vec<&InsightView> = with("hypotheses:");
+        findings.extend(with("threshold:"));
+
+        let top_h =
+            ((mttr.len().max(playbooks.len()) as u16) + 3).clamp(4, (area.height / 3).max(4));
+        let [top, trend, insights] = Layout::vertical([
+            Constraint::Length(top_h),
+            Constraint::Length(
+                (findings.len() as u16 + 2)
+                    .clamp(4, 7)
+                    .min(area.height / 4)
+                    .max(3),
+            ),
             Constraint::Min(0),
         ])
         .areas(area);
-        let actions: Vec<_> = learning.by_action.iter().collect();
-        let bar_w = if area.width >= 110 { 20 } else { 10 };
+        let [chart, rates] =
+            Layout::horizontal([Constraint::Fill(2), Constraint::Fill(3)]).areas(top);
+        mttr_chart(f, chart, &mttr, ctx);
+
+        let bar_w = if area.width >= 110 { 10 } else { 5 };
         draw_table(
             f,
             rates,
-            section(" Success rate by action ".into(), ctx),
+            section(" Playbooks ".into(), ctx),
             &[
-                col("ACTION", Constraint::Fill(2)),
+                col("PLAYBOOK", Constraint::Fill(2)),
                 col("RUNS", Constraint::Length(4)),
-                col("OK", Constraint::Length(4)),
-                col("RBACK", Constraint::Length(5)),
-                col("FAIL", Constraint::Length(4)),
-                col("SKIP", Constraint::Length(4)),
-                col("RATE", Constraint::Length(bar_w as u16 + 5)),
+                col("OK", Constraint::Length(3)),
+                col("RESTORED", Constraint::Length(8)),
+                col("SUCCESS", Constraint::Length(bar_w as u16 + 5)),
+                col("VALIDATED", Constraint::Length(9)),
             ],
-            actions.len(),
+            playbooks.len(),
             &mut self.rates,
             false,
             "no remediation has finished yet",
             ctx,
             |i| {
-                let (name, c) = actions[i];
-                let ran = c.succeeded + c.rolled_back + c.failed;
-                let rate = match c.success_rate() {
-                    Some(r) => {
-                        let filled = (r * bar_w as f64).round() as usize;
-                        format!(
-                            "{}{} {:>3.0}%",
-                            "█".repeat(filled),
-                            "░".repeat(bar_w - filled),
-                            r * 100.0
-                        )
+                let p = playbooks[i];
+                let runs = metric(p, "runs");
+                let name = p.topic.split_once(':').map_or(p.topic.as_str(), |x| x.1);
+                let (rate, style) = match p.metrics.get("success_rate") {
+                    Some(r) if runs > 0.0 => {
+                        let spans = bar(*r, bar_w, t.bar, t.bar_empty);
+                        let text: String = spans.iter().map(|s| s.content.as_ref()).collect();
+                        let style = if *r >= 0.9 {
+                            t.ok
+                        } else if *r >= 0.6 {
+                            t.warn
+                        } else {
+                            t.bad
+                        };
+                        (format!("{text} {:>3.0}%", r * 100.0), style)
                     }
-                    None => "not run".into(),
-                };
-                let rate_style = match c.success_rate() {
-                    Some(r) if r >= 0.9 => t.ok,
-                    Some(r) if r >= 0.6 => t.warn,
-                    Some(_) => t.bad,
-                    None => t.dim,
+                    _ => ("not run".into(), t.dim),
                 };
                 vec![
-                    (name.clone(), t.accent),
-                    (ran.to_string(), Style::default()),
-                    (c.succeeded.to_string(), t.ok),
-                    (c.rolled_back.to_string(), t.warn),
-                    (c.failed.to_string(), t.bad),
-                    (c.not_run.to_string(), t.dim),
-                    (rate, rate_style),
+                    (name.to_string(), t.accent),
+                    (format!("{runs:.0}"), Style::default()),
+                    (format!("{:.0}", metric(p, "succeeded")), t.ok),
+                    (format!("{:.0}", metric(p, "restores")), t.warn),
+                    (rate, style),
+                    (
+                        p.metrics
+                            .get("validation_secs")
+                            .map_or("—".into(), |s| format!("{s:.0} s")),
+                        t.dim,
+                    ),
                 ]
             },
         );
 
+        let [spark, found] =
+            Layout::horizontal([Constraint::Fill(1), Constraint::Fill(2)]).areas(trend);
         let samples: Vec<f64> = learning.mttr.iter().map(|m| m.minutes).collect();
         let trend_block = if samples.is_empty() {
-            section(" MTTR trend: no incidents resolved yet ".into(), ctx)
+            section(" MTTR trend ".into(), ctx)
         } else {
             let avg = samples.iter().sum::<f64>() / samples.len() as f64;
             let last = samples.last().copied().unwrap_or(0.0);
             section(
-                format!(
-                    " MTTR trend ({} incidents) · last {last:.1} min · avg {avg:.1} min ",
-                    samples.len()
-                ),
+                format!(" MTTR trend · last {last:.1} · avg {avg:.1} min "),
                 ctx,
             )
         };
-        let inner = trend_block.inner(trend);
-        f.render_widget(trend_block, trend);
-        // The newest samples that fit, scaled to tenths of a minute.
+        let inner = trend_block.inner(spark);
+        f.render_widget(trend_block, spark);
+        // The newest samples that fit, in tenths of a minute.
         let width = inner.width as usize;
         let data: Vec<u64> = samples
             .iter()
@@ -113,6 +190,22 @@ impl Pane for LearningPane {
             .map(|m| (m * 10.0).round().max(0.0) as u64)
             .collect();
         f.render_widget(Sparkline::default().data(&data).style(t.bar), inner);
+
+        let w = found.width.saturating_sub(2) as usize;
+        let mut lines: Vec<Line> = findings
+            .iter()
+            .map(|i| Line::raw(fit(&i.insight, w)))
+            .collect();
+        if lines.is_empty() {
+            lines.push(Line::styled(
+                "no operator verdicts or validations to learn thresholds from yet (y/n on a hypothesis)",
+                t.dim,
+            ));
+        }
+        f.render_widget(
+            Paragraph::new(lines).block(section(" Hypotheses and thresholds ".into(), ctx)),
+            found,
+        );
 
         let list: Vec<_> = learning.insights.iter().rev().collect();
         let w = insights.width.saturating_sub(2) as usize;
@@ -134,7 +227,7 @@ impl Pane for LearningPane {
             metrics.truncate(4);
             let head = Line::from(vec![
                 Span::styled(format!("{} ", clock(ins.at)), t.dim),
-                Span::styled(fit(&ins.topic, 24), t.accent),
+                Span::styled(fit(&ins.topic, 28), t.accent),
                 Span::styled(format!("  {}", metrics.join(" ")), t.dim),
             ]);
             lines.push(if selected {
@@ -145,7 +238,7 @@ impl Pane for LearningPane {
             lines.push(Line::raw(fit(&format!("  {}", ins.insight), w)));
         }
         if list.is_empty() {
-            lines.push(Line::styled("no insights yet", t.dim));
+            lines.push(Line::styled("no insights yet (:learn runs a cycle)", t.dim));
         }
         f.render_widget(Paragraph::new(lines).style(t.base), inner);
     }

@@ -155,6 +155,10 @@ pub trait Pane {
     }
     /// Called when the pane gains focus.
     fn on_focus(&mut self, _ctx: &Ctx) {}
+    /// A command the last handled key asks the runtime for, taken once.
+    fn take_command(&mut self) -> Option<crate::runtime::command::Command> {
+        None
+    }
 }
 
 /// Navigation hints shared by list views.
