@@ -227,15 +227,16 @@ async fn concurrent_approvals_yield_one_outcome_and_both_consoles_agree() {
             !s.approval_queue().is_empty()
         })
         .await;
+    // Every console at the same seq (each attached at its own), then one more
+    // approver than needed, all at the same moment.
+    let target = consoles.iter().map(|c| c.state.last_seq).max().unwrap();
+    for c in consoles.iter_mut() {
+        c.advance_to(target).await;
+    }
     let rem = consoles[0].state.approval_queue()[0].clone();
     let needed = rem.required_approvals.max(1) as usize;
     assert!(needed < approvers.len(), "needs {needed} approvals");
-    // One more approver than needed, all at the same moment.
     let racers = needed + 1;
-    let target = consoles[0].state.last_seq;
-    for c in consoles.iter_mut().take(racers) {
-        c.advance_to(target).await;
-    }
     let replies = futures::future::join_all(consoles.iter_mut().take(racers).map(|c| {
         c.command(Command::Approve {
             remediation: rem.id,
