@@ -42,6 +42,14 @@ async fn missing_wrong_and_underprivileged_tokens_are_refused() {
         assert_eq!(status, 401);
     }
     let (status, body) = http(server.addr, "GET", "/healthz", None, b"");
+    assert_eq!((status, body.as_str()), (401, ""));
+    let (status, body) = http(
+        server.addr,
+        "GET",
+        "/healthz",
+        Some(&server.token("victor")),
+        b"",
+    );
     assert_eq!((status, body.as_str()), (200, "ok\n"));
     let (status, body) = http(
         server.addr,
@@ -437,7 +445,13 @@ async fn attach_resumes_after_a_dropped_connection_and_a_restart_without_gaps() 
     assert_unbroken(snapshot, &events);
 
     // The server went on through all of it.
-    let (status, _) = http(server.addr, "GET", "/healthz", None, b"");
+    let (status, _) = http(
+        server.addr,
+        "GET",
+        "/healthz",
+        Some(&server.token("alice")),
+        b"",
+    );
     assert_eq!(status, 200);
 }
 

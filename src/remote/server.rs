@@ -9,9 +9,9 @@
 //!
 //! Routes: `GET /ws` (the console protocol, see [`super::protocol`]),
 //! `POST /api/v1/alerts/alertmanager`, `GET /metrics` and `GET /healthz`.
-//! Every route but `/healthz` needs a bearer token; a missing or unknown one
-//! gets a bare 401. `/healthz` answers `ok` and nothing more, for probes that
-//! cannot carry credentials.
+//! Every route, `/healthz` included, needs a bearer token of any role; a
+//! missing or unknown one gets a bare 401, so an unauthenticated caller learns
+//! nothing, not even whether the runtime is up.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -168,12 +168,6 @@ fn unauthorized() -> Response<Body> {
 
 async fn route(shared: Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
-    if path == "/healthz" {
-        return match *req.method() {
-            Method::GET | Method::HEAD => plain(StatusCode::OK, "ok\n"),
-            _ => plain(StatusCode::METHOD_NOT_ALLOWED, "use GET\n"),
-        };
-    }
     let auth = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -183,6 +177,7 @@ async fn route(shared: Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) ->
         return unauthorized();
     };
     match (req.method(), path.as_str()) {
+        (&Method::GET | &Method::HEAD, "/healthz") => plain(StatusCode::OK, "ok\n"),
         (&Method::GET, "/ws") => upgrade(shared, peer, principal, req),
         (&Method::POST, "/api/v1/alerts/alertmanager") => {
             alertmanager_webhook(&shared, &principal, req).await
@@ -205,7 +200,7 @@ async fn route(shared: Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) ->
             );
             r
         }
-        (_, "/ws" | "/api/v1/alerts/alertmanager" | "/metrics") => {
+        (_, "/ws" | "/api/v1/alerts/alertmanager" | "/metrics" | "/healthz") => {
             plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
         }
         _ => plain(StatusCode::NOT_FOUND, "not found\n"),
