@@ -200,6 +200,14 @@ impl NotifyPlan {
         self
     }
 
+    /// Names of the channels `m` is routed to.
+    pub fn route(&self, m: &Message) -> Vec<&str> {
+        routing::route(&self.rules, m)
+            .into_iter()
+            .map(|i| self.channels[i].name.as_str())
+            .collect()
+    }
+
     /// Names of the configured channels.
     pub fn channel_names(&self) -> Vec<String> {
         self.channels.iter().map(|c| c.name.clone()).collect()
