@@ -90,6 +90,7 @@ pub struct NotifyPlan {
     pub(crate) backoff: Backoff,
     pub(crate) breaker: BreakerConfig,
     pub(crate) queue: usize,
+    pub(crate) replay_window: Duration,
     /// Seed for the back-off jitter; `None` draws one from the OS.
     pub(crate) seed: Option<u64>,
 }
@@ -190,6 +191,7 @@ impl NotifyPlan {
             },
             breaker: config.breaker.clone(),
             queue: config.queue.max(1),
+            replay_window: Duration::from_secs(config.replay_window_secs),
             seed: None,
         }))
     }
