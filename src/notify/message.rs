@@ -41,6 +41,10 @@ impl Message {
     /// The notification for `event`, if its kind is one that is notified.
     /// `state` has already folded `event`.
     pub fn from_event(event: &Event, state: &State) -> Option<Message> {
+        // Most events are not notified: leave before formatting anything.
+        if !super::NOTIFIABLE_KINDS.contains(&event.kind.name()) {
+            return None;
+        }
         let placed = |resource: &ResourceId| {
             state
                 .fleet
