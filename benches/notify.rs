@@ -164,7 +164,7 @@ fn latency() {
         let mut delays = Vec::new();
         for n in 0..220u64 {
             let appended = log
-                .append(NewEvent::new(now(), "bench", incident(n)))
+                .append(NewEvent::new(Utc::now(), "bench", incident(n)))
                 .await
                 .unwrap();
             let started = Instant::now();

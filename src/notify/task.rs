@@ -37,6 +37,8 @@ pub fn spawn(
     state: State,
     cancel: CancellationToken,
 ) -> JoinHandle<()> {
+    // Events before this were recorded while no notifier ran.
+    let live_from = log.last_seq() + 1;
     tokio::spawn(async move {
         let names = plan.channel_names();
         let scan_log = log.clone();
@@ -54,8 +56,6 @@ pub fn spawn(
             .map(|n| done.get(n).map_or(state.last_seq + 1, |s| s + 1))
             .collect();
         let from = resume.iter().copied().min().unwrap_or(state.last_seq + 1);
-        // Events before this were recorded while no notifier ran.
-        let live_from = log.last_seq() + 1;
         let window = chrono::Duration::from_std(plan.replay_window).unwrap_or_default();
         tracing::info!(from, channels = ?names, "notifier started");
 
