@@ -401,6 +401,22 @@ channels = ["hook"]
     assert_eq!(*event_seq, Some(two));
     assert_eq!(server.received_requests().await.unwrap().len(), 2);
     bench.stop().await;
+
+    // Missed for longer than the replay window (an hour): stale, not sent;
+    // what happens after the restart is.
+    bench.open_incident("three", Severity::High).await;
+    bench.clock.advance(Duration::from_secs(2 * 3600));
+    bench.start_fresh(&cfg);
+    let four = bench.open_incident("four", Severity::High).await;
+    let events = bench.until("four sent", |n| sent(n).len() == 3).await;
+    let EventKind::NotificationSent { event_seq, .. } = &sent(&events)[2].kind else {
+        unreachable!()
+    };
+    assert_eq!(*event_seq, Some(four));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(bench.notifications().len(), 3);
+    assert_eq!(server.received_requests().await.unwrap().len(), 3);
+    bench.stop().await;
 }
 
 /// Captures everything the notifier logs through `tracing`.

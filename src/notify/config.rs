@@ -24,6 +24,9 @@ pub struct NotifyConfig {
     pub queue: usize,
     /// Per-request timeout for HTTP and SMTP deliveries.
     pub timeout_secs: u64,
+    /// On start, events recorded while no notifier ran are still sent if at
+    /// most this old; older ones would only be noise.
+    pub replay_window_secs: u64,
 }
 
 impl Default for NotifyConfig {
@@ -35,6 +38,7 @@ impl Default for NotifyConfig {
             breaker: BreakerConfig::default(),
             queue: 256,
             timeout_secs: 10,
+            replay_window_secs: 3_600,
         }
     }
 }
@@ -232,6 +236,13 @@ impl NotifyConfig {
         }
         if !(1..=300).contains(&self.timeout_secs) {
             return section_err("notify", "timeout_secs", "must be between 1 and 300".into());
+        }
+        if self.replay_window_secs > 7 * 86_400 {
+            return section_err(
+                "notify",
+                "replay_window_secs",
+                "must be at most 604800 (a week)".into(),
+            );
         }
         for (name, channel) in &self.channels {
             let section = format!("notify.channels.{name}");

@@ -41,6 +41,10 @@ impl Message {
     /// The notification for `event`, if its kind is one that is notified.
     /// `state` has already folded `event`.
     pub fn from_event(event: &Event, state: &State) -> Option<Message> {
+        // Most events are not notified: leave before formatting anything.
+        if !super::NOTIFIABLE_KINDS.contains(&event.kind.name()) {
+            return None;
+        }
         let placed = |resource: &ResourceId| {
             state
                 .fleet
@@ -203,5 +207,113 @@ impl Message {
         }
         parts.push(format!("event #{}", self.event_seq));
         parts.join(" · ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{
+        Action, ChainHash, ConnectorId, Health, NewEvent, Provider, RemediationOutcome, Resource,
+    };
+
+    const POD: &str = "k8s/prod/payments/pod/checkout-1";
+
+    /// Folds `kinds` into a state; returns it and the sealed events.
+    fn fold(kinds: Vec<EventKind>) -> (State, Vec<Event>) {
+        let mut state = State::new();
+        let mut events = Vec::new();
+        for (i, kind) in kinds.into_iter().enumerate() {
+            let (e, _) = Event::seal(
+                i as u64 + 1,
+                ChainHash::GENESIS,
+                NewEvent::new(Utc::now(), "test", kind),
+            );
+            state.apply(&e);
+            events.push(e);
+        }
+        (state, events)
+    }
+
+    fn story(finish: RemediationOutcome) -> Vec<EventKind> {
+        vec![
+            EventKind::ResourceDiscovered {
+                resource: Resource {
+                    id: ResourceId::new(POD),
+                    name: "checkout-1".into(),
+                    kind: "pod".into(),
+                    provider: Provider::Kubernetes,
+                    connector: ConnectorId::new("k8s:prod"),
+                    environment: Environment::Production,
+                    team: "payments".into(),
+                    labels: Default::default(),
+                    attributes: Default::default(),
+                    health: Health::healthy(),
+                    created_at: Utc::now(),
+                },
+            },
+            EventKind::IncidentOpened {
+                title: "checkout OOM".into(),
+                alert: "KubePodCrashLooping".into(),
+                labels: Default::default(),
+                severity: Severity::High,
+                resource: ResourceId::new(POD),
+                fingerprint: "fp".into(),
+                alert_seq: 0,
+            },
+            EventKind::RemediationProposed {
+                incident: Some(2),
+                investigation: None,
+                action: Action::new("restart_pod", ResourceId::new(POD)),
+                environment: Environment::Production,
+                team: "payments".into(),
+                reason: "OOMKilled".into(),
+                requested_by: "agent:investigation".into(),
+                playbook: None,
+            },
+            EventKind::ApprovalRequested {
+                remediation: 3,
+                required: 2,
+                expires_at: Utc::now(),
+            },
+            EventKind::RemediationFinished {
+                remediation: 3,
+                status: finish,
+                detail: "done".into(),
+            },
+            EventKind::AgentHeartbeat {
+                agent: "cost".into(),
+                status: "ok".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn incidents_and_remediations_carry_placement_lifecycle_and_dedup_key() {
+        let (state, events) = fold(story(RemediationOutcome::Failed));
+        let opened = Message::from_event(&events[1], &state).unwrap();
+        assert_eq!(opened.title, "Incident #2: checkout OOM");
+        assert_eq!(opened.environment, Some(Environment::Production));
+        assert_eq!(opened.team.as_deref(), Some("payments"));
+        assert_eq!(opened.dedup_key, "shieldops-incident-2");
+        assert_eq!(opened.lifecycle, Lifecycle::Trigger);
+
+        let asked = Message::from_event(&events[3], &state).unwrap();
+        assert_eq!(asked.kind, "approval_requested");
+        assert_eq!(asked.severity, Severity::High, "the incident's severity");
+        assert_eq!(asked.dedup_key, "shieldops-remediation-3");
+        assert!(asked.body.contains("needs 2 approval(s)"), "{}", asked.body);
+
+        let failed = Message::from_event(&events[4], &state).unwrap();
+        assert_eq!(failed.severity, Severity::Critical);
+        assert_eq!(failed.lifecycle, Lifecycle::Trigger);
+
+        let (state, events) = fold(story(RemediationOutcome::Succeeded));
+        let ok = Message::from_event(&events[4], &state).unwrap();
+        assert_eq!(ok.lifecycle, Lifecycle::Resolve, "closes the approval page");
+        assert_eq!(ok.severity, Severity::Info);
+
+        assert!(Message::from_event(&events[0], &state).is_none());
+        assert!(Message::from_event(&events[5], &state).is_none());
     }
 }

@@ -90,6 +90,7 @@ pub struct NotifyPlan {
     pub(crate) backoff: Backoff,
     pub(crate) breaker: BreakerConfig,
     pub(crate) queue: usize,
+    pub(crate) replay_window: Duration,
     /// Seed for the back-off jitter; `None` draws one from the OS.
     pub(crate) seed: Option<u64>,
 }
@@ -190,6 +191,7 @@ impl NotifyPlan {
             },
             breaker: config.breaker.clone(),
             queue: config.queue.max(1),
+            replay_window: Duration::from_secs(config.replay_window_secs),
             seed: None,
         }))
     }
@@ -198,6 +200,14 @@ impl NotifyPlan {
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
         self
+    }
+
+    /// Names of the channels `m` is routed to.
+    pub fn route(&self, m: &Message) -> Vec<&str> {
+        routing::route(&self.rules, m)
+            .into_iter()
+            .map(|i| self.channels[i].name.as_str())
+            .collect()
     }
 
     /// Names of the configured channels.

@@ -7,6 +7,7 @@
 //! failed) rather than waiting. Not notifying twice after a restart: each
 //! channel resumes after the last event it finished with (sent, or gave up),
 //! as recorded in the log; per channel, events are delivered in seq order.
+//! What was missed while nothing ran is sent only within the replay window.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,6 +37,8 @@ pub fn spawn(
     state: State,
     cancel: CancellationToken,
 ) -> JoinHandle<()> {
+    // Events before this were recorded while no notifier ran.
+    let live_from = log.last_seq() + 1;
     tokio::spawn(async move {
         let names = plan.channel_names();
         let scan_log = log.clone();
@@ -53,6 +56,7 @@ pub fn spawn(
             .map(|n| done.get(n).map_or(state.last_seq + 1, |s| s + 1))
             .collect();
         let from = resume.iter().copied().min().unwrap_or(state.last_seq + 1);
+        let window = chrono::Duration::from_std(plan.replay_window).unwrap_or_default();
         tracing::info!(from, channels = ?names, "notifier started");
 
         let mut seed_rng = match plan.seed {
@@ -98,6 +102,13 @@ pub fn spawn(
             let Some(message) = Message::from_event(&event, &state) else {
                 continue;
             };
+            if event.seq < live_from && clock.now() - event.at > window {
+                tracing::info!(
+                    seq = event.seq,
+                    "not notifying: older than the replay window"
+                );
+                continue;
+            }
             for i in routing::route(&plan.rules, &message) {
                 if event.seq < resume[i] {
                     continue;
