@@ -16,6 +16,11 @@ need_py() { python3 -c "import $1" >/dev/null 2>&1 || pip_missing+=("$2"); }
 # --- foundation: the security agent cross-checks Debian version ordering.
 need_cmd dpkg dpkg
 
+# --- linux hosts: a real OpenSSH server and client for the SSH connector tests.
+need_cmd /usr/sbin/sshd openssh-server
+need_cmd ssh openssh-client
+need_cmd ssh-keygen openssh-client
+
 if [ "${#apt_missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${apt_missing[*]} (run as root or install them)" >&2

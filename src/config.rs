@@ -18,6 +18,7 @@ pub struct Config {
     pub keys: crate::tui::KeymapConfig,
     pub policy: PolicyConfig,
     pub notify: NotifyConfig,
+    pub linux: crate::connectors::linux::LinuxConfig,
 }
 
 /// `[runtime]`
@@ -242,6 +243,9 @@ impl Config {
         }
         if !(self.demo.speed.is_finite() && self.demo.speed > 0.0 && self.demo.speed <= 1000.0) {
             return bad("demo", "speed", "must be greater than 0 and at most 1000");
+        }
+        if let Err((key, why)) = self.linux.validate() {
+            return bad("linux", key, &why);
         }
         if !(1..=60).contains(&self.console.max_fps) {
             return bad("console", "max_fps", "must be between 1 and 60");
