@@ -379,12 +379,9 @@ fn host_health(f: &HostFacts, manager: &Manager, units: &[Unit]) -> Health {
     }
     if let Some(m) = f.fullest() {
         let r = m.used_ratio();
-        let msg = format!(
-            "{} is {:.0}% full ({} MiB free)",
-            m.mount,
-            r * 100.0,
-            m.avail_bytes >> 20
-        );
+        // Health messages stay stable between polls (whole percents, no
+        // live byte counts) so discovery records changes, not jitter.
+        let msg = format!("{} is {:.0}% full", m.mount, (r * 100.0).floor());
         if r >= 0.95 {
             found.push(Health::new(
                 HealthStatus::Unhealthy,
@@ -413,10 +410,8 @@ fn host_health(f: &HostFacts, manager: &Manager, units: &[Unit]) -> Health {
             HealthStatus::Degraded,
             "memory_pressure",
             format!(
-                "{:.0}% of memory in use, {} MiB available, swap {:.0}% used",
-                f.memory_ratio() * 100.0,
-                f.mem_available_bytes >> 20,
-                f.swap_ratio() * 100.0
+                "{:.0}% of memory in use",
+                (f.memory_ratio() * 100.0).floor()
             ),
         ));
     }
@@ -425,14 +420,21 @@ fn host_health(f: &HostFacts, manager: &Manager, units: &[Unit]) -> Health {
         found.push(Health::new(
             HealthStatus::Degraded,
             "high_load",
-            format!("load {:.2} on {} CPU(s)", f.load[0], f.cpus),
+            format!("load above twice the CPU count ({} CPU(s))", f.cpus),
         ));
     }
     if f.clock_skew_secs.abs() >= 5.0 {
         found.push(Health::new(
             HealthStatus::Degraded,
             "clock_skew",
-            format!("clock is {:+.1}s off the console's", f.clock_skew_secs),
+            format!(
+                "clock is {} the console's by more than 5 s",
+                if f.clock_skew_secs > 0.0 {
+                    "ahead of"
+                } else {
+                    "behind"
+                }
+            ),
         ));
     }
     let worst = found
