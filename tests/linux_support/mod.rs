@@ -64,8 +64,14 @@ fn keygen(path: &Path) {
 }
 
 impl Sshd {
-    /// Starts sshd and waits (bounded) until it accepts connections.
+    /// Starts sshd with the systemd test doubles first on the session PATH.
     pub fn start() -> Sshd {
+        Self::start_with(true)
+    }
+
+    /// Starts sshd and waits (bounded) until it accepts connections;
+    /// `doubles` puts the systemctl/journalctl test doubles on the session PATH.
+    pub fn start_with(doubles: bool) -> Sshd {
         need("/usr/sbin/sshd");
         need("ssh");
         need("ssh-keygen");
@@ -85,10 +91,17 @@ impl Sshd {
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
              AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nPasswordAuthentication no\n\
              KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\n\
-             UsePAM no\nMaxSessions 200\nMaxStartups 200:30:400\nLogLevel ERROR\n\
-             SetEnv PATH={bin}:/usr/local/bin:/usr/bin:/bin SHIELDOPS_TEST_SYSTEMD_STATE={d}/systemd\n",
+             UsePAM no\nMaxSessions 200\nMaxStartups 200:30:400\nLogLevel ERROR\n{env}",
             d = d.display(),
-            bin = bin.display(),
+            env = if doubles {
+                format!(
+                    "SetEnv PATH={}:/usr/local/bin:/usr/bin:/bin SHIELDOPS_TEST_SYSTEMD_STATE={}/systemd\n",
+                    bin.display(),
+                    d.display()
+                )
+            } else {
+                String::new()
+            },
         );
         std::fs::write(d.join("sshd_config"), config).unwrap();
         let child = Command::new("/usr/sbin/sshd")
@@ -207,8 +220,16 @@ impl Sshd {
 
 impl Drop for Sshd {
     fn drop(&mut self) {
+        // The per-connection processes outlive the listener: end them too,
+        // by the ids the kernel lists as this sshd's children.
+        let pid = self.child.id();
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        for child in children.split_whitespace() {
+            let _ = Command::new("kill").arg(child).status();
+        }
     }
 }
 

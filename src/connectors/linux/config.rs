@@ -173,6 +173,28 @@ mod tests {
     }
 
     #[test]
+    fn the_section_parses_and_mistakes_name_key_and_line() {
+        let c = crate::config::Config::parse(
+            "[linux]\nlocal = false\nssh_config_hosts = \"web-*\"\n\n[[linux.hosts]]\nalias = \"db-1\"\nenvironment = \"staging\"\n",
+            "c.toml",
+        )
+        .unwrap();
+        assert!(!c.linux.local);
+        assert_eq!(c.linux.hosts[0].environment, Some(Environment::Staging));
+        let e = crate::config::Config::parse("[linux]\ntimeout = 3\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && e.contains("linux.timeout"), "{e}");
+        let e = crate::config::Config::parse("[linux]\n\ntimeout_secs = 0\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 3") && e.contains("linux.timeout_secs"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn bad_values_name_the_key() {
         let mut c = LinuxConfig {
             timeout_secs: 0,

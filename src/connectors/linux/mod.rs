@@ -188,8 +188,8 @@ impl Host {
     async fn services(&self) -> (Manager, Vec<Unit>) {
         let script = format!(
             "command -v systemctl >/dev/null 2>&1 || {{ echo '@@manager 127'; exit 0; }}; \
-             s=$(systemctl is-system-running 2>/tmp/.shieldops-sd.$$); rc=$?; \
-             echo \"@@manager $rc\"; echo \"$s\"; cat /tmp/.shieldops-sd.$$; rm -f /tmp/.shieldops-sd.$$; \
+             s=$(systemctl is-system-running 2>&1); rc=$?; \
+             echo \"@@manager $rc\"; echo \"$s\"; \
              case \"$s\" in running|degraded|starting|initializing|maintenance|stopping) ;; *) exit 0;; esac; \
              echo @@show; \
              systemctl list-units --type=service --all --no-legend --plain --no-pager \
@@ -210,9 +210,19 @@ impl Host {
             .next()
             .and_then(|l| l.strip_prefix("@@manager "))
             .and_then(|c| c.trim().parse::<i32>().ok());
-        let state = lines.next().unwrap_or_default();
+        // stdout and stderr arrive merged: the state is the line that is one.
         let rest: Vec<&str> = lines.collect();
-        let manager = services::parse_manager(code, state, &rest.join("\n"));
+        let state = rest
+            .iter()
+            .find(|l| services::MANAGER_STATES.contains(&l.trim()))
+            .copied()
+            .unwrap_or_default();
+        let errors: Vec<&str> = rest
+            .iter()
+            .filter(|l| l.trim() != state.trim())
+            .copied()
+            .collect();
+        let manager = services::parse_manager(code, state, &errors.join("\n"));
         let units = match manager {
             Manager::Running(_) => services::parse_show(show)
                 .into_iter()
@@ -582,6 +592,13 @@ impl LinuxConnector {
             .map(|(alias, env, team)| Host::ssh(alias, *env, team, options.clone(), limit.clone()))
             .collect();
         Self::new(id, hosts, clock, config)
+    }
+
+    /// Forgets every host's last observation, so the next call polls afresh.
+    pub async fn invalidate(&self) {
+        for h in &self.hosts {
+            *h.last.lock().await = None;
+        }
     }
 
     /// The hosts (benches and tests reach them through here).

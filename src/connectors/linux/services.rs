@@ -110,6 +110,18 @@ pub enum Manager {
     Absent(String),
 }
 
+/// Every state `systemctl is-system-running` can print.
+pub const MANAGER_STATES: &[&str] = &[
+    "initializing",
+    "starting",
+    "running",
+    "degraded",
+    "maintenance",
+    "stopping",
+    "offline",
+    "unknown",
+];
+
 /// Classifies the answer of `systemctl is-system-running` (exit code and output).
 pub fn parse_manager(code: Option<i32>, stdout: &str, stderr: &str) -> Manager {
     let state = stdout.trim();

@@ -13,6 +13,12 @@ use tokio::sync::{Mutex, Semaphore};
 
 use super::breaker::Breaker;
 
+/// How long an unused master connection stays up (polls keep it busy).
+const MASTER_IDLE: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(120) {
+    Some(n) => n,
+    None => unreachable!(),
+};
+
 /// What a command printed and how it ended.
 #[derive(Debug, Clone)]
 pub struct Output {
@@ -166,7 +172,10 @@ impl SshTransport {
                 openssh::KnownHosts::Strict
             })
             .connect_timeout(self.options.timeout)
-            .server_alive_interval(Duration::from_secs(5));
+            .server_alive_interval(Duration::from_secs(5))
+            // A master left behind (the console killed) exits once idle
+            // rather than holding a connection open forever.
+            .control_persist(openssh::ControlPersist::IdleFor(MASTER_IDLE));
         if let Some(f) = &self.options.config_file {
             builder.config_file(f);
         }
