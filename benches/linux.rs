@@ -100,17 +100,31 @@ fn main() {
             .iter()
             .find(|r| r.health.status == HealthStatus::Unknown)
     );
-    c.bench_function("50 SSH hosts polled (multiplexed, warm masters)", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                fleet.invalidate().await;
-                black_box(fleet.list_resources(&Scope::default()).await.unwrap())
-            })
-        })
-    });
+    // A poll of 50 hosts takes seconds on a busy 2-core machine: timed by
+    // hand over a few polls rather than criterion's hundred samples.
+    let mut warm = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        rt.block_on(async {
+            fleet.invalidate().await;
+            black_box(fleet.list_resources(&Scope::default()).await.unwrap())
+        });
+        warm.push(started.elapsed().as_secs_f64());
+    }
+    warm.sort_by(f64::total_cmp);
     c.final_summary();
     println!(
-        "\n50 SSH hosts, first poll including 50 master connections and package lists: {:.2} s (goal for a poll: <= 2 s)",
+        "\n{FLEET} SSH hosts (one sshd, {FLEET} aliases, {} connections at once):",
+        config.max_connections
+    );
+    println!(
+        "  first poll, including {FLEET} master connections and package lists: {:.2} s",
         cold.as_secs_f64()
+    );
+    println!(
+        "  warm polls (multiplexed, one round trip per host): median {:.2} s, min {:.2} s, max {:.2} s (goal <= 2 s)",
+        warm[warm.len() / 2],
+        warm[0],
+        warm[warm.len() - 1]
     );
 }

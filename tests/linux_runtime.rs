@@ -48,7 +48,7 @@ impl Harness {
         let clock = ManualClock::new(start_time());
         let options = SshOptions {
             config_file: Some(sshd.ssh_config(&["web-1".to_string()], &[])),
-            timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
             accept_new_host_keys: false,
             control_dir: Some(sshd.control_dir()),
         };

@@ -150,30 +150,47 @@ impl Host {
 
     async fn poll(&self) -> Observation {
         let at = Instant::now();
-        let facts = match self.source {
-            Source::Local => tokio::task::spawn_blocking(probe::local)
-                .await
-                .map_err(|e| ("probe_failed".to_string(), e.to_string()))
-                .and_then(|r| r.map_err(|e| ("probe_failed".to_string(), e.to_string()))),
+        let (facts, services) = match self.source {
+            Source::Local => {
+                let facts = tokio::task::spawn_blocking(probe::local)
+                    .await
+                    .map_err(|e| ("probe_failed".to_string(), e.to_string()))
+                    .and_then(|r| r.map_err(|e| ("probe_failed".to_string(), e.to_string())));
+                let services = match self.transport.run(&services_script()).await {
+                    Ok(out) => parse_services(&out.stdout),
+                    Err(e) => (Manager::Absent(format!("cannot ask systemd: {e}")), vec![]),
+                };
+                (facts, services)
+            }
             Source::Remote => {
+                // One round trip: the probe, then the systemd query.
+                let script = format!(
+                    "{}; echo; echo @@services; {}",
+                    probe::remote_script(),
+                    services_script()
+                );
                 let started = chrono::Utc::now();
-                match self.transport.run(&probe::remote_script()).await {
+                match self.transport.run(&script).await {
                     Ok(out) => {
                         let rtt = chrono::Utc::now() - started;
                         let mid = started + rtt / 2;
-                        probe::parse_remote(&out.stdout, mid.timestamp_micros() as f64 / 1e6)
-                            .map_err(|e| ("probe_failed".to_string(), e.to_string()))
+                        let (probe_out, services_out) = out
+                            .stdout
+                            .split_once("\n@@services\n")
+                            .unwrap_or((out.stdout.as_str(), ""));
+                        let facts =
+                            probe::parse_remote(probe_out, mid.timestamp_micros() as f64 / 1e6)
+                                .map_err(|e| ("probe_failed".to_string(), e.to_string()));
+                        (facts, parse_services(services_out))
                     }
-                    Err(e) => Err((e.reason().to_string(), e.to_string())),
+                    Err(e) => (
+                        Err((e.reason().to_string(), e.to_string())),
+                        (Manager::Absent("host unreachable".into()), Vec::new()),
+                    ),
                 }
             }
         };
-        // A host that did not answer the probe is not asked anything else.
-        let (manager, units) = if facts.is_ok() {
-            self.services().await
-        } else {
-            (Manager::Absent("host unreachable".into()), Vec::new())
-        };
+        let (manager, units) = services;
         if let Ok(f) = &facts {
             self.refresh_packages(f).await;
         }
@@ -183,54 +200,6 @@ impl Host {
             manager,
             units,
         }
-    }
-
-    async fn services(&self) -> (Manager, Vec<Unit>) {
-        let script = format!(
-            "command -v systemctl >/dev/null 2>&1 || {{ echo '@@manager 127'; exit 0; }}; \
-             s=$(systemctl is-system-running 2>&1); rc=$?; \
-             echo \"@@manager $rc\"; echo \"$s\"; \
-             case \"$s\" in running|degraded|starting|initializing|maintenance|stopping) ;; *) exit 0;; esac; \
-             echo @@show; \
-             systemctl list-units --type=service --all --no-legend --plain --no-pager \
-               | awk '{{ if ($1 == \"●\" || $1 == \"*\") print $2; else print $1 }}' \
-               | xargs -r systemctl show --no-pager -p {} --",
-            services::SHOW_PROPERTIES
-        );
-        let out = match self.transport.run(&script).await {
-            Ok(o) => o,
-            Err(e) => return (Manager::Absent(format!("cannot ask systemd: {e}")), vec![]),
-        };
-        let (head, show) = match out.stdout.split_once("@@show\n") {
-            Some((h, s)) => (h, s),
-            None => (out.stdout.as_str(), ""),
-        };
-        let mut lines = head.lines();
-        let code = lines
-            .next()
-            .and_then(|l| l.strip_prefix("@@manager "))
-            .and_then(|c| c.trim().parse::<i32>().ok());
-        // stdout and stderr arrive merged: the state is the line that is one.
-        let rest: Vec<&str> = lines.collect();
-        let state = rest
-            .iter()
-            .find(|l| services::MANAGER_STATES.contains(&l.trim()))
-            .copied()
-            .unwrap_or_default();
-        let errors: Vec<&str> = rest
-            .iter()
-            .filter(|l| l.trim() != state.trim())
-            .copied()
-            .collect();
-        let manager = services::parse_manager(code, state, &errors.join("\n"));
-        let units = match manager {
-            Manager::Running(_) => services::parse_show(show)
-                .into_iter()
-                .filter(Unit::interesting)
-                .collect(),
-            Manager::Absent(_) => vec![],
-        };
-        (manager, units)
     }
 
     /// Re-reads the package list when the package database changed.
@@ -369,6 +338,55 @@ impl Host {
         }
         out
     }
+}
+
+/// The shell that asks systemd whether it runs and, if so, about its service units.
+fn services_script() -> String {
+    format!(
+        "command -v systemctl >/dev/null 2>&1 || {{ echo '@@manager 127'; exit 0; }}; \
+             s=$(systemctl is-system-running 2>&1); rc=$?; \
+             echo \"@@manager $rc\"; echo \"$s\"; \
+             case \"$s\" in running|degraded|starting|initializing|maintenance|stopping) ;; *) exit 0;; esac; \
+             echo @@show; \
+             systemctl list-units --type=service --all --no-legend --plain --no-pager \
+               | awk '{{ if ($1 == \"●\" || $1 == \"*\") print $2; else print $1 }}' \
+               | xargs -r systemctl show --no-pager -p {} --",
+        services::SHOW_PROPERTIES
+    )
+}
+
+/// Parses the answer to [`services_script`].
+fn parse_services(stdout: &str) -> (Manager, Vec<Unit>) {
+    let (head, show) = match stdout.split_once("@@show\n") {
+        Some((h, s)) => (h, s),
+        None => (stdout, ""),
+    };
+    let mut lines = head.lines();
+    let code = lines
+        .next()
+        .and_then(|l| l.strip_prefix("@@manager "))
+        .and_then(|c| c.trim().parse::<i32>().ok());
+    // stdout and stderr arrive merged: the state is the line that is one.
+    let rest: Vec<&str> = lines.collect();
+    let state = rest
+        .iter()
+        .find(|l| services::MANAGER_STATES.contains(&l.trim()))
+        .copied()
+        .unwrap_or_default();
+    let errors: Vec<&str> = rest
+        .iter()
+        .filter(|l| l.trim() != state.trim())
+        .copied()
+        .collect();
+    let manager = services::parse_manager(code, state, &errors.join("\n"));
+    let units = match manager {
+        Manager::Running(_) => services::parse_show(show)
+            .into_iter()
+            .filter(Unit::interesting)
+            .collect(),
+        Manager::Absent(_) => vec![],
+    };
+    (manager, units)
 }
 
 /// A host's health from its facts: the worst finding gives the status and the
