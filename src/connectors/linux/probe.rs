@@ -357,39 +357,96 @@ pub fn remote_script() -> String {
     let excluded: String = PSEUDO_FS.iter().map(|t| format!(" -x {t}")).collect();
     format!(
         "export LC_ALL=C; \
-         echo @@hostname; cat /proc/sys/kernel/hostname; \
-         echo @@kernel; cat /proc/sys/kernel/osrelease; \
-         echo @@os; cat /etc/os-release 2>/dev/null; \
-         echo @@cpus; getconf _NPROCESSORS_ONLN; \
-         echo @@clk_tck; getconf CLK_TCK; \
-         echo @@pagesize; getconf PAGESIZE; \
-         echo @@loadavg; cat /proc/loadavg; \
-         echo @@meminfo; cat /proc/meminfo; \
-         echo @@uptime; cat /proc/uptime; \
+         echo @@files; head -n 100000 {files} 2>/dev/null; \
+         echo @@getconf; getconf -a 2>/dev/null || echo \"_NPROCESSORS_ONLN $(getconf _NPROCESSORS_ONLN)\"; \
          echo @@df; df -P -B1 --output=target,fstype,size,avail,itotal,iavail{excluded} 2>/dev/null; \
          echo @@stat; cat /proc/[0-9]*/stat 2>/dev/null; \
          echo @@dpkg; stat -c %Y {dpkg} 2>/dev/null; \
          echo @@rpm; command -v rpm; \
          echo @@clock; date +%s.%N",
-        dpkg = super::packages::DPKG_STATUS
+        dpkg = super::packages::DPKG_STATUS,
+        files = REMOTE_FILES
+            .iter()
+            .map(|(_, path)| *path)
+            .collect::<Vec<_>>()
+            .join(" "),
     )
+}
+
+/// The small files a remote probe reads with one `head` (section name, path).
+const REMOTE_FILES: &[(&str, &str)] = &[
+    ("hostname", "/proc/sys/kernel/hostname"),
+    ("kernel", "/proc/sys/kernel/osrelease"),
+    ("loadavg", "/proc/loadavg"),
+    ("meminfo", "/proc/meminfo"),
+    ("uptime", "/proc/uptime"),
+    ("os", "/etc/os-release"),
+];
+
+/// Splits `head`'s `==> PATH <==` output into one section per file, and
+/// `getconf -a` into the values the probe needs.
+fn expand_sections(sections: &mut BTreeMap<String, String>) {
+    if let Some(files) = sections.remove("files") {
+        let mut current: Option<&str> = None;
+        for line in files.lines() {
+            if let Some(path) = line
+                .strip_prefix("==> ")
+                .and_then(|l| l.strip_suffix(" <=="))
+            {
+                current = REMOTE_FILES
+                    .iter()
+                    .find(|(_, p)| *p == path)
+                    .map(|(n, _)| *n);
+                if let Some(name) = current {
+                    sections.entry(name.to_string()).or_default();
+                }
+            } else if let Some(name) = current {
+                let s = sections.entry(name.to_string()).or_default();
+                s.push_str(line);
+                s.push('\n');
+            }
+        }
+        // `head` separates files with a blank line.
+        for (name, _) in REMOTE_FILES {
+            if let Some(s) = sections.get_mut(*name) {
+                let trimmed = s.trim_end_matches('\n').to_string();
+                *s = trimmed + "\n";
+            }
+        }
+    }
+    if let Some(conf) = sections.remove("getconf") {
+        for line in conf.lines() {
+            let mut words = line.split_whitespace();
+            let (Some(key), Some(value)) = (words.next(), words.last()) else {
+                continue;
+            };
+            let name = match key {
+                "_NPROCESSORS_ONLN" => "cpus",
+                "CLK_TCK" => "clk_tck",
+                "PAGESIZE" => "pagesize",
+                _ => continue,
+            };
+            sections.insert(name.to_string(), value.to_string());
+        }
+    }
 }
 
 /// Parses the answer to [`remote_script`]; `console_now` is the console's
 /// clock (epoch seconds) halfway through the round trip.
 pub fn parse_remote(text: &str, console_now: f64) -> Result<HostFacts, ProbeError> {
-    let mut sections: BTreeMap<&str, String> = BTreeMap::new();
+    let mut sections: BTreeMap<String, String> = BTreeMap::new();
     let mut current: Option<&str> = None;
     for line in text.lines() {
         if let Some(name) = line.strip_prefix("@@") {
             current = Some(name);
-            sections.entry(name).or_default();
+            sections.entry(name.to_string()).or_default();
         } else if let Some(name) = current {
-            let s = sections.entry(name).or_default();
+            let s = sections.entry(name.to_string()).or_default();
             s.push_str(line);
             s.push('\n');
         }
     }
+    expand_sections(&mut sections);
     let section = |name: &str| -> Result<&str, ProbeError> {
         sections.get(name).map(String::as_str).ok_or_else(|| {
             bad(
