@@ -30,6 +30,11 @@ need_cmd dunst dunst
 need_cmd dunstctl dunst
 need_cmd Xvfb xvfb
 
+# --- linux hosts: a real OpenSSH server and client for the SSH connector tests.
+need_cmd /usr/sbin/sshd openssh-server
+need_cmd ssh openssh-client
+need_cmd ssh-keygen openssh-client
+
 if [ "${#apt_missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${apt_missing[*]} (run as root or install them)" >&2

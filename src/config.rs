@@ -21,6 +21,7 @@ pub struct Config {
     /// `serve` and `attach`: tokens, TLS files, the token to present.
     pub remote: crate::remote::RemoteConfig,
     pub cost: crate::agents::cost::CostConfig,
+    pub linux: crate::connectors::linux::LinuxConfig,
 }
 
 /// `[runtime]`
@@ -236,6 +237,9 @@ impl Config {
         }
         if !(self.demo.speed.is_finite() && self.demo.speed > 0.0 && self.demo.speed <= 1000.0) {
             return bad("demo", "speed", "must be greater than 0 and at most 1000");
+        }
+        if let Err((key, why)) = self.linux.validate() {
+            return bad("linux", key, &why);
         }
         if !(1..=60).contains(&self.console.max_fps) {
             return bad("console", "max_fps", "must be between 1 and 60");

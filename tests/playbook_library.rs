@@ -46,6 +46,9 @@ fn the_embedded_library_has_one_playbook_per_situation() {
         ("DatabaseConnectionsExhausted", "db-connections-exhausted"),
         ("CPURequestsFarAboveUsage", "cost-rightsizing"),
         ("InstanceIdle", "cost-idle-instance"),
+        ("HostDiskNearlyFull", "host-disk-full"),
+        ("HostServiceFailed", "systemd-unit-failed"),
+        ("SystemdUnitFailed", "systemd-unit-failed"),
     ] {
         let severity = if playbook.starts_with("cost-") {
             Severity::Low

@@ -43,6 +43,9 @@ impl Console {
         // A fixed weekday start: production is outside the default change freeze.
         cmd.args(["demo", "--speed", "20", "--start", "2026-06-03T10:00:00Z"]);
         cmd.env("SHIELDOPS_USER", "alice");
+        // The demo's screens are compared as they play: this machine's live
+        // numbers would make them vary, so the local host stays out.
+        cmd.env("SHIELDOPS_NO_LOCAL_HOST", "1");
         cmd.env("TERM", term);
         cmd.env("HOME", data);
         cmd.env("XDG_CONFIG_HOME", data.join("config"));

@@ -34,8 +34,14 @@ impl Discovery {
         let mut drafts = Vec::new();
         let mut answered: BTreeSet<ConnectorId> = BTreeSet::new();
         let mut seen: BTreeSet<ResourceId> = BTreeSet::new();
-        for connector in ctx.registry.all() {
-            match connector.list_resources(&Scope::default()).await {
+        // Connectors are asked concurrently: a slow one (a fleet of SSH
+        // hosts, this machine under load) does not delay the others' answers.
+        let answers = futures::future::join_all(ctx.registry.all().map(|connector| async move {
+            (connector, connector.list_resources(&Scope::default()).await)
+        }))
+        .await;
+        for (connector, answer) in answers {
+            match answer {
                 Ok(resources) => {
                     answered.insert(connector.id().clone());
                     for r in resources {

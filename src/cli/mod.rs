@@ -35,6 +35,14 @@ pub struct Cli {
     /// Refuse approvals and never execute actions.
     #[arg(long, global = true)]
     pub read_only: bool,
+    /// Leave this machine out of the fleet (it is watched by default).
+    #[arg(
+        long,
+        global = true,
+        env = "SHIELDOPS_NO_LOCAL_HOST",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub no_local_host: bool,
     #[command(subcommand)]
     pub command: Option<Commands>,
 }

@@ -16,6 +16,7 @@ use super::{Cli, DemoArgs};
 use crate::agents::security::{DEFAULT_ADVISORIES, parse_advisories};
 use crate::clock::{ScaledClock, SharedClock};
 use crate::config::Config;
+use crate::connectors::linux::LinuxConnector;
 use crate::connectors::sim::Sim;
 use crate::connectors::sim::scenario::{DEFAULT_SCENARIO, Scenario};
 use crate::runtime::snapshots::load_state;
@@ -107,10 +108,18 @@ pub async fn start(
         crate::policy::Gate::load(config.policy.dir.as_deref())
             .context("cannot load the policy bundle")?,
     );
+    let mut registry = sim.registry();
+    let mut linux = config.linux.clone();
+    linux.local &= !cli.no_local_host;
+    // Real hosts live in real time, whatever speed the demo plays at.
+    let real_clock: SharedClock = Arc::new(ScaledClock::real());
+    for connector in LinuxConnector::from_config(&linux, real_clock)? {
+        registry.add(Arc::new(connector));
+    }
     let runtime = Runtime::start(
         RuntimeParts {
             log: log.clone(),
-            registry: sim.registry(),
+            registry,
             clock: clock.clone(),
             policy,
             advisories: parse_advisories(DEFAULT_ADVISORIES)?,

@@ -4,6 +4,7 @@
 //! the console. Each instance has a [`ConnectorId`]; the registry routes every
 //! action to the connector that owns the target resource, never to a default.
 
+pub mod linux;
 pub mod sim;
 
 use std::collections::BTreeMap;

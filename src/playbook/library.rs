@@ -38,6 +38,10 @@ pub const EMBEDDED_PLAYBOOKS: &[(&str, &str)] = &[
         include_str!("../../playbooks/high-latency.yaml"),
     ),
     (
+        "host-disk-full.yaml",
+        include_str!("../../playbooks/host-disk-full.yaml"),
+    ),
+    (
         "node-disk-pressure.yaml",
         include_str!("../../playbooks/node-disk-pressure.yaml"),
     ),
@@ -56,6 +60,10 @@ pub const EMBEDDED_PLAYBOOKS: &[(&str, &str)] = &[
     (
         "service-down.yaml",
         include_str!("../../playbooks/service-down.yaml"),
+    ),
+    (
+        "systemd-unit-failed.yaml",
+        include_str!("../../playbooks/systemd-unit-failed.yaml"),
     ),
 ];
 

@@ -21,6 +21,7 @@ pub const EMBEDDED_POLICIES: &[(&str, &str)] = &[
         include_str!("../../policies/decision.rego"),
     ),
     ("limits.rego", include_str!("../../policies/limits.rego")),
+    ("linux.rego", include_str!("../../policies/linux.rego")),
     ("risk.rego", include_str!("../../policies/risk.rego")),
     ("scope.rego", include_str!("../../policies/scope.rego")),
 ];

@@ -488,7 +488,17 @@ impl Supervisor {
             return;
         }
         let now = self.ctx.clock.now();
-        let decision = self.policy.decide(&self.state, remediation, now);
+        // Guardrails come before the policy gate: a destructive command is
+        // refused whatever the policy or the approvers would say.
+        let refused = self
+            .state
+            .remediations
+            .get(&remediation)
+            .and_then(|r| crate::connectors::linux::guardrails::check(&r.action));
+        let decision = match refused {
+            Some(why) => super::policy::deny(why),
+            None => self.policy.decide(&self.state, remediation, now),
+        };
         let allow = decision.allow && decision.deny.is_empty();
         let required = decision.required_approvals;
         let reasons = decision.deny.join("; ");

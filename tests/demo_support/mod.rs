@@ -17,7 +17,9 @@ pub fn shieldops(dir: &Path) -> Command {
         .arg(dir.join("data"))
         .arg("--log-dir")
         .arg(dir.join("logs"))
-        .env_remove("NO_COLOR");
+        .env_remove("NO_COLOR")
+        // The demo's story is deterministic; this machine's live numbers are not.
+        .env("SHIELDOPS_NO_LOCAL_HOST", "1");
     cmd
 }
 

@@ -47,6 +47,7 @@ pub fn analyze(facts: &Facts, evidence: &[Evidence]) -> Vec<Hypothesis> {
     ]
     .into_iter()
     .flatten()
+    .chain(super::linux::analyze(facts, &cite))
     .filter(|h| h.confidence >= FLOOR)
     .collect();
     out.sort_by(|a, b| {
@@ -58,9 +59,15 @@ pub fn analyze(facts: &Facts, evidence: &[Evidence]) -> Vec<Hypothesis> {
     out
 }
 
-type Cite<'a> = dyn Fn(&str) -> Option<String> + 'a;
+/// Finds the id of the evidence from a source.
+pub(super) type Cite<'a> = dyn Fn(&str) -> Option<String> + 'a;
 
 fn memory_limit(f: &Facts, cite: &Cite) -> Option<Hypothesis> {
+    // A Linux host has no memory limit to raise; its OOM kills are analysed
+    // as memory exhaustion (see `linux`).
+    if f.kind == "host" && f.resource_view.provider == crate::event::Provider::Linux {
+        return None;
+    }
     let oom_health = f.health.message.contains("OOMKilled") || f.health.reason == "OOMKilled";
     let oom_event = f.events.iter().any(|e| e.reason == "OOMKilling");
     let ratio = f.metrics.get("memory_usage_ratio").copied().unwrap_or(0.0);
@@ -216,7 +223,8 @@ fn traffic_surge(f: &Facts, cite: &Cite) -> Option<Hypothesis> {
     })
 }
 
-fn dedup(mut v: Vec<String>) -> Vec<String> {
+/// Sorted, without repeats.
+pub(super) fn dedup(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v.dedup();
     v

@@ -4,6 +4,7 @@
 //! each citing the evidence it rests on.
 
 mod analyzers;
+mod linux;
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,251 @@
+//! A failed systemd unit on an SSH host remediated through the real runtime:
+//! alert → investigation (playbook systemd-unit-failed) → policy (Rego bundle)
+//! → approval → snapshot → restart over SSH → validation against real health.
+//! And a proposal carrying a destructive command is refused by the guardrails
+//! before the policy gate, with nothing run on the host.
+
+mod linux_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use linux_support::Sshd;
+use shieldops::agents::security::{DEFAULT_ADVISORIES, parse_advisories};
+use shieldops::clock::ManualClock;
+use shieldops::connectors::Registry;
+use shieldops::connectors::linux::transport::SshOptions;
+use shieldops::connectors::linux::{LinuxConfig, LinuxConnector};
+use shieldops::event::RemediationOutcome;
+use shieldops::event::{Alert, AlertStatus, ConnectorId, Environment, ResourceId, Severity};
+use shieldops::runtime::command::{Command, CommandEnvelope, Identity};
+use shieldops::runtime::snapshots::load_state;
+use shieldops::runtime::{Intake, Runtime, RuntimeOptions, RuntimeParts};
+use shieldops::state::{Stage, State};
+use shieldops::store::EventLog;
+use tokio_util::sync::CancellationToken;
+
+const NGINX: &str = "linux/ssh/web-1/service/nginx.service";
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    log: EventLog,
+    clock: ManualClock,
+    runtime: Runtime,
+}
+
+fn start_time() -> DateTime<Utc> {
+    // A Wednesday: production is outside the default change freeze.
+    DateTime::parse_from_rfc3339("2026-06-03T10:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+impl Harness {
+    fn new(sshd: &Sshd, playbooks: Option<&std::path::Path>) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(&dir.path().join("log")).unwrap();
+        let clock = ManualClock::new(start_time());
+        let options = SshOptions {
+            config_file: Some(sshd.ssh_config(&["web-1".to_string()], &[])),
+            timeout: Duration::from_secs(30),
+            accept_new_host_keys: false,
+            control_dir: Some(sshd.control_dir()),
+        };
+        let connector = LinuxConnector::ssh_fleet(
+            ConnectorId::new("linux:ssh"),
+            &[("web-1".into(), Environment::Production, "web".into())],
+            options,
+            4,
+            Arc::new(clock.clone()),
+            &LinuxConfig::default(),
+        );
+        let mut registry = Registry::new();
+        registry.add(Arc::new(connector));
+        let runtime = Runtime::start(
+            RuntimeParts {
+                log: log.clone(),
+                registry,
+                clock: Arc::new(clock.clone()),
+                policy: Arc::new(shieldops::policy::Gate::load(None).unwrap()),
+                advisories: parse_advisories(DEFAULT_ADVISORIES).unwrap(),
+                playbooks: Arc::new(shieldops::playbook::Library::load(playbooks).unwrap()),
+                options: RuntimeOptions::default(),
+            },
+            load_state(&log).unwrap(),
+            CancellationToken::new(),
+        );
+        Harness {
+            _dir: dir,
+            log,
+            clock,
+            runtime,
+        }
+    }
+
+    fn state(&self) -> State {
+        load_state(&self.log).unwrap()
+    }
+
+    async fn until(&self, what: &str, pred: impl Fn(&State) -> bool) -> State {
+        let mut status = self.runtime.status.clone();
+        for _ in 0..1_000 {
+            let state = self.state();
+            if pred(&state) {
+                return state;
+            }
+            self.clock.advance(Duration::from_secs(1));
+            // Health checks here are real SSH round trips: leave them time,
+            // or simulated time would outrun the validation window.
+            let _ = tokio::time::timeout(Duration::from_millis(150), status.changed()).await;
+        }
+        panic!(
+            "timed out waiting for {what}: {:#?}",
+            self.state().remediations
+        );
+    }
+
+    async fn alert(&self, name: &str, resource: &str) {
+        self.runtime
+            .intake
+            .send(Intake::Alert {
+                alert: Alert {
+                    name: name.into(),
+                    severity: Severity::High,
+                    fingerprint: format!("{name}@{resource}"),
+                    resource: ResourceId::new(resource),
+                    summary: "unit failed".into(),
+                    labels: Default::default(),
+                    status: AlertStatus::Firing,
+                    source: "test".into(),
+                },
+                recorded: None,
+            })
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_unit_is_restarted_after_policy_and_approval_and_validated() {
+    let sshd = Sshd::start();
+    sshd.unit(
+        "nginx.service",
+        &[
+            ("active", "failed"),
+            ("result", "exit-code"),
+            ("status", "1"),
+            ("restarts", "1"),
+        ],
+    );
+    let h = Harness::new(&sshd, None);
+    h.until("discovery of nginx", |s| {
+        s.fleet.get(&ResourceId::new(NGINX)).is_some()
+    })
+    .await;
+    h.alert("SystemdUnitFailed", NGINX).await;
+    let state = h
+        .until("approval requested", |s| {
+            s.remediations
+                .values()
+                .any(|r| r.stage == Stage::AwaitingApproval)
+        })
+        .await;
+    let rem = state.remediations.values().next().unwrap();
+    assert_eq!(rem.action.name, "restart_service");
+    assert_eq!(rem.action.target, ResourceId::new(NGINX));
+    assert_eq!(rem.playbook.as_deref(), Some("systemd-unit-failed"));
+    let decision = rem.decision.as_ref().unwrap();
+    assert!(decision.allow);
+    assert_eq!(decision.required_approvals, 1, "high risk in production");
+    assert_eq!(
+        sshd.unit_state("nginx.service")["active"],
+        "failed",
+        "nothing ran before approval"
+    );
+
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    h.runtime
+        .commands
+        .send(CommandEnvelope {
+            command: Command::Approve {
+                remediation: rem.id,
+                comment: "restart it".into(),
+            },
+            by: Identity {
+                name: "alice".into(),
+                source: None,
+            },
+            reply: Some(tx),
+        })
+        .await
+        .unwrap();
+    let _ = rx.await.unwrap();
+    let id = rem.id;
+    let state = h
+        .until("remediation finished", |s| {
+            matches!(s.remediations[&id].stage, Stage::Finished(_))
+        })
+        .await;
+    let rem = &state.remediations[&id];
+    assert_eq!(
+        rem.stage,
+        Stage::Finished(RemediationOutcome::Succeeded),
+        "{rem:#?}"
+    );
+    let snapshot = rem.snapshot.as_ref().unwrap();
+    assert_eq!(
+        snapshot.data["units"]["nginx.service"][0], "failed",
+        "the snapshot holds the unit state"
+    );
+    assert!(rem.validation.as_ref().unwrap().0);
+    assert_eq!(sshd.unit_state("nginx.service")["active"], "active");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destructive_command_is_refused_before_the_policy_gate() {
+    let sshd = Sshd::start();
+    sshd.unit(
+        "nginx.service",
+        &[
+            ("active", "failed"),
+            ("result", "exit-code"),
+            ("status", "1"),
+        ],
+    );
+    let playbooks = tempfile::tempdir().unwrap();
+    std::fs::write(
+        playbooks.path().join("bad-idea.yaml"),
+        "name: bad-idea\ndescription: a playbook someone got wrong\ntrigger:\n  alerts: [BadIdea]\n\
+         investigate:\n  - evidence: health\ndecide:\n  - id: wipe\n    when: 'health.reason == \"unit_failed\"'\n\
+         \x20   description: wipe it\n    action:\n      name: restart_service\n      params:\n\
+         \x20       pre_command: \"rm -rf / --no-preserve-root\"\n\
+         validate:\n  expect:\n    health: healthy\n  timeout_secs: 30\n  interval_secs: 5\n\
+         on_failure:\n  restore: true\n  escalate: [team-oncall]\n  message: no\n",
+    )
+    .unwrap();
+    let h = Harness::new(&sshd, Some(playbooks.path()));
+    h.until("discovery of nginx", |s| {
+        s.fleet.get(&ResourceId::new(NGINX)).is_some()
+    })
+    .await;
+    h.alert("BadIdea", NGINX).await;
+    let state = h
+        .until("the proposal is decided", |s| {
+            s.remediations
+                .values()
+                .any(|r| matches!(r.stage, Stage::Finished(_)))
+        })
+        .await;
+    let rem = state.remediations.values().next().unwrap();
+    assert_eq!(rem.stage, Stage::Finished(RemediationOutcome::Denied));
+    let decision = rem.decision.as_ref().unwrap();
+    assert!(!decision.allow);
+    assert!(decision.deny[0].starts_with("guardrail:"), "{decision:?}");
+    assert!(
+        decision.bundle_hash.is_empty(),
+        "the policy gate was never asked"
+    );
+    assert!(rem.snapshot.is_none() && rem.execution.is_none());
+    assert_eq!(sshd.unit_state("nginx.service")["active"], "failed");
+}
