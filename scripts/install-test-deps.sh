@@ -16,6 +16,9 @@ need_py() { python3 -c "import $1" >/dev/null 2>&1 || pip_missing+=("$2"); }
 # --- foundation: the security agent cross-checks Debian version ordering.
 need_cmd dpkg dpkg
 
+# --- aws connector: moto's server emulates EC2, ECS and Cost Explorer.
+need_py moto "moto[server]"
+
 if [ "${#apt_missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${apt_missing[*]} (run as root or install them)" >&2

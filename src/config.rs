@@ -18,6 +18,8 @@ pub struct Config {
     pub keys: crate::tui::KeymapConfig,
     pub policy: PolicyConfig,
     pub notify: NotifyConfig,
+    /// `[aws]`: absent = no AWS connector (the Fleet pane says how to add one).
+    pub aws: Option<crate::connectors::aws::AwsConfig>,
 }
 
 /// `[runtime]`
@@ -246,6 +248,11 @@ impl Config {
         if !(1..=60).contains(&self.console.max_fps) {
             return bad("console", "max_fps", "must be between 1 and 60");
         }
+        if let Some(aws) = &self.aws
+            && let Err((key, why)) = aws.validate()
+        {
+            return bad("aws", key, &why);
+        }
         Ok(())
     }
 
@@ -323,6 +330,26 @@ mod tests {
             .to_string();
         assert!(e.contains("line 2"), "{e}");
         assert!(e.contains("console.max_fps"), "{e}");
+    }
+
+    #[test]
+    fn aws_section_is_checked_with_key_and_line() {
+        let c = Config::parse("[aws]\nregions = [\"eu-west-1\"]\n", "c.toml").unwrap();
+        assert_eq!(c.aws.unwrap().regions, vec!["eu-west-1".to_string()]);
+        let e = Config::parse("[aws]\nregion = \"eu-west-1\"\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && e.contains("aws"), "{e}");
+        let e = Config::parse(
+            "[aws]\n\npoll_interval_secs = 10\npoll_jitter_secs = 20\n",
+            "c.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("line 4") && e.contains("aws.poll_jitter_secs"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -40,7 +40,14 @@ pub async fn run(
     );
     // A resumed demo continues its simulated time where the log left off.
     let origin = state.last_at.or(args.start).unwrap_or_else(Utc::now);
-    let clock: SharedClock = Arc::new(ScaledClock::new(origin, speed));
+    // `run` watches real connectors when any are configured: on the real clock.
+    let is_run = matches!(cli.command, Some(super::Commands::Run(_)));
+    let real_configured = is_run && config.aws.is_some();
+    let clock: SharedClock = if real_configured {
+        Arc::new(ScaledClock::real())
+    } else {
+        Arc::new(ScaledClock::new(origin, speed))
+    };
 
     let scenario_path = args.scenario.clone().or(config.demo.scenario.clone());
     let (scenario, origin_name) = match &scenario_path {
@@ -56,6 +63,12 @@ pub async fn run(
         clock.clone(),
     )?;
     sim.with_world(|w| scenario.check(w, &origin_name))?;
+    let live = if is_run {
+        super::connectors::configured(config, clock.clone(), &log, &state).await?
+    } else {
+        None
+    };
+    let is_live = live.is_some();
 
     let cancel = CancellationToken::new();
     let mut options = config.runtime.options();
@@ -68,7 +81,7 @@ pub async fn run(
     let runtime = Runtime::start(
         RuntimeParts {
             log: log.clone(),
-            registry: sim.registry(),
+            registry: live.unwrap_or_else(|| sim.registry()),
             clock: clock.clone(),
             policy,
             advisories: parse_advisories(DEFAULT_ADVISORIES)?,
@@ -93,7 +106,7 @@ pub async fn run(
         })
     };
 
-    if !state.scenario_finished {
+    if !state.scenario_finished && !is_live {
         let intake = runtime.intake.clone();
         let (alerts_tx, mut alerts_rx) = mpsc::channel(64);
         let player = sim
@@ -152,10 +165,11 @@ pub async fn run(
             keys: config.keys.clone(),
             config_dir: Config::default_path().and_then(|p| p.parent().map(Path::to_path_buf)),
             clock: clock.clone(),
-            title: if read_only {
-                "demo (read-only)".into()
-            } else {
-                "demo".into()
+            title: match (is_live, read_only) {
+                (true, true) => "live (read-only)".into(),
+                (true, false) => "live".into(),
+                (false, true) => "demo (read-only)".into(),
+                (false, false) => "demo".into(),
             },
         };
         crate::tui::run(opts, state, events_rx, runtime.commands.clone())

@@ -220,6 +220,13 @@ pub enum EventKind {
     ScenarioFinished {
         name: String,
     },
+    /// A connector's own condition changed (credentials expired, throttled,
+    /// not configured): the Fleet pane shows it beside the resources.
+    ConnectorStatus {
+        connector: super::model::ConnectorId,
+        status: super::model::ConnectorState,
+        message: String,
+    },
     /// A kind written by a newer build: kept byte-for-byte, shown as unknown.
     #[serde(skip)]
     Unknown {
@@ -322,6 +329,7 @@ pub const KNOWN_KINDS: &[&str] = &[
     "agent_error",
     "operator_command",
     "scenario_finished",
+    "connector_status",
 ];
 
 impl EventKind {
@@ -374,6 +382,7 @@ impl EventKind {
             EventKind::AgentError { .. } => 33,
             EventKind::OperatorCommand { .. } => 34,
             EventKind::ScenarioFinished { .. } => 35,
+            EventKind::ConnectorStatus { .. } => 36,
             EventKind::Unknown { .. } => unreachable!("handled in name()"),
         }
     }
