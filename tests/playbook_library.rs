@@ -32,7 +32,7 @@ fn target() -> ResourceId {
 #[test]
 fn the_embedded_library_has_one_playbook_per_situation() {
     let library = Library::load(None).expect("embedded playbooks are valid");
-    assert_eq!(library.len(), 10);
+    assert_eq!(library.len(), 14);
     for (alert_name, playbook) in [
         ("KubePodCrashLooping", "pod-crash-loop"),
         ("KubeContainerOOMKilled", "oom-kill"),
@@ -44,6 +44,10 @@ fn the_embedded_library_has_one_playbook_per_situation() {
         ("ServiceDown", "service-down"),
         ("CertificateExpiring", "certificate-expiring"),
         ("DatabaseConnectionsExhausted", "db-connections-exhausted"),
+        ("EC2StatusCheckFailed", "ec2-status-check-failed"),
+        ("EC2CPUSaturated", "ec2-cpu-saturated"),
+        ("ECSServiceUnhealthy", "ecs-service-unhealthy"),
+        ("ECSServiceSaturated", "ecs-service-saturated"),
     ] {
         let found = library.matching(&alert(alert_name, Severity::High, &[]));
         assert_eq!(
@@ -337,7 +341,7 @@ fn a_user_playbook_overrides_by_name_and_duplicates_are_refused() {
             .replace("CustomAlert", "KubeContainerOOMKilled"),
     );
     let library = Library::load(Some(dir.path())).unwrap();
-    assert_eq!(library.len(), 10);
+    assert_eq!(library.len(), 14);
     let oom = library
         .matching(&alert("KubeContainerOOMKilled", Severity::Low, &[]))
         .unwrap();
@@ -361,7 +365,7 @@ fn the_repository_playbooks_validate() {
     let code = playbook_validate(&dir, &mut out).unwrap();
     let out = String::from_utf8(out).unwrap();
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("10 valid, 0 invalid"), "{out}");
+    assert!(out.contains("14 valid, 0 invalid"), "{out}");
 }
 
 #[test]
