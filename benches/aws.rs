@@ -60,6 +60,32 @@ fn rss_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Times moto answering DescribeInstances for the whole fleet over plain
+/// HTTP (no SDK, no parsing), to tell the emulator's time from the connector's.
+fn raw_describe_instances(port: u16, region: &str) -> Duration {
+    use std::io::{Read, Write};
+    let body = "Action=DescribeInstances&Version=2016-11-15&MaxResults=1000";
+    let t = Instant::now();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        s,
+        "POST / HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=testing/20260107/{region}/ec2/aws4_request, SignedHeaders=host, Signature=0\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).expect("read");
+    let elapsed = t.elapsed();
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.matches("<instanceId>").count() >= INSTANCES,
+        "raw answer holds the fleet"
+    );
+    elapsed
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -96,6 +122,7 @@ async fn main() {
             .expect("RunInstances");
     }
     eprintln!("seeded {INSTANCES} instances in {:.1?}", seeding.elapsed());
+    let raw = raw_describe_instances(moto.port, region);
 
     let clock = aws_support::manual_clock();
     let c = aws_support::connector(
@@ -184,6 +211,10 @@ async fn main() {
     println!(
         "| diff beyond the listing | {:.2} allocations per instance |",
         ((d1 - d0) as f64 - (l1 - l0) as f64) / n
+    );
+    println!(
+        "| moto alone: one raw DescribeInstances answer (all {INSTANCES}) | {:.2} s |",
+        raw.as_secs_f64()
     );
     let _ = (b0, b1);
     assert_eq!(steady_events, 0, "a no-change poll records nothing");
