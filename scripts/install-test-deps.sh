@@ -35,6 +35,9 @@ need_cmd /usr/sbin/sshd openssh-server
 need_cmd ssh openssh-client
 need_cmd ssh-keygen openssh-client
 
+# --- aws connector: moto's server emulates EC2, ECS and Cost Explorer.
+need_py moto "moto[server]"
+
 if [ "${#apt_missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${apt_missing[*]} (run as root or install them)" >&2

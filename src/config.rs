@@ -22,6 +22,8 @@ pub struct Config {
     pub remote: crate::remote::RemoteConfig,
     pub cost: crate::agents::cost::CostConfig,
     pub linux: crate::connectors::linux::LinuxConfig,
+    /// `[aws]`: absent = no AWS connector (the Fleet pane says how to add one).
+    pub aws: Option<crate::connectors::aws::AwsConfig>,
 }
 
 /// `[runtime]`
@@ -261,6 +263,11 @@ impl Config {
         {
             return bad("cost", "price_table", &e.to_string());
         }
+        if let Some(aws) = &self.aws
+            && let Err((key, why)) = aws.validate()
+        {
+            return bad("aws", key, &why);
+        }
         self.notify.validate(text)
     }
 
@@ -361,6 +368,26 @@ mod tests {
         let e = Config::parse(&text, "c.toml").unwrap_err().to_string();
         assert!(
             e.contains("cost.price_table") && e.contains("prices.csv:3"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn aws_section_is_checked_with_key_and_line() {
+        let c = Config::parse("[aws]\nregions = [\"eu-west-1\"]\n", "c.toml").unwrap();
+        assert_eq!(c.aws.unwrap().regions, vec!["eu-west-1".to_string()]);
+        let e = Config::parse("[aws]\nregion = \"eu-west-1\"\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && e.contains("aws"), "{e}");
+        let e = Config::parse(
+            "[aws]\n\npoll_interval_secs = 10\npoll_jitter_secs = 20\n",
+            "c.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("line 4") && e.contains("aws.poll_jitter_secs"),
             "{e}"
         );
     }

@@ -32,7 +32,7 @@ fn target() -> ResourceId {
 #[test]
 fn the_embedded_library_has_one_playbook_per_situation() {
     let library = Library::load(None).expect("embedded playbooks are valid");
-    assert_eq!(library.len(), 12);
+    assert_eq!(library.len(), 18);
     for (alert_name, playbook) in [
         ("KubePodCrashLooping", "pod-crash-loop"),
         ("KubeContainerOOMKilled", "oom-kill"),
@@ -49,6 +49,10 @@ fn the_embedded_library_has_one_playbook_per_situation() {
         ("HostDiskNearlyFull", "host-disk-full"),
         ("HostServiceFailed", "systemd-unit-failed"),
         ("SystemdUnitFailed", "systemd-unit-failed"),
+        ("EC2StatusCheckFailed", "ec2-status-check-failed"),
+        ("EC2CPUSaturated", "ec2-cpu-saturated"),
+        ("ECSServiceUnhealthy", "ecs-service-unhealthy"),
+        ("ECSServiceSaturated", "ecs-service-saturated"),
     ] {
         let severity = if playbook.starts_with("cost-") {
             Severity::Low
@@ -347,7 +351,7 @@ fn a_user_playbook_overrides_by_name_and_duplicates_are_refused() {
             .replace("CustomAlert", "KubeContainerOOMKilled"),
     );
     let library = Library::load(Some(dir.path())).unwrap();
-    assert_eq!(library.len(), 12);
+    assert_eq!(library.len(), 18);
     let oom = library
         .matching(&alert("KubeContainerOOMKilled", Severity::Low, &[]))
         .unwrap();
@@ -371,7 +375,7 @@ fn the_repository_playbooks_validate() {
     let code = playbook_validate(&dir, &mut out).unwrap();
     let out = String::from_utf8(out).unwrap();
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("12 valid, 0 invalid"), "{out}");
+    assert!(out.contains("18 valid, 0 invalid"), "{out}");
 }
 
 #[test]

@@ -157,3 +157,50 @@ fn attached_console_while_disconnected() {
         insta::assert_snapshot!(format!("attached_disconnected_{w}x{h}"), terminal.backend());
     }
 }
+
+#[test]
+fn fleet_connector_status() {
+    use shieldops::event::{ConnectorId, ConnectorState, Event, EventKind, NewEvent};
+    use shieldops::tui::testing::{fixture_events, fixture_now, fixture_state};
+    // An absent AWS section and a connector whose credentials expired: one line each.
+    let mut state = fixture_state();
+    let last = fixture_events().pop().expect("fixture events");
+    let mut prev = last.hash;
+    for (i, (connector, status, message)) in [
+        (
+            "aws",
+            ConnectorState::Absent,
+            "AWS not configured: add an [aws] section (profiles, regions) to the config file",
+        ),
+        (
+            "aws:prod/eu-west-1",
+            ConnectorState::Failing,
+            "AWS credentials for profile `prod` are not usable (expired at 2026-03-02 08:00 UTC)",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let draft = NewEvent::new(
+            fixture_now(),
+            "agent:discovery",
+            EventKind::ConnectorStatus {
+                connector: ConnectorId::new(connector),
+                status,
+                message: message.into(),
+            },
+        );
+        let (event, _) = Event::seal(last.seq + 1 + i as u64, prev, draft);
+        prev = event.hash;
+        state.apply(&event);
+    }
+    for (w, h) in SIZES {
+        let mut app = shieldops::tui::App::new(&tui_support::opts(), state.clone(), fixture_now());
+        press(&mut app, "1");
+        let terminal = render(&mut app, w, h);
+        insta::assert_snapshot!(
+            format!("fleet_connector_status_{w}x{h}"),
+            terminal.backend()
+        );
+    }
+}

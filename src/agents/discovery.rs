@@ -1,12 +1,13 @@
 //! Discovery: keeps the fleet in the log current. Only changes become events —
 //! a new resource, a health change (with its reason), changed attributes, a
-//! resource that is gone — never a re-list of everything.
+//! resource that is gone, a connector whose own condition changed — never a
+//! re-list of everything.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::AgentContext;
-use crate::connectors::Scope;
-use crate::event::{ConnectorId, EventKind, Resource, ResourceId};
+use crate::connectors::{Listing, Scope};
+use crate::event::{ConnectorId, ConnectorState, EventKind, Resource, ResourceId};
 use crate::state::State;
 
 const ACTOR: &str = "agent:discovery";
@@ -14,6 +15,8 @@ const ACTOR: &str = "agent:discovery";
 /// The discovery agent's memory of what the log already says.
 pub struct Discovery {
     known: HashMap<ResourceId, Resource>,
+    /// The connector conditions the log already says.
+    statuses: HashMap<ConnectorId, (ConnectorState, String)>,
 }
 
 impl Discovery {
@@ -26,6 +29,12 @@ impl Discovery {
                 .iter()
                 .map(|(id, v)| (id.clone(), v.resource.clone()))
                 .collect(),
+            statuses: state
+                .fleet
+                .connectors
+                .iter()
+                .map(|(id, v)| (id.clone(), (v.status, v.message.clone())))
+                .collect(),
         }
     }
 
@@ -37,18 +46,33 @@ impl Discovery {
         // Connectors are asked concurrently: a slow one (a fleet of SSH
         // hosts, this machine under load) does not delay the others' answers.
         let answers = futures::future::join_all(ctx.registry.all().map(|connector| async move {
-            (connector, connector.list_resources(&Scope::default()).await)
+            let result = connector.refresh(&Scope::default()).await;
+            (connector, result, connector.status())
         }))
         .await;
-        for (connector, answer) in answers {
-            match answer {
-                Ok(resources) => {
+        for (connector, result, status) in answers {
+            if let Some(status) = &status
+                && self.statuses.get(connector.id()) != Some(status)
+            {
+                self.statuses.insert(connector.id().clone(), status.clone());
+                drafts.push(EventKind::ConnectorStatus {
+                    connector: connector.id().clone(),
+                    status: status.0,
+                    message: status.1.clone(),
+                });
+            }
+            match result {
+                Ok(Listing::Fresh(resources)) => {
                     answered.insert(connector.id().clone());
                     for r in resources {
                         seen.insert(r.id.clone());
                         drafts.extend(self.diff(r));
                     }
                 }
+                // Nothing looked at again: nothing can be gone either.
+                Ok(Listing::Unchanged) => {}
+                // A connector that reports its own condition has said why above.
+                Err(_) if status.is_some() => {}
                 Err(e) => {
                     ctx.report_error("discovery", format!("{}: {e}", connector.id()))
                         .await

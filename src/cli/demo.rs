@@ -43,10 +43,11 @@ pub async fn run(
                 }
             }
         });
-        let title = if started.read_only {
-            "demo (read-only)"
-        } else {
-            "demo"
+        let title = match (started.live, started.read_only) {
+            (true, true) => "live (read-only)",
+            (true, false) => "live",
+            (false, true) => "demo (read-only)",
+            (false, false) => "demo",
         };
         let opts = super::console_options(
             cli,

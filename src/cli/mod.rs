@@ -1,6 +1,7 @@
 //! The command line: global options, subcommands, and the wiring of the
 //! runtime, the demo fleet and the console for each of them.
 
+mod connectors;
 mod demo;
 mod logging;
 mod serve;

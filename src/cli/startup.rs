@@ -44,11 +44,15 @@ pub struct Started {
     pub runtime: Runtime,
     pub cancel: CancellationToken,
     pub read_only: bool,
+    /// Real connectors are configured: no demo fleet, no scenario, real time.
+    pub live: bool,
     control: JoinHandle<()>,
 }
 
-/// Opens the log in `data_dir`, starts the runtime on the demo fleet and, if
-/// `play_scenario` and the scenario has not finished yet, plays it.
+/// Opens the log in `data_dir`, starts the runtime on the configured real
+/// connectors (or the demo fleet when none are) plus the Linux hosts, and, on
+/// the demo fleet, if `play_scenario` and the scenario has not finished yet,
+/// plays it.
 pub async fn start(
     cli: &Cli,
     config: &Config,
@@ -69,7 +73,14 @@ pub async fn start(
     );
     // A resumed demo continues its simulated time where the log left off.
     let origin = state.last_at.or(args.start).unwrap_or_else(Utc::now);
-    let clock: SharedClock = Arc::new(ScaledClock::new(origin, speed));
+    // `run` and `serve` watch real connectors when any are configured, on the
+    // real clock; `demo` always plays the demo fleet.
+    let wants_live = !matches!(cli.command, Some(super::Commands::Demo(_)));
+    let clock: SharedClock = if wants_live && config.aws.is_some() {
+        Arc::new(ScaledClock::real())
+    } else {
+        Arc::new(ScaledClock::new(origin, speed))
+    };
 
     let scenario_path = args.scenario.clone().or(config.demo.scenario.clone());
     let (scenario, origin_name) = match &scenario_path {
@@ -85,6 +96,12 @@ pub async fn start(
         clock.clone(),
     )?;
     sim.with_world(|w| scenario.check(w, &origin_name))?;
+    let live = if wants_live {
+        super::connectors::configured(config, clock.clone(), &log, &state).await?
+    } else {
+        None
+    };
+    let is_live = live.is_some();
 
     let cancel = CancellationToken::new();
     let mut options = config.runtime.options();
@@ -108,7 +125,7 @@ pub async fn start(
         crate::policy::Gate::load(config.policy.dir.as_deref())
             .context("cannot load the policy bundle")?,
     );
-    let mut registry = sim.registry();
+    let mut registry = live.unwrap_or_else(|| sim.registry());
     let mut linux = config.linux.clone();
     linux.local &= !cli.no_local_host;
     // Real hosts live in real time, whatever speed the demo plays at.
@@ -144,7 +161,7 @@ pub async fn start(
         })
     };
 
-    if play_scenario && !state.scenario_finished {
+    if play_scenario && !is_live && !state.scenario_finished {
         let intake = runtime.intake.clone();
         let (alerts_tx, mut alerts_rx) = mpsc::channel(64);
         let player = sim
@@ -178,6 +195,7 @@ pub async fn start(
         runtime,
         cancel,
         read_only,
+        live: is_live,
         control,
     })
 }

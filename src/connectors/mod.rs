@@ -4,6 +4,7 @@
 //! the console. Each instance has a [`ConnectorId`]; the registry routes every
 //! action to the connector that owns the target resource, never to a default.
 
+pub mod aws;
 pub mod linux;
 pub mod sim;
 
@@ -14,8 +15,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::event::{
-    Action, ActionOutcome, ConnectorId, Health, InfraEvent, Provider, Resource, ResourceId,
-    Snapshot,
+    Action, ActionOutcome, ConnectorId, ConnectorState, Health, InfraEvent, Provider, Resource,
+    ResourceId, Snapshot,
 };
 
 /// Which resources a listing covers.
@@ -30,6 +31,16 @@ pub struct Scope {
 pub struct TimeWindow {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
+}
+
+/// What a discovery poll got from a connector.
+#[derive(Debug)]
+pub enum Listing {
+    /// A fresh listing of every resource in scope.
+    Fresh(Vec<Resource>),
+    /// The connector has not looked again since the last listing (its own poll
+    /// interval has not passed): everything it listed then still stands.
+    Unchanged,
 }
 
 /// What can go wrong talking to infrastructure.
@@ -78,6 +89,16 @@ pub trait InfraConnector: Send + Sync {
     async fn execute(&self, action: &Action) -> Result<ActionOutcome>;
     /// Puts a resource back as the snapshot recorded it.
     async fn restore(&self, snapshot: &Snapshot) -> Result<ActionOutcome>;
+    /// For discovery: a fresh listing, or `Unchanged` when a connector with its
+    /// own poll schedule has nothing new (so an idle poll copies nothing).
+    async fn refresh(&self, scope: &Scope) -> Result<Listing> {
+        self.list_resources(scope).await.map(Listing::Fresh)
+    }
+    /// The connector's own condition, for connectors that can be throttled or
+    /// lose their credentials; `None` when it has nothing to say.
+    fn status(&self) -> Option<(ConnectorState, String)> {
+        None
+    }
 }
 
 /// All configured connectors, by id.

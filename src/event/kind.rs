@@ -258,6 +258,13 @@ pub enum EventKind {
     ScenarioFinished {
         name: String,
     },
+    /// A connector's own condition changed (credentials expired, throttled,
+    /// not configured): the Fleet pane shows it beside the resources.
+    ConnectorStatus {
+        connector: super::model::ConnectorId,
+        status: super::model::ConnectorState,
+        message: String,
+    },
     /// A kind written by a newer build: kept byte-for-byte, shown as unknown.
     #[serde(skip)]
     Unknown {
@@ -366,6 +373,7 @@ pub const KNOWN_KINDS: &[&str] = &[
     "scenario_finished",
     "cost_budget_burn",
     "hypothesis_feedback",
+    "connector_status",
 ];
 
 impl EventKind {
@@ -420,6 +428,7 @@ impl EventKind {
             EventKind::ScenarioFinished { .. } => 35,
             EventKind::CostBudgetBurn { .. } => 36,
             EventKind::HypothesisFeedback { .. } => 37,
+            EventKind::ConnectorStatus { .. } => 38,
             EventKind::Unknown { .. } => unreachable!("handled in name()"),
         }
     }

@@ -49,6 +49,32 @@ impl fmt::Display for ConnectorId {
     }
 }
 
+/// How a connector itself is doing, apart from the resources it reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectorState {
+    /// Answering normally.
+    Ok,
+    /// Answering late (throttled, backing off); the last known fleet is kept.
+    Degraded,
+    /// Not answering (expired credentials, no permission); the last known fleet is kept.
+    Failing,
+    /// Not configured: the message says how to add it.
+    Absent,
+}
+
+impl ConnectorState {
+    /// Lowercase label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectorState::Ok => "ok",
+            ConnectorState::Degraded => "degraded",
+            ConnectorState::Failing => "failing",
+            ConnectorState::Absent => "absent",
+        }
+    }
+}
+
 /// The infrastructure family a resource belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

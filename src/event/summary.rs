@@ -243,6 +243,11 @@ pub fn summary(kind: &EventKind) -> String {
             }
         ),
         ScenarioFinished { name } => format!("scenario {name} finished"),
+        ConnectorStatus {
+            connector,
+            status,
+            message,
+        } => format!("connector {connector} {}: {message}", status.as_str()),
         Unknown { kind, .. } => format!("unknown event kind `{kind}` (written by a newer version)"),
     }
 }

@@ -34,6 +34,22 @@ pub const EMBEDDED_PLAYBOOKS: &[(&str, &str)] = &[
         include_str!("../../playbooks/deployment-rollout-failed.yaml"),
     ),
     (
+        "ec2-cpu-saturated.yaml",
+        include_str!("../../playbooks/ec2-cpu-saturated.yaml"),
+    ),
+    (
+        "ec2-status-check-failed.yaml",
+        include_str!("../../playbooks/ec2-status-check-failed.yaml"),
+    ),
+    (
+        "ecs-service-saturated.yaml",
+        include_str!("../../playbooks/ecs-service-saturated.yaml"),
+    ),
+    (
+        "ecs-service-unhealthy.yaml",
+        include_str!("../../playbooks/ecs-service-unhealthy.yaml"),
+    ),
+    (
         "high-latency.yaml",
         include_str!("../../playbooks/high-latency.yaml"),
     ),

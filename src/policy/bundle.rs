@@ -11,6 +11,7 @@ use super::PolicyError;
 
 /// The default policies compiled into the binary: (file name, Rego source).
 pub const EMBEDDED_POLICIES: &[(&str, &str)] = &[
+    ("aws.rego", include_str!("../../policies/aws.rego")),
     (
         "compliance.rego",
         include_str!("../../policies/compliance.rego"),

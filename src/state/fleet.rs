@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, VecDeque};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Event, EventKind, HealthStatus, Resource, ResourceId};
+use crate::event::{
+    ConnectorId, ConnectorState, Event, EventKind, HealthStatus, Resource, ResourceId,
+};
 
 /// Events remembered per resource for the drill-down.
 const EVENTS_PER_RESOURCE: usize = 20;
@@ -33,10 +35,21 @@ pub struct HealthCounts {
     pub unknown: usize,
 }
 
-/// All resources, keyed by id.
+/// The latest condition a connector reported about itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectorView {
+    pub status: ConnectorState,
+    pub message: String,
+    pub since: DateTime<Utc>,
+}
+
+/// All resources, keyed by id, and the connectors' own conditions.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Fleet {
     pub resources: BTreeMap<ResourceId, ResourceView>,
+    /// Connector (or connector family, for an absent one) → its latest status.
+    #[serde(default)]
+    pub connectors: BTreeMap<ConnectorId, ConnectorView>,
 }
 
 impl Fleet {
@@ -74,6 +87,20 @@ impl Fleet {
             }
             EventKind::ResourceGone { resource } => {
                 self.resources.remove(resource);
+            }
+            EventKind::ConnectorStatus {
+                connector,
+                status,
+                message,
+            } => {
+                self.connectors.insert(
+                    connector.clone(),
+                    ConnectorView {
+                        status: *status,
+                        message: message.clone(),
+                        since: event.at,
+                    },
+                );
             }
             EventKind::HealthChanged { resource, health } => {
                 if let Some(view) = self.resources.get_mut(resource) {

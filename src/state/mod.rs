@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, EventKind};
 
-pub use fleet::{Fleet, HealthCounts, ResourceView};
+pub use fleet::{ConnectorView, Fleet, HealthCounts, ResourceView};
 pub use incidents::{Incident, IncidentStatus, Investigation, InvestigationStatus, TimelineEntry};
 pub use ops::{
     AgentStatus, BudgetView, Cost, CostAnomalyView, CostEntry, CostRecommendationView, InsightView,
@@ -102,7 +102,8 @@ impl State {
             EventKind::ResourceDiscovered { .. }
             | EventKind::ResourceChanged { .. }
             | EventKind::ResourceGone { .. }
-            | EventKind::HealthChanged { .. } => self.fleet.apply(event),
+            | EventKind::HealthChanged { .. }
+            | EventKind::ConnectorStatus { .. } => self.fleet.apply(event),
             EventKind::AlertReceived { .. }
             | EventKind::IncidentOpened { .. }
             | EventKind::IncidentCorrelated { .. }

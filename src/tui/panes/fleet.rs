@@ -17,7 +17,7 @@ use super::{
     Ctx, DetailScroll, Handled, Pane, block, clear_filter_on_back, col, draw_detail, draw_missing,
     draw_table, handle_detail, heading, open_detail, set_list_filter, view_hints,
 };
-use crate::event::{HealthStatus, ResourceId};
+use crate::event::{ConnectorState, HealthStatus, ResourceId};
 use crate::state::{HealthCounts, IncidentStatus, ResourceView};
 use crate::tui::keymap::Action;
 use crate::tui::widgets::{Scroll, age, labeled};
@@ -195,10 +195,39 @@ impl FleetPane {
 
     fn draw_list(&mut self, f: &mut Frame, area: Rect, ctx: &Ctx) {
         self.refresh(ctx);
-        let [summary, table] =
-            Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
-        let c = self.cache.counts;
         let t = ctx.theme;
+        // Connectors that are not answering normally get a line each (at most
+        // three), so an expired credential or a missing section is seen
+        // where the resources would be.
+        let notices: Vec<Line> = ctx
+            .state
+            .fleet
+            .connectors
+            .iter()
+            .filter(|(_, v)| v.status != ConnectorState::Ok)
+            .take(3)
+            .map(|(id, v)| {
+                let style = match v.status {
+                    ConnectorState::Failing => t.bad,
+                    ConnectorState::Degraded => t.warn,
+                    _ => t.dim,
+                };
+                Line::from(vec![
+                    Span::styled(format!(" ▲ {id} {}: ", v.status.as_str()), style),
+                    Span::styled(v.message.clone(), t.dim),
+                ])
+            })
+            .collect();
+        let [summary, notice_area, table] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Length(notices.len() as u16),
+            Constraint::Min(0),
+        ])
+        .areas(area);
+        if !notices.is_empty() {
+            f.render_widget(Paragraph::new(notices).style(t.base), notice_area);
+        }
+        let c = self.cache.counts;
         // Narrow screens get the short form so the whole line fits in 80 columns.
         let wide = area.width >= 100;
         let (res, h, d, u, k, sort) = if wide {
