@@ -11,7 +11,7 @@ instance(action, params, env) := inp({
 	},
 })
 
-service(action, params, env) := inp({
+ecs_service(action, params, env) := inp({
 	"action": {"name": action, "params": params},
 	"target": {
 		"id": "aws/prod/eu-west-1/ecs/web/checkout",
@@ -46,7 +46,7 @@ test_resize_with_garbage_type_denied if {
 }
 
 test_instance_action_on_a_service_denied if {
-	has_deny(data.shieldops.decision, "aws: stop_instance applies to EC2") with input as service("stop_instance", {}, "development")
+	has_deny(data.shieldops.decision, "aws: stop_instance applies to EC2") with input as ecs_service("stop_instance", {}, "development")
 }
 
 test_service_action_on_an_instance_denied if {
@@ -54,32 +54,32 @@ test_service_action_on_an_instance_denied if {
 }
 
 test_set_desired_count_allowed_in_range if {
-	d := data.shieldops.decision with input as service("set_desired_count", {"desired_count": "6"}, "staging")
+	d := data.shieldops.decision with input as ecs_service("set_desired_count", {"desired_count": "6"}, "staging")
 	d.allow
 	d.risk == "medium"
 }
 
 test_set_desired_count_zero_in_production_denied if {
-	d := data.shieldops.decision with input as service("set_desired_count", {"desired_count": "0"}, "production")
+	d := data.shieldops.decision with input as ecs_service("set_desired_count", {"desired_count": "0"}, "production")
 	has_deny(d, "aws: set_desired_count 0")
 	not d.allow
 }
 
 test_set_desired_count_zero_in_development_allowed if {
-	data.shieldops.decision.allow with input as service("set_desired_count", {"desired_count": "0"}, "development")
+	data.shieldops.decision.allow with input as ecs_service("set_desired_count", {"desired_count": "0"}, "development")
 }
 
 test_set_desired_count_needs_a_number if {
-	has_deny(data.shieldops.decision, "aws: set_desired_count needs") with input as service("set_desired_count", {"desired_count": "many"}, "development")
-	has_deny(data.shieldops.decision, "aws: set_desired_count needs") with input as service("set_desired_count", {}, "development")
+	has_deny(data.shieldops.decision, "aws: set_desired_count needs") with input as ecs_service("set_desired_count", {"desired_count": "many"}, "development")
+	has_deny(data.shieldops.decision, "aws: set_desired_count needs") with input as ecs_service("set_desired_count", {}, "development")
 }
 
 test_set_desired_count_above_limit_denied if {
-	has_deny(data.shieldops.decision, "aws: desired_count 500") with input as service("set_desired_count", {"desired_count": "500"}, "development")
+	has_deny(data.shieldops.decision, "aws: desired_count 500") with input as ecs_service("set_desired_count", {"desired_count": "500"}, "development")
 }
 
 test_force_new_deployment_low_risk_outside_production if {
-	d := data.shieldops.decision with input as service("force_new_deployment", {}, "staging")
+	d := data.shieldops.decision with input as ecs_service("force_new_deployment", {}, "staging")
 	d.allow
 	d.risk == "low"
 }

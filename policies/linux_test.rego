@@ -6,7 +6,7 @@ host(action, params) := inp({
 	"target": {"kind": "host", "id": "linux/ssh/web-1", "labels": {"team": "payments"}},
 })
 
-service(action) := inp({
+unit_action(action) := inp({
 	"action": {"name": action, "params": {}},
 	"target": {"kind": "service", "id": "linux/ssh/web-1/service/nginx.service", "labels": {"team": "payments"}},
 })
@@ -32,19 +32,19 @@ test_service_action_on_a_host_needs_the_unit if {
 }
 
 test_service_actions_on_a_service_are_allowed if {
-	data.shieldops.decision.allow with input as service("restart_service")
-	data.shieldops.decision.allow with input as service("stop_service")
-	data.shieldops.decision.allow with input as service("start_service")
+	data.shieldops.decision.allow with input as unit_action("restart_service")
+	data.shieldops.decision.allow with input as unit_action("stop_service")
+	data.shieldops.decision.allow with input as unit_action("start_service")
 }
 
 test_stopping_a_production_service_is_high_risk_and_needs_an_approval if {
-	d := data.shieldops.decision with input as service("stop_service")
+	d := data.shieldops.decision with input as unit_action("stop_service")
 	d.risk == "high"
 	d.required_approvals == 1
 	"SOC2:A1.2" in d.controls
 }
 
 test_starting_a_service_is_medium_in_production_low_in_staging if {
-	data.shieldops.decision.risk == "medium" with input as service("start_service")
+	data.shieldops.decision.risk == "medium" with input as unit_action("start_service")
 	data.shieldops.decision.risk == "low" with input as act("start_service", "staging")
 }

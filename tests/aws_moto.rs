@@ -406,6 +406,10 @@ async fn cost_explorer_lines_by_day_service_and_team() {
     assert_eq!(lines[1].team, None);
     assert_eq!(lines[2].day, day(6));
     assert!(ce.daily_costs(day(7), day(5)).await.is_err());
+    // The cost agent reads the same lines through its billing source, with
+    // an inclusive last day.
+    use shieldops::agents::cost::billing::BillingSource;
+    assert_eq!(ce.lines(day(5), day(6)).await.unwrap(), lines);
 }
 
 #[tokio::test]
@@ -423,6 +427,9 @@ async fn cost_explorer_without_permission_is_absent_not_fatal() {
     let day = |d| chrono::NaiveDate::from_ymd_opt(2026, 1, d).unwrap();
     assert_eq!(ce.daily_costs(day(5), day(7)).await.unwrap(), None);
     assert_eq!(denied.count(), 1);
+    use shieldops::agents::cost::billing::BillingSource;
+    let refused = ce.lines(day(5), day(6)).await.unwrap_err();
+    assert!(refused.contains("no permission"), "{refused}");
 }
 
 /// A recorded `LookupEvents` answer in CloudTrail's real wire format (JSON 1.1,

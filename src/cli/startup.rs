@@ -120,6 +120,13 @@ pub async fn start(
         .settings()
         .map_err(anyhow::Error::msg)
         .context("[cost] in the config")?;
+    if is_live && let Some(aws) = &config.aws {
+        // The bill comes from Cost Explorer under the first configured profile
+        // (Cost Explorer is per account); without permission it is absent.
+        let profile = aws.profiles.first().map(String::as_str);
+        let explorer = crate::connectors::aws::CostExplorer::connect(profile, aws, None).await;
+        options.cost.billing = Some(Arc::new(explorer));
+    }
     let read_only = options.read_only;
     let policy: Arc<dyn crate::runtime::policy::PolicyGate> = Arc::new(
         crate::policy::Gate::load(config.policy.dir.as_deref())

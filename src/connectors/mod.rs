@@ -19,6 +19,19 @@ use crate::event::{
     ResourceId, Snapshot,
 };
 
+/// One day's billed cost of one service (for one team, when the bill is
+/// tagged): what a billing source such as a cloud provider's cost API
+/// answers, and what the cost agent reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BillingLine {
+    pub day: chrono::NaiveDate,
+    pub service: String,
+    /// `None` when the spend carries no team tag.
+    pub team: Option<String>,
+    pub amount: f64,
+    pub currency: String,
+}
+
 /// Which resources a listing covers.
 #[derive(Debug, Clone, Default)]
 pub struct Scope {

@@ -9,15 +9,7 @@ use chrono::{Datelike, NaiveDate};
 
 use super::anomaly::{Baseline, Departure};
 
-/// One day's cost of one service, as billed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BillingLine {
-    pub day: NaiveDate,
-    pub service: String,
-    pub team: Option<String>,
-    pub amount: f64,
-    pub currency: String,
-}
+pub use crate::connectors::BillingLine;
 
 /// A source of billing lines (e.g. a provider's cost API through its connector).
 #[async_trait]
@@ -26,6 +18,25 @@ pub trait BillingSource: Send + Sync {
     fn name(&self) -> String;
     /// Lines for the days `from..=to`.
     async fn lines(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<BillingLine>, String>;
+}
+
+/// AWS Cost Explorer, read with the AWS connector's credentials.
+#[async_trait]
+impl BillingSource for crate::connectors::aws::CostExplorer {
+    fn name(&self) -> String {
+        "AWS Cost Explorer".into()
+    }
+
+    async fn lines(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<BillingLine>, String> {
+        // Cost Explorer's end date is exclusive; ours is inclusive.
+        let end = to.succ_opt().unwrap_or(to);
+        match self.daily_costs(from, end).await {
+            Ok(Some(lines)) => Ok(lines),
+            // Absent, not fatal: the agent falls back to estimating from the fleet.
+            Ok(None) => Err("no permission to read Cost Explorer (ce:GetCostAndUsage)".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
 }
 
 /// A service whose latest day departs from its own daily history.

@@ -16,16 +16,7 @@ use crate::connectors::{ConnectorError, Result};
 /// The metric asked for: what was billed, before credits and discounts are spread.
 const METRIC: &str = "UnblendedCost";
 
-/// One day's cost of one service for one team.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BillingLine {
-    pub day: NaiveDate,
-    pub service: String,
-    /// `None` when the spend carries no team tag.
-    pub team: Option<String>,
-    pub amount: f64,
-    pub currency: String,
-}
+pub use crate::connectors::BillingLine;
 
 /// Cost Explorer for one profile (Cost Explorer is global: one per account).
 pub struct CostExplorer {
