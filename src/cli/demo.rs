@@ -27,6 +27,27 @@ pub async fn run(
     data_dir: &Path,
     args: DemoArgs,
 ) -> anyhow::Result<i32> {
+    run_with(
+        cli,
+        config,
+        data_dir,
+        args,
+        Vec::new(),
+        Arc::new(tokio::sync::Notify::new()),
+    )
+    .await
+}
+
+/// As [`run`], with live connectors (Kubernetes contexts) beside the demo
+/// fleet; `fleet_changed` is what those connectors wake on every change.
+pub async fn run_with(
+    cli: &Cli,
+    config: &Config,
+    data_dir: &Path,
+    args: DemoArgs,
+    live: Vec<Arc<dyn crate::connectors::InfraConnector>>,
+    fleet_changed: Arc<tokio::sync::Notify>,
+) -> anyhow::Result<i32> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
     let log = EventLog::open(&super::log_dir(data_dir))?;
@@ -60,6 +81,11 @@ pub async fn run(
     let cancel = CancellationToken::new();
     let mut options = config.runtime.options();
     options.read_only |= cli.read_only;
+    options.fleet_changed = fleet_changed;
+    let mut registry = sim.registry();
+    for connector in live {
+        registry.add(connector);
+    }
     let read_only = options.read_only;
     let policy: Arc<dyn crate::runtime::policy::PolicyGate> = Arc::new(
         crate::policy::Gate::load(config.policy.dir.as_deref())
@@ -68,7 +94,7 @@ pub async fn run(
     let runtime = Runtime::start(
         RuntimeParts {
             log: log.clone(),
-            registry: sim.registry(),
+            registry,
             clock: clock.clone(),
             policy,
             advisories: parse_advisories(DEFAULT_ADVISORIES)?,

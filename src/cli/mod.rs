@@ -33,6 +33,10 @@ pub struct Cli {
     /// Refuse approvals and never execute actions.
     #[arg(long, global = true)]
     pub read_only: bool,
+    /// `run`: Kubernetes context(s) to watch, each as its own fleet (repeat the
+    /// flag, or `all`); default: the kubeconfig's current context.
+    #[arg(long = "context", global = true, value_name = "NAME")]
+    pub contexts: Vec<String>,
     #[command(subcommand)]
     pub command: Option<Commands>,
 }
@@ -190,7 +194,15 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Some(Commands::Run(args)) if args.approve_as.is_some() => {
             anyhow::bail!("--approve-as approves everything unattended: it is for `demo` only")
         }
-        Some(Commands::Run(args)) | Some(Commands::Demo(args)) => {
+        Some(Commands::Run(args)) => {
+            let _guard = logging::init(cli.log_dir.as_deref())?;
+            runtime.block_on(async {
+                let changed = std::sync::Arc::new(tokio::sync::Notify::new());
+                let clusters = kubernetes_connectors(&cli.contexts, changed.clone()).await?;
+                demo::run_with(&cli, &config, &data_dir, args.clone(), clusters, changed).await
+            })
+        }
+        Some(Commands::Demo(args)) => {
             let _guard = logging::init(cli.log_dir.as_deref())?;
             runtime.block_on(demo::run(&cli, &config, &data_dir, args.clone()))
         }
@@ -240,6 +252,27 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// The Kubernetes connectors `--context` asks for (none when no cluster is configured).
+async fn kubernetes_connectors(
+    contexts: &[String],
+    changed: std::sync::Arc<tokio::sync::Notify>,
+) -> anyhow::Result<Vec<std::sync::Arc<dyn crate::connectors::InfraConnector>>> {
+    use crate::connectors::kubernetes::{ContextSelection, KubeConnector};
+    let selection = match contexts {
+        [] => ContextSelection::Current,
+        [all] if all == "all" => ContextSelection::All,
+        named => ContextSelection::Named(named.to_vec()),
+    };
+    let connectors = KubeConnector::start_all(&selection, changed).await?;
+    if connectors.is_empty() {
+        tracing::info!("{}", crate::connectors::kubernetes::HOW_TO_ADD);
+    }
+    Ok(connectors
+        .into_iter()
+        .map(|c| std::sync::Arc::new(c) as std::sync::Arc<dyn crate::connectors::InfraConnector>)
+        .collect())
 }
 
 /// The event log's directory inside a data directory.

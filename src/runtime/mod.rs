@@ -51,6 +51,9 @@ pub struct RuntimeOptions {
     pub validation: ValidationSpec,
     /// Poked by the `rescan` command.
     pub rescan: Arc<Notify>,
+    /// Poked by connectors that watch their infrastructure (Kubernetes), so a
+    /// change reaches the log without waiting for the next discovery cycle.
+    pub fleet_changed: Arc<Notify>,
 }
 
 impl Default for RuntimeOptions {
@@ -69,6 +72,7 @@ impl Default for RuntimeOptions {
             snapshot_every: 5_000,
             validation: default_validation(),
             rescan: Arc::new(Notify::new()),
+            fleet_changed: Arc::new(Notify::new()),
         }
     }
 }
@@ -163,7 +167,7 @@ impl Runtime {
             "discovery",
             options.discovery_interval,
             options.heartbeat_interval,
-            None,
+            Some(options.fleet_changed.clone()),
             {
                 let agent = owned(Discovery::from_state(&state));
                 move |ctx| {
