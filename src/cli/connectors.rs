@@ -1,11 +1,12 @@
-//! Real connectors for `run`: built from the config file. A connector family
+//! Real connectors for `run` and `serve`: built from the config file and the
+//! command line (`--context`). A connector family
 //! that is not configured is recorded once as `absent`, with the line the
 //! Fleet pane shows to say how to add it.
 
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::connectors::Registry;
-use crate::event::{ConnectorState, EventKind, NewEvent};
+use crate::event::{ConnectorId, ConnectorState, EventKind, NewEvent};
 use crate::state::State;
 use crate::store::EventLog;
 
@@ -18,8 +19,26 @@ pub async fn configured(
     state: &State,
 ) -> anyhow::Result<Option<Registry>> {
     let setup = crate::connectors::aws::connect(config.aws.as_ref(), clock.clone()).await;
-    let drafts: Vec<NewEvent> = setup
-        .absent
+    record_absent(&setup.absent, &clock, log, state).await?;
+    if setup.connectors.is_empty() {
+        return Ok(None);
+    }
+    let mut registry = Registry::new();
+    for c in setup.connectors {
+        registry.add(c);
+    }
+    Ok(Some(registry))
+}
+
+/// Records each absent connector family's "how to add it" line, once: a line
+/// the log already holds is not recorded again on the next start.
+async fn record_absent(
+    absent: &[(ConnectorId, String)],
+    clock: &SharedClock,
+    log: &EventLog,
+    state: &State,
+) -> anyhow::Result<()> {
+    let drafts: Vec<NewEvent> = absent
         .iter()
         .filter(|(id, line)| {
             state
@@ -43,12 +62,31 @@ pub async fn configured(
     if !drafts.is_empty() {
         log.append_many(drafts).await?;
     }
-    if setup.connectors.is_empty() {
-        return Ok(None);
+    Ok(())
+}
+
+/// The Kubernetes connectors `--context` asks for (none when no cluster is configured).
+/// With none, the Fleet pane gets one line saying how to add a cluster.
+pub async fn kubernetes(
+    contexts: &[String],
+    changed: std::sync::Arc<tokio::sync::Notify>,
+    clock: &SharedClock,
+    log: &EventLog,
+    state: &State,
+) -> anyhow::Result<Vec<std::sync::Arc<dyn crate::connectors::InfraConnector>>> {
+    use crate::connectors::kubernetes::{ContextSelection, KubeConnector};
+    let selection = match contexts {
+        [] => ContextSelection::Current,
+        [all] if all == "all" => ContextSelection::All,
+        named => ContextSelection::Named(named.to_vec()),
+    };
+    let connectors = KubeConnector::start_all(&selection, changed).await?;
+    if connectors.is_empty() {
+        let line = crate::connectors::kubernetes::HOW_TO_ADD.to_string();
+        record_absent(&[(ConnectorId::new("k8s"), line)], clock, log, state).await?;
     }
-    let mut registry = Registry::new();
-    for c in setup.connectors {
-        registry.add(c);
-    }
-    Ok(Some(registry))
+    Ok(connectors
+        .into_iter()
+        .map(|c| std::sync::Arc::new(c) as std::sync::Arc<dyn crate::connectors::InfraConnector>)
+        .collect())
 }

@@ -44,6 +44,10 @@ pub struct Cli {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub no_local_host: bool,
+    /// `run`: Kubernetes context(s) to watch, each as its own fleet (repeat the
+    /// flag, or `all`); default: the kubeconfig's current context.
+    #[arg(long = "context", global = true, value_name = "NAME")]
+    pub contexts: Vec<String>,
     #[command(subcommand)]
     pub command: Option<Commands>,
 }

@@ -140,6 +140,19 @@ pub async fn start(
     for connector in LinuxConnector::from_config(&linux, real_clock)? {
         registry.add(Arc::new(connector));
     }
+    if wants_live {
+        let clusters = super::connectors::kubernetes(
+            &cli.contexts,
+            options.fleet_changed.clone(),
+            &clock,
+            &log,
+            &state,
+        )
+        .await?;
+        for connector in clusters {
+            registry.add(connector);
+        }
+    }
     let runtime = Runtime::start(
         RuntimeParts {
             log: log.clone(),

@@ -5,6 +5,7 @@
 //! action to the connector that owns the target resource, never to a default.
 
 pub mod aws;
+pub mod kubernetes;
 pub mod linux;
 pub mod sim;
 
@@ -56,6 +57,34 @@ pub enum Listing {
     Unchanged,
 }
 
+/// Evidence a connector gathered about a resource beyond health, events and
+/// metrics (logs, owner chain, rollout history), and the causes its analyzers
+/// read from it. Each finding names the evidence sources it rests on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Diagnosis {
+    pub evidence: Vec<DiagnosisEvidence>,
+    pub findings: Vec<DiagnosisFinding>,
+}
+
+/// One piece of connector evidence (`source` is unique within a diagnosis).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiagnosisEvidence {
+    pub source: String,
+    pub summary: String,
+    pub detail: Vec<String>,
+}
+
+/// A cause an analyzer read from the evidence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiagnosisFinding {
+    pub title: String,
+    pub confidence: f64,
+    pub reasoning: String,
+    /// Sources of the evidence this rests on.
+    pub sources: Vec<String>,
+    pub action: Option<Action>,
+}
+
 /// What can go wrong talking to infrastructure.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectorError {
@@ -96,6 +125,10 @@ pub trait InfraConnector: Send + Sync {
     async fn events(&self, id: &ResourceId, window: TimeWindow) -> Result<Vec<InfraEvent>>;
     /// Metrics relevant to a resource (name → value), for evidence.
     async fn metrics(&self, id: &ResourceId) -> Result<BTreeMap<String, f64>>;
+    /// Connector-specific evidence and findings (none by default).
+    async fn diagnose(&self, _id: &ResourceId) -> Result<Diagnosis> {
+        Ok(Diagnosis::default())
+    }
     /// Captures enough state to restore the resource.
     async fn snapshot(&self, id: &ResourceId) -> Result<Snapshot>;
     /// Executes an action.

@@ -56,6 +56,9 @@ pub struct RuntimeOptions {
     pub notify: Option<Arc<crate::notify::NotifyPlan>>,
     /// Prices, budgets and the bill the cost agent uses.
     pub cost: crate::agents::cost::CostSettings,
+    /// Poked by connectors that watch their infrastructure (Kubernetes), so a
+    /// change reaches the log without waiting for the next discovery cycle.
+    pub fleet_changed: Arc<Notify>,
 }
 
 impl Default for RuntimeOptions {
@@ -76,6 +79,7 @@ impl Default for RuntimeOptions {
             rescan: Arc::new(Notify::new()),
             notify: None,
             cost: Default::default(),
+            fleet_changed: Arc::new(Notify::new()),
         }
     }
 }
@@ -173,7 +177,7 @@ impl Runtime {
             "discovery",
             options.discovery_interval,
             options.heartbeat_interval,
-            None,
+            Some(options.fleet_changed.clone()),
             {
                 let agent = owned(Discovery::from_state(&state));
                 move |ctx| {

@@ -50,13 +50,18 @@ pub fn analyze(facts: &Facts, evidence: &[Evidence]) -> Vec<Hypothesis> {
     .chain(super::linux::analyze(facts, &cite))
     .filter(|h| h.confidence >= FLOOR)
     .collect();
-    out.sort_by(|a, b| {
+    rank(&mut out);
+    out
+}
+
+/// Most confident first (ties by title, so the order is the same in every replay).
+pub fn rank(hypotheses: &mut [Hypothesis]) {
+    hypotheses.sort_by(|a, b| {
         b.confidence
             .partial_cmp(&a.confidence)
             .unwrap_or(std::cmp::Ordering::Equal)
             .then(a.title.cmp(&b.title))
     });
-    out
 }
 
 /// Finds the id of the evidence from a source.

@@ -11,9 +11,11 @@ use std::collections::BTreeMap;
 use chrono::Duration;
 
 use super::AgentContext;
-use crate::event::{Alert, EventKind, Evidence, Health, InfraEvent, PlaybookChoice, ResourceId};
+use crate::event::{
+    Alert, EventKind, Evidence, Health, Hypothesis, InfraEvent, PlaybookChoice, ResourceId,
+};
 use crate::playbook::Facts as PlaybookFacts;
-pub use analyzers::{Facts, analyze};
+pub use analyzers::{Facts, analyze, rank};
 
 const ACTOR: &str = "agent:investigation";
 
@@ -111,6 +113,24 @@ async fn run(ctx: &AgentContext, job: &InvestigationJob) -> anyhow::Result<()> {
             vec![health.message.clone()],
         ));
     }
+    // Connector-specific evidence (Kubernetes logs, owner chain, rollouts, …).
+    let diagnosis = match ctx.registry.get(&job.connector) {
+        Some(c) => match c.diagnose(&job.resource).await {
+            Ok(d) => d,
+            Err(e) => {
+                ctx.report_error("investigation", format!("diagnose {}: {e}", job.resource))
+                    .await;
+                Default::default()
+            }
+        },
+        None => Default::default(),
+    };
+    let mut cited: Vec<(String, String)> = Vec::new();
+    for e in &diagnosis.evidence {
+        let recorded = record_evidence(&e.source, e.summary.clone(), e.detail.clone());
+        cited.push((e.source.clone(), recorded.id.clone()));
+        evidence.push(recorded);
+    }
     for e in &evidence {
         ctx.record(
             ACTOR,
@@ -122,7 +142,27 @@ async fn run(ctx: &AgentContext, job: &InvestigationJob) -> anyhow::Result<()> {
         .await?;
     }
 
-    let hypotheses = analyze(&facts, &evidence);
+    let mut hypotheses = analyze(&facts, &evidence);
+    hypotheses.extend(diagnosis.findings.iter().map(|f| {
+        Hypothesis {
+            title: f.title.clone(),
+            confidence: f.confidence.clamp(0.0, 1.0),
+            cites: f
+                .sources
+                .iter()
+                .filter_map(|s| {
+                    cited
+                        .iter()
+                        .find(|(src, _)| src == s)
+                        .map(|(_, id)| id.clone())
+                })
+                .chain(evidence.first().map(|e| e.id.clone()))
+                .collect(),
+            reasoning: f.reasoning.clone(),
+            recommended_action: f.action.clone(),
+        }
+    }));
+    rank(&mut hypotheses);
     let playbook = match consult_playbook(ctx, job, &facts) {
         Ok(choice) => choice,
         Err(e) => {

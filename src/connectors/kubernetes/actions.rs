@@ -1,0 +1,764 @@
+//! Actions, the snapshots taken before them, and restores that put the
+//! captured state back (and then read it back to prove it).
+//!
+//! A snapshot holds the whole object as the API server returned it; a restore
+//! computes the merge patch from what is there now to what was captured, so
+//! fields the action added (a `restartedAt` annotation) are removed again and
+//! lists (containers) come back exactly.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{DeleteParams, EvictParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+use serde_json::{Value, json};
+
+use super::evidence::revisions;
+use super::ids::ObjectKey;
+use super::{KubeConnector, is_problem, map_err};
+use crate::connectors::{ConnectorError, Result};
+use crate::event::{Action, ActionOutcome, Health, HealthStatus, ResourceId, Snapshot};
+
+/// Field manager recorded on every change this connector makes.
+const MANAGER: &str = "shieldops";
+
+fn params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(MANAGER.into()),
+        ..Default::default()
+    }
+}
+
+/// `256Mi`, `1Gi`, `512M`, `268435456` → MiB.
+pub fn quantity_mib(q: &str) -> Option<u64> {
+    let q = q.trim();
+    let split = q
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(q.len());
+    let (num, unit) = q.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let bytes = n * match unit {
+        "" => 1.0,
+        "Ki" => 1024.0,
+        "Mi" => 1024.0 * 1024.0,
+        "Gi" => 1024.0 * 1024.0 * 1024.0,
+        "Ti" => 1024f64.powi(4),
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        _ => return None,
+    };
+    Some((bytes / (1024.0 * 1024.0)).ceil() as u64)
+}
+
+/// The JSON of the object an id names.
+async fn get_json(conn: &KubeConnector, id: &ResourceId, k: &ObjectKey) -> Result<Value> {
+    let ns = k.namespace.as_str();
+    let name = k.name.as_str();
+    let e = |e| map_err(id, e);
+    let v = match k.kind.as_str() {
+        "pod" => serde_json::to_value(conn.ns_api::<Pod>(ns).get(name).await.map_err(e)?),
+        "deployment" => {
+            serde_json::to_value(conn.ns_api::<Deployment>(ns).get(name).await.map_err(e)?)
+        }
+        "statefulset" => {
+            serde_json::to_value(conn.ns_api::<StatefulSet>(ns).get(name).await.map_err(e)?)
+        }
+        "daemonset" => {
+            serde_json::to_value(conn.ns_api::<DaemonSet>(ns).get(name).await.map_err(e)?)
+        }
+        "replicaset" => {
+            serde_json::to_value(conn.ns_api::<ReplicaSet>(ns).get(name).await.map_err(e)?)
+        }
+        "node" => serde_json::to_value(
+            Api::<Node>::all(conn.client.clone())
+                .get(name)
+                .await
+                .map_err(e)?,
+        ),
+        other => {
+            return Err(ConnectorError::Unsupported {
+                action: format!("snapshot of a {other}"),
+                resource: id.clone(),
+            });
+        }
+    };
+    v.map_err(|e| ConnectorError::Backend(format!("{id}: {e}")))
+}
+
+/// Captures the whole object.
+pub async fn snapshot(conn: &KubeConnector, id: &ResourceId) -> Result<Snapshot> {
+    let k = conn.key(id)?;
+    let object = get_json(conn, id, &k).await?;
+    let summary = match k.kind.as_str() {
+        "node" => format!(
+            "node {} (unschedulable: {})",
+            k.name,
+            object["spec"]["unschedulable"].as_bool().unwrap_or(false)
+        ),
+        "pod" => format!("pod {} spec and owner", k.name),
+        kind => format!(
+            "{kind} {}: {} replicas, pod template at generation {}",
+            k.name,
+            object["spec"]["replicas"].as_i64().unwrap_or(1),
+            object["metadata"]["generation"].as_i64().unwrap_or(0)
+        ),
+    };
+    Ok(Snapshot {
+        resource: id.clone(),
+        connector: conn.id.clone(),
+        taken_at: chrono::Utc::now(),
+        data: json!({"kind": k.kind, "object": object}),
+        summary,
+    })
+}
+
+/// RFC 7386 merge patch that turns `from` into `to`.
+pub fn merge_diff(from: &Value, to: &Value) -> Value {
+    match (from, to) {
+        (Value::Object(a), Value::Object(b)) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in b {
+                match a.get(k) {
+                    Some(old) if old == v => {}
+                    Some(old) => {
+                        out.insert(k.clone(), merge_diff(old, v));
+                    }
+                    None => {
+                        out.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            for k in a.keys() {
+                if !b.contains_key(k) {
+                    out.insert(k.clone(), Value::Null);
+                }
+            }
+            Value::Object(out)
+        }
+        (_, to) => to.clone(),
+    }
+}
+
+fn bad(action: &Action, param: &str, reason: impl Into<String>) -> ConnectorError {
+    ConnectorError::BadParam {
+        action: action.name.clone(),
+        param: param.into(),
+        reason: reason.into(),
+    }
+}
+
+fn unsupported(action: &Action) -> ConnectorError {
+    ConnectorError::Unsupported {
+        action: action.name.clone(),
+        resource: action.target.clone(),
+    }
+}
+
+fn outcome(success: bool, message: impl Into<String>, steps: Vec<String>) -> ActionOutcome {
+    ActionOutcome {
+        success,
+        message: message.into(),
+        steps,
+    }
+}
+
+/// Patches a workload (deployment, statefulset, daemonset) with a JSON value.
+async fn patch_workload(
+    conn: &KubeConnector,
+    id: &ResourceId,
+    k: &ObjectKey,
+    patch: Patch<Value>,
+) -> Result<Value> {
+    let ns = k.namespace.as_str();
+    let name = k.name.as_str();
+    let e = |e| map_err(id, e);
+    let p = params();
+    let v = match k.kind.as_str() {
+        "deployment" => serde_json::to_value(
+            conn.ns_api::<Deployment>(ns)
+                .patch(name, &p, &patch)
+                .await
+                .map_err(e)?,
+        ),
+        "statefulset" => serde_json::to_value(
+            conn.ns_api::<StatefulSet>(ns)
+                .patch(name, &p, &patch)
+                .await
+                .map_err(e)?,
+        ),
+        "daemonset" => serde_json::to_value(
+            conn.ns_api::<DaemonSet>(ns)
+                .patch(name, &p, &patch)
+                .await
+                .map_err(e)?,
+        ),
+        "replicaset" => serde_json::to_value(
+            conn.ns_api::<ReplicaSet>(ns)
+                .patch(name, &p, &patch)
+                .await
+                .map_err(e)?,
+        ),
+        "pod" => serde_json::to_value(
+            conn.ns_api::<Pod>(ns)
+                .patch(name, &p, &patch)
+                .await
+                .map_err(e)?,
+        ),
+        "node" => serde_json::to_value(
+            Api::<Node>::all(conn.client.clone())
+                .patch(name, &p, &patch)
+                .await
+                .map_err(e)?,
+        ),
+        other => {
+            return Err(ConnectorError::Backend(format!(
+                "{id}: cannot patch a {other}"
+            )));
+        }
+    };
+    v.map_err(|e| ConnectorError::Backend(format!("{id}: {e}")))
+}
+
+/// Runs an action.
+pub async fn execute(conn: &KubeConnector, action: &Action) -> Result<ActionOutcome> {
+    let id = &action.target;
+    let k = conn.key(id)?;
+    let kind = k.kind.as_str();
+    // The playbooks' and policies' names for the node actions are accepted too.
+    let name = match action.name.as_str() {
+        "cordon_node" => "cordon",
+        "uncordon_node" => "uncordon",
+        "drain_node" => "drain",
+        other => other,
+    };
+    match (name, kind) {
+        ("restart_pod", "pod") => restart_pod(conn, id, &k).await,
+        ("rollout_restart", "deployment" | "statefulset" | "daemonset") => {
+            let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let patch = json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": at}}}}});
+            let after = patch_workload(conn, id, &k, Patch::Strategic(patch)).await?;
+            Ok(outcome(
+                true,
+                format!("{kind} {} restarted at {at}", k.name),
+                vec![format!(
+                    "patched pod template annotation kubectl.kubernetes.io/restartedAt={at} (generation {})",
+                    after["metadata"]["generation"]
+                )],
+            ))
+        }
+        ("scale", "deployment" | "statefulset" | "replicaset") => {
+            let replicas: i32 = action
+                .params
+                .get("replicas")
+                .ok_or_else(|| bad(action, "replicas", "required"))?
+                .parse()
+                .map_err(|_| bad(action, "replicas", "not a whole number"))?;
+            if !(0..=1000).contains(&replicas) {
+                return Err(bad(action, "replicas", "must be between 0 and 1000"));
+            }
+            let patch = Patch::Merge(json!({"spec": {"replicas": replicas}}));
+            let e = |e| map_err(id, e);
+            let p = params();
+            let scale = match kind {
+                "deployment" => conn
+                    .ns_api::<Deployment>(&k.namespace)
+                    .patch_scale(&k.name, &p, &patch)
+                    .await
+                    .map_err(e)?,
+                "statefulset" => conn
+                    .ns_api::<StatefulSet>(&k.namespace)
+                    .patch_scale(&k.name, &p, &patch)
+                    .await
+                    .map_err(e)?,
+                _ => conn
+                    .ns_api::<ReplicaSet>(&k.namespace)
+                    .patch_scale(&k.name, &p, &patch)
+                    .await
+                    .map_err(e)?,
+            };
+            let now = scale.spec.and_then(|s| s.replicas).unwrap_or(-1);
+            Ok(outcome(
+                now == replicas,
+                format!("{kind} {} scaled to {now}", k.name),
+                vec![format!("patched scale subresource: replicas {replicas}")],
+            ))
+        }
+        ("rollback_deployment", "deployment") => rollback(conn, id, &k).await,
+        ("set_resources", "deployment" | "statefulset" | "daemonset") => {
+            set_resources(conn, action, &k).await
+        }
+        ("cordon" | "uncordon", "node") => {
+            let on = name == "cordon";
+            let patch = json!({"spec": {"unschedulable": if on { Value::Bool(true) } else { Value::Null }}});
+            patch_workload(conn, id, &k, Patch::Merge(patch)).await?;
+            Ok(outcome(
+                true,
+                format!("node {} {name}ed", k.name),
+                vec![format!("spec.unschedulable = {on}")],
+            ))
+        }
+        ("drain", "node") => drain(conn, id, &k).await,
+        _ => Err(unsupported(action)),
+    }
+}
+
+async fn restart_pod(
+    conn: &KubeConnector,
+    id: &ResourceId,
+    k: &ObjectKey,
+) -> Result<ActionOutcome> {
+    let pods = conn.ns_api::<Pod>(&k.namespace);
+    let pod = pods.get(&k.name).await.map_err(|e| map_err(id, e))?;
+    let owner = pod
+        .owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .map(|o| format!("{}/{}", o.kind, o.name));
+    let Some(owner) = owner else {
+        // A bare pod is not recreated by anyone: deleting it would be final.
+        return Err(ConnectorError::Unsupported {
+            action: "restart_pod (a pod without a controller would not come back)".into(),
+            resource: id.clone(),
+        });
+    };
+    if let Ok(mut m) = conn.replaced.lock() {
+        m.insert(id.clone(), owner.clone());
+    }
+    pods.delete(&k.name, &DeleteParams::default())
+        .await
+        .map_err(|e| map_err(id, e))?;
+    Ok(outcome(
+        true,
+        format!("pod {} deleted; {owner} recreates it", k.name),
+        vec![format!("deleted pod {}/{}", k.namespace, k.name)],
+    ))
+}
+
+/// The health of a restarted pod: its controller's replacement.
+pub async fn replacement_health(
+    conn: &KubeConnector,
+    id: &ResourceId,
+    owner: &str,
+) -> Result<Health> {
+    let k = conn.key(id)?;
+    let (kind, name) = owner.split_once('/').unwrap_or(("", owner));
+    let pods = conn
+        .ns_api::<Pod>(&k.namespace)
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| map_err(id, e))?;
+    let mut replacements: Vec<Pod> = pods
+        .items
+        .into_iter()
+        .filter(|p| {
+            p.owner_references()
+                .iter()
+                .any(|o| o.kind == kind && o.name == name)
+        })
+        .collect();
+    replacements
+        .sort_by_key(|p| std::cmp::Reverse(p.metadata.creation_timestamp.clone().map(|t| t.0)));
+    match replacements.first() {
+        None => Ok(Health::new(
+            HealthStatus::Degraded,
+            "AwaitingReplacement",
+            format!("{owner} has not recreated the pod yet"),
+        )),
+        Some(p) => {
+            let h = super::analyzers::health_of(&super::analyzers::pod::analyze(p));
+            if is_problem(&h) {
+                Ok(h)
+            } else {
+                Ok(Health::new(
+                    HealthStatus::Healthy,
+                    "Replaced",
+                    format!("replaced by pod {}", p.name_any()),
+                ))
+            }
+        }
+    }
+}
+
+fn template_without_hash(rs: &ReplicaSet) -> Option<Value> {
+    let mut t = serde_json::to_value(rs.spec.as_ref()?.template.as_ref()?).ok()?;
+    if let Some(labels) = t["metadata"]["labels"].as_object_mut() {
+        labels.remove("pod-template-hash");
+    }
+    Some(t)
+}
+
+/// `kubectl rollout undo`: the pod template of the previous revision's ReplicaSet.
+async fn rollback(conn: &KubeConnector, id: &ResourceId, k: &ObjectKey) -> Result<ActionOutcome> {
+    let d = conn
+        .ns_api::<Deployment>(&k.namespace)
+        .get(&k.name)
+        .await
+        .map_err(|e| map_err(id, e))?;
+    let current_rev: i64 = d
+        .annotations()
+        .get("deployment.kubernetes.io/revision")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0);
+    let owned = revisions(conn, &d).await;
+    let rev = |rs: &ReplicaSet| -> i64 {
+        rs.annotations()
+            .get("deployment.kubernetes.io/revision")
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0)
+    };
+    let Some(previous) = owned.iter().find(|rs| rev(rs) < current_rev && rev(rs) > 0) else {
+        return Ok(outcome(
+            false,
+            format!(
+                "deployment {} has no previous revision to roll back to",
+                k.name
+            ),
+            vec![],
+        ));
+    };
+    let desired = template_without_hash(previous).ok_or_else(|| {
+        ConnectorError::Backend(format!(
+            "{id}: replica set {} has no template",
+            previous.name_any()
+        ))
+    })?;
+    let current = serde_json::to_value(d.spec.as_ref().map(|s| &s.template)).unwrap_or(Value::Null);
+    let patch = json!({"spec": {"template": merge_diff(&current, &desired)}});
+    let after = patch_workload(conn, id, k, Patch::Merge(patch)).await?;
+    let back = after["spec"]["template"] == desired;
+    Ok(outcome(
+        back,
+        format!(
+            "deployment {} rolled back from revision {current_rev} to revision {}'s template ({})",
+            k.name,
+            rev(previous),
+            previous.name_any()
+        ),
+        vec![format!(
+            "patched spec.template to replica set {} (revision {})",
+            previous.name_any(),
+            rev(previous)
+        )],
+    ))
+}
+
+async fn set_resources(
+    conn: &KubeConnector,
+    action: &Action,
+    k: &ObjectKey,
+) -> Result<ActionOutcome> {
+    let id = &action.target;
+    let object = get_json(conn, id, k).await?;
+    let containers = object["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let container = match action.params.get("container") {
+        Some(c) => c.clone(),
+        None => containers
+            .first()
+            .and_then(|c| c["name"].as_str())
+            .map(String::from)
+            .ok_or_else(|| bad(action, "container", "the workload has no containers"))?,
+    };
+    if !containers.iter().any(|c| c["name"] == json!(container)) {
+        return Err(bad(
+            action,
+            "container",
+            format!("no container named {container}"),
+        ));
+    }
+    let mut limits = BTreeMap::new();
+    if let Some(m) = action.params.get("memory_limit_mib") {
+        let mib: u64 = m
+            .parse()
+            .map_err(|_| bad(action, "memory_limit_mib", "not a whole number"))?;
+        if !(16..=1_048_576).contains(&mib) {
+            return Err(bad(
+                action,
+                "memory_limit_mib",
+                "must be between 16 and 1048576",
+            ));
+        }
+        limits.insert("memory", format!("{mib}Mi"));
+    }
+    if let Some(c) = action.params.get("cpu_limit_millis") {
+        let m: u64 = c
+            .parse()
+            .map_err(|_| bad(action, "cpu_limit_millis", "not a whole number"))?;
+        if !(10..=256_000).contains(&m) {
+            return Err(bad(
+                action,
+                "cpu_limit_millis",
+                "must be between 10 and 256000",
+            ));
+        }
+        limits.insert("cpu", format!("{m}m"));
+    }
+    if limits.is_empty() {
+        return Err(bad(
+            action,
+            "memory_limit_mib",
+            "give memory_limit_mib or cpu_limit_millis",
+        ));
+    }
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": container, "resources": {"limits": limits}}]}}}});
+    let after = patch_workload(conn, id, k, Patch::Strategic(patch)).await?;
+    let applied = after["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == json!(container)))
+        .map(|c| {
+            limits
+                .iter()
+                .all(|(r, v)| c["resources"]["limits"][*r] == json!(v))
+        })
+        .unwrap_or(false);
+    let what: Vec<String> = limits
+        .iter()
+        .map(|(r, v)| format!("{r} limit {v}"))
+        .collect();
+    Ok(outcome(
+        applied,
+        format!(
+            "{} {}: container {container} {}",
+            k.kind,
+            k.name,
+            what.join(", ")
+        ),
+        vec![format!(
+            "strategic-merge patched container {container}: {}",
+            what.join(", ")
+        )],
+    ))
+}
+
+/// Cordons, then evicts every pod but daemon and mirror pods; a PodDisruptionBudget
+/// that refuses an eviction stops the drain (no force).
+async fn drain(conn: &KubeConnector, id: &ResourceId, k: &ObjectKey) -> Result<ActionOutcome> {
+    patch_workload(
+        conn,
+        id,
+        k,
+        Patch::Merge(json!({"spec": {"unschedulable": true}})),
+    )
+    .await?;
+    let mut steps = vec![format!("cordoned node {}", k.name)];
+    let pods = Api::<Pod>::all(conn.client.clone())
+        .list(&ListParams::default().fields(&format!("spec.nodeName={}", k.name)))
+        .await
+        .map_err(|e| map_err(id, e))?;
+    for pod in pods.items {
+        let daemon = pod.owner_references().iter().any(|o| o.kind == "DaemonSet");
+        let mirror = pod
+            .annotations()
+            .contains_key("kubernetes.io/config.mirror");
+        let done = matches!(
+            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        );
+        let ns = pod.namespace().unwrap_or_default();
+        if daemon || mirror || done {
+            steps.push(format!(
+                "skipped {ns}/{} ({})",
+                pod.name_any(),
+                if daemon {
+                    "daemon set"
+                } else if mirror {
+                    "mirror pod"
+                } else {
+                    "finished"
+                }
+            ));
+            continue;
+        }
+        match conn
+            .ns_api::<Pod>(&ns)
+            .evict(&pod.name_any(), &EvictParams::default())
+            .await
+        {
+            Ok(_) => steps.push(format!("evicted {ns}/{}", pod.name_any())),
+            Err(kube::Error::Api(s)) if s.code == 429 => {
+                steps.push(format!(
+                    "eviction of {ns}/{} refused: {}",
+                    pod.name_any(),
+                    s.message
+                ));
+                return Ok(outcome(
+                    false,
+                    format!(
+                        "drain of {} stopped: a PodDisruptionBudget protects {ns}/{}",
+                        k.name,
+                        pod.name_any()
+                    ),
+                    steps,
+                ));
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(map_err(id, e)),
+        }
+    }
+    Ok(outcome(true, format!("node {} drained", k.name), steps))
+}
+
+/// Puts the snapshot's state back and reads it back to check.
+pub async fn restore(conn: &KubeConnector, snapshot: &Snapshot) -> Result<ActionOutcome> {
+    let id = &snapshot.resource;
+    if snapshot.connector != conn.id {
+        return Err(ConnectorError::BadSnapshot(
+            id.clone(),
+            format!("taken by {}", snapshot.connector),
+        ));
+    }
+    let k = conn.key(id)?;
+    let saved = &snapshot.data["object"];
+    if !saved.is_object() {
+        return Err(ConnectorError::BadSnapshot(
+            id.clone(),
+            "no object captured".into(),
+        ));
+    }
+    match k.kind.as_str() {
+        "deployment" | "statefulset" | "daemonset" | "replicaset" => {
+            let now = get_json(conn, id, &k).await?;
+            let mut patch = json!({"spec": {}});
+            if saved["spec"]["template"] != now["spec"]["template"] {
+                patch["spec"]["template"] =
+                    merge_diff(&now["spec"]["template"], &saved["spec"]["template"]);
+            }
+            if saved["spec"]["replicas"] != now["spec"]["replicas"] {
+                patch["spec"]["replicas"] = saved["spec"]["replicas"].clone();
+            }
+            if patch["spec"].as_object().is_some_and(|m| m.is_empty()) {
+                return Ok(outcome(
+                    true,
+                    format!("{} {} already as captured", k.kind, k.name),
+                    vec![],
+                ));
+            }
+            let after = patch_workload(conn, id, &k, Patch::Merge(patch)).await?;
+            let same = after["spec"]["template"] == saved["spec"]["template"]
+                && after["spec"]["replicas"] == saved["spec"]["replicas"];
+            Ok(outcome(
+                same,
+                format!(
+                    "{} {} restored to its captured pod template and {} replicas",
+                    k.kind, k.name, saved["spec"]["replicas"]
+                ),
+                vec![
+                    "merge-patched spec.template and spec.replicas back to the snapshot".into(),
+                    format!(
+                        "read back: {}",
+                        if same {
+                            "matches the snapshot"
+                        } else {
+                            "DIFFERS from the snapshot"
+                        }
+                    ),
+                ],
+            ))
+        }
+        "node" => {
+            let was = saved["spec"]["unschedulable"].as_bool().unwrap_or(false);
+            let patch = json!({"spec": {"unschedulable": if was { Value::Bool(true) } else { Value::Null }}});
+            let after = patch_workload(conn, id, &k, Patch::Merge(patch)).await?;
+            let same = after["spec"]["unschedulable"].as_bool().unwrap_or(false) == was;
+            Ok(outcome(
+                same,
+                format!(
+                    "node {} schedulable state restored (unschedulable: {was}); evicted pods stay where their controllers placed them",
+                    k.name
+                ),
+                vec![format!("spec.unschedulable = {was}")],
+            ))
+        }
+        "pod" => {
+            let pods = conn.ns_api::<Pod>(&k.namespace);
+            if pods
+                .get_opt(&k.name)
+                .await
+                .map_err(|e| map_err(id, e))?
+                .is_some()
+            {
+                return Ok(outcome(
+                    true,
+                    format!("pod {} still exists", k.name),
+                    vec![],
+                ));
+            }
+            let owner = saved["metadata"]["ownerReferences"]
+                .as_array()
+                .and_then(|o| o.iter().find(|r| r["controller"] == json!(true)))
+                .map(|o| {
+                    format!(
+                        "{}/{}",
+                        o["kind"].as_str().unwrap_or(""),
+                        o["name"].as_str().unwrap_or("")
+                    )
+                });
+            if let Some(owner) = owner {
+                let h = replacement_health(conn, id, &owner).await?;
+                return Ok(outcome(
+                    h.reason == "Replaced" || h.status == HealthStatus::Healthy,
+                    format!("pod {} was recreated by {owner}: {}", k.name, h.message),
+                    vec![format!("checked {owner}'s pods")],
+                ));
+            }
+            let mut pod = saved.clone();
+            if let Some(m) = pod["metadata"].as_object_mut() {
+                for f in [
+                    "uid",
+                    "resourceVersion",
+                    "creationTimestamp",
+                    "managedFields",
+                    "generation",
+                ] {
+                    m.remove(f);
+                }
+            }
+            if let Some(p) = pod.as_object_mut() {
+                p.remove("status");
+            }
+            let pod: Pod = serde_json::from_value(pod)
+                .map_err(|e| ConnectorError::BadSnapshot(id.clone(), e.to_string()))?;
+            pods.create(&PostParams::default(), &pod)
+                .await
+                .map_err(|e| map_err(id, e))?;
+            Ok(outcome(
+                true,
+                format!("pod {} recreated from the snapshot", k.name),
+                vec!["created the pod from its captured spec".into()],
+            ))
+        }
+        other => Err(ConnectorError::BadSnapshot(
+            id.clone(),
+            format!("cannot restore a {other}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities() {
+        assert_eq!(quantity_mib("256Mi"), Some(256));
+        assert_eq!(quantity_mib("1Gi"), Some(1024));
+        assert_eq!(quantity_mib("268435456"), Some(256));
+        assert_eq!(quantity_mib("lots"), None);
+    }
+
+    #[test]
+    fn merge_diff_removes_added_keys_and_replaces_lists() {
+        let from = json!({"metadata": {"annotations": {"restartedAt": "x", "keep": "1"}}, "spec": {"containers": [{"name": "a", "image": "2"}]}});
+        let to = json!({"metadata": {"annotations": {"keep": "1"}}, "spec": {"containers": [{"name": "a", "image": "1"}]}});
+        let d = merge_diff(&from, &to);
+        assert_eq!(
+            d,
+            json!({"metadata": {"annotations": {"restartedAt": null}}, "spec": {"containers": [{"name": "a", "image": "1"}]}})
+        );
+    }
+}
