@@ -8,103 +8,43 @@ mod demo_support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use shieldops::agents::learning::{Tally, insights};
-use shieldops::agents::security::{DEFAULT_ADVISORIES, parse_advisories};
 use shieldops::clock::ManualClock;
 use shieldops::connectors::sim::Sim;
 use shieldops::event::{ChainHash, Event, EventKind, RemediationOutcome, ResourceId};
-use shieldops::runtime::command::{Command, CommandEnvelope, CommandReply, Identity};
-use shieldops::runtime::snapshots::load_state;
-use shieldops::runtime::{Runtime, RuntimeOptions, RuntimeParts};
-use shieldops::state::{Stage, State};
-use shieldops::store::EventLog;
-use tokio::sync::oneshot;
-use tokio_util::sync::CancellationToken;
+use shieldops::runtime::RuntimeOptions;
+use shieldops::runtime::command::Command;
+use shieldops::state::Stage;
+
+mod runtime_support;
+
+use runtime_support::{Driven, shipped_policy, start_time};
 
 struct Harness {
-    _dir: tempfile::TempDir,
-    log: EventLog,
-    clock: ManualClock,
+    driven: Driven,
     sim: Arc<Sim>,
-    runtime: Option<Runtime>,
+}
+
+impl std::ops::Deref for Harness {
+    type Target = Driven;
+    fn deref(&self) -> &Driven {
+        &self.driven
+    }
 }
 
 impl Harness {
     async fn new(options: RuntimeOptions) -> Harness {
-        let dir = tempfile::tempdir().unwrap();
-        let log = EventLog::open(&dir.path().join("log")).unwrap();
-        // A Wednesday: production is outside the default change freeze.
-        let start = DateTime::parse_from_rfc3339("2026-06-03T10:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        let clock = ManualClock::new(start);
+        let clock = ManualClock::new(start_time());
         let sim = Sim::open(7, None, Arc::new(clock.clone())).unwrap();
-        let runtime = Runtime::start(
-            RuntimeParts {
-                log: log.clone(),
-                registry: sim.registry(),
-                clock: Arc::new(clock.clone()),
-                policy: Arc::new(shieldops::policy::Gate::load(None).unwrap()),
-                advisories: parse_advisories(DEFAULT_ADVISORIES).unwrap(),
-                playbooks: Arc::new(shieldops::playbook::Library::load(None).unwrap()),
-                options,
-            },
-            load_state(&log).unwrap(),
-            CancellationToken::new(),
-        );
-        Harness {
-            _dir: dir,
-            log,
-            clock,
-            sim,
-            runtime: Some(runtime),
-        }
+        let driven = Driven::start(clock, sim.registry(), shipped_policy(), None, options);
+        Harness { driven, sim }
     }
 
-    fn state(&self) -> State {
-        load_state(&self.log).unwrap()
-    }
-
-    /// Advances simulated time a second at a time until `pred` holds.
-    async fn until(&self, what: &str, pred: impl Fn(&State) -> bool) -> State {
-        let mut status = self.runtime.as_ref().unwrap().status.clone();
-        for _ in 0..2_000 {
-            let state = self.state();
-            if pred(&state) {
-                return state;
-            }
-            self.clock.advance(Duration::from_secs(1));
-            let _ = tokio::time::timeout(Duration::from_millis(20), status.changed()).await;
-        }
-        panic!("timed out waiting for {what}");
-    }
-
-    async fn command(&self, name: &str, command: Command) -> CommandReply {
-        let (tx, rx) = oneshot::channel();
-        self.runtime
-            .as_ref()
-            .unwrap()
-            .commands
-            .send(CommandEnvelope {
-                command,
-                by: Identity {
-                    name: name.into(),
-                    source: None,
-                },
-                reply: Some(tx),
-            })
-            .await
-            .unwrap();
-        rx.await.unwrap()
-    }
-
-    async fn stop(mut self) {
-        self.runtime.take().unwrap().shutdown().await.unwrap();
-        self.log.close().await.unwrap();
+    async fn stop(self) {
+        self.driven.stop().await;
     }
 }
 

@@ -9,9 +9,7 @@ mod linux_support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use linux_support::Sshd;
-use shieldops::agents::security::{DEFAULT_ADVISORIES, parse_advisories};
 use shieldops::clock::ManualClock;
 use shieldops::connectors::Registry;
 use shieldops::connectors::linux::transport::SshOptions;
@@ -19,32 +17,28 @@ use shieldops::connectors::linux::{LinuxConfig, LinuxConnector};
 use shieldops::event::RemediationOutcome;
 use shieldops::event::{Alert, AlertStatus, ConnectorId, Environment, ResourceId, Severity};
 use shieldops::runtime::command::{Command, CommandEnvelope, Identity};
-use shieldops::runtime::snapshots::load_state;
-use shieldops::runtime::{Intake, Runtime, RuntimeOptions, RuntimeParts};
-use shieldops::state::{Stage, State};
-use shieldops::store::EventLog;
-use tokio_util::sync::CancellationToken;
+use shieldops::runtime::{Intake, RuntimeOptions};
+use shieldops::state::Stage;
 
 const NGINX: &str = "linux/ssh/web-1/service/nginx.service";
 
+mod runtime_support;
+
+use runtime_support::{Driven, shipped_policy, start_time};
+
 struct Harness {
-    _dir: tempfile::TempDir,
-    log: EventLog,
-    clock: ManualClock,
-    runtime: Runtime,
+    driven: Driven,
 }
 
-fn start_time() -> DateTime<Utc> {
-    // A Wednesday: production is outside the default change freeze.
-    DateTime::parse_from_rfc3339("2026-06-03T10:00:00Z")
-        .unwrap()
-        .with_timezone(&Utc)
+impl std::ops::Deref for Harness {
+    type Target = Driven;
+    fn deref(&self) -> &Driven {
+        &self.driven
+    }
 }
 
 impl Harness {
     fn new(sshd: &Sshd, playbooks: Option<&std::path::Path>) -> Harness {
-        let dir = tempfile::tempdir().unwrap();
-        let log = EventLog::open(&dir.path().join("log")).unwrap();
         let clock = ManualClock::new(start_time());
         let options = SshOptions {
             config_file: Some(sshd.ssh_config(&["web-1".to_string()], &[])),
@@ -62,51 +56,21 @@ impl Harness {
         );
         let mut registry = Registry::new();
         registry.add(Arc::new(connector));
-        let runtime = Runtime::start(
-            RuntimeParts {
-                log: log.clone(),
-                registry,
-                clock: Arc::new(clock.clone()),
-                policy: Arc::new(shieldops::policy::Gate::load(None).unwrap()),
-                advisories: parse_advisories(DEFAULT_ADVISORIES).unwrap(),
-                playbooks: Arc::new(shieldops::playbook::Library::load(playbooks).unwrap()),
-                options: RuntimeOptions::default(),
-            },
-            load_state(&log).unwrap(),
-            CancellationToken::new(),
-        );
-        Harness {
-            _dir: dir,
-            log,
+        let driven = Driven::start(
             clock,
-            runtime,
-        }
-    }
-
-    fn state(&self) -> State {
-        load_state(&self.log).unwrap()
-    }
-
-    async fn until(&self, what: &str, pred: impl Fn(&State) -> bool) -> State {
-        let mut status = self.runtime.status.clone();
-        for _ in 0..1_000 {
-            let state = self.state();
-            if pred(&state) {
-                return state;
-            }
-            self.clock.advance(Duration::from_secs(1));
-            // Health checks here are real SSH round trips: leave them time,
-            // or simulated time would outrun the validation window.
-            let _ = tokio::time::timeout(Duration::from_millis(150), status.changed()).await;
-        }
-        panic!(
-            "timed out waiting for {what}: {:#?}",
-            self.state().remediations
-        );
+            registry,
+            shipped_policy(),
+            playbooks,
+            RuntimeOptions::default(),
+        )
+        // Health checks here are real SSH round trips: leave them time, or
+        // simulated time would outrun the validation window.
+        .settling(Duration::from_millis(150));
+        Harness { driven }
     }
 
     async fn alert(&self, name: &str, resource: &str) {
-        self.runtime
+        self.runtime()
             .intake
             .send(Intake::Alert {
                 alert: Alert {
@@ -165,7 +129,7 @@ async fn a_failed_unit_is_restarted_after_policy_and_approval_and_validated() {
     );
 
     let (tx, rx) = tokio::sync::oneshot::channel();
-    h.runtime
+    h.runtime()
         .commands
         .send(CommandEnvelope {
             command: Command::Approve {

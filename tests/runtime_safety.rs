@@ -6,40 +6,35 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use shieldops::agents::security::{DEFAULT_ADVISORIES, parse_advisories};
 use shieldops::clock::ManualClock;
 use shieldops::connectors::sim::Sim;
 use shieldops::event::{Alert, AlertStatus, ResourceId, Severity};
-use shieldops::runtime::command::{Command, CommandEnvelope, CommandReply, Identity};
+use shieldops::runtime::command::{Command, CommandReply};
 use shieldops::runtime::policy::PolicyGate;
-use shieldops::runtime::snapshots::load_state;
-use shieldops::runtime::{Intake, Runtime, RuntimeOptions, RuntimeParts};
-use shieldops::state::{Stage, State};
-use shieldops::store::EventLog;
-use tokio::sync::oneshot;
-use tokio_util::sync::CancellationToken;
+use shieldops::runtime::{Intake, RuntimeOptions};
+use shieldops::state::Stage;
 
 const CHECKOUT: &str = "k8s/demo-prod/checkout/deployment/checkout-api";
 
+mod runtime_support;
+
+use runtime_support::{Driven, shipped_policy, start_time};
+
 struct Harness {
-    _dir: tempfile::TempDir,
-    log: EventLog,
-    clock: ManualClock,
+    driven: Driven,
     sim: Arc<Sim>,
-    runtime: Option<Runtime>,
 }
 
-fn start_time() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-06-03T10:00:00Z")
-        .unwrap()
-        .with_timezone(&Utc)
+impl std::ops::Deref for Harness {
+    type Target = Driven;
+    fn deref(&self) -> &Driven {
+        &self.driven
+    }
 }
 
 impl Harness {
     async fn new(options: RuntimeOptions) -> Harness {
-        // The shipped Rego bundle decides, as it does in the console.
-        let gate = Arc::new(shieldops::policy::Gate::load(None).unwrap());
-        Self::with(options, gate, start_time()).await
+        Self::with(options, shipped_policy(), start_time()).await
     }
 
     async fn with(
@@ -47,71 +42,10 @@ impl Harness {
         policy: Arc<dyn PolicyGate>,
         start: DateTime<Utc>,
     ) -> Harness {
-        let dir = tempfile::tempdir().unwrap();
-        let log = EventLog::open(&dir.path().join("log")).unwrap();
         let clock = ManualClock::new(start);
         let sim = Sim::open(7, None, Arc::new(clock.clone())).unwrap();
-        let state = load_state(&log).unwrap();
-        let runtime = Runtime::start(
-            RuntimeParts {
-                log: log.clone(),
-                registry: sim.registry(),
-                clock: Arc::new(clock.clone()),
-                policy,
-                advisories: parse_advisories(DEFAULT_ADVISORIES).unwrap(),
-                playbooks: Arc::new(shieldops::playbook::Library::load(None).unwrap()),
-                options,
-            },
-            state,
-            CancellationToken::new(),
-        );
-        Harness {
-            _dir: dir,
-            log,
-            clock,
-            sim,
-            runtime: Some(runtime),
-        }
-    }
-
-    fn runtime(&self) -> &Runtime {
-        self.runtime.as_ref().unwrap()
-    }
-
-    fn state(&self) -> State {
-        load_state(&self.log).unwrap()
-    }
-
-    /// Advances simulated time a second at a time until `pred` holds.
-    async fn until(&self, what: &str, pred: impl Fn(&State) -> bool) -> State {
-        let mut status = self.runtime().status.clone();
-        for _ in 0..2_000 {
-            let state = self.state();
-            if pred(&state) {
-                return state;
-            }
-            self.clock.advance(Duration::from_secs(1));
-            // Let the tasks woken by the new time run: the runtime reports every step.
-            let _ = tokio::time::timeout(Duration::from_millis(20), status.changed()).await;
-        }
-        panic!("timed out waiting for {what}");
-    }
-
-    async fn command(&self, name: &str, command: Command) -> CommandReply {
-        let (tx, rx) = oneshot::channel();
-        self.runtime()
-            .commands
-            .send(CommandEnvelope {
-                command,
-                by: Identity {
-                    name: name.into(),
-                    source: Some("10.0.0.7".into()),
-                },
-                reply: Some(tx),
-            })
-            .await
-            .unwrap();
-        rx.await.unwrap()
+        let driven = Driven::start(clock, sim.registry(), policy, None, options);
+        Harness { driven, sim }
     }
 
     async fn approve(&self, name: &str, remediation: u64, comment: &str) -> CommandReply {
@@ -186,9 +120,8 @@ impl Harness {
             .count()
     }
 
-    async fn stop(mut self) {
-        self.runtime.take().unwrap().shutdown().await.unwrap();
-        self.log.close().await.unwrap();
+    async fn stop(self) {
+        self.driven.stop().await;
     }
 }
 
