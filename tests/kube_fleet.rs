@@ -137,6 +137,19 @@ async fn watch_resumes_after_410_gone_with_a_fresh_list() {
     server.create(pod("shop", "a", None, "node-a", "x:1"));
     server.create(pod("shop", "b", None, "node-a", "x:1"));
     let conn = connect(&server, dir.path()).await;
+    // The first list has been answered (b is known) before the stall begins;
+    // otherwise that list could already carry the changes below and no 410
+    // would ever be needed.
+    assert!(
+        eventually(WAIT, || {
+            futures::executor::block_on(conn.list_resources(&Scope::default()))
+                .unwrap()
+                .iter()
+                .any(|r| r.id == pod_id("shop", "b"))
+        })
+        .await,
+        "the first sync did not complete"
+    );
     let lists_before = server
         .requests()
         .iter()
