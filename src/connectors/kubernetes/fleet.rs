@@ -314,16 +314,22 @@ fn environment(labels: &BTreeMap<String, String>, ns: &str, context: &str) -> En
     }
 }
 
-/// Runs one kind's watcher until cancelled, applying each change to the cache.
-pub async fn watch_kind<K: Observed>(
+/// Follows one kind's watch until cancelled or the stream ends, handing each
+/// event to `apply`, which says whether the fleet changed (that wakes
+/// discovery). Errors are logged and the stream goes on: its back-off retries,
+/// and a 410 Gone makes the watcher re-list by itself.
+async fn follow<K>(
     client: Client,
-    cache: Arc<FleetCache>,
-    cancel: CancellationToken,
-) {
+    cache: &FleetCache,
+    cancel: &CancellationToken,
+    what: &str,
+    mut apply: impl FnMut(watcher::Event<K>) -> bool,
+) where
+    K: kube::Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,
+{
     let api: Api<K> = Api::all(client);
     let stream = watcher(api, watcher::Config::default()).default_backoff();
     futures::pin_mut!(stream);
-    let mut listing: Option<HashSet<ResourceId>> = None;
     loop {
         let next = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -331,83 +337,74 @@ pub async fn watch_kind<K: Observed>(
         };
         let Some(event) = next else { return };
         match event {
-            Ok(watcher::Event::Init) => listing = Some(HashSet::new()),
-            Ok(watcher::Event::InitApply(obj)) => {
+            Ok(event) => {
+                if apply(event) {
+                    cache.changed.notify_one();
+                }
+            }
+            Err(e) => tracing::warn!(context = %cache.context, kind = what, "watch: {e}"),
+        }
+    }
+}
+
+/// Watches one kind into the cache; a re-list drops what it no longer lists.
+pub async fn watch_kind<K: Observed>(
+    client: Client,
+    cache: Arc<FleetCache>,
+    cancel: CancellationToken,
+) {
+    let mut listing: Option<HashSet<ResourceId>> = None;
+    follow::<K>(client, &cache, &cancel, K::SLUG, |event| {
+        match event {
+            watcher::Event::Init => listing = Some(HashSet::new()),
+            watcher::Event::InitApply(obj) => {
                 let r = to_resource(&obj, &cache);
                 if let Some(seen) = listing.as_mut() {
                     seen.insert(r.id.clone());
                 }
                 cache.upsert(r);
             }
-            Ok(watcher::Event::InitDone) => {
+            watcher::Event::InitDone => {
                 if let Some(seen) = listing.take() {
                     cache.retain_listed(K::SLUG, &seen);
                 }
                 cache.mark_synced(K::SLUG);
             }
-            Ok(watcher::Event::Apply(obj)) => cache.upsert(to_resource(&obj, &cache)),
-            Ok(watcher::Event::Delete(obj)) => {
-                cache.remove(&to_resource(&obj, &cache).id);
-            }
-            Err(e) => {
-                // The backoff retries; a 410 Gone makes the watcher re-list on its own.
-                tracing::warn!(context = %cache.context, kind = K::SLUG, "watch: {e}");
-                continue;
-            }
+            watcher::Event::Apply(obj) => cache.upsert(to_resource(&obj, &cache)),
+            watcher::Event::Delete(obj) => cache.remove(&to_resource(&obj, &cache).id),
         }
-        cache.changed.notify_one();
-    }
+        true
+    })
+    .await
 }
 
 /// Watches Kubernetes events (remembered per object, warnings shown on the object).
 pub async fn watch_events(client: Client, cache: Arc<FleetCache>, cancel: CancellationToken) {
-    let api: Api<KubeEvent> = Api::all(client);
-    let stream = watcher(api, watcher::Config::default()).default_backoff();
-    futures::pin_mut!(stream);
-    loop {
-        let next = tokio::select! {
-            _ = cancel.cancelled() => return,
-            next = stream.next() => next,
-        };
-        let Some(event) = next else { return };
-        match event {
-            Ok(watcher::Event::Apply(ev) | watcher::Event::InitApply(ev)) => {
-                cache.record_event(&ev)
-            }
-            Ok(watcher::Event::InitDone) => cache.mark_synced("event"),
-            Ok(_) => continue,
-            Err(e) => {
-                tracing::warn!(context = %cache.context, "event watch: {e}");
-                continue;
-            }
+    follow::<KubeEvent>(client, &cache, &cancel, "event", |event| match event {
+        watcher::Event::Apply(ev) | watcher::Event::InitApply(ev) => {
+            cache.record_event(&ev);
+            true
         }
-        cache.changed.notify_one();
-    }
+        watcher::Event::InitDone => {
+            cache.mark_synced("event");
+            true
+        }
+        _ => false,
+    })
+    .await
 }
 
 /// Watches Endpoints so each Service's health says whether it has ready endpoints.
 pub async fn watch_endpoints(client: Client, cache: Arc<FleetCache>, cancel: CancellationToken) {
-    let api: Api<Endpoints> = Api::all(client);
-    let stream = watcher(api, watcher::Config::default()).default_backoff();
-    futures::pin_mut!(stream);
-    loop {
-        let next = tokio::select! {
-            _ = cancel.cancelled() => return,
-            next = stream.next() => next,
-        };
-        let Some(event) = next else { return };
+    follow::<Endpoints>(client, &cache, &cancel, "endpoints", |event| {
         let (ep, gone) = match event {
-            Ok(watcher::Event::Apply(ep) | watcher::Event::InitApply(ep)) => (ep, false),
-            Ok(watcher::Event::Delete(ep)) => (ep, true),
-            Ok(watcher::Event::InitDone) => {
+            watcher::Event::Apply(ep) | watcher::Event::InitApply(ep) => (ep, false),
+            watcher::Event::Delete(ep) => (ep, true),
+            watcher::Event::InitDone => {
                 cache.mark_synced("endpoints");
-                continue;
+                return false;
             }
-            Ok(watcher::Event::Init) => continue,
-            Err(e) => {
-                tracing::warn!(context = %cache.context, "endpoints watch: {e}");
-                continue;
-            }
+            watcher::Event::Init => return false,
         };
         let ns = ep.namespace().unwrap_or_default();
         let name = ep.name_any();
@@ -431,8 +428,9 @@ pub async fn watch_endpoints(client: Client, cache: Arc<FleetCache>, cancel: Can
                 format!("{}/{}", counts.0, counts.0 + counts.1),
             );
         }
-        cache.changed.notify_one();
-    }
+        true
+    })
+    .await
 }
 
 fn service_health(has_selector: bool, counts: Option<(usize, usize)>) -> Health {
