@@ -1668,8 +1668,15 @@ async fn serve_watch(mut stream: TcpStream, shared: &Shared, req: Request) -> st
     let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
+        // Tests pause, change, cut, then unpause without waiting for this
+        // task. So delivery checks `paused` and then the cut, at the moment of
+        // sending: seeing "not paused" after a change made while paused means
+        // the cut that followed it is already visible, and nothing leaks out.
         if !*paused.borrow() {
-            for c in held.drain(..) {
+            for c in std::mem::take(&mut held) {
+                if cut.has_changed().unwrap_or(true) {
+                    return Ok(());
+                }
                 if c.rv <= last_sent && since != 0 {
                     continue;
                 }
@@ -1678,12 +1685,13 @@ async fn serve_watch(mut stream: TcpStream, shared: &Shared, req: Request) -> st
             }
         }
         tokio::select! {
-            _ = tokio::time::sleep_until(deadline) => {
-                return stream.write_all(b"0\r\n\r\n").await;
-            }
+            biased;
             _ = cut.changed() => {
                 // Dropped without a final chunk, as a broken connection would be.
                 return Ok(());
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                return stream.write_all(b"0\r\n\r\n").await;
             }
             _ = paused.changed() => {}
             msg = rx.recv() => match msg {
@@ -1696,8 +1704,26 @@ async fn serve_watch(mut stream: TcpStream, shared: &Shared, req: Request) -> st
                 Err(_) => return Ok(()),
             },
             _ = tick.tick() => {
-                if bookmarks && held.is_empty() && !*paused.borrow() {
-                    let rv = shared.inner.lock().unwrap().rv;
+                if !bookmarks {
+                    continue;
+                }
+                // A bookmark promises every change up to its resourceVersion
+                // was sent. Under the store's lock (changes are published
+                // under it) pull in what is pending, and mark only when
+                // nothing is pending, held back or cut off.
+                let mark_rv = {
+                    let inner = shared.inner.lock().unwrap();
+                    while let Ok(c) = rx.try_recv() {
+                        if wanted(&c) {
+                            held.push(c);
+                        }
+                    }
+                    let quiet = held.is_empty()
+                        && !*paused.borrow()
+                        && !cut.has_changed().unwrap_or(true);
+                    quiet.then_some(inner.rv)
+                };
+                if let Some(rv) = mark_rv {
                     let mark = json!({"kind": t.kind, "apiVersion": t.api_version(), "metadata": {"resourceVersion": rv.to_string()}});
                     last_sent = last_sent.max(rv);
                     write_chunk(&mut stream, &watch_line("BOOKMARK", &mark)).await?;
