@@ -265,6 +265,20 @@ pub enum EventKind {
         status: super::model::ConnectorState,
         message: String,
     },
+    /// The offline vulnerability database after an import or a staleness
+    /// check: which sources it holds and whether they are too old to trust.
+    VulnDbStatus {
+        sources: Vec<VulnSource>,
+        /// The configured limit; older data is stale.
+        max_age_days: u32,
+        /// True when any source is older than the limit, or none is loaded:
+        /// the console must never show "no vulnerabilities" from stale data.
+        stale: bool,
+    },
+    /// One compliance control evaluated against one subject.
+    ControlEvaluated {
+        result: ControlResult,
+    },
     /// A kind written by a newer build: kept byte-for-byte, shown as unknown.
     #[serde(skip)]
     Unknown {
@@ -323,6 +337,92 @@ pub struct SecurityFinding {
     /// False once a rescan no longer sees it.
     #[serde(default = "yes")]
     pub open: bool,
+    /// For CVEs: what matched and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vulnerability: Option<VulnerabilityMatch>,
+}
+
+/// Why a package on a resource is vulnerable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VulnerabilityMatch {
+    pub cve: String,
+    #[serde(default)]
+    pub cvss_score: Option<f64>,
+    /// `CVSS:3.1/AV:N/...`
+    #[serde(default)]
+    pub cvss_vector: Option<String>,
+    pub package: String,
+    pub installed_version: String,
+    /// None when no fixed version is known.
+    #[serde(default)]
+    pub fixed_version: Option<String>,
+    /// The advisory source (`debian:bookworm`, `nvd`).
+    pub source: String,
+    /// Human-readable reason (`installed 1.2-3 < fixed 1.2-4 (debian bookworm)`).
+    pub reason: String,
+}
+
+/// One source in the offline vulnerability database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VulnSource {
+    /// `nvd`, `debian`.
+    pub name: String,
+    pub records: u64,
+    pub imported_at: DateTime<Utc>,
+}
+
+/// The outcome of one compliance control.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlStatus {
+    Passing,
+    Failing,
+    NotApplicable,
+    Unknown,
+}
+
+impl ControlStatus {
+    /// Lowercase label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ControlStatus::Passing => "passing",
+            ControlStatus::Failing => "failing",
+            ControlStatus::NotApplicable => "not_applicable",
+            ControlStatus::Unknown => "unknown",
+        }
+    }
+}
+
+/// A compliance control's result for one subject, with the evidence that decided it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ControlResult {
+    /// `SOC2`, `PCI-DSS`, `HIPAA`, `CIS`.
+    pub framework: String,
+    /// The control's id within its framework (`CC6.1`, `5.2.10`).
+    pub control: String,
+    pub title: String,
+    pub status: ControlStatus,
+    /// The resource checked, or None for a fleet-wide control.
+    #[serde(default)]
+    pub resource: Option<ResourceId>,
+    /// Facts that decided the status (`PermitRootLogin yes in /etc/ssh/sshd_config`).
+    #[serde(default)]
+    pub evidence: Vec<String>,
+}
+
+impl ControlResult {
+    /// Stable key: one result per framework, control and subject.
+    pub fn key(&self) -> String {
+        format!(
+            "{}:{}@{}",
+            self.framework,
+            self.control,
+            self.resource
+                .as_ref()
+                .map(|r| r.as_str())
+                .unwrap_or("fleet")
+        )
+    }
 }
 
 fn yes() -> bool {
@@ -374,6 +474,8 @@ pub const KNOWN_KINDS: &[&str] = &[
     "cost_budget_burn",
     "hypothesis_feedback",
     "connector_status",
+    "vuln_db_status",
+    "control_evaluated",
 ];
 
 impl EventKind {
@@ -429,6 +531,8 @@ impl EventKind {
             EventKind::CostBudgetBurn { .. } => 36,
             EventKind::HypothesisFeedback { .. } => 37,
             EventKind::ConnectorStatus { .. } => 38,
+            EventKind::VulnDbStatus { .. } => 39,
+            EventKind::ControlEvaluated { .. } => 40,
             EventKind::Unknown { .. } => unreachable!("handled in name()"),
         }
     }

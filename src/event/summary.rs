@@ -248,6 +248,23 @@ pub fn summary(kind: &EventKind) -> String {
             status,
             message,
         } => format!("connector {connector} {}: {message}", status.as_str()),
+        VulnDbStatus { sources, stale, .. } => format!(
+            "vulnerability data: {} record(s) from {} source(s){}",
+            sources.iter().map(|s| s.records).sum::<u64>(),
+            sources.len(),
+            if *stale { ", STALE" } else { "" }
+        ),
+        ControlEvaluated { result } => format!(
+            "{} {} {}: {}",
+            result.framework,
+            result.control,
+            result
+                .resource
+                .as_ref()
+                .map(|r| r.as_str())
+                .unwrap_or("fleet"),
+            result.status.as_str()
+        ),
         Unknown { kind, .. } => format!("unknown event kind `{kind}` (written by a newer version)"),
     }
 }

@@ -21,7 +21,7 @@ pub use fleet::{ConnectorView, Fleet, HealthCounts, ResourceView};
 pub use incidents::{Incident, IncidentStatus, Investigation, InvestigationStatus, TimelineEntry};
 pub use ops::{
     AgentStatus, BudgetView, Cost, CostAnomalyView, CostEntry, CostRecommendationView, InsightView,
-    Learning, MttrSample, OutcomeCounts, Security, TrackedFinding,
+    Learning, MttrSample, OutcomeCounts, Security, TrackedControl, TrackedFinding, VulnDbView,
 };
 pub use remediations::{ApprovalRecord, Remediation, Stage, person, same_person};
 
@@ -125,7 +125,9 @@ impl State {
             | EventKind::ValidationFinished { .. }
             | EventKind::RemediationRestored { .. }
             | EventKind::RemediationFinished { .. } => remediations::apply(self, event),
-            EventKind::SecurityFinding { finding } => self.security.apply(finding, at),
+            EventKind::SecurityFinding { .. }
+            | EventKind::VulnDbStatus { .. }
+            | EventKind::ControlEvaluated { .. } => self.security.apply_event(event),
             EventKind::CostSample { .. }
             | EventKind::CostAnomaly { .. }
             | EventKind::CostRecommendation { .. }

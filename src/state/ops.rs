@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{
-    Action, Environment, Event, EventKind, RemediationOutcome, ResourceId, SecurityFinding,
-    Severity,
+    Action, ControlResult, Environment, Event, EventKind, RemediationOutcome, ResourceId,
+    SecurityFinding, Severity, VulnSource,
 };
 
 /// Cost history kept per resource (samples).
@@ -36,10 +36,61 @@ pub struct TrackedFinding {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Security {
     pub findings: BTreeMap<String, TrackedFinding>,
+    /// The offline vulnerability database as last reported; None before any report.
+    #[serde(default)]
+    pub vulndb: Option<VulnDbView>,
+    /// Compliance results by `ControlResult::key`, with when each was evaluated.
+    #[serde(default)]
+    pub controls: BTreeMap<String, TrackedControl>,
+}
+
+/// The vulnerability database's sources and freshness.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VulnDbView {
+    pub sources: Vec<VulnSource>,
+    pub max_age_days: u32,
+    pub stale: bool,
+    pub reported_at: DateTime<Utc>,
+}
+
+/// A control's latest result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackedControl {
+    pub result: ControlResult,
+    pub evaluated_at: DateTime<Utc>,
 }
 
 impl Security {
-    pub(super) fn apply(&mut self, finding: &SecurityFinding, at: DateTime<Utc>) {
+    pub(super) fn apply_event(&mut self, event: &Event) {
+        let at = event.at;
+        match &event.kind {
+            EventKind::SecurityFinding { finding } => self.apply(finding, at),
+            EventKind::VulnDbStatus {
+                sources,
+                max_age_days,
+                stale,
+            } => {
+                self.vulndb = Some(VulnDbView {
+                    sources: sources.clone(),
+                    max_age_days: *max_age_days,
+                    stale: *stale,
+                    reported_at: at,
+                })
+            }
+            EventKind::ControlEvaluated { result } => {
+                self.controls.insert(
+                    result.key(),
+                    TrackedControl {
+                        result: result.clone(),
+                        evaluated_at: at,
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+
+    fn apply(&mut self, finding: &SecurityFinding, at: DateTime<Utc>) {
         self.findings
             .entry(finding.id.clone())
             .and_modify(|t| {

@@ -810,6 +810,7 @@ pub fn fixture_events() -> Vec<Event> {
                     expires_at: expires,
                     control: control.map(String::from),
                     open: true,
+                    vulnerability: None,
                 },
             },
         );
@@ -829,6 +830,7 @@ pub fn fixture_events() -> Vec<Event> {
                 expires_at: None,
                 control: Some("SOC2:CC7.2".into()),
                 open: false,
+                vulnerability: None,
             },
         },
     );

@@ -2,11 +2,13 @@
 //! Debian version semantics, and watches credential expiry. Findings are
 //! recorded only when new or changed; a finding no longer seen is closed.
 
+mod credentials;
+mod cve;
 mod version;
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::AgentContext;
@@ -110,59 +112,8 @@ impl SecurityAgent {
     }
 
     fn findings_for(&self, r: &Resource, now: DateTime<Utc>) -> Vec<SecurityFinding> {
-        let mut out = Vec::new();
-        for (key, installed) in &r.attributes {
-            let Some(package) = key.strip_prefix("pkg:") else {
-                continue;
-            };
-            for adv in self.advisories.iter().filter(|a| a.package == package) {
-                if compare_versions(installed, &adv.fixed_version) == std::cmp::Ordering::Less {
-                    out.push(SecurityFinding {
-                        id: format!("{}@{}", adv.cve, r.id),
-                        category: "cve".into(),
-                        severity: adv.severity,
-                        resource: r.id.clone(),
-                        title: format!("{} in {package}", adv.cve),
-                        detail: format!(
-                            "{} — installed {installed}, fixed in {} (CVSS {:.1})",
-                            adv.title, adv.fixed_version, adv.cvss
-                        ),
-                        expires_at: None,
-                        control: None,
-                        open: true,
-                    });
-                }
-            }
-        }
-        if r.kind == "credential"
-            && let Some(expires) = r
-                .attributes
-                .get("expires_at")
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| t.with_timezone(&Utc))
-        {
-            let left = expires - now;
-            if left <= Duration::days(7) {
-                out.push(SecurityFinding {
-                    id: format!("credential-expiry@{}", r.id),
-                    category: "credential".into(),
-                    severity: if left <= Duration::zero() {
-                        Severity::Critical
-                    } else {
-                        Severity::High
-                    },
-                    resource: r.id.clone(),
-                    title: format!("credential {} expires {}", r.name, expires.date_naive()),
-                    detail: format!(
-                        "{} day(s) left; rotate before expiry",
-                        left.num_days().max(0)
-                    ),
-                    expires_at: Some(expires),
-                    control: Some("SOC2:CC6.1".into()),
-                    open: true,
-                });
-            }
-        }
+        let mut out = cve::package_findings(&self.advisories, r);
+        out.extend(credentials::expiry_finding(r, now));
         out
     }
 }
