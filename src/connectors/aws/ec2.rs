@@ -332,90 +332,103 @@ pub(super) async fn execute(
         param: "state".into(),
         reason: format!("{instance_id} is {}: {why}", before.state),
     };
-    let message = match action.name.as_str() {
-        "reboot_instance" => {
-            if before.state != "running" {
-                return Err(unsupported("only a running instance can be rebooted"));
+    let result: Result<String> = async {
+        Ok(match action.name.as_str() {
+            "reboot_instance" => {
+                if before.state != "running" {
+                    return Err(unsupported("only a running instance can be rebooted"));
+                }
+                client
+                    .reboot_instances()
+                    .instance_ids(instance_id)
+                    .send()
+                    .await
+                    .map_err(|e| AwsFailure::of("RebootInstances", &e))?;
+                steps.push(format!("RebootInstances {instance_id}"));
+                wait_for(client, id, instance_id, "running", wait).await?;
+                steps.push(format!("{instance_id} is running"));
+                format!("rebooted {instance_id}")
             }
-            client
-                .reboot_instances()
-                .instance_ids(instance_id)
-                .send()
-                .await
-                .map_err(|e| AwsFailure::of("RebootInstances", &e))?;
-            steps.push(format!("RebootInstances {instance_id}"));
-            wait_for(client, id, instance_id, "running", wait).await?;
-            steps.push(format!("{instance_id} is running"));
-            format!("rebooted {instance_id}")
-        }
-        "stop_instance" => {
-            if before.state != "running" {
-                return Err(unsupported("only a running instance can be stopped"));
-            }
-            stop(client, id, instance_id, wait, &mut steps).await?;
-            format!("stopped {instance_id} (was running)")
-        }
-        "start_instance" => {
-            if before.state != "stopped" {
-                return Err(unsupported("only a stopped instance can be started"));
-            }
-            start(client, id, instance_id, wait, &mut steps).await?;
-            format!("started {instance_id} (was stopped)")
-        }
-        "resize_instance" => {
-            let wanted = action
-                .params
-                .get("instance_type")
-                .map(String::as_str)
-                .unwrap_or("");
-            if !InstanceType::values().contains(&wanted) {
-                return Err(ConnectorError::BadParam {
-                    action: action.name.clone(),
-                    param: "instance_type".into(),
-                    reason: format!("`{wanted}` is not an EC2 instance type"),
-                });
-            }
-            if wanted == before.instance_type {
-                return Err(ConnectorError::BadParam {
-                    action: action.name.clone(),
-                    param: "instance_type".into(),
-                    reason: format!("{instance_id} already is {wanted}"),
-                });
-            }
-            let was_running = before.state == "running";
-            if was_running {
+            "stop_instance" => {
+                if before.state != "running" {
+                    return Err(unsupported("only a running instance can be stopped"));
+                }
                 stop(client, id, instance_id, wait, &mut steps).await?;
-            } else if before.state != "stopped" {
-                return Err(unsupported("resize needs a running or stopped instance"));
+                format!("stopped {instance_id} (was running)")
             }
-            set_type(client, instance_id, wanted, &mut steps).await?;
-            if was_running {
+            "start_instance" => {
+                if before.state != "stopped" {
+                    return Err(unsupported("only a stopped instance can be started"));
+                }
                 start(client, id, instance_id, wait, &mut steps).await?;
+                format!("started {instance_id} (was stopped)")
             }
-            let after = facts(client, id, instance_id).await?;
-            if after.instance_type != wanted {
-                return Err(ConnectorError::Backend(format!(
-                    "{instance_id} is {} after the resize, not {wanted}",
-                    after.instance_type
-                )));
+            "resize_instance" => {
+                let wanted = action
+                    .params
+                    .get("instance_type")
+                    .map(String::as_str)
+                    .unwrap_or("");
+                if !InstanceType::values().contains(&wanted) {
+                    return Err(ConnectorError::BadParam {
+                        action: action.name.clone(),
+                        param: "instance_type".into(),
+                        reason: format!("`{wanted}` is not an EC2 instance type"),
+                    });
+                }
+                if wanted == before.instance_type {
+                    return Err(ConnectorError::BadParam {
+                        action: action.name.clone(),
+                        param: "instance_type".into(),
+                        reason: format!("{instance_id} already is {wanted}"),
+                    });
+                }
+                let was_running = before.state == "running";
+                if was_running {
+                    stop(client, id, instance_id, wait, &mut steps).await?;
+                } else if before.state != "stopped" {
+                    return Err(unsupported("resize needs a running or stopped instance"));
+                }
+                set_type(client, instance_id, wanted, &mut steps).await?;
+                if was_running {
+                    start(client, id, instance_id, wait, &mut steps).await?;
+                }
+                let after = facts(client, id, instance_id).await?;
+                if after.instance_type != wanted {
+                    return Err(ConnectorError::Backend(format!(
+                        "{instance_id} is {} after the resize, not {wanted}",
+                        after.instance_type
+                    )));
+                }
+                format!(
+                    "resized {instance_id} from {} to {wanted}",
+                    before.instance_type
+                )
             }
-            format!(
-                "resized {instance_id} from {} to {wanted}",
-                before.instance_type
-            )
-        }
-        other => {
-            return Err(ConnectorError::Unsupported {
-                action: other.to_string(),
-                resource: id.clone(),
-            });
-        }
-    };
-    Ok(ActionOutcome {
-        success: true,
-        message,
-        steps,
-    })
+            other => {
+                return Err(ConnectorError::Unsupported {
+                    action: other.to_string(),
+                    resource: id.clone(),
+                });
+            }
+        })
+    }
+    .await;
+    match result {
+        Ok(message) => Ok(ActionOutcome {
+            success: true,
+            message,
+            steps,
+        }),
+        // Once the instance was changed, a failure is reported with what was
+        // done, so the remediation shows it and restores.
+        Err(e) if !steps.is_empty() => Ok(ActionOutcome {
+            success: false,
+            message: e.to_string(),
+            steps,
+        }),
+        Err(e) => Err(e),
+    }
 }
 
 /// Returns an instance to the recorded type and state (stopping it first if

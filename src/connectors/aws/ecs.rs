@@ -255,88 +255,101 @@ pub(super) async fn execute(
 ) -> Result<ActionOutcome> {
     let before = facts(client, id, cluster, name).await?;
     let mut steps = Vec::new();
-    let message = match action.name.as_str() {
-        "force_new_deployment" => {
-            client
-                .update_service()
-                .cluster(cluster)
-                .service(name)
-                .force_new_deployment(true)
-                .send()
-                .await
-                .map_err(|e| AwsFailure::of("UpdateService", &e))?;
-            steps.push(format!("UpdateService {cluster}/{name} forceNewDeployment"));
-            let old = before.primary_deployment.clone();
-            let after = wait_until(
-                client,
-                id,
-                cluster,
-                name,
-                wait,
-                "a new settled deployment",
-                |f| {
-                    f.primary_deployment.is_some()
-                        && f.primary_deployment != old
-                        && f.running_count >= f.desired_count
-                },
-            )
-            .await?;
-            steps.push(format!(
-                "new deployment {} with {} of {} tasks running",
-                after.primary_deployment.as_deref().unwrap_or("?"),
-                after.running_count,
-                after.desired_count
-            ));
-            format!("forced a new deployment of {cluster}/{name}")
-        }
-        "set_desired_count" => {
-            let raw = action
-                .params
-                .get("desired_count")
-                .map(String::as_str)
-                .unwrap_or("");
-            let wanted: i32 = raw
-                .parse()
-                .ok()
-                .filter(|n| (0..=10_000).contains(n))
-                .ok_or_else(|| ConnectorError::BadParam {
-                    action: action.name.clone(),
-                    param: "desired_count".into(),
-                    reason: format!("`{raw}` is not a count between 0 and 10000"),
-                })?;
-            client
-                .update_service()
-                .cluster(cluster)
-                .service(name)
-                .desired_count(wanted)
-                .send()
-                .await
-                .map_err(|e| AwsFailure::of("UpdateService", &e))?;
-            steps.push(format!(
-                "UpdateService {cluster}/{name} desiredCount={wanted}"
-            ));
-            wait_until(client, id, cluster, name, wait, "the desired count", |f| {
-                f.desired_count == wanted && f.running_count == wanted
-            })
-            .await?;
-            steps.push(format!("{wanted} of {wanted} tasks running"));
-            format!(
-                "set {cluster}/{name} desired count from {} to {wanted}",
-                before.desired_count
-            )
-        }
-        other => {
-            return Err(ConnectorError::Unsupported {
-                action: other.to_string(),
-                resource: id.clone(),
-            });
-        }
-    };
-    Ok(ActionOutcome {
-        success: true,
-        message,
-        steps,
-    })
+    let result: Result<String> = async {
+        Ok(match action.name.as_str() {
+            "force_new_deployment" => {
+                client
+                    .update_service()
+                    .cluster(cluster)
+                    .service(name)
+                    .force_new_deployment(true)
+                    .send()
+                    .await
+                    .map_err(|e| AwsFailure::of("UpdateService", &e))?;
+                steps.push(format!("UpdateService {cluster}/{name} forceNewDeployment"));
+                let old = before.primary_deployment.clone();
+                let after = wait_until(
+                    client,
+                    id,
+                    cluster,
+                    name,
+                    wait,
+                    "a new settled deployment",
+                    |f| {
+                        f.primary_deployment.is_some()
+                            && f.primary_deployment != old
+                            && f.running_count >= f.desired_count
+                    },
+                )
+                .await?;
+                steps.push(format!(
+                    "new deployment {} with {} of {} tasks running",
+                    after.primary_deployment.as_deref().unwrap_or("?"),
+                    after.running_count,
+                    after.desired_count
+                ));
+                format!("forced a new deployment of {cluster}/{name}")
+            }
+            "set_desired_count" => {
+                let raw = action
+                    .params
+                    .get("desired_count")
+                    .map(String::as_str)
+                    .unwrap_or("");
+                let wanted: i32 = raw
+                    .parse()
+                    .ok()
+                    .filter(|n| (0..=10_000).contains(n))
+                    .ok_or_else(|| ConnectorError::BadParam {
+                        action: action.name.clone(),
+                        param: "desired_count".into(),
+                        reason: format!("`{raw}` is not a count between 0 and 10000"),
+                    })?;
+                client
+                    .update_service()
+                    .cluster(cluster)
+                    .service(name)
+                    .desired_count(wanted)
+                    .send()
+                    .await
+                    .map_err(|e| AwsFailure::of("UpdateService", &e))?;
+                steps.push(format!(
+                    "UpdateService {cluster}/{name} desiredCount={wanted}"
+                ));
+                wait_until(client, id, cluster, name, wait, "the desired count", |f| {
+                    f.desired_count == wanted && f.running_count == wanted
+                })
+                .await?;
+                steps.push(format!("{wanted} of {wanted} tasks running"));
+                format!(
+                    "set {cluster}/{name} desired count from {} to {wanted}",
+                    before.desired_count
+                )
+            }
+            other => {
+                return Err(ConnectorError::Unsupported {
+                    action: other.to_string(),
+                    resource: id.clone(),
+                });
+            }
+        })
+    }
+    .await;
+    match result {
+        Ok(message) => Ok(ActionOutcome {
+            success: true,
+            message,
+            steps,
+        }),
+        // Once the service was changed, a failure is reported with what was
+        // done, so the remediation shows it and restores.
+        Err(e) if !steps.is_empty() => Ok(ActionOutcome {
+            success: false,
+            message: e.to_string(),
+            steps,
+        }),
+        Err(e) => Err(e),
+    }
 }
 
 /// Puts back the recorded desired count and task definition and waits for them.
