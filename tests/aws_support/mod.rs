@@ -258,7 +258,8 @@ fn read_request(stream: &mut TcpStream) -> Option<(String, Vec<u8>)> {
 /// (the throttling double passes requests through to moto this way).
 pub fn forward(port: u16, head: &str, body: &[u8]) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("forward connect");
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    // moto needs tens of seconds for one page of thousands of instances.
+    s.set_read_timeout(Some(Duration::from_secs(300))).ok();
     // HTTP/1.0 without keep-alive: the answer ends when the server closes.
     let mut lines = head.lines();
     let request_line = lines
