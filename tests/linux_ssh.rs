@@ -57,6 +57,52 @@ fn by_id(resources: &[shieldops::event::Resource]) -> BTreeMap<String, shieldops
         .collect()
 }
 
+/// The hardening facts the compliance controls read arrive over SSH exactly
+/// as they read locally (the SSH host is this machine).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ssh_host_carries_the_hardening_facts_the_controls_read() {
+    use shieldops::connectors::linux::hardening;
+    use shieldops::connectors::linux::transport::LocalTransport;
+
+    let sshd = Sshd::start();
+    let c = fleet(
+        &sshd,
+        &["web-1"],
+        &[],
+        Duration::from_secs(30),
+        &LinuxConfig::default(),
+    );
+    let resources = c.list_resources(&Scope::default()).await.unwrap();
+    let host = &by_id(&resources)["linux/ssh/web-1"];
+    let local = hardening::collect(
+        &LocalTransport::new("local", Duration::from_secs(30)),
+        hardening::SSHD_CONFIG,
+    )
+    .await;
+    for name in hardening::ATTRIBUTES {
+        assert_eq!(
+            host.attributes.get(*name),
+            local.attributes.get(*name),
+            "{name}: {:?}",
+            host.attributes
+        );
+        assert_ne!(host.attributes[*name], "", "{name}");
+    }
+    assert_eq!(
+        host.attributes["sshd.source"],
+        local.attributes["sshd.source"]
+    );
+    // This machine's files, read independently.
+    let os = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    assert_eq!(
+        (
+            host.attributes["os.id"].clone(),
+            host.attributes["os.version_codename"].clone()
+        ),
+        hardening::parse_os_release(&os)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ssh_host_shows_metrics_services_and_installed_packages() {
     let sshd = Sshd::start();

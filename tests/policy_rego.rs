@@ -25,6 +25,13 @@ fn repository_policies_pass_their_tests() {
     for file in ["decision", "risk", "limits", "scope", "compliance"] {
         assert!(out.contains(&format!("{file}_test.rego:")), "{file}: {out}");
     }
+    // And every compliance framework's controls (policies/compliance/).
+    for file in ["checks", "soc2", "pci_dss", "hipaa", "cis"] {
+        assert!(
+            out.contains(&format!("compliance/{file}_test.rego:")),
+            "{file}: {out}"
+        );
+    }
 }
 
 #[test]

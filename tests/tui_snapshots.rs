@@ -84,6 +84,27 @@ fn security_detail() {
 }
 
 #[test]
+fn security_controls() {
+    // `s` switches the list to the controls, failing first by framework.
+    snap("security_controls", "4 s", None, "");
+}
+
+#[test]
+fn security_control_detail() {
+    snap("security_control_detail", "4 s <enter>", None, "");
+}
+
+#[test]
+fn security_credentials() {
+    snap("security_credentials", "4 s s", None, "");
+}
+
+#[test]
+fn security_images() {
+    snap("security_images", "4 s s s", None, "");
+}
+
+#[test]
 fn cost() {
     snap("cost", "5", None, "");
 }
@@ -203,4 +224,39 @@ fn fleet_connector_status() {
             terminal.backend()
         );
     }
+}
+
+/// Missing or stale vulnerability data is never shown as an empty, calm list.
+#[test]
+fn security_vulnerability_data_freshness() {
+    use shieldops::tui::App;
+    use shieldops::tui::testing::{fixture_now, fixture_state};
+    use tui_support::{opts, screen};
+
+    let mut state = fixture_state();
+    state.security.vulndb = None;
+    let mut app = App::new(&opts(), state.clone(), fixture_now());
+    press(&mut app, "4");
+    let text = screen(&mut app, 120, 40);
+    assert!(
+        text.contains("no vulnerability data loaded: run `shieldops cve import`"),
+        "{text}"
+    );
+
+    let db = state.security.vulndb.get_or_insert_with(|| {
+        fixture_state()
+            .security
+            .vulndb
+            .expect("the fixture reports its vulnerability data")
+    });
+    db.stale = false;
+    db.sources[0].imported_at = fixture_now() - chrono::Duration::days(2);
+    let mut app = App::new(&opts(), state, fixture_now());
+    press(&mut app, "4");
+    let text = screen(&mut app, 120, 40);
+    assert!(
+        text.contains("vulnerability data debian 2d old, 48211 records (limit 7d)"),
+        "{text}"
+    );
+    assert!(!text.contains("STALE"), "{text}");
 }

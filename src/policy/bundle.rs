@@ -16,6 +16,26 @@ pub const EMBEDDED_POLICIES: &[(&str, &str)] = &[
         "compliance.rego",
         include_str!("../../policies/compliance.rego"),
     ),
+    (
+        "compliance/checks.rego",
+        include_str!("../../policies/compliance/checks.rego"),
+    ),
+    (
+        "compliance/cis.rego",
+        include_str!("../../policies/compliance/cis.rego"),
+    ),
+    (
+        "compliance/hipaa.rego",
+        include_str!("../../policies/compliance/hipaa.rego"),
+    ),
+    (
+        "compliance/pci_dss.rego",
+        include_str!("../../policies/compliance/pci_dss.rego"),
+    ),
+    (
+        "compliance/soc2.rego",
+        include_str!("../../policies/compliance/soc2.rego"),
+    ),
     ("cost.rego", include_str!("../../policies/cost.rego")),
     (
         "decision.rego",
@@ -29,6 +49,9 @@ pub const EMBEDDED_POLICIES: &[(&str, &str)] = &[
 
 /// The default data document (thresholds) compiled into the binary.
 const EMBEDDED_DATA: &str = include_str!("../../policies/data.json");
+/// The compliance checks' thresholds, merged over [`EMBEDDED_DATA`] as
+/// `Bundle::from_dir` merges every `data.json` of a directory.
+const EMBEDDED_COMPLIANCE_DATA: &str = include_str!("../../policies/compliance/data.json");
 
 /// One Rego file of a bundle.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +98,10 @@ impl Bundle {
         // The embedded document is a compile-time constant checked by a unit test.
         bundle.data = serde_json::from_str(EMBEDDED_DATA)
             .unwrap_or_else(|e| unreachable!("embedded policies/data.json is not valid JSON: {e}"));
+        let compliance = serde_json::from_str(EMBEDDED_COMPLIANCE_DATA).unwrap_or_else(|e| {
+            unreachable!("embedded policies/compliance/data.json is not valid JSON: {e}")
+        });
+        merge(&mut bundle.data, compliance);
         bundle
     }
 

@@ -26,8 +26,9 @@ use regorus::rvm::vm::RegoVM;
 use regorus::utils::limits::ExecutionTimerConfig;
 use sha2::{Digest, Sha256};
 
+use super::compliance::ComplianceEngine;
 use super::{Bundle, PolicyError, PolicyInput};
-use crate::event::{PolicyDecision, Risk};
+use crate::event::{ControlResult, PolicyDecision, Risk};
 
 /// The rule every bundle must define: the whole decision document.
 pub const DECISION_RULE: &str = "data.shieldops.decision";
@@ -85,6 +86,7 @@ enum Worker {
 pub struct Gate {
     prepared: Prepared,
     pool: Mutex<Vec<Worker>>,
+    compliance: ComplianceEngine,
     bundle_hash: String,
     options: GateOptions,
 }
@@ -110,6 +112,7 @@ impl Gate {
         if !declares_decision(&mut engine) {
             return Err(PolicyError::NoDecision);
         }
+        let compliance = ComplianceEngine::new(engine.clone());
         engine.set_execution_timer_config(timer(options.time_limit));
         let use_vm = match options.evaluator {
             Evaluator::Auto => bundle.has_embedded_rego(),
@@ -144,6 +147,7 @@ impl Gate {
         Ok(Self {
             prepared,
             pool: Mutex::new(Vec::new()),
+            compliance,
             bundle_hash: bundle.hash(),
             options,
         })
@@ -182,6 +186,16 @@ impl Gate {
                 String::new(),
             ),
         }
+    }
+
+    /// Every compliance control's result over `inventory` (see
+    /// [`super::COMPLIANCE_RULE`]); an error says why nothing could be decided,
+    /// and the caller must then treat every control as unknown.
+    pub fn evaluate_compliance(
+        &self,
+        inventory: &serde_json::Value,
+    ) -> Result<Vec<ControlResult>, String> {
+        self.compliance.evaluate(inventory)
     }
 
     /// Decides a raw input document (as `policy eval` reads it from a file).

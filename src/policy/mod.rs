@@ -8,12 +8,14 @@
 mod bundle;
 mod canonical;
 pub mod cli;
+mod compliance;
 mod gate;
 mod input;
 
 pub use bundle::{Bundle, EMBEDDED_POLICIES};
 pub use canonical::canonical_json;
 pub use cli::{policy_eval, policy_test};
+pub use compliance::COMPLIANCE_RULE;
 pub use gate::{DECISION_RULE, Evaluator, Gate, GateOptions, check_decision};
 pub use input::{
     ActionInput, FREEZE_OVERRIDE_PARAM, PolicyInput, RateInput, RequesterInput, TargetInput,

@@ -198,7 +198,9 @@ impl Runtime {
             options.heartbeat_interval,
             Some(options.rescan.clone()),
             {
-                let agent = owned(SecurityAgent::new(advisories, &state));
+                let agent = owned(
+                    SecurityAgent::new(advisories, &state).with_compliance(policy.clone(), &state),
+                );
                 move |ctx| {
                     let agent = agent.clone();
                     Box::pin(async move {

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::event::{PolicyDecision, Risk};
+use crate::event::{ControlResult, PolicyDecision, Risk};
 use crate::state::State;
 
 /// Decides whether a proposed remediation may run and what it needs.
@@ -11,6 +11,16 @@ pub trait PolicyGate: Send + Sync {
     /// The decision for remediation `id` as the state stands at `now`.
     /// Implementations fail closed: any error is a deny that says what failed.
     fn decide(&self, state: &State, id: u64, now: DateTime<Utc>) -> PolicyDecision;
+
+    /// Every compliance control's result over an inventory document. A gate
+    /// without compliance rules says so as an error, which makes every
+    /// control `unknown` (never `passing`).
+    fn evaluate_compliance(
+        &self,
+        _inventory: &serde_json::Value,
+    ) -> Result<Vec<ControlResult>, String> {
+        Err("this policy gate evaluates no compliance controls".into())
+    }
 }
 
 /// A deny decision carrying one reason (used for fail-closed paths).
@@ -39,5 +49,12 @@ impl PolicyGate for crate::policy::Gate {
                 "cannot build the policy input for remediation #{id}"
             )),
         }
+    }
+
+    fn evaluate_compliance(
+        &self,
+        inventory: &serde_json::Value,
+    ) -> Result<Vec<ControlResult>, String> {
+        crate::policy::Gate::evaluate_compliance(self, inventory)
     }
 }

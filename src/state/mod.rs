@@ -21,7 +21,8 @@ pub use fleet::{ConnectorView, Fleet, HealthCounts, ResourceView};
 pub use incidents::{Incident, IncidentStatus, Investigation, InvestigationStatus, TimelineEntry};
 pub use ops::{
     AgentStatus, BudgetView, Cost, CostAnomalyView, CostEntry, CostRecommendationView, InsightView,
-    Learning, MttrSample, OutcomeCounts, Security, TrackedControl, TrackedFinding, VulnDbView,
+    Learning, MttrSample, OutcomeCounts, Posture, Security, TrackedControl, TrackedFinding,
+    VulnDbView,
 };
 pub use remediations::{ApprovalRecord, Remediation, Stage, person, same_person};
 

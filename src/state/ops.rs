@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{
-    Action, ControlResult, Environment, Event, EventKind, RemediationOutcome, ResourceId,
-    SecurityFinding, Severity, VulnSource,
+    Action, ControlResult, ControlStatus, Environment, Event, EventKind, RemediationOutcome,
+    ResourceId, SecurityFinding, Severity, VulnSource,
 };
 
 /// Cost history kept per resource (samples).
@@ -116,11 +116,29 @@ impl Security {
         open
     }
 
-    /// Posture score 0–100: start at 100 and subtract per open finding by
-    /// severity (critical 20, high 10, medium 4, low 1), floored at 0. Simple
-    /// on purpose, so an operator can recompute it by hand.
+    /// Posture score 0–100, the figure the Security pane headlines.
+    ///
+    /// `score = max(0, 100 − findings − controls)`, where
+    /// - `findings` = Σ over open findings of critical 20, high 10, medium 4, low 1, info 0;
+    /// - `controls` = 40 × (failing + ½ × unknown) ÷ (passing + failing + unknown),
+    ///   rounded to the nearest integer, over the latest result of every
+    ///   control and subject, and 0 when no control has been evaluated.
+    ///   Not-applicable results do not count.
+    ///
+    /// An unknown result costs half a failing one: a fact nobody could read
+    /// must lower the score (it is never passing), but less than a proven
+    /// failure. Findings dominate (one critical finding costs half of a
+    /// completely failing compliance posture) because they are concrete
+    /// exploitable exposure; the control term is a ratio so a large fleet is
+    /// not punished for its size. Simple on purpose: an operator can recompute
+    /// it by hand from the pane's counts.
     pub fn posture_score(&self) -> u32 {
-        let penalty: u32 = self
+        self.posture().score
+    }
+
+    /// The posture score with the counts it was computed from.
+    pub fn posture(&self) -> Posture {
+        let finding_penalty: u32 = self
             .findings
             .values()
             .filter(|t| t.finding.open)
@@ -132,8 +150,44 @@ impl Security {
                 Severity::Info => 0,
             })
             .sum();
-        100u32.saturating_sub(penalty)
+        let mut p = Posture {
+            finding_penalty,
+            ..Posture::default()
+        };
+        for t in self.controls.values() {
+            match t.result.status {
+                ControlStatus::Passing => p.passing += 1,
+                ControlStatus::Failing => p.failing += 1,
+                ControlStatus::Unknown => p.unknown += 1,
+                ControlStatus::NotApplicable => p.not_applicable += 1,
+            }
+        }
+        let counted = p.passing + p.failing + p.unknown;
+        let control_penalty = if counted == 0 {
+            0.0
+        } else {
+            40.0 * (p.failing as f64 + 0.5 * p.unknown as f64) / counted as f64
+        };
+        p.control_penalty = control_penalty.round() as u32;
+        p.score = 100u32
+            .saturating_sub(finding_penalty)
+            .saturating_sub(p.control_penalty);
+        p
     }
+}
+
+/// How the posture score was reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Posture {
+    pub score: u32,
+    /// Points lost to open findings.
+    pub finding_penalty: u32,
+    /// Points lost to failing and unknown controls (rounded).
+    pub control_penalty: u32,
+    pub passing: usize,
+    pub failing: usize,
+    pub unknown: usize,
+    pub not_applicable: usize,
 }
 
 /// The latest cost figures for one resource.
@@ -396,5 +450,107 @@ impl Learning {
             | RemediationOutcome::Expired
             | RemediationOutcome::Aborted => counts.not_run += 1,
         }
+    }
+}
+
+#[cfg(test)]
+mod posture_tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::event::ResourceId;
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap()
+    }
+
+    fn with(findings: &[(Severity, bool)], controls: &[ControlStatus]) -> Security {
+        let mut s = Security::default();
+        for (i, (severity, open)) in findings.iter().enumerate() {
+            s.apply(
+                &SecurityFinding {
+                    id: format!("f{i}"),
+                    category: "cve".into(),
+                    severity: *severity,
+                    resource: ResourceId::new("h"),
+                    title: String::new(),
+                    detail: String::new(),
+                    expires_at: None,
+                    control: None,
+                    open: *open,
+                    vulnerability: None,
+                },
+                at(),
+            );
+        }
+        for (i, status) in controls.iter().enumerate() {
+            let result = ControlResult {
+                framework: "CIS".into(),
+                control: format!("c{i}"),
+                title: String::new(),
+                status: *status,
+                resource: None,
+                evidence: vec![],
+            };
+            s.controls.insert(
+                result.key(),
+                TrackedControl {
+                    result,
+                    evaluated_at: at(),
+                },
+            );
+        }
+        s
+    }
+
+    #[test]
+    fn findings_alone_subtract_by_severity() {
+        use Severity::*;
+        assert_eq!(with(&[], &[]).posture_score(), 100);
+        let s = with(
+            &[
+                (Critical, true),
+                (High, true),
+                (Medium, true),
+                (Low, true),
+                (Info, true),
+                (Critical, false),
+            ],
+            &[],
+        );
+        assert_eq!(s.posture_score(), 100 - 20 - 10 - 4 - 1);
+        assert_eq!(with(&[(Critical, true); 6], &[]).posture_score(), 0);
+    }
+
+    #[test]
+    fn failing_controls_subtract_a_share_of_forty() {
+        use ControlStatus::*;
+        // 1 failing of 4 counted: 40 × 1/4 = 10.
+        let s = with(&[], &[Passing, Passing, Passing, Failing, NotApplicable]);
+        let p = s.posture();
+        assert_eq!((p.score, p.control_penalty), (90, 10));
+        assert_eq!(
+            (p.passing, p.failing, p.unknown, p.not_applicable),
+            (3, 1, 0, 1)
+        );
+        // Everything failing costs 40, plus findings.
+        let s = with(&[(Severity::High, true)], &[Failing, Failing]);
+        assert_eq!(s.posture_score(), 100 - 10 - 40);
+    }
+
+    #[test]
+    fn unknown_is_never_as_good_as_passing() {
+        use ControlStatus::*;
+        let passing = with(&[], &[Passing, Passing]).posture_score();
+        let unknown = with(&[], &[Passing, Unknown]).posture_score();
+        let failing = with(&[], &[Passing, Failing]).posture_score();
+        assert!(
+            failing < unknown && unknown < passing,
+            "{failing} {unknown} {passing}"
+        );
+        // 40 × ½ / 2 = 10.
+        assert_eq!(unknown, 90);
+        // Only not-applicable results: nothing counted, nothing lost.
+        assert_eq!(with(&[], &[NotApplicable]).posture_score(), 100);
     }
 }

@@ -104,6 +104,7 @@ pub fn fixture_events() -> Vec<Event> {
             day(120),
             &[
                 ("image", "checkout:v2.14.0"),
+                ("images", "checkout:v2.14.0,envoyproxy/envoy:v1.29.1"),
                 ("replicas", "3"),
                 ("memory_limit", "512Mi"),
             ],
@@ -834,6 +835,128 @@ pub fn fixture_events() -> Vec<Event> {
             },
         },
     );
+    // The bastion's CVE as the matcher explains it.
+    next(
+        &mut d,
+        at(2, 11),
+        "security",
+        EventKind::SecurityFinding {
+            finding: SecurityFinding {
+                id: "CVE-2024-6387@bastion-1".into(),
+                category: "cve".into(),
+                severity: Severity::Critical,
+                resource: ResourceId::new(BASTION),
+                title: "CVE-2024-6387 regreSSHion: openssh 8.9p1 remote code execution".into(),
+                detail: "Found by the scheduled scan.".into(),
+                expires_at: None,
+                control: None,
+                open: true,
+                vulnerability: Some(VulnerabilityMatch {
+                    cve: "CVE-2024-6387".into(),
+                    cvss_score: Some(8.1),
+                    cvss_vector: Some("CVSS:3.1/AV:N/AC:H/PR:N/UI:N/S:U/C:H/I:H/A:H".into()),
+                    package: "openssh-server".into(),
+                    installed_version: "1:8.9p1-3ubuntu0.6".into(),
+                    fixed_version: Some("1:8.9p1-3ubuntu0.10".into()),
+                    source: "ubuntu:jammy".into(),
+                    reason:
+                        "installed 1:8.9p1-3ubuntu0.6 < fixed 1:8.9p1-3ubuntu0.10 (ubuntu jammy)"
+                            .into(),
+                }),
+            },
+        },
+    );
+    // Vulnerability data older than its limit: the pane must say so loudly.
+    next(
+        &mut d,
+        at(2, 12),
+        "security",
+        EventKind::VulnDbStatus {
+            sources: vec![VulnSource {
+                name: "debian".into(),
+                records: 48_211,
+                imported_at: t - Duration::days(12),
+            }],
+            max_age_days: 7,
+            stale: true,
+        },
+    );
+    // Compliance results with their evidence.
+    let controls = [
+        (
+            "CIS",
+            "Linux 5.2.10",
+            "SSH root login is disabled",
+            ControlStatus::Failing,
+            Some(BASTION),
+            vec!["bastion-1: PermitRootLogin yes (from sshd -T)"],
+        ),
+        (
+            "SOC2",
+            "CC6.1",
+            "Logical access security",
+            ControlStatus::Failing,
+            Some(BASTION),
+            vec![
+                "bastion-1: /etc/shadow mode 0640 owner root:shadow (at most 0640, owner root, group root or shadow)",
+                "bastion-1: PasswordAuthentication no (from sshd -T)",
+                "bastion-1: PermitRootLogin yes (from sshd -T)",
+            ],
+        ),
+        (
+            "PCI-DSS",
+            "6.3.3",
+            "Critical security patches installed within the patching SLA",
+            ControlStatus::Unknown,
+            Some(BASTION),
+            vec![
+                "bastion-1: vulnerability data STALE: debian 48211 records, 12 days old (limit 7 days)",
+            ],
+        ),
+        (
+            "HIPAA",
+            "164.312(b)",
+            "Audit controls: the audit event log's hash chain is intact",
+            ControlStatus::Passing,
+            None,
+            vec!["event log: hash chain intact from the first event to the head"],
+        ),
+        (
+            "CIS",
+            "K8s 5.2.2",
+            "Minimise the admission of privileged containers",
+            ControlStatus::Passing,
+            Some(CHECKOUT_POD),
+            vec!["checkout-7d9f8: privileged false"],
+        ),
+        (
+            "SOC2",
+            "A1.1",
+            "Capacity managed: workloads declare resource limits",
+            ControlStatus::NotApplicable,
+            None,
+            vec!["workload_limits: no pods in the inventory"],
+        ),
+    ];
+    for (i, (framework, control, title, status, resource, evidence)) in
+        controls.into_iter().enumerate()
+    {
+        next(
+            &mut d,
+            at(2, 13 + i as i64),
+            "security",
+            EventKind::ControlEvaluated {
+                result: ControlResult {
+                    framework: framework.into(),
+                    control: control.into(),
+                    title: title.into(),
+                    status,
+                    resource: resource.map(ResourceId::new),
+                    evidence: evidence.into_iter().map(String::from).collect(),
+                },
+            },
+        );
+    }
 
     // Cost.
     let samples = [

@@ -2,6 +2,7 @@
 //! Debian version semantics, and watches credential expiry. Findings are
 //! recorded only when new or changed; a finding no longer seen is closed.
 
+mod compliance;
 mod credentials;
 mod cve;
 mod version;
@@ -47,6 +48,8 @@ pub fn parse_advisories(text: &str) -> Result<Vec<Advisory>, serde_json::Error> 
 pub struct SecurityAgent {
     advisories: Vec<Advisory>,
     recorded: BTreeMap<String, SecurityFinding>,
+    /// Compliance controls, evaluated by the policy gate each scan when one is given.
+    compliance: Option<compliance::Compliance>,
 }
 
 impl SecurityAgent {
@@ -60,7 +63,18 @@ impl SecurityAgent {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.finding.clone()))
                 .collect(),
+            compliance: None,
         }
+    }
+
+    /// Also evaluates the compliance controls with `policy` each scan.
+    pub fn with_compliance(
+        mut self,
+        policy: std::sync::Arc<dyn crate::runtime::policy::PolicyGate>,
+        state: &State,
+    ) -> Self {
+        self.compliance = Some(compliance::Compliance::new(policy, state));
+        self
     }
 
     /// Scans every connector's resources once; returns how many findings changed.
@@ -70,6 +84,7 @@ impl SecurityAgent {
         // A connector that did not answer tells nothing about its findings:
         // close findings only after a scan in which every connector answered.
         let mut all_answered = true;
+        let mut inventory = Vec::new();
         for connector in ctx.registry.all() {
             match connector.list_resources(&Scope::default()).await {
                 Ok(resources) => {
@@ -78,6 +93,7 @@ impl SecurityAgent {
                             current.insert(f.id.clone(), f);
                         }
                     }
+                    inventory.extend(resources);
                 }
                 Err(e) => {
                     all_answered = false;
@@ -107,6 +123,11 @@ impl SecurityAgent {
             {
                 self.recorded.insert(f.id.clone(), f.clone());
             }
+        }
+        if let Some(compliance) = &mut self.compliance {
+            compliance
+                .evaluate(ctx, &inventory, &self.recorded, all_answered)
+                .await;
         }
         changed.len()
     }

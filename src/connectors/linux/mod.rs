@@ -11,6 +11,7 @@ mod actions;
 pub mod breaker;
 pub mod config;
 pub mod guardrails;
+pub mod hardening;
 pub mod packages;
 pub mod probe;
 pub mod services;
@@ -43,6 +44,9 @@ use transport::{LocalTransport, SshOptions, SshTransport, Transport};
 const FRESH_FOR: Duration = Duration::from_secs(2);
 /// Journal lines per query, at most.
 const JOURNAL_LINES: usize = 200;
+/// How long hardening facts (sshd settings, file modes) are reused: they
+/// change rarely and cost a round trip or more to read.
+const HARDENING_FRESH_FOR: Duration = Duration::from_secs(300);
 
 /// Where a host's facts come from.
 enum Source {
@@ -78,6 +82,7 @@ pub struct Host {
     transport: Arc<dyn Transport>,
     last: Mutex<Option<Observation>>,
     packages: Mutex<PackageCache>,
+    hardening: Mutex<Option<(Instant, hardening::Hardening)>>,
 }
 
 impl Host {
@@ -97,6 +102,7 @@ impl Host {
             source: Source::Local,
             last: Mutex::new(None),
             packages: Mutex::new(PackageCache::default()),
+            hardening: Mutex::new(None),
         }
     }
 
@@ -117,6 +123,7 @@ impl Host {
             transport: Arc::new(SshTransport::new(alias, options, limit)),
             last: Mutex::new(None),
             packages: Mutex::new(PackageCache::default()),
+            hardening: Mutex::new(None),
         }
     }
 
@@ -193,6 +200,7 @@ impl Host {
         let (manager, units) = services;
         if let Ok(f) = &facts {
             self.refresh_packages(f).await;
+            self.refresh_hardening().await;
         }
         Observation {
             at,
@@ -249,6 +257,19 @@ impl Host {
         }
     }
 
+    /// Re-reads the hardening facts when the last reading is older than [`HARDENING_FRESH_FOR`].
+    async fn refresh_hardening(&self) {
+        let mut cache = self.hardening.lock().await;
+        if cache
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() < HARDENING_FRESH_FOR)
+        {
+            return;
+        }
+        let facts = hardening::collect(self.transport.as_ref(), hardening::SSHD_CONFIG).await;
+        *cache = Some((Instant::now(), facts));
+    }
+
     fn health(&self, o: &Observation) -> Health {
         let f = match &o.facts {
             Ok(f) => f,
@@ -302,6 +323,10 @@ impl Host {
             for (name, version) in &cache.packages {
                 attributes.insert(format!("pkg:{name}"), version.clone());
             }
+        }
+        match &*self.hardening.lock().await {
+            Some((_, h)) => attributes.extend(h.attributes.clone()),
+            None => attributes.extend(hardening::Hardening::unknown("not read yet").attributes),
         }
         let mut out = vec![Resource {
             id: self.id.clone(),
