@@ -383,3 +383,27 @@ async fn a_rotation_that_does_not_clear_the_expiry_is_restored_by_the_runtime() 
     h.assert_log_holds_no(&["first-pass"]);
     h.driven.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_stores_become_connectors_and_missing_ones_say_how_to_add_them() {
+    use shieldops::connectors::credentials::connect;
+    let clock: SharedClock = Arc::new(ManualClock::new(Utc::now()));
+    let none = connect(None, clock.clone()).await;
+    assert!(none.connectors.is_empty());
+    assert!(
+        none.absent[0].1.contains("[credentials.vault]"),
+        "{:?}",
+        none.absent
+    );
+
+    let bao = Bao::start().await;
+    bao.put("secret", "app/db", json!({"password": "first-pass"}))
+        .await;
+    let setup = connect(Some(&config(&bao)), clock).await;
+    assert!(setup.absent.is_empty(), "{:?}", setup.absent);
+    assert_eq!(setup.connectors.len(), 1);
+    let c = &setup.connectors[0];
+    assert_eq!(c.id(), &vault_id());
+    let listed = c.list_resources(&Scope::default()).await.unwrap();
+    assert!(listed.iter().any(|r| r.id.as_str() == DB), "{listed:#?}");
+}
