@@ -168,6 +168,19 @@ async fn rotation_writes_a_new_version_and_restore_brings_the_old_value_back() {
     assert_eq!(data["password"], "first-pass", "the previous value is back");
     assert_eq!(version, 3, "restored as a new version, like `kv rollback`");
 
+    // Each version written is a change in the secret's events.
+    let window = shieldops::connectors::TimeWindow {
+        from: Utc::now() - chrono::Duration::hours(1),
+        to: Utc::now() + chrono::Duration::hours(1),
+    };
+    let events = c.events(&id, window).await.unwrap();
+    let messages: Vec<&str> = events.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(events.len(), 3, "{messages:?}");
+    assert!(
+        messages.iter().any(|m| m.contains("version 2 written")),
+        "{messages:?}"
+    );
+
     // Other actions, and snapshots of another connector, are refused.
     assert!(
         c.execute(&Action::new("delete_secret", id.clone()))

@@ -96,6 +96,10 @@ pub trait CredentialStore: Send + Sync {
     async fn rotate(&self, path: &str, policy: &ValuePolicy) -> Result<VersionChange>;
     /// Makes `version`'s value current again.
     async fn restore_version(&self, path: &str, version: &str) -> Result<VersionChange>;
+    /// When each version of a secret was written (for evidence); none by default.
+    async fn history(&self, _path: &str) -> Result<Vec<(DateTime<Utc>, String)>> {
+        Ok(Vec::new())
+    }
 }
 
 /// A fresh random value under `policy`, from the thread's CSPRNG.
@@ -320,8 +324,26 @@ impl InfraConnector for CredentialConnector {
         Ok(self.health_of(&self.store.describe(kind, &path).await?))
     }
 
-    async fn events(&self, _id: &ResourceId, _window: TimeWindow) -> Result<Vec<InfraEvent>> {
-        Ok(Vec::new())
+    async fn events(&self, id: &ResourceId, window: TimeWindow) -> Result<Vec<InfraEvent>> {
+        let (CredentialKind::Secret, path) = self.parse(id)? else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<InfraEvent> = self
+            .store
+            .history(&path)
+            .await?
+            .into_iter()
+            .filter(|(at, _)| *at >= window.from && *at <= window.to)
+            .map(|(at, what)| InfraEvent {
+                at,
+                resource: id.clone(),
+                kind: "change".into(),
+                reason: "SecretVersionWritten".into(),
+                message: what,
+            })
+            .collect();
+        out.sort_by_key(|e| e.at);
+        Ok(out)
     }
 
     async fn metrics(&self, id: &ResourceId) -> Result<BTreeMap<String, f64>> {

@@ -441,6 +441,35 @@ impl CredentialStore for VaultStore {
         })
     }
 
+    async fn history(&self, path: &str) -> Result<Vec<(chrono::DateTime<chrono::Utc>, String)>> {
+        let (mount, key) = self.split(path).await?;
+        let meta = self.metadata(&mount, &key).await?;
+        let Some(versions) = meta.get("versions").and_then(Value::as_object) else {
+            return Ok(Vec::new());
+        };
+        Ok(versions
+            .iter()
+            .filter_map(|(n, v)| {
+                let at = v
+                    .get("created_time")
+                    .and_then(Value::as_str)
+                    .and_then(parse_time)?;
+                let state = if v.get("destroyed").and_then(Value::as_bool) == Some(true) {
+                    " (destroyed since)"
+                } else if v
+                    .get("deletion_time")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| !t.is_empty())
+                {
+                    " (deleted or to be deleted)"
+                } else {
+                    ""
+                };
+                Some((at, format!("{path}: version {n} written{state}")))
+            })
+            .collect())
+    }
+
     async fn restore_version(&self, path: &str, version: &str) -> Result<VersionChange> {
         let (mount, key) = self.split(path).await?;
         let wanted: u64 = version.parse().map_err(|_| {
