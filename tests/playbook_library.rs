@@ -32,7 +32,7 @@ fn target() -> ResourceId {
 #[test]
 fn the_embedded_library_has_one_playbook_per_situation() {
     let library = Library::load(None).expect("embedded playbooks are valid");
-    assert_eq!(library.len(), 18);
+    assert_eq!(library.len(), 19);
     for (alert_name, playbook) in [
         ("KubePodCrashLooping", "pod-crash-loop"),
         ("KubeContainerOOMKilled", "oom-kill"),
@@ -351,7 +351,7 @@ fn a_user_playbook_overrides_by_name_and_duplicates_are_refused() {
             .replace("CustomAlert", "KubeContainerOOMKilled"),
     );
     let library = Library::load(Some(dir.path())).unwrap();
-    assert_eq!(library.len(), 18);
+    assert_eq!(library.len(), 19);
     let oom = library
         .matching(&alert("KubeContainerOOMKilled", Severity::Low, &[]))
         .unwrap();
@@ -375,7 +375,7 @@ fn the_repository_playbooks_validate() {
     let code = playbook_validate(&dir, &mut out).unwrap();
     let out = String::from_utf8(out).unwrap();
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("18 valid, 0 invalid"), "{out}");
+    assert!(out.contains("19 valid, 0 invalid"), "{out}");
 }
 
 #[test]

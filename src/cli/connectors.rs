@@ -20,11 +20,17 @@ pub async fn configured(
 ) -> anyhow::Result<Option<Registry>> {
     let setup = crate::connectors::aws::connect(config.aws.as_ref(), clock.clone()).await;
     record_absent(&setup.absent, &clock, log, state).await?;
-    if setup.connectors.is_empty() {
+    let credentials =
+        crate::connectors::credentials::connect(config.credentials.as_ref(), clock.clone()).await;
+    record_absent(&credentials.absent, &clock, log, state).await?;
+    if setup.connectors.is_empty() && credentials.connectors.is_empty() {
         return Ok(None);
     }
     let mut registry = Registry::new();
     for c in setup.connectors {
+        registry.add(c);
+    }
+    for c in credentials.connectors {
         registry.add(c);
     }
     Ok(Some(registry))

@@ -76,7 +76,8 @@ pub async fn start(
     // `run` and `serve` watch real connectors when any are configured, on the
     // real clock; `demo` always plays the demo fleet.
     let wants_live = !matches!(cli.command, Some(super::Commands::Demo(_)));
-    let clock: SharedClock = if wants_live && config.aws.is_some() {
+    let clock: SharedClock = if wants_live && (config.aws.is_some() || config.credentials.is_some())
+    {
         Arc::new(ScaledClock::real())
     } else {
         Arc::new(ScaledClock::new(origin, speed))

@@ -5,6 +5,7 @@
 //! action to the connector that owns the target resource, never to a default.
 
 pub mod aws;
+pub mod credentials;
 pub mod kubernetes;
 pub mod linux;
 pub mod sim;

@@ -84,6 +84,8 @@ pub enum Provider {
     Linux,
     Gcp,
     Azure,
+    /// HashiCorp Vault or OpenBao.
+    Vault,
 }
 
 impl Provider {
@@ -95,6 +97,7 @@ impl Provider {
             Provider::Linux => "linux",
             Provider::Gcp => "gcp",
             Provider::Azure => "azure",
+            Provider::Vault => "vault",
         }
     }
 }

@@ -14,6 +14,10 @@ pub const EMBEDDED_PLAYBOOKS: &[(&str, &str)] = &[
         include_str!("../../playbooks/certificate-expiring.yaml"),
     ),
     (
+        "credential-expiring.yaml",
+        include_str!("../../playbooks/credential-expiring.yaml"),
+    ),
+    (
         "cost-idle-instance.yaml",
         include_str!("../../playbooks/cost-idle-instance.yaml"),
     ),

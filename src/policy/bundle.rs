@@ -38,6 +38,10 @@ pub const EMBEDDED_POLICIES: &[(&str, &str)] = &[
     ),
     ("cost.rego", include_str!("../../policies/cost.rego")),
     (
+        "credentials.rego",
+        include_str!("../../policies/credentials.rego"),
+    ),
+    (
         "decision.rego",
         include_str!("../../policies/decision.rego"),
     ),

@@ -15,7 +15,7 @@ use crate::connectors::ConnectorError;
 
 /// One profile (or the default chain) in one region.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Target {
+pub(crate) struct Target {
     /// `None` = the default chain (`AWS_PROFILE`, environment, …).
     pub profile: Option<String>,
     pub region: Option<String>,
@@ -30,7 +30,7 @@ impl Target {
 
 /// Loads the SDK configuration for a target: credentials, region and
 /// `AWS_ENDPOINT_URL` all come from `aws-config`'s standard resolution.
-pub(super) async fn load(
+pub(crate) async fn load(
     target: &Target,
     config: &super::AwsConfig,
     files: Option<&ProfileFiles>,
@@ -61,7 +61,7 @@ pub(super) async fn load(
 
 /// What the credential chain says before any API call.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum CredentialCheck {
+pub(crate) enum CredentialCheck {
     Usable,
     /// Nothing in the chain: the connector is absent.
     Missing(String),
@@ -70,7 +70,7 @@ pub(super) enum CredentialCheck {
 }
 
 /// Asks the chain for credentials once, to tell "absent" from "expired".
-pub(super) async fn check_credentials(config: &SdkConfig, target: &Target) -> CredentialCheck {
+pub(crate) async fn check_credentials(config: &SdkConfig, target: &Target) -> CredentialCheck {
     let profile = target.profile_label();
     let Some(provider) = config.credentials_provider() else {
         return CredentialCheck::Missing(how_to_add(profile));
@@ -113,7 +113,7 @@ fn expired_message(profile: &str, detail: &str) -> String {
 
 /// What kind of failure an AWS error is, which decides back-off and the status line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum FailureKind {
+pub(crate) enum FailureKind {
     Throttled,
     Expired,
     Denied,
@@ -123,7 +123,7 @@ pub(super) enum FailureKind {
 
 /// An AWS call that failed, classified.
 #[derive(Debug, Clone)]
-pub(super) struct AwsFailure {
+pub(crate) struct AwsFailure {
     pub kind: FailureKind,
     pub message: String,
 }

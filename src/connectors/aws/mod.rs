@@ -8,7 +8,7 @@
 //! idle cycle costs nothing. A failed poll never drops the fleet: discovery
 //! only retires resources of a connector that answered.
 
-mod client;
+pub(crate) mod client;
 mod cloudtrail;
 mod config;
 pub mod cost;
@@ -577,7 +577,7 @@ fn tagged(tags: &[(&str, &str)], ctx: &Context) -> Tagged {
 }
 
 /// An SDK timestamp as a chrono time (out-of-range values fall to the epoch).
-pub(super) fn smithy_time(t: &aws_sdk_ec2::primitives::DateTime) -> DateTime<Utc> {
+pub(crate) fn smithy_time(t: &aws_sdk_ec2::primitives::DateTime) -> DateTime<Utc> {
     DateTime::from_timestamp(t.secs(), t.subsec_nanos()).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
 }
 
