@@ -24,6 +24,8 @@ pub struct Config {
     pub linux: crate::connectors::linux::LinuxConfig,
     /// `[aws]`: absent = no AWS connector (the Fleet pane says how to add one).
     pub aws: Option<crate::connectors::aws::AwsConfig>,
+    /// `[security]`: the offline vulnerability database's staleness limit.
+    pub security: crate::agents::security::SecurityConfig,
 }
 
 /// `[runtime]`
@@ -268,6 +270,9 @@ impl Config {
         {
             return bad("aws", key, &why);
         }
+        if let Err((key, why)) = self.security.validate() {
+            return bad("security", key, &why);
+        }
         self.notify.validate(text)
     }
 
@@ -388,6 +393,25 @@ mod tests {
         .to_string();
         assert!(
             e.contains("line 4") && e.contains("aws.poll_jitter_secs"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn security_section_is_checked_with_key_and_line() {
+        let c = Config::parse("", "c.toml").unwrap();
+        assert_eq!(c.security.cve_max_age_days, 7);
+        let c = Config::parse("[security]\ncve_max_age_days = 14\n", "c.toml").unwrap();
+        assert_eq!(c.security.cve_max_age_days, 14);
+        let e = Config::parse("[security]\n\ncve_max_age = 3\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 3") && e.contains("security"), "{e}");
+        let e = Config::parse("[security]\ncve_max_age_days = 0\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 2") && e.contains("security.cve_max_age_days"),
             "{e}"
         );
     }
