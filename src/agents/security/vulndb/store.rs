@@ -344,3 +344,29 @@ fn open_sled(dir: &Path) -> Result<sled::Db, VulnDbError> {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_database_is_reported_locked_after_the_wait_and_free_once_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vulndb");
+        assert!(matches!(
+            VulnDb::open(&path, false, Duration::ZERO),
+            Err(VulnDbError::Missing { .. })
+        ));
+        let held = VulnDb::open(&path, true, Duration::ZERO).unwrap();
+        let started = Instant::now();
+        let e = VulnDb::open(&path, false, Duration::from_millis(200))
+            .err()
+            .unwrap();
+        assert!(matches!(e, VulnDbError::Locked { .. }), "{e}");
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        drop(held);
+        let db = VulnDb::open(&path, false, Duration::ZERO).unwrap();
+        assert_eq!(db.generation().unwrap(), 0);
+        assert!(db.sources().unwrap().is_empty());
+    }
+}
