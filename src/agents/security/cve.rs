@@ -410,3 +410,87 @@ pub(super) fn package_findings(advisories: &[Advisory], r: &Resource) -> Vec<Sec
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agents::security::vulndb::debian::{DebianRecord, DebianRelease};
+    use crate::event::{ConnectorId, Environment, Health, Provider, ResourceId};
+
+    fn host(attrs: &[(&str, &str)]) -> Resource {
+        Resource {
+            id: ResourceId::new("linux/ssh/h"),
+            name: "h".into(),
+            kind: "host".into(),
+            provider: Provider::Linux,
+            connector: ConnectorId::new("linux:ssh"),
+            environment: Environment::Production,
+            team: "ops".into(),
+            labels: Default::default(),
+            attributes: attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            health: Health::healthy(),
+            created_at: Utc::now(),
+        }
+    }
+
+    fn index() -> Index {
+        let mut index = Index::new(1);
+        index.add_debian(&DebianRecord {
+            package: "openssl".into(),
+            cve: "CVE-2024-1".into(),
+            description: String::new(),
+            scope: None,
+            releases: [(
+                "bookworm".to_string(),
+                DebianRelease {
+                    status: DebianStatus::Resolved,
+                    fixed_version: Some("3.0.14-1~deb12u1".into()),
+                    urgency: "low".into(),
+                },
+            )]
+            .into(),
+        });
+        index.finish();
+        index
+    }
+
+    #[test]
+    fn source_field_with_and_without_version() {
+        assert_eq!(parse_source("openssl"), ("openssl", None));
+        assert_eq!(parse_source("bash (5.2.15-2)"), ("bash", Some("5.2.15-2")));
+    }
+
+    #[test]
+    fn binaries_match_through_their_source_and_the_oldest_decides() {
+        let index = index();
+        // libssl3 upgraded, openssl not (a partial upgrade): still vulnerable.
+        let r = host(&[
+            ("os.version_codename", "bookworm"),
+            ("pkg:libssl3", "3.0.14-1~deb12u1"),
+            ("pkgsrc:libssl3", "openssl"),
+            ("pkg:openssl", "3.0.13-1~deb12u1"),
+        ]);
+        let m = match_resource(&index, &r);
+        assert_eq!(m.len(), 1, "{m:#?}");
+        assert_eq!(m[0].package, "openssl");
+        assert_eq!(m[0].installed_version, "3.0.13-1~deb12u1");
+        assert!(m[0].reason.contains("libssl3, openssl"), "{}", m[0].reason);
+        // Both upgraded: nothing.
+        let r = host(&[
+            ("os.version_codename", "bookworm"),
+            ("pkg:libssl3", "3.0.14-1~deb12u1"),
+            ("pkgsrc:libssl3", "openssl"),
+        ]);
+        assert!(match_resource(&index, &r).is_empty());
+        // Another release's advisories do not apply.
+        let r = host(&[
+            ("os.version_codename", "trixie"),
+            ("pkg:libssl3", "3.0.1-1"),
+            ("pkgsrc:libssl3", "openssl"),
+        ]);
+        assert!(match_resource(&index, &r).is_empty());
+    }
+}
