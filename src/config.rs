@@ -26,6 +26,8 @@ pub struct Config {
     pub aws: Option<crate::connectors::aws::AwsConfig>,
     /// `[credentials]`: absent = no credential stores are watched.
     pub credentials: Option<crate::connectors::credentials::CredentialsConfig>,
+    /// `[security]`: the offline vulnerability database's staleness limit.
+    pub security: crate::agents::security::SecurityConfig,
 }
 
 /// `[runtime]`
@@ -283,6 +285,9 @@ impl Config {
                 .unwrap_or_default();
             return Err(format!("{line}key `credentials.{key}`: {why}"));
         }
+        if let Err((key, why)) = self.security.validate() {
+            return bad("security", key, &why);
+        }
         self.notify.validate(text)
     }
 
@@ -445,6 +450,25 @@ mod tests {
             .to_string();
         assert!(
             e.contains("line 2") && e.contains("credentials.rotation.length"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn security_section_is_checked_with_key_and_line() {
+        let c = Config::parse("", "c.toml").unwrap();
+        assert_eq!(c.security.cve_max_age_days, 7);
+        let c = Config::parse("[security]\ncve_max_age_days = 14\n", "c.toml").unwrap();
+        assert_eq!(c.security.cve_max_age_days, 14);
+        let e = Config::parse("[security]\n\ncve_max_age = 3\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 3") && e.contains("security"), "{e}");
+        let e = Config::parse("[security]\ncve_max_age_days = 0\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 2") && e.contains("security.cve_max_age_days"),
             "{e}"
         );
     }

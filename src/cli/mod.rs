@@ -2,6 +2,7 @@
 //! runtime, the demo fleet and the console for each of them.
 
 mod connectors;
+mod cve;
 mod demo;
 mod logging;
 mod serve;
@@ -79,6 +80,9 @@ pub enum Commands {
     /// Show the effective configuration.
     #[command(subcommand)]
     Config(ConfigArgs),
+    /// The offline vulnerability database: import feeds, show freshness.
+    #[command(subcommand)]
+    Cve(cve::CveArgs),
 }
 
 /// `token` subcommands.
@@ -270,6 +274,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let dir = dir.clone().unwrap_or_else(|| PathBuf::from("playbooks"));
             crate::playbook::playbook_validate(&dir, &mut std::io::stdout())
         }
+        Some(Commands::Cve(args)) => cve::run(
+            args,
+            &data_dir,
+            config.security.cve_max_age_days,
+            &mut std::io::stdout(),
+        ),
         Some(Commands::Config(ConfigArgs::Show)) => {
             match &config_path {
                 Some(p) => println!("# from {}", p.display()),

@@ -128,6 +128,10 @@ pub async fn start(
         let explorer = crate::connectors::aws::CostExplorer::connect(profile, aws, None).await;
         options.cost.billing = Some(Arc::new(explorer));
     }
+    options.vulndb = Some(crate::agents::security::VulnDbSettings {
+        dir: crate::agents::security::vulndb::db_dir(data_dir),
+        max_age_days: config.security.cve_max_age_days,
+    });
     let read_only = options.read_only;
     let policy: Arc<dyn crate::runtime::policy::PolicyGate> = Arc::new(
         crate::policy::Gate::load(config.policy.dir.as_deref())
@@ -160,7 +164,12 @@ pub async fn start(
             registry,
             clock: clock.clone(),
             policy,
-            advisories: parse_advisories(DEFAULT_ADVISORIES)?,
+            // The embedded sample suits only the demo fleet's made-up hosts.
+            advisories: if is_live {
+                Vec::new()
+            } else {
+                parse_advisories(DEFAULT_ADVISORIES)?
+            },
             playbooks: Arc::new(
                 crate::playbook::Library::load(config.policy.playbooks.as_deref())
                     .context("cannot load the playbooks")?,

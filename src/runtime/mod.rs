@@ -59,6 +59,9 @@ pub struct RuntimeOptions {
     /// Poked by connectors that watch their infrastructure (Kubernetes), so a
     /// change reaches the log without waiting for the next discovery cycle.
     pub fleet_changed: Arc<Notify>,
+    /// The offline vulnerability database the security agent matches
+    /// against; `None` uses only the embedded advisories.
+    pub vulndb: Option<crate::agents::security::VulnDbSettings>,
 }
 
 impl Default for RuntimeOptions {
@@ -80,6 +83,7 @@ impl Default for RuntimeOptions {
             notify: None,
             cost: Default::default(),
             fleet_changed: Arc::new(Notify::new()),
+            vulndb: None,
         }
     }
 }
@@ -199,7 +203,8 @@ impl Runtime {
             Some(options.rescan.clone()),
             {
                 let agent = owned(
-                    SecurityAgent::new(advisories, &state).with_compliance(policy.clone(), &state),
+                    SecurityAgent::with_vulndb(advisories, options.vulndb.clone(), &state)
+                        .with_compliance(policy.clone(), &state),
                 );
                 move |ctx| {
                     let agent = agent.clone();

@@ -3,19 +3,22 @@
 //! recorded only when new or changed; a finding no longer seen is closed.
 
 mod compliance;
+mod config;
 mod credentials;
 mod cve;
 mod version;
+pub mod vulndb;
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::AgentContext;
 use crate::connectors::Scope;
-use crate::event::{EventKind, Resource, SecurityFinding, Severity};
+use crate::event::{EventKind, SecurityFinding, Severity};
 use crate::state::State;
+pub use config::SecurityConfig;
+pub use cve::{VulnDbSettings, VulnMatch, match_resource};
 pub use version::compare as compare_versions;
 
 const ACTOR: &str = "agent:security";
@@ -46,7 +49,7 @@ pub fn parse_advisories(text: &str) -> Result<Vec<Advisory>, serde_json::Error> 
 
 /// The security agent's memory of what it has already recorded.
 pub struct SecurityAgent {
-    advisories: Vec<Advisory>,
+    cve: cve::CveScanner,
     recorded: BTreeMap<String, SecurityFinding>,
     /// Compliance controls, evaluated by the policy gate each scan when one is given.
     compliance: Option<compliance::Compliance>,
@@ -55,8 +58,18 @@ pub struct SecurityAgent {
 impl SecurityAgent {
     /// Starts from the findings the log already holds.
     pub fn new(advisories: Vec<Advisory>, state: &State) -> Self {
+        Self::with_vulndb(advisories, None, state)
+    }
+
+    /// Matches packages against the vulnerability database in `vulndb`
+    /// (the embedded `advisories` only while it holds no data).
+    pub fn with_vulndb(
+        advisories: Vec<Advisory>,
+        vulndb: Option<VulnDbSettings>,
+        state: &State,
+    ) -> Self {
         Self {
-            advisories,
+            cve: cve::CveScanner::new(advisories, vulndb),
             recorded: state
                 .security
                 .findings
@@ -84,16 +97,16 @@ impl SecurityAgent {
         // A connector that did not answer tells nothing about its findings:
         // close findings only after a scan in which every connector answered.
         let mut all_answered = true;
-        let mut inventory = Vec::new();
+        let mut resources = Vec::new();
         for connector in ctx.registry.all() {
             match connector.list_resources(&Scope::default()).await {
-                Ok(resources) => {
-                    for r in &resources {
-                        for f in self.findings_for(r, now) {
+                Ok(listed) => {
+                    for r in &listed {
+                        if let Some(f) = credentials::expiry_finding(r, now) {
                             current.insert(f.id.clone(), f);
                         }
                     }
-                    inventory.extend(resources);
+                    resources.extend(listed);
                 }
                 Err(e) => {
                     all_answered = false;
@@ -101,6 +114,22 @@ impl SecurityAgent {
                         .await
                 }
             }
+        }
+        // Shared: the package matcher reads them on a blocking thread, then
+        // the compliance checks read them too.
+        let resources = std::sync::Arc::new(resources);
+        let packages = self.cve.scan(resources.clone(), now).await;
+        if let Some(status) = packages.status {
+            let _ = ctx.record(ACTOR, status).await;
+        }
+        if let Some(e) = packages.error {
+            // Unreadable advisories tell nothing: keep every finding open.
+            all_answered = false;
+            ctx.report_error("security", format!("vulnerability database: {e}"))
+                .await;
+        }
+        for f in packages.findings.into_iter().flatten() {
+            current.insert(f.id.clone(), f);
         }
         let mut changed = Vec::new();
         for (id, finding) in &current {
@@ -126,22 +155,19 @@ impl SecurityAgent {
         }
         if let Some(compliance) = &mut self.compliance {
             compliance
-                .evaluate(ctx, &inventory, &self.recorded, all_answered)
+                .evaluate(ctx, &resources, &self.recorded, all_answered)
                 .await;
         }
         changed.len()
-    }
-
-    fn findings_for(&self, r: &Resource, now: DateTime<Utc>) -> Vec<SecurityFinding> {
-        let mut out = cve::package_findings(&self.advisories, r);
-        out.extend(credentials::expiry_finding(r, now));
-        out
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use chrono::Utc;
+
     use super::*;
+    use crate::event::Resource;
 
     #[test]
     fn embedded_advisories_parse() {
@@ -151,10 +177,7 @@ mod tests {
 
     #[test]
     fn only_versions_below_the_fix_are_findings() {
-        let agent =
-            SecurityAgent::new(parse_advisories(DEFAULT_ADVISORIES).unwrap(), &State::new());
-        let world = crate::connectors::sim::World::default();
-        drop(world);
+        let advisories = parse_advisories(DEFAULT_ADVISORIES).unwrap();
         let mut r = Resource {
             id: crate::event::ResourceId::new("linux/h"),
             name: "h".into(),
@@ -170,10 +193,10 @@ mod tests {
         };
         r.attributes
             .insert("pkg:openssh-server".into(), "1:9.2p1-2+deb12u3".into());
-        assert!(agent.findings_for(&r, Utc::now()).is_empty());
+        assert!(cve::package_findings(&advisories, &r).is_empty());
         r.attributes
             .insert("pkg:openssh-server".into(), "1:9.2p1-2+deb12u2".into());
-        let f = agent.findings_for(&r, Utc::now());
+        let f = cve::package_findings(&advisories, &r);
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].id, "CVE-2024-6387@linux/h");
         assert_eq!(f[0].severity, Severity::Critical);

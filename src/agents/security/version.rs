@@ -139,4 +139,70 @@ mod tests {
             assert_eq!(compare(a, b) == Less, lt, "{a} vs {b}");
         }
     }
+
+    /// What `dpkg --compare-versions` says about `a` and `b`.
+    fn dpkg_order(a: &str, b: &str) -> Ordering {
+        let holds = |op: &str| {
+            std::process::Command::new("dpkg")
+                .args(["--compare-versions", a, op, b])
+                .status()
+                .expect("dpkg runs (this test compares against the real dpkg)")
+                .success()
+        };
+        if holds("lt") {
+            Less
+        } else if holds("gt") {
+            Greater
+        } else {
+            Equal
+        }
+    }
+
+    /// Every version installed on this machine, sorted by our ordering, and
+    /// each beside variants that differ only in the rules' corners (tilde,
+    /// binNMU suffix, epoch, revision): dpkg must agree on every pair.
+    #[test]
+    fn agrees_with_dpkg_on_this_machines_versions_and_their_neighbours() {
+        let text = std::fs::read_to_string("/var/lib/dpkg/status")
+            .expect("this test reads the machine's real dpkg status database");
+        let mut versions: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("Version: "))
+            .map(str::to_string)
+            .collect();
+        versions.sort();
+        versions.dedup();
+        assert!(versions.len() > 50, "only {} versions", versions.len());
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        let mut sorted = versions.clone();
+        sorted.sort_by(|a, b| compare(a, b));
+        for w in sorted.windows(2) {
+            pairs.push((w[0].clone(), w[1].clone()));
+        }
+        for v in versions.iter().step_by(3) {
+            pairs.push((v.clone(), format!("{v}~rc1")));
+            pairs.push((v.clone(), format!("{v}+b1")));
+            pairs.push((format!("{v}~"), format!("{v}~~")));
+            if !v.contains(':') {
+                pairs.push((v.clone(), format!("1:{v}")));
+            }
+            if !v.contains('-') {
+                pairs.push((v.clone(), format!("{v}-0")));
+                pairs.push((v.clone(), format!("{v}-1")));
+            }
+        }
+        let mut disagreements = Vec::new();
+        for (a, b) in &pairs {
+            let ours = compare(a, b);
+            if ours != dpkg_order(a, b) {
+                disagreements.push(format!("{a} vs {b}: ours {ours:?}"));
+            }
+        }
+        assert!(
+            disagreements.is_empty(),
+            "{} of {} pairs disagree with dpkg: {disagreements:#?}",
+            disagreements.len(),
+            pairs.len()
+        );
+    }
 }

@@ -69,6 +69,8 @@ struct Observation {
 struct PackageCache {
     stamp: Option<i64>,
     packages: BTreeMap<String, String>,
+    /// Binary package → dpkg's `Source:` field, where it names one.
+    sources: BTreeMap<String, String>,
     error: Option<String>,
 }
 
@@ -232,8 +234,11 @@ impl Host {
                     .map_err(|e| e.to_string()),
             };
             text.and_then(|t| {
-                packages::parse_dpkg_status(&t, &format!("{}:{}", self.name, packages::DPKG_STATUS))
-                    .map_err(|e| e.to_string())
+                packages::parse_dpkg_inventory(
+                    &t,
+                    &format!("{}:{}", self.name, packages::DPKG_STATUS),
+                )
+                .map_err(|e| e.to_string())
             })
         } else if facts.has_rpm {
             self.transport
@@ -241,13 +246,18 @@ impl Host {
                 .await
                 .map_err(|e| e.to_string())
                 .and_then(|o| packages::parse_rpm_query(&o.stdout).map_err(|e| e.to_string()))
+                .map(|versions| packages::Inventory {
+                    versions,
+                    sources: BTreeMap::new(),
+                })
         } else {
-            Ok(BTreeMap::new())
+            Ok(packages::Inventory::default())
         };
         cache.stamp = stamp;
         match result {
             Ok(p) => {
-                cache.packages = p;
+                cache.packages = p.versions;
+                cache.sources = p.sources;
                 cache.error = None;
             }
             Err(e) => {
@@ -322,6 +332,10 @@ impl Host {
             attributes.insert("packages".into(), cache.packages.len().to_string());
             for (name, version) in &cache.packages {
                 attributes.insert(format!("pkg:{name}"), version.clone());
+            }
+            // Advisories are per source package (`libssl3` comes from `openssl`).
+            for (name, source) in &cache.sources {
+                attributes.insert(format!("pkgsrc:{name}"), source.clone());
             }
         }
         match &*self.hardening.lock().await {

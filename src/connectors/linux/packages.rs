@@ -28,19 +28,42 @@ pub fn parse_dpkg_status(
     text: &str,
     source_name: &str,
 ) -> Result<BTreeMap<String, String>, PackageError> {
-    let mut out = BTreeMap::new();
+    parse_dpkg_inventory(text, source_name).map(|i| i.versions)
+}
+
+/// Installed binary packages and, where dpkg names one, their source package.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Inventory {
+    /// Binary package → version.
+    pub versions: BTreeMap<String, String>,
+    /// Binary package → its `Source:` field as dpkg writes it (`openssl`, or
+    /// `openssl (3.0.11-1~deb12u2)` when the source version differs), for
+    /// packages whose source is named (advisories are per source package).
+    pub sources: BTreeMap<String, String>,
+}
+
+/// Like [`parse_dpkg_status`], keeping each package's `Source:` field too.
+pub fn parse_dpkg_inventory(text: &str, source_name: &str) -> Result<Inventory, PackageError> {
+    let mut out = Inventory::default();
     let mut package: Option<&str> = None;
     let mut version: Option<&str> = None;
+    let mut source: Option<&str> = None;
     let mut installed = false;
     let mut stanza_start = 1;
     let mut finish = |package: Option<&str>,
                       version: Option<&str>,
+                      source: Option<&str>,
                       installed: bool,
                       start: usize|
      -> Result<(), PackageError> {
         match (package, version, installed) {
             (Some(p), Some(v), true) => {
-                out.entry(p.to_string()).or_insert_with(|| v.to_string());
+                if !out.versions.contains_key(p) {
+                    out.versions.insert(p.to_string(), v.to_string());
+                    if let Some(s) = source {
+                        out.sources.insert(p.to_string(), s.to_string());
+                    }
+                }
                 Ok(())
             }
             (None, _, _) if version.is_some() || installed => Err(PackageError {
@@ -59,9 +82,10 @@ pub fn parse_dpkg_status(
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
         if line.trim().is_empty() {
-            finish(package, version, installed, stanza_start)?;
+            finish(package, version, source, installed, stanza_start)?;
             package = None;
             version = None;
+            source = None;
             installed = false;
             stanza_start = n + 1;
             continue;
@@ -81,11 +105,12 @@ pub fn parse_dpkg_status(
         match key {
             "Package" => package = Some(value),
             "Version" => version = Some(value),
+            "Source" => source = Some(value),
             "Status" => installed = value.split_whitespace().last() == Some("installed"),
             _ => {}
         }
     }
-    finish(package, version, installed, stanza_start)?;
+    finish(package, version, source, installed, stanza_start)?;
     Ok(out)
 }
 
@@ -153,6 +178,18 @@ mod tests {
             }
         }
         assert_eq!(packages, expected);
+    }
+
+    #[test]
+    fn source_packages_are_kept_as_dpkg_writes_them() {
+        let text = "Package: libssl3\nStatus: install ok installed\nSource: openssl\nVersion: 3.0.15-1~deb12u1\n\n\
+                    Package: bash\nStatus: install ok installed\nVersion: 5.2.15-2+b7\nSource: bash (5.2.15-2)\n\n\
+                    Package: zlib1g\nStatus: install ok installed\nVersion: 1:1.2.13.dfsg-1\n";
+        let i = parse_dpkg_inventory(text, "status").unwrap();
+        assert_eq!(i.versions.len(), 3);
+        assert_eq!(i.sources["libssl3"], "openssl");
+        assert_eq!(i.sources["bash"], "bash (5.2.15-2)");
+        assert!(!i.sources.contains_key("zlib1g"));
     }
 
     #[test]
