@@ -599,7 +599,15 @@ impl Supervisor {
         if self.opts.read_only || !self.executing.insert(remediation) {
             return;
         }
-        let Some(view) = self.state.fleet.get(&rem.action.target) else {
+        // A target the action replaced (a restarted pod) may be gone from the
+        // fleet when an execution resumes after a restart: the snapshot
+        // recorded before the action names its connector.
+        let connector = match (self.state.fleet.get(&rem.action.target), &rem.snapshot) {
+            (Some(view), _) => Some(view.resource.connector.clone()),
+            (None, Some(snapshot)) if resume != Resume::Start => Some(snapshot.connector.clone()),
+            (None, _) => None,
+        };
+        let Some(connector) = connector else {
             self.executing.remove(&remediation);
             let ctx = self.ctx.clone();
             tokio::spawn(async move {
@@ -623,7 +631,7 @@ impl Supervisor {
         let job = ExecutionJob {
             remediation,
             action: rem.action.clone(),
-            connector: view.resource.connector.clone(),
+            connector,
             resume,
             snapshot: rem.snapshot.clone(),
             validation: playbook
