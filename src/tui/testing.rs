@@ -1224,10 +1224,18 @@ pub fn big_state(resources: usize, events: usize) -> State {
         prev = event.hash;
         state.apply(&event);
     };
+    // Kubernetes resources are grouped by context and namespace in the Fleet pane.
+    let contexts = ["dev-eu", "staging-eu", "prod-eu"];
     for i in 0..resources {
         let (kind, provider) = kinds[i % kinds.len()];
         let env = envs[i % envs.len()];
         let team = teams[i % teams.len()];
+        let group = [("context", contexts[i % envs.len()]), ("namespace", team)];
+        let attrs: &[(&str, &str)] = if provider == Provider::Kubernetes {
+            &group
+        } else {
+            &[]
+        };
         let r = resource(
             &format!("bench/{}/{kind}/r{i:06}", env.short()),
             &format!("{team}-{kind}-{i:06}"),
@@ -1236,7 +1244,7 @@ pub fn big_state(resources: usize, events: usize) -> State {
             env,
             team,
             t - Duration::minutes((i % 10_000) as i64),
-            &[],
+            attrs,
         );
         fold(
             &mut state,
