@@ -72,7 +72,7 @@ type CacheKey = (u64, FleetSort, String, Option<String>);
 struct Cache {
     key: Option<CacheKey>,
     /// Matching resources in list order (ungrouped first, then by group).
-    rows: Vec<ResourceId>,
+    rows: Vec<Listed>,
     /// What is drawn: `rows` with group headers, folded groups left out.
     display: Vec<ListRow>,
     /// Fold state `display` was built for.
@@ -92,7 +92,35 @@ enum ListRow {
         count: usize,
         unhealthy: usize,
     },
+    /// An index into the cached rows.
+    Resource(usize),
+}
+
+/// A listed resource with what the grouping needs, so laying out the rows
+/// never looks the fleet up again.
+#[derive(Debug, Clone, PartialEq)]
+struct Listed {
+    id: ResourceId,
+    /// Kubernetes (context, namespace).
+    group: Option<(String, String)>,
+    bad: bool,
+}
+
+impl Listed {
+    fn of(view: &ResourceView) -> Listed {
+        let r = &view.resource;
+        Listed {
+            id: r.id.clone(),
+            group: kube_group(r).map(|(c, ns)| (c.to_string(), ns.to_string())),
+            bad: r.health.status == HealthStatus::Unhealthy,
+        }
+    }
+}
+
+/// The selected row, by identity.
+enum Selected {
     Resource(ResourceId),
+    Group(GroupKey),
 }
 
 /// Fleet pane state.
@@ -227,10 +255,11 @@ impl FleetPane {
         );
         if self.cache.key.as_ref() == Some(&key) {
             if self.cache.folded_gen != self.folded_gen {
-                self.rebuild_display(ctx);
+                self.rebuild_display(self.selected_key());
             }
             return;
         }
+        let selected = self.selected_key();
         let fleet = &ctx.state.fleet;
         let needle = self.filter.to_lowercase();
         // A few resources changed since the last build (same sort, filter and
@@ -244,7 +273,7 @@ impl FleetPane {
             _ => None,
         };
         if let Some(changed) = incremental {
-            self.cache.rows.retain(|id| !changed.contains(id));
+            self.cache.rows.retain(|r| !changed.contains(&r.id));
             for id in &changed {
                 let Some(view) = fleet.get(id) else { continue };
                 if !self.listed(view, &needle) {
@@ -252,10 +281,10 @@ impl FleetPane {
                 }
                 let pos = self.cache.rows.partition_point(|r| {
                     fleet
-                        .get(r)
+                        .get(&r.id)
                         .is_some_and(|v| order(self.sort, v, view) == Ordering::Less)
                 });
-                self.cache.rows.insert(pos, id.clone());
+                self.cache.rows.insert(pos, Listed::of(view));
             }
         } else {
             let mut views: Vec<&ResourceView> = fleet
@@ -265,24 +294,37 @@ impl FleetPane {
                 .collect();
             let sort = self.sort;
             views.sort_by(|a, b| order(sort, a, b));
-            self.cache.rows = views.iter().map(|v| v.resource.id.clone()).collect();
+            self.cache.rows = views.iter().map(|v| Listed::of(v)).collect();
         }
         self.cache.counts = fleet.health_counts();
         self.cache.total = fleet.resources.len();
         self.cache.key = Some(key);
-        self.rebuild_display(ctx);
+        self.rebuild_display(selected);
+    }
+
+    /// What is selected now, to find again after a rebuild.
+    fn selected_key(&self) -> Option<Selected> {
+        match self.cache.display.get(self.scroll.selected)? {
+            ListRow::Resource(i) => self
+                .cache
+                .rows
+                .get(*i)
+                .map(|r| Selected::Resource(r.id.clone())),
+            ListRow::Header { group, .. } => Some(Selected::Group(group.clone())),
+        }
     }
 
     /// Lays the sorted rows out with a header before each context and each
     /// namespace (counting its resources and the unhealthy ones), leaving out
-    /// the rows of folded groups. One pass over the rows.
-    fn rebuild_display(&mut self, ctx: &Ctx) {
-        let fleet = &ctx.state.fleet;
-        let selected = self.cache.display.get(self.scroll.selected).cloned();
-        let mut display = Vec::with_capacity(self.cache.rows.len() + 16);
+    /// the rows of folded groups. One pass over the cached rows, with no
+    /// fleet lookups and no allocation per resource row.
+    fn rebuild_display(&mut self, selected: Option<Selected>) {
+        let rows = &self.cache.rows;
+        let mut display = Vec::with_capacity(rows.len() + 16);
         // Index in `display` of the open context and namespace headers.
         let mut open: [Option<usize>; 2] = [None, None];
-        let mut current: Option<(String, String)> = None;
+        let mut current: Option<&(String, String)> = None;
+        let mut hidden = false;
         let bump = |display: &mut Vec<ListRow>, at: Option<usize>, bad: bool| {
             if let Some(ListRow::Header {
                 count, unhealthy, ..
@@ -292,51 +334,51 @@ impl FleetPane {
                 *unhealthy += usize::from(bad);
             }
         };
-        for id in &self.cache.rows {
-            let Some(view) = fleet.get(id) else { continue };
-            let group = kube_group(&view.resource);
-            if let Some((c, ns)) = group {
-                let same_context = current.as_ref().is_some_and(|(cc, _)| cc == c);
-                let same_ns = same_context && current.as_ref().is_some_and(|(_, n)| n == ns);
-                if !same_context {
-                    open[0] = Some(display.len());
-                    display.push(ListRow::Header {
-                        group: (c.to_string(), None),
-                        count: 0,
-                        unhealthy: 0,
-                    });
-                    open[1] = None;
-                }
-                let context_folded = self.folded.contains(&(c.to_string(), None));
-                if !same_ns {
-                    open[1] = None;
-                    if !context_folded {
-                        open[1] = Some(display.len());
+        for (i, row) in rows.iter().enumerate() {
+            if let Some(group) = &row.group {
+                let (c, ns) = group;
+                let same_context = current.is_some_and(|(cc, _)| cc == c);
+                if current != Some(group) {
+                    if !same_context {
+                        open[0] = Some(display.len());
                         display.push(ListRow::Header {
-                            group: (c.to_string(), Some(ns.to_string())),
+                            group: (c.clone(), None),
                             count: 0,
                             unhealthy: 0,
                         });
                     }
-                    current = Some((c.to_string(), ns.to_string()));
+                    let context_folded = self.folded.contains(&(c.clone(), None));
+                    let ns_key = (c.clone(), Some(ns.clone()));
+                    open[1] = None;
+                    if !context_folded {
+                        open[1] = Some(display.len());
+                        hidden = self.folded.contains(&ns_key);
+                        display.push(ListRow::Header {
+                            group: ns_key,
+                            count: 0,
+                            unhealthy: 0,
+                        });
+                    } else {
+                        hidden = true;
+                    }
+                    current = Some(group);
                 }
-                let bad = view.resource.health.status == HealthStatus::Unhealthy;
-                bump(&mut display, open[0], bad);
-                bump(&mut display, open[1], bad);
-                let ns_folded = self.folded.contains(&(c.to_string(), Some(ns.to_string())));
-                if context_folded || ns_folded {
+                bump(&mut display, open[0], row.bad);
+                bump(&mut display, open[1], row.bad);
+                if hidden {
                     continue;
                 }
             }
-            display.push(ListRow::Resource(id.clone()));
+            display.push(ListRow::Resource(i));
         }
         self.cache.display = display;
         self.cache.folded_gen = self.folded_gen;
         // Keep the same row selected across a rebuild when it is still listed.
-        if let Some(row) = selected {
-            let same = |r: &ListRow| match (r, &row) {
-                (ListRow::Resource(a), ListRow::Resource(b)) => a == b,
-                (ListRow::Header { group: a, .. }, ListRow::Header { group: b, .. }) => a == b,
+        if let Some(sel) = selected {
+            let rows = &self.cache.rows;
+            let same = |r: &ListRow| match (r, &sel) {
+                (ListRow::Resource(i), Selected::Resource(id)) => rows[*i].id == *id,
+                (ListRow::Header { group, .. }, Selected::Group(g)) => group == g,
                 _ => false,
             };
             if let Some(pos) = self.cache.display.iter().position(same) {
@@ -467,6 +509,7 @@ impl FleetPane {
             }
         );
         let rows = &self.cache.display;
+        let listed = &self.cache.rows;
         let folded = &self.folded;
         let state = ctx.state;
         let len = rows.len();
@@ -482,7 +525,7 @@ impl FleetPane {
             ctx,
             |i| {
                 let id = match &rows[i] {
-                    ListRow::Resource(id) => id,
+                    ListRow::Resource(at) => &listed[*at].id,
                     ListRow::Header {
                         group,
                         count,
@@ -681,7 +724,10 @@ impl Pane for FleetPane {
                     self.folded_gen += 1;
                     Handled::Consumed
                 }
-                Some(ListRow::Resource(id)) => {
+                Some(ListRow::Resource(at)) => {
+                    let Some(id) = self.cache.rows.get(at).map(|r| r.id.clone()) else {
+                        return Handled::Consumed;
+                    };
                     // Kubernetes resources are inspected on the way in: the
                     // runtime asks the connector for events and the log tail.
                     if ctx
