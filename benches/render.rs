@@ -87,6 +87,8 @@ fn frames(c: &mut Criterion) {
     let views = [
         ("fleet", "1"),
         ("fleet_detail", "1\n"),
+        ("fleet_ctx", ":ctx prod-eu\n"),
+        ("ctx_list", ":ctx\n"),
         ("investigations", "2"),
         ("investigation_detail", "2\n"),
         ("remediations", "3"),

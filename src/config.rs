@@ -28,6 +28,8 @@ pub struct Config {
     pub credentials: Option<crate::connectors::credentials::CredentialsConfig>,
     /// `[security]`: the offline vulnerability database's staleness limit.
     pub security: crate::agents::security::SecurityConfig,
+    /// `[kubernetes]`: contexts to watch and the kubeconfig to read.
+    pub kubernetes: crate::connectors::kubernetes::KubernetesConfig,
 }
 
 /// `[runtime]`
@@ -288,6 +290,9 @@ impl Config {
         if let Err((key, why)) = self.security.validate() {
             return bad("security", key, &why);
         }
+        if let Err((key, why)) = self.kubernetes.validate() {
+            return bad("kubernetes", key, &why);
+        }
         self.notify.validate(text)
     }
 
@@ -471,6 +476,53 @@ mod tests {
             e.contains("line 2") && e.contains("security.cve_max_age_days"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn kubernetes_section_is_checked_with_key_and_line() {
+        use crate::connectors::kubernetes::ContextSelection;
+        assert_eq!(
+            Config::parse("", "c.toml").unwrap().kubernetes.contexts,
+            ContextSelection::Current
+        );
+        let c = Config::parse("[kubernetes]\ncontexts = \"all\"\n", "c.toml").unwrap();
+        assert_eq!(c.kubernetes.contexts, ContextSelection::All);
+        let c =
+            Config::parse("[kubernetes]\ncontexts = [\"prod\", \"stage\"]\n", "c.toml").unwrap();
+        assert_eq!(
+            c.kubernetes.contexts,
+            ContextSelection::Named(vec!["prod".into(), "stage".into()])
+        );
+        // --context overrides the file.
+        assert_eq!(
+            c.kubernetes.selection(&["all".into()]),
+            ContextSelection::All
+        );
+        assert_eq!(
+            c.kubernetes.selection(&[]),
+            ContextSelection::Named(vec!["prod".into(), "stage".into()])
+        );
+        for (text, line, key) in [
+            ("[kubernetes]\n\ncontext = \"prod\"\n", "line 3", "context"),
+            (
+                "[kubernetes]\ncontexts = \"prod\"\n",
+                "line 2",
+                "kubernetes.contexts",
+            ),
+            (
+                "[kubernetes]\ncontexts = []\n",
+                "line 2",
+                "kubernetes.contexts",
+            ),
+            (
+                "[kubernetes]\nkubeconfig = \"/nonexistent/kubeconfig\"\n",
+                "line 2",
+                "kubernetes.kubeconfig",
+            ),
+        ] {
+            let e = Config::parse(text, "c.toml").unwrap_err().to_string();
+            assert!(e.contains(line) && e.contains(key), "{text}: {e}");
+        }
     }
 
     #[test]

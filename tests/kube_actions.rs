@@ -190,12 +190,28 @@ async fn restart_pod_is_validated_on_its_replacement() {
         .unwrap();
     assert!(out.success);
     assert!(server.get("Pod", "shop", "web-abc-1").is_none());
-    let h = conn.health(&target).await.unwrap();
+    let h = conn.validation_health(&target, Some(&snap)).await.unwrap();
     assert_eq!(
         (h.status, h.reason.as_str()),
         (HealthStatus::Healthy, "Replaced"),
         "{h:?}"
     );
+    // The console restarts mid-validation: a new connector knows nothing of
+    // the deletion; the snapshot recorded in the log is enough.
+    drop(conn);
+    let conn = connect(&server, dir.path()).await;
+    assert!(
+        conn.health(&target).await.is_err(),
+        "the pod itself is gone"
+    );
+    let h = conn.validation_health(&target, Some(&snap)).await.unwrap();
+    assert_eq!(
+        (h.status, h.reason.as_str()),
+        (HealthStatus::Healthy, "Replaced"),
+        "{h:?}"
+    );
+    // Without the snapshot nothing says which controller replaces it.
+    assert!(conn.validation_health(&target, None).await.is_err());
     let r = conn.restore(&snap).await.unwrap();
     assert!(
         r.success && r.message.contains("recreated by ReplicaSet/web-abc"),

@@ -4,6 +4,7 @@
 //! rollout history, and findings that cite them.
 
 mod kube_support;
+mod runtime_support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -115,4 +116,137 @@ async fn crash_looping_pod_evidence_is_cited_and_redacted() {
     assert_eq!(action.name, "set_resources");
     assert_eq!(action.target.as_str(), "k8s/test/shop/deployment/web");
     assert_eq!(action.params["memory_limit_mib"], "384");
+}
+
+/// The drill-down's inspection through the real runtime: a viewer's
+/// `inspect` command makes the runtime ask the connector, and the recorded
+/// `resource_inspected` event carries the pod's events and its current and
+/// previous log tails, bounded and redacted. Read-only mode allows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspection_through_the_runtime_is_recorded_bounded_and_redacted() {
+    use runtime_support::{Driven, shipped_policy, start_time};
+    use shieldops::clock::ManualClock;
+    use shieldops::connectors::Registry;
+    use shieldops::runtime::RuntimeOptions;
+    use shieldops::runtime::command::Command;
+
+    let server = TestApiServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    server.create(node("node-a"));
+    let mut p = pod("shop", "web-1", None, "node-a", "web:1");
+    p["status"]["containerStatuses"][0]["restartCount"] = json!(2);
+    server.create(p);
+    server.create(json!({"apiVersion":"v1","kind":"Event","metadata":{"name":"web-1.1","namespace":"shop"},
+        "involvedObject":{"kind":"Pod","name":"web-1","namespace":"shop"},
+        "reason":"Unhealthy","message":"Readiness probe failed: HTTP probe failed with statuscode: 503",
+        "type":"Warning","count":4,"lastTimestamp":"2026-06-03T10:00:00Z"}));
+    let mut log = String::new();
+    for i in 0..120 {
+        log.push_str(&format!("request {i} served\n"));
+    }
+    log.push_str("auth header Authorization: Bearer eyJhbGciOi.secret.part\n");
+    log.push_str(&format!("{}\n", "x".repeat(1000)));
+    server.set_log("shop", "web-1", "app", false, &log);
+    server.set_log(
+        "shop",
+        "web-1",
+        "app",
+        true,
+        "panic: password=hunter2 rejected\n",
+    );
+
+    let kc =
+        kube::config::Kubeconfig::read_from(server.write_kubeconfig(dir.path(), "test")).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    let changed = Arc::new(Notify::new());
+    let conn = KubeConnector::start(
+        ClusterTarget {
+            context: "test".into(),
+            config,
+        },
+        changed.clone(),
+    )
+    .unwrap();
+    assert!(conn.wait_synced(Duration::from_secs(20)).await);
+    let mut registry = Registry::new();
+    registry.add(Arc::new(conn));
+    let options = RuntimeOptions {
+        read_only: true,
+        fleet_changed: changed,
+        ..Default::default()
+    };
+    let driven = Driven::start(
+        ManualClock::new(start_time()),
+        registry,
+        shipped_policy(),
+        None,
+        options,
+    );
+    let id = ResourceId::new("k8s/test/shop/pod/web-1");
+    driven
+        .until("the pod discovered", |s| s.fleet.get(&id).is_some())
+        .await;
+
+    let missing = driven
+        .command(
+            "victor",
+            Command::Inspect {
+                resource: ResourceId::new("k8s/test/shop/pod/nope"),
+            },
+        )
+        .await;
+    assert!(missing.unwrap_err().contains("nope"));
+    let reply = driven
+        .command(
+            "victor",
+            Command::Inspect {
+                resource: id.clone(),
+            },
+        )
+        .await;
+    assert!(reply.unwrap().contains("inspecting"));
+    let state = driven
+        .until("the inspection recorded", |s| {
+            s.fleet.get(&id).is_some_and(|v| v.inspection.is_some())
+        })
+        .await;
+    let inspection = state.fleet.get(&id).unwrap().inspection.clone().unwrap();
+    assert_eq!(inspection.requested_by, "victor");
+    assert_eq!(inspection.error, None);
+    let source = |s: &str| {
+        inspection
+            .evidence
+            .iter()
+            .find(|e| e.source == s)
+            .unwrap_or_else(|| panic!("no {s}: {inspection:?}"))
+    };
+    let events = source("k8s_events");
+    assert!(
+        events
+            .detail
+            .iter()
+            .any(|l| l.contains("Readiness probe failed") && l.contains("x4")),
+        "{events:?}"
+    );
+    let logs = source("logs");
+    assert_eq!(logs.detail.len(), 50, "bounded to the last 50 lines");
+    let text = logs.detail.join("\n");
+    assert!(text.contains("request 119 served") && !text.contains("request 60 served"));
+    assert!(!text.contains("eyJhbGciOi.secret.part"), "{text}");
+    assert!(
+        logs.detail.iter().all(|l| l.chars().count() <= 310),
+        "long lines are cut"
+    );
+    let previous = source("previous_logs");
+    assert!(
+        previous
+            .detail
+            .iter()
+            .any(|l| l.contains("password=[REDACTED]"))
+            && !previous.detail.join("\n").contains("hunter2"),
+        "{previous:?}"
+    );
+    driven.stop().await;
 }

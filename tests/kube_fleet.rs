@@ -242,7 +242,7 @@ async fn contexts_are_found_as_kubectl_finds_them() {
     let list = std::env::join_paths([&a, &b]).unwrap();
     // SAFETY: this test binary's other tests do not read KUBECONFIG.
     unsafe { std::env::set_var("KUBECONFIG", &list) };
-    let current = discover(&ContextSelection::Current).await.unwrap();
+    let current = discover(&ContextSelection::Current, None).await.unwrap();
     assert_eq!(
         current
             .iter()
@@ -250,13 +250,13 @@ async fn contexts_are_found_as_kubectl_finds_them() {
             .collect::<Vec<_>>(),
         ["alpha"]
     );
-    let all = discover(&ContextSelection::All).await.unwrap();
+    let all = discover(&ContextSelection::All, None).await.unwrap();
     assert_eq!(all.len(), 2);
-    let named = discover(&ContextSelection::Named(vec!["beta".into()]))
+    let named = discover(&ContextSelection::Named(vec!["beta".into()]), None)
         .await
         .unwrap();
     assert_eq!(named[0].context, "beta");
-    let err = discover(&ContextSelection::Named(vec!["gamma".into()]))
+    let err = discover(&ContextSelection::Named(vec!["gamma".into()]), None)
         .await
         .err()
         .unwrap();
@@ -264,7 +264,95 @@ async fn contexts_are_found_as_kubectl_finds_them() {
     // No kubeconfig at all: no cluster, not an error.
     unsafe { std::env::set_var("KUBECONFIG", "") };
     unsafe { std::env::set_var("HOME", dir.path().join("nohome")) };
-    let none = discover(&ContextSelection::Current).await.unwrap();
+    let none = discover(&ContextSelection::Current, None).await.unwrap();
     assert!(none.is_empty());
+    // `[kubernetes] kubeconfig` replaces kubectl's search; a missing file is an error.
+    let from_config = discover(&ContextSelection::All, Some(&b)).await.unwrap();
+    assert_eq!(from_config.len(), 1);
+    assert_eq!(from_config[0].context, "beta");
+    let err = discover(&ContextSelection::Current, Some(&dir.path().join("nope")))
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("nope"), "{err}");
     unsafe { std::env::remove_var("KUBECONFIG") };
+}
+
+/// The compliance facts other parts match on: pods and workload templates
+/// carry privilege, root, limits and images; Roles and ClusterRoles are
+/// watched into the fleet with their wildcard rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compliance_facts_and_rbac_are_watched() {
+    let server = TestApiServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut priv_pod = pod("shop", "priv-1", None, "node-a", "web:1");
+    priv_pod["spec"]["containers"][0]["securityContext"] =
+        json!({"privileged": true, "runAsUser": 0});
+    // Only a memory limit: cpu is missing.
+    priv_pod["spec"]["containers"][0]["resources"] = json!({"limits": {"memory": "64Mi"}});
+    server.create(priv_pod);
+    let mut web = deployment("shop", "web", 1, "web:2");
+    web["spec"]["template"]["spec"]["securityContext"] = json!({"runAsNonRoot": true});
+    web["spec"]["template"]["spec"]["containers"][0]["resources"] =
+        json!({"limits": {"cpu": "500m", "memory": "256Mi"}});
+    server.create(web);
+    server.create(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "ops-admin"},
+        "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]
+    }));
+    server.create(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "reader", "namespace": "shop"},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]
+    }));
+    let conn = connect(&server, dir.path()).await;
+    let attrs = |id: &str| {
+        let id = ResourceId::new(id);
+        conn.cache()
+            .resource(&id)
+            .unwrap_or_else(|| panic!("{id} not in the fleet"))
+            .attributes
+    };
+    let p = attrs("k8s/test/shop/pod/priv-1");
+    assert_eq!(p["security.privileged"], "true");
+    assert_eq!(p["security.run_as_root"], "true");
+    assert_eq!(p["resources.limits"], "missing");
+    assert_eq!(p["images"], "web:1");
+    let d = attrs("k8s/test/shop/deployment/web");
+    assert_eq!(d["security.privileged"], "false");
+    assert_eq!(d["security.run_as_root"], "false");
+    assert_eq!(d["resources.limits"], "set");
+    assert_eq!(d["images"], "web:2");
+    let cr = attrs("k8s/test/clusterrole/ops-admin");
+    assert_eq!(cr["rbac.wildcard"], "true");
+    assert_eq!(cr["rbac.wildcard_rules"], "* on */*");
+    let role = attrs("k8s/test/shop/role/reader");
+    assert_eq!(role["rbac.wildcard"], "false");
+    assert_eq!(role["namespace"], "shop");
+    assert_eq!(
+        conn.health(&ResourceId::new("k8s/test/shop/role/reader"))
+            .await
+            .unwrap()
+            .status,
+        HealthStatus::Healthy
+    );
+
+    // Narrowing the ClusterRole arrives through its watch.
+    server.update("ClusterRole", "", "ops-admin", |r| {
+        r["rules"] =
+            json!([{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]}]);
+    });
+    let id = ResourceId::new("k8s/test/clusterrole/ops-admin");
+    assert!(
+        eventually(WAIT, || conn
+            .cache()
+            .resource(&id)
+            .is_some_and(|r| r.attributes["rbac.wildcard"] == "false"))
+        .await,
+        "the narrowed ClusterRole was not seen"
+    );
+    server.remove("Role", "shop", "reader");
+    let id = ResourceId::new("k8s/test/shop/role/reader");
+    assert!(eventually(WAIT, || conn.cache().resource(&id).is_none()).await);
 }

@@ -98,6 +98,26 @@ async fn kubectl_gets_describes_scales_and_rolls_back() {
     assert!(ok && out.contains("web"), "{out}");
     let (ok, out) = kubectl(&kc, &["get", "nodes"]).await;
     assert!(ok && out.contains("node-a"), "{out}");
+    // RBAC objects are served in the real wire format too.
+    server.create(serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "ops-admin"},
+        "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]
+    }));
+    server.create(serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "reader", "namespace": "shop"},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]
+    }));
+    let (ok, out) = kubectl(&kc, &["get", "clusterroles"]).await;
+    assert!(ok && out.contains("ops-admin"), "{out}");
+    let (ok, out) = kubectl(&kc, &["get", "roles", "-n", "shop", "-o", "name"]).await;
+    assert!(
+        ok && out.contains("role.rbac.authorization.k8s.io/reader"),
+        "{out}"
+    );
+    let (ok, out) = kubectl(&kc, &["describe", "clusterrole", "ops-admin"]).await;
+    assert!(ok && out.contains("*.*"), "{out}");
 
     let (ok, out) = kubectl(&kc, &["describe", "deployment", "web", "-n", "shop"]).await;
     assert!(ok, "{out}");

@@ -96,6 +96,26 @@ async fn missing_wrong_and_underprivileged_tokens_are_refused() {
     );
     let (ok, _) = viewer.command(Command::Acknowledge { incident: 1 }).await;
     assert!(!ok);
+    // Inspecting a resource only reads: a viewer may, and sees the answer arrive.
+    let target = viewer
+        .state
+        .fleet
+        .resources
+        .keys()
+        .next()
+        .cloned()
+        .expect("a fleet");
+    let (ok, message) = viewer
+        .command(Command::Inspect {
+            resource: target.clone(),
+        })
+        .await;
+    assert!(ok, "{message}");
+    viewer
+        .until(60, "the inspection recorded", |s| {
+            s.fleet.get(&target).is_some_and(|v| v.inspection.is_some())
+        })
+        .await;
     let (status, body) = http(
         server.addr,
         "POST",

@@ -664,3 +664,126 @@ fn learn_command_runs_a_cycle_and_shows_the_learning_pane() {
     assert_eq!(sends(&effects), vec![&Command::Learn]);
     assert!(screen(&mut app, 120, 40).contains("MTTR by incident type"));
 }
+
+/// `:ctx` lists the Kubernetes contexts from the state, narrows the Fleet
+/// pane to one (with completion of the names) and `:ctx all` undoes it.
+/// It reads state only: no command reaches the runtime.
+#[test]
+fn ctx_lists_narrows_and_completes_contexts() {
+    let state = shieldops::tui::testing::fixture_kube_state();
+    // Attached consoles are read-only in the same way: nothing is sent.
+    let mut app = App::new(&opts(), state, fixture_now());
+    assert_eq!(app.complete("ct").0, "ctx ");
+    let (text, found) = app.complete("ctx ");
+    assert_eq!(text, "ctx ");
+    assert_eq!(found, vec!["prod-eu", "staging-eu", "all"]);
+    assert_eq!(app.complete("ctx st").0, "ctx staging-eu");
+    assert_eq!(app.complete("ctx a").0, "ctx all");
+
+    let effects = press(&mut app, ":");
+    let mut effects = effects;
+    effects.extend(type_text(&mut app, "ctx"));
+    effects.extend(press(&mut app, "<enter>"));
+    assert!(sends(&effects).is_empty(), "{effects:?}");
+    let s = screen(&mut app, 120, 40);
+    assert!(s.contains("Kubernetes contexts"), "{s}");
+    assert!(
+        s.contains("staging-eu") && s.contains("failing") && s.contains("HTTP 401"),
+        "{s}"
+    );
+    // Any key closes the list.
+    press(&mut app, "<esc>");
+    assert!(!screen(&mut app, 120, 40).contains("Kubernetes contexts"));
+
+    press(&mut app, ":");
+    type_text(&mut app, "ctx staging-eu");
+    let effects = press(&mut app, "<enter>");
+    assert!(sends(&effects).is_empty());
+    assert_eq!(app.focus(), PaneId::Fleet);
+    let s = screen(&mut app, 120, 40);
+    assert!(
+        s.contains("search-api") && s.contains("ctx: staging-eu"),
+        "{s}"
+    );
+    assert!(
+        !s.contains("checkout-7d9f8") && !s.contains("orders-db"),
+        "only the staging-eu fleet is listed: {s}"
+    );
+
+    press(&mut app, ":");
+    type_text(&mut app, "ctx nope");
+    press(&mut app, "<enter>");
+    let toast = app.toast_text().unwrap_or_default().to_string();
+    assert!(
+        toast.contains("nope") && toast.contains("prod-eu, staging-eu"),
+        "{toast}"
+    );
+
+    press(&mut app, ":");
+    type_text(&mut app, "ctx all");
+    press(&mut app, "<enter>");
+    let s = screen(&mut app, 120, 40);
+    assert!(
+        s.contains("checkout-7d9f8") && s.contains("orders-db"),
+        "{s}"
+    );
+}
+
+/// Without any cluster, `:ctx` and the Fleet pane say how to add one (the
+/// line the runtime recorded when it found no kubeconfig).
+#[test]
+fn ctx_without_clusters_says_how_to_add_one() {
+    let mut state = shieldops::state::State::new();
+    let events = seal_all(vec![NewEvent::new(
+        fixture_now(),
+        "runtime",
+        EventKind::ConnectorStatus {
+            connector: shieldops::event::ConnectorId::new("k8s"),
+            status: shieldops::event::ConnectorState::Absent,
+            message: shieldops::connectors::kubernetes::HOW_TO_ADD.into(),
+        },
+    )]);
+    state.apply(&events[0]);
+    let mut app = App::new(&opts(), state, fixture_now());
+    let s = screen(&mut app, 200, 40);
+    assert!(s.contains("No Kubernetes cluster configured"), "{s}");
+    press(&mut app, ":");
+    type_text(&mut app, "ctx");
+    press(&mut app, "<enter>");
+    let s = screen(&mut app, 200, 40);
+    assert!(
+        s.contains("Kubernetes contexts") && s.contains("No Kubernetes cluster configured"),
+        "{s}"
+    );
+    press(&mut app, "<esc> :");
+    type_text(&mut app, "ctx prod");
+    press(&mut app, "<enter>");
+    let toast = app.toast_text().unwrap_or_default().to_string();
+    assert!(
+        toast.contains("No Kubernetes cluster configured"),
+        "{toast}"
+    );
+}
+
+/// Opening a Kubernetes resource asks the runtime to inspect it (a viewer's
+/// command); other providers' resources are not inspected.
+#[test]
+fn drilling_into_a_kubernetes_resource_asks_for_an_inspection() {
+    let mut app = app();
+    press(&mut app, "/");
+    type_text(&mut app, "checkout-7d9f8");
+    let effects = press(&mut app, "<enter> <down> <down> <enter>");
+    assert_eq!(
+        sends(&effects),
+        vec![&Command::Inspect {
+            resource: ResourceId::new("k8s/prod-eu/payments/pod/checkout-7d9f8")
+        }]
+    );
+    let s = screen(&mut app, 120, 40);
+    assert!(s.contains("waiting for the answer"), "{s}");
+    press(&mut app, "<esc> <esc>");
+    press(&mut app, "/");
+    type_text(&mut app, "orders-db");
+    let effects = press(&mut app, "<enter> <enter>");
+    assert!(sends(&effects).is_empty(), "{effects:?}");
+}

@@ -27,8 +27,62 @@ fn fleet_list() {
 
 #[test]
 fn fleet_detail() {
-    // Health sort puts the OOMKilled pod first.
-    snap("fleet_detail", "1 <enter>", None, "");
+    // Filtered to the OOMKilled pod: its context and namespace headers come
+    // first, then the pod. No inspection has arrived yet.
+    snap(
+        "fleet_detail",
+        "1 /",
+        Some("checkout-7d9f8"),
+        "<enter> <down> <down> <enter>",
+    );
+}
+
+/// Snapshots of an app over the Kubernetes fixture after `keys` (and `typed`, then `after`).
+fn kube_snap(name: &str, keys: &str, typed: Option<&str>, after: &str) {
+    use shieldops::tui::testing::{fixture_kube_state, fixture_now};
+    let state = fixture_kube_state();
+    for (w, h) in SIZES {
+        let mut app = shieldops::tui::App::new(&tui_support::opts(), state.clone(), fixture_now());
+        press(&mut app, keys);
+        if let Some(text) = typed {
+            type_text(&mut app, text);
+        }
+        press(&mut app, after);
+        let terminal = render(&mut app, w, h);
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), terminal.backend());
+    }
+}
+
+#[test]
+fn fleet_detail_with_inspection() {
+    // The pod's inspection arrived: its events and the redacted log tail, with the time.
+    kube_snap(
+        "fleet_detail_inspected",
+        "1 /",
+        Some("checkout-7d9f8"),
+        "<enter> <down> <down> <enter>",
+    );
+}
+
+#[test]
+fn ctx_list() {
+    kube_snap("ctx_list", ":", Some("ctx"), "<enter>");
+}
+
+#[test]
+fn fleet_narrowed_to_a_context() {
+    kube_snap("fleet_ctx_staging", ":", Some("ctx staging-eu"), "<enter>");
+}
+
+#[test]
+fn fleet_group_folded() {
+    // Enter on the prod-eu header folds it to its one line with counts.
+    kube_snap(
+        "fleet_folded",
+        "1",
+        None,
+        "<down> <down> <down> <down> <down> <down> <down> <enter>",
+    );
 }
 
 #[test]

@@ -71,22 +71,21 @@ async fn record_absent(
     Ok(())
 }
 
-/// The Kubernetes connectors `--context` asks for (none when no cluster is configured).
-/// With none, the Fleet pane gets one line saying how to add a cluster.
+/// The Kubernetes connectors `--context` (else `[kubernetes] contexts`) asks
+/// for; none when no cluster is configured, and then the Fleet pane gets one
+/// line saying how to add a cluster.
 pub async fn kubernetes(
+    settings: &crate::connectors::kubernetes::KubernetesConfig,
     contexts: &[String],
     changed: std::sync::Arc<tokio::sync::Notify>,
     clock: &SharedClock,
     log: &EventLog,
     state: &State,
 ) -> anyhow::Result<Vec<std::sync::Arc<dyn crate::connectors::InfraConnector>>> {
-    use crate::connectors::kubernetes::{ContextSelection, KubeConnector};
-    let selection = match contexts {
-        [] => ContextSelection::Current,
-        [all] if all == "all" => ContextSelection::All,
-        named => ContextSelection::Named(named.to_vec()),
-    };
-    let connectors = KubeConnector::start_all(&selection, changed).await?;
+    use crate::connectors::kubernetes::KubeConnector;
+    let selection = settings.selection(contexts);
+    let connectors =
+        KubeConnector::start_all(&selection, settings.kubeconfig.as_deref(), changed).await?;
     if connectors.is_empty() {
         let line = crate::connectors::kubernetes::HOW_TO_ADD.to_string();
         record_absent(&[(ConnectorId::new("k8s"), line)], clock, log, state).await?;

@@ -147,6 +147,7 @@ pub async fn start(
     }
     if wants_live {
         let clusters = super::connectors::kubernetes(
+            &config.kubernetes,
             &cli.contexts,
             options.fleet_changed.clone(),
             &clock,

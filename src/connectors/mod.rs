@@ -130,6 +130,23 @@ pub trait InfraConnector: Send + Sync {
     async fn diagnose(&self, _id: &ResourceId) -> Result<Diagnosis> {
         Ok(Diagnosis::default())
     }
+    /// What an operator sees on drill-down when asking for more: recent
+    /// events and a bounded, redacted log tail where the connector has them
+    /// (by default the evidence of `diagnose`). Reads only.
+    async fn inspect(&self, id: &ResourceId) -> Result<Vec<DiagnosisEvidence>> {
+        Ok(self.diagnose(id).await?.evidence)
+    }
+    /// The health that validates an action on `id`. `before` is the snapshot
+    /// recorded before the action (kept in the event log, so this holds
+    /// across a restart): it lets a connector judge a resource the action
+    /// replaced, e.g. a restarted pod on its controller's replacement.
+    async fn validation_health(
+        &self,
+        id: &ResourceId,
+        _before: Option<&Snapshot>,
+    ) -> Result<Health> {
+        self.health(id).await
+    }
     /// Captures enough state to restore the resource.
     async fn snapshot(&self, id: &ResourceId) -> Result<Snapshot>;
     /// Executes an action.

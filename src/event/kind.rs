@@ -279,6 +279,15 @@ pub enum EventKind {
     ControlEvaluated {
         result: ControlResult,
     },
+    /// What a connector said about one resource when an operator looked at it
+    /// (its recent events, a bounded and redacted log tail), or why it could not.
+    ResourceInspected {
+        resource: super::model::ResourceId,
+        requested_by: String,
+        evidence: Vec<super::model::Evidence>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// A kind written by a newer build: kept byte-for-byte, shown as unknown.
     #[serde(skip)]
     Unknown {
@@ -476,6 +485,7 @@ pub const KNOWN_KINDS: &[&str] = &[
     "connector_status",
     "vuln_db_status",
     "control_evaluated",
+    "resource_inspected",
 ];
 
 impl EventKind {
@@ -533,6 +543,7 @@ impl EventKind {
             EventKind::ConnectorStatus { .. } => 38,
             EventKind::VulnDbStatus { .. } => 39,
             EventKind::ControlEvaluated { .. } => 40,
+            EventKind::ResourceInspected { .. } => 41,
             EventKind::Unknown { .. } => unreachable!("handled in name()"),
         }
     }

@@ -265,6 +265,22 @@ pub fn summary(kind: &EventKind) -> String {
                 .unwrap_or("fleet"),
             result.status.as_str()
         ),
+        ResourceInspected {
+            resource,
+            requested_by,
+            evidence,
+            error,
+        } => match error {
+            Some(e) => format!("inspection of {resource} for {requested_by} failed: {e}"),
+            None => format!(
+                "inspected {resource} for {requested_by}: {}",
+                evidence
+                    .iter()
+                    .map(|e| e.summary.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        },
         Unknown { kind, .. } => format!("unknown event kind `{kind}` (written by a newer version)"),
     }
 }

@@ -49,6 +49,9 @@ impl Role {
             | Command::ApplyRecommendation { .. }
             | Command::HypothesisFeedback { .. }
             | Command::Learn => Some(Role::Operator),
+            // Looking at a resource's events and log tail changes nothing:
+            // whoever may watch the console may ask for it (logs are redacted).
+            Command::Inspect { .. } => Some(Role::Viewer),
             // Stopping the runtime is for whoever runs `serve` (SIGTERM), not a console.
             Command::Shutdown => None,
         }
@@ -237,6 +240,10 @@ mod tests {
         assert!(authorize("alice", Role::Approver, &approve).is_ok());
         assert!(authorize("olga", Role::Operator, &Command::Rescan).is_ok());
         assert!(authorize("victor", Role::Viewer, &Command::Rescan).is_err());
+        let inspect = Command::Inspect {
+            resource: crate::event::ResourceId::new("k8s/prod/shop/pod/web-1"),
+        };
+        assert!(authorize("victor", Role::Viewer, &inspect).is_ok());
         assert!(authorize("alice", Role::Approver, &Command::Shutdown).is_err());
     }
 

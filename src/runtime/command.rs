@@ -74,6 +74,9 @@ pub enum Command {
     },
     /// Run a learning cycle now.
     Learn,
+    /// Ask a resource's connector for its recent events and log tail, and
+    /// record what it says (reads only; the drill-down shows it).
+    Inspect { resource: ResourceId },
     /// Stop the runtime gracefully.
     Shutdown,
 }
@@ -101,6 +104,7 @@ impl Command {
                 if *confirmed { "confirm" } else { "refute" }
             ),
             Command::Learn => "learn".to_string(),
+            Command::Inspect { resource } => format!("inspect {resource}"),
             Command::Shutdown => "shutdown".to_string(),
         }
     }

@@ -28,6 +28,8 @@ use crate::state::{IncidentStatus, InvestigationStatus, Stage, State};
 use crate::store::Subscription;
 
 const ACTOR: &str = "supervisor";
+/// How long an inspection may wait on a connector.
+const INSPECT_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub(super) struct Supervisor {
     pub ctx: AgentContext,
@@ -597,7 +599,15 @@ impl Supervisor {
         if self.opts.read_only || !self.executing.insert(remediation) {
             return;
         }
-        let Some(view) = self.state.fleet.get(&rem.action.target) else {
+        // A target the action replaced (a restarted pod) may be gone from the
+        // fleet when an execution resumes after a restart: the snapshot
+        // recorded before the action names its connector.
+        let connector = match (self.state.fleet.get(&rem.action.target), &rem.snapshot) {
+            (Some(view), _) => Some(view.resource.connector.clone()),
+            (None, Some(snapshot)) if resume != Resume::Start => Some(snapshot.connector.clone()),
+            (None, _) => None,
+        };
+        let Some(connector) = connector else {
             self.executing.remove(&remediation);
             let ctx = self.ctx.clone();
             tokio::spawn(async move {
@@ -621,7 +631,7 @@ impl Supervisor {
         let job = ExecutionJob {
             remediation,
             action: rem.action.clone(),
-            connector: view.resource.connector.clone(),
+            connector,
             resume,
             snapshot: rem.snapshot.clone(),
             validation: playbook
@@ -798,6 +808,7 @@ impl Supervisor {
                 self.learning_poke.notify_one();
                 Ok("learning cycle requested".into())
             }
+            Command::Inspect { resource } => self.inspect(resource, by),
             Command::ApplyRecommendation { resource } => {
                 self.apply_recommendation(resource, by).await
             }
@@ -835,6 +846,60 @@ impl Supervisor {
                 Ok("shutting down".into())
             }
         }
+    }
+
+    /// Asks the resource's connector what it can show (events, log tail) on a
+    /// task of its own, so a slow API server never holds up the supervisor;
+    /// the answer, or why there is none, is recorded as `resource_inspected`.
+    /// Allowed in read-only mode: it changes nothing.
+    fn inspect(&mut self, resource: crate::event::ResourceId, by: &Identity) -> CommandReply {
+        let view = self
+            .state
+            .fleet
+            .get(&resource)
+            .ok_or_else(|| format!("no resource {resource} in the fleet"))?;
+        let connector = self
+            .ctx
+            .registry
+            .get(&view.resource.connector)
+            .ok_or_else(|| format!("connector {} is not running here", view.resource.connector))?;
+        let ctx = self.ctx.clone();
+        let requested_by = by.name.clone();
+        let timeout = INSPECT_TIMEOUT;
+        let reply = format!("inspecting {resource}");
+        tokio::spawn(async move {
+            let answer = tokio::time::timeout(timeout, connector.inspect(&resource)).await;
+            let (evidence, error) = match answer {
+                Ok(Ok(found)) => (
+                    found
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, e)| crate::event::Evidence {
+                            id: format!("e{}", i + 1),
+                            source: e.source,
+                            summary: e.summary,
+                            detail: e.detail,
+                        })
+                        .collect(),
+                    None,
+                ),
+                Ok(Err(e)) => (Vec::new(), Some(e.to_string())),
+                Err(_) => (
+                    Vec::new(),
+                    Some(format!("no answer within {}s", timeout.as_secs())),
+                ),
+            };
+            let kind = EventKind::ResourceInspected {
+                resource,
+                requested_by,
+                evidence,
+                error,
+            };
+            if let Err(e) = ctx.record("runtime", kind).await {
+                tracing::warn!("could not record an inspection: {e}");
+            }
+        });
+        Ok(reply)
     }
 
     /// Proposes the resource's cost recommendation as a remediation requested

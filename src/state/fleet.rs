@@ -24,6 +24,18 @@ pub struct ResourceView {
     pub incidents: Vec<u64>,
     /// Remediations that targeted this resource.
     pub remediations: Vec<u64>,
+    /// The latest inspection an operator asked for (events, log tail).
+    #[serde(default)]
+    pub inspection: Option<Inspection>,
+}
+
+/// What the connector said when the resource was last inspected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Inspection {
+    pub at: DateTime<Utc>,
+    pub requested_by: String,
+    pub evidence: Vec<crate::event::Evidence>,
+    pub error: Option<String>,
 }
 
 /// Counts of resources by health.
@@ -67,6 +79,7 @@ impl Fleet {
                         recent: VecDeque::new(),
                         incidents: Vec::new(),
                         remediations: Vec::new(),
+                        inspection: None,
                     });
                 view.resource = resource.clone();
                 view.updated_at = event.at;
@@ -107,6 +120,21 @@ impl Fleet {
                     view.resource.health = health.clone();
                     view.updated_at = event.at;
                     push_bounded(&mut view.recent, line);
+                }
+            }
+            EventKind::ResourceInspected {
+                resource,
+                requested_by,
+                evidence,
+                error,
+            } => {
+                if let Some(view) = self.resources.get_mut(resource) {
+                    view.inspection = Some(Inspection {
+                        at: event.at,
+                        requested_by: requested_by.clone(),
+                        evidence: evidence.clone(),
+                        error: error.clone(),
+                    });
                 }
             }
             _ => {}

@@ -104,7 +104,8 @@ impl State {
             | EventKind::ResourceChanged { .. }
             | EventKind::ResourceGone { .. }
             | EventKind::HealthChanged { .. }
-            | EventKind::ConnectorStatus { .. } => self.fleet.apply(event),
+            | EventKind::ConnectorStatus { .. }
+            | EventKind::ResourceInspected { .. } => self.fleet.apply(event),
             EventKind::AlertReceived { .. }
             | EventKind::IncidentOpened { .. }
             | EventKind::IncidentCorrelated { .. }

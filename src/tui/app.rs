@@ -126,6 +126,11 @@ pub const COMMANDS: &[(&str, &[&str], &str)] = &[
     ),
     ("events", &["ev", "log"], "Events pane"),
     ("theme", &[], "switch theme: :theme NAME"),
+    (
+        "ctx",
+        &["context"],
+        "Kubernetes contexts; NAME narrows Fleet, all shows all",
+    ),
     ("override", &[], "freeze override: ID REASON"),
     ("help", &[], "toggle help"),
     ("q", &["quit"], "quit"),
@@ -174,6 +179,8 @@ pub struct App {
     focus: PaneId,
     mode: Mode,
     help: bool,
+    /// The `:ctx` list is showing (any key closes it).
+    contexts: bool,
     toast: Option<Toast>,
     theme: Theme,
     no_color: bool,
@@ -226,6 +233,7 @@ impl App {
             focus: PaneId::Fleet,
             mode: Mode::Normal,
             help: false,
+            contexts: false,
             toast: None,
             theme,
             no_color,
@@ -432,6 +440,12 @@ impl App {
     }
 
     fn normal_action(&mut self, action: Action) {
+        if self.contexts {
+            self.contexts = false;
+            if action == Action::Back {
+                return;
+            }
+        }
         if self.help {
             self.help = false;
             if matches!(action, Action::Help | Action::Back) {
@@ -662,7 +676,8 @@ impl App {
         Vec::new()
     }
 
-    /// Completes a command line: command names, then theme names after `theme `.
+    /// Completes a command line: command names, then theme names after
+    /// `theme `, context names after `ctx `.
     pub fn complete(&self, text: &str) -> (String, Vec<String>) {
         let (prefix, word, options): (String, &str, Vec<String>) =
             if let Some(rest) = text.strip_prefix("theme ") {
@@ -671,6 +686,16 @@ impl App {
                     rest.trim_start(),
                     Theme::available(self.config_dir.as_deref()),
                 )
+            } else if let Some((cmd, rest)) = text
+                .split_once(' ')
+                .filter(|(c, _)| matches!(*c, "ctx" | "context"))
+            {
+                let mut names: Vec<String> = super::contexts::kube_contexts(&self.state)
+                    .into_iter()
+                    .map(|c| c.name)
+                    .collect();
+                names.push("all".into());
+                (format!("{cmd} "), rest.trim_start(), names)
             } else {
                 let mut names = Vec::new();
                 for (name, aliases, _) in COMMANDS {
@@ -686,7 +711,7 @@ impl App {
         match found.len() {
             0 => (text.to_string(), Vec::new()),
             1 => {
-                let suffix = if prefix.is_empty() && found[0] == "theme" {
+                let suffix = if prefix.is_empty() && matches!(found[0].as_str(), "theme" | "ctx") {
                     " "
                 } else {
                     ""
@@ -736,6 +761,10 @@ impl App {
         if name == Some("override") {
             return self.override_freeze(arg, words.collect::<Vec<_>>().join(" "));
         }
+        if name == Some("ctx") {
+            self.context_command(arg);
+            return Vec::new();
+        }
         match name {
             Some("q") => self.request_quit(),
             Some("help") => self.help = !self.help,
@@ -774,6 +803,42 @@ impl App {
             }
         }
         Vec::new()
+    }
+
+    /// `:ctx` lists the contexts; `:ctx NAME` narrows the Fleet pane to one,
+    /// `:ctx all` shows every resource again. Reads the state only.
+    fn context_command(&mut self, arg: Option<&str>) {
+        let Some(arg) = arg else {
+            self.contexts = true;
+            return;
+        };
+        if arg == "all" {
+            self.panes.fleet.set_context(None);
+            self.focus_pane(PaneId::Fleet);
+            self.toast(Level::Info, "Fleet: all contexts");
+            return;
+        }
+        let known: Vec<String> = super::contexts::kube_contexts(&self.state)
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        if known.iter().any(|k| k == arg) {
+            self.panes.fleet.set_context(Some(arg.to_string()));
+            self.focus_pane(PaneId::Fleet);
+            self.toast(Level::Info, format!("Fleet: context {arg}"));
+        } else if known.is_empty() {
+            let why = super::contexts::absent_line(&self.state)
+                .unwrap_or("no Kubernetes context is known to the runtime");
+            self.toast(Level::Warn, format!("no context {arg}: {why}"));
+        } else {
+            self.toast(
+                Level::Warn,
+                format!(
+                    "no context {arg} (known: {}; :ctx all shows all)",
+                    known.join(", ")
+                ),
+            );
+        }
     }
 
     /// Sends what a pane asked for; a proposal is refused here in read-only mode
@@ -863,6 +928,9 @@ impl App {
         self.draw_footer(f, footer, &t);
         if self.help {
             self.draw_help(f, area, &t);
+        }
+        if self.contexts {
+            super::contexts::draw(f, area, &self.state, self.panes.fleet.context(), &t);
         }
         match &self.mode {
             Mode::Dialog(_) => self.draw_dialog(f, area, &t),

@@ -7,6 +7,7 @@
 //! the only thing that redraws while idle (once a second).
 
 pub mod app;
+pub mod contexts;
 pub mod keymap;
 pub mod panes;
 pub mod scheduler;

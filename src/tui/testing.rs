@@ -1241,6 +1241,74 @@ pub fn fixture_state() -> State {
     state
 }
 
+/// The fixture plus what a console watching two Kubernetes contexts sees:
+/// each context's connector status (prod-eu watching, staging-eu failing
+/// its watches) and an inspection of the OOMKilled pod with its events and
+/// a redacted log tail, two minutes before [`fixture_now`].
+pub fn fixture_kube_state() -> State {
+    let mut state = fixture_state();
+    let last = fixture_events().pop().expect("fixture events");
+    let now = fixture_now();
+    let drafts = vec![
+        NewEvent::new(
+            now - Duration::minutes(10),
+            "agent:discovery",
+            EventKind::ConnectorStatus {
+                connector: ConnectorId::new("k8s:prod-eu"),
+                status: ConnectorState::Ok,
+                message: "watching".into(),
+            },
+        ),
+        NewEvent::new(
+            now - Duration::minutes(5),
+            "agent:discovery",
+            EventKind::ConnectorStatus {
+                connector: ConnectorId::new("k8s:staging-eu"),
+                status: ConnectorState::Failing,
+                message: "1 watch(es) failing; pod: HTTP 401 Unauthorized".into(),
+            },
+        ),
+        NewEvent::new(
+            now - Duration::minutes(2),
+            "runtime",
+            EventKind::ResourceInspected {
+                resource: ResourceId::new(CHECKOUT_POD),
+                requested_by: "alice".into(),
+                evidence: vec![
+                    Evidence {
+                        id: "e1".into(),
+                        source: "k8s_events".into(),
+                        summary: "3 Kubernetes event(s), 2 warning(s)".into(),
+                        detail: vec![
+                            "09:04:10 Normal Pulled: Container image \"checkout:v2.14.0\" already present on machine".into(),
+                            "09:05:02 Warning OOMKilling: Memory cgroup out of memory: Killed process 4242 (java) (x3)".into(),
+                            "09:05:31 Warning BackOff: Back-off restarting failed container app (x7)".into(),
+                        ],
+                    },
+                    Evidence {
+                        id: "e2".into(),
+                        source: "logs".into(),
+                        summary: "last 3 log line(s) of app (redacted, at most 50 per container)".into(),
+                        detail: vec![
+                            "[app] 09:27:58 INFO  started checkout in 4.2s".into(),
+                            "[app] 09:28:01 INFO  connecting to postgres://checkout:[REDACTED]@orders-db:5432/orders".into(),
+                            "[app] 09:28:14 WARN  heap at 91% of 512Mi".into(),
+                        ],
+                    },
+                ],
+                error: None,
+            },
+        ),
+    ];
+    let mut prev = last.hash;
+    for (i, draft) in drafts.into_iter().enumerate() {
+        let (event, _) = Event::seal(last.seq + 1 + i as u64, prev, draft);
+        prev = event.hash;
+        state.apply(&event);
+    }
+    state
+}
+
 /// The id of the remediation awaiting approval in the fixture.
 pub fn fixture_pending() -> u64 {
     fixture_state()
@@ -1279,10 +1347,18 @@ pub fn big_state(resources: usize, events: usize) -> State {
         prev = event.hash;
         state.apply(&event);
     };
+    // Kubernetes resources are grouped by context and namespace in the Fleet pane.
+    let contexts = ["dev-eu", "staging-eu", "prod-eu"];
     for i in 0..resources {
         let (kind, provider) = kinds[i % kinds.len()];
         let env = envs[i % envs.len()];
         let team = teams[i % teams.len()];
+        let group = [("context", contexts[i % envs.len()]), ("namespace", team)];
+        let attrs: &[(&str, &str)] = if provider == Provider::Kubernetes {
+            &group
+        } else {
+            &[]
+        };
         let r = resource(
             &format!("bench/{}/{kind}/r{i:06}", env.short()),
             &format!("{team}-{kind}-{i:06}"),
@@ -1291,7 +1367,7 @@ pub fn big_state(resources: usize, events: usize) -> State {
             env,
             team,
             t - Duration::minutes((i % 10_000) as i64),
-            &[],
+            attrs,
         );
         fold(
             &mut state,

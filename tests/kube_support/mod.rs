@@ -6,7 +6,8 @@
 //! `limit`/`continue`), watch (`?watch=1`, resourceVersion, bookmarks, `410
 //! Gone` once a resourceVersion has been compacted away), get, create, replace,
 //! the three patch types, delete, the scale subresource, pod logs, evictions
-//! that respect PodDisruptionBudgets, and `Status` errors (404, 409, 410, 429).
+//! that respect PodDisruptionBudgets, RBAC Roles and ClusterRoles
+//! (`rbac.authorization.k8s.io/v1`, stored and watched like any object), and `Status` errors (404, 409, 410, 429).
 //! Objects are kept as JSON in memory and served over plain HTTP on 127.0.0.1.
 //!
 //! A few controller behaviours are imitated so actions can be validated: a
@@ -156,6 +157,24 @@ pub const TYPES: &[ResType] = &[
         "Ingress",
         true,
         &["ing"],
+    ),
+    rt(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "roles",
+        "role",
+        "Role",
+        true,
+        &[],
+    ),
+    rt(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "clusterrole",
+        "ClusterRole",
+        false,
+        &[],
     ),
     rt(
         "policy",
@@ -719,7 +738,10 @@ fn resource_list(p: &str) -> Reply {
             "name": t.plural, "singularName": t.singular, "namespaced": t.namespaced,
             "kind": t.kind, "verbs": VERBS, "shortNames": t.short,
         }));
-        resources.push(json!({"name": format!("{}/status", t.plural), "singularName": "", "namespaced": t.namespaced, "kind": t.kind, "verbs": ["get","patch","update"]}));
+        // RBAC objects have no status subresource on a real server.
+        if !t.group.starts_with("rbac.") {
+            resources.push(json!({"name": format!("{}/status", t.plural), "singularName": "", "namespaced": t.namespaced, "kind": t.kind, "verbs": ["get","patch","update"]}));
+        }
         if matches!(t.kind, "Deployment" | "ReplicaSet" | "StatefulSet") {
             resources.push(json!({"name": format!("{}/scale", t.plural), "singularName": "", "namespaced": true, "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get","patch","update"]}));
         }

@@ -104,7 +104,7 @@ async fn run(ctx: &AgentContext, job: ExecutionJob) -> anyhow::Result<()> {
     }
 
     if matches!(resume, Resume::Validate | Resume::AfterSnapshot) {
-        let (passed, detail) = validate(ctx, &*connector, &job).await;
+        let (passed, detail) = validate(ctx, &*connector, &job, snapshot.as_ref()).await;
         ctx.record(
             ACTOR,
             EventKind::ValidationFinished {
@@ -215,10 +215,14 @@ async fn validate(
     ctx: &AgentContext,
     connector: &dyn crate::connectors::InfraConnector,
     job: &ExecutionJob,
+    before: Option<&Snapshot>,
 ) -> (bool, String) {
     let mut run = job.validation.start(ctx.clock.now());
     loop {
-        let health = match connector.health(&job.action.target).await {
+        let health = match connector
+            .validation_health(&job.action.target, before)
+            .await
+        {
             Ok(h) => h,
             Err(e) => crate::event::Health::new(
                 crate::event::HealthStatus::Unknown,

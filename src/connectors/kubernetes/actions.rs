@@ -324,9 +324,6 @@ async fn restart_pod(
             resource: id.clone(),
         });
     };
-    if let Ok(mut m) = conn.replaced.lock() {
-        m.insert(id.clone(), owner.clone());
-    }
     pods.delete(&k.name, &DeleteParams::default())
         .await
         .map_err(|e| map_err(id, e))?;
@@ -335,6 +332,18 @@ async fn restart_pod(
         format!("pod {} deleted; {owner} recreates it", k.name),
         vec![format!("deleted pod {}/{}", k.namespace, k.name)],
     ))
+}
+
+/// `Kind/name` of the controller of the pod a snapshot captured, if any.
+pub fn controller_of(snapshot: &Snapshot) -> Option<String> {
+    if snapshot.data["kind"] != "pod" {
+        return None;
+    }
+    snapshot.data["object"]["metadata"]["ownerReferences"]
+        .as_array()?
+        .iter()
+        .find(|o| o["controller"] == true)
+        .and_then(|o| Some(format!("{}/{}", o["kind"].as_str()?, o["name"].as_str()?)))
 }
 
 /// The health of a restarted pod: its controller's replacement.

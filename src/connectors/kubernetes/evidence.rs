@@ -264,15 +264,7 @@ async fn previous_logs(pods: &kube::Api<Pod>, pod: &Pod, b: &mut Builder) {
             ..Default::default()
         };
         match pods.logs(&pod.name_any(), &params).await {
-            Ok(text) => {
-                for line in text.lines().take(LOG_TAIL_LINES as usize) {
-                    let mut l = redact(line);
-                    if l.chars().count() > LOG_LINE_CHARS {
-                        l = l.chars().take(LOG_LINE_CHARS).collect::<String>() + "…";
-                    }
-                    detail.push(format!("[{container}] {l}"));
-                }
-            }
+            Ok(text) => detail.extend(bounded_lines(&text, container)),
             Err(e) => detail.push(format!("[{container}] previous log unavailable: {e}")),
         }
     }
@@ -287,6 +279,88 @@ async fn previous_logs(pods: &kube::Api<Pod>, pod: &Pod, b: &mut Builder) {
             detail,
         );
     }
+}
+
+/// A log tail as evidence lines: at most [`LOG_TAIL_LINES`], each redacted
+/// and cut at [`LOG_LINE_CHARS`], prefixed with the container.
+fn bounded_lines(text: &str, container: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let skip = lines.len().saturating_sub(LOG_TAIL_LINES as usize);
+    lines[skip..]
+        .iter()
+        .map(|line| {
+            let mut l = redact(line);
+            if l.chars().count() > LOG_LINE_CHARS {
+                l = l.chars().take(LOG_LINE_CHARS).collect::<String>() + "…";
+            }
+            format!("[{container}] {l}")
+        })
+        .collect()
+}
+
+/// The running containers' log tails (bounded, redacted).
+async fn current_logs(pods: &kube::Api<Pod>, pod: &Pod, b: &mut Builder) {
+    let containers: Vec<String> = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.containers.iter().map(|c| c.name.clone()))
+        .collect();
+    let mut detail = Vec::new();
+    for container in &containers {
+        let params = LogParams {
+            container: Some(container.clone()),
+            tail_lines: Some(LOG_TAIL_LINES),
+            limit_bytes: Some(LOG_TAIL_BYTES),
+            ..Default::default()
+        };
+        match pods.logs(&pod.name_any(), &params).await {
+            Ok(text) => detail.extend(bounded_lines(&text, container)),
+            Err(e) => detail.push(format!("[{container}] log unavailable: {e}")),
+        }
+    }
+    b.evidence(
+        "logs",
+        format!(
+            "last {} log line(s) of {} (redacted, at most {LOG_TAIL_LINES} per container)",
+            detail.len(),
+            containers.join(", ")
+        ),
+        detail,
+    );
+}
+
+/// What the drill-down shows on request: the object's recent Kubernetes
+/// events and, for a pod, each container's log tail (and the previous
+/// container's, when one restarted). Reads only.
+pub async fn inspect(conn: &KubeConnector, id: &ResourceId) -> Result<Vec<DiagnosisEvidence>> {
+    let key = conn.key(id)?;
+    let mut b = Builder {
+        context: conn.context().to_string(),
+        diagnosis: Diagnosis::default(),
+    };
+    if key.kind == "pod" {
+        let pods = conn.ns_api::<Pod>(&key.namespace);
+        let pod = pods.get(&key.name).await.map_err(|e| map_err(id, e))?;
+        object_events(conn, &key, &mut b).await;
+        current_logs(&pods, &pod, &mut b).await;
+        previous_logs(&pods, &pod, &mut b).await;
+    } else {
+        // The object must exist; then its events are what there is to show.
+        conn.judge(id).await?;
+        object_events(conn, &key, &mut b).await;
+    }
+    if !b
+        .diagnosis
+        .evidence
+        .iter()
+        .any(|e| e.source == "k8s_events")
+    {
+        b.evidence("k8s_events", "no Kubernetes events".into(), Vec::new());
+    }
+    b.diagnosis
+        .evidence
+        .sort_by_key(|e| e.source != "k8s_events");
+    Ok(b.diagnosis.evidence)
 }
 
 /// pod → replicaset → deployment; returns the deployment when there is one.

@@ -15,6 +15,7 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     Endpoints, Event as KubeEvent, Node, PersistentVolumeClaim, Pod, Service,
 };
+use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -22,6 +23,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::analyzers::{self, Finding, health_of};
+use super::facts::{pod_spec_facts, rbac_facts};
 use super::ids;
 use crate::event::{ConnectorId, Environment, Health, InfraEvent, Provider, Resource, ResourceId};
 
@@ -43,6 +45,8 @@ pub struct FleetCache {
     /// Kinds whose first list is complete.
     synced: Mutex<HashSet<&'static str>>,
     pub synced_notify: Notify,
+    /// Kinds whose watch last failed, with the error (cleared by its next event).
+    failing: Mutex<BTreeMap<&'static str, String>>,
 }
 
 #[derive(Default)]
@@ -52,7 +56,7 @@ struct EventMemory {
 }
 
 /// How many kinds the fleet watches (for "fully synced").
-pub const WATCHED_KINDS: usize = 13;
+pub const WATCHED_KINDS: usize = 15;
 
 impl FleetCache {
     pub fn new(context: &str, connector: ConnectorId, changed: Arc<Notify>) -> Self {
@@ -65,6 +69,7 @@ impl FleetCache {
             changed,
             synced: Mutex::new(HashSet::new()),
             synced_notify: Notify::new(),
+            failing: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -106,6 +111,40 @@ impl FleetCache {
             .lock()
             .map(|s| s.len() >= WATCHED_KINDS)
             .unwrap_or(false)
+    }
+
+    /// The context's condition for the console: failing watches, else
+    /// still listing, else watching.
+    pub fn status(&self) -> (crate::event::ConnectorState, String) {
+        use crate::event::ConnectorState;
+        let failing = self.failing.lock().map(|f| f.clone()).unwrap_or_default();
+        if let Some((kind, error)) = failing.iter().next() {
+            return (
+                ConnectorState::Failing,
+                format!("{} watch(es) failing; {kind}: {error}", failing.len()),
+            );
+        }
+        let listed = self.synced.lock().map(|s| s.len()).unwrap_or(0);
+        if listed < WATCHED_KINDS {
+            return (
+                ConnectorState::Degraded,
+                format!("first list in progress ({listed} of {WATCHED_KINDS} kinds)"),
+            );
+        }
+        (ConnectorState::Ok, "watching".into())
+    }
+
+    fn watch_result(&self, kind: &'static str, error: Option<String>) {
+        if let Ok(mut f) = self.failing.lock() {
+            match error {
+                Some(e) => {
+                    f.insert(kind, e);
+                }
+                None => {
+                    f.remove(kind);
+                }
+            }
+        }
     }
 
     fn mark_synced(&self, kind: &'static str) {
@@ -322,7 +361,7 @@ async fn follow<K>(
     client: Client,
     cache: &FleetCache,
     cancel: &CancellationToken,
-    what: &str,
+    what: &'static str,
     mut apply: impl FnMut(watcher::Event<K>) -> bool,
 ) where
     K: kube::Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,
@@ -338,11 +377,15 @@ async fn follow<K>(
         let Some(event) = next else { return };
         match event {
             Ok(event) => {
+                cache.watch_result(what, None);
                 if apply(event) {
                     cache.changed.notify_one();
                 }
             }
-            Err(e) => tracing::warn!(context = %cache.context, kind = what, "watch: {e}"),
+            Err(e) => {
+                tracing::warn!(context = %cache.context, kind = what, "watch: {e}");
+                cache.watch_result(what, Some(e.to_string()));
+            }
         }
     }
 }
@@ -471,7 +514,9 @@ pub fn spawn_watchers(client: Client, cache: Arc<FleetCache>, cancel: Cancellati
         Node,
         Service,
         PersistentVolumeClaim,
-        HorizontalPodAutoscaler
+        HorizontalPodAutoscaler,
+        Role,
+        ClusterRole
     );
     tokio::spawn(watch_events(client.clone(), cache.clone(), cancel.clone()));
     tokio::spawn(watch_endpoints(client, cache, cancel));
@@ -506,6 +551,7 @@ impl Observed for Pod {
         if let Some(m) = memory_limit(spec) {
             out.insert("memory_limit".into(), m);
         }
+        pod_spec_facts(spec, out);
         if let Some(status) = &self.status {
             out.insert("phase".into(), status.phase.clone().unwrap_or_default());
             let cs = status.container_statuses.as_deref().unwrap_or_default();
@@ -528,9 +574,11 @@ impl Observed for Deployment {
             "replicas".into(),
             spec.and_then(|s| s.replicas).unwrap_or(1).to_string(),
         );
-        if let Some(image) = first_image(spec.and_then(|s| s.template.spec.as_ref())) {
+        let template = spec.and_then(|s| s.template.spec.as_ref());
+        if let Some(image) = first_image(template) {
             out.insert("image".into(), image);
         }
+        pod_spec_facts(template, out);
         if let Some(rev) = self
             .metadata
             .annotations
@@ -553,6 +601,13 @@ impl Observed for ReplicaSet {
     fn attributes(&self, out: &mut BTreeMap<String, String>) {
         let replicas = self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
         out.insert("replicas".into(), replicas.to_string());
+        pod_spec_facts(
+            self.spec
+                .as_ref()
+                .and_then(|s| s.template.as_ref())
+                .and_then(|t| t.spec.as_ref()),
+            out,
+        );
     }
 }
 
@@ -564,6 +619,10 @@ impl Observed for StatefulSet {
     fn attributes(&self, out: &mut BTreeMap<String, String>) {
         let replicas = self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
         out.insert("replicas".into(), replicas.to_string());
+        pod_spec_facts(
+            self.spec.as_ref().and_then(|s| s.template.spec.as_ref()),
+            out,
+        );
     }
 }
 
@@ -572,6 +631,12 @@ impl Observed for DaemonSet {
     fn findings(&self, _: &FleetCache) -> Vec<Finding> {
         analyzers::daemonset::analyze(self)
     }
+    fn attributes(&self, out: &mut BTreeMap<String, String>) {
+        pod_spec_facts(
+            self.spec.as_ref().and_then(|s| s.template.spec.as_ref()),
+            out,
+        );
+    }
 }
 
 impl Observed for Job {
@@ -579,12 +644,49 @@ impl Observed for Job {
     fn findings(&self, _: &FleetCache) -> Vec<Finding> {
         analyzers::job::analyze(self)
     }
+    fn attributes(&self, out: &mut BTreeMap<String, String>) {
+        pod_spec_facts(
+            self.spec.as_ref().and_then(|s| s.template.spec.as_ref()),
+            out,
+        );
+    }
 }
 
 impl Observed for CronJob {
     const SLUG: &'static str = "cronjob";
     fn findings(&self, _: &FleetCache) -> Vec<Finding> {
         analyzers::cronjob::analyze(self)
+    }
+    fn attributes(&self, out: &mut BTreeMap<String, String>) {
+        pod_spec_facts(
+            self.spec
+                .as_ref()
+                .and_then(|s| s.job_template.spec.as_ref())
+                .and_then(|j| j.template.spec.as_ref()),
+            out,
+        );
+    }
+}
+
+/// Roles are not judged for health (that is the compliance controls' work):
+/// they carry their wildcard facts.
+impl Observed for Role {
+    const SLUG: &'static str = "role";
+    fn findings(&self, _: &FleetCache) -> Vec<Finding> {
+        Vec::new()
+    }
+    fn attributes(&self, out: &mut BTreeMap<String, String>) {
+        rbac_facts(self.rules.as_deref(), out);
+    }
+}
+
+impl Observed for ClusterRole {
+    const SLUG: &'static str = "clusterrole";
+    fn findings(&self, _: &FleetCache) -> Vec<Finding> {
+        Vec::new()
+    }
+    fn attributes(&self, out: &mut BTreeMap<String, String>) {
+        rbac_facts(self.rules.as_deref(), out);
     }
 }
 

@@ -6,13 +6,14 @@
 mod actions;
 pub mod analyzers;
 mod evidence;
+mod facts;
 mod fleet;
 pub mod ids;
 pub mod kubeconfig;
 pub mod redact;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,6 +22,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Endpoints, Node, PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
 use kube::{Api, Client};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -33,16 +35,13 @@ use crate::event::{
 use analyzers::{Finding, health_of};
 pub use fleet::FleetCache;
 use ids::ObjectKey;
-pub use kubeconfig::{ClusterTarget, ContextSelection, HOW_TO_ADD, discover};
+pub use kubeconfig::{ClusterTarget, ContextSelection, HOW_TO_ADD, KubernetesConfig, discover};
 
 /// A connection to one context.
 pub struct KubeConnector {
     id: ConnectorId,
     client: Client,
     cache: Arc<FleetCache>,
-    /// Pods this connector deleted, with their controller, so a restarted pod's
-    /// health can be judged on its replacement.
-    replaced: Mutex<BTreeMap<ResourceId, String>>,
     cancel: CancellationToken,
 }
 
@@ -69,7 +68,6 @@ impl KubeConnector {
             id,
             client,
             cache,
-            replaced: Mutex::new(BTreeMap::new()),
             cancel,
         })
     }
@@ -77,9 +75,10 @@ impl KubeConnector {
     /// Connects to every context the selection names (none when no cluster is configured).
     pub async fn start_all(
         selection: &ContextSelection,
+        kubeconfig: Option<&std::path::Path>,
         changed: Arc<Notify>,
     ) -> anyhow::Result<Vec<KubeConnector>> {
-        discover(selection)
+        discover(selection, kubeconfig)
             .await?
             .into_iter()
             .map(|t| KubeConnector::start(t, changed.clone()).map_err(anyhow::Error::from))
@@ -219,6 +218,18 @@ impl KubeConnector {
                     .collect();
                 analyzers::ingress::analyze(&ing, &services)
             }
+            // RBAC objects have no health of their own; they must still exist.
+            "role" => {
+                self.ns_api::<Role>(ns).get(name).await.map_err(not_found)?;
+                Vec::new()
+            }
+            "clusterrole" => {
+                Api::<ClusterRole>::all(self.client.clone())
+                    .get(name)
+                    .await
+                    .map_err(not_found)?;
+                Vec::new()
+            }
             other => {
                 return Err(ConnectorError::Backend(format!(
                     "{id}: kind `{other}` is not one this connector knows"
@@ -255,12 +266,21 @@ impl InfraConnector for KubeConnector {
     }
 
     async fn health(&self, id: &ResourceId) -> Result<Health> {
+        Ok(health_of(&self.judge(id).await?))
+    }
+
+    async fn validation_health(
+        &self,
+        id: &ResourceId,
+        before: Option<&Snapshot>,
+    ) -> Result<Health> {
         match self.judge(id).await {
             Ok(findings) => Ok(health_of(&findings)),
             Err(ConnectorError::NotFound(_)) => {
-                // A pod this connector restarted is judged on its controller's replacement.
-                let owner = self.replaced.lock().ok().and_then(|m| m.get(id).cloned());
-                match owner {
+                // A pod that is gone is judged on its controller's replacement;
+                // the controller comes from the snapshot recorded before the
+                // action, so this holds after the console restarts.
+                match before.and_then(actions::controller_of) {
                     Some(owner) => actions::replacement_health(self, id, &owner).await,
                     None => Err(ConnectorError::NotFound(id.clone())),
                 }
@@ -308,8 +328,16 @@ impl InfraConnector for KubeConnector {
         Ok(out)
     }
 
+    fn status(&self) -> Option<(crate::event::ConnectorState, String)> {
+        Some(self.cache.status())
+    }
+
     async fn diagnose(&self, id: &ResourceId) -> Result<Diagnosis> {
         evidence::diagnose(self, id).await
+    }
+
+    async fn inspect(&self, id: &ResourceId) -> Result<Vec<crate::connectors::DiagnosisEvidence>> {
+        evidence::inspect(self, id).await
     }
 
     async fn snapshot(&self, id: &ResourceId) -> Result<Snapshot> {

@@ -1,5 +1,10 @@
 //! Pane 1, Fleet: every resource with its health and reason; drill into one
 //! for its recent events, open incidents and the actions taken on it.
+//! Kubernetes resources are grouped by context, then namespace, under header
+//! rows with counts (Enter on a header folds it); `:ctx NAME` narrows the
+//! pane to one context. Drilling into a Kubernetes resource asks the runtime
+//! to inspect it, and the drill-down shows the events and log tail that came
+//! back, with their time.
 //!
 //! The sorted, filtered row list is cached and rebuilt only when the fleet,
 //! the sort or the filter changes; each frame formats only the visible rows,
@@ -60,12 +65,62 @@ impl FleetSort {
     }
 }
 
+/// What the list is built for: fleet generation, sort, filter, context.
+type CacheKey = (u64, FleetSort, String, Option<String>);
+
 #[derive(Debug, Default)]
 struct Cache {
-    key: Option<(u64, FleetSort, String)>,
-    rows: Vec<ResourceId>,
+    key: Option<CacheKey>,
+    /// Matching resources in list order (ungrouped first, then by group).
+    rows: Vec<Listed>,
+    /// What is drawn: `rows` with group headers, folded groups left out.
+    display: Vec<ListRow>,
+    /// Fold state `display` was built for.
+    folded_gen: u64,
     counts: HealthCounts,
     total: usize,
+}
+
+/// A Kubernetes group: (context, namespace); namespace `None` is the context itself.
+type GroupKey = (String, Option<String>);
+
+/// One drawn row.
+#[derive(Debug, Clone, PartialEq)]
+enum ListRow {
+    Header {
+        group: GroupKey,
+        count: usize,
+        unhealthy: usize,
+    },
+    /// An index into the cached rows.
+    Resource(usize),
+}
+
+/// A listed resource with what the grouping needs, so laying out the rows
+/// never looks the fleet up again.
+#[derive(Debug, Clone, PartialEq)]
+struct Listed {
+    id: ResourceId,
+    /// Kubernetes (context, namespace).
+    group: Option<(String, String)>,
+    bad: bool,
+}
+
+impl Listed {
+    fn of(view: &ResourceView) -> Listed {
+        let r = &view.resource;
+        Listed {
+            id: r.id.clone(),
+            group: kube_group(r).map(|(c, ns)| (c.to_string(), ns.to_string())),
+            bad: r.health.status == HealthStatus::Unhealthy,
+        }
+    }
+}
+
+/// The selected row, by identity.
+enum Selected {
+    Resource(ResourceId),
+    Group(GroupKey),
 }
 
 /// Fleet pane state.
@@ -74,9 +129,42 @@ pub struct FleetPane {
     scroll: Scroll,
     sort: FleetSort,
     filter: String,
+    /// `:ctx NAME`: only this Kubernetes context's fleet is listed.
+    context: Option<String>,
+    folded: std::collections::BTreeSet<GroupKey>,
+    folded_gen: u64,
     drill: Option<ResourceId>,
     detail: DetailScroll,
     cache: Cache,
+    /// A command the last key asks for (inspecting a drilled resource).
+    pending: Option<crate::runtime::command::Command>,
+}
+
+/// The Kubernetes (context, namespace) a resource is listed under; `None`
+/// for other providers, which keep the flat list. Cluster-scoped objects
+/// have an empty namespace. The connector sets both attributes; ids are the
+/// fallback (`k8s/<context>/[<namespace>/]<kind>/<name>`).
+pub fn kube_group(r: &crate::event::Resource) -> Option<(&str, &str)> {
+    if r.provider != crate::event::Provider::Kubernetes {
+        return None;
+    }
+    let from_id: Vec<&str> =
+        r.id.as_str()
+            .strip_prefix("k8s/")
+            .map(|rest| rest.split('/').collect())
+            .unwrap_or_default();
+    let context = r
+        .attributes
+        .get("context")
+        .map(String::as_str)
+        .or_else(|| from_id.first().copied())?;
+    let namespace = match r.attributes.get("namespace") {
+        Some(ns) => ns.as_str(),
+        None if r.attributes.contains_key("context") => "",
+        None if from_id.len() == 4 => from_id[1],
+        None => "",
+    };
+    Some((context, namespace))
 }
 
 fn health_rank(h: HealthStatus) -> u8 {
@@ -88,9 +176,15 @@ fn health_rank(h: HealthStatus) -> u8 {
     }
 }
 
-/// The list order for a sort key (ties broken by name, so the order is total and stable).
+/// The list order for a sort key: other providers first, then Kubernetes
+/// groups by context and namespace; within a group by the sort key (ties
+/// broken by name, so the order is total and stable).
 fn order(sort: FleetSort, a: &ResourceView, b: &ResourceView) -> Ordering {
     let (a, b) = (&a.resource, &b.resource);
+    let group = kube_group(a).cmp(&kube_group(b));
+    if group != Ordering::Equal {
+        return group;
+    }
     let first = match sort {
         FleetSort::Health => health_rank(a.health.status)
             .cmp(&health_rank(b.health.status))
@@ -122,6 +216,11 @@ fn contains_ci(hay: &str, needle: &str) -> bool {
 
 fn matches(view: &ResourceView, needle: &str) -> bool {
     let r = &view.resource;
+    if let Some((context, namespace)) = kube_group(r)
+        && (contains_ci(context, needle) || contains_ci(namespace, needle))
+    {
+        return true;
+    }
     [
         r.name.as_str(),
         r.kind.as_str(),
@@ -137,55 +236,169 @@ fn matches(view: &ResourceView, needle: &str) -> bool {
 }
 
 impl FleetPane {
+    /// Whether a resource is listed under the filter and the `:ctx` narrowing.
+    fn listed(&self, view: &ResourceView, needle: &str) -> bool {
+        if let Some(only) = &self.context
+            && kube_group(&view.resource).map(|g| g.0) != Some(only.as_str())
+        {
+            return false;
+        }
+        needle.is_empty() || matches(view, needle)
+    }
+
     fn refresh(&mut self, ctx: &Ctx) {
-        let key = (ctx.gens.fleet, self.sort, self.filter.clone());
+        let key = (
+            ctx.gens.fleet,
+            self.sort,
+            self.filter.clone(),
+            self.context.clone(),
+        );
         if self.cache.key.as_ref() == Some(&key) {
+            if self.cache.folded_gen != self.folded_gen {
+                self.rebuild_display(self.selected_key());
+            }
             return;
         }
+        let selected = self.selected_key();
         let fleet = &ctx.state.fleet;
-        let selected = self.cache.rows.get(self.scroll.selected).cloned();
         let needle = self.filter.to_lowercase();
-        // A few resources changed since the last build (same sort and filter):
-        // move just those rows instead of sorting the whole fleet again.
+        // A few resources changed since the last build (same sort, filter and
+        // context): move just those rows instead of sorting the whole fleet again.
         let incremental = match &self.cache.key {
-            Some((built, sort, filter)) if *sort == self.sort && *filter == self.filter => {
+            Some((built, sort, filter, context))
+                if *sort == self.sort && *filter == self.filter && *context == self.context =>
+            {
                 ctx.fleet_changes.since(*built, MAX_INCREMENTAL)
             }
             _ => None,
         };
         if let Some(changed) = incremental {
-            self.cache.rows.retain(|id| !changed.contains(id));
+            self.cache.rows.retain(|r| !changed.contains(&r.id));
             for id in &changed {
                 let Some(view) = fleet.get(id) else { continue };
-                if !needle.is_empty() && !matches(view, &needle) {
+                if !self.listed(view, &needle) {
                     continue;
                 }
                 let pos = self.cache.rows.partition_point(|r| {
                     fleet
-                        .get(r)
+                        .get(&r.id)
                         .is_some_and(|v| order(self.sort, v, view) == Ordering::Less)
                 });
-                self.cache.rows.insert(pos, id.clone());
+                self.cache.rows.insert(pos, Listed::of(view));
             }
         } else {
             let mut views: Vec<&ResourceView> = fleet
                 .resources
                 .values()
-                .filter(|v| needle.is_empty() || matches(v, &needle))
+                .filter(|v| self.listed(v, &needle))
                 .collect();
             let sort = self.sort;
             views.sort_by(|a, b| order(sort, a, b));
-            self.cache.rows = views.iter().map(|v| v.resource.id.clone()).collect();
-        }
-        // Keep the same resource selected across a rebuild when it is still listed.
-        if let Some(id) = selected
-            && let Some(pos) = self.cache.rows.iter().position(|r| *r == id)
-        {
-            self.scroll.selected = pos;
+            self.cache.rows = views.iter().map(|v| Listed::of(v)).collect();
         }
         self.cache.counts = fleet.health_counts();
         self.cache.total = fleet.resources.len();
         self.cache.key = Some(key);
+        self.rebuild_display(selected);
+    }
+
+    /// What is selected now, to find again after a rebuild.
+    fn selected_key(&self) -> Option<Selected> {
+        match self.cache.display.get(self.scroll.selected)? {
+            ListRow::Resource(i) => self
+                .cache
+                .rows
+                .get(*i)
+                .map(|r| Selected::Resource(r.id.clone())),
+            ListRow::Header { group, .. } => Some(Selected::Group(group.clone())),
+        }
+    }
+
+    /// Lays the sorted rows out with a header before each context and each
+    /// namespace (counting its resources and the unhealthy ones), leaving out
+    /// the rows of folded groups. One pass over the cached rows, with no
+    /// fleet lookups and no allocation per resource row.
+    fn rebuild_display(&mut self, selected: Option<Selected>) {
+        let rows = &self.cache.rows;
+        let mut display = Vec::with_capacity(rows.len() + 16);
+        // Index in `display` of the open context and namespace headers.
+        let mut open: [Option<usize>; 2] = [None, None];
+        let mut current: Option<&(String, String)> = None;
+        let mut hidden = false;
+        let bump = |display: &mut Vec<ListRow>, at: Option<usize>, bad: bool| {
+            if let Some(ListRow::Header {
+                count, unhealthy, ..
+            }) = at.and_then(|i| display.get_mut(i))
+            {
+                *count += 1;
+                *unhealthy += usize::from(bad);
+            }
+        };
+        for (i, row) in rows.iter().enumerate() {
+            if let Some(group) = &row.group {
+                let (c, ns) = group;
+                let same_context = current.is_some_and(|(cc, _)| cc == c);
+                if current != Some(group) {
+                    if !same_context {
+                        open[0] = Some(display.len());
+                        display.push(ListRow::Header {
+                            group: (c.clone(), None),
+                            count: 0,
+                            unhealthy: 0,
+                        });
+                    }
+                    let context_folded = self.folded.contains(&(c.clone(), None));
+                    let ns_key = (c.clone(), Some(ns.clone()));
+                    open[1] = None;
+                    if !context_folded {
+                        open[1] = Some(display.len());
+                        hidden = self.folded.contains(&ns_key);
+                        display.push(ListRow::Header {
+                            group: ns_key,
+                            count: 0,
+                            unhealthy: 0,
+                        });
+                    } else {
+                        hidden = true;
+                    }
+                    current = Some(group);
+                }
+                bump(&mut display, open[0], row.bad);
+                bump(&mut display, open[1], row.bad);
+                if hidden {
+                    continue;
+                }
+            }
+            display.push(ListRow::Resource(i));
+        }
+        self.cache.display = display;
+        self.cache.folded_gen = self.folded_gen;
+        // Keep the same row selected across a rebuild when it is still listed.
+        if let Some(sel) = selected {
+            let rows = &self.cache.rows;
+            let same = |r: &ListRow| match (r, &sel) {
+                (ListRow::Resource(i), Selected::Resource(id)) => rows[*i].id == *id,
+                (ListRow::Header { group, .. }, Selected::Group(g)) => group == g,
+                _ => false,
+            };
+            if let Some(pos) = self.cache.display.iter().position(same) {
+                self.scroll.selected = pos;
+            }
+        }
+    }
+
+    /// Narrows the list to one Kubernetes context (`None`: every resource).
+    pub fn set_context(&mut self, context: Option<String>) {
+        if self.context != context {
+            self.context = context;
+            self.scroll = Scroll::default();
+            self.drill = None;
+        }
+    }
+
+    /// The context the list is narrowed to, if any.
+    pub fn context(&self) -> Option<&str> {
+        self.context.as_deref()
     }
 
     /// The resource currently drilled into.
@@ -254,6 +467,9 @@ impl FleetPane {
             Span::styled(format!("● {} {k}", c.unknown), t.unknown),
             Span::styled(format!("{sort}{}", self.sort.label()), t.dim),
         ];
+        if let Some(c) = &self.context {
+            spans.push(Span::styled(format!("  ctx: {c}"), t.accent));
+        }
         if !self.filter.is_empty() {
             spans.push(Span::styled(format!("  filter: {}", self.filter), t.accent));
         }
@@ -286,13 +502,15 @@ impl FleetPane {
         let title = format!(
             " 1 Fleet ({}{}) ",
             self.cache.rows.len(),
-            if self.filter.is_empty() {
+            if self.filter.is_empty() && self.context.is_none() {
                 ""
             } else {
                 " matching"
             }
         );
-        let rows = &self.cache.rows;
+        let rows = &self.cache.display;
+        let listed = &self.cache.rows;
+        let folded = &self.folded;
         let state = ctx.state;
         let len = rows.len();
         draw_table(
@@ -306,12 +524,26 @@ impl FleetPane {
             "no resources match",
             ctx,
             |i| {
-                let Some(view) = state.fleet.get(&rows[i]) else {
-                    return vec![(rows[i].to_string(), t.dim)];
+                let id = match &rows[i] {
+                    ListRow::Resource(at) => &listed[*at].id,
+                    ListRow::Header {
+                        group,
+                        count,
+                        unhealthy,
+                    } => return header_cells(group, *count, *unhealthy, folded, wide, ctx),
+                };
+                let Some(view) = state.fleet.get(id) else {
+                    return vec![(id.to_string(), t.dim)];
                 };
                 let r = &view.resource;
+                // Rows under a Kubernetes group are indented beneath its headers.
+                let name = if kube_group(r).is_some() {
+                    format!("    {}", r.name)
+                } else {
+                    r.name.clone()
+                };
                 vec![
-                    (r.name.clone(), t.accent),
+                    (name, t.accent),
                     (r.kind.clone(), Style::default()),
                     (r.provider.label().to_string(), Style::default()),
                     (r.environment.short().to_string(), Style::default()),
@@ -421,6 +653,10 @@ impl FleetPane {
                 Span::raw(rem.stage.label().to_string()),
             ]));
         }
+        if kube_group(r).is_some() || view.inspection.is_some() {
+            lines.push(Line::raw(""));
+            inspection_lines(view, &mut lines, ctx);
+        }
         lines.push(Line::raw(""));
         lines.push(heading("Recent events", ctx));
         for (seq, summary) in view.recent.iter().rev() {
@@ -434,21 +670,80 @@ impl FleetPane {
     }
 }
 
+/// What the last inspection brought back (events, log tail), with its time,
+/// or that one is on its way.
+fn inspection_lines(view: &ResourceView, lines: &mut Vec<Line<'static>>, ctx: &Ctx) {
+    let t = ctx.theme;
+    let Some(ins) = &view.inspection else {
+        lines.push(heading("Inspection", ctx));
+        lines.push(Line::styled(
+            "  asked the runtime for events and the log tail; waiting for the answer…",
+            t.dim,
+        ));
+        return;
+    };
+    lines.push(heading(
+        &format!(
+            "Inspection ({} ago, {}, for {})",
+            age(ins.at, ctx.now),
+            crate::event::rfc3339(&ins.at),
+            ins.requested_by
+        ),
+        ctx,
+    ));
+    if let Some(e) = &ins.error {
+        lines.push(Line::styled(format!("  failed: {e}"), t.bad));
+    }
+    for e in &ins.evidence {
+        lines.push(Line::from(vec![
+            Span::styled(format!("  {:<14}", e.source), t.accent),
+            Span::raw(e.summary.clone()),
+        ]));
+        for d in &e.detail {
+            lines.push(Line::styled(format!("    {d}"), t.dim));
+        }
+    }
+}
+
 impl Pane for FleetPane {
     fn handle(&mut self, action: Action, ctx: &Ctx) -> Handled {
         if let Some(handled) = handle_detail(&mut self.drill, &mut self.detail, action) {
             return handled;
         }
         self.refresh(ctx);
-        let len = self.cache.rows.len();
+        let len = self.cache.display.len();
         if self.scroll.navigate(action, len) {
             return Handled::Consumed;
         }
         match action {
-            Action::Open => {
-                let id = self.cache.rows.get(self.scroll.selected).cloned();
-                open_detail(&mut self.drill, &mut self.detail, id)
-            }
+            Action::Open => match self.cache.display.get(self.scroll.selected).cloned() {
+                Some(ListRow::Header { group, .. }) => {
+                    if !self.folded.remove(&group) {
+                        self.folded.insert(group);
+                    }
+                    self.folded_gen += 1;
+                    Handled::Consumed
+                }
+                Some(ListRow::Resource(at)) => {
+                    let Some(id) = self.cache.rows.get(at).map(|r| r.id.clone()) else {
+                        return Handled::Consumed;
+                    };
+                    // Kubernetes resources are inspected on the way in: the
+                    // runtime asks the connector for events and the log tail.
+                    if ctx
+                        .state
+                        .fleet
+                        .get(&id)
+                        .is_some_and(|v| kube_group(&v.resource).is_some())
+                    {
+                        self.pending = Some(crate::runtime::command::Command::Inspect {
+                            resource: id.clone(),
+                        });
+                    }
+                    open_detail(&mut self.drill, &mut self.detail, Some(id))
+                }
+                None => Handled::Consumed,
+            },
             Action::Sort => {
                 self.sort = self.sort.next();
                 Handled::Consumed
@@ -471,6 +766,10 @@ impl Pane for FleetPane {
         )
     }
 
+    fn take_command(&mut self) -> Option<crate::runtime::command::Command> {
+        self.pending.take()
+    }
+
     fn set_filter(&mut self, text: &str) -> bool {
         set_list_filter(&mut self.filter, &mut self.scroll, text)
     }
@@ -478,6 +777,49 @@ impl Pane for FleetPane {
     fn filter(&self) -> &str {
         &self.filter
     }
+}
+
+/// The cells of a group header row: the group's name (indented for a
+/// namespace, with a fold marker), then its counts.
+fn header_cells(
+    group: &GroupKey,
+    count: usize,
+    unhealthy: usize,
+    folded: &std::collections::BTreeSet<GroupKey>,
+    wide: bool,
+    ctx: &Ctx,
+) -> Vec<(String, Style)> {
+    let t = ctx.theme;
+    let mark = if folded.contains(group) { "▸" } else { "▾" };
+    let (name, kind) = match &group.1 {
+        None => (format!("{mark} {}", group.0), "context"),
+        Some(ns) if ns.is_empty() => (format!("  {mark} (cluster)"), "namespace"),
+        Some(ns) => (format!("  {mark} {ns}"), "namespace"),
+    };
+    let counts_style = if unhealthy > 0 { t.bad } else { t.dim };
+    let plural = if count == 1 { "" } else { "s" };
+    // Narrow tables carry the unhealthy count in the HEALTH column so both fit.
+    let (health, reason) = if wide {
+        (
+            String::new(),
+            format!("{count} resource{plural}, {unhealthy} unhealthy"),
+        )
+    } else {
+        (
+            format!("{unhealthy} unhl"),
+            format!("{count} resource{plural}"),
+        )
+    };
+    vec![
+        (name, t.header),
+        (kind.to_string(), t.dim),
+        ("k8s".to_string(), t.dim),
+        (String::new(), t.dim),
+        (String::new(), t.dim),
+        (health, counts_style),
+        (reason, counts_style),
+        (String::new(), t.dim),
+    ]
 }
 
 /// The resource whose place in the fleet list an event may change, if any.
