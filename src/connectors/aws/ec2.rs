@@ -414,21 +414,7 @@ pub(super) async fn execute(
         })
     }
     .await;
-    match result {
-        Ok(message) => Ok(ActionOutcome {
-            success: true,
-            message,
-            steps,
-        }),
-        // Once the instance was changed, a failure is reported with what was
-        // done, so the remediation shows it and restores.
-        Err(e) if !steps.is_empty() => Ok(ActionOutcome {
-            success: false,
-            message: e.to_string(),
-            steps,
-        }),
-        Err(e) => Err(e),
-    }
+    super::outcome_of(result, steps)
 }
 
 /// Returns an instance to the recorded type and state (stopping it first if

@@ -335,21 +335,7 @@ pub(super) async fn execute(
         })
     }
     .await;
-    match result {
-        Ok(message) => Ok(ActionOutcome {
-            success: true,
-            message,
-            steps,
-        }),
-        // Once the service was changed, a failure is reported with what was
-        // done, so the remediation shows it and restores.
-        Err(e) if !steps.is_empty() => Ok(ActionOutcome {
-            success: false,
-            message: e.to_string(),
-            steps,
-        }),
-        Err(e) => Err(e),
-    }
+    super::outcome_of(result, steps)
 }
 
 /// Puts back the recorded desired count and task definition and waits for them.

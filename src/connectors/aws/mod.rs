@@ -581,6 +581,26 @@ pub(crate) fn smithy_time(t: &aws_sdk_ec2::primitives::DateTime) -> DateTime<Utc
     DateTime::from_timestamp(t.secs(), t.subsec_nanos()).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
 }
 
+/// The outcome of an action that may fail after it changed something: once
+/// a step was taken, a failure is reported with the steps, so the
+/// remediation shows what was done and restores; before any step it stays an
+/// error.
+pub(super) fn outcome_of(result: Result<String>, steps: Vec<String>) -> Result<ActionOutcome> {
+    match result {
+        Ok(message) => Ok(ActionOutcome {
+            success: true,
+            message,
+            steps,
+        }),
+        Err(e) if !steps.is_empty() => Ok(ActionOutcome {
+            success: false,
+            message: e.to_string(),
+            steps,
+        }),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
