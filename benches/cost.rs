@@ -7,7 +7,6 @@
 //!
 //! Run: `cargo bench --bench cost`.
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -16,7 +15,9 @@ use criterion::Criterion;
 use shieldops::agents::cost::allocation::{Node, Pod, allocate};
 use shieldops::agents::cost::fleet::cost_fleet;
 use shieldops::agents::cost::pricing::PriceTable;
-use shieldops::event::{ConnectorId, Environment, Health, Provider, Resource, ResourceId};
+use shieldops::event::{
+    ConnectorId, Environment, Health, Provider, Resource, ResourceId, StringMap,
+};
 
 const PODS: usize = 50_000;
 const NODES: usize = 2_500;
@@ -59,7 +60,7 @@ fn resource(id: String, kind: &str, attrs: &[(&str, String)]) -> Resource {
         connector: ConnectorId::new("bench"),
         environment: Environment::Production,
         team: "team".into(),
-        labels: BTreeMap::from([("team".to_string(), "team".to_string())]),
+        labels: StringMap::from([("team".to_string(), "team".to_string())]),
         attributes: attrs
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))

@@ -12,7 +12,6 @@
 //! and a per-decision clone all land on; loop p50 59.5 µs, p99 95.1 µs.
 //! Under load from other builds the loop's p99 rose to 156–197 µs.
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -20,6 +19,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use criterion::{Criterion, Throughput};
 use regorus::languages::rego::compiler::Compiler;
 use regorus::rvm::vm::RegoVM;
+use shieldops::event::StringMap;
 use shieldops::event::{
     Action, ActionOutcome, ChainHash, ConnectorId, Environment, Event, EventKind, Health, NewEvent,
     Provider, Resource, ResourceId,
@@ -57,12 +57,12 @@ fn fixture() -> (State, u64) {
             connector: ConnectorId::new("sim:demo"),
             environment: Environment::Production,
             team: team.into(),
-            labels: BTreeMap::from([
+            labels: StringMap::from([
                 ("team".to_string(), team.to_string()),
                 ("namespace".to_string(), team.to_string()),
                 ("app".to_string(), "api".to_string()),
             ]),
-            attributes: BTreeMap::new(),
+            attributes: StringMap::new(),
             health: Health::healthy(),
             created_at: now(),
         };

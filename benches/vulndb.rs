@@ -87,7 +87,7 @@ fn debian_dump(n: usize) -> String {
 
 /// A host with 2,000 binary packages from 1,000 source packages.
 fn host() -> Resource {
-    let mut attributes = std::collections::BTreeMap::new();
+    let mut attributes = shieldops::event::StringMap::new();
     attributes.insert("os.version_codename".to_string(), "bookworm".to_string());
     for i in 0..INSTALLED {
         attributes.insert(format!("pkg:bin-{i}"), "1.1-2+b1".to_string());

@@ -71,9 +71,10 @@ async fn this_host() -> Resource {
         .expect("the local host resource");
     // The connector reports the codename from /etc/os-release; read it the
     // same way where this build's connector does not yet.
-    host.attributes
-        .entry("os.version_codename".into())
-        .or_insert_with(codename);
+    if !host.attributes.contains_key("os.version_codename") {
+        host.attributes
+            .insert("os.version_codename".into(), codename());
+    }
     host
 }
 
@@ -218,9 +219,10 @@ impl InfraConnector for WithCodename {
     async fn list_resources(&self, scope: &Scope) -> CResult<Vec<Resource>> {
         let mut out = self.0.list_resources(scope).await?;
         for r in out.iter_mut().filter(|r| r.kind == "host") {
-            r.attributes
-                .entry("os.version_codename".into())
-                .or_insert_with(codename);
+            if !r.attributes.contains_key("os.version_codename") {
+                r.attributes
+                    .insert("os.version_codename".into(), codename());
+            }
         }
         Ok(out)
     }

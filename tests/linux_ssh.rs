@@ -81,7 +81,7 @@ async fn an_ssh_host_carries_the_hardening_facts_the_controls_read() {
     .await;
     for name in hardening::ATTRIBUTES {
         assert_eq!(
-            host.attributes.get(*name),
+            host.attributes.get(name),
             local.attributes.get(*name),
             "{name}: {:?}",
             host.attributes

@@ -2,11 +2,11 @@
 //! errors, timeouts and malformed documents, user overrides, concurrency, and
 //! the input built from projected state.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use sha2::{Digest, Sha256};
+use shieldops::event::StringMap;
 use shieldops::event::{
     Action, ActionOutcome, ChainHash, ConnectorId, Environment, Event, EventKind, Health, NewEvent,
     Provider, Resource, ResourceId, Risk,
@@ -30,11 +30,11 @@ fn pod(env: Environment, team: &str) -> Resource {
         connector: ConnectorId::new("sim:demo"),
         environment: env,
         team: team.into(),
-        labels: BTreeMap::from([
+        labels: StringMap::from([
             ("team".to_string(), team.to_string()),
             ("namespace".to_string(), team.to_string()),
         ]),
-        attributes: BTreeMap::new(),
+        attributes: StringMap::new(),
         health: Health::healthy(),
         created_at: wednesday(),
     }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
-use shieldops::event::{Environment, READ_ONLY_ACTIONS};
+use shieldops::event::{Environment, READ_ONLY_ACTIONS, StringMap};
 use shieldops::policy::{
     ActionInput, Bundle, Evaluator, Gate, GateOptions, PolicyInput, RateInput, RequesterInput,
     TargetInput, TimeInput,
@@ -102,7 +102,7 @@ prop_compose! {
         freeze_override in any::<bool>(),
     ) -> PolicyInput {
         let now = Utc.with_ymd_and_hms(2025, 1, 13, 0, 0, 0).unwrap() + chrono::Duration::hours(hours);
-        let mut labels = BTreeMap::from([("team".to_string(), target_team.to_string())]);
+        let mut labels = StringMap::from([("team".to_string(), target_team.to_string())]);
         if let Some(c) = classification {
             labels.insert("data_classification".into(), c.to_string());
         }

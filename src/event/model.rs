@@ -8,6 +8,8 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::StringMap;
+
 /// A globally unique resource identifier, e.g. `k8s/prod-eu/payments/pod/checkout-7d9f`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -199,10 +201,10 @@ pub struct Resource {
     pub environment: Environment,
     pub team: String,
     #[serde(default)]
-    pub labels: BTreeMap<String, String>,
+    pub labels: StringMap,
     /// Provider-specific facts worth showing (image, instance type, memory limit, …).
     #[serde(default)]
-    pub attributes: BTreeMap<String, String>,
+    pub attributes: StringMap,
     pub health: Health,
     pub created_at: DateTime<Utc>,
 }

@@ -356,11 +356,10 @@ pub struct Playbook {
 impl Playbook {
     /// Parses and validates one playbook; `file` names it in errors.
     pub fn parse(file: &str, text: &str) -> Result<Self, PlaybookError> {
-        let options = serde_saphyr::Options {
+        let options = serde_saphyr::options! {
             with_snippet: false,
             crop_radius: 0,
             strict_booleans: true,
-            ..serde_saphyr::Options::default()
         };
         let raw: RawPlaybook = serde_saphyr::from_str_with_options(text, options).map_err(|e| {
             let mut message = e.to_string();

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Datelike, Duration, Timelike, Utc, Weekday};
 use serde::{Deserialize, Serialize};
 
+use crate::event::StringMap;
 use crate::event::{Action, Environment, Resource};
 use crate::state::State;
 
@@ -23,7 +24,7 @@ pub struct TargetInput {
     pub id: String,
     pub kind: String,
     #[serde(default)]
-    pub labels: BTreeMap<String, String>,
+    pub labels: StringMap,
     pub team: String,
 }
 
@@ -171,7 +172,7 @@ impl PolicyInput {
                 kind: String::new(),
                 environment: rem.environment,
                 team: rem.team.clone(),
-                labels: BTreeMap::new(),
+                labels: StringMap::new(),
             },
         };
         let rate = rate_counts(state, target.environment, requester_team, now);
@@ -235,9 +236,9 @@ impl PolicyInput {
                     .collect::<BTreeMap<V, V>>(),
             )
         }
-        fn strings(map: &BTreeMap<String, String>) -> V {
+        fn strings<'a>(map: impl IntoIterator<Item = (&'a String, &'a String)>) -> V {
             V::from(
-                map.iter()
+                map.into_iter()
                     .map(|(k, v)| (V::from(k.as_str()), V::from(v.as_str())))
                     .collect::<BTreeMap<V, V>>(),
             )
@@ -350,7 +351,7 @@ mod tests {
                 environment: Environment::Staging,
                 id: "i".into(),
                 kind: "k".into(),
-                labels: BTreeMap::from([("b".into(), "2".into()), ("a".into(), "1".into())]),
+                labels: StringMap::from([("b".into(), "2".into()), ("a".into(), "1".into())]),
                 team: "t".into(),
             },
             time: TimeInput::at(Utc.with_ymd_and_hms(2025, 1, 18, 9, 30, 0).unwrap()),

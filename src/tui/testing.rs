@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
+use crate::event::StringMap;
 use crate::event::*;
 use crate::state::State;
 
@@ -55,7 +56,7 @@ fn resource(
         connector: ConnectorId::new(format!("sim:{}", provider.label())),
         environment: env,
         team: team.into(),
-        labels: BTreeMap::from([(
+        labels: StringMap::from([(
             "app".to_string(),
             name.split('-').next().unwrap_or(name).to_string(),
         )]),

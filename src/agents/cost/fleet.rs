@@ -229,7 +229,7 @@ mod tests {
     use crate::event::{ConnectorId, Health, Provider};
 
     fn res(id: &str, name: &str, kind: &str, attrs: &[(&str, &str)]) -> Resource {
-        let mut labels = BTreeMap::new();
+        let mut labels = crate::event::StringMap::new();
         labels.insert("team".to_string(), "shop".to_string());
         Resource {
             id: ResourceId::new(id),

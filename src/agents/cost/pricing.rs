@@ -197,7 +197,7 @@ impl PriceTable {
 }
 
 /// The region of a resource: its `region` attribute, else its availability zone minus the letter.
-pub fn region_of(attributes: &BTreeMap<String, String>) -> Option<String> {
+pub fn region_of(attributes: &crate::event::StringMap) -> Option<String> {
     if let Some(r) = attributes.get("region") {
         return Some(r.clone());
     }
@@ -281,7 +281,7 @@ mod tests {
                 "m5.8xlarge"
             ]
         );
-        let mut attrs = BTreeMap::new();
+        let mut attrs = crate::event::StringMap::new();
         attrs.insert("az".to_string(), "eu-west-1b".to_string());
         assert_eq!(region_of(&attrs).as_deref(), Some("eu-west-1"));
     }

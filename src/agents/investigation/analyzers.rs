@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::event::StringMap;
 use crate::event::{Action, Evidence, Health, HealthStatus, Hypothesis, InfraEvent, ResourceId};
 
 /// Everything an investigation gathered about a resource.
@@ -13,7 +14,7 @@ pub struct Facts {
     /// The resource as its connector reported it.
     pub resource_view: crate::event::Resource,
     /// The owner's attributes (e.g. a deployment's previous image), if any.
-    pub owner_attributes: BTreeMap<String, String>,
+    pub owner_attributes: StringMap,
     pub kind: String,
     pub alert: String,
     pub health: Health,
@@ -24,7 +25,7 @@ pub struct Facts {
     pub metrics: BTreeMap<String, f64>,
     pub owner: Option<ResourceId>,
     pub node: Option<(ResourceId, Health)>,
-    pub attributes: BTreeMap<String, String>,
+    pub attributes: StringMap,
 }
 
 /// Confidence below which a hypothesis is not worth showing.
@@ -250,12 +251,12 @@ mod tests {
                 connector: crate::event::ConnectorId::new("sim:test"),
                 environment: crate::event::Environment::Production,
                 team: "t".into(),
-                labels: BTreeMap::new(),
-                attributes: BTreeMap::new(),
+                labels: StringMap::new(),
+                attributes: StringMap::new(),
                 health: Health::healthy(),
                 created_at: chrono::Utc::now(),
             },
-            owner_attributes: BTreeMap::new(),
+            owner_attributes: StringMap::new(),
             kind: "pod".into(),
             alert: "KubePodCrashLooping".into(),
             health: Health::healthy(),
@@ -264,7 +265,7 @@ mod tests {
             metrics: BTreeMap::new(),
             owner: Some(ResourceId::new("k8s/p/deployment/x")),
             node: None,
-            attributes: BTreeMap::new(),
+            attributes: StringMap::new(),
         }
     }
 

@@ -232,7 +232,9 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::event::{Evidence, Health, HealthStatus, InfraEvent, Provider, ResourceId};
+    use crate::event::{
+        Evidence, Health, HealthStatus, InfraEvent, Provider, ResourceId, StringMap,
+    };
 
     fn facts(kind: &str) -> Facts {
         let id = ResourceId::new(format!(
@@ -253,12 +255,12 @@ mod tests {
                 connector: crate::event::ConnectorId::new("linux:ssh"),
                 environment: crate::event::Environment::Production,
                 team: "t".into(),
-                labels: BTreeMap::new(),
-                attributes: BTreeMap::new(),
+                labels: StringMap::new(),
+                attributes: StringMap::new(),
                 health: Health::healthy(),
                 created_at: chrono::Utc::now(),
             },
-            owner_attributes: BTreeMap::new(),
+            owner_attributes: StringMap::new(),
             kind: kind.into(),
             alert: "x".into(),
             health: Health::healthy(),
@@ -267,7 +269,7 @@ mod tests {
             metrics: BTreeMap::new(),
             owner: None,
             node: None,
-            attributes: BTreeMap::new(),
+            attributes: StringMap::new(),
         }
     }
 

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use chrono::Duration;
 
 use super::AgentContext;
+use crate::event::StringMap;
 use crate::event::{
     Alert, EventKind, Evidence, Health, Hypothesis, InfraEvent, PlaybookChoice, ResourceId,
 };
@@ -268,7 +269,7 @@ async fn gather(ctx: &AgentContext, job: &InvestigationJob) -> anyhow::Result<Fa
             .find(|r| &r.id == o)
             .map(|r| r.attributes.clone())
             .unwrap_or_default(),
-        None => BTreeMap::new(),
+        None => StringMap::new(),
     };
     Ok(Facts {
         resource: job.resource.clone(),

@@ -308,7 +308,7 @@ pub(super) fn inventory(
             let mut v = entry(r);
             let rotated = ["rotated_at", "created_at"].iter().find_map(|k| {
                 r.attributes
-                    .get(*k)
+                    .get(k)
                     .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             });
             v["rotated_age_days"] = match rotated {

@@ -3,7 +3,7 @@
 //! action waits for the state it asked for with a bounded poll and says what
 //! it saw.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{
@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::client::AwsFailure;
 use super::{Context, Wait, smithy_time, tagged};
 use crate::connectors::{ConnectorError, Result};
+use crate::event::StringMap;
 use crate::event::{ActionOutcome, Health, HealthStatus, Provider, Resource, ResourceId};
 
 /// The largest page EC2 returns: fewest round trips for a large fleet.
@@ -83,7 +84,7 @@ fn resource(
         .collect();
     let tagged = tagged(&tags, ctx);
     let state = state_of(instance).map(|s| s.as_str()).unwrap_or("unknown");
-    let mut attributes = BTreeMap::new();
+    let mut attributes = StringMap::new();
     attributes.insert("state".to_string(), state.to_string());
     if let Some(t) = instance.instance_type() {
         attributes.insert("instance_type".into(), t.as_str().to_string());

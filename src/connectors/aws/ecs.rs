@@ -2,8 +2,6 @@
 //! their events and deployments as evidence, and the service actions
 //! (`force_new_deployment`, `set_desired_count`) with snapshot and restore.
 
-use std::collections::BTreeMap;
-
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::types::{Service, ServiceField};
 use chrono::{DateTime, Utc};
@@ -12,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::client::AwsFailure;
 use super::{Context, Wait, smithy_time, tagged};
 use crate::connectors::{ConnectorError, Result, TimeWindow};
+use crate::event::StringMap;
 use crate::event::{
     ActionOutcome, Health, HealthStatus, InfraEvent, Provider, Resource, ResourceId,
 };
@@ -92,7 +91,7 @@ fn resource(cluster: &str, service: &Service, ctx: &Context) -> Option<Resource>
         .filter_map(|t| Some((t.key()?, t.value()?)))
         .collect();
     let tagged = tagged(&tags, ctx);
-    let mut attributes = BTreeMap::new();
+    let mut attributes = StringMap::new();
     attributes.insert("cluster".to_string(), cluster.to_string());
     attributes.insert("desired_count".into(), service.desired_count().to_string());
     attributes.insert("running_count".into(), service.running_count().to_string());

@@ -34,6 +34,7 @@ pub use cost::{BillingLine, CostExplorer};
 
 use super::{ConnectorError, InfraConnector, Listing, Result, Scope, TimeWindow};
 use crate::clock::SharedClock;
+use crate::event::StringMap;
 use crate::event::{
     Action, ActionOutcome, ConnectorId, ConnectorState, Environment, Health, HealthStatus,
     InfraEvent, Provider, Resource, ResourceId, Snapshot,
@@ -535,14 +536,14 @@ struct Tagged {
     name: Option<String>,
     team: String,
     environment: Environment,
-    labels: BTreeMap<String, String>,
+    labels: StringMap,
 }
 
 /// Reads tags: `Name`, the team tag and the environment tag. An instance with
 /// no (or an unknown) environment tag counts as production, the strictest
 /// reading, so policy never treats an unlabelled machine as a sandbox.
 fn tagged(tags: &[(&str, &str)], ctx: &Context) -> Tagged {
-    let mut labels = BTreeMap::new();
+    let mut labels = StringMap::new();
     let mut name = None;
     let mut team = String::new();
     let mut env_tag = None;

@@ -29,6 +29,7 @@ pub use vault::VaultStore;
 use super::{ConnectorError, InfraConnector, Result, Scope, TimeWindow};
 use crate::clock::SharedClock;
 use crate::config::Secret;
+use crate::event::StringMap;
 use crate::event::{
     Action, ActionOutcome, ConnectorId, Health, HealthStatus, InfraEvent, Provider, Resource,
     ResourceId, Snapshot,
@@ -229,7 +230,7 @@ impl CredentialConnector {
     fn resource(&self, c: &Credential) -> Resource {
         let unknown = || "unknown".to_string();
         let time = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339()).unwrap_or_else(unknown);
-        let mut attributes = BTreeMap::new();
+        let mut attributes = StringMap::new();
         attributes.insert("store".into(), self.store.store().to_string());
         attributes.insert("path".into(), c.path.clone());
         attributes.insert("created_at".into(), time(c.created_at));
@@ -252,7 +253,7 @@ impl CredentialConnector {
                     .unwrap_or_else(unknown),
             );
         }
-        let mut labels = BTreeMap::new();
+        let mut labels = StringMap::new();
         labels.insert("store".into(), self.store.store().to_string());
         // Policy tells a rotatable secret from a lease by this label.
         labels.insert(

@@ -3,10 +3,10 @@
 //! and its images; a Role's or ClusterRole's wildcard rules. A fact that
 //! cannot be read from the object is `unknown`, never a guess.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::core::v1::{Container, PodSecurityContext, PodSpec, SecurityContext};
 use k8s_openapi::api::rbac::v1::PolicyRule;
+
+use crate::event::StringMap;
 
 /// Longest `rbac.wildcard_rules` text kept.
 const WILDCARD_TEXT_CHARS: usize = 200;
@@ -14,7 +14,7 @@ const WILDCARD_TEXT_CHARS: usize = 200;
 /// Sets `security.privileged`, `security.run_as_root`, `resources.limits` and
 /// `images` for a pod spec (a pod's own or a workload's template); without a
 /// spec every fact is `unknown`.
-pub fn pod_spec_facts(spec: Option<&PodSpec>, out: &mut BTreeMap<String, String>) {
+pub fn pod_spec_facts(spec: Option<&PodSpec>, out: &mut StringMap) {
     let Some(spec) = spec else {
         for key in [
             "security.privileged",
@@ -96,7 +96,7 @@ fn run_as_root(pod: Option<&PodSecurityContext>, containers: &[&Container]) -> &
 /// Sets `rbac.wildcard` and `rbac.wildcard_rules` for a Role's or
 /// ClusterRole's rules: a rule is a wildcard when its verbs, resources, API
 /// groups or non-resource URLs hold `*`.
-pub fn rbac_facts(rules: Option<&[PolicyRule]>, out: &mut BTreeMap<String, String>) {
+pub fn rbac_facts(rules: Option<&[PolicyRule]>, out: &mut StringMap) {
     let offending: Vec<String> = rules
         .unwrap_or_default()
         .iter()
@@ -147,9 +147,9 @@ mod tests {
     use k8s_openapi::api::core::v1::Pod;
     use k8s_openapi::api::rbac::v1::ClusterRole;
 
-    fn facts(pod: serde_json::Value) -> BTreeMap<String, String> {
+    fn facts(pod: serde_json::Value) -> StringMap {
         let pod: Pod = serde_json::from_value(pod).unwrap();
-        let mut out = BTreeMap::new();
+        let mut out = StringMap::new();
         pod_spec_facts(pod.spec.as_ref(), &mut out);
         out
     }
@@ -196,7 +196,7 @@ mod tests {
         ));
         assert_eq!(open["security.run_as_root"], "unknown");
         assert_eq!(open["resources.limits"], "missing");
-        let mut none = BTreeMap::new();
+        let mut none = StringMap::new();
         pod_spec_facts(None, &mut none);
         assert_eq!(none["images"], "unknown");
     }
@@ -213,11 +213,11 @@ mod tests {
             ]
         }))
         .unwrap();
-        let mut out = BTreeMap::new();
+        let mut out = StringMap::new();
         rbac_facts(role.rules.as_deref(), &mut out);
         assert_eq!(out["rbac.wildcard"], "true");
         assert_eq!(out["rbac.wildcard_rules"], "get on apps/*; get on *");
-        let mut out = BTreeMap::new();
+        let mut out = StringMap::new();
         rbac_facts(Some(&role.rules.unwrap()[..1]), &mut out);
         assert_eq!(out["rbac.wildcard"], "false");
         assert_eq!(out["rbac.wildcard_rules"], "");

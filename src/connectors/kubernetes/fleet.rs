@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use super::analyzers::{self, Finding, health_of};
 use super::facts::{pod_spec_facts, rbac_facts};
 use super::ids;
+use crate::event::StringMap;
 use crate::event::{ConnectorId, Environment, Health, InfraEvent, Provider, Resource, ResourceId};
 
 /// Kubernetes events remembered per object.
@@ -279,7 +280,7 @@ pub trait Observed:
     /// What is wrong with it (empty = healthy).
     fn findings(&self, cache: &FleetCache) -> Vec<Finding>;
     /// Facts worth showing beside it.
-    fn attributes(&self, _out: &mut BTreeMap<String, String>) {}
+    fn attributes(&self, _out: &mut StringMap) {}
 }
 
 /// The resource the console shows for an object.
@@ -287,8 +288,8 @@ pub fn to_resource<K: Observed>(obj: &K, cache: &FleetCache) -> Resource {
     let ns = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
     let meta = obj.meta();
-    let mut labels: BTreeMap<String, String> = meta.labels.clone().unwrap_or_default();
-    let mut attributes = BTreeMap::new();
+    let mut labels: StringMap = meta.labels.clone().unwrap_or_default().into();
+    let mut attributes = StringMap::new();
     attributes.insert("context".to_string(), cache.context.clone());
     if !ns.is_empty() {
         attributes.insert("namespace".to_string(), ns.clone());
@@ -318,6 +319,9 @@ pub fn to_resource<K: Observed>(obj: &K, cache: &FleetCache) -> Resource {
                 ns.clone()
             }
         });
+    // The cache keeps one of these per object for as long as it exists.
+    labels.shrink_to_fit();
+    attributes.shrink_to_fit();
     Resource {
         id: ids::id(&cache.context, &ns, K::SLUG, &name),
         name,
@@ -338,7 +342,7 @@ pub fn to_resource<K: Observed>(obj: &K, cache: &FleetCache) -> Resource {
 }
 
 /// The environment from an `environment`/`env` label, else the namespace or context name.
-fn environment(labels: &BTreeMap<String, String>, ns: &str, context: &str) -> Environment {
+fn environment(labels: &StringMap, ns: &str, context: &str) -> Environment {
     let hint = labels
         .get("environment")
         .or_else(|| labels.get("env"))
@@ -540,7 +544,7 @@ impl Observed for Pod {
     fn findings(&self, _: &FleetCache) -> Vec<Finding> {
         analyzers::pod::analyze(self)
     }
-    fn attributes(&self, out: &mut BTreeMap<String, String>) {
+    fn attributes(&self, out: &mut StringMap) {
         let spec = self.spec.as_ref();
         if let Some(node) = spec.and_then(|s| s.node_name.clone()) {
             out.insert("node".into(), node);
@@ -568,7 +572,7 @@ impl Observed for Deployment {
     fn findings(&self, _: &FleetCache) -> Vec<Finding> {
         analyzers::deployment::analyze(self)
     }
-    fn attributes(&self, out: &mut BTreeMap<String, String>) {
+    fn attributes(&self, out: &mut StringMap) {
         let spec = self.spec.as_ref();
         out.insert(
             "replicas".into(),
@@ -598,7 +602,7 @@ impl Observed for ReplicaSet {
     fn findings(&self, _: &FleetCache) -> Vec<Finding> {
         analyzers::replicaset::analyze(self)
     }
-    fn attributes(&self, out: &mut BTreeMap<String, String>) {
+    fn attributes(&self, out: &mut StringMap) {
         let replicas = self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
         out.insert("replicas".into(), replicas.to_string());
         pod_spec_facts(
@@ -616,7 +620,7 @@ impl Observed for StatefulSet {
     fn findings(&self, _: &FleetCache) -> Vec<Finding> {
         analyzers::statefulset::analyze(self)
     }
-    fn attributes(&self, out: &mut BTreeMap<String, String>) {
+    fn attributes(&self, out: &mut StringMap) {
         let replicas = self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
         out.insert("replicas".into(), replicas.to_string());
         pod_spec_facts(
@@ -631,7 +635,7 @@ impl Observed for DaemonSet {
     fn findings(&self, _: &FleetCache) -> Vec<Finding> {
         analyzers::daemonset::analyze(self)
     }
-    fn attributes(&self, out: &mut BTreeMap<String, String>) {
+    fn attributes(&self, out: &mut StringMap) {
         pod_spec_facts(
             self.spec.as_ref().and_then(|s| s.template.spec.as_ref()),
             out,
@@ -644,7 +648,7 @@ impl Observed for Job {
     fn findings(&self, _: &FleetCache) -> Vec<Finding> {
         analyzers::job::analyze(self)
     }
-    fn attributes(&self, out: &mut BTreeMap<String, String>) {
+    fn attributes(&self, out: &mut StringMap) {
         pod_spec_facts(
             self.spec.as_ref().and_then(|s| s.template.spec.as_ref()),
             out,
@@ -657,7 +661,7 @@ impl Observed for CronJob {
     fn findings(&self, _: &FleetCache) -> Vec<Finding> {
         analyzers::cronjob::analyze(self)
     }
-    fn attributes(&self, out: &mut BTreeMap<String, String>) {
+    fn attributes(&self, out: &mut StringMap) {
         pod_spec_facts(
             self.spec
                 .as_ref()
@@ -675,7 +679,7 @@ impl Observed for Role {
     fn findings(&self, _: &FleetCache) -> Vec<Finding> {
         Vec::new()
     }
-    fn attributes(&self, out: &mut BTreeMap<String, String>) {
+    fn attributes(&self, out: &mut StringMap) {
         rbac_facts(self.rules.as_deref(), out);
     }
 }
@@ -685,7 +689,7 @@ impl Observed for ClusterRole {
     fn findings(&self, _: &FleetCache) -> Vec<Finding> {
         Vec::new()
     }
-    fn attributes(&self, out: &mut BTreeMap<String, String>) {
+    fn attributes(&self, out: &mut StringMap) {
         rbac_facts(self.rules.as_deref(), out);
     }
 }
@@ -695,7 +699,7 @@ impl Observed for Node {
     fn findings(&self, _: &FleetCache) -> Vec<Finding> {
         analyzers::node::analyze(self)
     }
-    fn attributes(&self, out: &mut BTreeMap<String, String>) {
+    fn attributes(&self, out: &mut StringMap) {
         if self.spec.as_ref().and_then(|s| s.unschedulable) == Some(true) {
             out.insert("cordoned".into(), "true".into());
         }
@@ -729,7 +733,7 @@ impl Observed for Service {
                 .collect()
         }
     }
-    fn attributes(&self, out: &mut BTreeMap<String, String>) {
+    fn attributes(&self, out: &mut StringMap) {
         let sel = self
             .spec
             .as_ref()
@@ -757,7 +761,7 @@ impl Observed for HorizontalPodAutoscaler {
     fn findings(&self, _: &FleetCache) -> Vec<Finding> {
         analyzers::hpa::analyze(self)
     }
-    fn attributes(&self, out: &mut BTreeMap<String, String>) {
+    fn attributes(&self, out: &mut StringMap) {
         if let Some(s) = &self.spec {
             out.insert(
                 "target".into(),

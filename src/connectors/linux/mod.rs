@@ -29,6 +29,7 @@ use tokio::time::Instant;
 
 use super::{ConnectorError, InfraConnector, Result, Scope, TimeWindow};
 use crate::clock::SharedClock;
+use crate::event::StringMap;
 use crate::event::{
     Action, ActionOutcome, ConnectorId, Environment, Health, HealthStatus, InfraEvent, Provider,
     Resource, ResourceId, Snapshot,
@@ -292,10 +293,10 @@ impl Host {
 
     async fn resources(&self, now: chrono::DateTime<chrono::Utc>) -> Vec<Resource> {
         let o = self.observe().await;
-        let mut labels = BTreeMap::new();
+        let mut labels = StringMap::new();
         labels.insert("team".to_string(), self.team.clone());
         labels.insert("host".to_string(), self.name.clone());
-        let mut attributes = BTreeMap::new();
+        let mut attributes = StringMap::new();
         attributes.insert(
             "source".into(),
             match self.source {
@@ -330,13 +331,19 @@ impl Host {
         {
             let cache = self.packages.lock().await;
             attributes.insert("packages".into(), cache.packages.len().to_string());
-            for (name, version) in &cache.packages {
-                attributes.insert(format!("pkg:{name}"), version.clone());
-            }
+            attributes.extend(
+                cache
+                    .packages
+                    .iter()
+                    .map(|(name, version)| (format!("pkg:{name}"), version.clone())),
+            );
             // Advisories are per source package (`libssl3` comes from `openssl`).
-            for (name, source) in &cache.sources {
-                attributes.insert(format!("pkgsrc:{name}"), source.clone());
-            }
+            attributes.extend(
+                cache
+                    .sources
+                    .iter()
+                    .map(|(name, source)| (format!("pkgsrc:{name}"), source.clone())),
+            );
         }
         match &*self.hardening.lock().await {
             Some((_, h)) => attributes.extend(h.attributes.clone()),
@@ -356,7 +363,7 @@ impl Host {
             created_at: now,
         }];
         for u in &o.units {
-            let mut attributes = BTreeMap::new();
+            let mut attributes = StringMap::new();
             attributes.insert("host".into(), self.id.to_string());
             attributes.insert("unit".into(), u.id.clone());
             attributes.insert("description".into(), u.description.clone());

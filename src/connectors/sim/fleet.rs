@@ -2,14 +2,13 @@
 //! five teams. Names and ids are stable (derived from names, not the seed) so
 //! the scenario file can refer to them; the seed varies the numbers.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Duration, Utc};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
 use super::world::World;
+use crate::event::StringMap;
 use crate::event::{ConnectorId, Environment, Health, InfraEvent, Provider, Resource, ResourceId};
 
 /// Kubernetes workloads per environment: (deployment, team, memory limit MiB, memory need MiB).
@@ -193,7 +192,7 @@ pub fn generate(seed: u64, start: DateTime<Utc>) -> World {
         let nodes = 4;
         for n in 0..nodes {
             let name = format!("node-{}-{n}", env.short());
-            let mut attrs = BTreeMap::new();
+            let mut attrs = StringMap::new();
             attrs.insert("disk_used_pct".into(), rng.random_range(35..70).to_string());
             attrs.insert(
                 "reclaimable_pct".into(),
@@ -224,7 +223,7 @@ pub fn generate(seed: u64, start: DateTime<Utc>) -> World {
             let dep_id = format!("k8s/{ctx}/{team}/deployment/{deploy}");
             let rs = stable_hex(&format!("{ctx}/{deploy}/rs"), 10);
             let image = format!("registry.demo/{deploy}:v2.{}.0", rng.random_range(1..9));
-            let mut attrs = BTreeMap::new();
+            let mut attrs = StringMap::new();
             attrs.insert("replicas".into(), replicas.to_string());
             attrs.insert("image".into(), image.clone());
             attrs.insert(
@@ -252,7 +251,7 @@ pub fn generate(seed: u64, start: DateTime<Utc>) -> World {
                     &rs[..9],
                     pod_suffix(&format!("{ctx}/{deploy}/{i}"))
                 );
-                let mut attrs = BTreeMap::new();
+                let mut attrs = StringMap::new();
                 attrs.insert("owner".into(), dep_id.clone());
                 attrs.insert("node".into(), format!("node-{}-{}", env.short(), i % nodes));
                 attrs.insert("image".into(), image.clone());
@@ -296,7 +295,7 @@ pub fn generate(seed: u64, start: DateTime<Utc>) -> World {
             for i in 0..counts[e] {
                 let name = format!("{prefix}-{}-{i}", env.short());
                 let id = format!("i-0{}", stable_hex(&name, 16));
-                let mut attrs = BTreeMap::new();
+                let mut attrs = StringMap::new();
                 attrs.insert("instance_id".into(), id.clone());
                 attrs.insert("state".into(), "running".into());
                 attrs.insert("instance_type".into(), itype.to_string());
@@ -327,7 +326,7 @@ pub fn generate(seed: u64, start: DateTime<Utc>) -> World {
         for (e, env) in ENVS.iter().enumerate() {
             for i in 0..counts[e] {
                 let name = format!("{prefix}-{}-{i}", env.short());
-                let mut attrs = BTreeMap::new();
+                let mut attrs = StringMap::new();
                 attrs.insert("disk_used_pct".into(), rng.random_range(30..75).to_string());
                 attrs.insert(
                     "reclaimable_pct".into(),
@@ -358,7 +357,7 @@ pub fn generate(seed: u64, start: DateTime<Utc>) -> World {
     }
 
     for (name, team, env, days) in CREDENTIALS {
-        let mut attrs = BTreeMap::new();
+        let mut attrs = StringMap::new();
         attrs.insert(
             "expires_at".into(),
             (start + Duration::days(*days)).to_rfc3339(),
@@ -400,10 +399,10 @@ fn resource(
     connector: &ConnectorId,
     environment: Environment,
     team: &str,
-    attributes: BTreeMap<String, String>,
+    attributes: StringMap,
     created_at: DateTime<Utc>,
 ) -> Resource {
-    let mut labels = BTreeMap::new();
+    let mut labels = StringMap::new();
     labels.insert("team".into(), team.to_string());
     labels.insert("environment".into(), environment.as_str().to_string());
     Resource {

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, VecDeque};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::event::StringMap;
 use crate::event::{Action, ActionOutcome, Health, HealthStatus, InfraEvent, Resource, ResourceId};
 
 /// Infrastructure events the world remembers (bounded).
@@ -270,7 +271,7 @@ impl World {
         data: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<Vec<String>, String> {
-        let captured: BTreeMap<ResourceId, BTreeMap<String, String>> =
+        let captured: BTreeMap<ResourceId, StringMap> =
             serde_json::from_value(data.clone()).map_err(|e| format!("snapshot data: {e}"))?;
         let mut restored = Vec::new();
         for (id, attrs) in captured {
