@@ -193,6 +193,8 @@ pub struct App {
     desktop_notify: bool,
     gens: Generations,
     fleet_changes: FleetChanges,
+    /// `:ctx`'s per-context counts, kept while the fleet is unchanged.
+    context_counts: super::contexts::CountsCache,
     now: DateTime<Utc>,
     quit: bool,
     runtime_gone: bool,
@@ -246,10 +248,12 @@ impl App {
             desktop_notify: opts.desktop_notify,
             gens: Generations {
                 fleet: 1,
+                resources: 1,
                 cost: 1,
                 any: 1,
             },
             fleet_changes: FleetChanges::default(),
+            context_counts: Default::default(),
             now,
             quit: false,
             runtime_gone: false,
@@ -345,7 +349,10 @@ impl App {
         self.gens.any += 1;
         if let Some(id) = fleet_change(&event.kind) {
             self.gens.fleet += 1;
+            self.gens.resources += 1;
             self.fleet_changes.record(self.gens.fleet, id.clone());
+        } else if matches!(event.kind, EventKind::ResourceChanged { .. }) {
+            self.gens.resources += 1;
         }
         if matches!(event.kind, EventKind::CostSample { .. }) {
             self.gens.cost += 1;
@@ -930,7 +937,8 @@ impl App {
             self.draw_help(f, area, &t);
         }
         if self.contexts {
-            super::contexts::draw(f, area, &self.state, self.panes.fleet.context(), &t);
+            let rows = self.context_counts.rows(&self.state, self.gens.fleet);
+            super::contexts::draw(f, area, &self.state, &rows, self.panes.fleet.context(), &t);
         }
         match &self.mode {
             Mode::Dialog(_) => self.draw_dialog(f, area, &t),

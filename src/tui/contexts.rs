@@ -32,30 +32,64 @@ pub struct ContextRow {
 
 /// Every context seen in connector statuses or in the fleet, by name.
 pub fn kube_contexts(state: &State) -> Vec<ContextRow> {
+    with_counts(state, &resource_counts(state))
+}
+
+/// Listed and unhealthy resources per context: a walk over the whole fleet,
+/// so the open `:ctx` list keeps it until the fleet changes ([`CountsCache`]).
+fn resource_counts(state: &State) -> BTreeMap<String, (usize, usize)> {
+    let mut counts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for view in state.fleet.resources.values() {
+        if let Some((context, _)) = kube_group(&view.resource) {
+            let slot = match counts.get_mut(context) {
+                Some(slot) => slot,
+                None => counts.entry(context.to_string()).or_default(),
+            };
+            slot.0 += 1;
+            slot.1 += usize::from(view.resource.health.status == HealthStatus::Unhealthy);
+        }
+    }
+    counts
+}
+
+/// Rows from the connectors' statuses (few, read every time) and the counts.
+fn with_counts(state: &State, counts: &BTreeMap<String, (usize, usize)>) -> Vec<ContextRow> {
+    fn row<'a>(rows: &'a mut BTreeMap<String, ContextRow>, name: &str) -> &'a mut ContextRow {
+        rows.entry(name.to_string()).or_insert_with(|| ContextRow {
+            name: name.to_string(),
+            ..Default::default()
+        })
+    }
     let mut rows: BTreeMap<String, ContextRow> = BTreeMap::new();
     for (id, view) in &state.fleet.connectors {
         if let Some(name) = id.0.strip_prefix(PREFIX) {
-            rows.entry(name.to_string())
-                .or_insert_with(|| ContextRow {
-                    name: name.to_string(),
-                    ..Default::default()
-                })
-                .status = Some((view.status, view.message.clone()));
+            row(&mut rows, name).status = Some((view.status, view.message.clone()));
         }
     }
-    for view in state.fleet.resources.values() {
-        if let Some((context, _)) = kube_group(&view.resource) {
-            let row = rows
-                .entry(context.to_string())
-                .or_insert_with(|| ContextRow {
-                    name: context.to_string(),
-                    ..Default::default()
-                });
-            row.resources += 1;
-            row.unhealthy += usize::from(view.resource.health.status == HealthStatus::Unhealthy);
-        }
+    for (name, &(resources, unhealthy)) in counts {
+        let r = row(&mut rows, name);
+        r.resources = resources;
+        r.unhealthy = unhealthy;
     }
     rows.into_values().collect()
+}
+
+/// The per-context counts of the fleet generation they were taken at.
+#[derive(Debug, Default)]
+pub struct CountsCache {
+    taken_at: Option<u64>,
+    counts: BTreeMap<String, (usize, usize)>,
+}
+
+impl CountsCache {
+    /// The rows, counting again only when the fleet changed since the last call.
+    pub fn rows(&mut self, state: &State, fleet_generation: u64) -> Vec<ContextRow> {
+        if self.taken_at != Some(fleet_generation) {
+            self.counts = resource_counts(state);
+            self.taken_at = Some(fleet_generation);
+        }
+        with_counts(state, &self.counts)
+    }
 }
 
 /// Why there are no contexts, when the runtime recorded that none is configured.
@@ -69,8 +103,14 @@ pub fn absent_line(state: &State) -> Option<&str> {
 }
 
 /// Draws the `:ctx` list over the screen; `current` is the Fleet pane's narrowing.
-pub fn draw(f: &mut Frame, area: Rect, state: &State, current: Option<&str>, t: &Theme) {
-    let rows = kube_contexts(state);
+pub fn draw(
+    f: &mut Frame,
+    area: Rect,
+    state: &State,
+    rows: &[ContextRow],
+    current: Option<&str>,
+    t: &Theme,
+) {
     let height = (rows.len().max(1) as u16 + 5).min(area.height);
     let r = centered(area, 96, height);
     f.render_widget(Clear, r);
@@ -96,7 +136,7 @@ pub fn draw(f: &mut Frame, area: Rect, state: &State, current: Option<&str>, t: 
         let text = absent_line(state).unwrap_or("no Kubernetes context is known to the runtime");
         lines.push(Line::styled(fit(&format!("   {text}"), width), t.dim));
     }
-    for row in &rows {
+    for row in rows {
         let (status, message, style) = match &row.status {
             Some((s, m)) => {
                 let style = match s {

@@ -906,6 +906,7 @@ mod tests {
         let mut changes = FleetChanges::default();
         let mut gens = Generations {
             fleet: 1,
+            resources: 1,
             cost: 1,
             any: 1,
         };

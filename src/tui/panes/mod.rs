@@ -45,6 +45,9 @@ impl Handled {
 pub struct Generations {
     /// Bumped when a resource is discovered, removed or changes health.
     pub fleet: u64,
+    /// Bumped when anything a resource says changes: what bumps `fleet`,
+    /// and its attributes changing.
+    pub resources: u64,
     /// Bumped when a cost sample arrives.
     pub cost: u64,
     /// Bumped on every event.

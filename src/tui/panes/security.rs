@@ -19,7 +19,7 @@ use super::{
     draw_missing, draw_table, handle_detail, open_detail, resource_name, section, set_list_filter,
     view_hints,
 };
-use crate::event::{ControlStatus, Provider, Resource, Severity};
+use crate::event::{ControlStatus, Provider, Resource, ResourceId, Severity};
 use crate::state::{State, TrackedControl, TrackedFinding};
 use crate::tui::keymap::Action;
 use crate::tui::theme::Theme;
@@ -74,6 +74,35 @@ pub struct SecurityPane {
     filter: String,
     open: Option<Open>,
     detail: DetailScroll,
+    fleet: FleetIndex,
+}
+
+/// What the pane needs from the whole fleet, gathered once per change of
+/// the resources: walking 50,000 of them on every frame is too slow.
+#[derive(Debug, Default)]
+struct FleetIndex {
+    taken_at: Option<u64>,
+    /// Credential resources (their rows are read fresh from the state).
+    credentials: Vec<ResourceId>,
+    images: Vec<ImageRow>,
+}
+
+impl FleetIndex {
+    fn refresh(&mut self, ctx: &Ctx) {
+        if self.taken_at == Some(ctx.gens.resources) {
+            return;
+        }
+        self.taken_at = Some(ctx.gens.resources);
+        self.credentials = ctx
+            .state
+            .fleet
+            .resources
+            .values()
+            .filter(|v| v.resource.kind == "credential")
+            .map(|v| v.resource.id.clone())
+            .collect();
+        self.images = image_rows(ctx.state);
+    }
 }
 
 /// A credential as the pane lists it: the resource (when a connector lists
@@ -89,6 +118,7 @@ struct CredentialRow<'a> {
 }
 
 /// One container image reference and the workloads running it.
+#[derive(Debug)]
 struct ImageRow {
     image: String,
     workloads: Vec<String>,
@@ -166,13 +196,12 @@ fn controls<'a>(state: &'a State, needle: &str) -> Vec<&'a TrackedControl> {
 
 /// Credential resources and credential expiry findings, soonest expiry first
 /// (unknown expiry last).
-fn credentials<'a>(state: &'a State, needle: &str) -> Vec<CredentialRow<'a>> {
+fn credentials<'a>(state: &'a State, index: &FleetIndex, needle: &str) -> Vec<CredentialRow<'a>> {
     let mut rows: BTreeMap<String, CredentialRow<'a>> = BTreeMap::new();
-    for view in state.fleet.resources.values() {
-        let r = &view.resource;
-        if r.kind != "credential" {
+    for id in &index.credentials {
+        let Some(r) = state.fleet.resources.get(id).map(|v| &v.resource) else {
             continue;
-        }
+        };
         let attr = |k: &str| r.attributes.get(k).cloned();
         rows.insert(
             r.id.to_string(),
@@ -218,8 +247,19 @@ fn credentials<'a>(state: &'a State, needle: &str) -> Vec<CredentialRow<'a>> {
     list
 }
 
+/// The image rows matching `needle`.
+fn images<'a>(index: &'a FleetIndex, needle: &str) -> Vec<&'a ImageRow> {
+    index
+        .images
+        .iter()
+        .filter(|row| {
+            matches(needle, &[&row.image]) || row.workloads.iter().any(|w| matches(needle, &[w]))
+        })
+        .collect()
+}
+
 /// Container image references of Kubernetes resources (`images`, else `image`).
-fn images(state: &State, needle: &str) -> Vec<ImageRow> {
+fn image_rows(state: &State) -> Vec<ImageRow> {
     let mut by_image: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for view in state.fleet.resources.values() {
         let r = &view.resource;
@@ -243,9 +283,6 @@ fn images(state: &State, needle: &str) -> Vec<ImageRow> {
     by_image
         .into_iter()
         .map(|(image, workloads)| ImageRow { image, workloads })
-        .filter(|row| {
-            matches(needle, &[&row.image]) || row.workloads.iter().any(|w| matches(needle, &[w]))
-        })
         .collect()
 }
 
@@ -313,8 +350,8 @@ impl SecurityPane {
         match self.view {
             View::Findings => self.findings(ctx).len(),
             View::Controls => controls(ctx.state, &needle).len(),
-            View::Credentials => credentials(ctx.state, &needle).len(),
-            View::Images => images(ctx.state, &needle).len(),
+            View::Credentials => credentials(ctx.state, &self.fleet, &needle).len(),
+            View::Images => images(&self.fleet, &needle).len(),
         }
     }
 
@@ -329,7 +366,7 @@ impl SecurityPane {
             View::Controls => controls(ctx.state, &needle)
                 .get(i)
                 .map(|c| Open::Control(c.result.key())),
-            View::Credentials => credentials(ctx.state, &needle)
+            View::Credentials => credentials(ctx.state, &self.fleet, &needle)
                 .get(i)
                 .map(|c| Open::Credential(c.id.clone())),
             // An image reference has nothing more to show than its row.
@@ -518,7 +555,7 @@ impl SecurityPane {
                 );
             }
             View::Credentials => {
-                let list = credentials(state, &needle);
+                let list = credentials(state, &self.fleet, &needle);
                 let columns: Vec<Column> = vec![
                     col("EXPIRES", Constraint::Length(9)),
                     col("CREDENTIAL", Constraint::Fill(2)),
@@ -540,7 +577,7 @@ impl SecurityPane {
                 );
             }
             View::Images => {
-                let list = images(state, &needle);
+                let list = images(&self.fleet, &needle);
                 let [note, table] =
                     Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
                 f.render_widget(
@@ -629,7 +666,7 @@ impl SecurityPane {
             return;
         }
         let width = cred_area.width.saturating_sub(2) as usize;
-        let lines: Vec<Line> = credentials(state, "")
+        let lines: Vec<Line> = credentials(state, &self.fleet, "")
             .iter()
             .take(cred_area.height.saturating_sub(2) as usize)
             .map(|c| {
@@ -783,7 +820,7 @@ impl SecurityPane {
     fn draw_credential(&mut self, f: &mut Frame, area: Rect, ctx: &Ctx, id: &str) {
         let t = ctx.theme;
         let title = format!(" 4 Security › {id} ");
-        let list = credentials(ctx.state, "");
+        let list = credentials(ctx.state, &self.fleet, "");
         let Some(c) = list.iter().find(|c| c.id == id) else {
             return draw_missing(
                 f,
@@ -858,6 +895,7 @@ fn credential_cells(c: &CredentialRow, ctx: &Ctx) -> Vec<Cell> {
 
 impl Pane for SecurityPane {
     fn handle(&mut self, action: Action, ctx: &Ctx) -> Handled {
+        self.fleet.refresh(ctx);
         if let Some(handled) = handle_detail(&mut self.open, &mut self.detail, action) {
             return handled;
         }
@@ -881,6 +919,7 @@ impl Pane for SecurityPane {
     }
 
     fn draw(&mut self, f: &mut Frame, area: Rect, ctx: &Ctx) {
+        self.fleet.refresh(ctx);
         match self.open.clone() {
             None => self.draw_list(f, area, ctx),
             Some(Open::Finding(id)) => self.draw_finding(f, area, ctx, &id),
