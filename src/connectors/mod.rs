@@ -108,6 +108,28 @@ pub enum ConnectorError {
     Backend(String),
 }
 
+/// Refuses a snapshot that another connector took: only the connector that
+/// recorded a resource's state knows how to put it back.
+pub fn check_snapshot_owner(snapshot: &Snapshot, connector: &ConnectorId) -> Result<()> {
+    if &snapshot.connector == connector {
+        return Ok(());
+    }
+    Err(ConnectorError::BadSnapshot(
+        snapshot.resource.clone(),
+        format!("taken by {}, not {connector}", snapshot.connector),
+    ))
+}
+
+/// The state a snapshot recorded, when `connector` took it and it parses.
+pub fn recorded_state<T: serde::de::DeserializeOwned>(
+    snapshot: &Snapshot,
+    connector: &ConnectorId,
+) -> Result<T> {
+    check_snapshot_owner(snapshot, connector)?;
+    serde_json::from_value(snapshot.data.clone())
+        .map_err(|e| ConnectorError::BadSnapshot(snapshot.resource.clone(), e.to_string()))
+}
+
 /// Result alias for connector calls.
 pub type Result<T> = std::result::Result<T, ConnectorError>;
 

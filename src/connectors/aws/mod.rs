@@ -504,14 +504,7 @@ impl InfraConnector for AwsConnector {
 
     async fn restore(&self, snapshot: &Snapshot) -> Result<ActionOutcome> {
         let id = &snapshot.resource;
-        if snapshot.connector != self.id {
-            return Err(ConnectorError::BadSnapshot(
-                id.clone(),
-                format!("taken by {}, not {}", snapshot.connector, self.id),
-            ));
-        }
-        let recorded: Recorded = serde_json::from_value(snapshot.data.clone())
-            .map_err(|e| ConnectorError::BadSnapshot(id.clone(), e.to_string()))?;
+        let recorded: Recorded = super::recorded_state(snapshot, &self.id)?;
         let result = match (self.ctx.prefix.parse(id)?, recorded) {
             (Target::Instance(i), Recorded::Ec2Instance(f)) if f.instance_id == i => {
                 ec2::restore(&self.ec2, id, &f, &self.wait).await

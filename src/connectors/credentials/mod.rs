@@ -404,14 +404,7 @@ impl InfraConnector for CredentialConnector {
 
     async fn restore(&self, snapshot: &Snapshot) -> Result<ActionOutcome> {
         let id = &snapshot.resource;
-        if snapshot.connector != self.id {
-            return Err(ConnectorError::BadSnapshot(
-                id.clone(),
-                format!("taken by {}, not {}", snapshot.connector, self.id),
-            ));
-        }
-        let recorded: RecordedVersion = serde_json::from_value(snapshot.data.clone())
-            .map_err(|e| ConnectorError::BadSnapshot(id.clone(), e.to_string()))?;
+        let recorded: RecordedVersion = super::recorded_state(snapshot, &self.id)?;
         let path = self.secret_path(id, "restore")?;
         if recorded.path != path || recorded.store != self.store.store() {
             return Err(ConnectorError::BadSnapshot(

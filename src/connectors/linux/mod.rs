@@ -1078,15 +1078,8 @@ impl InfraConnector for LinuxConnector {
     }
 
     async fn restore(&self, snapshot: &Snapshot) -> Result<ActionOutcome> {
-        if snapshot.connector != self.id {
-            return Err(ConnectorError::BadSnapshot(
-                snapshot.resource.clone(),
-                format!("taken by {}, not {}", snapshot.connector, self.id),
-            ));
-        }
+        let data: SnapshotData = super::recorded_state(snapshot, &self.id)?;
         let (host, _) = self.locate(&snapshot.resource)?;
-        let data: SnapshotData = serde_json::from_value(snapshot.data.clone())
-            .map_err(|e| ConnectorError::BadSnapshot(snapshot.resource.clone(), e.to_string()))?;
         let t = host.transport.as_ref();
         let mut steps = actions::restore_units(t, &data.units).await?;
         let (restored, conflicts) = actions::restore_batch(t, &self.qdir(), &data.batch).await?;

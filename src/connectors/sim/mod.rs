@@ -356,12 +356,7 @@ impl InfraConnector for SimConnector {
     }
 
     async fn restore(&self, snapshot: &Snapshot) -> Result<ActionOutcome> {
-        if snapshot.connector != self.id {
-            return Err(ConnectorError::BadSnapshot(
-                snapshot.resource.clone(),
-                format!("taken by {}, not {}", snapshot.connector, self.id),
-            ));
-        }
+        super::check_snapshot_owner(snapshot, &self.id)?;
         let now = self.sim.clock.now();
         let restored = {
             let mut inner = self.sim.lock();
