@@ -57,7 +57,10 @@ async fn a_flipped_body_byte_is_the_first_bad_seq() {
     build_log(dir.path(), 60).await;
     let (code, text) = cli_verify(dir.path());
     assert_eq!(code, Some(0), "{text}");
-    assert_eq!(text.trim(), "ok: 60 events, chain intact");
+    assert_eq!(
+        text.trim(),
+        "ok: 60 events, chain intact, anchored at seq 60"
+    );
 
     // Well inside the JSON body (past the 32-byte digest).
     flip_byte(dir.path(), 37, 32 + 40);
