@@ -25,6 +25,7 @@ mod anchor;
 pub mod cli;
 pub mod control;
 mod readonly;
+mod settings;
 mod subscribe;
 mod writer;
 
@@ -42,6 +43,7 @@ use crate::event::{ChainHash, DecodeError, Event, NewEvent};
 
 pub use anchor::{ANCHOR_FILE, Anchor};
 pub use control::serve_control;
+pub use settings::{CheckpointConfig, StoreConfig};
 pub use subscribe::Subscription;
 
 /// Version of the on-disk store layout this build writes and reads
