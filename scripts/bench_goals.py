@@ -69,7 +69,8 @@ def main():
             rows.extend(goal_lines(log))
     root = pathlib.Path(args.criterion)
     if root.exists():
-        since = pathlib.Path(args.logs).stat().st_mtime - 1
+        # `.start` is written before the first bench runs.
+        since = (pathlib.Path(args.logs) / ".start").stat().st_mtime - 1
         means = criterion_means(root, since)
         rows.extend(criterion_goals(pathlib.Path(args.criterion_goals), means))
 
