@@ -46,7 +46,9 @@ fn damage_refusal_salvage_and_a_fresh_start_on_the_copy() {
     assert!(text.contains("log salvage"), "{text}");
 
     let before = std::fs::read(log_dir.join("db")).unwrap();
-    let salvaged = root.path().join("salvaged");
+    // A new site directory whose data directory is the salvage target.
+    let new_site = root.path().join("salvaged");
+    let salvaged = new_site.join("data");
     let out = shieldops(&dir)
         .args(["log", "salvage", "--to"])
         .arg(&salvaged)
@@ -72,24 +74,6 @@ fn damage_refusal_salvage_and_a_fresh_start_on_the_copy() {
         .output()
         .unwrap();
     assert!(verify.status.success(), "{}", output_text(&verify));
-    let resumed = std::process::Command::new(env!("CARGO_BIN_EXE_shieldops"))
-        .arg("--data-dir")
-        .arg(&salvaged)
-        .arg("--log-dir")
-        .arg(root.path().join("salvaged-logs"))
-        .env("SHIELDOPS_NO_LOCAL_HOST", "1")
-        .args([
-            "demo",
-            "--headless",
-            "--speed",
-            "25",
-            "--approve-as",
-            "alice",
-            "--until-quiet",
-            "--start",
-            demo_support::WEEKDAY_START,
-        ])
-        .output()
-        .unwrap();
+    let resumed = headless_demo(&new_site, 25, "alice").output().unwrap();
     assert!(resumed.status.success(), "{}", output_text(&resumed));
 }

@@ -48,28 +48,7 @@ fn flip_byte(data_dir: &Path, seq: u64, offset: usize) {
 }
 
 fn cli_verify(dir: &Path) -> (Option<i32>, String) {
-    cli(dir, &["log", "verify"])
-}
-
-/// Runs the real binary on the data directory `dir`: exit code and stdout+stderr.
-fn cli(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_shieldops"))
-        .arg("--data-dir")
-        .arg(dir)
-        .arg("--log-dir")
-        .arg(dir.join("logs"))
-        .env("SHIELDOPS_NO_LOCAL_HOST", "1")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        output.status.code(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ),
-    )
+    cli_in(dir, &["log", "verify"])
 }
 
 #[tokio::test]

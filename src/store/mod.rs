@@ -243,15 +243,7 @@ impl EventLog {
     ) -> Result<EventLog, StoreError> {
         let dir = dir.to_path_buf();
         inspect_dir(&dir, opts.create)?;
-        let started = Instant::now();
-        let db = loop {
-            match open_sled(&dir, &dir, opts.cache_bytes) {
-                Err(StoreError::Locked { .. }) if started.elapsed() < opts.lock_wait => {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                other => break other?,
-            }
-        };
+        let db = patiently(opts.lock_wait, || open_sled(&dir, &dir, opts.cache_bytes))?;
         let trees = init_trees(&dir, &db)?;
         let (last_seq, prev_hash) = tail_of(&dir, &trees.events)?;
         let anchor = anchor::read(&dir).map_err(|e| damaged_anchor(&dir, last_seq, e))?;
@@ -350,15 +342,7 @@ impl EventLog {
     pub fn open_read_only(dir: &Path, opts: &OpenOptions) -> Result<EventLog, StoreError> {
         let dir = dir.to_path_buf();
         inspect_dir(&dir, false)?;
-        let started = Instant::now();
-        let copy = loop {
-            match readonly::Copy::take(&dir) {
-                Err(StoreError::Locked { .. }) if started.elapsed() < opts.lock_wait => {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                other => break other?,
-            }
-        };
+        let copy = patiently(opts.lock_wait, || readonly::Copy::take(&dir))?;
         let db = open_sled(copy.path(), &dir, opts.cache_bytes)?;
         let trees = init_trees(&dir, &db)?;
         let (last_seq, _) = tail_of(&dir, &trees.events)?;
@@ -682,6 +666,22 @@ impl EventLog {
             .flush()
             .map(|_| ())
             .map_err(|e| sled_error(&self.inner.dir, e))
+    }
+}
+
+/// Retries `open` while another process holds the directory, for up to `wait`.
+fn patiently<T>(
+    wait: Duration,
+    mut open: impl FnMut() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let started = Instant::now();
+    loop {
+        match open() {
+            Err(StoreError::Locked { .. }) if started.elapsed() < wait => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => return other,
+        }
     }
 }
 
