@@ -26,6 +26,9 @@ use shieldops::connectors::{Listing, Registry, Scope};
 use shieldops::state::State;
 use shieldops::store::EventLog;
 
+#[path = "support/goal.rs"]
+mod goal;
+
 /// Counts allocations so the per-instance cost of a poll can be shown.
 struct Counting;
 
@@ -266,6 +269,12 @@ async fn main() {
     println!(
         "| first discovery of {INSTANCES} instances, connector alone (replayed answers) | {:.2} s |",
         first.as_secs_f64()
+    );
+    goal::at_most(
+        &format!("AWS: discovery of {INSTANCES} instances, connector alone"),
+        first.as_secs_f64(),
+        10.0,
+        "s",
     );
     println!(
         "| resident memory growth during it | {:.1} MiB |",

@@ -22,6 +22,9 @@ use shieldops::event::{ChainHash, Event, NewEvent};
 use shieldops::store::EventLog;
 use shieldops::store::cli::stress_draft;
 
+#[path = "support/goal.rs"]
+mod goal;
+
 /// Events per measured iteration of every append benchmark.
 const PER_ITER: u64 = 16_384;
 /// Raw sled batch size.
@@ -99,6 +102,7 @@ fn runtime() -> tokio::runtime::Runtime {
 fn raw_db(dir: &Path) -> (sled::Db, sled::Tree) {
     let db = sled::Config::new()
         .path(dir)
+        .cache_capacity(shieldops::store::DEFAULT_CACHE_BYTES)
         .mode(sled::Mode::HighThroughput)
         .flush_every_ms(None)
         .open()
@@ -353,13 +357,20 @@ fn summary(_: &mut Criterion) {
         let raw: Duration = pairs.iter().map(|p| p.2).sum();
         let events: u64 = pairs.iter().map(|p| p.3).sum();
         let groups: u64 = pairs.iter().map(|p| p.4).sum();
+        let ratio = raw.as_secs_f64() / log.as_secs_f64();
         eprintln!(
             "  {:<28} {:>11.0} {:>11.0} {:>6.2}x {:>11.0}",
             w.label,
             events as f64 / log.as_secs_f64(),
             events as f64 / raw.as_secs_f64(),
-            raw.as_secs_f64() / log.as_secs_f64(),
+            ratio,
             events as f64 / groups.max(1) as f64,
+        );
+        goal::at_least(
+            &format!("event log: durable append ({}) vs raw sled", w.label),
+            ratio,
+            0.7,
+            "x",
         );
     }
     eprintln!(
@@ -378,7 +389,16 @@ fn summary(_: &mut Criterion) {
         if !v.is_empty() {
             // The median, so the first (cold) open does not skew it.
             v.sort_by(f64::total_cmp);
-            eprintln!("  {name:<40} {:>10.0} (median)", v[v.len() / 2]);
+            let median = v[v.len() / 2];
+            eprintln!("  {name:<40} {median:>10.0} (median)");
+            if name.starts_with("start-up") {
+                goal::at_most(
+                    "event log: open (verified from the snapshot) + snapshot + tail, 1M events",
+                    median,
+                    150.0,
+                    "ms",
+                );
+            }
         }
     }
     if figures.other.iter().any(|(n, _)| n.starts_with("start-up")) {

@@ -22,6 +22,9 @@ use shieldops::event::{ChainHash, Event, EventKind, NewEvent, ResourceId};
 use shieldops::state::State;
 use tokio::sync::Notify;
 
+#[path = "support/goal.rs"]
+mod goal;
+
 const SERVER_ENV: &str = "SHIELDOPS_KUBE_BENCH_SERVER";
 
 fn main() {
@@ -146,6 +149,18 @@ async fn measure(pods: usize, samples: usize) {
         "kube_fleet: RSS {rss_after:.1} MiB after sync ({:.1} MiB before connecting)",
         rss_before
     );
+    goal::at_most(
+        &format!("Kubernetes: sync of {pods} pods"),
+        sync.as_secs_f64(),
+        5.0,
+        "s",
+    );
+    goal::at_most(
+        "Kubernetes: RSS after syncing 50k pods",
+        rss_after * 1.048_576,
+        200.0,
+        "MB",
+    );
 
     let mut state = State::new();
     let mut latencies = Vec::new();
@@ -203,6 +218,12 @@ async fn measure(pods: usize, samples: usize) {
         pct(0.5),
         pct(0.99),
         pct(1.0)
+    );
+    goal::at_most(
+        "Kubernetes: server change to state, p99",
+        pct(0.99),
+        50.0,
+        "ms",
     );
     drop(commands);
     let _ = child.kill();

@@ -21,6 +21,9 @@ use shieldops::connectors::linux::{LinuxConfig, LinuxConnector, probe};
 use shieldops::connectors::{InfraConnector, Scope};
 use shieldops::event::{ConnectorId, Environment, HealthStatus};
 
+#[path = "support/goal.rs"]
+mod goal;
+
 const FLEET: usize = 50;
 
 fn main() {
@@ -126,5 +129,11 @@ fn main() {
         warm[warm.len() / 2],
         warm[0],
         warm[warm.len() - 1]
+    );
+    goal::at_most(
+        "Linux: warm poll of the SSH fleet, median",
+        warm[warm.len() / 2],
+        2.0,
+        "s",
     );
 }

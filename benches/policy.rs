@@ -27,6 +27,9 @@ use shieldops::event::{
 use shieldops::policy::{Bundle, DECISION_RULE, Gate, PolicyInput};
 use shieldops::state::State;
 
+#[path = "support/goal.rs"]
+mod goal;
+
 const LOOP: usize = 20_000;
 
 fn now() -> DateTime<Utc> {
@@ -260,6 +263,7 @@ fn main() {
     }
     println!("\npolicy decisions, {LOOP} iterations each, full bundle, one thread:");
     let mut rates = Vec::new();
+    let mut gate_p99 = None;
     for (name, samples) in [
         ("gate (input from state + RVM + checks)", gate_samples),
         ("raw regorus RVM, reused VM", vm_samples),
@@ -274,10 +278,23 @@ fn main() {
             rate
         );
         rates.push(rate);
+        gate_p99.get_or_insert(p99.as_secs_f64() * 1e6);
     }
     println!(
         "  gate / raw RVM: {:.2}x, gate / raw interpreter: {:.2}x (goal >= 0.8x); gate p99 goal <= 100 µs",
         rates[0] / rates[1],
         rates[0] / rates[2]
+    );
+    goal::at_most(
+        "policy gate decision, p99",
+        gate_p99.unwrap_or(f64::NAN),
+        100.0,
+        "µs",
+    );
+    goal::at_least(
+        "policy gate vs raw regorus RVM",
+        rates[0] / rates[1],
+        0.8,
+        "x",
     );
 }

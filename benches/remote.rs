@@ -24,6 +24,9 @@ use shieldops::remote::auth::{Role, mint};
 use shieldops::remote::client::{AttachOptions, Connection, Incoming};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+#[path = "support/goal.rs"]
+mod goal;
+
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -213,6 +216,12 @@ async fn main() {
         percentile(&d, 0.99),
         d.last().copied().unwrap_or(f64::NAN)
     );
+    goal::at_most(
+        "remote: append to client receipt, p99",
+        percentile(&d, 0.99),
+        50.0,
+        "ms",
+    );
     println!(
         "  server CPU: {:.1}% of one core ({cpu:.2} s over {window:.1} s)",
         cpu / window * 100.0
@@ -223,5 +232,11 @@ async fn main() {
         posted.lock().unwrap().len(),
         percentile(&intake, 0.5),
         percentile(&intake, 0.99)
+    );
+    goal::at_most(
+        "remote: Alertmanager webhook to incident at a client, p99",
+        percentile(&intake, 0.99),
+        20.0,
+        "ms",
     );
 }

@@ -30,6 +30,8 @@ pub struct Config {
     pub security: crate::agents::security::SecurityConfig,
     /// `[kubernetes]`: contexts to watch and the kubeconfig to read.
     pub kubernetes: crate::connectors::kubernetes::KubernetesConfig,
+    /// `[store]`: the event log's cache bound and its checkpoint witness.
+    pub store: crate::store::StoreConfig,
 }
 
 /// `[runtime]`
@@ -248,6 +250,25 @@ impl Config {
         }
         if let Err((key, why)) = self.linux.validate() {
             return bad("linux", key, &why);
+        }
+        if let Err((key, why)) = self.store.validate() {
+            return bad("store", key, &why);
+        }
+        if let Some(c) = &self.store.checkpoints {
+            let is_webhook = matches!(
+                self.notify.channels.get(&c.channel),
+                Some(crate::notify::ChannelConfig::Webhook(_))
+            );
+            if !is_webhook {
+                return bad(
+                    "store.checkpoints",
+                    "channel",
+                    &format!(
+                        "{:?} is not a `type = \"webhook\"` channel in [notify.channels]",
+                        c.channel
+                    ),
+                );
+            }
         }
         if !(1..=60).contains(&self.console.max_fps) {
             return bad("console", "max_fps", "must be between 1 and 60");

@@ -75,8 +75,11 @@ async fn commands_read_a_held_log_through_the_socket() {
     assert_eq!(lines[0]["at"], "2026-01-01T00:00:11.000Z");
     assert_eq!(lines[1]["prev_hash"], lines[0]["hash"]);
 
-    let (code, text) = run(dir.path(), LogCommand::Verify).await;
-    assert_eq!((code, text.as_str()), (0, "ok: 30 events, chain intact\n"));
+    let (code, text) = run(dir.path(), LogCommand::Verify { checkpoint: None }).await;
+    assert_eq!(
+        (code, text.as_str()),
+        (0, "ok: 30 events, chain intact, anchored at seq 30\n")
+    );
 
     let (code, text) = run(dir.path(), LogCommand::Stats).await;
     assert_eq!(code, 0);
@@ -207,12 +210,16 @@ async fn a_free_directory_is_read_directly_and_left_unlocked() {
     log.append_many((1..=3).map(draft).collect()).await.unwrap();
     log.close().await.unwrap();
     drop(log);
-    let (code, text) = run(dir.path(), LogCommand::Verify).await;
-    assert_eq!((code, text.as_str()), (0, "ok: 3 events, chain intact\n"));
+    let (code, text) = run(dir.path(), LogCommand::Verify { checkpoint: None }).await;
+    assert_eq!(
+        (code, text.as_str()),
+        (0, "ok: 3 events, chain intact, anchored at seq 3\n")
+    );
     // The reader let go: the directory opens again at once.
     let opts = shieldops::store::OpenOptions {
         create: false,
         lock_wait: std::time::Duration::ZERO,
+        ..Default::default()
     };
     EventLog::open_with(dir.path(), &opts).unwrap();
 }
@@ -235,9 +242,13 @@ async fn a_held_directory_without_a_server_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let log = EventLog::open(dir.path()).unwrap();
     let mut out = Vec::new();
-    let err = run_log_command(dir.path(), LogCommand::Verify, &mut out)
-        .await
-        .unwrap_err();
+    let err = run_log_command(
+        dir.path(),
+        LogCommand::Verify { checkpoint: None },
+        &mut out,
+    )
+    .await
+    .unwrap_err();
     assert!(
         err.to_string().contains("control socket does not answer"),
         "{err}"
@@ -269,7 +280,7 @@ async fn the_real_binary_reads_a_log_another_process_holds() {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(text, "ok: 12 events, chain intact\n");
+    assert_eq!(text, "ok: 12 events, chain intact, anchored at seq 12\n");
     let out = run(&["log", "export", "--from", "10"]).await.unwrap();
     let seqs: Vec<u64> = String::from_utf8_lossy(&out.stdout)
         .lines()

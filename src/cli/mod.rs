@@ -143,8 +143,21 @@ pub enum LogArgs {
         #[arg(long, default_value_t = 1)]
         from: u64,
     },
-    /// Walk the hash chain; exit non-zero and name the first bad seq if it is broken.
-    Verify,
+    /// Walk the hash chain and hold it to its anchor; exit non-zero naming the
+    /// first bad or missing seq and how many acknowledged events are unaccounted for.
+    /// Never writes to the data directory.
+    Verify {
+        /// Also hold the log to a head kept elsewhere (from an audit checkpoint): SEQ:HASH.
+        #[arg(long, value_parser = crate::store::cli::parse_checkpoint)]
+        checkpoint: Option<crate::store::Anchor>,
+    },
+    /// Copy the verified prefix of a damaged log into a new data directory
+    /// (the original is left untouched for forensics).
+    Salvage {
+        /// The new data directory (must not exist or be empty).
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Show the last events; `--follow` keeps streaming.
     Tail {
         /// Start at this seq (default: the last 20 events).
@@ -243,7 +256,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     format: *format,
                     from: *from,
                 },
-                LogArgs::Verify => LogCommand::Verify,
+                LogArgs::Verify { checkpoint } => LogCommand::Verify {
+                    checkpoint: *checkpoint,
+                },
+                LogArgs::Salvage { to } => LogCommand::Salvage { to: to.clone() },
                 LogArgs::Tail { from, follow } => LogCommand::Tail {
                     from: *from,
                     follow: *follow,

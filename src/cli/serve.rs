@@ -234,13 +234,62 @@ pub async fn attach(cli: &Cli, config: &Config, args: &AttachArgs) -> anyhow::Re
     };
     let state = state.unwrap_or_default();
     let welcome = conn.welcome.clone();
+    // The server must still hold the last head this console verified.
+    let heads = crate::remote::heads::default_path();
+    let known = heads
+        .as_deref()
+        .and_then(|p| crate::remote::heads::load(p, &args.url));
+    if let Some(known) = known
+        && let Err(e) = crate::remote::client::check_known_head(&opts, known, conn.position()).await
+    {
+        if args.headless {
+            println!(
+                "{}",
+                serde_json::json!({"link": "history_changed", "detail": e.to_string()})
+            );
+        }
+        anyhow::bail!("{}: {e}", args.url);
+    }
+    let (verified_tx, mut verified_rx) = mpsc::channel::<crate::event::Event>(1024);
     let (events_tx, mut events_rx) = mpsc::channel(1024);
+    // Each checked event passes here on its way to the console, so the head
+    // it verified is kept for the next attach (at most every few seconds).
+    let recorder = {
+        let url = args.url.clone();
+        let (seq, hash) = conn.position();
+        tokio::spawn(async move {
+            let mut head = crate::remote::heads::Head { seq, hash };
+            let save = |head| {
+                if let Some(path) = &heads
+                    && let Err(e) = crate::remote::heads::save(path, &url, head)
+                {
+                    tracing::warn!("cannot record the verified head: {e}");
+                }
+            };
+            save(head);
+            let mut saved = std::time::Instant::now();
+            while let Some(event) = verified_rx.recv().await {
+                head = crate::remote::heads::Head {
+                    seq: event.seq,
+                    hash: event.hash,
+                };
+                if saved.elapsed() > std::time::Duration::from_secs(5) {
+                    save(head);
+                    saved = std::time::Instant::now();
+                }
+                if events_tx.send(event).await.is_err() {
+                    break;
+                }
+            }
+            save(head);
+        })
+    };
     let (commands_tx, commands_rx) = mpsc::channel(64);
     let (link_tx, link_rx) = watch::channel(Link::Connected);
     let link_task = tokio::spawn(crate::remote::client::run_link(
         opts,
         conn,
-        events_tx,
+        verified_tx,
         commands_rx,
         link_tx,
     ));
@@ -275,16 +324,29 @@ pub async fn attach(cli: &Cli, config: &Config, args: &AttachArgs) -> anyhow::Re
                         Link::Disconnected { since, reason } => serde_json::json!({
                             "link": "disconnected", "since": crate::event::rfc3339(since), "reason": reason,
                         }),
+                        Link::HistoryChanged { detail } => serde_json::json!({
+                            "link": "history_changed", "detail": detail,
+                        }),
                     };
                     writeln!(out, "{line}")?;
                     out.flush()?;
                 }
-                _ = sigterm.recv() => return Ok(0),
-                _ = tokio::signal::ctrl_c() => return Ok(130),
+                _ = sigterm.recv() => {
+                    link_task.abort();
+                    let _ = recorder.await;
+                    return Ok(0);
+                }
+                _ = tokio::signal::ctrl_c() => {
+                    link_task.abort();
+                    let _ = recorder.await;
+                    return Ok(130);
+                }
             }
         }
         drop(commands_tx);
-        return match link_task.await {
+        let linked = link_task.await;
+        let _ = recorder.await;
+        return match linked {
             Ok(Err(e)) => Err(anyhow::anyhow!("{e}")),
             _ => Ok(0),
         };
@@ -321,7 +383,9 @@ pub async fn attach(cli: &Cli, config: &Config, args: &AttachArgs) -> anyhow::Re
     opts.link = Some(link_rx);
     let result = crate::tui::run(opts, state, events_rx, commands_tx).await;
     link_task.abort();
-    match (result, link_task.await) {
+    let linked = link_task.await;
+    let _ = recorder.await;
+    match (result, linked) {
         (Err(e), _) => Err(e),
         (Ok(()), Ok(Err(e @ (LinkError::Unauthorized | LinkError::Fatal(_))))) => {
             Err(anyhow::anyhow!("{e}"))

@@ -47,6 +47,8 @@ pub struct Started {
     /// Real connectors are configured: no demo fleet, no scenario, real time.
     pub live: bool,
     control: JoinHandle<()>,
+    /// Sends signed checkpoints of the log's head off the machine, if configured.
+    witness: Option<(CancellationToken, JoinHandle<()>)>,
 }
 
 /// Opens the log in `data_dir`, starts the runtime on the configured real
@@ -62,7 +64,7 @@ pub async fn start(
 ) -> anyhow::Result<Started> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
-    let log = EventLog::open(&super::log_dir(data_dir))?;
+    let log = EventLog::open_with(&super::log_dir(data_dir), &config.store.open_options())?;
     let state = load_state(&log)?;
     tracing::info!(last_seq = state.last_seq, "event log opened");
 
@@ -192,6 +194,27 @@ pub async fn start(
         })
     };
 
+    let witness = match &config.store.checkpoints {
+        Some(c) => {
+            let Some(crate::notify::ChannelConfig::Webhook(channel)) =
+                config.notify.channels.get(&c.channel)
+            else {
+                anyhow::bail!(
+                    "[store.checkpoints] channel {:?} is not a webhook channel",
+                    c.channel
+                );
+            };
+            let timeout = std::time::Duration::from_secs(config.notify.timeout_secs);
+            let witness = crate::notify::witness::Witness::new(channel, c.every, timeout)
+                .map_err(anyhow::Error::msg)
+                .context("[store.checkpoints]")?;
+            let stop = CancellationToken::new();
+            let task = tokio::spawn(witness.run(log.clone(), stop.clone()));
+            Some((stop, task))
+        }
+        None => None,
+    };
+
     if play_scenario && !is_live && !state.scenario_finished {
         let intake = runtime.intake.clone();
         let (alerts_tx, mut alerts_rx) = mpsc::channel(64);
@@ -228,6 +251,7 @@ pub async fn start(
         read_only,
         live: is_live,
         control,
+        witness,
     })
 }
 
@@ -238,6 +262,11 @@ impl Started {
         self.cancel.cancel();
         let shutdown = self.runtime.shutdown().await;
         let _ = self.control.await;
+        // After the runtime's last append, so the final checkpoint is the head.
+        if let Some((stop, task)) = self.witness {
+            stop.cancel();
+            let _ = task.await;
+        }
         self.log.close().await?;
         shutdown
     }

@@ -16,6 +16,7 @@ mod routing;
 pub mod slack;
 mod task;
 pub mod webhook;
+pub mod witness;
 
 use std::sync::Arc;
 use std::time::Duration;

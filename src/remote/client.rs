@@ -63,6 +63,10 @@ pub enum LinkError {
     /// A network or protocol fault: worth trying again.
     #[error("{0}")]
     Transient(String),
+    /// The server no longer holds the history this console verified: its log
+    /// was cut short, rewritten or replaced. Never retried, always shown.
+    #[error("SERVER HISTORY CHANGED: {0}")]
+    HistoryChanged(String),
 }
 
 /// What the server said about us.
@@ -247,7 +251,15 @@ impl Connection {
                         let event = record
                             .to_event()
                             .map_err(|e| LinkError::Transient(e.to_string()))?;
-                        if event.seq != self.last_seq + 1 || event.prev_hash != self.last_hash {
+                        if event.seq == self.last_seq + 1 && event.prev_hash != self.last_hash {
+                            return Err(LinkError::HistoryChanged(format!(
+                                "the server's record {} does not chain from seq {} as this console verified it (hash {}): its log was rewritten or replaced",
+                                event.seq,
+                                self.last_seq,
+                                self.last_hash.to_hex()
+                            )));
+                        }
+                        if event.seq != self.last_seq + 1 {
                             return Err(LinkError::Transient(format!(
                                 "record {} does not continue the chain after seq {}",
                                 event.seq, self.last_seq
@@ -309,9 +321,11 @@ impl Connection {
 fn unexpected(message: &ServerMessage) -> LinkError {
     match message {
         ServerMessage::Error { code, message } => match code {
-            ErrorCode::VersionMismatch | ErrorCode::ResumeUnavailable => {
-                LinkError::Fatal(message.clone())
-            }
+            ErrorCode::VersionMismatch => LinkError::Fatal(message.clone()),
+            // Its log ends before a record this console verified.
+            ErrorCode::ResumeUnavailable => LinkError::HistoryChanged(format!(
+                "{message}: the server's log is shorter than what this console verified"
+            )),
             _ => LinkError::Transient(format!("the server ended the session: {message}")),
         },
         other => LinkError::Transient(format!(
@@ -364,6 +378,53 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(base - base / 8 + jitter)
 }
 
+/// Checks that the server still holds `known`, a head this console verified
+/// on an earlier run, given the server's current head `current` (from the
+/// snapshot). A head behind the server's is checked by resuming after it on
+/// a second, short connection: the next record must chain from it.
+pub async fn check_known_head(
+    opts: &AttachOptions,
+    known: super::heads::Head,
+    current: (u64, ChainHash),
+) -> Result<(), LinkError> {
+    let (seq, hash) = current;
+    if known.seq > seq {
+        return Err(LinkError::HistoryChanged(format!(
+            "this console verified seq {} (hash {}) before, but the server's log now ends at seq {seq}",
+            known.seq,
+            known.hash.to_hex()
+        )));
+    }
+    if known.seq == seq {
+        return if known.hash == hash {
+            Ok(())
+        } else {
+            Err(LinkError::HistoryChanged(format!(
+                "seq {seq} now has hash {}, but this console verified {}",
+                hash.to_hex(),
+                known.hash.to_hex()
+            )))
+        };
+    }
+    if known.seq == 0 {
+        return Ok(());
+    }
+    let (mut conn, _) = Connection::open(opts, Some((known.seq, known.hash))).await?;
+    let checked = tokio::time::timeout(Duration::from_secs(15), conn.next()).await;
+    conn.close().await;
+    match checked {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e),
+        Err(_) => {
+            tracing::warn!(
+                "could not check the head verified earlier (seq {}): the server sent nothing in 15 s",
+                known.seq
+            );
+            Ok(())
+        }
+    }
+}
+
 /// Keeps a console fed: forwards checked events to `events`, sends the
 /// console's commands (as the token's principal, whatever their envelope
 /// says) and hands back replies, publishes the link state, and reconnects
@@ -413,6 +474,12 @@ pub async fn run_link(
                 }
             }
         };
+        if let LinkError::HistoryChanged(detail) = &reason {
+            let _ = link.send(Link::HistoryChanged {
+                detail: detail.clone(),
+            });
+            return Err(reason);
+        }
         if let LinkError::Unauthorized | LinkError::Fatal(_) = reason {
             return Err(reason);
         }
@@ -456,6 +523,12 @@ pub async fn run_link(
             }
             match Connection::open(&opts, Some(position)).await {
                 Ok((c, _)) => break c,
+                Err(LinkError::HistoryChanged(detail)) => {
+                    let _ = link.send(Link::HistoryChanged {
+                        detail: detail.clone(),
+                    });
+                    return Err(LinkError::HistoryChanged(detail));
+                }
                 Err(e @ (LinkError::Unauthorized | LinkError::Fatal(_))) => return Err(e),
                 Err(e) => {
                     tracing::info!("reconnect attempt {} failed: {e}", attempt + 1);

@@ -11,6 +11,7 @@
 pub mod alertmanager;
 pub mod auth;
 pub mod client;
+pub mod heads;
 pub mod hub;
 pub mod metrics;
 pub mod protocol;

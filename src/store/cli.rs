@@ -1,8 +1,10 @@
-//! `shieldops log …`: export, verify, tail, stats and the hidden stress helper.
+//! `shieldops log …`: export, verify, tail, stats, salvage and the hidden
+//! stress helper.
 //!
-//! Readers first open the data directory directly; when another shieldops
-//! process holds it, they ask that process's control server instead, so the
-//! commands work while the console runs and never write to its log.
+//! Readers open a private copy of the log ([`EventLog::open_read_only`]);
+//! when another shieldops process holds the directory, they ask that
+//! process's control server instead, so the commands work while the console
+//! runs and never write a byte under the data directory.
 
 use std::io::Write;
 use std::path::Path;
@@ -15,8 +17,8 @@ use chrono::Utc;
 use tokio::sync::mpsc;
 
 use super::control::{ControlClient, RemoteScan};
-use super::{EventLog, LogStats, OpenOptions, StoreError, Subscription, VerifyReport};
-use crate::event::{Event, EventKind, NewEvent, rfc3339, summary};
+use super::{Anchor, EventLog, LogStats, OpenOptions, StoreError, Subscription, VerifyReport};
+use crate::event::{ChainHash, Event, EventKind, NewEvent, rfc3339, summary};
 
 /// Export formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -30,8 +32,10 @@ pub enum ExportFormat {
 pub enum LogCommand {
     /// Every event from `from` as JSON lines.
     Export { format: ExportFormat, from: u64 },
-    /// Walk the hash chain.
-    Verify,
+    /// Walk the hash chain and hold it to the anchor (and to a checkpoint kept elsewhere).
+    Verify { checkpoint: Option<Anchor> },
+    /// Copy the verified prefix into a new data directory's log.
+    Salvage { to: std::path::PathBuf },
     /// The last events (default: last 20), optionally following new ones.
     Tail { from: Option<u64>, follow: bool },
     /// Counts, times, kinds and size.
@@ -55,7 +59,8 @@ pub async fn run_log_command(
 ) -> anyhow::Result<i32> {
     match cmd {
         LogCommand::Export { format, from } => export(dir, format, from, out).await,
-        LogCommand::Verify => verify(dir, out).await,
+        LogCommand::Verify { checkpoint } => verify(dir, checkpoint, out).await,
+        LogCommand::Salvage { to } => salvage(dir, &to, out).await,
         LogCommand::Tail { from, follow } => tail(dir, from, follow, out).await,
         LogCommand::Stats => stats(dir, out).await,
         LogCommand::Stress { count, writers } => stress(dir, count, writers, out).await,
@@ -74,11 +79,11 @@ enum Source {
 async fn open_source(dir: &Path) -> Result<Source, StoreError> {
     let started = Instant::now();
     let opts = OpenOptions {
-        create: false,
         lock_wait: Duration::ZERO,
+        ..OpenOptions::default()
     };
     loop {
-        match EventLog::open_with(dir, &opts) {
+        match EventLog::open_read_only(dir, &opts) {
             Ok(log) => return Ok(Source::Local(log)),
             Err(StoreError::Locked { .. }) => match ControlClient::connect(dir).await {
                 Ok(client) => return Ok(Source::Remote(client)),
@@ -155,30 +160,147 @@ async fn export(
     Ok(0)
 }
 
-async fn verify(dir: &Path, out: &mut (dyn Write + Send)) -> anyhow::Result<i32> {
-    let source = open_source(dir).await?;
+/// Parses a `--checkpoint SEQ:HASH` argument.
+pub fn parse_checkpoint(text: &str) -> Result<Anchor, String> {
+    let (seq, hash) = text
+        .split_once(':')
+        .ok_or_else(|| format!("{text:?}: expected SEQ:HASH (e.g. 1040:3fa9…, 64 hex digits)"))?;
+    let seq = seq
+        .parse::<u64>()
+        .map_err(|e| format!("{text:?}: the seq {seq:?} is not a number ({e})"))?;
+    let hash = ChainHash::from_hex(hash)
+        .ok_or_else(|| format!("{text:?}: the hash is not 64 hex digits"))?;
+    Ok(Anchor { seq, hash })
+}
+
+async fn verify(
+    dir: &Path,
+    checkpoint: Option<Anchor>,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<i32> {
+    let source = match open_source(dir).await {
+        Ok(source) => source,
+        // The storage engine cannot read even a copy: nothing is accounted for.
+        Err(e @ StoreError::Corrupt { .. }) => {
+            let anchor = super::anchor::read(dir).ok().flatten();
+            writeln!(out, "FAILED at seq 1: {e}")?;
+            if let Some(anchor) = anchor {
+                writeln!(
+                    out,
+                    "{} acknowledged event(s) unaccounted for (anchor at seq {}, hash {})",
+                    anchor.seq,
+                    anchor.seq,
+                    anchor.hash.to_hex()
+                )?;
+            }
+            return Ok(1);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let report: VerifyReport = match &source {
         Source::Local(log) => {
             let log = log.clone();
-            tokio::task::spawn_blocking(move || log.verify()).await??
+            tokio::task::spawn_blocking(move || log.verify_with(checkpoint.as_ref())).await??
         }
-        Source::Remote(client) => client.verify().await?,
+        Source::Remote(client) => client.verify(checkpoint.as_ref()).await?,
     };
     close(source).await?;
-    Ok(print_verify(&report, out)?)
+    Ok(print_verify(&report, checkpoint.as_ref(), out)?)
 }
 
-fn print_verify(report: &VerifyReport, out: &mut (dyn Write + Send)) -> std::io::Result<i32> {
+fn print_verify(
+    report: &VerifyReport,
+    checkpoint: Option<&Anchor>,
+    out: &mut (dyn Write + Send),
+) -> std::io::Result<i32> {
     match &report.first_bad {
         None => {
-            writeln!(out, "ok: {} events, chain intact", report.checked)?;
+            let held = match (report.anchored_at, checkpoint) {
+                (_, Some(c)) => format!(", matches checkpoint seq {}", c.seq),
+                (Some(seq), None) => format!(", anchored at seq {seq}"),
+                (None, None) => {
+                    " (a format-1 log with no anchor yet: a cut-off tail would not be detected)"
+                        .into()
+                }
+            };
+            writeln!(out, "ok: {} events, chain intact{held}", report.checked)?;
             Ok(0)
         }
         Some((seq, reason)) => {
             writeln!(out, "FAILED at seq {seq}: {reason}")?;
+            let against = report
+                .anchored_at
+                .map(|a| format!(" (held to seq {a})"))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "{} acknowledged event(s) unaccounted for{against}; {} intact before it",
+                report.unaccounted, report.checked
+            )?;
             Ok(1)
         }
     }
+}
+
+/// Copies the verified prefix of the log in `dir` into the log of the new
+/// data directory `to` (its `log` subdirectory), with the data directory's
+/// other top-level files (e.g. the demo world) beside it.
+async fn salvage(dir: &Path, to: &Path, out: &mut (dyn Write + Send)) -> anyhow::Result<i32> {
+    if let Ok(mut entries) = std::fs::read_dir(to) {
+        anyhow::ensure!(
+            entries.next().is_none(),
+            "{} is not empty: salvage writes only into a new or empty directory",
+            to.display()
+        );
+    }
+    let log = match EventLog::open_read_only(dir, &OpenOptions::default()) {
+        Ok(log) => log,
+        Err(StoreError::Locked { .. }) => anyhow::bail!(
+            "{} is held by a running shieldops process; stop it before salvaging",
+            dir.display()
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    let to_log = to.join(dir.file_name().unwrap_or("log".as_ref()));
+    let target = to_log.clone();
+    let (report, salvaged) = tokio::task::spawn_blocking(move || {
+        let report = log.verify()?;
+        let salvaged = log.salvage_into(&target, report.checked)?;
+        Ok::<_, StoreError>((report, salvaged))
+    })
+    .await??;
+    if let Some(data_dir) = dir.parent() {
+        copy_top_level_files(data_dir, to)
+            .with_context(|| format!("copying the files beside the log into {}", to.display()))?;
+    }
+    writeln!(
+        out,
+        "salvaged seqs 1..={} ({} events) into {}; {} was not modified",
+        salvaged.seq,
+        salvaged.seq,
+        to_log.display(),
+        dir.display()
+    )?;
+    match &report.first_bad {
+        Some((seq, reason)) => writeln!(
+            out,
+            "left behind from seq {seq}: {reason} ({} acknowledged event(s) unaccounted for)",
+            report.unaccounted
+        )?,
+        None => writeln!(out, "the whole log verified; nothing was left behind")?,
+    }
+    Ok(0)
+}
+
+/// Copies the regular files directly in `from` (not directories, sockets or links) into `to`.
+fn copy_top_level_files(from: &Path, to: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+        }
+    }
+    Ok(())
 }
 
 fn tail_line(event: &Event) -> String {

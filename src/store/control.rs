@@ -9,7 +9,8 @@
 //!   then `{"end":{"last_seq":N}}`; with `"follow":true` it streams until the
 //!   server stops.
 //! - `{"op":"stats"}` → `{"stats":{...}}` ([`LogStats`]).
-//! - `{"op":"verify"}` → `{"verify":{...}}` ([`VerifyReport`]).
+//! - `{"op":"verify","checkpoint":[SEQ,"HEX"]}` (checkpoint optional) →
+//!   `{"verify":{...}}` ([`VerifyReport`]).
 //! - `{"op":"last_seq"}` → `{"last_seq":{"last_seq":N}}`.
 //! - any failure → `{"error":{"message":"..."}}`.
 //!
@@ -39,8 +40,11 @@ pub enum ControlRequest {
     Scan { from: u64, follow: bool },
     /// [`LogStats`] of the log.
     Stats,
-    /// Runs [`EventLog::verify`].
-    Verify,
+    /// Runs [`EventLog::verify_with`], held also to a checkpoint (seq, hex hash) if given.
+    Verify {
+        #[serde(default)]
+        checkpoint: Option<(u64, String)>,
+    },
     /// The durable end, cheaply.
     LastSeq,
 }
@@ -159,9 +163,22 @@ async fn handle(
             };
             reply(&mut out, &answer, true).await
         }
-        ControlRequest::Verify => {
+        ControlRequest::Verify { checkpoint } => {
             let log2 = log.clone();
-            let answer = match tokio::task::spawn_blocking(move || log2.verify()).await {
+            let checkpoint = match checkpoint {
+                Some((seq, hex)) => match crate::event::ChainHash::from_hex(&hex) {
+                    Some(hash) => Some(super::Anchor { seq, hash }),
+                    None => {
+                        let answer = ControlReply::Error {
+                            message: format!("checkpoint hash {hex:?} is not 64 hex digits"),
+                        };
+                        return reply(&mut out, &answer, true).await;
+                    }
+                },
+                None => None,
+            };
+            let verify = move || log2.verify_with(checkpoint.as_ref());
+            let answer = match tokio::task::spawn_blocking(verify).await {
                 Ok(Ok(report)) => ControlReply::Verify(report),
                 Ok(Err(e)) => ControlReply::Error {
                     message: e.to_string(),
@@ -295,8 +312,12 @@ impl ControlClient {
     }
 
     /// [`VerifyReport`] from the server, which walks the chain itself.
-    pub async fn verify(&self) -> Result<VerifyReport, StoreError> {
-        match self.single(&ControlRequest::Verify).await? {
+    pub async fn verify(
+        &self,
+        checkpoint: Option<&super::Anchor>,
+    ) -> Result<VerifyReport, StoreError> {
+        let checkpoint = checkpoint.map(|c| (c.seq, c.hash.to_hex()));
+        match self.single(&ControlRequest::Verify { checkpoint }).await? {
             ControlReply::Verify(report) => Ok(report),
             other => Err(self.err(format!("unexpected answer to verify: {other:?}"))),
         }

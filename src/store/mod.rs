@@ -7,13 +7,25 @@
 //! - tree `meta`: the marker saying this is a ShieldOps event log and its store
 //!   format version;
 //! - tree `snapshots`: seq → opaque state snapshot bytes; only the newest
-//!   [`KEEP_SNAPSHOTS`] are kept.
+//!   [`KEEP_SNAPSHOTS`] are kept;
+//! - file `head.anchor` (outside sled): the last acknowledged (seq, hash), see
+//!   [`anchor`]. A log shorter than its anchor, or one whose record at the
+//!   anchor's seq has another hash, is damaged.
+//!
+//! Readers never write: [`EventLog::open_read_only`] copies the storage files
+//! into a private temporary directory and opens the copy, because sled repairs
+//! what it opens. A writer opens only a log that verifies up to its anchor
+//! (from the newest state snapshot on); a damaged log is refused, and
+//! `shieldops log salvage` copies its verified prefix elsewhere.
 //!
 //! sled lets one process open a database; [`control`] serves the log to other
 //! processes over a Unix socket and [`cli`] uses it when the directory is locked.
 
+mod anchor;
 pub mod cli;
 pub mod control;
+mod readonly;
+mod settings;
 mod subscribe;
 mod writer;
 
@@ -29,11 +41,20 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::event::{ChainHash, DecodeError, Event, NewEvent};
 
+pub use anchor::{ANCHOR_FILE, Anchor};
 pub use control::serve_control;
+pub use settings::{CheckpointConfig, StoreConfig};
 pub use subscribe::Subscription;
 
-/// Version of the on-disk store layout this build writes and reads.
-pub const STORE_FORMAT_VERSION: u64 = 1;
+/// Version of the on-disk store layout this build writes and reads
+/// (2: the head is anchored in `head.anchor`; a format-1 log gets its anchor
+/// when a writer first opens it).
+pub const STORE_FORMAT_VERSION: u64 = 2;
+/// The first store format whose every log has an anchor file.
+const ANCHORED_FORMAT: u64 = 2;
+/// Default bound on sled's page cache: enough for the recent tail and the
+/// snapshots, far below sled's own 1 GiB default (README, Performance).
+pub const DEFAULT_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 /// How many state snapshots are kept; older ones are deleted on save.
 pub const KEEP_SNAPSHOTS: usize = 3;
 /// Name of the control socket inside the data directory.
@@ -78,6 +99,17 @@ pub enum StoreError {
     /// The storage files are damaged.
     #[error("event log {dir} is damaged: {reason}")]
     Corrupt { dir: PathBuf, reason: String },
+    /// The log does not verify up to its anchor: approvals and actions must not
+    /// be resumed from it.
+    #[error(
+        "event log {dir} does not verify: first bad or missing seq {seq}: {reason}; {unaccounted} acknowledged event(s) unaccounted for. The runtime will not resume approvals or actions from an untrusted history. `shieldops log verify` shows the damage; `shieldops log salvage --to NEW_DIR` copies the verified prefix into a new data directory and leaves this one untouched for forensics"
+    )]
+    Damaged {
+        dir: PathBuf,
+        seq: u64,
+        reason: String,
+        unaccounted: u64,
+    },
     /// A stored record could not be decoded.
     #[error("event log {dir}: record at seq {seq} cannot be read: {error}")]
     Decode {
@@ -101,8 +133,15 @@ pub enum StoreError {
 pub struct VerifyReport {
     /// Records checked (all of them when the chain is intact; those before the first bad one otherwise).
     pub checked: u64,
-    /// The first bad seq and why.
+    /// The first bad or missing seq and why.
     pub first_bad: Option<(u64, String)>,
+    /// The seq of the anchor (or checkpoint) the log was held against; `None`
+    /// for a format-1 log that has no anchor yet.
+    #[serde(default)]
+    pub anchored_at: Option<u64>,
+    /// Acknowledged events (up to the anchor) that are missing or not intact.
+    #[serde(default)]
+    pub unaccounted: u64,
 }
 
 /// Summary figures about a log, as `shieldops log stats` prints them.
@@ -130,6 +169,8 @@ pub struct OpenOptions {
     /// How long to keep retrying while another process holds the lock
     /// (a `shieldops log` reader holds it only briefly).
     pub lock_wait: Duration,
+    /// Bound on sled's page cache, in bytes.
+    pub cache_bytes: u64,
 }
 
 impl Default for OpenOptions {
@@ -137,6 +178,7 @@ impl Default for OpenOptions {
         Self {
             create: true,
             lock_wait: Duration::from_secs(3),
+            cache_bytes: DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -161,6 +203,13 @@ struct Inner {
     requests: Mutex<Option<mpsc::Sender<writer::Request>>>,
     live: Mutex<Option<broadcast::Sender<LiveBatch>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The anchor as it stood when the log was opened (what verify holds it to).
+    anchor: Option<Anchor>,
+    /// For a read-only handle: why the original's anchor cannot be trusted.
+    anchor_problem: Option<String>,
+    /// For a read-only handle: the private copy it reads, removed on drop
+    /// (declared last so sled is dropped first).
+    copy: Option<readonly::Copy>,
 }
 
 impl Drop for Inner {
@@ -194,17 +243,56 @@ impl EventLog {
     ) -> Result<EventLog, StoreError> {
         let dir = dir.to_path_buf();
         inspect_dir(&dir, opts.create)?;
-        let started = Instant::now();
-        let db = loop {
-            match open_sled(&dir) {
-                Err(StoreError::Locked { .. }) if started.elapsed() < opts.lock_wait => {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                other => break other?,
+        let db = patiently(opts.lock_wait, || open_sled(&dir, &dir, opts.cache_bytes))?;
+        let trees = init_trees(&dir, &db)?;
+        let (last_seq, prev_hash) = tail_of(&dir, &trees.events)?;
+        let anchor = anchor::read(&dir).map_err(|e| damaged_anchor(&dir, last_seq, e))?;
+        let held_to = match anchor {
+            Some(anchor) => Some(anchor),
+            // Format 1 predates anchors; the whole chain is checked below and
+            // the anchor starts from its tail.
+            None if trees.version < ANCHORED_FORMAT => None,
+            // A crash between writing the marker and creating the anchor.
+            None if last_seq == 0 => None,
+            None => {
+                return Err(StoreError::Damaged {
+                    dir: dir.clone(),
+                    seq: last_seq + 1,
+                    reason: format!(
+                        "the anchor file {ANCHOR_FILE} is missing, so a cut-off tail cannot be ruled out"
+                    ),
+                    unaccounted: 0,
+                });
             }
         };
-        let (events, _meta, snapshots) = init_trees(&dir, &db)?;
-        let (last_seq, prev_hash) = tail_of(&dir, &events)?;
+        // What the runtime resumes from is the newest state snapshot plus the
+        // records after it: those must verify. `log verify` checks them all.
+        let from = match held_to {
+            Some(_) => latest_snapshot_seq(&dir, &trees.snapshots)?.unwrap_or(1),
+            None => 1,
+        };
+        let report = verify_range(&dir, &trees.events, from, last_seq, held_to.as_ref())?;
+        if let Some((seq, reason)) = report.first_bad {
+            return Err(StoreError::Damaged {
+                dir: dir.clone(),
+                seq,
+                reason,
+                unaccounted: report.unaccounted,
+            });
+        }
+        let tail = Anchor {
+            seq: last_seq,
+            hash: prev_hash,
+        };
+        let anchor_writer = anchor::AnchorWriter::open(&dir, tail)
+            .map_err(|e| storage(&dir, format!("cannot open {ANCHOR_FILE}: {e}")))?;
+        if trees.version < ANCHORED_FORMAT {
+            trees
+                .meta
+                .insert(META_VERSION, &STORE_FORMAT_VERSION.to_be_bytes())
+                .map_err(|e| sled_error(&dir, e))?;
+            db.flush().map_err(|e| sled_error(&dir, e))?;
+        }
         let durable = Arc::new(AtomicU64::new(last_seq));
         let groups = Arc::new(AtomicU64::new(0));
         let (req_tx, req_rx) = mpsc::channel(QUEUE_CAPACITY);
@@ -212,12 +300,13 @@ impl EventLog {
         let state = writer::Writer {
             dir: dir.clone(),
             db: db.clone(),
-            events: events.clone(),
+            events: trees.events.clone(),
             durable: durable.clone(),
             live: live_tx.clone(),
             next_seq: last_seq + 1,
             prev_hash,
             groups: groups.clone(),
+            anchor: Some(anchor_writer),
             gate,
         };
         let handle = std::thread::Builder::new()
@@ -228,13 +317,50 @@ impl EventLog {
             inner: Arc::new(Inner {
                 dir,
                 db,
-                events,
-                snapshots,
+                events: trees.events,
+                snapshots: trees.snapshots,
                 durable,
                 groups,
                 requests: Mutex::new(Some(req_tx)),
                 live: Mutex::new(Some(live_tx)),
                 writer: Mutex::new(Some(handle)),
+                anchor: Some(anchor.unwrap_or(tail)),
+                anchor_problem: None,
+                copy: None,
+            }),
+        })
+    }
+
+    /// Opens the log in `dir` for reading only: nothing under `dir` is ever
+    /// modified, damaged or not.
+    ///
+    /// sled repairs what it opens, so this copies the storage files into a
+    /// private temporary directory (holding a shared lock on the original so
+    /// no writer starts meanwhile) and opens the copy. Appends on the handle
+    /// fail. [`StoreError::Locked`] when a writer holds the directory beyond
+    /// `opts.lock_wait`: ask its control server instead.
+    pub fn open_read_only(dir: &Path, opts: &OpenOptions) -> Result<EventLog, StoreError> {
+        let dir = dir.to_path_buf();
+        inspect_dir(&dir, false)?;
+        let copy = patiently(opts.lock_wait, || readonly::Copy::take(&dir))?;
+        let db = open_sled(copy.path(), &dir, opts.cache_bytes)?;
+        let trees = init_trees(&dir, &db)?;
+        let (last_seq, _) = tail_of(&dir, &trees.events)?;
+        let (anchor, anchor_problem) = copy.anchor(trees.version);
+        Ok(EventLog {
+            inner: Arc::new(Inner {
+                dir,
+                db,
+                events: trees.events,
+                snapshots: trees.snapshots,
+                durable: Arc::new(AtomicU64::new(last_seq)),
+                groups: Arc::new(AtomicU64::new(0)),
+                requests: Mutex::new(None),
+                live: Mutex::new(None),
+                writer: Mutex::new(None),
+                anchor,
+                anchor_problem,
+                copy: Some(copy),
             }),
         })
     }
@@ -323,88 +449,58 @@ impl EventLog {
         Subscription::new(self.clone(), from.max(1), rx)
     }
 
-    /// Walks the chain; names the first bad seq.
+    /// Walks the whole chain and holds it to the anchor; names the first bad or missing seq.
     pub fn verify(&self) -> Result<VerifyReport, StoreError> {
-        let end = self.last_seq();
-        let mut checked = 0u64;
-        let mut expected = 1u64;
-        let mut prev = ChainHash::GENESIS;
-        let bad = |seq: u64, checked: u64, reason: String| {
-            Ok(VerifyReport {
-                checked,
-                first_bad: Some((seq, reason)),
-            })
+        let mut report = self.verify_against(self.current_anchor().as_ref())?;
+        if let (None, Some(problem)) = (&report.first_bad, &self.inner.anchor_problem) {
+            report.first_bad = Some((self.last_seq() + 1, problem.clone()));
+        }
+        Ok(report)
+    }
+
+    /// [`EventLog::verify`], then, if it passed, the same held to `checkpoint`
+    /// (a head kept elsewhere, e.g. from an audit witness).
+    pub fn verify_with(&self, checkpoint: Option<&Anchor>) -> Result<VerifyReport, StoreError> {
+        let report = self.verify()?;
+        match checkpoint {
+            Some(checkpoint) if report.first_bad.is_none() => self.verify_against(Some(checkpoint)),
+            _ => Ok(report),
+        }
+    }
+
+    /// Walks the whole chain and holds it to `head` (an anchor or a
+    /// checkpoint kept elsewhere) instead of the log's own anchor.
+    pub fn verify_against(&self, head: Option<&Anchor>) -> Result<VerifyReport, StoreError> {
+        // A writer anchors a group just before it counts it as durable, so the
+        // anchor may be one group ahead of `last_seq`: those records are in sled.
+        let end = match (head, self.is_writer()) {
+            (Some(head), true) => self.last_seq().max(head.seq),
+            _ => self.last_seq(),
         };
-        for item in self.inner.events.iter() {
-            let (key, value) = item.map_err(|e| sled_error(&self.inner.dir, e))?;
-            let Ok(key) = <[u8; 8]>::try_from(key.as_ref()) else {
-                return bad(
-                    expected,
-                    checked,
-                    format!(
-                        "a key of {} bytes sits where seq {expected} should",
-                        key.len()
-                    ),
-                );
-            };
-            let seq = u64::from_be_bytes(key);
-            if seq > end {
-                break;
-            }
-            if seq != expected {
-                return bad(
-                    expected,
-                    checked,
-                    format!("seq {expected} is missing (the next record is seq {seq})"),
-                );
-            }
-            if !Event::check(&value) {
-                return bad(
-                    seq,
-                    checked,
-                    "stored digest does not match the record body".into(),
-                );
-            }
-            let event = match Event::decode(&value) {
-                Ok(event) => event,
-                Err(e) => return bad(seq, checked, format!("record cannot be decoded: {e}")),
-            };
-            if event.seq != seq {
-                return bad(
-                    seq,
-                    checked,
-                    format!(
-                        "record body says seq {} but is stored at seq {seq}",
-                        event.seq
-                    ),
-                );
-            }
-            if event.prev_hash != prev {
-                return bad(
-                    seq,
-                    checked,
-                    format!(
-                        "prev_hash {} does not match the previous record's hash {}",
-                        event.prev_hash.to_hex(),
-                        prev.to_hex()
-                    ),
-                );
-            }
-            prev = event.hash;
-            checked += 1;
-            expected += 1;
+        verify_range(&self.inner.dir, &self.inner.events, 1, end, head)
+    }
+
+    /// The head a verify holds the log to: a writer's newest anchor (it moves
+    /// with every group), a reader's as it was when the copy was taken.
+    fn current_anchor(&self) -> Option<Anchor> {
+        if self.is_writer() {
+            anchor::read(&self.inner.dir)
+                .ok()
+                .flatten()
+                .or(self.inner.anchor)
+        } else {
+            self.inner.anchor
         }
-        if checked < end {
-            return bad(
-                expected,
-                checked,
-                format!("seq {expected} is missing (the log should end at seq {end})"),
-            );
-        }
-        Ok(VerifyReport {
-            checked,
-            first_bad: None,
-        })
+    }
+
+    fn is_writer(&self) -> bool {
+        self.inner.copy.is_none()
+    }
+
+    /// The anchor the log was opened with (`None` for a format-1 log read
+    /// before any writer gave it one).
+    pub fn anchor(&self) -> Option<Anchor> {
+        self.inner.anchor
     }
 
     /// Counts records per kind and reads the first and last times.
@@ -492,22 +588,59 @@ impl EventLog {
 
     /// The newest snapshot, if any.
     pub fn latest_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        let dir = &self.inner.dir;
-        let Some((key, value)) = self
-            .inner
-            .snapshots
-            .last()
-            .map_err(|e| sled_error(dir, e))?
-        else {
-            return Ok(None);
+        latest_snapshot_entry(&self.inner.dir, &self.inner.snapshots)
+    }
+
+    /// Writes records `1..=upto` of this log, byte for byte, into a new log at
+    /// `to` (which must not exist or be empty), anchored at its last record.
+    pub fn salvage_into(&self, to: &Path, upto: u64) -> Result<Anchor, StoreError> {
+        match std::fs::read_dir(to).map(|mut entries| entries.next().is_some()) {
+            Ok(true) => {
+                return Err(StoreError::Invalid {
+                    dir: to.to_path_buf(),
+                    message: "salvage writes only into a new or empty directory".into(),
+                });
+            }
+            Ok(false) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                create_private_dir(to).map_err(|e| storage(to, format!("cannot create: {e}")))?;
+            }
+            Err(e) => return Err(storage(to, format!("cannot read: {e}"))),
+        }
+        let db = open_sled(to, to, DEFAULT_CACHE_BYTES)?;
+        let trees = init_trees(to, &db)?;
+        let mut last = Anchor {
+            seq: 0,
+            hash: ChainHash::GENESIS,
         };
-        let seq = <[u8; 8]>::try_from(key.as_ref())
-            .map(u64::from_be_bytes)
-            .map_err(|_| StoreError::Corrupt {
-                dir: dir.clone(),
-                reason: format!("snapshot key of {} bytes", key.len()),
-            })?;
-        Ok(Some((seq, value.to_vec())))
+        let mut batch = sled::Batch::default();
+        for (n, item) in raw_range(&self.inner.dir, &self.inner.events, 1, upto).enumerate() {
+            let (seq, bytes) = item?;
+            let hash = bytes
+                .get(..32)
+                .and_then(|d| d.try_into().ok())
+                .map(ChainHash);
+            last = Anchor {
+                seq,
+                hash: hash.unwrap_or(ChainHash::GENESIS),
+            };
+            batch.insert(&seq.to_be_bytes(), bytes);
+            if n % 4096 == 4095 {
+                let full = std::mem::take(&mut batch);
+                trees
+                    .events
+                    .apply_batch(full)
+                    .map_err(|e| sled_error(to, e))?;
+            }
+        }
+        trees
+            .events
+            .apply_batch(batch)
+            .map_err(|e| sled_error(to, e))?;
+        db.flush().map_err(|e| sled_error(to, e))?;
+        anchor::AnchorWriter::open(to, last)
+            .map_err(|e| storage(to, format!("cannot write {ANCHOR_FILE}: {e}")))?;
+        Ok(last)
     }
 
     /// Flushes and stops the writer; later appends fail with [`StoreError::Closed`].
@@ -533,6 +666,22 @@ impl EventLog {
             .flush()
             .map(|_| ())
             .map_err(|e| sled_error(&self.inner.dir, e))
+    }
+}
+
+/// Retries `open` while another process holds the directory, for up to `wait`.
+fn patiently<T>(
+    wait: Duration,
+    mut open: impl FnMut() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let started = Instant::now();
+    loop {
+        match open() {
+            Err(StoreError::Locked { .. }) if started.elapsed() < wait => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => return other,
+        }
     }
 }
 
@@ -614,6 +763,7 @@ fn is_ours_or_incidental(name: &str) -> bool {
     SLED_FILES.contains(&name)
         || name.starts_with("snap.")
         || name == CONTROL_SOCKET
+        || name == ANCHOR_FILE
         || name.starts_with('.')
         || name == "logs"
 }
@@ -626,9 +776,12 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
-fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
+/// Opens the sled database at `path`; errors name `dir` (the data directory
+/// the caller asked for, which differs from `path` for a read-only copy).
+fn open_sled(path: &Path, dir: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
     let config = sled::Config::new()
-        .path(dir)
+        .path(path)
+        .cache_capacity(cache_bytes)
         .mode(sled::Mode::HighThroughput)
         // The writer flushes every group itself; the background flusher would
         // only add contention.
@@ -663,11 +816,16 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
+/// The trees of an opened log and the store format it was written in.
+struct Trees {
+    events: sled::Tree,
+    meta: sled::Tree,
+    snapshots: sled::Tree,
+    version: u64,
+}
+
 /// Checks (or, for a fresh database, writes) the marker and opens the trees.
-fn init_trees(
-    dir: &Path,
-    db: &sled::Db,
-) -> Result<(sled::Tree, sled::Tree, sled::Tree), StoreError> {
+fn init_trees(dir: &Path, db: &sled::Db) -> Result<Trees, StoreError> {
     let se = |e| sled_error(dir, e);
     let foreign = |reason: String| StoreError::Foreign {
         dir: dir.to_path_buf(),
@@ -702,7 +860,12 @@ fn init_trees(
         }
         let events = db.open_tree(TREE_EVENTS).map_err(se)?;
         let snapshots = db.open_tree(TREE_SNAPSHOTS).map_err(se)?;
-        return Ok((events, meta, snapshots));
+        return Ok(Trees {
+            events,
+            meta,
+            snapshots,
+            version,
+        });
     }
     // No marker: only a database that is still entirely empty may become ours
     // (a crash between sled creating its files and the marker being written).
@@ -725,7 +888,12 @@ fn init_trees(
     // The marker goes last so a half-initialised database is still "empty".
     meta.insert(META_MAGIC, MAGIC).map_err(se)?;
     db.flush().map_err(se)?;
-    Ok((events, meta, snapshots))
+    Ok(Trees {
+        events,
+        meta,
+        snapshots,
+        version: STORE_FORMAT_VERSION,
+    })
 }
 
 /// seq and digest of the last stored record, where the writer continues.
@@ -748,6 +916,168 @@ fn tail_of(dir: &Path, events: &sled::Tree) -> Result<(u64, ChainHash), StoreErr
             error: DecodeError::Truncated(value.len()),
         })?;
     Ok((seq, ChainHash(digest)))
+}
+
+/// The newest snapshot entry of `snapshots`: (seq, bytes).
+fn latest_snapshot_entry(
+    dir: &Path,
+    snapshots: &sled::Tree,
+) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+    let Some((key, value)) = snapshots.last().map_err(|e| sled_error(dir, e))? else {
+        return Ok(None);
+    };
+    let seq = <[u8; 8]>::try_from(key.as_ref())
+        .map(u64::from_be_bytes)
+        .map_err(|_| StoreError::Corrupt {
+            dir: dir.to_path_buf(),
+            reason: format!("snapshot key of {} bytes", key.len()),
+        })?;
+    Ok(Some((seq, value.to_vec())))
+}
+
+/// seq of the newest snapshot, if any.
+fn latest_snapshot_seq(dir: &Path, snapshots: &sled::Tree) -> Result<Option<u64>, StoreError> {
+    Ok(latest_snapshot_entry(dir, snapshots)?.map(|(seq, _)| seq))
+}
+
+/// A damaged or unreadable anchor file: the log cannot be trusted up to anywhere.
+fn damaged_anchor(dir: &Path, last_seq: u64, e: anchor::AnchorError) -> StoreError {
+    StoreError::Damaged {
+        dir: dir.to_path_buf(),
+        seq: last_seq + 1,
+        reason: format!("{e}, so a cut-off tail cannot be ruled out"),
+        unaccounted: 0,
+    }
+}
+
+/// Walks the chain over `from..=end` and holds it to `head`.
+///
+/// From `from > 1` on, the first record's own `prev_hash` is taken as given
+/// (the records before it are not read). Names the first bad or missing seq
+/// and, against `head`, how many acknowledged events are not accounted for.
+fn verify_range(
+    dir: &Path,
+    events: &sled::Tree,
+    from: u64,
+    end: u64,
+    head: Option<&Anchor>,
+) -> Result<VerifyReport, StoreError> {
+    let from = from.max(1);
+    let mut checked = from - 1;
+    let mut expected = from;
+    let mut prev = (from == 1).then_some(ChainHash::GENESIS);
+    let mut first_bad = None;
+    for item in events.range(from.to_be_bytes()..) {
+        let (key, value) = item.map_err(|e| sled_error(dir, e))?;
+        let Ok(key) = <[u8; 8]>::try_from(key.as_ref()) else {
+            first_bad = Some((
+                expected,
+                format!(
+                    "a key of {} bytes sits where seq {expected} should",
+                    key.len()
+                ),
+            ));
+            break;
+        };
+        let seq = u64::from_be_bytes(key);
+        if seq > end {
+            break;
+        }
+        if let Err(reason) = check_record(seq, expected, &value, prev) {
+            first_bad = Some((expected.min(seq), reason));
+            break;
+        }
+        prev = Some(ChainHash(value[..32].try_into().unwrap_or([0; 32])));
+        checked = seq;
+        expected = seq + 1;
+    }
+    if first_bad.is_none() && checked < end {
+        first_bad = Some((
+            expected,
+            format!("seq {expected} is missing (the log should end at seq {end})"),
+        ));
+    }
+    let mut unaccounted = 0;
+    if let Some(head) = head {
+        if first_bad.is_none() && head.seq > end {
+            first_bad = Some((
+                end + 1,
+                format!(
+                    "seqs {}..={} are missing: the anchor says seq {} (hash {}) was acknowledged, but the log ends at seq {end}",
+                    end + 1,
+                    head.seq,
+                    head.seq,
+                    head.hash.to_hex()
+                ),
+            ));
+        }
+        if first_bad.is_none() && head.seq >= from.max(1) {
+            let stored = record_hash(dir, events, head.seq)?;
+            if stored != Some(head.hash) {
+                first_bad = Some((
+                    head.seq,
+                    format!(
+                        "the record at seq {} has hash {} but the anchor says {}: history up to it was rewritten",
+                        head.seq,
+                        stored.map_or("-".into(), |h| h.to_hex()),
+                        head.hash.to_hex()
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some((bad, _)) = &first_bad {
+        let top = head.map_or(end, |h| h.seq.max(end));
+        unaccounted = top.saturating_sub(bad.saturating_sub(1));
+    }
+    Ok(VerifyReport {
+        checked: checked - (from - 1),
+        first_bad,
+        anchored_at: head.map(|h| h.seq),
+        unaccounted,
+    })
+}
+
+/// Checks one stored record found at `seq` where `expected` was due.
+fn check_record(
+    seq: u64,
+    expected: u64,
+    value: &[u8],
+    prev: Option<ChainHash>,
+) -> Result<(), String> {
+    if seq != expected {
+        return Err(format!(
+            "seq {expected} is missing (the next record is seq {seq})"
+        ));
+    }
+    if !Event::check(value) {
+        return Err("stored digest does not match the record body".into());
+    }
+    let event = Event::decode(value).map_err(|e| format!("record cannot be decoded: {e}"))?;
+    if event.seq != seq {
+        return Err(format!(
+            "record body says seq {} but is stored at seq {seq}",
+            event.seq
+        ));
+    }
+    if let Some(prev) = prev
+        && event.prev_hash != prev
+    {
+        return Err(format!(
+            "prev_hash {} does not match the previous record's hash {}",
+            event.prev_hash.to_hex(),
+            prev.to_hex()
+        ));
+    }
+    Ok(())
+}
+
+/// The stored digest of the record at `seq`, if there is one.
+fn record_hash(dir: &Path, events: &sled::Tree, seq: u64) -> Result<Option<ChainHash>, StoreError> {
+    Ok(events
+        .get(seq.to_be_bytes())
+        .map_err(|e| sled_error(dir, e))?
+        .and_then(|v| v.get(..32).and_then(|d| d.try_into().ok()).map(ChainHash)))
 }
 
 /// Raw records in `from..=end`, with keys checked to be 8-byte seqs.

@@ -1,6 +1,7 @@
 //! Unit tests of the event log.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 
 use chrono::{DateTime, TimeZone, Utc};
 
@@ -25,6 +26,26 @@ fn quick() -> OpenOptions {
     OpenOptions {
         create: true,
         lock_wait: Duration::ZERO,
+        ..OpenOptions::default()
+    }
+}
+
+/// Waits for the lock that a `sled::open` of the test's own may still hold
+/// for a moment after it is dropped (sled's background flusher).
+fn patient() -> OpenOptions {
+    OpenOptions {
+        lock_wait: Duration::from_secs(10),
+        ..OpenOptions::default()
+    }
+}
+
+/// The report of a writer's log of `n` intact records (anchored at its head).
+fn intact(n: u64) -> VerifyReport {
+    VerifyReport {
+        checked: n,
+        first_bad: None,
+        anchored_at: Some(n),
+        unaccounted: 0,
     }
 }
 
@@ -68,13 +89,7 @@ async fn queued_appends_commit_as_one_group_and_ack_after_it() {
     assert_eq!(seqs, (1..=50).collect());
     assert_eq!(log.groups_committed(), 1);
     let report = log.verify().unwrap();
-    assert_eq!(
-        report,
-        VerifyReport {
-            checked: 50,
-            first_bad: None
-        }
-    );
+    assert_eq!(report, intact(50));
     drop(gate);
     log.close().await.unwrap();
 }
@@ -125,13 +140,7 @@ async fn a_queue_longer_than_one_group_commits_in_order_across_groups() {
     seqs.extend(big.iter().map(|e| e.seq));
     assert_eq!(seqs, (1..=singles + many).collect());
     assert_eq!(log.last_seq(), singles + many);
-    assert_eq!(
-        log.verify().unwrap(),
-        VerifyReport {
-            checked: singles + many,
-            first_bad: None
-        }
-    );
+    assert_eq!(log.verify().unwrap(), intact(singles + many));
     drop(gate);
     log.close().await.unwrap();
 }
@@ -179,13 +188,7 @@ async fn restart_continues_seq_and_chain() {
     let eleventh = log.append(draft(10)).await.unwrap();
     assert_eq!(eleventh.seq, 11);
     assert_eq!(eleventh.prev_hash, tenth.hash);
-    assert_eq!(
-        log.verify().unwrap(),
-        VerifyReport {
-            checked: 11,
-            first_bad: None
-        }
-    );
+    assert_eq!(log.verify().unwrap(), intact(11));
     log.close().await.unwrap();
 }
 
@@ -490,6 +493,7 @@ fn a_missing_directory_is_not_created_when_asked_not_to() {
     let opts = OpenOptions {
         create: false,
         lock_wait: Duration::ZERO,
+        ..OpenOptions::default()
     };
     let err = EventLog::open_with(&missing, &opts).err().unwrap();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
@@ -526,4 +530,236 @@ async fn damaged_storage_files_are_an_error_not_a_panic() {
     std::fs::write(dir.path().join("conf"), b"\xff\xfe garbage\n").unwrap();
     let err = EventLog::open_with(dir.path(), &quick()).err().unwrap();
     assert_names_dir(&err, dir.path());
+}
+
+/// SHA-256 of every file under `dir`, by relative path.
+fn digests(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    use sha2::{Digest, Sha256};
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                let rel = path.strip_prefix(dir).unwrap().to_path_buf();
+                out.insert(rel, Sha256::digest(&bytes).to_vec());
+            }
+        }
+    }
+    out
+}
+
+/// A closed log of `n` records in `dir`.
+async fn closed_log(dir: &Path, n: u64) {
+    let log = EventLog::open_with(dir, &quick()).unwrap();
+    log.append_many((1..=n).map(draft).collect()).await.unwrap();
+    log.close().await.unwrap();
+}
+
+/// Removes the records `from..` behind the log's back, as sled's recovery does
+/// when it drops a damaged segment and everything after it.
+fn cut_tail(dir: &Path, from: u64) {
+    let db = sled::open(dir).unwrap();
+    let events = db.open_tree(TREE_EVENTS).unwrap();
+    let keys: Vec<sled::IVec> = events
+        .range(from.to_be_bytes()..)
+        .keys()
+        .map(Result::unwrap)
+        .collect();
+    for key in keys {
+        events.remove(key).unwrap();
+    }
+    db.flush().unwrap();
+}
+
+#[tokio::test]
+async fn the_anchor_follows_every_group_commit() {
+    let dir = tmp();
+    let log = EventLog::open_with(dir.path(), &patient()).unwrap();
+    for n in 1..=5 {
+        let event = log.append(draft(n)).await.unwrap();
+        // Acknowledged means anchored.
+        let anchor = anchor::read(dir.path()).unwrap().unwrap();
+        assert_eq!((anchor.seq, anchor.hash), (event.seq, event.hash));
+    }
+    log.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_log_cut_short_of_its_anchor_is_refused_and_named() {
+    let dir = tmp();
+    closed_log(dir.path(), 30).await;
+    cut_tail(dir.path(), 26);
+    let err = EventLog::open_with(dir.path(), &patient()).err().unwrap();
+    match &err {
+        StoreError::Damaged {
+            seq, unaccounted, ..
+        } => {
+            assert_eq!((*seq, *unaccounted), (26, 5), "{err}");
+        }
+        other => panic!("expected Damaged, got {other}"),
+    }
+    assert!(err.to_string().contains("log salvage"), "{err}");
+    let ro = EventLog::open_read_only(dir.path(), &patient()).unwrap();
+    let report = ro.verify().unwrap();
+    assert_eq!(report.checked, 25);
+    assert_eq!(report.first_bad.as_ref().unwrap().0, 26);
+    assert_eq!(report.unaccounted, 5);
+    assert_eq!(report.anchored_at, Some(30));
+}
+
+#[tokio::test]
+async fn a_consistently_rewritten_history_differs_from_its_anchor() {
+    let dir = tmp();
+    closed_log(dir.path(), 10).await;
+    {
+        // Rewrite every record with other content and a fresh, valid chain.
+        let db = sled::open(dir.path()).unwrap();
+        let events = db.open_tree(TREE_EVENTS).unwrap();
+        let mut prev = ChainHash::GENESIS;
+        for seq in 1..=10 {
+            let (event, bytes) = Event::seal(seq, prev, draft(seq + 1000));
+            events.insert(seq.to_be_bytes(), bytes).unwrap();
+            prev = event.hash;
+        }
+        db.flush().unwrap();
+    }
+    let err = EventLog::open_with(dir.path(), &patient()).err().unwrap();
+    assert!(matches!(err, StoreError::Damaged { seq: 10, .. }), "{err}");
+    assert!(err.to_string().contains("rewritten"), "{err}");
+}
+
+#[tokio::test]
+async fn readers_never_change_a_byte_clean_or_damaged() {
+    let dir = tmp();
+    closed_log(dir.path(), 200).await;
+    let before = digests(dir.path());
+    let ro = EventLog::open_read_only(dir.path(), &patient()).unwrap();
+    assert!(ro.verify().unwrap().first_bad.is_none());
+    assert_eq!(ro.stats().unwrap().events, 200);
+    assert_eq!(ro.scan(1).count(), 200);
+    assert!(ro.append(draft(1)).await.is_err(), "a reader cannot append");
+    drop(ro);
+    assert_eq!(digests(dir.path()), before, "a clean log was modified");
+
+    // Damage the middle of the db file; whatever sled makes of it, the
+    // reader leaves the original as it found it.
+    let db_file = dir.path().join("db");
+    let mut bytes = std::fs::read(&db_file).unwrap();
+    for offset in [bytes.len() / 3, bytes.len() / 2, bytes.len() - 40] {
+        bytes[offset] ^= 0x10;
+    }
+    std::fs::write(&db_file, &bytes).unwrap();
+    let before = digests(dir.path());
+    if let Ok(ro) = EventLog::open_read_only(dir.path(), &patient()) {
+        let _ = ro.verify();
+        let _ = ro.stats();
+        let _ = ro.scan(1).count();
+    }
+    assert_eq!(digests(dir.path()), before, "a damaged log was modified");
+}
+
+#[tokio::test]
+async fn a_reader_of_a_held_directory_is_told_it_is_locked() {
+    let dir = tmp();
+    let log = EventLog::open_with(dir.path(), &patient()).unwrap();
+    let err = EventLog::open_read_only(dir.path(), &quick())
+        .err()
+        .unwrap();
+    assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+    log.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_format_1_log_gets_its_anchor_when_a_writer_opens_it() {
+    let dir = tmp();
+    closed_log(dir.path(), 12).await;
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let meta = db.open_tree(TREE_META).unwrap();
+        meta.insert(META_VERSION, &1u64.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    std::fs::remove_file(anchor::path(dir.path())).unwrap();
+    // A reader says it has no anchor, but it is intact.
+    let ro = EventLog::open_read_only(dir.path(), &patient()).unwrap();
+    let report = ro.verify().unwrap();
+    assert_eq!((report.first_bad.clone(), report.anchored_at), (None, None));
+    drop(ro);
+    let log = EventLog::open_with(dir.path(), &patient()).unwrap();
+    let tail = log.scan(12).next().unwrap().unwrap();
+    log.close().await.unwrap();
+    drop(log);
+    let anchor = anchor::read(dir.path()).unwrap().unwrap();
+    assert_eq!((anchor.seq, anchor.hash), (12, tail.hash));
+    // Now format 2: losing the anchor file is damage.
+    std::fs::remove_file(anchor::path(dir.path())).unwrap();
+    let err = EventLog::open_with(dir.path(), &patient()).err().unwrap();
+    assert!(matches!(err, StoreError::Damaged { .. }), "{err}");
+    assert!(err.to_string().contains("missing"), "{err}");
+}
+
+#[tokio::test]
+async fn salvage_copies_the_verified_prefix_byte_for_byte() {
+    let dir = tmp();
+    closed_log(dir.path(), 40).await;
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let events = db.open_tree(TREE_EVENTS).unwrap();
+        let mut value = events.get(31u64.to_be_bytes()).unwrap().unwrap().to_vec();
+        value[50] ^= 0x01;
+        events.insert(31u64.to_be_bytes(), value).unwrap();
+        db.flush().unwrap();
+    }
+    assert!(EventLog::open_with(dir.path(), &patient()).is_err());
+    let before = digests(dir.path());
+    let ro = EventLog::open_read_only(dir.path(), &patient()).unwrap();
+    let report = ro.verify().unwrap();
+    assert_eq!(report.first_bad.as_ref().unwrap().0, 31);
+    assert_eq!(report.unaccounted, 10);
+    let target = tmp();
+    let to = target.path().join("log");
+    let head = ro.salvage_into(&to, report.checked).unwrap();
+    assert_eq!(head.seq, 30);
+    let originals: Vec<(u64, Vec<u8>)> = ro.scan_raw(1).take(30).map(Result::unwrap).collect();
+    drop(ro);
+    assert_eq!(digests(dir.path()), before, "salvage modified the original");
+
+    // The salvaged log opens for writing, verifies, and continues the chain.
+    let log = EventLog::open_with(&to, &quick()).unwrap();
+    assert_eq!(log.last_seq(), 30);
+    let copied: Vec<(u64, Vec<u8>)> = log.scan_raw(1).map(Result::unwrap).collect();
+    assert_eq!(copied, originals);
+    let next = log.append(draft(99)).await.unwrap();
+    assert_eq!(next.seq, 31);
+    assert!(log.verify().unwrap().first_bad.is_none());
+    log.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_writer_verifies_from_the_newest_snapshot_on() {
+    let dir = tmp();
+    let log = EventLog::open_with(dir.path(), &patient()).unwrap();
+    log.append_many((1..=20).map(draft).collect())
+        .await
+        .unwrap();
+    log.save_snapshot(10, b"state at 10").unwrap();
+    // Damage after the snapshot: what the runtime would resume from.
+    let mut bytes = log
+        .inner
+        .events
+        .get(15u64.to_be_bytes())
+        .unwrap()
+        .unwrap()
+        .to_vec();
+    bytes[40] ^= 0x02;
+    poke(&log, 15, Some(bytes));
+    log.close().await.unwrap();
+    drop(log);
+    let err = EventLog::open_with(dir.path(), &patient()).err().unwrap();
+    assert!(matches!(err, StoreError::Damaged { seq: 15, .. }), "{err}");
 }

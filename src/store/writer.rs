@@ -4,7 +4,8 @@
 //! cap), assigns dense seqs, chains hashes and encodes the records into one
 //! sled batch. The applier applies each batch to sled in order. The flusher
 //! takes every batch applied so far, flushes once, and only then acknowledges
-//! each caller and publishes to live subscribers. The stages overlap: while
+//! each caller and publishes to live subscribers; between the flush and the
+//! acknowledgement it writes the new head into the anchor file. The stages overlap: while
 //! sled applies one group the next is being encoded, and while a flush waits
 //! on the disk both keep going. A batch is acknowledged only by a flush that
 //! started after it was applied, so every acknowledged event is durable.
@@ -15,6 +16,7 @@ use std::sync::{Arc, Mutex, mpsc as std_mpsc};
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::anchor::{Anchor, AnchorWriter};
 use super::{LiveBatch, StoreError, sled_error};
 use crate::event::{ChainHash, Event, NewEvent};
 
@@ -52,7 +54,7 @@ impl Request {
 /// A group encoded by the sequencer, not yet in sled: its records, last seq and callers.
 struct Sealed {
     batch: sled::Batch,
-    last: u64,
+    last: Anchor,
     acks: Vec<(Vec<Event>, Ack)>,
 }
 
@@ -62,9 +64,9 @@ enum Stage<T> {
     Close { done: Done },
 }
 
-/// A batch now in sled but not yet durable: its last seq and its callers.
+/// A batch now in sled but not yet durable: its last record's head and its callers.
 struct Applied {
-    last: u64,
+    last: Anchor,
     acks: Vec<(Vec<Event>, Ack)>,
 }
 
@@ -79,6 +81,9 @@ pub(super) struct Writer {
     pub prev_hash: ChainHash,
     /// Group commits (flushes) done; lets tests and benches see how appends were grouped.
     pub groups: Arc<AtomicU64>,
+    /// The head kept outside sled; written after each flush, before acks
+    /// (moved to the flusher when the writer runs).
+    pub anchor: Option<AnchorWriter>,
     /// Test hook: when set, each group waits for a token before it is drained,
     /// so a test can queue appends and see them committed as one group.
     pub gate: Option<std_mpsc::Receiver<()>>,
@@ -116,7 +121,7 @@ fn stopped_message(reason: &str) -> String {
 
 impl Writer {
     /// Runs all stages until `Close` or until every handle is gone.
-    pub fn run(self, rx: mpsc::Receiver<Request>) {
+    pub fn run(mut self, rx: mpsc::Receiver<Request>) {
         let failed = Failed::default();
         let (sealed_tx, sealed_rx) = std_mpsc::sync_channel(SEALED_QUEUE);
         let (applied_tx, applied_rx) = std_mpsc::sync_channel(APPLIED_QUEUE);
@@ -128,6 +133,7 @@ impl Writer {
         let flusher = Flusher {
             dir: self.dir.clone(),
             db: self.db.clone(),
+            anchor: self.anchor.take(),
             durable: self.durable.clone(),
             live: self.live.clone(),
             groups: self.groups.clone(),
@@ -239,7 +245,10 @@ impl Writer {
         }
         Sealed {
             batch,
-            last: self.next_seq - 1,
+            last: Anchor {
+                seq: self.next_seq - 1,
+                hash: self.prev_hash,
+            },
             acks,
         }
     }
@@ -295,6 +304,7 @@ impl Applier {
 struct Flusher {
     dir: PathBuf,
     db: sled::Db,
+    anchor: Option<AnchorWriter>,
     durable: Arc<AtomicU64>,
     live: broadcast::Sender<LiveBatch>,
     groups: Arc<AtomicU64>,
@@ -302,7 +312,7 @@ struct Flusher {
 }
 
 impl Flusher {
-    fn run(self, rx: std_mpsc::Receiver<Stage<Applied>>) {
+    fn run(mut self, rx: std_mpsc::Receiver<Stage<Applied>>) {
         let mut pending = Vec::new();
         while let Ok(first) = rx.recv() {
             let mut close = None;
@@ -318,7 +328,11 @@ impl Flusher {
                 }
             }
             // Every batch in `pending` was applied before this flush began.
-            let flushed = self.db.flush().map_err(|e| sled_error(&self.dir, e));
+            let flushed = self
+                .db
+                .flush()
+                .map_err(|e| sled_error(&self.dir, e))
+                .and_then(|_| self.write_anchor(&pending));
             match &flushed {
                 Ok(_) if !pending.is_empty() => self.acknowledge(&mut pending),
                 Ok(_) => {}
@@ -332,8 +346,23 @@ impl Flusher {
         let _ = self.db.flush();
     }
 
+    /// Makes the newest head in `pending` the anchor (after sled's flush, so
+    /// the anchor never runs ahead of what sled holds durably).
+    fn write_anchor(&mut self, pending: &[Applied]) -> Result<(), StoreError> {
+        let (Some(anchor), Some(last)) = (
+            &mut self.anchor,
+            pending.iter().map(|b| b.last).max_by_key(|a| a.seq),
+        ) else {
+            return Ok(());
+        };
+        anchor.write(&last).map_err(|e| StoreError::Storage {
+            dir: self.dir.clone(),
+            message: format!("cannot write the anchor {}: {e}", super::ANCHOR_FILE),
+        })
+    }
+
     fn acknowledge(&self, pending: &mut Vec<Applied>) {
-        let last = pending.iter().map(|b| b.last).max().unwrap_or(0);
+        let last = pending.iter().map(|b| b.last.seq).max().unwrap_or(0);
         // Order matters for subscribers: durable end first, then the broadcast.
         self.durable.store(last, Ordering::Release);
         self.groups.fetch_add(1, Ordering::Relaxed);

@@ -974,7 +974,12 @@ impl App {
         if !self.title.is_empty() {
             left.push(Span::styled(format!(" {} ", self.title), t.accent));
         }
-        let (runtime, rstyle) = if let super::Link::Disconnected { since, .. } = &self.link {
+        let (runtime, rstyle) = if let super::Link::HistoryChanged { .. } = &self.link {
+            (
+                "✕ SERVER HISTORY CHANGED: do not trust this view".to_string(),
+                t.bad,
+            )
+        } else if let super::Link::Disconnected { since, .. } = &self.link {
             (format!("✕ disconnected since {}Z", clock(*since)), t.bad)
         } else if self.runtime_gone {
             ("✕ runtime stopped".to_string(), t.bad)

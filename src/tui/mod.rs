@@ -80,6 +80,11 @@ pub enum Link {
         since: chrono::DateTime<Utc>,
         reason: String,
     },
+    /// The server no longer holds the history this console verified; the
+    /// link has stopped and what is shown cannot be trusted.
+    HistoryChanged {
+        detail: String,
+    },
 }
 
 impl std::fmt::Debug for TuiOptions {

@@ -1326,6 +1326,18 @@ pub fn big_state(resources: usize, events: usize) -> State {
     let mut state = fixture_state();
     let mut seq = state.last_seq;
     let mut prev = ChainHash::GENESIS;
+    big_drafts(resources, events, |draft| {
+        seq += 1;
+        let (event, _) = Event::seal(seq, prev, draft);
+        prev = event.hash;
+        state.apply(&event);
+    });
+    state
+}
+
+/// The drafts [`big_state`] folds after the fixture, handed to `emit` in order
+/// (benchmarks write them to a real log).
+pub fn big_drafts(resources: usize, events: usize, mut emit: impl FnMut(NewEvent)) {
     let t = t0();
     let envs = [
         Environment::Development,
@@ -1342,11 +1354,8 @@ pub fn big_state(resources: usize, events: usize) -> State {
         ("vm", Provider::Azure),
         ("gce_instance", Provider::Gcp),
     ];
-    let mut fold = |state: &mut State, at: DateTime<Utc>, actor: &str, kind: EventKind| {
-        seq += 1;
-        let (event, _) = Event::seal(seq, prev, NewEvent::new(at, actor, kind));
-        prev = event.hash;
-        state.apply(&event);
+    let mut fold = |at: DateTime<Utc>, actor: &str, kind: EventKind| {
+        emit(NewEvent::new(at, actor, kind));
     };
     // Kubernetes resources are grouped by context and namespace in the Fleet pane.
     let contexts = ["dev-eu", "staging-eu", "prod-eu"];
@@ -1371,7 +1380,6 @@ pub fn big_state(resources: usize, events: usize) -> State {
             attrs,
         );
         fold(
-            &mut state,
             t,
             "discovery",
             EventKind::ResourceDiscovered { resource: r },
@@ -1392,7 +1400,6 @@ pub fn big_state(resources: usize, events: usize) -> State {
                 let env = envs[r % envs.len()];
                 let status = statuses[(i / 4) % statuses.len()];
                 fold(
-                    &mut state,
                     at,
                     "monitor",
                     EventKind::HealthChanged {
@@ -1410,7 +1417,6 @@ pub fn big_state(resources: usize, events: usize) -> State {
                 );
             }
             2 => fold(
-                &mut state,
                 at,
                 "cost",
                 EventKind::CostSample {
@@ -1423,7 +1429,6 @@ pub fn big_state(resources: usize, events: usize) -> State {
                 },
             ),
             _ => fold(
-                &mut state,
                 at,
                 "supervisor",
                 EventKind::AgentHeartbeat {
@@ -1433,7 +1438,6 @@ pub fn big_state(resources: usize, events: usize) -> State {
             ),
         }
     }
-    state
 }
 
 /// Events like the live demo sends: heartbeats, health flaps, cost samples, in a loop.
