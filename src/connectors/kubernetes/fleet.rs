@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::analyzers::{self, Finding, health_of};
-use super::facts::{pod_spec_facts, rbac_facts};
+use super::facts::{node_facts, pod_spec_facts, rbac_facts, replicaset_facts};
 use super::ids;
 use crate::event::StringMap;
 use crate::event::{ConnectorId, Environment, Health, InfraEvent, Provider, Resource, ResourceId};
@@ -612,6 +612,7 @@ impl Observed for ReplicaSet {
                 .and_then(|t| t.spec.as_ref()),
             out,
         );
+        replicaset_facts(self, out);
     }
 }
 
@@ -706,6 +707,7 @@ impl Observed for Node {
         if let Some(v) = self.status.as_ref().and_then(|s| s.node_info.as_ref()) {
             out.insert("kubelet".into(), v.kubelet_version.clone());
         }
+        node_facts(self, out);
     }
 }
 
