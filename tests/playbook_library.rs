@@ -217,7 +217,8 @@ fn a_condition_on_an_unknown_fact_stops_the_playbook_and_names_the_fact() {
     // whether a deploy explains the kill is unknown, so the later
     // "raise the limit" branch is not taken in its place.
     let facts = Facts::new()
-        .with("health.reason", "OOMKilled")
+        .with("health.reason", "CrashLoopBackOff")
+        .with("health.last_termination_reason", "OOMKilled")
         .with("metrics.memory_limit_mib", 512.0);
     let e = oom.evaluate(&facts, &target()).unwrap();
     assert!(e.decision.is_none());
@@ -236,7 +237,9 @@ fn a_condition_on_an_unknown_fact_stops_the_playbook_and_names_the_fact() {
         "{why}"
     );
     // A definite false on one side decides without the unknown one.
-    let other = facts.clone().with("health.reason", "Error");
+    let other = facts
+        .clone()
+        .with("health.last_termination_reason", "Error");
     let e = oom.evaluate(&other, &target()).unwrap();
     assert!(e.decision.is_none() && e.undecided.is_none());
 }
@@ -253,9 +256,14 @@ fn nested_branches_and_type_errors() {
     let d = crash.decide(&facts, &target()).unwrap().unwrap();
     assert_eq!(d.branch, "config-error/config-changed");
     assert_eq!(d.action.name, "rollback_deployment");
-    // Config error without a config change: the nested tree has no answer
-    // and the later `transient` branch needs a restart count it lacks.
+    // Config error without a config change: the nested tree has no answer,
+    // and the later `transient` restart does not hold: a restart does not
+    // cure a configuration error.
     let facts = facts.with("changes.recent_config_change", false);
+    let e = crash.evaluate(&facts, &target()).unwrap();
+    assert!(e.decision.is_none() && e.undecided.is_none(), "{e:?}");
+    // No configuration error, but no restart count: unknown, so no restart.
+    let facts = facts.with("logs.config_error", false);
     let e = crash.evaluate(&facts, &target()).unwrap();
     assert!(e.decision.is_none());
     assert_eq!(e.undecided.as_deref(), Some("transient"));

@@ -219,6 +219,13 @@ pub const CATALOGUE: &[FactSpec] = &[
         "the connector's live health message",
     ),
     fact(
+        "health.last_termination_reason",
+        Text,
+        None,
+        K8S_POD,
+        "containerStatuses[].lastState.terminated.reason (OOMKilled when any container was; `none` when none terminated)",
+    ),
+    fact(
         "events.count",
         Number,
         Some(Events),

@@ -64,6 +64,11 @@ pub fn playbook_facts(input: &FactInput) -> PlaybookFacts {
     pf.add_alert(input.alert);
     pf.add_resource(input.resource);
     pf.add_health(input.health);
+    if input.resource.provider == Provider::Kubernetes
+        && let Some(r) = input.resource.attributes.get("last_termination_reason")
+    {
+        pf.set("health.last_termination_reason", r.as_str());
+    }
     let chain = OwnerChain::of(input.resource, input.listing);
     if let Some(s) = step(input.steps, Evidence::Events) {
         events_facts(input, &chain, s, &mut pf);

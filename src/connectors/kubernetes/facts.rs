@@ -7,7 +7,7 @@
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{
-    Container, Node, PodSecurityContext, PodSpec, ResourceRequirements, SecurityContext,
+    Container, Node, PodSecurityContext, PodSpec, PodStatus, ResourceRequirements, SecurityContext,
 };
 use k8s_openapi::api::rbac::v1::PolicyRule;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -160,6 +160,36 @@ fn cpu_millicores(q: &str) -> Option<f64> {
         None => q.parse::<f64>().ok()? * 1000.0,
     };
     (v.is_finite() && v >= 0.0).then_some(v)
+}
+
+/// Sets `last_termination_reason`: why a container last stopped, as the
+/// kubelet recorded it (`OOMKilled`, `Error`, `Completed`), from each
+/// container's current or last terminated state; `OOMKilled` when any
+/// container was OOM-killed (a crash-looping pod's health reason is
+/// `CrashLoopBackOff` whatever the cause), `none` when no container has
+/// terminated. Absent without a status.
+pub fn pod_status_facts(status: Option<&PodStatus>, out: &mut StringMap) {
+    let Some(status) = status else { return };
+    let reasons: Vec<String> = status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten())
+        .flat_map(|c| {
+            [
+                c.state.as_ref().and_then(|s| s.terminated.as_ref()),
+                c.last_state.as_ref().and_then(|s| s.terminated.as_ref()),
+            ]
+        })
+        .flatten()
+        .map(|t| t.reason.clone().unwrap_or_else(|| "Error".into()))
+        .collect();
+    let reason = if reasons.iter().any(|r| r == "OOMKilled") {
+        "OOMKilled".to_string()
+    } else {
+        reasons.into_iter().next().unwrap_or_else(|| "none".into())
+    };
+    out.insert("last_termination_reason".into(), reason);
 }
 
 /// Sets `revision` (the `deployment.kubernetes.io/revision` annotation the
@@ -341,6 +371,32 @@ mod tests {
         let bad = facts(pod(serde_json::json!({"containers": [
             {"name": "a", "image": "a:1", "resources": {"requests": {"memory": "lots"}}}]})));
         assert!(!bad.contains_key("memory_request_mib"));
+    }
+
+    #[test]
+    fn the_last_termination_reason_prefers_an_oom_kill() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "status": {"containerStatuses": [
+                {"name": "side", "image": "s", "imageID": "", "ready": true, "restartCount": 1,
+                 "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}}},
+                {"name": "app", "image": "a", "imageID": "", "ready": false, "restartCount": 7,
+                 "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                 "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]}
+        }))
+        .unwrap();
+        let mut out = StringMap::new();
+        pod_status_facts(pod.status.as_ref(), &mut out);
+        assert_eq!(out["last_termination_reason"], "OOMKilled");
+        let fresh: Pod = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "status": {"containerStatuses": [{"name": "app", "image": "a", "imageID": "",
+                "ready": true, "restartCount": 0, "state": {"running": {}}}]}
+        }))
+        .unwrap();
+        let mut out = StringMap::new();
+        pod_status_facts(fresh.status.as_ref(), &mut out);
+        assert_eq!(out["last_termination_reason"], "none");
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::analyzers::{self, Finding, health_of};
-use super::facts::{node_facts, pod_spec_facts, rbac_facts, replicaset_facts};
+use super::facts::{node_facts, pod_spec_facts, pod_status_facts, rbac_facts, replicaset_facts};
 use super::ids;
 use crate::event::StringMap;
 use crate::event::{ConnectorId, Environment, Health, InfraEvent, Provider, Resource, ResourceId};
@@ -556,6 +556,7 @@ impl Observed for Pod {
             out.insert("memory_limit".into(), m);
         }
         pod_spec_facts(spec, out);
+        pod_status_facts(self.status.as_ref(), out);
         if let Some(status) = &self.status {
             out.insert("phase".into(), status.phase.clone().unwrap_or_default());
             let cs = status.container_statuses.as_deref().unwrap_or_default();

@@ -1,0 +1,622 @@
+//! Each shipped playbook fires on real-shaped evidence, and does not fire on
+//! evidence it lacks. Kubernetes playbooks run the real investigation agent
+//! against the Kubernetes connector and the test API server (a test double,
+//! see tests/kube_support): ReplicaSet revisions and creation times, pod
+//! statuses, events, previous-container logs and node allocatable, as the
+//! API serves them. Linux and AWS playbooks are fed the facts those
+//! connectors' own code reports (the same names and sources).
+
+mod kube_support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use kube_support::{TestApiServer, deployment, node, pod};
+use serde_json::{Value, json};
+use shieldops::agents::AgentContext;
+use shieldops::agents::investigation::facts::{FactInput, playbook_facts};
+use shieldops::agents::investigation::{InvestigationJob, investigate};
+use shieldops::clock::ManualClock;
+use shieldops::connectors::kubernetes::{ClusterTarget, KubeConnector};
+use shieldops::connectors::{InfraConnector, Registry};
+use shieldops::event::{
+    Alert, AlertStatus, ConnectorId, Environment, EventKind, Health, HealthStatus, PlaybookChoice,
+    Provider, Resource, ResourceId, Severity, StringMap,
+};
+use shieldops::playbook::Library;
+use shieldops::store::EventLog;
+use tokio::sync::Notify;
+
+struct Cluster {
+    server: TestApiServer,
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    async fn start() -> Cluster {
+        Cluster {
+            server: TestApiServer::start().await,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// The ReplicaSet of `deployment` whose template runs `image`.
+    fn replicaset(&self, image: &str) -> Value {
+        self.server
+            .list("ReplicaSet")
+            .into_iter()
+            .find(|r| r["spec"]["template"]["spec"]["containers"][0]["image"] == image)
+            .unwrap_or_else(|| panic!("no ReplicaSet runs {image}"))
+    }
+
+    /// A pod of `rs` (owned by it, uid and all), with `status` merged over a running one.
+    fn pod_of(&self, rs: &Value, suffix: &str, image: &str, status: Value) -> String {
+        let rs_name = rs["metadata"]["name"].as_str().unwrap();
+        let name = format!("{rs_name}-{suffix}");
+        let mut p = pod("shop", &name, Some(rs_name), "node-a", image);
+        p["metadata"]["ownerReferences"][0]["uid"] = rs["metadata"]["uid"].clone();
+        kube_support::merge_patch(&mut p["status"], &status);
+        self.server.create(p);
+        name
+    }
+
+    fn event(&self, kind: &str, name: &str, reason: &str, message: &str, at: DateTime<Utc>) {
+        let n = self.server.list("Event").len();
+        self.server
+            .create(json!({"apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": format!("{name}.{n}"), "namespace": "shop"},
+            "involvedObject": {"kind": kind, "name": name, "namespace": "shop"},
+            "reason": reason, "message": message,
+            "type": if reason == "FailedScheduling" { "Warning" } else { "Normal" },
+            "count": 1, "lastTimestamp": at.to_rfc3339()}));
+    }
+
+    /// Runs the investigation agent on `alert` for `resource` at `now` and
+    /// returns the playbook's choice and the conclusion.
+    async fn investigate(
+        &self,
+        alert: &str,
+        resource: &str,
+        now: DateTime<Utc>,
+    ) -> (Option<PlaybookChoice>, String) {
+        let kc = kube::config::Kubeconfig::read_from(
+            self.server.write_kubeconfig(self.dir.path(), "test"),
+        )
+        .unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap();
+        let conn = Arc::new(
+            KubeConnector::start(
+                ClusterTarget {
+                    context: "test".into(),
+                    config,
+                },
+                Arc::new(Notify::new()),
+            )
+            .unwrap(),
+        );
+        assert!(conn.wait_synced(Duration::from_secs(20)).await);
+        let id = ResourceId::new(resource);
+        let events = self.server.list("Event").len();
+        let seen = kube_support::eventually(Duration::from_secs(20), || {
+            conn.cache().resource(&id).is_some()
+                && conn
+                    .cache()
+                    .resources()
+                    .iter()
+                    .filter(|r| r.kind == "pod")
+                    .map(|r| conn.cache().events(&r.id).len())
+                    .sum::<usize>()
+                    + conn
+                        .cache()
+                        .resources()
+                        .iter()
+                        .filter(|r| r.kind == "deployment")
+                        .map(|r| conn.cache().events(&r.id).len())
+                        .sum::<usize>()
+                    >= events
+        })
+        .await;
+        assert!(seen, "{resource} or its events never reached the fleet");
+        let mut registry = Registry::new();
+        let connector: Arc<dyn InfraConnector> = conn.clone();
+        registry.add(connector);
+        // A fresh log per investigation: each reads only its own conclusion.
+        let log_dir = tempfile::tempdir_in(self.dir.path()).unwrap().keep();
+        let log = EventLog::open(&log_dir.join("log")).unwrap();
+        let ctx = AgentContext {
+            log: log.clone(),
+            registry,
+            clock: Arc::new(ManualClock::new(now)),
+            playbooks: Arc::new(Library::load(None).unwrap()),
+        };
+        let job = InvestigationJob {
+            investigation: 1,
+            incident: 1,
+            resource: id.clone(),
+            alert: Alert {
+                name: alert.into(),
+                severity: Severity::Critical,
+                resource: id,
+                fingerprint: "fp".into(),
+                summary: String::new(),
+                labels: [("namespace".to_string(), "shop".to_string())].into(),
+                status: AlertStatus::Firing,
+                source: "test".into(),
+            },
+            connector: ConnectorId::new("k8s:test"),
+            evidence_so_far: 0,
+        };
+        investigate(ctx, job).await;
+        let mut errors = Vec::new();
+        for e in log.scan(1) {
+            match e.unwrap().kind {
+                EventKind::InvestigationConcluded {
+                    conclusion,
+                    playbook,
+                    ..
+                } => return (playbook, conclusion),
+                EventKind::AgentError { error, .. } => errors.push(error),
+                _ => {}
+            }
+        }
+        panic!("the investigation concluded nothing: {errors:?}");
+    }
+}
+
+fn crash_looping(last_reason: &str, restarts: i64) -> Value {
+    json!({"containerStatuses": [{"name": "app", "image": "web", "imageID": "", "ready": false,
+        "restartCount": restarts,
+        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting failed container"}},
+        "lastState": {"terminated": {"exitCode": if last_reason == "OOMKilled" { 137 } else { 1 }, "reason": last_reason}}}]})
+}
+
+fn pending() -> Value {
+    json!({"phase": "Pending", "containerStatuses": null,
+        "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": "0/2 nodes are available: 2 Insufficient memory."}]})
+}
+
+fn choice(found: &(Option<PlaybookChoice>, String)) -> &PlaybookChoice {
+    found
+        .0
+        .as_ref()
+        .unwrap_or_else(|| panic!("no playbook choice: {}", found.1))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_loop_after_a_new_revision_rolls_back_from_the_replicaset_history() {
+    let c = Cluster::start().await;
+    c.server.create(node("node-a"));
+    c.server.create(deployment("shop", "web", 2, "web:1"));
+    c.server.update("Deployment", "shop", "web", |d| {
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("web:2");
+    });
+    let rs = c.replicaset("web:2");
+    assert_eq!(
+        rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "2"
+    );
+    let pod = c.pod_of(&rs, "x1", "web:2", crash_looping("Error", 5));
+    c.server.set_log(
+        "shop",
+        &pod,
+        "app",
+        true,
+        "starting web 2.0\nlistening on :8080\npanic: connection reset\n",
+    );
+    // Twenty minutes after the new ReplicaSet was created.
+    let now = Utc::now() + chrono::Duration::minutes(20);
+    let found = c
+        .investigate(
+            "KubePodCrashLooping",
+            &format!("k8s/test/shop/pod/{pod}"),
+            now,
+        )
+        .await;
+    let d = choice(&found);
+    assert_eq!(
+        (
+            d.playbook.as_str(),
+            d.branch.as_str(),
+            d.action.name.as_str()
+        ),
+        ("pod-crash-loop", "after-deploy", "rollback_deployment"),
+        "{}",
+        found.1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_revision_crash_loop_restarts_the_pod_and_a_config_error_does_not() {
+    let c = Cluster::start().await;
+    c.server.create(node("node-a"));
+    c.server.create(deployment("shop", "web", 2, "web:1"));
+    let rs = c.replicaset("web:1");
+    let pod = c.pod_of(&rs, "x1", "web:1", crash_looping("Error", 4));
+    c.server.set_log(
+        "shop",
+        &pod,
+        "app",
+        true,
+        "starting web 1.0\nlistening on :8080\npanic: runtime error: index out of range\n",
+    );
+    // The only revision is three hours old: no deploy explains the loop.
+    let now = Utc::now() + chrono::Duration::hours(3);
+    let id = format!("k8s/test/shop/pod/{pod}");
+    let found = c.investigate("KubePodCrashLooping", &id, now).await;
+    let d = choice(&found);
+    assert_eq!(
+        (d.branch.as_str(), d.action.name.as_str()),
+        ("transient", "restart_pod"),
+        "{}",
+        found.1
+    );
+    assert_eq!(d.action.target.as_str(), id, "a restart acts on the pod");
+
+    // The previous container's log says its configuration is broken: a
+    // restart will not help, and nothing changed to roll back to.
+    c.server.set_log(
+        "shop",
+        &pod,
+        "app",
+        true,
+        "starting web 1.0\nError: failed to load config: open /etc/web/config.yaml: no such file or directory\n",
+    );
+    let found = c.investigate("KubePodCrashLooping", &id, now).await;
+    assert!(found.0.is_none(), "{:?}", found.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oom_killed_pod_gets_a_larger_limit_and_an_orphan_gets_nothing() {
+    let c = Cluster::start().await;
+    c.server.create(node("node-a"));
+    c.server.create(deployment("shop", "web", 2, "web:1"));
+    let rs = c.replicaset("web:1");
+    let pod = c.pod_of(&rs, "x1", "web:1", crash_looping("OOMKilled", 3));
+    c.server
+        .set_log("shop", &pod, "app", true, "allocating cache\n");
+    let now = Utc::now() + chrono::Duration::hours(3);
+    let found = c
+        .investigate(
+            "KubeContainerOOMKilled",
+            &format!("k8s/test/shop/pod/{pod}"),
+            now,
+        )
+        .await;
+    let d = choice(&found);
+    assert_eq!(
+        (d.playbook.as_str(), d.branch.as_str()),
+        ("oom-kill", "raise-limit")
+    );
+    assert_eq!(d.action.params["memory_limit_mib"], "320", "256Mi × 1.25");
+
+    // A pod no Deployment owns: whether a deploy explains the kill cannot be
+    // known, so the playbook does not act, and says which facts it lacked.
+    let mut orphan = pod_json("lonely", "web:1");
+    kube_support::merge_patch(&mut orphan["status"], &crash_looping("OOMKilled", 3));
+    c.server.create(orphan);
+    let found = c
+        .investigate("KubeContainerOOMKilled", "k8s/test/shop/pod/lonely", now)
+        .await;
+    assert!(found.0.is_none(), "{:?}", found.0);
+    assert!(
+        found.1.contains("oom-kill did not act")
+            && found.1.contains("changes.recent_deploy")
+            && found.1.contains("oom-kill.yaml:"),
+        "{}",
+        found.1
+    );
+}
+
+fn pod_json(name: &str, image: &str) -> Value {
+    pod("shop", name, None, "node-a", image)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_pod_whose_request_fits_no_schedulable_node_is_brought_down() {
+    let c = Cluster::start().await;
+    let mut a = node("node-a");
+    a["status"]["allocatable"] = json!({"cpu": "3920m", "memory": "16Gi", "pods": "110"});
+    c.server.create(a);
+    // The biggest node is cordoned: nothing new is scheduled there.
+    let mut b = node("node-b");
+    b["spec"]["unschedulable"] = json!(true);
+    b["status"]["allocatable"] = json!({"cpu": "15", "memory": "64Gi", "pods": "110"});
+    c.server.create(b);
+    c.server.create(deployment("shop", "web", 2, "web:1"));
+    let rs = c.replicaset("web:1");
+    let name = format!("{}-x9", rs["metadata"]["name"].as_str().unwrap());
+    let mut p = pod("shop", &name, rs["metadata"]["name"].as_str(), "", "web:1");
+    p["metadata"]["ownerReferences"][0]["uid"] = rs["metadata"]["uid"].clone();
+    p["spec"]["nodeName"] = Value::Null;
+    p["spec"]["containers"][0]["resources"] =
+        json!({"requests": {"memory": "20Gi", "cpu": "500m"}, "limits": {"memory": "20Gi"}});
+    p["status"] = pending();
+    c.server.create(p);
+    let now = Utc::now() + chrono::Duration::hours(3);
+    c.event(
+        "Pod",
+        &name,
+        "FailedScheduling",
+        "0/2 nodes are available: 1 Insufficient memory, 1 node(s) were unschedulable.",
+        now - chrono::Duration::minutes(2),
+    );
+    let found = c
+        .investigate(
+            "KubePodNotScheduled",
+            &format!("k8s/test/shop/pod/{name}"),
+            now,
+        )
+        .await;
+    let d = choice(&found);
+    assert_eq!(
+        (d.playbook.as_str(), d.branch.as_str()),
+        ("pods-pending", "request-exceeds-any-node")
+    );
+    assert_eq!(d.action.params["memory_request_mib"], "13107", "16Gi × 0.8");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recent_scale_up_beyond_capacity_is_scaled_back() {
+    let c = Cluster::start().await;
+    let mut a = node("node-a");
+    a["status"]["allocatable"] = json!({"cpu": "3920m", "memory": "16Gi", "pods": "110"});
+    c.server.create(a);
+    c.server.create(deployment("shop", "web", 6, "web:1"));
+    let rs = c.replicaset("web:1");
+    let rs_name = rs["metadata"]["name"].as_str().unwrap().to_string();
+    let name = format!("{rs_name}-x6");
+    let mut p = pod("shop", &name, Some(&rs_name), "", "web:1");
+    p["metadata"]["ownerReferences"][0]["uid"] = rs["metadata"]["uid"].clone();
+    p["spec"]["nodeName"] = Value::Null;
+    p["status"] = pending();
+    c.server.create(p);
+    let now = Utc::now() + chrono::Duration::hours(3);
+    c.event(
+        "Deployment",
+        "web",
+        "ScalingReplicaSet",
+        &format!("Scaled up replica set {rs_name} to 6 from 2"),
+        now - chrono::Duration::minutes(15),
+    );
+    let found = c
+        .investigate(
+            "KubePodNotScheduled",
+            &format!("k8s/test/shop/pod/{name}"),
+            now,
+        )
+        .await;
+    let d = choice(&found);
+    assert_eq!(
+        (d.branch.as_str(), d.action.name.as_str()),
+        ("scaled-beyond-capacity", "scale"),
+        "{}",
+        found.1
+    );
+    assert_eq!(d.action.params["replicas"], "2");
+    assert_eq!(d.action.params["current_replicas"], "6");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_whose_new_pods_cannot_be_scheduled_is_rolled_back() {
+    let c = Cluster::start().await;
+    c.server.create(node("node-a"));
+    c.server.create(deployment("shop", "web", 2, "web:1"));
+    c.server.update("Deployment", "shop", "web", |d| {
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("web:2");
+    });
+    let rs = c.replicaset("web:2");
+    let name = c.pod_of(&rs, "x2", "web:2", pending());
+    let now = Utc::now() + chrono::Duration::minutes(30);
+    c.event(
+        "Pod",
+        &name,
+        "FailedScheduling",
+        "0/1 nodes are available: 1 Insufficient cpu.",
+        now - chrono::Duration::minutes(3),
+    );
+    let found = c
+        .investigate(
+            "KubeDeploymentRolloutStuck",
+            "k8s/test/shop/deployment/web",
+            now,
+        )
+        .await;
+    let d = choice(&found);
+    assert_eq!(
+        (
+            d.playbook.as_str(),
+            d.branch.as_str(),
+            d.action.name.as_str()
+        ),
+        (
+            "deployment-rollout-failed",
+            "unschedulable",
+            "rollback_deployment"
+        ),
+        "{}",
+        found.1
+    );
+}
+
+// ------------------------------------------------- Linux and AWS playbooks --
+
+fn resource(provider: Provider, kind: &str, id: &str) -> Resource {
+    Resource {
+        id: ResourceId::new(id),
+        name: id.rsplit('/').next().unwrap().into(),
+        kind: kind.into(),
+        provider,
+        connector: ConnectorId::new("test"),
+        environment: Environment::Production,
+        team: "web".into(),
+        labels: StringMap::new(),
+        attributes: StringMap::new(),
+        health: Health::healthy(),
+        created_at: Utc::now(),
+    }
+}
+
+/// The choice of the playbook matching `alert` on `r` given what its
+/// connector reports (`None` for evidence that could not be read).
+fn decide(
+    alert: &str,
+    r: &Resource,
+    health: Health,
+    metrics: Option<&[(&str, f64)]>,
+    events: Option<&[shieldops::event::InfraEvent]>,
+) -> Option<(String, String, String)> {
+    let library = Library::load(None).unwrap();
+    let a = Alert {
+        name: alert.into(),
+        severity: Severity::Critical,
+        resource: r.id.clone(),
+        fingerprint: "fp".into(),
+        summary: String::new(),
+        labels: BTreeMap::new(),
+        status: AlertStatus::Firing,
+        source: "test".into(),
+    };
+    let p = library.matching_resource(&a, r.provider, &r.kind)?;
+    let metrics: Option<BTreeMap<String, f64>> =
+        metrics.map(|m| m.iter().map(|(k, v)| (k.to_string(), *v)).collect());
+    let facts = playbook_facts(&FactInput {
+        alert: &a,
+        resource: r,
+        health: &health,
+        listing: std::slice::from_ref(r),
+        events,
+        changes: events,
+        workload_events: None,
+        metrics: metrics.as_ref(),
+        diagnosis: &[],
+        steps: &p.investigate,
+        now: Utc::now(),
+    });
+    let d = p.decide(&facts, &r.id).unwrap()?;
+    Some((p.name.clone(), d.branch, d.action.name))
+}
+
+fn some(p: &str, b: &str, a: &str) -> Option<(String, String, String)> {
+    Some((p.into(), b.into(), a.into()))
+}
+
+#[test]
+fn linux_playbooks_fire_on_what_the_linux_connector_reports() {
+    let host = resource(Provider::Linux, "host", "linux/web-1");
+    // The Linux connector's host metrics (`/proc`, the fullest mount).
+    let full = [
+        ("disk_usage_ratio", 0.93),
+        ("inode_usage_ratio", 0.2),
+        ("load1", 0.4),
+    ];
+    let degraded = Health::new(HealthStatus::Degraded, "disk_nearly_full", "/ 93% used");
+    assert_eq!(
+        decide(
+            "HostDiskNearlyFull",
+            &host,
+            degraded.clone(),
+            Some(&full),
+            Some(&[])
+        ),
+        some("host-disk-full", "rotated-logs", "clean_disk")
+    );
+    // Metrics unreadable (the host did not answer): no action.
+    assert_eq!(
+        decide("HostDiskNearlyFull", &host, degraded, None, Some(&[])),
+        None
+    );
+
+    let unit = resource(
+        Provider::Linux,
+        "service",
+        "linux/web-1/service/nginx.service",
+    );
+    let failed = Health::new(
+        HealthStatus::Unhealthy,
+        "unit_failed",
+        "nginx.service failed",
+    );
+    // A unit's NRestarts and exit status.
+    let once = [("restarts", 1.0), ("active", 0.0), ("exit_status", 1.0)];
+    assert_eq!(
+        decide(
+            "HostServiceFailed",
+            &unit,
+            failed.clone(),
+            Some(&once),
+            Some(&[])
+        ),
+        some("systemd-unit-failed", "crashed", "restart_service")
+    );
+    assert_eq!(
+        decide("ServiceDown", &unit, failed.clone(), Some(&once), Some(&[])),
+        some("service-down", "unit-failed", "restart_service")
+    );
+    // A unit that keeps failing is not restarted again.
+    let looping = [("restarts", 7.0), ("active", 0.0)];
+    assert_eq!(
+        decide(
+            "ServiceDown",
+            &unit,
+            failed.clone(),
+            Some(&looping),
+            Some(&[])
+        ),
+        None
+    );
+    // Without its restart count, whether it loops is unknown: no restart.
+    assert_eq!(
+        decide("HostServiceFailed", &unit, failed, Some(&[]), Some(&[])),
+        None
+    );
+}
+
+#[test]
+fn aws_playbooks_fire_on_what_the_aws_connector_reports() {
+    let vm = resource(Provider::Aws, "ec2_instance", "aws/us-east-1/ec2/i-0abc");
+    let impaired = Health::new(
+        HealthStatus::Unhealthy,
+        "instance_status_check",
+        "instance reachability check failed",
+    );
+    assert_eq!(
+        decide(
+            "EC2StatusCheckFailed",
+            &vm,
+            impaired,
+            Some(&[("status_checks_passed", 0.0)]),
+            Some(&[])
+        ),
+        some("ec2-status-check-failed", "guest-stuck", "reboot_instance")
+    );
+    let svc = resource(Provider::Aws, "ecs_service", "aws/us-east-1/ecs/prod/api");
+    let busy = [("desired_count", 4.0), ("running_count", 4.0)];
+    assert_eq!(
+        decide(
+            "ECSServiceSaturated",
+            &svc,
+            Health::healthy(),
+            Some(&busy),
+            Some(&[])
+        ),
+        some("ecs-service-saturated", "scale-out", "set_desired_count")
+    );
+    let short = Health::new(
+        HealthStatus::Degraded,
+        "tasks_below_desired",
+        "2 of 4 running",
+    );
+    assert_eq!(
+        decide("ECSServiceUnhealthy", &svc, short, Some(&busy), Some(&[])),
+        some(
+            "ecs-service-unhealthy",
+            "tasks-missing",
+            "force_new_deployment"
+        )
+    );
+}
