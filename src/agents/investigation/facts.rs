@@ -8,6 +8,8 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::connectors::DiagnosisEvidence;
 use crate::event::{InfraEvent, Provider, Resource, ResourceId};
+#[cfg(test)]
+use crate::playbook::Fact;
 use crate::playbook::catalogue::config_error_line;
 use crate::playbook::{Evidence, Facts as PlaybookFacts, InvestigationStep};
 
@@ -99,6 +101,11 @@ fn events_facts(
     pf: &mut PlaybookFacts,
 ) {
     let window = window_of(Some(s));
+    // The restart count is the source's own counter (a pod's restartCount,
+    // a unit's NRestarts), read with the metrics; absent when it reports none.
+    if let Some(r) = input.metrics.and_then(|m| m.get("restarts")) {
+        pf.set("events.restarts", *r);
+    }
     let Some(events) = input.events else { return };
     let own = since(events, input.now, window);
     pf.set("events.count", own.len() as f64);
@@ -122,11 +129,6 @@ fn events_facts(
             }
             _ => {}
         }
-    }
-    // The restart count is the source's own counter (a pod's restartCount,
-    // a unit's NRestarts); absent when the connector reports none.
-    if let Some(r) = input.metrics.and_then(|m| m.get("restarts")) {
-        pf.set("events.restarts", *r);
     }
 }
 
@@ -389,5 +391,246 @@ impl<'a> OwnerChain<'a> {
             .filter(|r| r.kind == "pod")
             .filter(|r| r.attributes.get("owner").map(String::as_str) == Some(current.id.as_str()))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Alert, AlertStatus, ConnectorId, Environment, Health, Severity, StringMap};
+
+    fn at(mins_ago: i64) -> DateTime<Utc> {
+        now() - Duration::minutes(mins_ago)
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-06-03T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn k8s(kind: &str, name: &str, created_mins_ago: i64, attrs: &[(&str, &str)]) -> Resource {
+        let mut attributes = StringMap::new();
+        for (k, v) in attrs {
+            attributes.insert(k.to_string(), v.to_string());
+        }
+        Resource {
+            id: ResourceId::new(format!("k8s/c/shop/{kind}/{name}")),
+            name: name.into(),
+            kind: kind.into(),
+            provider: Provider::Kubernetes,
+            connector: ConnectorId::new("k8s:c"),
+            environment: Environment::Production,
+            team: "shop".into(),
+            labels: StringMap::new(),
+            attributes,
+            health: Health::healthy(),
+            created_at: at(created_mins_ago),
+        }
+    }
+
+    /// web: revision 3 (10 min old, image web:3) and revision 2 (image web:2); a pod of 3.
+    fn fleet(current_image: &str) -> Vec<Resource> {
+        vec![
+            k8s("deployment", "web", 900, &[("replicas", "4")]),
+            k8s(
+                "replicaset",
+                "web-3",
+                10,
+                &[
+                    ("owner", "k8s/c/shop/deployment/web"),
+                    ("revision", "3"),
+                    ("images", current_image),
+                ],
+            ),
+            k8s(
+                "replicaset",
+                "web-2",
+                600,
+                &[
+                    ("owner", "k8s/c/shop/deployment/web"),
+                    ("revision", "2"),
+                    ("images", "web:2"),
+                ],
+            ),
+            k8s(
+                "pod",
+                "web-3-x",
+                5,
+                &[("owner", "k8s/c/shop/replicaset/web-3"), ("restarts", "4")],
+            ),
+        ]
+    }
+
+    fn steps(evidence: &[(Evidence, u32)]) -> Vec<InvestigationStep> {
+        evidence
+            .iter()
+            .map(|(e, mins)| InvestigationStep {
+                evidence: *e,
+                why: String::new(),
+                window: Some(std::time::Duration::from_secs(u64::from(*mins) * 60)),
+                metrics: vec![],
+                lines: None,
+                grep: None,
+            })
+            .collect()
+    }
+
+    fn facts_of(
+        listing: &[Resource],
+        steps: &[InvestigationStep],
+        events: Option<&[InfraEvent]>,
+        workload: Option<&[InfraEvent]>,
+    ) -> PlaybookFacts {
+        let alert = Alert {
+            name: "A".into(),
+            severity: Severity::High,
+            resource: listing[3].id.clone(),
+            fingerprint: String::new(),
+            summary: String::new(),
+            labels: Default::default(),
+            status: AlertStatus::Firing,
+            source: String::new(),
+        };
+        let metrics: std::collections::BTreeMap<String, f64> =
+            [("restarts".to_string(), 4.0)].into();
+        playbook_facts(&FactInput {
+            alert: &alert,
+            resource: &listing[3],
+            health: &Health::healthy(),
+            listing,
+            events,
+            changes: events,
+            workload_events: workload,
+            metrics: Some(&metrics),
+            diagnosis: &[],
+            steps,
+            now: now(),
+        })
+    }
+
+    fn scaled(msg: &str, mins_ago: i64) -> InfraEvent {
+        InfraEvent {
+            at: at(mins_ago),
+            resource: ResourceId::new("k8s/c/shop/deployment/web"),
+            kind: "Normal".into(),
+            reason: "ScalingReplicaSet".into(),
+            message: msg.into(),
+        }
+    }
+
+    #[test]
+    fn deploys_are_read_from_replicaset_revisions_within_the_window() {
+        let listing = fleet("web:3");
+        let f = facts_of(
+            &listing,
+            &steps(&[(Evidence::Changes, 30)]),
+            Some(&[]),
+            Some(&[]),
+        );
+        assert_eq!(f.get("changes.recent_deploy"), Some(&Fact::Bool(true)));
+        assert_eq!(
+            f.get("changes.minutes_since_deploy"),
+            Some(&Fact::Number(10.0))
+        );
+        assert_eq!(
+            f.get("changes.previous_revision_available"),
+            Some(&Fact::Bool(true))
+        );
+        assert_eq!(
+            f.get("changes.recent_config_change"),
+            Some(&Fact::Bool(false))
+        );
+        // A five-minute window does not reach the ten-minute-old revision.
+        let f = facts_of(
+            &listing,
+            &steps(&[(Evidence::Changes, 5)]),
+            Some(&[]),
+            Some(&[]),
+        );
+        assert_eq!(f.get("changes.recent_deploy"), Some(&Fact::Bool(false)));
+        // Same image, new template: a configuration change.
+        let listing = fleet("web:2");
+        let f = facts_of(
+            &listing,
+            &steps(&[(Evidence::Changes, 30)]),
+            Some(&[]),
+            Some(&[]),
+        );
+        assert_eq!(
+            f.get("changes.recent_config_change"),
+            Some(&Fact::Bool(true))
+        );
+    }
+
+    #[test]
+    fn absent_evidence_leaves_facts_unknown_never_false_or_zero() {
+        let listing = fleet("web:3");
+        // No steps: nothing but the alert, the resource and its health.
+        let f = facts_of(&listing, &[], Some(&[]), Some(&[]));
+        assert!(f.iter().all(|(k, _)| k.starts_with("alert.")
+            || k.starts_with("resource.")
+            || k.starts_with("health.")));
+        // Events unreadable: no count, no scheduling failures.
+        let f = facts_of(&listing, &steps(&[(Evidence::Events, 30)]), None, None);
+        assert!(f.get("events.count").is_none());
+        assert!(f.get("events.failed_scheduling").is_none());
+        assert_eq!(f.get("events.restarts"), Some(&Fact::Number(4.0)));
+        // A pod without its ReplicaSet in the listing: no deploy facts.
+        let orphaned = vec![
+            listing[0].clone(),
+            listing[0].clone(),
+            listing[0].clone(),
+            listing[3].clone(),
+        ];
+        let f = facts_of(
+            &orphaned,
+            &steps(&[(Evidence::Changes, 30)]),
+            Some(&[]),
+            Some(&[]),
+        );
+        assert!(f.get("changes.recent_deploy").is_none());
+        assert!(f.get("changes.previous_revision_available").is_none());
+    }
+
+    #[test]
+    fn scale_ups_need_the_controllers_from_count_and_no_rollout() {
+        let mut listing = fleet("web:3");
+        listing[1].created_at = at(600);
+        let ev = [scaled("Scaled up replica set web-3 to 4 from 2", 20)];
+        let f = facts_of(
+            &listing,
+            &steps(&[(Evidence::Changes, 60)]),
+            Some(&[]),
+            Some(&ev),
+        );
+        assert_eq!(f.get("changes.recent_scale_up"), Some(&Fact::Bool(true)));
+        assert_eq!(f.get("changes.previous_replicas"), Some(&Fact::Number(2.0)));
+        // No scale-up events: definitely none.
+        let f = facts_of(
+            &listing,
+            &steps(&[(Evidence::Changes, 60)]),
+            Some(&[]),
+            Some(&[]),
+        );
+        assert_eq!(f.get("changes.recent_scale_up"), Some(&Fact::Bool(false)));
+        // An older controller's wording says not from how many: unknown.
+        let old = [scaled("Scaled up replica set web-3 to 4", 20)];
+        let f = facts_of(
+            &listing,
+            &steps(&[(Evidence::Changes, 60)]),
+            Some(&[]),
+            Some(&old),
+        );
+        assert!(f.get("changes.recent_scale_up").is_none());
+        // During a new revision's rollout the same words are the rollout.
+        let listing = fleet("web:3");
+        let f = facts_of(
+            &listing,
+            &steps(&[(Evidence::Changes, 60)]),
+            Some(&[]),
+            Some(&ev),
+        );
+        assert!(f.get("changes.recent_scale_up").is_none());
     }
 }
