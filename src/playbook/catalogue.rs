@@ -530,6 +530,34 @@ pub const CATALOGUE: &[FactSpec] = &[
     ),
 ];
 
+/// The catalogue as the Markdown table `playbooks/README.md` carries.
+pub fn markdown_table() -> String {
+    let mut out =
+        String::from("| fact | type | step | produced for | from |\n|---|---|---|---|---|\n");
+    for f in CATALOGUE {
+        let producers: Vec<String> = f
+            .producers
+            .iter()
+            .map(|p| {
+                if p.provider == "*" {
+                    "any".to_string()
+                } else {
+                    format!("{}/{}", p.provider, p.kinds.join(","))
+                }
+            })
+            .collect();
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} |\n",
+            f.name,
+            f.ty.as_str(),
+            f.evidence.map(|e| e.as_str()).unwrap_or("always"),
+            producers.join("; "),
+            f.source.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
 /// The catalogued fact `name` is, if any.
 pub fn lookup(name: &str) -> Option<&'static FactSpec> {
     CATALOGUE.iter().find(|f| f.names(name))
@@ -604,6 +632,16 @@ mod tests {
             );
             assert!(!f.producers.is_empty(), "{} has no producer", f.name);
         }
+    }
+
+    #[test]
+    fn the_playbooks_readme_lists_the_catalogue_as_it_is() {
+        let readme = include_str!("../../playbooks/README.md");
+        let table = markdown_table();
+        assert!(
+            readme.contains(&table),
+            "playbooks/README.md must carry the catalogue table exactly:\n{table}"
+        );
     }
 
     #[test]

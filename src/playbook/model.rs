@@ -155,7 +155,7 @@ impl Evidence {
 #[derive(Debug, Clone, PartialEq)]
 pub struct InvestigationStep {
     pub evidence: Evidence,
-    /// Why this evidence matters here (shown in the investigation pane).
+    /// Why this evidence matters here (added to the evidence's summary).
     pub why: String,
     /// How far back to look (events, changes, metrics, logs).
     pub window: Option<Duration>,

@@ -137,6 +137,28 @@ async fn run(ctx: &AgentContext, job: &InvestigationJob) -> anyhow::Result<()> {
         cited.push((e.source.clone(), recorded.id.clone()));
         evidence.push(recorded);
     }
+    // Each piece of evidence says why the playbook asked for it.
+    if let Some(p) = playbook_for(ctx, job, &facts.resource_view) {
+        for e in evidence.iter_mut() {
+            let step = match e.source.as_str() {
+                "health" => crate::playbook::Evidence::Health,
+                "events" | "k8s_events" => crate::playbook::Evidence::Events,
+                "changes" | "rollouts" => crate::playbook::Evidence::Changes,
+                "metrics" => crate::playbook::Evidence::Metrics,
+                "previous_logs" | "logs" => crate::playbook::Evidence::Logs,
+                _ => continue,
+            };
+            if let Some(why) = p
+                .investigate
+                .iter()
+                .find(|s| s.evidence == step)
+                .map(|s| s.why.trim())
+                .filter(|w| !w.is_empty())
+            {
+                e.summary = format!("{} — {why}", e.summary);
+            }
+        }
+    }
     for e in &evidence {
         ctx.record(
             ACTOR,
