@@ -228,6 +228,37 @@ async fn crash_loop_after_a_new_revision_rolls_back_from_the_replicaset_history(
         "{}",
         found.1
     );
+    // The same pod seen as a service that went down after a change.
+    let found = c
+        .investigate("ServiceDown", &format!("k8s/test/shop/pod/{pod}"), now)
+        .await;
+    let d = choice(&found);
+    assert_eq!(
+        (d.playbook.as_str(), d.branch.as_str()),
+        ("service-down", "after-change")
+    );
+    // An OOM kill twenty minutes after the new revision: a regression.
+    let oom = c.pod_of(&rs, "x2", "web:2", crash_looping("OOMKilled", 2));
+    c.server
+        .set_log("shop", &oom, "app", true, "allocating cache\n");
+    let found = c
+        .investigate(
+            "KubeContainerOOMKilled",
+            &format!("k8s/test/shop/pod/{oom}"),
+            now,
+        )
+        .await;
+    let d = choice(&found);
+    assert_eq!(
+        (d.playbook.as_str(), d.branch.as_str()),
+        ("oom-kill", "recent-deploy-regression"),
+        "{}",
+        found.1
+    );
+    assert_eq!(
+        d.action.params["reason"],
+        "OOMKilled 20 minutes after deploy"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -293,6 +324,21 @@ async fn an_oom_killed_pod_gets_a_larger_limit_and_an_orphan_gets_nothing() {
         ("oom-kill", "raise-limit")
     );
     assert_eq!(d.action.params["memory_limit_mib"], "320", "256Mi × 1.25");
+    // The crash-loop alert on the same pod: its health reason is
+    // CrashLoopBackOff, and the last termination says OOMKilled.
+    let found = c
+        .investigate(
+            "KubePodCrashLooping",
+            &format!("k8s/test/shop/pod/{pod}"),
+            now,
+        )
+        .await;
+    let d = choice(&found);
+    assert_eq!(
+        (d.playbook.as_str(), d.branch.as_str()),
+        ("pod-crash-loop", "oom-crash-loop")
+    );
+    assert_eq!(d.action.params["memory_limit_mib"], "384", "256Mi × 1.5");
 
     // A pod no Deployment owns: whether a deploy explains the kill cannot be
     // known, so the playbook does not act, and says which facts it lacked.
