@@ -180,81 +180,89 @@ fn pending() -> Value {
             "message": "0/2 nodes are available: 2 Insufficient memory."}]})
 }
 
-fn choice(found: &(Option<PlaybookChoice>, String)) -> &PlaybookChoice {
-    found
-        .0
-        .as_ref()
-        .unwrap_or_else(|| panic!("no playbook choice: {}", found.1))
+fn pod_id(name: &str) -> String {
+    format!("k8s/test/shop/pod/{name}")
+}
+
+impl Cluster {
+    /// Investigates `alert` on `resource` at `now`; the playbook and branch
+    /// chosen must be these. Returns the choice.
+    async fn expect(
+        &self,
+        alert: &str,
+        resource: &str,
+        now: DateTime<Utc>,
+        playbook: &str,
+        branch: &str,
+    ) -> PlaybookChoice {
+        let (found, conclusion) = self.investigate(alert, resource, now).await;
+        let d = found.unwrap_or_else(|| panic!("no playbook choice: {conclusion}"));
+        assert_eq!(
+            (d.playbook.as_str(), d.branch.as_str()),
+            (playbook, branch),
+            "{conclusion}"
+        );
+        d
+    }
+
+    /// A Deployment `web` at `web:1`, rolled to `web:2` when `rolled`, on node-a.
+    fn web(&self, rolled: bool) {
+        self.server.create(node("node-a"));
+        self.server.create(deployment("shop", "web", 2, "web:1"));
+        if rolled {
+            self.server.update("Deployment", "shop", "web", |d| {
+                d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("web:2");
+            });
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_loop_after_a_new_revision_rolls_back_from_the_replicaset_history() {
     let c = Cluster::start().await;
-    c.server.create(node("node-a"));
-    c.server.create(deployment("shop", "web", 2, "web:1"));
-    c.server.update("Deployment", "shop", "web", |d| {
-        d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("web:2");
-    });
+    c.web(true);
     let rs = c.replicaset("web:2");
     assert_eq!(
         rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
         "2"
     );
     let pod = c.pod_of(&rs, "x1", "web:2", crash_looping("Error", 5));
-    c.server.set_log(
-        "shop",
-        &pod,
-        "app",
-        true,
-        "starting web 2.0\nlistening on :8080\npanic: connection reset\n",
-    );
+    let log = "starting web 2.0\nlistening on :8080\npanic: connection reset\n";
+    c.server.set_log("shop", &pod, "app", true, log);
     // Twenty minutes after the new ReplicaSet was created.
     let now = Utc::now() + chrono::Duration::minutes(20);
-    let found = c
-        .investigate(
+    let d = c
+        .expect(
             "KubePodCrashLooping",
-            &format!("k8s/test/shop/pod/{pod}"),
+            &pod_id(&pod),
             now,
+            "pod-crash-loop",
+            "after-deploy",
         )
         .await;
-    let d = choice(&found);
-    assert_eq!(
-        (
-            d.playbook.as_str(),
-            d.branch.as_str(),
-            d.action.name.as_str()
-        ),
-        ("pod-crash-loop", "after-deploy", "rollback_deployment"),
-        "{}",
-        found.1
-    );
+    assert_eq!(d.action.name, "rollback_deployment");
     // The same pod seen as a service that went down after a change.
-    let found = c
-        .investigate("ServiceDown", &format!("k8s/test/shop/pod/{pod}"), now)
-        .await;
-    let d = choice(&found);
-    assert_eq!(
-        (d.playbook.as_str(), d.branch.as_str()),
-        ("service-down", "after-change")
-    );
+    c.expect(
+        "ServiceDown",
+        &pod_id(&pod),
+        now,
+        "service-down",
+        "after-change",
+    )
+    .await;
     // An OOM kill twenty minutes after the new revision: a regression.
     let oom = c.pod_of(&rs, "x2", "web:2", crash_looping("OOMKilled", 2));
     c.server
         .set_log("shop", &oom, "app", true, "allocating cache\n");
-    let found = c
-        .investigate(
+    let d = c
+        .expect(
             "KubeContainerOOMKilled",
-            &format!("k8s/test/shop/pod/{oom}"),
+            &pod_id(&oom),
             now,
+            "oom-kill",
+            "recent-deploy-regression",
         )
         .await;
-    let d = choice(&found);
-    assert_eq!(
-        (d.playbook.as_str(), d.branch.as_str()),
-        ("oom-kill", "recent-deploy-regression"),
-        "{}",
-        found.1
-    );
     assert_eq!(
         d.action.params["reason"],
         "OOMKilled 20 minutes after deploy"
@@ -264,185 +272,175 @@ async fn crash_loop_after_a_new_revision_rolls_back_from_the_replicaset_history(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_old_revision_crash_loop_restarts_the_pod_and_a_config_error_does_not() {
     let c = Cluster::start().await;
-    c.server.create(node("node-a"));
-    c.server.create(deployment("shop", "web", 2, "web:1"));
+    c.web(false);
     let rs = c.replicaset("web:1");
     let pod = c.pod_of(&rs, "x1", "web:1", crash_looping("Error", 4));
-    c.server.set_log(
-        "shop",
-        &pod,
-        "app",
-        true,
-        "starting web 1.0\nlistening on :8080\npanic: runtime error: index out of range\n",
-    );
+    let log = "starting web 1.0\nlistening on :8080\npanic: runtime error: index out of range\n";
+    c.server.set_log("shop", &pod, "app", true, log);
     // The only revision is three hours old: no deploy explains the loop.
     let now = Utc::now() + chrono::Duration::hours(3);
-    let id = format!("k8s/test/shop/pod/{pod}");
-    let found = c.investigate("KubePodCrashLooping", &id, now).await;
-    let d = choice(&found);
+    let d = c
+        .expect(
+            "KubePodCrashLooping",
+            &pod_id(&pod),
+            now,
+            "pod-crash-loop",
+            "transient",
+        )
+        .await;
+    assert_eq!(d.action.name, "restart_pod");
     assert_eq!(
-        (d.branch.as_str(), d.action.name.as_str()),
-        ("transient", "restart_pod"),
-        "{}",
-        found.1
+        d.action.target.as_str(),
+        pod_id(&pod),
+        "a restart acts on the pod"
     );
-    assert_eq!(d.action.target.as_str(), id, "a restart acts on the pod");
 
     // The previous container's log says its configuration is broken: a
     // restart will not help, and nothing changed to roll back to.
-    c.server.set_log(
-        "shop",
-        &pod,
-        "app",
-        true,
-        "starting web 1.0\nError: failed to load config: open /etc/web/config.yaml: no such file or directory\n",
-    );
-    let found = c.investigate("KubePodCrashLooping", &id, now).await;
+    let log = "starting web 1.0\nError: failed to load config: open /etc/web/config.yaml: no such file or directory\n";
+    c.server.set_log("shop", &pod, "app", true, log);
+    let found = c
+        .investigate("KubePodCrashLooping", &pod_id(&pod), now)
+        .await;
     assert!(found.0.is_none(), "{:?}", found.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oom_killed_pod_gets_a_larger_limit_and_an_orphan_gets_nothing() {
     let c = Cluster::start().await;
-    c.server.create(node("node-a"));
-    c.server.create(deployment("shop", "web", 2, "web:1"));
+    c.web(false);
     let rs = c.replicaset("web:1");
     let pod = c.pod_of(&rs, "x1", "web:1", crash_looping("OOMKilled", 3));
     c.server
         .set_log("shop", &pod, "app", true, "allocating cache\n");
     let now = Utc::now() + chrono::Duration::hours(3);
-    let found = c
-        .investigate(
+    let d = c
+        .expect(
             "KubeContainerOOMKilled",
-            &format!("k8s/test/shop/pod/{pod}"),
+            &pod_id(&pod),
             now,
+            "oom-kill",
+            "raise-limit",
         )
         .await;
-    let d = choice(&found);
-    assert_eq!(
-        (d.playbook.as_str(), d.branch.as_str()),
-        ("oom-kill", "raise-limit")
-    );
     assert_eq!(d.action.params["memory_limit_mib"], "320", "256Mi × 1.25");
     // The crash-loop alert on the same pod: its health reason is
     // CrashLoopBackOff, and the last termination says OOMKilled.
-    let found = c
-        .investigate(
+    let d = c
+        .expect(
             "KubePodCrashLooping",
-            &format!("k8s/test/shop/pod/{pod}"),
+            &pod_id(&pod),
             now,
+            "pod-crash-loop",
+            "oom-crash-loop",
         )
         .await;
-    let d = choice(&found);
-    assert_eq!(
-        (d.playbook.as_str(), d.branch.as_str()),
-        ("pod-crash-loop", "oom-crash-loop")
-    );
     assert_eq!(d.action.params["memory_limit_mib"], "384", "256Mi × 1.5");
 
     // A pod no Deployment owns: whether a deploy explains the kill cannot be
     // known, so the playbook does not act, and says which facts it lacked.
-    let mut orphan = pod_json("lonely", "web:1");
+    let mut orphan = kube_support::pod("shop", "lonely", None, "node-a", "web:1");
     kube_support::merge_patch(&mut orphan["status"], &crash_looping("OOMKilled", 3));
     c.server.create(orphan);
-    let found = c
-        .investigate("KubeContainerOOMKilled", "k8s/test/shop/pod/lonely", now)
+    let (found, conclusion) = c
+        .investigate("KubeContainerOOMKilled", &pod_id("lonely"), now)
         .await;
-    assert!(found.0.is_none(), "{:?}", found.0);
+    assert!(found.is_none(), "{found:?}");
     assert!(
-        found.1.contains("oom-kill did not act")
-            && found.1.contains("changes.recent_deploy")
-            && found.1.contains("oom-kill.yaml:"),
-        "{}",
-        found.1
+        conclusion.contains("oom-kill did not act")
+            && conclusion.contains("changes.recent_deploy")
+            && conclusion.contains("oom-kill.yaml:"),
+        "{conclusion}"
     );
 }
 
-fn pod_json(name: &str, image: &str) -> Value {
-    pod("shop", name, None, "node-a", image)
+/// A pending pod of the ReplicaSet running `web:1`, with `resources`.
+fn pending_pod(c: &Cluster, suffix: &str, resources: Option<Value>) -> String {
+    let rs = c.replicaset("web:1");
+    let rs_name = rs["metadata"]["name"].as_str().unwrap();
+    let name = format!("{rs_name}-{suffix}");
+    let mut p = pod("shop", &name, Some(rs_name), "", "web:1");
+    p["metadata"]["ownerReferences"][0]["uid"] = rs["metadata"]["uid"].clone();
+    p["spec"]["nodeName"] = Value::Null;
+    if let Some(r) = resources {
+        p["spec"]["containers"][0]["resources"] = r;
+    }
+    p["status"] = pending();
+    c.server.create(p);
+    name
+}
+
+fn sized_node(name: &str, cpu: &str, memory: &str, cordoned: bool) -> Value {
+    let mut n = node(name);
+    n["status"]["allocatable"] = json!({"cpu": cpu, "memory": memory, "pods": "110"});
+    if cordoned {
+        n["spec"]["unschedulable"] = json!(true);
+    }
+    n
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pending_pod_whose_request_fits_no_schedulable_node_is_brought_down() {
     let c = Cluster::start().await;
-    let mut a = node("node-a");
-    a["status"]["allocatable"] = json!({"cpu": "3920m", "memory": "16Gi", "pods": "110"});
-    c.server.create(a);
+    c.server
+        .create(sized_node("node-a", "3920m", "16Gi", false));
     // The biggest node is cordoned: nothing new is scheduled there.
-    let mut b = node("node-b");
-    b["spec"]["unschedulable"] = json!(true);
-    b["status"]["allocatable"] = json!({"cpu": "15", "memory": "64Gi", "pods": "110"});
-    c.server.create(b);
+    c.server.create(sized_node("node-b", "15", "64Gi", true));
     c.server.create(deployment("shop", "web", 2, "web:1"));
-    let rs = c.replicaset("web:1");
-    let name = format!("{}-x9", rs["metadata"]["name"].as_str().unwrap());
-    let mut p = pod("shop", &name, rs["metadata"]["name"].as_str(), "", "web:1");
-    p["metadata"]["ownerReferences"][0]["uid"] = rs["metadata"]["uid"].clone();
-    p["spec"]["nodeName"] = Value::Null;
-    p["spec"]["containers"][0]["resources"] =
+    let requests =
         json!({"requests": {"memory": "20Gi", "cpu": "500m"}, "limits": {"memory": "20Gi"}});
-    p["status"] = pending();
-    c.server.create(p);
+    let name = pending_pod(&c, "x9", Some(requests));
     let now = Utc::now() + chrono::Duration::hours(3);
+    let why = "0/2 nodes are available: 1 Insufficient memory, 1 node(s) were unschedulable.";
     c.event(
         "Pod",
         &name,
         "FailedScheduling",
-        "0/2 nodes are available: 1 Insufficient memory, 1 node(s) were unschedulable.",
+        why,
         now - chrono::Duration::minutes(2),
     );
-    let found = c
-        .investigate(
+    let d = c
+        .expect(
             "KubePodNotScheduled",
-            &format!("k8s/test/shop/pod/{name}"),
+            &pod_id(&name),
             now,
+            "pods-pending",
+            "request-exceeds-any-node",
         )
         .await;
-    let d = choice(&found);
-    assert_eq!(
-        (d.playbook.as_str(), d.branch.as_str()),
-        ("pods-pending", "request-exceeds-any-node")
-    );
     assert_eq!(d.action.params["memory_request_mib"], "13107", "16Gi × 0.8");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recent_scale_up_beyond_capacity_is_scaled_back() {
     let c = Cluster::start().await;
-    let mut a = node("node-a");
-    a["status"]["allocatable"] = json!({"cpu": "3920m", "memory": "16Gi", "pods": "110"});
-    c.server.create(a);
+    c.server
+        .create(sized_node("node-a", "3920m", "16Gi", false));
     c.server.create(deployment("shop", "web", 6, "web:1"));
-    let rs = c.replicaset("web:1");
-    let rs_name = rs["metadata"]["name"].as_str().unwrap().to_string();
-    let name = format!("{rs_name}-x6");
-    let mut p = pod("shop", &name, Some(&rs_name), "", "web:1");
-    p["metadata"]["ownerReferences"][0]["uid"] = rs["metadata"]["uid"].clone();
-    p["spec"]["nodeName"] = Value::Null;
-    p["status"] = pending();
-    c.server.create(p);
+    let name = pending_pod(&c, "x6", None);
+    let rs_name = c.replicaset("web:1")["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let now = Utc::now() + chrono::Duration::hours(3);
+    let scaled = format!("Scaled up replica set {rs_name} to 6 from 2");
     c.event(
         "Deployment",
         "web",
         "ScalingReplicaSet",
-        &format!("Scaled up replica set {rs_name} to 6 from 2"),
+        &scaled,
         now - chrono::Duration::minutes(15),
     );
-    let found = c
-        .investigate(
+    let d = c
+        .expect(
             "KubePodNotScheduled",
-            &format!("k8s/test/shop/pod/{name}"),
+            &pod_id(&name),
             now,
+            "pods-pending",
+            "scaled-beyond-capacity",
         )
         .await;
-    let d = choice(&found);
-    assert_eq!(
-        (d.branch.as_str(), d.action.name.as_str()),
-        ("scaled-beyond-capacity", "scale"),
-        "{}",
-        found.1
-    );
+    assert_eq!(d.action.name, "scale");
     assert_eq!(d.action.params["replicas"], "2");
     assert_eq!(d.action.params["current_replicas"], "6");
 }
@@ -450,43 +448,28 @@ async fn a_recent_scale_up_beyond_capacity_is_scaled_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollout_whose_new_pods_cannot_be_scheduled_is_rolled_back() {
     let c = Cluster::start().await;
-    c.server.create(node("node-a"));
-    c.server.create(deployment("shop", "web", 2, "web:1"));
-    c.server.update("Deployment", "shop", "web", |d| {
-        d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("web:2");
-    });
+    c.web(true);
     let rs = c.replicaset("web:2");
     let name = c.pod_of(&rs, "x2", "web:2", pending());
     let now = Utc::now() + chrono::Duration::minutes(30);
+    let why = "0/1 nodes are available: 1 Insufficient cpu.";
     c.event(
         "Pod",
         &name,
         "FailedScheduling",
-        "0/1 nodes are available: 1 Insufficient cpu.",
+        why,
         now - chrono::Duration::minutes(3),
     );
-    let found = c
-        .investigate(
+    let d = c
+        .expect(
             "KubeDeploymentRolloutStuck",
             "k8s/test/shop/deployment/web",
             now,
-        )
-        .await;
-    let d = choice(&found);
-    assert_eq!(
-        (
-            d.playbook.as_str(),
-            d.branch.as_str(),
-            d.action.name.as_str()
-        ),
-        (
             "deployment-rollout-failed",
             "unschedulable",
-            "rollback_deployment"
-        ),
-        "{}",
-        found.1
-    );
+        )
+        .await;
+    assert_eq!(d.action.name, "rollback_deployment");
 }
 
 // ------------------------------------------------- Linux and AWS playbooks --

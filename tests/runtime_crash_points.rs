@@ -335,98 +335,146 @@ fn recorded_snapshot(events: &[Event], rem: u64) -> serde_json::Value {
         .unwrap()
 }
 
+/// How the crashed process left the checkout deployment: its pods' memory
+/// need, whether the recorded action had been applied, and the need after.
+struct Left {
+    need_mib: &'static str,
+    applied: bool,
+    need_after: Option<&'static str>,
+}
+
+/// A restart on a log cut after `kind`, and what it did.
+struct Resumed {
+    fleet: Fleet,
+    /// The stage the cut log left the remediation in.
+    cut_at: Stage,
+    outcome: Stage,
+    events: Vec<Event>,
+}
+
+impl Resumed {
+    /// (executions, validation polls, restores) the connector was asked for.
+    fn calls(&self) -> (usize, usize, usize) {
+        let p = &self.fleet.prod;
+        (
+            p.executed.load(Ordering::SeqCst),
+            p.validated.load(Ordering::SeqCst),
+            p.restored.load(Ordering::SeqCst),
+        )
+    }
+
+    fn count(&self, kind: &str, rem: u64) -> usize {
+        count(&self.events, kind, rem)
+    }
+
+    fn memory_limit(&self) -> serde_json::Value {
+        self.fleet.checkout()[CHECKOUT]["memory_limit_mib"].clone()
+    }
+}
+
+/// Cuts `events` after the first `kind` of `rem`, sets the demo fleet up as
+/// `left` says, restarts the runtime on the cut log and waits for the end.
+async fn crash_and_resume(events: &[Event], rem: u64, kind: &str, left: Option<Left>) -> Resumed {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, last) = cut(events, rem, kind, dir.path()).await;
+    let cut_at = load_state(&log).unwrap().remediations[&rem].stage;
+    let fleet = Fleet::new(last.at + chrono::Duration::seconds(1));
+    if let Some(left) = left {
+        fleet.break_checkout(left.need_mib);
+        if left.applied {
+            apply_recorded_action(&fleet, events, rem).await;
+        }
+        if let Some(need) = left.need_after {
+            fleet.break_checkout(need);
+        }
+    }
+    let (state, events) = resume(&fleet, log, rem).await;
+    Resumed {
+        fleet,
+        cut_at,
+        outcome: state.remediations[&rem].stage,
+        events,
+    }
+}
+
+const ROLLED_BACK: Stage = Stage::Finished(RemediationOutcome::RolledBack);
+const SUCCEEDED: Stage = Stage::Finished(RemediationOutcome::Succeeded);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_just_after_the_snapshot_never_runs_the_action_again() {
     let (events, rem) = recorded_run("340").await;
+    let snapshot = recorded_snapshot(&events, rem);
 
     // (a) The action had not run: the target is still OOM-killed, so
     // validation fails and the snapshot is restored; nothing is executed.
-    let dir = tempfile::tempdir().unwrap();
-    let (log, last) = cut(&events, rem, "snapshot_taken", dir.path()).await;
-    assert_eq!(
-        load_state(&log).unwrap().remediations[&rem].stage,
-        Stage::Executing
-    );
-    let fleet = Fleet::new(last.at + chrono::Duration::seconds(1));
-    fleet.break_checkout("340");
-    let (state, log) = resume(&fleet, log, rem).await;
-    assert_eq!(
-        state.remediations[&rem].stage,
-        Stage::Finished(RemediationOutcome::RolledBack)
-    );
-    assert_eq!(fleet.prod.executed.load(Ordering::SeqCst), 0);
-    assert!(fleet.prod.validated.load(Ordering::SeqCst) > 0);
-    assert_eq!(fleet.prod.restored.load(Ordering::SeqCst), 1);
-    assert_eq!(count(&log, "action_executed", rem), 0);
-    assert_eq!(count(&log, "validation_finished", rem), 1);
-    assert_eq!(fleet.checkout(), recorded_snapshot(&events, rem));
+    let left = Left {
+        need_mib: "340",
+        applied: false,
+        need_after: None,
+    };
+    let r = crash_and_resume(&events, rem, "snapshot_taken", Some(left)).await;
+    assert_eq!(r.cut_at, Stage::Executing);
+    assert_eq!(r.outcome, ROLLED_BACK);
+    let (executed, validated, restored) = r.calls();
+    assert_eq!((executed, restored), (0, 1));
+    assert!(validated > 0);
+    assert_eq!(r.count("action_executed", rem), 0);
+    assert_eq!(r.count("validation_finished", rem), 1);
+    assert_eq!(r.fleet.checkout(), snapshot);
 
     // (a') The action had run before the crash: validation passes and the
     // remediation succeeds, still without running it again.
-    let dir = tempfile::tempdir().unwrap();
-    let (log, last) = cut(&events, rem, "snapshot_taken", dir.path()).await;
-    let fleet = Fleet::new(last.at + chrono::Duration::seconds(1));
-    fleet.break_checkout("340");
-    apply_recorded_action(&fleet, &events, rem).await;
-    let fixed = fleet.checkout();
-    let (state, log) = resume(&fleet, log, rem).await;
-    assert_eq!(
-        state.remediations[&rem].stage,
-        Stage::Finished(RemediationOutcome::Succeeded)
+    let left = Left {
+        need_mib: "340",
+        applied: true,
+        need_after: None,
+    };
+    let r = crash_and_resume(&events, rem, "snapshot_taken", Some(left)).await;
+    assert_eq!(r.outcome, SUCCEEDED);
+    let (executed, validated, restored) = r.calls();
+    assert_eq!((executed, restored), (0, 0));
+    assert!(validated > 0);
+    assert_ne!(
+        r.memory_limit(),
+        snapshot[CHECKOUT]["memory_limit_mib"],
+        "left as fixed"
     );
-    assert_eq!(fleet.prod.executed.load(Ordering::SeqCst), 0);
-    assert_eq!(fleet.prod.restored.load(Ordering::SeqCst), 0);
-    assert_eq!(count(&log, "validation_finished", rem), 1);
-    assert_eq!(fleet.checkout(), fixed, "a healthy target is left as it is");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_after_the_action_validates_and_restores_only_when_unhealthy() {
     let (events, rem) = recorded_run("340").await;
+    let snapshot = recorded_snapshot(&events, rem);
 
     // (b) action_executed recorded, no validation and no outcome.
-    let dir = tempfile::tempdir().unwrap();
-    let (log, last) = cut(&events, rem, "action_executed", dir.path()).await;
-    assert_eq!(
-        load_state(&log).unwrap().remediations[&rem].stage,
-        Stage::Validating
-    );
-    let fleet = Fleet::new(last.at + chrono::Duration::seconds(1));
-    fleet.break_checkout("340");
-    apply_recorded_action(&fleet, &events, rem).await;
-    let (state, log) = resume(&fleet, log, rem).await;
-    assert_eq!(
-        state.remediations[&rem].stage,
-        Stage::Finished(RemediationOutcome::Succeeded)
-    );
-    assert_eq!(fleet.prod.executed.load(Ordering::SeqCst), 0);
-    assert_eq!(fleet.prod.restored.load(Ordering::SeqCst), 0);
-    assert_eq!(
-        count(&log, "action_executed", rem),
-        1,
-        "only the recorded one"
-    );
-    assert_eq!(count(&log, "validation_finished", rem), 1);
+    let left = Left {
+        need_mib: "340",
+        applied: true,
+        need_after: None,
+    };
+    let r = crash_and_resume(&events, rem, "action_executed", Some(left)).await;
+    assert_eq!(r.cut_at, Stage::Validating);
+    assert_eq!(r.outcome, SUCCEEDED);
+    let (executed, validated, restored) = r.calls();
+    assert_eq!((executed, restored), (0, 0));
+    assert!(validated > 0);
+    assert_eq!(r.count("action_executed", rem), 1, "only the recorded one");
+    assert_eq!(r.count("validation_finished", rem), 1);
 
     // (b') Same cut, but the change did not cure the target (it needs even
     // more memory now): validation fails and the snapshot is restored.
-    let dir = tempfile::tempdir().unwrap();
-    let (log, last) = cut(&events, rem, "action_executed", dir.path()).await;
-    let fleet = Fleet::new(last.at + chrono::Duration::seconds(1));
-    fleet.break_checkout("340");
-    apply_recorded_action(&fleet, &events, rem).await;
-    fleet.break_checkout("4000");
-    let (state, _log) = resume(&fleet, log, rem).await;
+    let left = Left {
+        need_mib: "340",
+        applied: true,
+        need_after: Some("4000"),
+    };
+    let r = crash_and_resume(&events, rem, "action_executed", Some(left)).await;
+    assert_eq!(r.outcome, ROLLED_BACK);
+    let (executed, _, restored) = r.calls();
+    assert_eq!((executed, restored), (0, 1));
     assert_eq!(
-        state.remediations[&rem].stage,
-        Stage::Finished(RemediationOutcome::RolledBack)
-    );
-    assert_eq!(fleet.prod.executed.load(Ordering::SeqCst), 0);
-    assert_eq!(fleet.prod.restored.load(Ordering::SeqCst), 1);
-    let snapshot = recorded_snapshot(&events, rem);
-    let now = fleet.checkout();
-    assert_eq!(
-        now[CHECKOUT]["memory_limit_mib"], snapshot[CHECKOUT]["memory_limit_mib"],
+        r.memory_limit(),
+        snapshot[CHECKOUT]["memory_limit_mib"],
         "the deployment's limit is back to what the snapshot recorded"
     );
 }
@@ -439,47 +487,28 @@ async fn a_crash_in_the_middle_of_a_restore_restores_once_and_finishes() {
         events.iter().any(|e| is(e, "remediation_restored", rem)),
         "the recorded run restored"
     );
-
-    // (c) Validation failed, the restore was not recorded: it runs once now.
-    let dir = tempfile::tempdir().unwrap();
-    let (log, last) = cut(&events, rem, "validation_finished", dir.path()).await;
-    assert_eq!(
-        load_state(&log).unwrap().remediations[&rem].stage,
-        Stage::Restoring
-    );
-    let fleet = Fleet::new(last.at + chrono::Duration::seconds(1));
-    fleet.break_checkout("4000");
-    apply_recorded_action(&fleet, &events, rem).await;
-    let (state, log) = resume(&fleet, log, rem).await;
-    assert_eq!(
-        state.remediations[&rem].stage,
-        Stage::Finished(RemediationOutcome::RolledBack)
-    );
-    assert_eq!(fleet.prod.executed.load(Ordering::SeqCst), 0);
-    assert_eq!(fleet.prod.restored.load(Ordering::SeqCst), 1);
-    assert_eq!(count(&log, "remediation_restored", rem), 1);
-    assert_eq!(
-        count(&log, "validation_finished", rem),
-        1,
-        "not validated again"
-    );
     let snapshot = recorded_snapshot(&events, rem);
-    assert_eq!(
-        fleet.checkout()[CHECKOUT]["memory_limit_mib"],
-        snapshot[CHECKOUT]["memory_limit_mib"]
-    );
+
+    // (c) Validation failed, the restore was not recorded: it runs once now,
+    // without validating or executing again.
+    let left = Left {
+        need_mib: "4000",
+        applied: true,
+        need_after: None,
+    };
+    let r = crash_and_resume(&events, rem, "validation_finished", Some(left)).await;
+    assert_eq!(r.cut_at, Stage::Restoring);
+    assert_eq!(r.outcome, ROLLED_BACK);
+    assert_eq!(r.calls(), (0, 0, 1));
+    assert_eq!(r.count("remediation_restored", rem), 1);
+    assert_eq!(r.count("validation_finished", rem), 1);
+    assert_eq!(r.memory_limit(), snapshot[CHECKOUT]["memory_limit_mib"]);
 
     // (c') The restore was recorded, the outcome not: it is not run again.
-    let dir = tempfile::tempdir().unwrap();
-    let (log, last) = cut(&events, rem, "remediation_restored", dir.path()).await;
-    let fleet = Fleet::new(last.at + chrono::Duration::seconds(1));
-    let (state, log) = resume(&fleet, log, rem).await;
-    assert_eq!(
-        state.remediations[&rem].stage,
-        Stage::Finished(RemediationOutcome::RolledBack)
-    );
-    assert_eq!(fleet.prod.executed.load(Ordering::SeqCst), 0);
-    assert_eq!(fleet.prod.restored.load(Ordering::SeqCst), 0);
-    assert_eq!(count(&log, "remediation_restored", rem), 1);
-    assert_eq!(count(&log, "remediation_finished", rem), 1);
+    let r = crash_and_resume(&events, rem, "remediation_restored", None).await;
+    assert_eq!(r.cut_at, Stage::Restoring);
+    assert_eq!(r.outcome, ROLLED_BACK);
+    assert_eq!(r.calls(), (0, 0, 0));
+    assert_eq!(r.count("remediation_restored", rem), 1);
+    assert_eq!(r.count("remediation_finished", rem), 1);
 }
