@@ -482,6 +482,21 @@ fn conditions_on_facts_nobody_produces_are_rejected_with_file_and_line() {
             1,
             "come together",
         ),
+        (
+            with_facts(pods, "  - evidence: events\n", "events.restarts > \"many\""),
+            11,
+            "`events.restarts` is a number fact, compared with a text",
+        ),
+        (
+            with_facts(pods, "  - evidence: changes\n", "!changes.minutes_since_deploy"),
+            11,
+            "not a condition",
+        ),
+        (
+            with_facts(pods, "", "health.reason in [\"OOMKilled\", 137]"),
+            10,
+            "compared with a number",
+        ),
     ];
     for (i, (text, line, needle)) in cases.iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();

@@ -895,6 +895,21 @@ fn check_facts(
         column: 1,
         message,
     };
+    fn conditions<'a>(branches: &'a [Branch], out: &mut Vec<&'a Branch>) {
+        for b in branches {
+            out.push(b);
+            if let BranchThen::Branches(children) = &b.then {
+                conditions(children, out);
+            }
+        }
+    }
+    let mut all = Vec::new();
+    conditions(tree, &mut all);
+    for b in all {
+        if let Some(why) = mistyped(&b.when, true) {
+            return Err(at(b.line, format!("in `when`: {why}")));
+        }
+    }
     for (name, line) in uses {
         let Some(spec) = catalogue::lookup(&name) else {
             return Err(at(
@@ -941,6 +956,73 @@ fn check_facts(
         }
     }
     Ok(())
+}
+
+/// A catalogued fact compared with a literal of another type, or a fact
+/// that is not a boolean used as a condition: caught when the playbook
+/// loads rather than when it is evaluated during an incident.
+fn mistyped(e: &Expr, as_condition: bool) -> Option<String> {
+    use catalogue::FactType;
+    use expr::BinOp;
+    let fact = |e: &Expr| match e {
+        Expr::Name(n) => catalogue::lookup(n).map(|s| (n.clone(), s.ty)),
+        _ => None,
+    };
+    let literal = |e: &Expr| match e {
+        Expr::Num(_) => Some(FactType::Number),
+        Expr::Str(_) => Some(FactType::Text),
+        Expr::Bool(_) => Some(FactType::Bool),
+        _ => None,
+    };
+    let clash = |f: FactType, l: FactType| f != FactType::Scalar && f != l;
+    let compared = |n: &str, f: FactType, l: FactType| {
+        format!(
+            "`{n}` is a {} fact, compared with a {}",
+            f.as_str(),
+            l.as_str()
+        )
+    };
+    match e {
+        Expr::Binary(BinOp::And | BinOp::Or, l, r) => {
+            mistyped(l, true).or_else(|| mistyped(r, true))
+        }
+        Expr::Binary(
+            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge,
+            l,
+            r,
+        ) => {
+            for (a, b) in [(l, r), (r, l)] {
+                if let (Some((n, f)), Some(lit)) = (fact(a), literal(b))
+                    && clash(f, lit)
+                {
+                    return Some(compared(&n, f, lit));
+                }
+            }
+            mistyped(l, false).or_else(|| mistyped(r, false))
+        }
+        Expr::Binary(_, l, r) => mistyped(l, false).or_else(|| mistyped(r, false)),
+        Expr::In(l, r) => {
+            if let (Some((n, f)), Expr::List(items)) = (fact(l), r.as_ref()) {
+                for lit in items.iter().filter_map(literal) {
+                    if clash(f, lit) {
+                        return Some(compared(&n, f, lit));
+                    }
+                }
+            }
+            None
+        }
+        Expr::Not(a) => mistyped(a, true),
+        Expr::Neg(a) => mistyped(a, false),
+        Expr::Call(_, args) | Expr::List(args) => args.iter().find_map(|a| mistyped(a, false)),
+        Expr::Name(n) if as_condition => match catalogue::lookup(n) {
+            Some(s) if s.ty != FactType::Bool && s.ty != FactType::Scalar => Some(format!(
+                "`{n}` is a {} fact, not a condition (compare it with something)",
+                s.ty.as_str()
+            )),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// The validation and failure plan, checked.
