@@ -794,6 +794,36 @@ impl Expr {
         out
     }
 
+    /// The missing facts that make this expression unknown: those under a
+    /// part whose value is unknown (a side of `&&`/`||` that is decided
+    /// does not count). Empty when the value is known.
+    pub fn unknown_because(&self, facts: &Facts) -> Vec<String> {
+        fn walk(e: &Expr, facts: &Facts, out: &mut Vec<String>) {
+            if !matches!(e.eval(facts), Ok(Val::Unknown)) {
+                return;
+            }
+            match e {
+                Expr::Name(n) => {
+                    if !out.contains(n) {
+                        out.push(n.clone());
+                    }
+                }
+                Expr::Not(a) | Expr::Neg(a) => walk(a, facts, out),
+                Expr::Binary(_, a, b) | Expr::In(a, b) => {
+                    walk(a, facts, out);
+                    walk(b, facts, out);
+                }
+                Expr::List(items) | Expr::Call(_, items) => {
+                    items.iter().for_each(|i| walk(i, facts, out));
+                }
+                Expr::Num(_) | Expr::Str(_) | Expr::Bool(_) => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, facts, &mut out);
+        out
+    }
+
     /// The fact names the expression refers to that `facts` lacks.
     pub fn missing(&self, facts: &Facts) -> Vec<String> {
         self.names()
@@ -881,6 +911,29 @@ mod tests {
         assert!(!holds("metrics.nope == 1 && false"));
         assert!(holds("!exists(metrics.nope) && exists(health.reason)"));
         assert!(!holds(r#"metrics.nope in ["a"]"#));
+    }
+
+    #[test]
+    fn only_the_facts_that_left_a_condition_undecided_are_named() {
+        let e = parse(
+            r#"(health.reason == "OOMKilled" || logs.absent) && changes.gone && changes.recent_deploy"#,
+        )
+        .unwrap();
+        assert_eq!(
+            e.unknown_because(&facts()),
+            vec!["changes.gone".to_string()]
+        );
+        let e = parse("!(metrics.a > 1) && max(metrics.b, 2) > 1").unwrap();
+        assert_eq!(
+            e.unknown_because(&facts()),
+            vec!["metrics.a".to_string(), "metrics.b".to_string()]
+        );
+        assert!(
+            parse("health.reason == \"x\" && metrics.a > 1")
+                .unwrap()
+                .unknown_because(&facts())
+                .is_empty()
+        );
     }
 
     #[test]

@@ -525,7 +525,7 @@ impl Playbook {
                 Val::Unknown => {
                     out.undecided = Some(path);
                     out.undecided_line = branch.line;
-                    out.unknown = branch.when.missing(facts);
+                    out.unknown = branch.when.unknown_because(facts);
                     return Ok(None);
                 }
                 v => {
