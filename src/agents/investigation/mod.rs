@@ -200,6 +200,13 @@ async fn run(ctx: &AgentContext, job: &InvestigationJob) -> anyhow::Result<()> {
             (None, None)
         }
     };
+    if let Some(NotActed::Undecided(_)) = &why_not {
+        // The site's playbook for this alert could not decide for want of
+        // evidence: no analyzer's action is proposed in its place.
+        for h in hypotheses.iter_mut() {
+            h.recommended_action = None;
+        }
+    }
     let conclusion = match hypotheses.first() {
         Some(top) => format!(
             "most likely: {} ({:.0}%){}",
@@ -217,7 +224,9 @@ async fn run(ctx: &AgentContext, job: &InvestigationJob) -> anyhow::Result<()> {
             "{conclusion}; playbook {} › {} chose {}",
             choice.playbook, choice.branch, choice.action.name
         ),
-        (None, Some(why)) => format!("{conclusion}; {why}"),
+        (None, Some(NotActed::Undecided(why) | NotActed::NoBranch(why))) => {
+            format!("{conclusion}; {why}")
+        }
         (None, None) => conclusion,
     };
     ctx.record(
@@ -437,6 +446,14 @@ fn summarize_metrics(m: &BTreeMap<String, f64>) -> String {
     }
 }
 
+/// Why the matching playbook chose nothing.
+enum NotActed {
+    /// A condition depended on facts not observed (the text names them).
+    Undecided(String),
+    /// Every condition was decided, and none held.
+    NoBranch(String),
+}
+
 /// Asks the playbook written for the alert and the resource, if any, what
 /// it would do given the facts its `investigate` steps gathered. Returns the
 /// choice, or why the playbook did not act when it depended on facts that
@@ -446,7 +463,7 @@ fn consult_playbook(
     job: &InvestigationJob,
     gathered: &Gathered,
     diagnosis: &[crate::connectors::DiagnosisEvidence],
-) -> anyhow::Result<(Option<PlaybookChoice>, Option<String>)> {
+) -> anyhow::Result<(Option<PlaybookChoice>, Option<NotActed>)> {
     let f = &gathered.facts;
     let Some(playbook) = playbook_for(ctx, job, &f.resource_view) else {
         return Ok((None, None));
@@ -467,10 +484,11 @@ fn consult_playbook(
     let pf = facts::playbook_facts(&input);
     let target = f.owner.clone().unwrap_or_else(|| f.resource.clone());
     let evaluation = playbook.evaluate(&pf, &target)?;
-    let why_not = evaluation
-        .decision
-        .is_none()
-        .then(|| evaluation.why_not(playbook));
+    let why_not = match (&evaluation.decision, &evaluation.undecided) {
+        (Some(_), _) => None,
+        (None, Some(_)) => Some(NotActed::Undecided(evaluation.why_not(playbook))),
+        (None, None) => Some(NotActed::NoBranch(evaluation.why_not(playbook))),
+    };
     Ok((
         evaluation.decision.map(|d| {
             let mut action = d.action;
