@@ -69,7 +69,7 @@ impl Cluster {
             "metadata": {"name": format!("{name}.{n}"), "namespace": "shop"},
             "involvedObject": {"kind": kind, "name": name, "namespace": "shop"},
             "reason": reason, "message": message,
-            "type": if reason == "FailedScheduling" { "Warning" } else { "Normal" },
+            "type": if reason == "ScalingReplicaSet" { "Normal" } else { "Warning" },
             "count": 1, "lastTimestamp": at.to_rfc3339()}));
     }
 
@@ -445,6 +445,43 @@ async fn a_recent_scale_up_beyond_capacity_is_scaled_back() {
     assert_eq!(d.action.name, "scale");
     assert_eq!(d.action.params["replicas"], "2");
     assert_eq!(d.action.params["current_replicas"], "6");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_whose_new_image_cannot_be_pulled_is_rolled_back() {
+    let c = Cluster::start().await;
+    c.web(true);
+    let rs = c.replicaset("web:2");
+    let waiting = json!({"containerStatuses": [{"name": "app", "image": "web:2", "imageID": "",
+        "ready": false, "restartCount": 0,
+        "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"web:2\""}}}]});
+    let name = c.pod_of(&rs, "x3", "web:2", waiting);
+    let now = Utc::now() + chrono::Duration::minutes(10);
+    let pulled = "Failed to pull image \"web:2\": rpc error: code = NotFound desc = failed to resolve reference \"docker.io/library/web:2\": not found";
+    c.event(
+        "Pod",
+        &name,
+        "Failed",
+        pulled,
+        now - chrono::Duration::minutes(4),
+    );
+    c.event(
+        "Pod",
+        &name,
+        "BackOff",
+        "Back-off pulling image \"web:2\"",
+        now - chrono::Duration::minutes(3),
+    );
+    let d = c
+        .expect(
+            "KubeDeploymentRolloutStuck",
+            "k8s/test/shop/deployment/web",
+            now,
+            "deployment-rollout-failed",
+            "image-pull",
+        )
+        .await;
+    assert_eq!(d.action.name, "rollback_deployment");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

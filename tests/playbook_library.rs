@@ -246,20 +246,63 @@ fn a_condition_on_an_unknown_fact_stops_the_playbook_and_names_the_fact() {
 
 #[test]
 fn nested_branches_and_type_errors() {
+    let nested = r#"name: nested
+description: nested branches
+trigger:
+  alerts: [A]
+  resources: [kubernetes/pod]
+investigate:
+  - evidence: changes
+  - evidence: logs
+decide:
+  - id: config-error
+    when: 'logs.config_error'
+    then:
+      - id: config-changed
+        when: 'changes.recent_config_change'
+        action:
+          name: rollback_deployment
+  - id: other
+    when: 'health.reason == "CrashLoopBackOff"'
+    action:
+      name: restart_pod
+validate:
+  expect:
+    health: healthy
+  timeout_secs: 60
+  interval_secs: 10
+on_failure:
+  escalate: [team-oncall]
+"#;
+    let p = shieldops::playbook::Playbook::parse("nested.yaml", nested).unwrap();
+    let facts = Facts::new()
+        .with("health.reason", "CrashLoopBackOff")
+        .with("logs.config_error", true)
+        .with("changes.recent_config_change", true);
+    let d = p.decide(&facts, &target()).unwrap().unwrap();
+    assert_eq!(d.branch, "config-error/config-changed");
+    // No child holds: the walk goes on after the parent.
+    let facts = facts.with("changes.recent_config_change", false);
+    assert_eq!(
+        p.decide(&facts, &target()).unwrap().unwrap().branch,
+        "other"
+    );
+    // A child that is unknown stops the walk.
+    let unknown = Facts::new()
+        .with("health.reason", "CrashLoopBackOff")
+        .with("logs.config_error", true);
+    let e = p.evaluate(&unknown, &target()).unwrap();
+    assert!(e.decision.is_none());
+    assert_eq!(e.undecided.as_deref(), Some("config-error/config-changed"));
+
     let library = Library::load(None).unwrap();
     let crash = library.get("pod-crash-loop").unwrap();
+    // A configuration error with no recent revision: a restart does not cure
+    // it, so nothing is done.
     let facts = Facts::new()
         .with("health.reason", "CrashLoopBackOff")
         .with("changes.recent_deploy", false)
-        .with("logs.config_error", true)
-        .with("changes.recent_config_change", true);
-    let d = crash.decide(&facts, &target()).unwrap().unwrap();
-    assert_eq!(d.branch, "config-error/config-changed");
-    assert_eq!(d.action.name, "rollback_deployment");
-    // Config error without a config change: the nested tree has no answer,
-    // and the later `transient` restart does not hold: a restart does not
-    // cure a configuration error.
-    let facts = facts.with("changes.recent_config_change", false);
+        .with("logs.config_error", true);
     let e = crash.evaluate(&facts, &target()).unwrap();
     assert!(e.decision.is_none() && e.undecided.is_none(), "{e:?}");
     // No configuration error, but no restart count: unknown, so no restart.

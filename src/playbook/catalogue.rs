@@ -240,6 +240,13 @@ pub const CATALOGUE: &[FactSpec] = &[
         "Kubernetes events with reason FailedScheduling in the window: the pod's own, or a deployment's pods'",
     ),
     fact(
+        "events.image_pull_failures",
+        Number,
+        Some(Events),
+        K8S_WORKLOAD_CHAIN,
+        "kubelet events in the window saying an image cannot be pulled (Failed to pull image, Back-off pulling image, ErrImagePull): the pod's own, or a deployment's current pods'",
+    ),
+    fact(
         "events.restarts",
         Number,
         Some(Events),

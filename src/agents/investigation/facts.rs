@@ -110,26 +110,35 @@ fn events_facts(
     let own = since(events, input.now, window);
     pf.set("events.count", own.len() as f64);
     if input.resource.provider == Provider::Kubernetes {
-        let scheduling = |evs: &[&InfraEvent]| {
-            evs.iter()
-                .filter(|e| e.reason == "FailedScheduling")
-                .count() as f64
-        };
-        match input.resource.kind.as_str() {
-            "pod" => {
-                pf.set("events.failed_scheduling", scheduling(&own));
-            }
+        let pod_events = match input.resource.kind.as_str() {
+            "pod" => Some(own),
             "deployment" if chain.current.is_some() => {
-                if let Some(w) = input.workload_events {
-                    pf.set(
-                        "events.failed_scheduling",
-                        scheduling(&since(w, input.now, window)),
-                    );
-                }
+                input.workload_events.map(|w| since(w, input.now, window))
             }
-            _ => {}
+            _ => None,
+        };
+        if let Some(evs) = pod_events {
+            let count = |f: fn(&InfraEvent) -> bool| evs.iter().filter(|e| f(e)).count() as f64;
+            pf.set(
+                "events.failed_scheduling",
+                count(|e| e.reason == "FailedScheduling"),
+            );
+            pf.set("events.image_pull_failures", count(image_pull_failure));
         }
     }
+}
+
+/// The kubelet's words for an image it cannot pull: reason `Failed` with
+/// `Failed to pull image …` or `Error: ErrImagePull` / `ImagePullBackOff`,
+/// reason `BackOff` with `Back-off pulling image …`.
+fn image_pull_failure(e: &InfraEvent) -> bool {
+    matches!(
+        e.reason.as_str(),
+        "Failed" | "BackOff" | "ErrImagePull" | "ImagePullBackOff"
+    ) && (e.message.contains("pull image")
+        || e.message.contains("pulling image")
+        || e.message.contains("ErrImagePull")
+        || e.message.contains("ImagePullBackOff"))
 }
 
 fn changes_facts(
