@@ -538,6 +538,18 @@ fn decide(
     metrics: Option<&[(&str, f64)]>,
     events: Option<&[shieldops::event::InfraEvent]>,
 ) -> Option<(String, String, String)> {
+    decide_among(alert, r, std::slice::from_ref(r), health, metrics, events)
+}
+
+/// [`decide`] with the rest of the connector's listing (owner chains).
+fn decide_among(
+    alert: &str,
+    r: &Resource,
+    listing: &[Resource],
+    health: Health,
+    metrics: Option<&[(&str, f64)]>,
+    events: Option<&[shieldops::event::InfraEvent]>,
+) -> Option<(String, String, String)> {
     let library = Library::load(None).unwrap();
     let a = Alert {
         name: alert.into(),
@@ -556,10 +568,10 @@ fn decide(
         alert: &a,
         resource: r,
         health: &health,
-        listing: std::slice::from_ref(r),
+        listing,
         events,
         changes: events,
-        workload_events: None,
+        workload_events: events,
         metrics: metrics.as_ref(),
         diagnosis: &[],
         steps: &p.investigate,
@@ -686,5 +698,65 @@ fn aws_playbooks_fire_on_what_the_aws_connector_reports() {
             "tasks-missing",
             "force_new_deployment"
         )
+    );
+}
+
+#[test]
+fn a_rollout_past_its_progress_deadline_rolls_back_only_to_a_kept_revision() {
+    let web = resource(
+        Provider::Kubernetes,
+        "deployment",
+        "k8s/test/shop/deployment/web",
+    );
+    let revision = |name: &str, rev: &str, hours_ago: i64| {
+        let mut rs = resource(
+            Provider::Kubernetes,
+            "replicaset",
+            &format!("k8s/test/shop/replicaset/{name}"),
+        );
+        rs.attributes.insert("owner".into(), web.id.to_string());
+        rs.attributes.insert("revision".into(), rev.into());
+        rs.attributes.insert("images".into(), format!("web:{rev}"));
+        rs.created_at = Utc::now() - chrono::Duration::hours(hours_ago);
+        rs
+    };
+    // As the deployment analyzer reports a Progressing=False condition.
+    let stuck = Health::new(
+        HealthStatus::Unhealthy,
+        "ProgressDeadlineExceeded",
+        "ReplicaSet \"web-2\" has timed out progressing.",
+    );
+    let kept = [
+        web.clone(),
+        revision("web-2", "2", 1),
+        revision("web-1", "1", 48),
+    ];
+    assert_eq!(
+        decide_among(
+            "KubeDeploymentRolloutStuck",
+            &web,
+            &kept,
+            stuck.clone(),
+            Some(&[]),
+            Some(&[])
+        ),
+        some(
+            "deployment-rollout-failed",
+            "progress-deadline",
+            "rollback_deployment"
+        )
+    );
+    // The first revision ever: nothing to roll back to, nothing is done.
+    let first = [web.clone(), revision("web-1", "1", 1)];
+    assert_eq!(
+        decide_among(
+            "KubeDeploymentRolloutStuck",
+            &web,
+            &first,
+            stuck,
+            Some(&[]),
+            Some(&[])
+        ),
+        None
     );
 }
