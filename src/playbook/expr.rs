@@ -30,9 +30,18 @@
 //!
 //! Missing facts: a name the investigation did not produce is *unknown*, and
 //! unknown propagates like SQL's NULL (Kleene logic): `unknown && false` is
-//! false, `unknown || true` is true, anything else with unknown is unknown. A
-//! branch is taken only when its condition is definitely true, so a playbook
-//! never acts on evidence it does not have. `exists(name)` tests for a fact.
+//! false, `unknown || true` is true, and anything else with unknown — a
+//! comparison (`x > 3`, `x == "a"`, `x in [..]`), arithmetic, a function, `!x`
+//! — is unknown. [`Expr::holds`] is true only for a definite true; the
+//! decision tree (see `Playbook::evaluate`) goes further: a condition that is
+//! unknown stops the walk, so the playbook does not act at all (a later,
+//! broader branch is never taken in place of one the evidence could not
+//! decide), and the evaluation names the unknown facts.
+//!
+//! `exists(name)` is never unknown: it is true when the investigation
+//! produced the fact and false when it did not, so `!exists(x)` means "x was
+//! not observed" — its evidence was not gathered, its connector cannot see
+//! it for this resource, or reading it failed. It never means x is false or 0.
 //! Type mistakes (`health.reason > 3`) are evaluation errors, not false.
 
 use std::fmt;
@@ -131,7 +140,7 @@ pub enum Val {
 }
 
 impl Val {
-    fn type_name(&self) -> &'static str {
+    pub(crate) fn type_name(&self) -> &'static str {
         match self {
             Val::Num(_) => "number",
             Val::Str(_) => "string",
@@ -759,25 +768,91 @@ impl Template {
     }
 }
 
+impl Expr {
+    /// Every fact name the expression refers to, in order, without repeats.
+    pub fn names(&self) -> Vec<String> {
+        fn walk(e: &Expr, out: &mut Vec<String>) {
+            match e {
+                Expr::Name(n) => {
+                    if !out.contains(n) {
+                        out.push(n.clone());
+                    }
+                }
+                Expr::Not(a) | Expr::Neg(a) => walk(a, out),
+                Expr::Binary(_, a, b) | Expr::In(a, b) => {
+                    walk(a, out);
+                    walk(b, out);
+                }
+                Expr::List(items) | Expr::Call(_, items) => {
+                    items.iter().for_each(|i| walk(i, out));
+                }
+                Expr::Num(_) | Expr::Str(_) | Expr::Bool(_) => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut out);
+        out
+    }
+
+    /// The missing facts that make this expression unknown: those under a
+    /// part whose value is unknown (a side of `&&`/`||` that is decided
+    /// does not count). Empty when the value is known.
+    pub fn unknown_because(&self, facts: &Facts) -> Vec<String> {
+        fn walk(e: &Expr, facts: &Facts, out: &mut Vec<String>) {
+            if !matches!(e.eval(facts), Ok(Val::Unknown)) {
+                return;
+            }
+            match e {
+                Expr::Name(n) => {
+                    if !out.contains(n) {
+                        out.push(n.clone());
+                    }
+                }
+                Expr::Not(a) | Expr::Neg(a) => walk(a, facts, out),
+                Expr::Binary(_, a, b) | Expr::In(a, b) => {
+                    walk(a, facts, out);
+                    walk(b, facts, out);
+                }
+                Expr::List(items) | Expr::Call(_, items) => {
+                    items.iter().for_each(|i| walk(i, facts, out));
+                }
+                Expr::Num(_) | Expr::Str(_) | Expr::Bool(_) => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, facts, &mut out);
+        out
+    }
+
+    /// The fact names the expression refers to that `facts` lacks.
+    pub fn missing(&self, facts: &Facts) -> Vec<String> {
+        self.names()
+            .into_iter()
+            .filter(|n| facts.get(n).is_none())
+            .collect()
+    }
+}
+
+impl Template {
+    /// Every fact name the template's holes refer to.
+    pub fn names(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for part in &self.parts {
+            if let Part::Hole(e) = part {
+                for n in e.names() {
+                    if !out.contains(&n) {
+                        out.push(n);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
 /// The fact names `e` refers to that `facts` lacks.
 fn missing_names(e: &Expr, facts: &Facts) -> Vec<String> {
-    let mut out = Vec::new();
-    fn walk(e: &Expr, facts: &Facts, out: &mut Vec<String>) {
-        match e {
-            Expr::Name(n) if facts.get(n).is_none() => out.push(n.clone()),
-            Expr::Not(a) | Expr::Neg(a) => walk(a, facts, out),
-            Expr::Binary(_, a, b) | Expr::In(a, b) => {
-                walk(a, facts, out);
-                walk(b, facts, out);
-            }
-            Expr::List(items) | Expr::Call(_, items) => {
-                items.iter().for_each(|i| walk(i, facts, out));
-            }
-            _ => {}
-        }
-    }
-    walk(e, facts, &mut out);
-    out
+    e.missing(facts)
 }
 
 #[cfg(test)]
@@ -836,6 +911,29 @@ mod tests {
         assert!(!holds("metrics.nope == 1 && false"));
         assert!(holds("!exists(metrics.nope) && exists(health.reason)"));
         assert!(!holds(r#"metrics.nope in ["a"]"#));
+    }
+
+    #[test]
+    fn only_the_facts_that_left_a_condition_undecided_are_named() {
+        let e = parse(
+            r#"(health.reason == "OOMKilled" || logs.absent) && changes.gone && changes.recent_deploy"#,
+        )
+        .unwrap();
+        assert_eq!(
+            e.unknown_because(&facts()),
+            vec!["changes.gone".to_string()]
+        );
+        let e = parse("!(metrics.a > 1) && max(metrics.b, 2) > 1").unwrap();
+        assert_eq!(
+            e.unknown_because(&facts()),
+            vec!["metrics.a".to_string(), "metrics.b".to_string()]
+        );
+        assert!(
+            parse("health.reason == \"x\" && metrics.a > 1")
+                .unwrap()
+                .unknown_because(&facts())
+                .is_empty()
+        );
     }
 
     #[test]

@@ -10,10 +10,6 @@ use crate::event::Alert;
 /// The default playbooks compiled into the binary: (file name, YAML).
 pub const EMBEDDED_PLAYBOOKS: &[(&str, &str)] = &[
     (
-        "certificate-expiring.yaml",
-        include_str!("../../playbooks/certificate-expiring.yaml"),
-    ),
-    (
         "credential-expiring.yaml",
         include_str!("../../playbooks/credential-expiring.yaml"),
     ),
@@ -24,14 +20,6 @@ pub const EMBEDDED_PLAYBOOKS: &[(&str, &str)] = &[
     (
         "cost-rightsizing.yaml",
         include_str!("../../playbooks/cost-rightsizing.yaml"),
-    ),
-    (
-        "cpu-throttling.yaml",
-        include_str!("../../playbooks/cpu-throttling.yaml"),
-    ),
-    (
-        "db-connections-exhausted.yaml",
-        include_str!("../../playbooks/db-connections-exhausted.yaml"),
     ),
     (
         "deployment-rollout-failed.yaml",
@@ -54,16 +42,8 @@ pub const EMBEDDED_PLAYBOOKS: &[(&str, &str)] = &[
         include_str!("../../playbooks/ecs-service-unhealthy.yaml"),
     ),
     (
-        "high-latency.yaml",
-        include_str!("../../playbooks/high-latency.yaml"),
-    ),
-    (
         "host-disk-full.yaml",
         include_str!("../../playbooks/host-disk-full.yaml"),
-    ),
-    (
-        "node-disk-pressure.yaml",
-        include_str!("../../playbooks/node-disk-pressure.yaml"),
     ),
     (
         "oom-kill.yaml",
@@ -143,6 +123,19 @@ impl Library {
     /// with more label matchers (more specific), then by name.
     pub fn matching(&self, alert: &Alert) -> Option<&Playbook> {
         self.playbooks.iter().find(|p| p.trigger.matches(alert))
+    }
+
+    /// [`Library::matching`] among the playbooks written for the alert's
+    /// resource (its provider and kind, as `trigger.resources` names them).
+    pub fn matching_resource(
+        &self,
+        alert: &Alert,
+        provider: crate::event::Provider,
+        kind: &str,
+    ) -> Option<&Playbook> {
+        self.playbooks
+            .iter()
+            .find(|p| p.trigger.matches(alert) && p.trigger.applies_to(provider, kind))
     }
 
     /// A playbook by name.
@@ -242,14 +235,30 @@ pub fn playbook_validate(dir: &Path, out: &mut dyn Write) -> anyhow::Result<i32>
                     )?;
                     continue;
                 }
-                writeln!(
-                    out,
-                    "ok     {}  ({}: {} alert(s), actions: {})",
-                    path.display(),
-                    p.name,
-                    p.trigger.alerts.len(),
-                    p.action_names().join(", ")
-                )?;
+                if p.trigger.alerts.is_empty() {
+                    writeln!(
+                        out,
+                        "ok     {}  ({}: plan only, no alert triggers it)",
+                        path.display(),
+                        p.name
+                    )?;
+                } else {
+                    let kinds: Vec<String> =
+                        p.trigger.resources.iter().map(|r| r.to_string()).collect();
+                    writeln!(
+                        out,
+                        "ok     {}  ({}: {} alert(s) on {}, actions: {})",
+                        path.display(),
+                        p.name,
+                        p.trigger.alerts.len(),
+                        if kinds.is_empty() {
+                            "any resource (no trigger.resources: facts checked against every connector)".to_string()
+                        } else {
+                            kinds.join(", ")
+                        },
+                        p.action_names().join(", ")
+                    )?;
+                }
                 valid.push(p);
             }
             Err(e) => {

@@ -6,6 +6,7 @@
 //! them by playbook name and adds new ones. Every playbook is validated when
 //! loaded and rejected whole, with its file and line, if anything is wrong.
 
+pub mod catalogue;
 pub mod expr;
 mod facts;
 mod library;
@@ -14,8 +15,8 @@ mod model;
 pub use facts::{Fact, Facts};
 pub use library::{EMBEDDED_PLAYBOOKS, Library, playbook_validate};
 pub use model::{
-    Decision, Evidence, FailurePlan, InvestigationStep, LabelMatcher, Playbook, Trigger,
-    ValidationRun, ValidationSpec, Verdict,
+    Decision, Evaluation, Evidence, FailurePlan, InvestigationStep, LabelMatcher, Playbook,
+    ResourceKind, Trigger, ValidationRun, ValidationSpec, Verdict, provider_name,
 };
 
 use std::path::PathBuf;

@@ -10,9 +10,12 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::PlaybookError;
-use super::expr::{self, Expr, Template};
+use super::catalogue;
+use super::expr::{self, Expr, Template, Val};
 use super::facts::Facts;
-use crate::event::{Action, Alert, AlertStatus, Health, HealthStatus, ResourceId, Severity};
+use crate::event::{
+    Action, Alert, AlertStatus, Health, HealthStatus, Provider, ResourceId, Severity,
+};
 
 // ------------------------------------------------------------ YAML form --
 
@@ -24,9 +27,11 @@ struct RawPlaybook {
     description: String,
     #[serde(default)]
     priority: i32,
-    trigger: RawTrigger,
-    investigate: Spanned<Vec<RawStep>>,
-    decide: Spanned<Vec<RawBranch>>,
+    /// Absent (with `investigate` and `decide`) in a plan-only playbook: the
+    /// validation and failure plan of changes an operator applies.
+    trigger: Option<RawTrigger>,
+    investigate: Option<Spanned<Vec<RawStep>>>,
+    decide: Option<Spanned<Vec<RawBranch>>>,
     validate: Spanned<RawValidation>,
     on_failure: Spanned<RawFailure>,
 }
@@ -39,6 +44,8 @@ struct RawTrigger {
     severities: Vec<Spanned<String>>,
     #[serde(default)]
     labels: Vec<Spanned<RawMatcher>>,
+    #[serde(default)]
+    resources: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,7 +129,7 @@ fn yes() -> bool {
 // ------------------------------------------------------- validated form --
 
 /// Evidence an investigation step gathers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Evidence {
     Health,
     Events,
@@ -131,11 +138,24 @@ pub enum Evidence {
     Logs,
 }
 
+impl Evidence {
+    /// The name an `investigate` step uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Evidence::Health => "health",
+            Evidence::Events => "events",
+            Evidence::Changes => "changes",
+            Evidence::Metrics => "metrics",
+            Evidence::Logs => "logs",
+        }
+    }
+}
+
 /// One investigation step: which evidence to gather, and how much.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InvestigationStep {
     pub evidence: Evidence,
-    /// Why this evidence matters here (shown in the investigation pane).
+    /// Why this evidence matters here (added to the evidence's summary).
     pub why: String,
     /// How far back to look (events, changes, metrics, logs).
     pub window: Option<Duration>,
@@ -168,13 +188,43 @@ impl LabelMatcher {
     }
 }
 
+/// A resource kind of one provider, as `trigger.resources` names it
+/// (`kubernetes/pod`, `aws/ec2_instance`, `linux/service`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceKind {
+    pub provider: String,
+    pub kind: String,
+}
+
+impl std::fmt::Display for ResourceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.provider, self.kind)
+    }
+}
+
+/// The name `trigger.resources` uses for a provider.
+pub fn provider_name(provider: Provider) -> &'static str {
+    match provider {
+        Provider::Kubernetes => "kubernetes",
+        Provider::Aws => "aws",
+        Provider::Linux => "linux",
+        Provider::Gcp => "gcp",
+        Provider::Azure => "azure",
+        Provider::Vault => "vault",
+    }
+}
+
 /// When a playbook applies.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trigger {
+    /// Empty in a plan-only playbook, which no alert matches.
     pub alerts: Vec<String>,
     /// Empty: any severity.
     pub severities: Vec<Severity>,
     pub labels: Vec<LabelMatcher>,
+    /// The resources it is written for; empty: any (its facts are then
+    /// checked against every connector).
+    pub resources: Vec<ResourceKind>,
 }
 
 impl Trigger {
@@ -185,6 +235,15 @@ impl Trigger {
             && (self.severities.is_empty() || self.severities.contains(&alert.severity))
             && self.labels.iter().all(|m| m.matches(&alert.labels))
     }
+
+    /// Whether the playbook is written for a resource of this provider and kind.
+    pub fn applies_to(&self, provider: Provider, kind: &str) -> bool {
+        self.resources.is_empty()
+            || self
+                .resources
+                .iter()
+                .any(|r| r.provider == provider_name(provider) && r.kind == kind)
+    }
 }
 
 /// An action with parameters that may refer to facts.
@@ -192,6 +251,8 @@ impl Trigger {
 struct ActionTemplate {
     name: String,
     params: BTreeMap<String, Template>,
+    /// Each parameter's line, in the order of `params`.
+    lines: Vec<u64>,
 }
 
 /// A node of the decision tree: a condition, then an action or sub-branches.
@@ -328,6 +389,37 @@ pub struct FailurePlan {
     pub message: String,
 }
 
+/// What walking a decision tree found: the decision, or the branch whose
+/// condition the facts could not decide (and which facts it lacked).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Evaluation {
+    /// The branch taken and its action; `None` when no branch held or the
+    /// walk stopped on an unknown condition.
+    pub decision: Option<Decision>,
+    /// The branch path whose condition was unknown (the walk stopped there).
+    pub undecided: Option<String>,
+    /// Its line in the playbook file.
+    pub undecided_line: u64,
+    /// The facts that condition names which the investigation did not produce.
+    pub unknown: Vec<String>,
+}
+
+impl Evaluation {
+    /// One line for the investigation's conclusion when the playbook did not act.
+    pub fn why_not(&self, playbook: &Playbook) -> String {
+        match &self.undecided {
+            Some(branch) => format!(
+                "playbook {} did not act: branch {branch} ({}:{}) depends on facts not observed: {}",
+                playbook.name,
+                playbook.source,
+                self.undecided_line,
+                self.unknown.join(", ")
+            ),
+            None => format!("playbook {}: no branch holds", playbook.name),
+        }
+    }
+}
+
 /// The branch a decision tree chose and the action it rendered.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
@@ -347,6 +439,7 @@ pub struct Playbook {
     /// The file it was loaded from.
     pub source: String,
     pub trigger: Trigger,
+    /// The evidence to gather; empty in a plan-only playbook.
     pub investigate: Vec<InvestigationStep>,
     tree: Vec<Branch>,
     pub validation: ValidationSpec,
@@ -385,15 +478,28 @@ impl Playbook {
         build(file, raw)
     }
 
-    /// Walks the decision tree over `facts`: the first branch whose condition
-    /// holds is taken (depth first, in file order); its action is rendered for
-    /// `target`. `None` when no branch holds.
+    /// The decision of [`Playbook::evaluate`], if any.
     pub fn decide(
         &self,
         facts: &Facts,
         target: &ResourceId,
     ) -> Result<Option<Decision>, PlaybookError> {
-        self.walk(&self.tree, facts, target, "")
+        Ok(self.evaluate(facts, target)?.decision)
+    }
+
+    /// Walks the decision tree over `facts`, depth first in file order: a
+    /// branch whose condition is true is taken (its action rendered for
+    /// `target`, or its children walked), one that is false is passed over,
+    /// and one that is *unknown* (it depends on facts not observed) stops the
+    /// walk: the playbook does not act, and the evaluation names the facts.
+    pub fn evaluate(
+        &self,
+        facts: &Facts,
+        target: &ResourceId,
+    ) -> Result<Evaluation, PlaybookError> {
+        let mut out = Evaluation::default();
+        out.decision = self.walk(&self.tree, facts, target, "", &mut out)?;
+        Ok(out)
     }
 
     fn walk(
@@ -402,23 +508,44 @@ impl Playbook {
         facts: &Facts,
         target: &ResourceId,
         prefix: &str,
+        out: &mut Evaluation,
     ) -> Result<Option<Decision>, PlaybookError> {
         for branch in branches {
-            let holds = branch.when.holds(facts).map_err(|message| {
+            let value = branch.when.eval(facts).map_err(|message| {
                 self.eval_error(branch, format!("`{}`: {message}", branch.when_src))
             })?;
-            if !holds {
-                continue;
-            }
             let path = if prefix.is_empty() {
                 branch.id.clone()
             } else {
                 format!("{prefix}/{}", branch.id)
             };
+            match value {
+                Val::Bool(true) => {}
+                Val::Bool(false) => continue,
+                Val::Unknown => {
+                    out.undecided = Some(path);
+                    out.undecided_line = branch.line;
+                    out.unknown = branch.when.unknown_because(facts);
+                    return Ok(None);
+                }
+                v => {
+                    return Err(self.eval_error(
+                        branch,
+                        format!(
+                            "`{}`: condition is a {}, not a boolean",
+                            branch.when_src,
+                            v.type_name()
+                        ),
+                    ));
+                }
+            }
             match &branch.then {
                 BranchThen::Branches(children) => {
-                    if let Some(decision) = self.walk(children, facts, target, &path)? {
+                    if let Some(decision) = self.walk(children, facts, target, &path, out)? {
                         return Ok(Some(decision));
+                    }
+                    if out.undecided.is_some() {
+                        return Ok(None);
                     }
                 }
                 BranchThen::Act(template) => {
@@ -496,17 +623,72 @@ fn build(file: &str, raw: RawPlaybook) -> Result<Playbook, PlaybookError> {
     if name.is_empty() {
         return Err(invalid(file, &raw.name.referenced, "`name` is empty"));
     }
-    if raw.trigger.alerts.value.is_empty()
-        || raw.trigger.alerts.value.iter().any(|a| a.trim().is_empty())
+    let (raw_trigger, raw_investigate, raw_decide) = match (
+        raw.trigger,
+        raw.investigate,
+        raw.decide,
+    ) {
+        (Some(t), Some(i), Some(d)) => (Some(t), i, d),
+        // A plan-only playbook: no alert matches it; it holds the
+        // validation and failure plan of changes an operator applies.
+        (None, None, None) => {
+            return plan_only(
+                file,
+                name,
+                raw.description,
+                raw.priority,
+                raw.validate,
+                raw.on_failure,
+            );
+        }
+        _ => {
+            return Err(PlaybookError::Invalid {
+                    file: file.to_string(),
+                    line: raw.name.referenced.line(),
+                    column: raw.name.referenced.column(),
+                    message: "`trigger`, `investigate` and `decide` come together (all three, or none in a plan-only playbook)".into(),
+                });
+        }
+    };
+    let raw_trigger = raw_trigger.expect("matched above");
+    if raw_trigger.alerts.value.is_empty()
+        || raw_trigger.alerts.value.iter().any(|a| a.trim().is_empty())
     {
         return Err(invalid(
             file,
-            &raw.trigger.alerts.referenced,
+            &raw_trigger.alerts.referenced,
             "`trigger.alerts` needs at least one non-empty alert name",
         ));
     }
+    let mut resources = Vec::new();
+    for r in &raw_trigger.resources {
+        let parsed = r.value.split_once('/').and_then(|(p, k)| {
+            let ok = catalogue::PROVIDERS.contains(&p)
+                && !k.is_empty()
+                && k.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            ok.then(|| ResourceKind {
+                provider: p.to_string(),
+                kind: k.to_string(),
+            })
+        });
+        match parsed {
+            Some(kind) => resources.push(kind),
+            None => {
+                return Err(invalid(
+                    file,
+                    &r.referenced,
+                    format!(
+                        "`trigger.resources` entry {:?} must be provider/kind with provider one of {}",
+                        r.value,
+                        catalogue::PROVIDERS.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
     let mut labels = Vec::new();
-    for m in raw.trigger.labels {
+    for m in raw_trigger.labels {
         let at = m.referenced;
         let m = m.value;
         let set = [
@@ -538,15 +720,15 @@ fn build(file: &str, raw: RawPlaybook) -> Result<Playbook, PlaybookError> {
             LabelMatcher::NotOneOf(m.label, m.not_one_of.unwrap_or_default())
         });
     }
-    if raw.investigate.value.is_empty() {
+    if raw_investigate.value.is_empty() {
         return Err(invalid(
             file,
-            &raw.investigate.referenced,
+            &raw_investigate.referenced,
             "`investigate` needs at least one step",
         ));
     }
-    let mut investigate = Vec::new();
-    for s in raw.investigate.value {
+    let mut investigate: Vec<InvestigationStep> = Vec::new();
+    for s in raw_investigate.value {
         let evidence = match s.evidence.value.as_str() {
             "health" => Evidence::Health,
             "events" => Evidence::Events,
@@ -563,6 +745,38 @@ fn build(file: &str, raw: RawPlaybook) -> Result<Playbook, PlaybookError> {
                 ));
             }
         };
+        if investigate.iter().any(|i| i.evidence == evidence) {
+            return Err(invalid(
+                file,
+                &s.evidence.referenced,
+                format!(
+                    "evidence `{}` is gathered by an earlier step",
+                    s.evidence.value
+                ),
+            ));
+        }
+        if s.window_mins == Some(0) {
+            return Err(invalid(
+                file,
+                &s.evidence.referenced,
+                "`window_mins` must be positive",
+            ));
+        }
+        let misplaced = match evidence {
+            Evidence::Metrics => s.lines.is_some() || s.grep.is_some(),
+            Evidence::Logs => !s.metrics.is_empty(),
+            _ => s.lines.is_some() || s.grep.is_some() || !s.metrics.is_empty(),
+        };
+        if misplaced {
+            return Err(invalid(
+                file,
+                &s.evidence.referenced,
+                format!(
+                    "`metrics` belongs to a metrics step, `lines` and `grep` to a logs step; the `{}` step would ignore them",
+                    s.evidence.value
+                ),
+            ));
+        }
         investigate.push(InvestigationStep {
             evidence,
             why: s.why,
@@ -575,7 +789,7 @@ fn build(file: &str, raw: RawPlaybook) -> Result<Playbook, PlaybookError> {
         });
     }
     let mut severities = Vec::new();
-    for sev in raw.trigger.severities {
+    for sev in raw_trigger.severities {
         severities.push(match sev.value.as_str() {
             "info" => Severity::Info,
             "low" => Severity::Low,
@@ -593,18 +807,232 @@ fn build(file: &str, raw: RawPlaybook) -> Result<Playbook, PlaybookError> {
             }
         });
     }
-    if raw.decide.value.is_empty() {
+    if raw_decide.value.is_empty() {
         return Err(invalid(
             file,
-            &raw.decide.referenced,
+            &raw_decide.referenced,
             "`decide` needs at least one branch",
         ));
     }
     let mut ids = Vec::new();
-    let tree = branches(file, raw.decide.value, &mut ids)?;
+    let tree = branches(file, raw_decide.value, &mut ids)?;
+    check_facts(file, &tree, &investigate, &resources)?;
+    let (validation, on_failure) = plans(file, raw.validate, raw.on_failure)?;
+    Ok(Playbook {
+        name,
+        description: raw.description,
+        priority: raw.priority,
+        source: file.to_string(),
+        trigger: Trigger {
+            alerts: raw_trigger.alerts.value,
+            severities,
+            labels,
+            resources,
+        },
+        investigate,
+        tree,
+        validation,
+        on_failure,
+    })
+}
 
-    let v = raw.validate.value;
-    let at = raw.validate.referenced;
+/// A playbook with only a validation and a failure plan.
+fn plan_only(
+    file: &str,
+    name: String,
+    description: String,
+    priority: i32,
+    validate: Spanned<RawValidation>,
+    on_failure: Spanned<RawFailure>,
+) -> Result<Playbook, PlaybookError> {
+    let (validation, on_failure) = plans(file, validate, on_failure)?;
+    Ok(Playbook {
+        name,
+        description,
+        priority,
+        source: file.to_string(),
+        trigger: Trigger {
+            alerts: Vec::new(),
+            severities: Vec::new(),
+            labels: Vec::new(),
+            resources: Vec::new(),
+        },
+        investigate: Vec::new(),
+        tree: Vec::new(),
+        validation,
+        on_failure,
+    })
+}
+
+/// Checks every fact a condition or parameter names against the catalogue:
+/// it must exist, be produced for one of `resources` (any resource when
+/// empty), come from evidence a step gathers, and, for a metrics step with a
+/// `metrics` list, be in the list.
+fn check_facts(
+    file: &str,
+    tree: &[Branch],
+    investigate: &[InvestigationStep],
+    resources: &[ResourceKind],
+) -> Result<(), PlaybookError> {
+    let mut uses: Vec<(String, u64)> = Vec::new();
+    fn collect(branches: &[Branch], uses: &mut Vec<(String, u64)>) {
+        for b in branches {
+            uses.extend(b.when.names().into_iter().map(|n| (n, b.line)));
+            match &b.then {
+                BranchThen::Act(a) => {
+                    for (t, line) in a.params.values().zip(&a.lines) {
+                        uses.extend(t.names().into_iter().map(|n| (n, *line)));
+                    }
+                }
+                BranchThen::Branches(children) => collect(children, uses),
+            }
+        }
+    }
+    collect(tree, &mut uses);
+    let at = |line: u64, message: String| PlaybookError::Invalid {
+        file: file.to_string(),
+        line,
+        column: 1,
+        message,
+    };
+    fn conditions<'a>(branches: &'a [Branch], out: &mut Vec<&'a Branch>) {
+        for b in branches {
+            out.push(b);
+            if let BranchThen::Branches(children) = &b.then {
+                conditions(children, out);
+            }
+        }
+    }
+    let mut all = Vec::new();
+    conditions(tree, &mut all);
+    for b in all {
+        if let Some(why) = mistyped(&b.when, true) {
+            return Err(at(b.line, format!("in `when`: {why}")));
+        }
+    }
+    for (name, line) in uses {
+        let Some(spec) = catalogue::lookup(&name) else {
+            return Err(at(
+                line,
+                format!(
+                    "unknown fact `{name}`: no connector produces it (the facts catalogue is in the playbooks README)"
+                ),
+            ));
+        };
+        if !resources.is_empty()
+            && !resources
+                .iter()
+                .any(|r| spec.produced_for(&r.provider, &r.kind))
+        {
+            let list: Vec<String> = resources.iter().map(|r| r.to_string()).collect();
+            return Err(at(
+                line,
+                format!(
+                    "fact `{name}` is produced by no connector for {} (it comes from: {})",
+                    list.join(", "),
+                    spec.source
+                ),
+            ));
+        }
+        if let Some(evidence) = spec.evidence {
+            let Some(step) = investigate.iter().find(|s| s.evidence == evidence) else {
+                return Err(at(
+                    line,
+                    format!(
+                        "fact `{name}` comes from `{}` evidence, which `investigate` does not gather",
+                        evidence.as_str()
+                    ),
+                ));
+            };
+            if let Some(metric) = name.strip_prefix("metrics.")
+                && !step.metrics.is_empty()
+                && !step.metrics.iter().any(|m| m == metric)
+            {
+                return Err(at(
+                    line,
+                    format!("fact `{name}` is not in the metrics step's `metrics` list"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A catalogued fact compared with a literal of another type, or a fact
+/// that is not a boolean used as a condition: caught when the playbook
+/// loads rather than when it is evaluated during an incident.
+fn mistyped(e: &Expr, as_condition: bool) -> Option<String> {
+    use catalogue::FactType;
+    use expr::BinOp;
+    let fact = |e: &Expr| match e {
+        Expr::Name(n) => catalogue::lookup(n).map(|s| (n.clone(), s.ty)),
+        _ => None,
+    };
+    let literal = |e: &Expr| match e {
+        Expr::Num(_) => Some(FactType::Number),
+        Expr::Str(_) => Some(FactType::Text),
+        Expr::Bool(_) => Some(FactType::Bool),
+        _ => None,
+    };
+    let clash = |f: FactType, l: FactType| f != FactType::Scalar && f != l;
+    let compared = |n: &str, f: FactType, l: FactType| {
+        format!(
+            "`{n}` is a {} fact, compared with a {}",
+            f.as_str(),
+            l.as_str()
+        )
+    };
+    match e {
+        Expr::Binary(BinOp::And | BinOp::Or, l, r) => {
+            mistyped(l, true).or_else(|| mistyped(r, true))
+        }
+        Expr::Binary(
+            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge,
+            l,
+            r,
+        ) => {
+            for (a, b) in [(l, r), (r, l)] {
+                if let (Some((n, f)), Some(lit)) = (fact(a), literal(b))
+                    && clash(f, lit)
+                {
+                    return Some(compared(&n, f, lit));
+                }
+            }
+            mistyped(l, false).or_else(|| mistyped(r, false))
+        }
+        Expr::Binary(_, l, r) => mistyped(l, false).or_else(|| mistyped(r, false)),
+        Expr::In(l, r) => {
+            if let (Some((n, f)), Expr::List(items)) = (fact(l), r.as_ref()) {
+                for lit in items.iter().filter_map(literal) {
+                    if clash(f, lit) {
+                        return Some(compared(&n, f, lit));
+                    }
+                }
+            }
+            None
+        }
+        Expr::Not(a) => mistyped(a, true),
+        Expr::Neg(a) => mistyped(a, false),
+        Expr::Call(_, args) | Expr::List(args) => args.iter().find_map(|a| mistyped(a, false)),
+        Expr::Name(n) if as_condition => match catalogue::lookup(n) {
+            Some(s) if s.ty != FactType::Bool && s.ty != FactType::Scalar => Some(format!(
+                "`{n}` is a {} fact, not a condition (compare it with something)",
+                s.ty.as_str()
+            )),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The validation and failure plan, checked.
+fn plans(
+    file: &str,
+    validate: Spanned<RawValidation>,
+    on_failure: Spanned<RawFailure>,
+) -> Result<(ValidationSpec, FailurePlan), PlaybookError> {
+    let v = validate.value;
+    let at = validate.referenced;
     let (timeout_secs, interval_secs) = (v.timeout_secs.value, v.interval_secs.value);
     if timeout_secs == 0 {
         return Err(invalid(
@@ -650,33 +1078,22 @@ fn build(file: &str, raw: RawPlaybook) -> Result<Playbook, PlaybookError> {
         stable_polls: v.stable_polls,
     };
 
-    let f = raw.on_failure.value;
+    let f = on_failure.value;
     if f.escalate.is_empty() || f.escalate.iter().any(|c| c.trim().is_empty()) {
         return Err(invalid(
             file,
-            &raw.on_failure.referenced,
+            &on_failure.referenced,
             "`on_failure.escalate` needs at least one contact",
         ));
     }
-    Ok(Playbook {
-        name,
-        description: raw.description,
-        priority: raw.priority,
-        source: file.to_string(),
-        trigger: Trigger {
-            alerts: raw.trigger.alerts.value,
-            severities,
-            labels,
-        },
-        investigate,
-        tree,
+    Ok((
         validation,
-        on_failure: FailurePlan {
+        FailurePlan {
             restore: f.restore,
             escalate: f.escalate,
             message: f.message,
         },
-    })
+    ))
 }
 
 fn branches(
@@ -723,13 +1140,19 @@ fn branches(
                     ));
                 }
                 let mut params = BTreeMap::new();
+                let mut lines = BTreeMap::new();
                 for (key, value) in action.params {
                     let t = Template::parse(&value.value).map_err(|e| {
                         invalid(file, &value.referenced, format!("parameter `{key}`: {e}"))
                     })?;
+                    lines.insert(key.clone(), value.referenced.line());
                     params.insert(key, t);
                 }
-                BranchThen::Act(ActionTemplate { name, params })
+                BranchThen::Act(ActionTemplate {
+                    name,
+                    params,
+                    lines: lines.into_values().collect(),
+                })
             }
             (None, Some(children)) => {
                 if children.value.is_empty() {

@@ -124,7 +124,11 @@ fn recent_change(f: &Facts, cite: &Cite) -> Option<Hypothesis> {
         .iter()
         .filter(|c| c.reason != "Restored")
         .max_by_key(|c| c.at)?;
-    let rollout = change.reason == "ScalingReplicaSet" || change.message.contains("rollout");
+    // `Rollout` is what the Kubernetes connector records for each ReplicaSet
+    // revision; the demo fleet words it as the deployment controller's event.
+    let rollout = change.reason == "Rollout"
+        || change.reason == "ScalingReplicaSet"
+        || change.message.contains("rollout");
     let mut confidence: f64 = if rollout { 0.4 } else { 0.3 };
     let mut cites: Vec<String> = cite("changes").into_iter().collect();
     if f.health.status != HealthStatus::Healthy {

@@ -4,6 +4,7 @@
 //! each citing the evidence it rests on.
 
 mod analyzers;
+pub mod facts;
 mod linux;
 
 use std::collections::BTreeMap;
@@ -15,7 +16,6 @@ use crate::event::StringMap;
 use crate::event::{
     Alert, EventKind, Evidence, Health, Hypothesis, InfraEvent, PlaybookChoice, ResourceId,
 };
-use crate::playbook::Facts as PlaybookFacts;
 pub use analyzers::{Facts, analyze, rank};
 
 const ACTOR: &str = "agent:investigation";
@@ -56,7 +56,8 @@ pub async fn investigate(ctx: AgentContext, job: InvestigationJob) {
 }
 
 async fn run(ctx: &AgentContext, job: &InvestigationJob) -> anyhow::Result<()> {
-    let facts = gather(ctx, job).await?;
+    let gathered = gather(ctx, job).await?;
+    let facts = &gathered.facts;
     let mut n = job.evidence_so_far;
     let mut record_evidence = |source: &str, summary: String, detail: Vec<String>| {
         n += 1;
@@ -75,17 +76,21 @@ async fn run(ctx: &AgentContext, job: &InvestigationJob) -> anyhow::Result<()> {
         describe_health(&facts.resource, &facts.health),
         vec![facts.health.message.clone()],
     ));
+    let minutes = gathered.window.num_minutes();
     if !facts.events.is_empty() {
         evidence.push(record_evidence(
             "events",
-            format!("{} event(s) in the last hour", facts.events.len()),
+            format!("{} event(s) in the last {minutes} min", facts.events.len()),
             facts.events.iter().map(line).collect(),
         ));
     }
     if !facts.changes.is_empty() {
         evidence.push(record_evidence(
             "changes",
-            format!("{} change(s) in the last hour", facts.changes.len()),
+            format!(
+                "{} change(s) in the last {minutes} min",
+                facts.changes.len()
+            ),
             facts.changes.iter().map(line).collect(),
         ));
     }
@@ -132,6 +137,28 @@ async fn run(ctx: &AgentContext, job: &InvestigationJob) -> anyhow::Result<()> {
         cited.push((e.source.clone(), recorded.id.clone()));
         evidence.push(recorded);
     }
+    // Each piece of evidence says why the playbook asked for it.
+    if let Some(p) = playbook_for(ctx, job, &facts.resource_view) {
+        for e in evidence.iter_mut() {
+            let step = match e.source.as_str() {
+                "health" => crate::playbook::Evidence::Health,
+                "events" | "k8s_events" => crate::playbook::Evidence::Events,
+                "changes" | "rollouts" => crate::playbook::Evidence::Changes,
+                "metrics" => crate::playbook::Evidence::Metrics,
+                "previous_logs" | "logs" => crate::playbook::Evidence::Logs,
+                _ => continue,
+            };
+            if let Some(why) = p
+                .investigate
+                .iter()
+                .find(|s| s.evidence == step)
+                .map(|s| s.why.trim())
+                .filter(|w| !w.is_empty())
+            {
+                e.summary = format!("{} — {why}", e.summary);
+            }
+        }
+    }
     for e in &evidence {
         ctx.record(
             ACTOR,
@@ -143,7 +170,7 @@ async fn run(ctx: &AgentContext, job: &InvestigationJob) -> anyhow::Result<()> {
         .await?;
     }
 
-    let mut hypotheses = analyze(&facts, &evidence);
+    let mut hypotheses = analyze(facts, &evidence);
     hypotheses.extend(diagnosis.findings.iter().map(|f| {
         Hypothesis {
             title: f.title.clone(),
@@ -164,15 +191,22 @@ async fn run(ctx: &AgentContext, job: &InvestigationJob) -> anyhow::Result<()> {
         }
     }));
     rank(&mut hypotheses);
-    let playbook = match consult_playbook(ctx, job, &facts) {
-        Ok(choice) => choice,
+    let (playbook, why_not) = match consult_playbook(ctx, job, &gathered, &diagnosis.evidence) {
+        Ok(found) => found,
         Err(e) => {
             // A broken playbook never blocks the investigation: say so and go on without it.
             ctx.report_error("investigation", format!("playbook: {e}"))
                 .await;
-            None
+            (None, None)
         }
     };
+    if let Some(NotActed::Undecided(_)) = &why_not {
+        // The site's playbook for this alert could not decide for want of
+        // evidence: no analyzer's action is proposed in its place.
+        for h in hypotheses.iter_mut() {
+            h.recommended_action = None;
+        }
+    }
     let conclusion = match hypotheses.first() {
         Some(top) => format!(
             "most likely: {} ({:.0}%){}",
@@ -185,12 +219,15 @@ async fn run(ctx: &AgentContext, job: &InvestigationJob) -> anyhow::Result<()> {
         ),
         None => "no hypothesis".to_string(),
     };
-    let conclusion = match &playbook {
-        Some(choice) => format!(
+    let conclusion = match (&playbook, why_not) {
+        (Some(choice), _) => format!(
             "{conclusion}; playbook {} › {} chose {}",
             choice.playbook, choice.branch, choice.action.name
         ),
-        None => conclusion,
+        (None, Some(NotActed::Undecided(why) | NotActed::NoBranch(why))) => {
+            format!("{conclusion}; {why}")
+        }
+        (None, None) => conclusion,
     };
     ctx.record(
         ACTOR,
@@ -212,16 +249,39 @@ async fn run(ctx: &AgentContext, job: &InvestigationJob) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn gather(ctx: &AgentContext, job: &InvestigationJob) -> anyhow::Result<Facts> {
+/// What [`gather`] read: the analyzers' facts, and what the playbook facts
+/// are computed from.
+struct Gathered {
+    facts: Facts,
+    /// Every resource the connector listed.
+    listing: Vec<crate::event::Resource>,
+    /// Whether the resource's events (and so its changes) could be read.
+    events_read: bool,
+    /// Events of the Kubernetes workload over the resource and of its
+    /// current pods (`None`: not a Kubernetes workload, or not readable).
+    workload_events: Option<Vec<InfraEvent>>,
+    /// Whether metrics could be read.
+    metrics_read: bool,
+    /// The window events and changes were read over.
+    window: Duration,
+}
+
+/// The playbook for the job's alert and resource, if any.
+fn playbook_for<'a>(
+    ctx: &'a AgentContext,
+    job: &InvestigationJob,
+    resource: &crate::event::Resource,
+) -> Option<&'a crate::playbook::Playbook> {
+    ctx.playbooks
+        .matching_resource(&job.alert, resource.provider, &resource.kind)
+}
+
+async fn gather(ctx: &AgentContext, job: &InvestigationJob) -> anyhow::Result<Gathered> {
     let connector = ctx
         .registry
         .get(&job.connector)
         .ok_or_else(|| anyhow::anyhow!("connector {} is not configured", job.connector))?;
     let now = ctx.clock.now();
-    let window = crate::connectors::TimeWindow {
-        from: now - Duration::hours(1),
-        to: now,
-    };
     let resources = connector
         .list_resources(&crate::connectors::Scope::default())
         .await?;
@@ -230,23 +290,72 @@ async fn gather(ctx: &AgentContext, job: &InvestigationJob) -> anyhow::Result<Fa
         .find(|r| r.id == job.resource)
         .cloned()
         .ok_or_else(|| anyhow::anyhow!("{} is gone", job.resource))?;
+    // The playbook's steps say how far back to look (the widest of them).
+    let window_len = playbook_for(ctx, job, &resource)
+        .map(|p| facts::widest_window(&p.investigate))
+        .unwrap_or(facts::DEFAULT_WINDOW);
+    let window = crate::connectors::TimeWindow {
+        from: now - window_len,
+        to: now,
+    };
     let health = connector.health(&job.resource).await?;
-    let mut events = connector.events(&job.resource, window).await?;
+    // Evidence that cannot be read stays unknown: an empty list would say
+    // "nothing happened", which is not what we know.
+    let read_events = connector.events(&job.resource, window).await;
+    let events_read = read_events.is_ok();
+    let mut events = match read_events {
+        Ok(e) => e,
+        Err(e) => {
+            ctx.report_error("investigation", format!("events of {}: {e}", job.resource))
+                .await;
+            Vec::new()
+        }
+    };
     let owner = resource
         .attributes
         .get("owner")
         .map(|o| ResourceId::new(o.clone()));
-    let mut changes: Vec<InfraEvent> = Vec::new();
-    for id in std::iter::once(&job.resource).chain(owner.iter()) {
-        let evs = if id == &job.resource {
-            events.clone()
-        } else {
-            connector.events(id, window).await.unwrap_or_default()
-        };
-        changes.extend(evs.into_iter().filter(|e| e.kind == "change"));
+    let mut changes: Vec<InfraEvent> = events
+        .iter()
+        .filter(|e| e.kind == "change")
+        .cloned()
+        .collect();
+    if let Some(owner) = &owner {
+        changes.extend(
+            connector
+                .events(owner, window)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|e| e.kind == "change"),
+        );
     }
     events.retain(|e| e.kind != "change");
-    let mut metrics = connector.metrics(&job.resource).await?;
+    let chain = facts::OwnerChain::of(&resource, &resources);
+    let workload_events = match chain.workload {
+        Some(w) => {
+            let mut all = Vec::new();
+            let mut ok = true;
+            let ids = std::iter::once(&w.id).chain(
+                chain
+                    .current_pods(&resources)
+                    .into_iter()
+                    .filter(|p| resource.kind == "deployment" || p.id == resource.id)
+                    .map(|p| &p.id),
+            );
+            for id in ids {
+                match connector.events(id, window).await {
+                    Ok(evs) => all.extend(evs),
+                    Err(_) => ok = false,
+                }
+            }
+            ok.then_some(all)
+        }
+        None => None,
+    };
+    let read_metrics = connector.metrics(&job.resource).await;
+    let metrics_read = read_metrics.is_ok();
+    let mut metrics = read_metrics.unwrap_or_default();
     if let Some(owner) = &owner
         && let Ok(m) = connector.metrics(owner).await
         && let Some(r) = m.get("replicas")
@@ -271,7 +380,7 @@ async fn gather(ctx: &AgentContext, job: &InvestigationJob) -> anyhow::Result<Fa
             .unwrap_or_default(),
         None => StringMap::new(),
     };
-    Ok(Facts {
+    let facts = Facts {
         resource: job.resource.clone(),
         resource_view: resource.clone(),
         owner_attributes,
@@ -284,6 +393,14 @@ async fn gather(ctx: &AgentContext, job: &InvestigationJob) -> anyhow::Result<Fa
         owner,
         node,
         attributes: resource.attributes.clone(),
+    };
+    Ok(Gathered {
+        facts,
+        listing: resources,
+        events_read,
+        workload_events,
+        metrics_read,
+        window: window_len,
     })
 }
 
@@ -329,87 +446,63 @@ fn summarize_metrics(m: &BTreeMap<String, f64>) -> String {
     }
 }
 
-/// Asks the playbook that matches the alert, if any, what it would do given
-/// the gathered facts. The facts are named as playbooks document them
-/// (`health.*`, `metrics.*`, `changes.*`, `events.*`, `resource.*`, `alert.*`).
+/// Why the matching playbook chose nothing.
+enum NotActed {
+    /// A condition depended on facts not observed (the text names them).
+    Undecided(String),
+    /// Every condition was decided, and none held.
+    NoBranch(String),
+}
+
+/// Asks the playbook written for the alert and the resource, if any, what
+/// it would do given the facts its `investigate` steps gathered. Returns the
+/// choice, or why the playbook did not act when it depended on facts that
+/// were not observed.
 fn consult_playbook(
     ctx: &AgentContext,
     job: &InvestigationJob,
-    facts: &Facts,
-) -> anyhow::Result<Option<PlaybookChoice>> {
-    let Some(playbook) = ctx.playbooks.matching(&job.alert) else {
-        return Ok(None);
+    gathered: &Gathered,
+    diagnosis: &[crate::connectors::DiagnosisEvidence],
+) -> anyhow::Result<(Option<PlaybookChoice>, Option<NotActed>)> {
+    let f = &gathered.facts;
+    let Some(playbook) = playbook_for(ctx, job, &f.resource_view) else {
+        return Ok((None, None));
     };
-    let pf = playbook_facts(job, facts, ctx.clock.now());
-    let target = facts
-        .owner
-        .clone()
-        .unwrap_or_else(|| facts.resource.clone());
-    let decision = playbook.decide(&pf, &target)?;
-    Ok(decision.map(|d| PlaybookChoice {
-        playbook: playbook.name.clone(),
-        branch: d.branch,
-        description: d.description,
-        action: d.action,
-    }))
-}
-
-fn playbook_facts(
-    job: &InvestigationJob,
-    f: &Facts,
-    now: chrono::DateTime<chrono::Utc>,
-) -> PlaybookFacts {
-    let mut pf = PlaybookFacts::new();
-    pf.add_alert(&job.alert);
-    pf.add_resource(&f.resource_view);
-    pf.add_health(&f.health);
-    for (k, v) in &f.metrics {
-        pf.set(format!("metrics.{k}"), *v);
-    }
-    // Aliases under the names the playbooks use.
-    let m = |k: &str| f.metrics.get(k).copied();
-    if let Some(need) = m("memory_need_mib") {
-        pf.set("metrics.memory_peak_mib", need);
-    }
-    if let Some(l) = m("latency_ms") {
-        pf.set("metrics.latency_p99_ms", l);
-    }
-    if let Some(d) = m("disk_used_pct") {
-        pf.set("metrics.disk_usage_ratio", d / 100.0);
-    }
-    if let Some(r) = f
-        .attributes
-        .get("reclaimable_pct")
-        .and_then(|v| v.parse::<f64>().ok())
-    {
-        pf.set("metrics.disk_reclaimable_ratio", r / 100.0);
-    }
-    if let Some(c) = m("cpu_util_pct") {
-        pf.set("metrics.cpu_usage_ratio", c / 100.0);
-    }
-    if let Some(r) = m("owner_replicas") {
-        pf.set("metrics.replicas", r);
-    }
-    pf.set("events.count", f.events.len() as f64);
-    pf.set("events.restarts", m("restarts").unwrap_or(0.0));
-    let deploy = f
-        .changes
-        .iter()
-        .filter(|c| c.reason == "ScalingReplicaSet" || c.message.contains("rollout"))
-        .max_by_key(|c| c.at);
-    pf.set("changes.count", f.changes.len() as f64);
-    pf.set("changes.recent_deploy", deploy.is_some());
-    if let Some(d) = deploy {
-        pf.set(
-            "changes.minutes_since_deploy",
-            ((now - d.at).num_seconds() as f64 / 60.0).round(),
-        );
-    }
-    pf.set(
-        "changes.previous_revision_available",
-        f.owner_attributes
-            .get("previous_image")
-            .is_some_and(|v| !v.is_empty()),
-    );
-    pf
+    let input = facts::FactInput {
+        alert: &job.alert,
+        resource: &f.resource_view,
+        health: &f.health,
+        listing: &gathered.listing,
+        events: gathered.events_read.then_some(f.events.as_slice()),
+        changes: gathered.events_read.then_some(f.changes.as_slice()),
+        workload_events: gathered.workload_events.as_deref(),
+        metrics: gathered.metrics_read.then_some(&f.metrics),
+        diagnosis,
+        steps: &playbook.investigate,
+        now: ctx.clock.now(),
+    };
+    let pf = facts::playbook_facts(&input);
+    let target = f.owner.clone().unwrap_or_else(|| f.resource.clone());
+    let evaluation = playbook.evaluate(&pf, &target)?;
+    let why_not = match (&evaluation.decision, &evaluation.undecided) {
+        (Some(_), _) => None,
+        (None, Some(_)) => Some(NotActed::Undecided(evaluation.why_not(playbook))),
+        (None, None) => Some(NotActed::NoBranch(evaluation.why_not(playbook))),
+    };
+    Ok((
+        evaluation.decision.map(|d| {
+            let mut action = d.action;
+            // A pod restart acts on the pod itself, never on its owner.
+            if action.name == "restart_pod" {
+                action.target = f.resource.clone();
+            }
+            PlaybookChoice {
+                playbook: playbook.name.clone(),
+                branch: d.branch,
+                description: d.description,
+                action,
+            }
+        }),
+        why_not,
+    ))
 }

@@ -1,10 +1,16 @@
-//! Compliance facts read from objects, as resource attributes the security
-//! agent's controls match on: a pod spec's privilege, root and limits facts
-//! and its images; a Role's or ClusterRole's wildcard rules. A fact that
-//! cannot be read from the object is `unknown`, never a guess.
+//! Facts read from objects, as resource attributes: the compliance facts the
+//! security agent's controls match on (a pod spec's privilege, root and
+//! limits facts and its images; a Role's or ClusterRole's wildcard rules), and
+//! the facts playbooks read (a pod spec's effective requests, a ReplicaSet's
+//! revision, a node's allocatable capacity). A fact that cannot be read from
+//! the object is `unknown` or absent, never a guess.
 
-use k8s_openapi::api::core::v1::{Container, PodSecurityContext, PodSpec, SecurityContext};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::{
+    Container, Node, PodSecurityContext, PodSpec, PodStatus, ResourceRequirements, SecurityContext,
+};
 use k8s_openapi::api::rbac::v1::PolicyRule;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use crate::event::StringMap;
 
@@ -68,6 +74,149 @@ pub fn pod_spec_facts(spec: Option<&PodSpec>, out: &mut StringMap) {
         }
     }
     out.insert("images".into(), images.join(","));
+    requests(spec, out);
+}
+
+/// Sets `memory_request_mib` and `cpu_request_millicores`: what the
+/// scheduler reserves for the pod — per container its request, or its limit
+/// when only a limit is set (the API server defaults the request to it); the
+/// containers summed, or the largest init container when that is more.
+/// Absent when a quantity does not parse.
+fn requests(spec: &PodSpec, out: &mut StringMap) {
+    let one = |c: &Container, key: &str, parse: fn(&str) -> Option<f64>| -> Option<f64> {
+        let r: Option<&ResourceRequirements> = c.resources.as_ref();
+        let q = r
+            .and_then(|r| r.requests.as_ref())
+            .and_then(|m| m.get(key))
+            .or_else(|| r.and_then(|r| r.limits.as_ref()).and_then(|m| m.get(key)));
+        match q {
+            Some(Quantity(q)) => parse(q),
+            None => Some(0.0),
+        }
+    };
+    for (key, attr, parse) in [
+        (
+            "memory",
+            "memory_request_mib",
+            memory_mib as fn(&str) -> Option<f64>,
+        ),
+        ("cpu", "cpu_request_millicores", cpu_millicores),
+    ] {
+        let sum: Option<f64> = spec.containers.iter().map(|c| one(c, key, parse)).sum();
+        let init: Option<Vec<f64>> = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .map(|c| one(c, key, parse))
+            .collect();
+        if let (Some(sum), Some(init)) = (sum, init) {
+            let v = init.into_iter().fold(sum, f64::max);
+            out.insert(attr.into(), format_amount(v));
+        }
+    }
+}
+
+fn format_amount(v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// A memory quantity (`512Mi`, `1G`, `1e9`) in MiB.
+fn memory_mib(q: &str) -> Option<f64> {
+    let q = q.trim();
+    let split = q
+        .find(|c: char| {
+            !(c.is_ascii_digit() || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-')
+        })
+        .unwrap_or(q.len());
+    // `e` is also the start of the `E` suffix only in upper case (exa).
+    let (num, unit) = q.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let factor = match unit {
+        "" => 1.0,
+        "Ki" => 1024.0,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        _ => return None,
+    };
+    let mib = n * factor / 1024f64.powi(2);
+    mib.is_finite().then_some((mib * 1000.0).round() / 1000.0)
+}
+
+/// A CPU quantity (`250m`, `1`, `0.5`) in millicores.
+fn cpu_millicores(q: &str) -> Option<f64> {
+    let q = q.trim();
+    let v = match q.strip_suffix('m') {
+        Some(milli) => milli.parse::<f64>().ok()?,
+        None => q.parse::<f64>().ok()? * 1000.0,
+    };
+    (v.is_finite() && v >= 0.0).then_some(v)
+}
+
+/// Sets `last_termination_reason`: why a container last stopped, as the
+/// kubelet recorded it (`OOMKilled`, `Error`, `Completed`), from each
+/// container's current or last terminated state; `OOMKilled` when any
+/// container was OOM-killed (a crash-looping pod's health reason is
+/// `CrashLoopBackOff` whatever the cause), `none` when no container has
+/// terminated. Absent without a status.
+pub fn pod_status_facts(status: Option<&PodStatus>, out: &mut StringMap) {
+    let Some(status) = status else { return };
+    let reasons: Vec<String> = status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten())
+        .flat_map(|c| {
+            [
+                c.state.as_ref().and_then(|s| s.terminated.as_ref()),
+                c.last_state.as_ref().and_then(|s| s.terminated.as_ref()),
+            ]
+        })
+        .flatten()
+        .map(|t| t.reason.clone().unwrap_or_else(|| "Error".into()))
+        .collect();
+    let reason = if reasons.iter().any(|r| r == "OOMKilled") {
+        "OOMKilled".to_string()
+    } else {
+        reasons.into_iter().next().unwrap_or_else(|| "none".into())
+    };
+    out.insert("last_termination_reason".into(), reason);
+}
+
+/// Sets `revision` (the `deployment.kubernetes.io/revision` annotation the
+/// deployment controller writes; what `kubectl rollout history` lists).
+pub fn replicaset_facts(rs: &ReplicaSet, out: &mut StringMap) {
+    if let Some(rev) = rs
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("deployment.kubernetes.io/revision"))
+        .filter(|r| r.parse::<u64>().is_ok())
+    {
+        out.insert("revision".into(), rev.clone());
+    }
+}
+
+/// Sets `allocatable_memory_mib` and `allocatable_cpu_millicores` from
+/// `status.allocatable` (what the scheduler can place on the node).
+pub fn node_facts(node: &Node, out: &mut StringMap) {
+    let allocatable = node.status.as_ref().and_then(|s| s.allocatable.as_ref());
+    let Some(a) = allocatable else { return };
+    if let Some(m) = a.get("memory").and_then(|q| memory_mib(&q.0)) {
+        out.insert("allocatable_memory_mib".into(), format_amount(m));
+    }
+    if let Some(c) = a.get("cpu").and_then(|q| cpu_millicores(&q.0)) {
+        out.insert("allocatable_cpu_millicores".into(), format_amount(c));
+    }
 }
 
 /// `true` when some container runs as uid 0 or may run as root
@@ -199,6 +348,76 @@ mod tests {
         let mut none = StringMap::new();
         pod_spec_facts(None, &mut none);
         assert_eq!(none["images"], "unknown");
+    }
+
+    #[test]
+    fn requests_are_what_the_scheduler_reserves() {
+        let f = facts(pod(serde_json::json!({
+            "initContainers": [{"name": "migrate", "image": "m:1",
+                "resources": {"requests": {"memory": "2Gi", "cpu": "100m"}}}],
+            "containers": [
+                {"name": "app", "image": "a:1",
+                 "resources": {"requests": {"memory": "512Mi", "cpu": "250m"},
+                               "limits": {"memory": "1Gi", "cpu": "1"}}},
+                {"name": "side", "image": "s:1",
+                 "resources": {"limits": {"memory": "64Mi", "cpu": "0.5"}}},
+                {"name": "bare", "image": "b:1"}
+            ]
+        })));
+        // memory: the init container's 2Gi is more than 512Mi + 64Mi.
+        assert_eq!(f["memory_request_mib"], "2048");
+        // cpu: 250m + the side car's limit 500m (its request defaults to it).
+        assert_eq!(f["cpu_request_millicores"], "750");
+        let bad = facts(pod(serde_json::json!({"containers": [
+            {"name": "a", "image": "a:1", "resources": {"requests": {"memory": "lots"}}}]})));
+        assert!(!bad.contains_key("memory_request_mib"));
+    }
+
+    #[test]
+    fn the_last_termination_reason_prefers_an_oom_kill() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "status": {"containerStatuses": [
+                {"name": "side", "image": "s", "imageID": "", "ready": true, "restartCount": 1,
+                 "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}}},
+                {"name": "app", "image": "a", "imageID": "", "ready": false, "restartCount": 7,
+                 "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                 "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]}
+        }))
+        .unwrap();
+        let mut out = StringMap::new();
+        pod_status_facts(pod.status.as_ref(), &mut out);
+        assert_eq!(out["last_termination_reason"], "OOMKilled");
+        let fresh: Pod = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "status": {"containerStatuses": [{"name": "app", "image": "a", "imageID": "",
+                "ready": true, "restartCount": 0, "state": {"running": {}}}]}
+        }))
+        .unwrap();
+        let mut out = StringMap::new();
+        pod_status_facts(fresh.status.as_ref(), &mut out);
+        assert_eq!(out["last_termination_reason"], "none");
+    }
+
+    #[test]
+    fn revision_and_allocatable_are_read_from_the_objects() {
+        let rs: ReplicaSet = serde_json::from_value(serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": "web-7d9c", "annotations": {"deployment.kubernetes.io/revision": "7"}}
+        }))
+        .unwrap();
+        let mut out = StringMap::new();
+        replicaset_facts(&rs, &mut out);
+        assert_eq!(out["revision"], "7");
+        let node: Node = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
+            "status": {"allocatable": {"cpu": "3920m", "memory": "15991852Ki", "pods": "110"}}
+        }))
+        .unwrap();
+        let mut out = StringMap::new();
+        node_facts(&node, &mut out);
+        assert_eq!(out["allocatable_cpu_millicores"], "3920");
+        assert_eq!(out["allocatable_memory_mib"], "15617.043");
     }
 
     #[test]

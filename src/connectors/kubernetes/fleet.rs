@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::analyzers::{self, Finding, health_of};
-use super::facts::{pod_spec_facts, rbac_facts};
+use super::facts::{node_facts, pod_spec_facts, pod_status_facts, rbac_facts, replicaset_facts};
 use super::ids;
 use crate::event::StringMap;
 use crate::event::{ConnectorId, Environment, Health, InfraEvent, Provider, Resource, ResourceId};
@@ -556,6 +556,7 @@ impl Observed for Pod {
             out.insert("memory_limit".into(), m);
         }
         pod_spec_facts(spec, out);
+        pod_status_facts(self.status.as_ref(), out);
         if let Some(status) = &self.status {
             out.insert("phase".into(), status.phase.clone().unwrap_or_default());
             let cs = status.container_statuses.as_deref().unwrap_or_default();
@@ -612,6 +613,7 @@ impl Observed for ReplicaSet {
                 .and_then(|t| t.spec.as_ref()),
             out,
         );
+        replicaset_facts(self, out);
     }
 }
 
@@ -706,6 +708,7 @@ impl Observed for Node {
         if let Some(v) = self.status.as_ref().and_then(|s| s.node_info.as_ref()) {
             out.insert("kubelet".into(), v.kubelet_version.clone());
         }
+        node_facts(self, out);
     }
 }
 
