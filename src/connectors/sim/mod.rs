@@ -8,6 +8,7 @@
 //! infrastructure would outlive the console.
 
 mod fleet;
+mod preview;
 pub mod scenario;
 mod world;
 
@@ -24,8 +25,8 @@ use tokio_util::sync::CancellationToken;
 use super::{ConnectorError, InfraConnector, Registry, Result, Scope, TimeWindow};
 use crate::clock::SharedClock;
 use crate::event::{
-    Action, ActionOutcome, Alert, ConnectorId, Health, InfraEvent, Provider, Resource, ResourceId,
-    Snapshot,
+    Action, ActionOutcome, Alert, ConnectorId, Health, InfraEvent, Preview, Provider, Resource,
+    ResourceId, Snapshot,
 };
 pub use fleet::{aws_connector, hourly_cents, k8s_connector, linux_connector};
 use scenario::Scenario;
@@ -330,11 +331,23 @@ impl InfraConnector for SimConnector {
         })
     }
 
+    async fn preview(&self, action: &Action) -> Result<Preview> {
+        let inner = self.sim.lock();
+        self.owned(&inner.world, &action.target)?;
+        inner.world.preview(action)
+    }
+
     async fn execute(&self, action: &Action) -> Result<ActionOutcome> {
         let now = self.sim.clock.now();
         let outcome = {
             let mut inner = self.sim.lock();
             self.owned(&inner.world, &action.target)?;
+            // A parameter the world would ignore is refused here too, not only
+            // in the preview: what runs is what was approved.
+            let kind = &inner.world.resources[&action.target].resource.kind;
+            if let Some(takes) = preview::takes(&action.name, kind) {
+                super::check_params(action, takes)?;
+            }
             inner
                 .world
                 .apply(action, now)
