@@ -453,6 +453,73 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn previews_read_the_live_values_and_refuse_ignored_parameters() {
+        let (sim, _clock) = sim();
+        let registry = sim.registry();
+        let k8s = registry
+            .get(&k8s_connector(crate::event::Environment::Production))
+            .unwrap();
+        let dep = ResourceId::new(CHECKOUT);
+        let (limit, replicas) = sim.with_world(|w| {
+            let a = &w.resources[&dep].resource.attributes;
+            (a["memory_limit_mib"].clone(), a["replicas"].clone())
+        });
+        let p = k8s
+            .preview(&Action::new("set_resources", dep.clone()).with("memory_limit_mib", "448"))
+            .await
+            .unwrap();
+        assert_eq!(p.lines(), [format!("memory limit: {limit}Mi → 448Mi")]);
+        let p = k8s
+            .preview(&Action::new("scale", dep.clone()).with("replicas", "2"))
+            .await
+            .unwrap();
+        assert_eq!(p.lines(), [format!("replicas: {replicas} → 2")]);
+        // The proposer's belief about the current count must be the live one.
+        let err = k8s
+            .preview(
+                &Action::new("scale", dep.clone())
+                    .with("replicas", "2")
+                    .with("current_replicas", "40"),
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&format!("live value is {replicas}")), "{err}");
+        // A parameter the world would ignore is refused by name, in the
+        // preview and in execution alike, and nothing changes.
+        let ignored = Action::new("set_resources", dep.clone())
+            .with("memory_limit_mib", "448")
+            .with("cpu_limit_millis", "500");
+        for err in [
+            k8s.preview(&ignored).await.unwrap_err(),
+            k8s.execute(&ignored).await.unwrap_err(),
+        ] {
+            let err = err.to_string();
+            assert!(err.contains("`cpu_limit_millis`") && err.contains("ignored"), "{err}");
+        }
+        let now = sim.with_world(|w| w.resources[&dep].resource.attributes["memory_limit_mib"].clone());
+        assert_eq!(now, limit);
+        let aws = registry.get(&aws_connector()).unwrap();
+        let p = aws
+            .preview(
+                &Action::new(
+                    "resize_instance",
+                    ResourceId::new("aws/us-east-1/ec2/i-0d4c05987d6135191"),
+                )
+                .with("instance_type", "m5.large"),
+            )
+            .await
+            .unwrap();
+        let itype = sim.with_world(|w| {
+            w.resources[&ResourceId::new("aws/us-east-1/ec2/i-0d4c05987d6135191")]
+                .resource
+                .attributes["instance_type"]
+                .clone()
+        });
+        assert_eq!(p.lines(), [format!("instance type: {itype} → m5.large")]);
+    }
+
+    #[tokio::test]
     async fn actions_are_refused_by_a_connector_that_does_not_own_the_target() {
         let (sim, _clock) = sim();
         let registry = sim.registry();
