@@ -143,6 +143,11 @@ fn oom_kill_decision_tree_evaluates_both_ways() {
         .with("health.reason", "OOMKilled")
         .with("metrics.memory_limit_mib", 512.0)
         .with("metrics.memory_peak_mib", 600.0)
+        // What the investigation computes from the limit and the peak.
+        .with(
+            "metrics.memory_limit_proposed_mib",
+            shieldops::agents::sizing::oom_memory_limit_mib(512.0, Some(600.0)) as f64,
+        )
         .with("changes.recent_deploy", false);
 
     let d = oom
@@ -157,7 +162,7 @@ fn oom_kill_decision_tree_evaluates_both_ways() {
     assert_eq!(d.action.target, target());
     assert_eq!(
         d.action.params.get("memory_limit_mib").map(String::as_str),
-        Some("900")
+        Some("768")
     );
 
     // Usage well under the limit: no branch holds, nothing is done.
@@ -178,7 +183,7 @@ fn oom_kill_decision_tree_evaluates_both_ways() {
     // Missing usage metrics take the cautious branch.
     let d = oom.decide(&base, &target()).unwrap().unwrap();
     assert_eq!(d.branch, "oom-without-metrics");
-    assert_eq!(d.action.params["memory_limit_mib"], "640");
+    assert_eq!(d.action.params["memory_limit_mib"], "768");
     // A deploy within the hour wins over raising limits.
     let deploy = base
         .clone()

@@ -371,6 +371,13 @@ fn playbook_facts(
     if let Some(need) = m("memory_need_mib") {
         pf.set("metrics.memory_peak_mib", need);
     }
+    // The limit an OOM hypothesis proposes, so a playbook acting on the
+    // same evidence sets the same value (computed once, in `sizing`).
+    if let Some(limit) = m("memory_limit_mib") {
+        let proposed =
+            crate::agents::sizing::oom_memory_limit_mib(limit, m("memory_need_mib"));
+        pf.set("metrics.memory_limit_proposed_mib", proposed as f64);
+    }
     if let Some(l) = m("latency_ms") {
         pf.set("metrics.latency_p99_ms", l);
     }
