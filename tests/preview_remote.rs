@@ -21,7 +21,10 @@ async fn an_attached_approver_sees_the_change_before_approving() {
         })
         .await;
     let rem = console.state.approval_queue()[0].clone();
-    let preview = rem.preview.as_ref().expect("the preview reached the console");
+    let preview = rem
+        .preview
+        .as_ref()
+        .expect("the preview reached the console");
     assert!(!preview.changes.is_empty());
     // The demo's OOM fix: the live 256Mi limit and the value the action sets.
     let new = &rem.action.params["memory_limit_mib"];

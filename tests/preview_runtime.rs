@@ -15,11 +15,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use kube_support::{TestApiServer, deployment};
 use serde_json::Value;
+use shieldops::clock::Clock;
 use shieldops::clock::ManualClock;
+use shieldops::connectors::Registry;
 use shieldops::connectors::kubernetes::{ClusterTarget, KubeConnector};
 use shieldops::connectors::sim::Sim;
-use shieldops::clock::Clock;
-use shieldops::connectors::Registry;
 use shieldops::event::{
     Action, Alert, AlertStatus, EventKind, NewEvent, PolicyDecision, ResourceId, Risk, Severity,
 };
@@ -88,7 +88,9 @@ async fn kube(server: &TestApiServer, dir: &std::path::Path) -> Arc<KubeConnecto
 async fn propose(driven: &Driven, action: Action) -> u64 {
     let target = action.target.clone();
     let state = driven
-        .until("the target in the fleet", |s| s.fleet.get(&target).is_some())
+        .until("the target in the fleet", |s| {
+            s.fleet.get(&target).is_some()
+        })
         .await;
     let view = state.fleet.get(&target).unwrap();
     let kind = EventKind::RemediationProposed {
@@ -110,8 +112,7 @@ async fn propose(driven: &Driven, action: Action) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kube_set_resources_is_previewed_from_the_live_object_before_approval_and_sets_requests()
-{
+async fn kube_set_resources_is_previewed_from_the_live_object_before_approval_and_sets_requests() {
     let server = TestApiServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     server.create(deployment("shop", "web", 2, "web:1"));
@@ -190,9 +191,10 @@ async fn kube_set_resources_is_previewed_from_the_live_object_before_approval_an
     driven
         .until("the action", |s| s.remediations[&rem].execution.is_some())
         .await;
-    let c = server.get("Deployment", "shop", "web").unwrap()["spec"]["template"]["spec"]
-        ["containers"][0]["resources"]
-        .clone();
+    let c =
+        server.get("Deployment", "shop", "web").unwrap()["spec"]["template"]["spec"]["containers"]
+            [0]["resources"]
+            .clone();
     assert_eq!(c["requests"]["cpu"], "250m");
     assert_eq!(c["requests"]["memory"], "192Mi");
     assert_eq!(c["limits"]["memory"], "256Mi", "limits are not touched");
@@ -246,8 +248,14 @@ async fn a_parameter_the_connector_would_ignore_refuses_the_proposal_before_appr
         "{detail}"
     );
     let order = kinds(&events_of(&driven, rem));
-    assert!(!order.iter().any(|k| k == "approval_requested"), "{order:?}");
-    assert!(!order.iter().any(|k| k == "remediation_previewed"), "{order:?}");
+    assert!(
+        !order.iter().any(|k| k == "approval_requested"),
+        "{order:?}"
+    );
+    assert!(
+        !order.iter().any(|k| k == "remediation_previewed"),
+        "{order:?}"
+    );
     assert_eq!(
         server.get("Deployment", "shop", "web").unwrap()["spec"],
         before
@@ -282,7 +290,8 @@ async fn the_demo_oom_remediation_is_previewed_and_quotes_the_hypothesis_value()
     let dep = ResourceId::new(CHECKOUT);
     sim.set_attrs(&dep, &[("memory_need_mib", "340"), ("restarts", "3")]);
     let pod = sim.with_world(|w| w.pods_of(&dep)[0].clone());
-    let live_limit = sim.with_world(|w| w.resources[&dep].resource.attributes["memory_limit_mib"].clone());
+    let live_limit =
+        sim.with_world(|w| w.resources[&dep].resource.attributes["memory_limit_mib"].clone());
     driven
         .runtime()
         .intake

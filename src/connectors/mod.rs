@@ -102,7 +102,9 @@ pub enum ConnectorError {
         param: String,
         reason: String,
     },
-    #[error("no preview of `{action}` on {resource}: this connector cannot show what it would change")]
+    #[error(
+        "no preview of `{action}` on {resource}: this connector cannot show what it would change"
+    )]
     NoPreview {
         action: String,
         resource: ResourceId,

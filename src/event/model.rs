@@ -383,7 +383,11 @@ impl Change {
     }
 
     /// A field going from `current` to `new`.
-    pub fn new(field: impl Into<String>, current: impl Into<String>, new: impl Into<String>) -> Self {
+    pub fn new(
+        field: impl Into<String>,
+        current: impl Into<String>,
+        new: impl Into<String>,
+    ) -> Self {
         Self {
             field: field.into(),
             current: current.into(),

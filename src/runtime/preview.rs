@@ -26,8 +26,7 @@ pub async fn ask(
     state_connector: Option<crate::event::ConnectorId>,
     action: &Action,
 ) -> Result<Preview, String> {
-    let id = state_connector
-        .ok_or_else(|| format!("{} is not in the fleet", action.target))?;
+    let id = state_connector.ok_or_else(|| format!("{} is not in the fleet", action.target))?;
     let connector = registry
         .get(&id)
         .ok_or_else(|| format!("connector {id} is not running here"))?;

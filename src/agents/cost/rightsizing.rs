@@ -260,7 +260,11 @@ mod tests {
             rec.action.params.keys().collect::<Vec<_>>(),
             ["cpu_request_millicores", "memory_request_mib"]
         );
-        assert!(rec.title.contains("CPU 1000m→240m, memory 2048Mi→1200Mi"), "{}", rec.title);
+        assert!(
+            rec.title.contains("CPU 1000m→240m, memory 2048Mi→1200Mi"),
+            "{}",
+            rec.title
+        );
         // Per pod: CPU 1000m→240m saves 0.76 × 0.04; memory 2048→1200Mi saves 848/1024 × 0.005.
         let per_pod = 0.76 * 0.04 + 848.0 / 1024.0 * 0.005;
         assert_eq!(

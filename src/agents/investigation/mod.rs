@@ -374,8 +374,7 @@ fn playbook_facts(
     // The limit an OOM hypothesis proposes, so a playbook acting on the
     // same evidence sets the same value (computed once, in `sizing`).
     if let Some(limit) = m("memory_limit_mib") {
-        let proposed =
-            crate::agents::sizing::oom_memory_limit_mib(limit, m("memory_need_mib"));
+        let proposed = crate::agents::sizing::oom_memory_limit_mib(limit, m("memory_need_mib"));
         pf.set("metrics.memory_limit_proposed_mib", proposed as f64);
     }
     if let Some(l) = m("latency_ms") {

@@ -51,7 +51,11 @@ pub fn instance(action: &Action, f: &InstanceFacts) -> Result<Preview> {
         if need.contains(&f.state.as_str()) {
             Ok(())
         } else {
-            Err(bad(action, "state", format!("{} is {}: {why}", f.instance_id, f.state)))
+            Err(bad(
+                action,
+                "state",
+                format!("{} is {}: {why}", f.instance_id, f.state),
+            ))
         }
     };
     let mut notes = Vec::new();
@@ -70,7 +74,11 @@ pub fn instance(action: &Action, f: &InstanceFacts) -> Result<Preview> {
             vec![Change::new("state", &f.state, "running")]
         }
         _ => {
-            let wanted = action.params.get("instance_type").map(String::as_str).unwrap_or("");
+            let wanted = action
+                .params
+                .get("instance_type")
+                .map(String::as_str)
+                .unwrap_or("");
             if !InstanceType::values().contains(&wanted) {
                 return Err(bad(
                     action,
@@ -86,7 +94,10 @@ pub fn instance(action: &Action, f: &InstanceFacts) -> Result<Preview> {
                 ));
             }
             check_stated(action, "from_instance_type", &f.instance_type)?;
-            state(&["running", "stopped"], "resize needs a running or stopped instance")?;
+            state(
+                &["running", "stopped"],
+                "resize needs a running or stopped instance",
+            )?;
             let mut changes = vec![Change::new("instance type", &f.instance_type, wanted)];
             if f.state == "running" {
                 notes.push("the instance is stopped to change its type, then started".into());
@@ -107,10 +118,17 @@ pub fn service(action: &Action, f: &ServiceFacts) -> Result<Preview> {
         "force_new_deployment" => vec![Change::new(
             "deployment",
             f.primary_deployment.as_deref().unwrap_or("none"),
-            format!("a new one of {} ({} tasks replaced)", f.task_definition, f.desired_count),
+            format!(
+                "a new one of {} ({} tasks replaced)",
+                f.task_definition, f.desired_count
+            ),
         )],
         _ => {
-            let raw = action.params.get("desired_count").map(String::as_str).unwrap_or("");
+            let raw = action
+                .params
+                .get("desired_count")
+                .map(String::as_str)
+                .unwrap_or("");
             let wanted: i32 = raw
                 .trim()
                 .parse()
@@ -151,8 +169,11 @@ mod tests {
     }
 
     fn resize(to: &str) -> Action {
-        Action::new("resize_instance", ResourceId::new("aws/us-east-1/ec2/i-0abc"))
-            .with("instance_type", to)
+        Action::new(
+            "resize_instance",
+            ResourceId::new("aws/us-east-1/ec2/i-0abc"),
+        )
+        .with("instance_type", to)
     }
 
     #[test]
@@ -161,7 +182,10 @@ mod tests {
         assert_eq!(p.object, "EC2 instance i-0abc");
         assert_eq!(
             p.lines(),
-            ["instance type: m5.xlarge → m5.large", "state: running → stopped, then running"]
+            [
+                "instance type: m5.xlarge → m5.large",
+                "state: running → stopped, then running"
+            ]
         );
     }
 
@@ -174,17 +198,26 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("from_instance_type") && err.contains("live value is m5.xlarge"), "{err}");
-        let err = instance(&resize("m5.huge"), &running("m5.xlarge")).unwrap_err().to_string();
+        assert!(
+            err.contains("from_instance_type") && err.contains("live value is m5.xlarge"),
+            "{err}"
+        );
+        let err = instance(&resize("m5.huge"), &running("m5.xlarge"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not an EC2 instance type"), "{err}");
-        let err = instance(&resize("m5.xlarge"), &running("m5.xlarge")).unwrap_err().to_string();
+        let err = instance(&resize("m5.xlarge"), &running("m5.xlarge"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("already is"), "{err}");
     }
 
     #[test]
     fn ignored_parameters_are_refused_by_name() {
         let stop = Action::new("stop_instance", ResourceId::new("x")).with("force", "true");
-        let err = instance(&stop, &running("m5.large")).unwrap_err().to_string();
+        let err = instance(&stop, &running("m5.large"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`force`") && err.contains("ignored"), "{err}");
         let svc = ServiceFacts {
             cluster: "prod".into(),
@@ -199,10 +232,17 @@ mod tests {
             .with("replicas", "2");
         let err = service(&scale, &svc).unwrap_err().to_string();
         assert!(err.contains("`replicas`"), "{err}");
-        let scale = Action::new("set_desired_count", ResourceId::new("x")).with("desired_count", "2");
-        assert_eq!(service(&scale, &svc).unwrap().lines(), ["desired count: 4 → 2"]);
-        let err = instance(&Action::new("rotate_secret", ResourceId::new("x")), &running("m5.large"))
-            .unwrap_err();
+        let scale =
+            Action::new("set_desired_count", ResourceId::new("x")).with("desired_count", "2");
+        assert_eq!(
+            service(&scale, &svc).unwrap().lines(),
+            ["desired count: 4 → 2"]
+        );
+        let err = instance(
+            &Action::new("rotate_secret", ResourceId::new("x")),
+            &running("m5.large"),
+        )
+        .unwrap_err();
         assert!(matches!(err, ConnectorError::Unsupported { .. }));
     }
 

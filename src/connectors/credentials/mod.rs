@@ -389,7 +389,13 @@ impl InfraConnector for CredentialConnector {
         let path = self.secret_path(&action.target, &action.name)?;
         let version = self.store.current_version(&path).await?;
         let policy = self.config.rotation.policy_for(&path);
-        Ok(rotation_preview(action, self.store.store(), &path, &version, &policy))
+        Ok(rotation_preview(
+            action,
+            self.store.store(),
+            &path,
+            &version,
+            &policy,
+        ))
     }
 
     async fn execute(&self, action: &Action) -> Result<ActionOutcome> {
@@ -564,7 +570,10 @@ mod tests {
             let err = check_rotation(&Action::new(ROTATE, target.clone()).with(param, "x"))
                 .unwrap_err()
                 .to_string();
-            assert!(err.contains(&format!("`{param}`")) && err.contains("ignored"), "{err}");
+            assert!(
+                err.contains(&format!("`{param}`")) && err.contains("ignored"),
+                "{err}"
+            );
         }
         assert!(matches!(
             check_rotation(&Action::new("rotate_credential", target)),

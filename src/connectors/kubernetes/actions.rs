@@ -54,7 +54,11 @@ pub fn quantity_mib(q: &str) -> Option<u64> {
 }
 
 /// The JSON of the object an id names.
-pub(super) async fn get_json(conn: &KubeConnector, id: &ResourceId, k: &ObjectKey) -> Result<Value> {
+pub(super) async fn get_json(
+    conn: &KubeConnector,
+    id: &ResourceId,
+    k: &ObjectKey,
+) -> Result<Value> {
     let ns = k.namespace.as_str();
     let name = k.name.as_str();
     let e = |e| map_err(id, e);
@@ -478,7 +482,10 @@ async fn set_resources(
     steps.extend(missing.iter().map(|m| format!("read back: {m}")));
     Ok(outcome(
         missing.is_empty(),
-        format!("{} {}: container {} {what}", k.kind, k.name, change.container),
+        format!(
+            "{} {}: container {} {what}",
+            k.kind, k.name, change.container
+        ),
         steps,
     ))
 }

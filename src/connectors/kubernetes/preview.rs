@@ -139,7 +139,13 @@ impl ResourceChange {
         let live = containers
             .iter()
             .find(|c| c["name"].as_str() == Some(container.as_str()))
-            .ok_or_else(|| bad(action, "container", format!("no container named {container}")))?;
+            .ok_or_else(|| {
+                bad(
+                    action,
+                    "container",
+                    format!("no container named {container}"),
+                )
+            })?;
         let mut fields = Vec::new();
         for field in RESOURCE_FIELDS {
             let Some(v) = action.params.get(field.param) else {
@@ -197,7 +203,11 @@ impl ResourceChange {
             {
                 return Err(bad(
                     action,
-                    if action.params.contains_key(rp) { rp } else { lp },
+                    if action.params.contains_key(rp) {
+                        rp
+                    } else {
+                        lp
+                    },
                     format!("the {resource} request would exceed its limit ({request} > {limit})"),
                 ));
             }
@@ -324,13 +334,17 @@ pub async fn preview(conn: &KubeConnector, action: &Action) -> Result<Preview> {
         "rollback_deployment" => {
             let d: Deployment = serde_json::from_value(object.clone())
                 .map_err(|e| ConnectorError::Backend(format!("{id}: {e}")))?;
-            let (current_rev, previous, previous_rev) = previous_revision(conn, &d).await.ok_or_else(|| {
-                bad(
-                    action,
-                    "revision",
-                    format!("deployment {} has no previous revision to roll back to", k.name),
-                )
-            })?;
+            let (current_rev, previous, previous_rev) =
+                previous_revision(conn, &d).await.ok_or_else(|| {
+                    bad(
+                        action,
+                        "revision",
+                        format!(
+                            "deployment {} has no previous revision to roll back to",
+                            k.name
+                        ),
+                    )
+                })?;
             let mut changes = vec![Change::new(
                 "revision",
                 current_rev.to_string(),
@@ -425,7 +439,11 @@ pub async fn preview(conn: &KubeConnector, action: &Action) -> Result<Preview> {
                     notes.push(format!(
                         "evicts {}{}; a PodDisruptionBudget that refuses stops the drain",
                         names.join(", "),
-                        if evicted.len() > names.len() { ", …" } else { "" }
+                        if evicted.len() > names.len() {
+                            ", …"
+                        } else {
+                            ""
+                        }
                     ));
                 }
             }
@@ -460,7 +478,10 @@ mod tests {
     }
 
     fn action(params: &[(&str, &str)]) -> Action {
-        let mut a = Action::new("set_resources", ResourceId::new("k8s/c/shop/deployment/web"));
+        let mut a = Action::new(
+            "set_resources",
+            ResourceId::new("k8s/c/shop/deployment/web"),
+        );
         for (k, v) in params {
             a = a.with(k, *v);
         }
@@ -470,7 +491,10 @@ mod tests {
     #[test]
     fn requests_and_limits_are_set_only_where_given() {
         let c = ResourceChange::parse(
-            &action(&[("cpu_request_millicores", "250"), ("memory_request_mib", "384")]),
+            &action(&[
+                ("cpu_request_millicores", "250"),
+                ("memory_request_mib", "384"),
+            ]),
             &object(),
         )
         .unwrap();
@@ -513,7 +537,10 @@ mod tests {
         for (params, needle) in [
             (vec![("memory_limit_mib", "lots")], "memory_limit_mib"),
             (vec![("cpu_limit_millicores", "5")], "cpu_limit_millicores"),
-            (vec![("container", "nope"), ("memory_limit_mib", "384")], "container"),
+            (
+                vec![("container", "nope"), ("memory_limit_mib", "384")],
+                "container",
+            ),
             (vec![], "give at least one of"),
         ] {
             let err = ResourceChange::parse(&action(&params), &object())

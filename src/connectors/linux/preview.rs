@@ -114,7 +114,10 @@ fn shown(path: &str) -> String {
 /// The files a clean-up would move now: `(size, path)`, from a dry run of
 /// the same selection. Names are NUL-separated, so no file name can pose as
 /// another line.
-pub async fn clean_candidates(t: &dyn Transport, spec: &CleanSpec<'_>) -> Result<Vec<(u64, String)>> {
+pub async fn clean_candidates(
+    t: &dyn Transport,
+    spec: &CleanSpec<'_>,
+) -> Result<Vec<(u64, String)>> {
     let mut script = String::new();
     for (dir, pattern) in &spec.globs {
         script.push_str(&format!(
@@ -149,14 +152,23 @@ pub fn parse_candidates(text: &str) -> Vec<(u64, String)> {
 }
 
 /// The preview of a clean-up that would move `files` on `host`.
-pub fn clean_preview(action: &Action, host: &str, spec: &CleanSpec<'_>, files: &[(u64, String)]) -> Preview {
+pub fn clean_preview(
+    action: &Action,
+    host: &str,
+    spec: &CleanSpec<'_>,
+    files: &[(u64, String)],
+) -> Preview {
     let total: u64 = files.iter().map(|f| f.0).sum();
     let globs: Vec<String> = spec.globs.iter().map(|(d, p)| format!("{d}/{p}")).collect();
     let mut p = preview_of(
         action,
         format!("host {host}"),
         vec![Change::new(
-            format!("files matching {} older than {}h", globs.join(", "), spec.hours),
+            format!(
+                "files matching {} older than {}h",
+                globs.join(", "),
+                spec.hours
+            ),
             format!("{} file(s), {}", files.len(), size(total)),
             "moved to quarantine (restorable)",
         )],
@@ -167,19 +179,30 @@ pub fn clean_preview(action: &Action, host: &str, spec: &CleanSpec<'_>, files: &
         p.notes.push(format!("{} {}", size(*n), shown(path)));
     }
     if files.len() > LISTED_FILES {
-        p.notes.push(format!("… and {} more", files.len() - LISTED_FILES));
+        p.notes
+            .push(format!("… and {} more", files.len() - LISTED_FILES));
     }
     p
 }
 
 /// The preview of a service action on `unit`, from its live state.
-pub async fn service_preview(t: &dyn Transport, action: &Action, verb: &str, unit: &str) -> Result<Preview> {
+pub async fn service_preview(
+    t: &dyn Transport,
+    action: &Action,
+    verb: &str,
+    unit: &str,
+) -> Result<Preview> {
     let states = unit_states(t, &[unit.to_string()]).await?;
-    let (active, enabled) = states.0.get(unit).cloned().ok_or_else(|| ConnectorError::BadParam {
-        action: action.name.clone(),
-        param: "service".into(),
-        reason: format!("{} has no unit {unit}", t.host()),
-    })?;
+    let (active, enabled) =
+        states
+            .0
+            .get(unit)
+            .cloned()
+            .ok_or_else(|| ConnectorError::BadParam {
+                action: action.name.clone(),
+                param: "service".into(),
+                reason: format!("{} has no unit {unit}", t.host()),
+            })?;
     let new = match verb {
         "restart" => "restarted (active)",
         "stop" => "inactive",
@@ -209,23 +232,43 @@ mod tests {
     fn a_clean_up_preview_counts_sizes_and_lists_the_largest_files() {
         let action = clean("/var/log/app/*.gz").with("older_than_hours", "48");
         let spec = clean_spec(&action).unwrap();
-        assert_eq!(spec, CleanSpec { globs: vec![("/var/log/app", "*.gz")], hours: 48 });
-        let text = "1048576 /var/log/app/a.gz\0524288 /var/log/app/b.gz\0100 /var/log/app/evil\u{1b}[2J.gz\0";
-        let files = parse_candidates(text);
+        assert_eq!(
+            spec,
+            CleanSpec {
+                globs: vec![("/var/log/app", "*.gz")],
+                hours: 48
+            }
+        );
+        let text = [
+            "1048576 /var/log/app/a.gz",
+            "524288 /var/log/app/b.gz",
+            "100 /var/log/app/evil\u{1b}[2J.gz",
+            "",
+        ]
+        .join("\0");
+        let files = parse_candidates(&text);
         assert_eq!(files.len(), 3);
         let p = clean_preview(&action, "web-1", &spec, &files);
         assert_eq!(
             p.lines(),
-            ["files matching /var/log/app/*.gz older than 48h: 3 file(s), 1.5 MiB → moved to quarantine (restorable)"]
+            [
+                "files matching /var/log/app/*.gz older than 48h: 3 file(s), 1.5 MiB → moved to quarantine (restorable)"
+            ]
         );
         assert_eq!(p.notes[0], "1.0 MiB /var/log/app/a.gz");
-        assert_eq!(p.notes[2], "100 B /var/log/app/evil?[2J.gz", "no terminal escape reaches the screen");
+        assert_eq!(
+            p.notes[2], "100 B /var/log/app/evil?[2J.gz",
+            "no terminal escape reaches the screen"
+        );
     }
 
     #[test]
     fn a_newline_in_a_file_name_cannot_pose_as_another_file() {
         let files = parse_candidates("5 /var/log/x\n999999 /etc/passwd.gz\0");
-        assert_eq!(files, vec![(5, "/var/log/x\n999999 /etc/passwd.gz".to_string())]);
+        assert_eq!(
+            files,
+            vec![(5, "/var/log/x\n999999 /etc/passwd.gz".to_string())]
+        );
     }
 
     #[test]
@@ -233,7 +276,10 @@ mod tests {
         let err = check(&clean("/var/log/*.gz").with("targets", "images"), false)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("`targets`") && err.contains("ignored"), "{err}");
+        assert!(
+            err.contains("`targets`") && err.contains("ignored"),
+            "{err}"
+        );
         // On a service resource the unit is the resource: a `service` parameter would be ignored.
         let restart = Action::new("restart_service", ResourceId::new("x")).with("service", "nginx");
         assert!(check(&restart, false).is_ok());

@@ -495,9 +495,13 @@ mod tests {
             k8s.execute(&ignored).await.unwrap_err(),
         ] {
             let err = err.to_string();
-            assert!(err.contains("`cpu_limit_millis`") && err.contains("ignored"), "{err}");
+            assert!(
+                err.contains("`cpu_limit_millis`") && err.contains("ignored"),
+                "{err}"
+            );
         }
-        let now = sim.with_world(|w| w.resources[&dep].resource.attributes["memory_limit_mib"].clone());
+        let now =
+            sim.with_world(|w| w.resources[&dep].resource.attributes["memory_limit_mib"].clone());
         assert_eq!(now, limit);
         let aws = registry.get(&aws_connector()).unwrap();
         let p = aws

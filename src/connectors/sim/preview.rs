@@ -90,7 +90,11 @@ pub fn min_free_ratio(action: &Action) -> Result<Option<f64>> {
         .get("min_free_ratio")
         .map(|v| match v.trim().parse::<f64>() {
             Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
-            _ => Err(bad(action, "min_free_ratio", format!("`{v}` is not between 0 and 1"))),
+            _ => Err(bad(
+                action,
+                "min_free_ratio",
+                format!("`{v}` is not between 0 and 1"),
+            )),
         })
         .transpose()
 }
@@ -166,16 +170,12 @@ impl World {
                 let revision = r.num("revision") as u64;
                 vec![
                     Change::new("image", or_unset(r.attr("image")), previous),
-                    Change::new(
-                        "revision",
-                        revision.to_string(),
-                        (revision + 1).to_string(),
-                    ),
+                    Change::new("revision", revision.to_string(), (revision + 1).to_string()),
                 ]
             }
             "scale" => {
-                let replicas =
-                    number(action, "replicas")?.ok_or_else(|| bad(action, "replicas", "required"))?;
+                let replicas = number(action, "replicas")?
+                    .ok_or_else(|| bad(action, "replicas", "required"))?;
                 let live = or_unset(r.attr("replicas"));
                 check_stated(action, "current_replicas", &live)?;
                 vec![Change::new("replicas", live, replicas.to_string())]
@@ -237,9 +237,9 @@ impl World {
                     .params
                     .get("service")
                     .ok_or_else(|| bad(action, "service", "required"))?;
-                let state = r
-                    .attr(&format!("service:{unit}"))
-                    .ok_or_else(|| bad(action, "service", format!("no unit `{unit}` on the host")))?;
+                let state = r.attr(&format!("service:{unit}")).ok_or_else(|| {
+                    bad(action, "service", format!("no unit `{unit}` on the host"))
+                })?;
                 vec![Change::new(
                     format!("service {unit}"),
                     state.to_string(),

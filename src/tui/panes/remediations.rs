@@ -374,7 +374,10 @@ pub fn remediation_lines(rem: &Remediation, state: &State, ctx: &Ctx) -> Vec<Lin
         }
     }
     lines.push(Line::raw(""));
-    lines.push(heading("Change (read from the live object before approval)", ctx));
+    lines.push(heading(
+        "Change (read from the live object before approval)",
+        ctx,
+    ));
     let (changes, notes) = preview_lines(rem, ctx);
     lines.extend(changes);
     lines.extend(notes);
