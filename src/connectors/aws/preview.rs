@@ -44,6 +44,51 @@ fn bad(action: &Action, param: &str, reason: String) -> ConnectorError {
     }
 }
 
+/// The instance type a resize asks for: a real EC2 type, not the one the
+/// instance `f` already has.
+pub fn wanted_type<'a>(action: &'a Action, f: &InstanceFacts) -> Result<&'a str> {
+    let wanted = action
+        .params
+        .get("instance_type")
+        .map(String::as_str)
+        .unwrap_or("");
+    if !InstanceType::values().contains(&wanted) {
+        return Err(bad(
+            action,
+            "instance_type",
+            format!("`{wanted}` is not an EC2 instance type"),
+        ));
+    }
+    if wanted == f.instance_type {
+        return Err(bad(
+            action,
+            "instance_type",
+            format!("{} already is {wanted}", f.instance_id),
+        ));
+    }
+    Ok(wanted)
+}
+
+/// The task count a `set_desired_count` asks for (0 to 10000).
+pub fn desired_count(action: &Action) -> Result<i32> {
+    let raw = action
+        .params
+        .get("desired_count")
+        .map(String::as_str)
+        .unwrap_or("");
+    raw.trim()
+        .parse()
+        .ok()
+        .filter(|n| (0..=10_000).contains(n))
+        .ok_or_else(|| {
+            bad(
+                action,
+                "desired_count",
+                format!("`{raw}` is not a count between 0 and 10000"),
+            )
+        })
+}
+
 /// What an instance action would change on the instance `f` describes.
 pub fn instance(action: &Action, f: &InstanceFacts) -> Result<Preview> {
     check(action, instance_takes(&action.name))?;
@@ -74,25 +119,7 @@ pub fn instance(action: &Action, f: &InstanceFacts) -> Result<Preview> {
             vec![Change::new("state", &f.state, "running")]
         }
         _ => {
-            let wanted = action
-                .params
-                .get("instance_type")
-                .map(String::as_str)
-                .unwrap_or("");
-            if !InstanceType::values().contains(&wanted) {
-                return Err(bad(
-                    action,
-                    "instance_type",
-                    format!("`{wanted}` is not an EC2 instance type"),
-                ));
-            }
-            if wanted == f.instance_type {
-                return Err(bad(
-                    action,
-                    "instance_type",
-                    format!("{} already is {wanted}", f.instance_id),
-                ));
-            }
+            let wanted = wanted_type(action, f)?;
             check_stated(action, "from_instance_type", &f.instance_type)?;
             state(
                 &["running", "stopped"],
@@ -124,23 +151,7 @@ pub fn service(action: &Action, f: &ServiceFacts) -> Result<Preview> {
             ),
         )],
         _ => {
-            let raw = action
-                .params
-                .get("desired_count")
-                .map(String::as_str)
-                .unwrap_or("");
-            let wanted: i32 = raw
-                .trim()
-                .parse()
-                .ok()
-                .filter(|n| (0..=10_000).contains(n))
-                .ok_or_else(|| {
-                    bad(
-                        action,
-                        "desired_count",
-                        format!("`{raw}` is not a count between 0 and 10000"),
-                    )
-                })?;
+            let wanted = desired_count(action)?;
             vec![Change::new(
                 "desired count",
                 f.desired_count.to_string(),
