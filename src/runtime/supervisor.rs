@@ -528,7 +528,13 @@ impl Supervisor {
             let registry = self.ctx.registry.clone();
             let tx = self.previews_tx.clone();
             tokio::spawn(async move {
-                let result = preview::ask(&registry, connector, &action).await;
+                // A connector that panics answers too: with a refusal, so the
+                // proposal is not left undecided.
+                let ask =
+                    tokio::spawn(async move { preview::ask(&registry, connector, &action).await });
+                let result = ask
+                    .await
+                    .unwrap_or_else(|e| Err(format!("the connector failed: {e}")));
                 let _ = tx
                     .send(Previewed {
                         remediation,
