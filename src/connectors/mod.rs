@@ -290,3 +290,96 @@ impl Registry {
         self.connectors.values()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Change, Health};
+
+    /// A connector that implements only what the contract requires.
+    struct Bare(ConnectorId);
+
+    #[async_trait]
+    impl InfraConnector for Bare {
+        fn id(&self) -> &ConnectorId {
+            &self.0
+        }
+        fn provider(&self) -> Provider {
+            Provider::Linux
+        }
+        async fn list_resources(&self, _: &Scope) -> Result<Vec<Resource>> {
+            Ok(Vec::new())
+        }
+        async fn health(&self, _: &ResourceId) -> Result<Health> {
+            Ok(Health::healthy())
+        }
+        async fn events(&self, _: &ResourceId, _: TimeWindow) -> Result<Vec<InfraEvent>> {
+            Ok(Vec::new())
+        }
+        async fn metrics(&self, _: &ResourceId) -> Result<BTreeMap<String, f64>> {
+            Ok(BTreeMap::new())
+        }
+        async fn snapshot(&self, id: &ResourceId) -> Result<Snapshot> {
+            Err(ConnectorError::NotFound(id.clone()))
+        }
+        async fn execute(&self, a: &Action) -> Result<ActionOutcome> {
+            Err(ConnectorError::NotFound(a.target.clone()))
+        }
+        async fn restore(&self, s: &Snapshot) -> Result<ActionOutcome> {
+            Err(ConnectorError::NotFound(s.resource.clone()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connector_without_a_preview_says_so() {
+        let c = Bare(ConnectorId::new("bare"));
+        let err = c
+            .preview(&Action::new("restart_service", ResourceId::new("h")))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ConnectorError::NoPreview { .. }), "{err}");
+        assert!(err.to_string().contains("no preview of `restart_service`"));
+    }
+
+    #[test]
+    fn ignored_parameters_are_named_and_notes_pass() {
+        let a = Action::new("scale", ResourceId::new("d"))
+            .with("replicas", "2")
+            .with("reason", "traffic")
+            .with(crate::policy::FREEZE_OVERRIDE_PARAM, "true");
+        check_params(&a, &["replicas"]).unwrap();
+        let err = check_params(
+            &a.clone().with("zone", "b").with("force", "1"),
+            &["replicas"],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("`force, zone`") && err.contains("it takes replicas"),
+            "{err}"
+        );
+        let err = check_params(&Action::new("x", ResourceId::new("d")).with("y", "1"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no parameters"), "{err}");
+        let p = preview_of(&a, "deployment d", vec![Change::new("replicas", "4", "2")]);
+        assert_eq!(p.notes, ["reason: traffic", "freeze_override: true"]);
+        assert_eq!(p.one_line(), "deployment d: replicas: 4 → 2");
+    }
+
+    #[test]
+    fn a_stated_current_value_must_be_the_live_one() {
+        let a = Action::new("scale", ResourceId::new("d")).with("current_replicas", "4");
+        check_stated(&a, "current_replicas", "4").unwrap();
+        let err = check_stated(&a, "current_replicas", "6")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("states 4 but the live value is 6"), "{err}");
+        check_stated(
+            &Action::new("scale", ResourceId::new("d")),
+            "current_replicas",
+            "6",
+        )
+        .unwrap();
+    }
+}
