@@ -171,8 +171,13 @@ pub fn check_params(action: &Action, takes: &[&str]) -> Result<()> {
 /// does not have (`current_replicas`, `from_instance_type`): the policy judged
 /// the change from the stated value, so a stale one must not pass.
 pub fn check_stated(action: &Action, param: &str, live: &str) -> Result<()> {
+    // `4.0` from a template states the same count as the live `4`.
+    let same = |stated: &str| match (stated.trim().parse::<f64>(), live.trim().parse::<f64>()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => stated.trim() == live.trim(),
+    };
     match action.params.get(param) {
-        Some(stated) if stated.trim() != live => Err(ConnectorError::BadParam {
+        Some(stated) if !same(stated) => Err(ConnectorError::BadParam {
             action: action.name.clone(),
             param: param.to_string(),
             reason: format!("states {stated} but the live value is {live}"),
@@ -371,6 +376,8 @@ mod tests {
     fn a_stated_current_value_must_be_the_live_one() {
         let a = Action::new("scale", ResourceId::new("d")).with("current_replicas", "4");
         check_stated(&a, "current_replicas", "4").unwrap();
+        let rendered = Action::new("scale", ResourceId::new("d")).with("current_replicas", "4.0");
+        check_stated(&rendered, "current_replicas", "4").unwrap();
         let err = check_stated(&a, "current_replicas", "6")
             .unwrap_err()
             .to_string();
