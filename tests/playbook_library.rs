@@ -180,6 +180,11 @@ fn oom_kill_decision_tree_evaluates_both_ways() {
     let base = Facts::new()
         .with("health.reason", "OOMKilled")
         .with("metrics.memory_limit_mib", 512.0)
+        // What the investigation computes from the limit and the demand.
+        .with(
+            "metrics.memory_limit_proposed_mib",
+            shieldops::agents::sizing::oom_memory_limit_mib(512.0, Some(600.0)) as f64,
+        )
         .with("changes.recent_deploy", false)
         .with("changes.minutes_since_deploy", 4000.0)
         .with("changes.previous_revision_available", true);
@@ -191,7 +196,8 @@ fn oom_kill_decision_tree_evaluates_both_ways() {
     assert_eq!(d.branch, "raise-limit");
     assert_eq!(d.action.name, "set_resources");
     assert_eq!(d.action.target, target());
-    assert_eq!(d.action.params["memory_limit_mib"], "640");
+    // The investigation's own figure: 600 MiB demand + 25% in 64 MiB steps.
+    assert_eq!(d.action.params["memory_limit_mib"], "768");
 
     // Another reason: nothing.
     let other = base.clone().with("health.reason", "Error");

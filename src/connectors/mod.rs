@@ -17,8 +17,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::event::{
-    Action, ActionOutcome, ConnectorId, ConnectorState, Health, InfraEvent, Provider, Resource,
-    ResourceId, Snapshot,
+    Action, ActionOutcome, ConnectorId, ConnectorState, Health, InfraEvent, Preview, Provider,
+    Resource, ResourceId, Snapshot,
 };
 
 /// One day's billed cost of one service (for one team, when the bill is
@@ -102,6 +102,13 @@ pub enum ConnectorError {
         param: String,
         reason: String,
     },
+    #[error(
+        "no preview of `{action}` on {resource}: this connector cannot show what it would change"
+    )]
+    NoPreview {
+        action: String,
+        resource: ResourceId,
+    },
     #[error("snapshot of {0} cannot be restored by this connector: {1}")]
     BadSnapshot(ResourceId, String),
     #[error("{0}")]
@@ -128,6 +135,73 @@ pub fn recorded_state<T: serde::de::DeserializeOwned>(
     check_snapshot_owner(snapshot, connector)?;
     serde_json::from_value(snapshot.data.clone())
         .map_err(|e| ConnectorError::BadSnapshot(snapshot.resource.clone(), e.to_string()))
+}
+
+/// Parameters that explain a change rather than shape it (the reason shown
+/// to approvers, an operator's freeze override, which the policy reads):
+/// every action accepts them and no connector acts on them.
+pub const NOTE_PARAMS: &[&str] = &["reason", crate::policy::FREEZE_OVERRIDE_PARAM];
+
+/// Refuses every parameter of `action` that it does not take: a parameter the
+/// connector would ignore is refused, never dropped, so what is approved is
+/// what runs. `takes` lists the parameters the action uses on this connector.
+pub fn check_params(action: &Action, takes: &[&str]) -> Result<()> {
+    let ignored: Vec<&str> = action
+        .params
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !takes.contains(k) && !NOTE_PARAMS.contains(k))
+        .collect();
+    if ignored.is_empty() {
+        return Ok(());
+    }
+    let uses = if takes.is_empty() {
+        "no parameters".to_string()
+    } else {
+        takes.join(", ")
+    };
+    Err(ConnectorError::BadParam {
+        action: action.name.clone(),
+        param: ignored.join(", "),
+        reason: format!("not used by this action here, so it would be ignored (it takes {uses})"),
+    })
+}
+
+/// Refuses an action whose `param` states a current value the live object
+/// does not have (`current_replicas`, `from_instance_type`): the policy judged
+/// the change from the stated value, so a stale one must not pass.
+pub fn check_stated(action: &Action, param: &str, live: &str) -> Result<()> {
+    // `4.0` from a template states the same count as the live `4`.
+    let same = |stated: &str| match (stated.trim().parse::<f64>(), live.trim().parse::<f64>()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => stated.trim() == live.trim(),
+    };
+    match action.params.get(param) {
+        Some(stated) if !same(stated) => Err(ConnectorError::BadParam {
+            action: action.name.clone(),
+            param: param.to_string(),
+            reason: format!("states {stated} but the live value is {live}"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A preview of `object` with `changes`, carrying the action's note
+/// parameters (its reason) as notes for the approver.
+pub fn preview_of(
+    action: &Action,
+    object: impl Into<String>,
+    changes: Vec<crate::event::Change>,
+) -> Preview {
+    let notes = NOTE_PARAMS
+        .iter()
+        .filter_map(|k| action.params.get(*k).map(|v| format!("{k}: {v}")))
+        .collect();
+    Preview {
+        object: object.into(),
+        changes,
+        notes,
+    }
 }
 
 /// Result alias for connector calls.
@@ -173,6 +247,16 @@ pub trait InfraConnector: Send + Sync {
     async fn snapshot(&self, id: &ResourceId) -> Result<Snapshot>;
     /// Executes an action.
     async fn execute(&self, action: &Action) -> Result<ActionOutcome>;
+    /// What `action` would change, as current → new values read from the live
+    /// object, before anyone approves it. Fails when a parameter would be
+    /// ignored or the live values cannot be read; a connector without a
+    /// preview fails too, so its proposals are refused rather than approved blind.
+    async fn preview(&self, action: &Action) -> Result<Preview> {
+        Err(ConnectorError::NoPreview {
+            action: action.name.clone(),
+            resource: action.target.clone(),
+        })
+    }
     /// Puts a resource back as the snapshot recorded it.
     async fn restore(&self, snapshot: &Snapshot) -> Result<ActionOutcome>;
     /// For discovery: a fresh listing, or `Unchanged` when a connector with its
@@ -209,5 +293,100 @@ impl Registry {
     /// Every connector.
     pub fn all(&self) -> impl Iterator<Item = &Arc<dyn InfraConnector>> {
         self.connectors.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Change, Health};
+
+    /// A connector that implements only what the contract requires.
+    struct Bare(ConnectorId);
+
+    #[async_trait]
+    impl InfraConnector for Bare {
+        fn id(&self) -> &ConnectorId {
+            &self.0
+        }
+        fn provider(&self) -> Provider {
+            Provider::Linux
+        }
+        async fn list_resources(&self, _: &Scope) -> Result<Vec<Resource>> {
+            Ok(Vec::new())
+        }
+        async fn health(&self, _: &ResourceId) -> Result<Health> {
+            Ok(Health::healthy())
+        }
+        async fn events(&self, _: &ResourceId, _: TimeWindow) -> Result<Vec<InfraEvent>> {
+            Ok(Vec::new())
+        }
+        async fn metrics(&self, _: &ResourceId) -> Result<BTreeMap<String, f64>> {
+            Ok(BTreeMap::new())
+        }
+        async fn snapshot(&self, id: &ResourceId) -> Result<Snapshot> {
+            Err(ConnectorError::NotFound(id.clone()))
+        }
+        async fn execute(&self, a: &Action) -> Result<ActionOutcome> {
+            Err(ConnectorError::NotFound(a.target.clone()))
+        }
+        async fn restore(&self, s: &Snapshot) -> Result<ActionOutcome> {
+            Err(ConnectorError::NotFound(s.resource.clone()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connector_without_a_preview_says_so() {
+        let c = Bare(ConnectorId::new("bare"));
+        let err = c
+            .preview(&Action::new("restart_service", ResourceId::new("h")))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ConnectorError::NoPreview { .. }), "{err}");
+        assert!(err.to_string().contains("no preview of `restart_service`"));
+    }
+
+    #[test]
+    fn ignored_parameters_are_named_and_notes_pass() {
+        let a = Action::new("scale", ResourceId::new("d"))
+            .with("replicas", "2")
+            .with("reason", "traffic")
+            .with(crate::policy::FREEZE_OVERRIDE_PARAM, "true");
+        check_params(&a, &["replicas"]).unwrap();
+        let err = check_params(
+            &a.clone().with("zone", "b").with("force", "1"),
+            &["replicas"],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("`force, zone`") && err.contains("it takes replicas"),
+            "{err}"
+        );
+        let err = check_params(&Action::new("x", ResourceId::new("d")).with("y", "1"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no parameters"), "{err}");
+        let p = preview_of(&a, "deployment d", vec![Change::new("replicas", "4", "2")]);
+        assert_eq!(p.notes, ["reason: traffic", "freeze_override: true"]);
+        assert_eq!(p.one_line(), "deployment d: replicas: 4 → 2");
+    }
+
+    #[test]
+    fn a_stated_current_value_must_be_the_live_one() {
+        let a = Action::new("scale", ResourceId::new("d")).with("current_replicas", "4");
+        check_stated(&a, "current_replicas", "4").unwrap();
+        let rendered = Action::new("scale", ResourceId::new("d")).with("current_replicas", "4.0");
+        check_stated(&rendered, "current_replicas", "4").unwrap();
+        let err = check_stated(&a, "current_replicas", "6")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("states 4 but the live value is 6"), "{err}");
+        check_stated(
+            &Action::new("scale", ResourceId::new("d")),
+            "current_replicas",
+            "6",
+        )
+        .unwrap();
     }
 }

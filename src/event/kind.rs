@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::model::{
     Action, ActionOutcome, Alert, Evidence, Health, Hypothesis, PlaybookChoice, PolicyDecision,
-    Resource, ResourceId, Severity, Snapshot,
+    Preview, Resource, ResourceId, Severity, Snapshot,
 };
 
 /// Id of an incident: the seq of its `incident_opened` event.
@@ -288,6 +288,13 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+    /// The change a remediation would make (current → new), read from the
+    /// live object by its connector after the policy allowed it and before
+    /// anyone is asked to approve it.
+    RemediationPreviewed {
+        remediation: RemediationId,
+        preview: Preview,
+    },
     /// A kind written by a newer build: kept byte-for-byte, shown as unknown.
     #[serde(skip)]
     Unknown {
@@ -486,6 +493,7 @@ pub const KNOWN_KINDS: &[&str] = &[
     "vuln_db_status",
     "control_evaluated",
     "resource_inspected",
+    "remediation_previewed",
 ];
 
 impl EventKind {
@@ -544,6 +552,7 @@ impl EventKind {
             EventKind::VulnDbStatus { .. } => 39,
             EventKind::ControlEvaluated { .. } => 40,
             EventKind::ResourceInspected { .. } => 41,
+            EventKind::RemediationPreviewed { .. } => 42,
             EventKind::Unknown { .. } => unreachable!("handled in name()"),
         }
     }

@@ -343,6 +343,59 @@ impl Action {
     }
 }
 
+/// What an action would change, read from the live object before anyone is
+/// asked to approve it: each field as it is now and as the action would set it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Preview {
+    /// The object the connector read (`deployment checkout-api, container app`).
+    pub object: String,
+    pub changes: Vec<Change>,
+    /// What else the approver should know (files to be moved, pods replaced).
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+/// One field an action changes: its live value and the value it would get.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub field: String,
+    /// The live value (`unset` when the object has none).
+    pub current: String,
+    pub new: String,
+}
+
+impl Preview {
+    /// `field: current → new` for each change, in order.
+    pub fn lines(&self) -> Vec<String> {
+        self.changes.iter().map(Change::line).collect()
+    }
+
+    /// The object and its changes on one line, for the event list.
+    pub fn one_line(&self) -> String {
+        format!("{}: {}", self.object, self.lines().join("; "))
+    }
+}
+
+impl Change {
+    /// `field: current → new`.
+    pub fn line(&self) -> String {
+        format!("{}: {} → {}", self.field, self.current, self.new)
+    }
+
+    /// A field going from `current` to `new`.
+    pub fn new(
+        field: impl Into<String>,
+        current: impl Into<String>,
+        new: impl Into<String>,
+    ) -> Self {
+        Self {
+            field: field.into(),
+            current: current.into(),
+            new: new.into(),
+        }
+    }
+}
+
 /// State captured before an action, enough for the owning connector to restore it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {

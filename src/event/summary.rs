@@ -153,6 +153,10 @@ pub fn summary(kind: &EventKind) -> String {
             status,
             ..
         } => format!("rem #{remediation} finished: {}", status.as_str()),
+        RemediationPreviewed {
+            remediation,
+            preview,
+        } => format!("rem #{remediation} would change {}", preview.one_line()),
         SecurityFinding { finding } => format!(
             "[{}] {} on {}",
             finding.severity.as_str(),

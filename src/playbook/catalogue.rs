@@ -337,6 +337,13 @@ pub const CATALOGUE: &[FactSpec] = &[
         "the first container's resources.limits.memory",
     ),
     fact(
+        "metrics.memory_limit_proposed_mib",
+        Number,
+        Some(Metrics),
+        K8S_POD,
+        "the limit an OOM fix raises to: observed demand + 25% in 64 MiB steps, at least one step over the current limit (agents::sizing)",
+    ),
+    fact(
         "metrics.memory_request_mib",
         Number,
         Some(Metrics),

@@ -5,6 +5,7 @@ pub mod approvals;
 pub mod command;
 pub mod loop_stats;
 pub mod policy;
+mod preview;
 pub mod snapshots;
 mod supervisor;
 

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::approvals;
 use super::command::{Command, CommandEnvelope, CommandReply, Identity};
 use super::policy::PolicyGate;
+use super::preview::{self, Previewed};
 use super::{Intake, RuntimeOptions, RuntimeStatus};
 use crate::agents::AgentContext;
 use crate::agents::investigation::{InvestigationJob, investigate};
@@ -43,6 +44,10 @@ pub(super) struct Supervisor {
     pending: VecDeque<Event>,
     investigating: HashSet<u64>,
     executing: HashSet<u64>,
+    /// Allowed remediations whose preview is being read.
+    previewing: HashSet<u64>,
+    previews_tx: mpsc::Sender<Previewed>,
+    previews_rx: Option<mpsc::Receiver<Previewed>>,
     snapshot_at: u64,
     failed: Option<String>,
 }
@@ -60,6 +65,7 @@ impl Supervisor {
         learning_poke: Arc<tokio::sync::Notify>,
     ) -> Self {
         let snapshot_at = state.last_seq;
+        let (previews_tx, previews_rx) = mpsc::channel(64);
         Self {
             ctx,
             state,
@@ -72,6 +78,9 @@ impl Supervisor {
             pending: VecDeque::new(),
             investigating: HashSet::new(),
             executing: HashSet::new(),
+            previewing: HashSet::new(),
+            previews_tx,
+            previews_rx: Some(previews_rx),
             snapshot_at,
             failed: None,
         }
@@ -82,6 +91,10 @@ impl Supervisor {
         mut commands: mpsc::Receiver<CommandEnvelope>,
         mut intake: mpsc::Receiver<Intake>,
     ) -> anyhow::Result<()> {
+        let mut previews = self
+            .previews_rx
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("the supervisor runs once"))?;
         self.resume().await;
         let tick = Duration::from_secs(1);
         let mut next_tick = self.ctx.clock.now();
@@ -112,6 +125,7 @@ impl Supervisor {
                 },
                 Some(envelope) = commands.recv() => self.handle(envelope).await,
                 Some(item) = intake.recv() => self.intake(item).await,
+                Some(answer) = previews.recv() => self.previewed(answer).await,
                 _ = self.ctx.clock.sleep(wait) => {}
             }
         }
@@ -502,8 +516,76 @@ impl Supervisor {
             None => self.policy.decide(&self.state, remediation, now),
         };
         let allow = decision.allow && decision.deny.is_empty();
-        let required = decision.required_approvals;
+        if allow {
+            // An allowed change is shown before anyone is asked: the
+            // connector reads the live object off the supervisor's loop and
+            // the decision is recorded with what it found.
+            if !self.previewing.insert(remediation) {
+                return;
+            }
+            let connector = preview::connector_of(&self.state, remediation);
+            let action = self.state.remediations[&remediation].action.clone();
+            let registry = self.ctx.registry.clone();
+            let tx = self.previews_tx.clone();
+            tokio::spawn(async move {
+                // A connector that panics answers too: with a refusal, so the
+                // proposal is not left undecided.
+                let ask =
+                    tokio::spawn(async move { preview::ask(&registry, connector, &action).await });
+                let result = ask
+                    .await
+                    .unwrap_or_else(|e| Err(format!("the connector failed: {e}")));
+                let _ = tx
+                    .send(Previewed {
+                        remediation,
+                        decision,
+                        result,
+                    })
+                    .await;
+            });
+            return;
+        }
         let reasons = decision.deny.join("; ");
+        self.record_batch(vec![
+            (
+                "policy",
+                EventKind::PolicyDecided {
+                    remediation,
+                    decision,
+                },
+            ),
+            (
+                ACTOR,
+                EventKind::RemediationFinished {
+                    remediation,
+                    status: RemediationOutcome::Denied,
+                    detail: format!("policy denied: {reasons}"),
+                },
+            ),
+        ])
+        .await;
+    }
+
+    /// Records an allow together with its preview and the approval request,
+    /// or, when no preview could be had, with the refusal and its reason
+    /// (nobody approves what they cannot see). One batch, so a crash never
+    /// leaves an allowed proposal without its preview or its next step.
+    async fn previewed(&mut self, answer: Previewed) {
+        let Previewed {
+            remediation,
+            decision,
+            result,
+        } = answer;
+        self.previewing.remove(&remediation);
+        let fresh = self
+            .state
+            .remediations
+            .get(&remediation)
+            .is_some_and(|r| r.stage == Stage::Proposed && r.decision.is_none());
+        if !fresh {
+            return;
+        }
+        let required = decision.required_approvals;
         let mut facts = vec![(
             "policy",
             EventKind::PolicyDecided {
@@ -511,24 +593,34 @@ impl Supervisor {
                 decision,
             },
         )];
-        if !allow {
-            facts.push((
+        match result {
+            Ok(preview) => {
+                facts.push((
+                    ACTOR,
+                    EventKind::RemediationPreviewed {
+                        remediation,
+                        preview,
+                    },
+                ));
+                if required > 0 {
+                    facts.push((
+                        ACTOR,
+                        EventKind::ApprovalRequested {
+                            remediation,
+                            required,
+                            expires_at: self.expiry(self.ctx.clock.now()),
+                        },
+                    ));
+                }
+            }
+            Err(why) => facts.push((
                 ACTOR,
                 EventKind::RemediationFinished {
                     remediation,
                     status: RemediationOutcome::Denied,
-                    detail: format!("policy denied: {reasons}"),
+                    detail: format!("refused before approval: no preview of the change: {why}"),
                 },
-            ));
-        } else if required > 0 {
-            facts.push((
-                ACTOR,
-                EventKind::ApprovalRequested {
-                    remediation,
-                    required,
-                    expires_at: self.expiry(now),
-                },
-            ));
+            )),
         }
         self.record_batch(facts).await;
     }

@@ -126,7 +126,8 @@ impl State {
             | EventKind::ActionExecuted { .. }
             | EventKind::ValidationFinished { .. }
             | EventKind::RemediationRestored { .. }
-            | EventKind::RemediationFinished { .. } => remediations::apply(self, event),
+            | EventKind::RemediationFinished { .. }
+            | EventKind::RemediationPreviewed { .. } => remediations::apply(self, event),
             EventKind::SecurityFinding { .. }
             | EventKind::VulnDbStatus { .. }
             | EventKind::ControlEvaluated { .. } => self.security.apply_event(event),

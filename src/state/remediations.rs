@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::State;
 use crate::event::{
-    Action, ActionOutcome, Environment, Event, EventKind, PolicyDecision, RemediationOutcome,
-    Snapshot,
+    Action, ActionOutcome, Environment, Event, EventKind, PolicyDecision, Preview,
+    RemediationOutcome, Snapshot,
 };
 
 /// Where a remediation stands on the safety path.
@@ -80,6 +80,9 @@ pub struct Remediation {
     pub playbook: Option<String>,
     pub proposed_at: DateTime<Utc>,
     pub decision: Option<PolicyDecision>,
+    /// What the action would change, read from the live object before approval.
+    #[serde(default)]
+    pub preview: Option<Preview>,
     pub required_approvals: u32,
     pub expires_at: Option<DateTime<Utc>>,
     pub approvals: Vec<ApprovalRecord>,
@@ -158,6 +161,7 @@ pub(super) fn apply(state: &mut State, event: &Event) {
                 playbook: playbook.clone(),
                 proposed_at: at,
                 decision: None,
+                preview: None,
                 required_approvals: 0,
                 expires_at: None,
                 approvals: Vec::new(),
@@ -250,6 +254,9 @@ pub(super) fn apply(state: &mut State, event: &Event) {
                 seq,
             });
         }
+        EventKind::RemediationPreviewed { preview, .. } => {
+            rem.preview = Some(preview.clone());
+        }
         EventKind::ApprovalExpired { .. } => {}
         EventKind::ApprovalEscalated { to, level, .. } => {
             rem.escalations.push((to.clone(), *level, at));
@@ -304,7 +311,8 @@ fn remediation_of(kind: &EventKind) -> Option<u64> {
         | EventKind::ActionExecuted { remediation, .. }
         | EventKind::ValidationFinished { remediation, .. }
         | EventKind::RemediationRestored { remediation, .. }
-        | EventKind::RemediationFinished { remediation, .. } => Some(*remediation),
+        | EventKind::RemediationFinished { remediation, .. }
+        | EventKind::RemediationPreviewed { remediation, .. } => Some(*remediation),
         _ => None,
     }
 }

@@ -22,7 +22,7 @@ use super::panes::events::EventsPane;
 use super::panes::fleet::{FleetChanges, FleetPane, fleet_change};
 use super::panes::investigations::InvestigationsPane;
 use super::panes::learning::LearningPane;
-use super::panes::remediations::{RemediationsPane, remediation_lines};
+use super::panes::remediations::{RemediationsPane, preview_lines, remediation_lines};
 use super::panes::security::SecurityPane;
 use super::panes::{Ctx, Generations, Handled, Pane, PaneId};
 use super::theme::Theme;
@@ -1295,8 +1295,6 @@ impl App {
         let Some(rem) = self.state.remediations.get(&dialog.remediation) else {
             return;
         };
-        let r = centered(area, 78, 22);
-        f.render_widget(Clear, r);
         let (title, verb, key_label) = match dialog.kind {
             DialogKind::Approve => (
                 format!(" Approve remediation #{} ", rem.id),
@@ -1305,17 +1303,14 @@ impl App {
             ),
             DialogKind::Deny => (format!(" Deny remediation #{} ", rem.id), "denying", "deny"),
         };
-        let block = Block::default()
-            .borders(Borders::ALL)
-            .border_style(t.border_focus)
-            .title(Span::styled(title, t.dialog_title))
-            .style(t.dialog);
-        let inner = block.inner(r);
-        f.render_widget(block, r);
         let ctx = pane_ctx!(self, t);
-        // Summary: action, target, environment, risk, approvals, policy reasons and controls.
+        // Summary: action, target, environment, the change (current → new),
+        // risk, approvals, policy reasons and controls, why; the preview's
+        // notes come last, so a small screen loses those first.
         let all = remediation_lines(rem, &self.state, &ctx);
         let mut summary: Vec<Line<'static>> = all.into_iter().take(3).collect();
+        let (changes, notes) = preview_lines(rem, &ctx);
+        summary.extend(changes);
         if let Some(d) = &rem.decision {
             summary.push(Line::from(vec![
                 Span::styled(format!("{:<12}", "risk"), t.dim),
@@ -1348,6 +1343,17 @@ impl App {
                 Span::raw(rem.reason.clone()),
             ]));
         }
+        summary.extend(notes);
+        // Taller on a taller screen, so the whole preview shows.
+        let r = centered(area, 78, (summary.len() as u16 + 12).max(22));
+        f.render_widget(Clear, r);
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(t.border_focus)
+            .title(Span::styled(title, t.dialog_title))
+            .style(t.dialog);
+        let inner = block.inner(r);
+        f.render_widget(block, r);
         let who = match &self.identity.source {
             Some(src) => format!("{verb} as {} (from {src})", self.identity.name),
             None => format!("{verb} as {}", self.identity.name),

@@ -710,6 +710,26 @@ pub fn fixture_events() -> Vec<Event> {
     next(
         &mut d,
         at(1, 12),
+        "supervisor",
+        EventKind::RemediationPreviewed {
+            remediation: rem,
+            preview: crate::event::Preview {
+                object: "deployment payments/checkout".into(),
+                changes: vec![crate::event::Change::new(
+                    "checkout memory limit",
+                    "512Mi",
+                    "1024Mi",
+                )],
+                notes: vec![
+                    "rolls out new pods for 3 replica(s) with these resources".into(),
+                    "other requests and limits of container checkout are kept".into(),
+                ],
+            },
+        },
+    );
+    next(
+        &mut d,
+        at(1, 12),
         "remediation",
         EventKind::ApprovalRequested {
             remediation: rem,

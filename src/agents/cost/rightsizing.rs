@@ -147,9 +147,11 @@ pub fn for_workload(r: &Resource, pods: &[PodUsage]) -> Option<Recommendation> {
             r.name, first.cpu_request_millicores, first.memory_request_mib
         ),
         monthly_savings_cents: cents,
+        // The action sets exactly what the title shows: the two requests.
+        // Limits are not shown, so they are left as they are.
         action: Action::new("set_resources", r.id.clone())
             .with("cpu_request_millicores", format!("{cpu:.0}"))
-            .with("memory_limit_mib", format!("{mem:.0}")),
+            .with("memory_request_mib", format!("{mem:.0}")),
     })
 }
 
@@ -252,7 +254,17 @@ mod tests {
         let rec = for_workload(&r, &pods).unwrap();
         // p95 of the six samples is 240m; memory 1000 × 1.2 = 1200Mi (a multiple of 16).
         assert_eq!(rec.action.params["cpu_request_millicores"], "240");
-        assert_eq!(rec.action.params["memory_limit_mib"], "1200");
+        assert_eq!(rec.action.params["memory_request_mib"], "1200");
+        // Only what the title shows: no limit is touched.
+        assert_eq!(
+            rec.action.params.keys().collect::<Vec<_>>(),
+            ["cpu_request_millicores", "memory_request_mib"]
+        );
+        assert!(
+            rec.title.contains("CPU 1000m→240m, memory 2048Mi→1200Mi"),
+            "{}",
+            rec.title
+        );
         // Per pod: CPU 1000m→240m saves 0.76 × 0.04; memory 2048→1200Mi saves 848/1024 × 0.005.
         let per_pod = 0.76 * 0.04 + 848.0 / 1024.0 * 0.005;
         assert_eq!(
@@ -262,6 +274,6 @@ mod tests {
         let tiny = [pod(&[1.0, 1.0, 1.0], 10.0)];
         let rec = for_workload(&r, &tiny).unwrap();
         assert_eq!(rec.action.params["cpu_request_millicores"], "50");
-        assert_eq!(rec.action.params["memory_limit_mib"], "64");
+        assert_eq!(rec.action.params["memory_request_mib"], "64");
     }
 }

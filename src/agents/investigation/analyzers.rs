@@ -99,17 +99,21 @@ fn memory_limit(f: &Facts, cite: &Cite) -> Option<Hypothesis> {
         cites.extend(cite("metrics"));
         why.push("memory demand exceeds the limit");
     }
-    let need = f.metrics.get("memory_need_mib").copied().unwrap_or(0.0);
+    let need = f.metrics.get("memory_need_mib").copied();
     let limit = f.metrics.get("memory_limit_mib").copied().unwrap_or(0.0);
-    // Headroom of 25% over observed demand, rounded up to a 64 MiB step; never below double-check floor of limit + 64.
-    let proposed = ((need * 1.25 / 64.0).ceil() * 64.0).max(limit + 64.0) as u64;
+    // The one computation the playbooks read too (`metrics.memory_limit_proposed_mib`).
+    let proposed = crate::agents::sizing::oom_memory_limit_mib(limit, need);
+    let over = match need {
+        Some(need) => format!("gives 25% headroom over the observed {need:.0}Mi"),
+        None => "is one step up: no memory demand was observed".into(),
+    };
     let target = f.owner.clone().unwrap_or_else(|| f.resource.clone());
     Some(Hypothesis {
         title: "Memory limit too low for the workload".into(),
         confidence: confidence.min(0.95),
         cites: dedup(cites),
         reasoning: format!(
-            "{}; raising the limit from {limit:.0}Mi to {proposed}Mi gives 25% headroom over the observed {need:.0}Mi",
+            "{}; raising the limit from {limit:.0}Mi to {proposed}Mi {over}",
             why.join(", ")
         ),
         recommended_action: Some(

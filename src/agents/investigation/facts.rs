@@ -243,6 +243,13 @@ fn metrics_facts(
         for (k, v) in m {
             set(pf, k, *v);
         }
+        // The limit an OOM fix raises to, computed once (`agents::sizing`), so
+        // the hypothesis, the playbook's action and the preview quote one value.
+        if let Some(limit) = m.get("memory_limit_mib") {
+            let demand = m.get("memory_need_mib").copied();
+            let proposed = crate::agents::sizing::oom_memory_limit_mib(*limit, demand);
+            set(pf, "memory_limit_proposed_mib", proposed as f64);
+        }
         // The demo fleet's names for what the Linux connector calls disk_usage_ratio.
         if let Some(d) = m.get("disk_used_pct")
             && !m.contains_key("disk_usage_ratio")

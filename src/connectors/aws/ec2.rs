@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{
     AttributeValue, Instance, InstanceStateName, InstanceStatus, InstanceStatusSummary,
-    InstanceType, SummaryStatus,
+    SummaryStatus,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -365,25 +365,7 @@ pub(super) async fn execute(
                 format!("started {instance_id} (was stopped)")
             }
             "resize_instance" => {
-                let wanted = action
-                    .params
-                    .get("instance_type")
-                    .map(String::as_str)
-                    .unwrap_or("");
-                if !InstanceType::values().contains(&wanted) {
-                    return Err(ConnectorError::BadParam {
-                        action: action.name.clone(),
-                        param: "instance_type".into(),
-                        reason: format!("`{wanted}` is not an EC2 instance type"),
-                    });
-                }
-                if wanted == before.instance_type {
-                    return Err(ConnectorError::BadParam {
-                        action: action.name.clone(),
-                        param: "instance_type".into(),
-                        reason: format!("{instance_id} already is {wanted}"),
-                    });
-                }
+                let wanted = super::preview::wanted_type(action, &before)?;
                 let was_running = before.state == "running";
                 if was_running {
                     stop(client, id, instance_id, wait, &mut steps).await?;

@@ -290,20 +290,7 @@ pub(super) async fn execute(
                 format!("forced a new deployment of {cluster}/{name}")
             }
             "set_desired_count" => {
-                let raw = action
-                    .params
-                    .get("desired_count")
-                    .map(String::as_str)
-                    .unwrap_or("");
-                let wanted: i32 = raw
-                    .parse()
-                    .ok()
-                    .filter(|n| (0..=10_000).contains(n))
-                    .ok_or_else(|| ConnectorError::BadParam {
-                        action: action.name.clone(),
-                        param: "desired_count".into(),
-                        reason: format!("`{raw}` is not a count between 0 and 10000"),
-                    })?;
+                let wanted = super::preview::desired_count(action)?;
                 client
                     .update_service()
                     .cluster(cluster)

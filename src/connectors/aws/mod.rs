@@ -16,6 +16,7 @@ mod ec2;
 mod ecs;
 mod ids;
 mod poll;
+mod preview;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -489,8 +490,28 @@ impl InfraConnector for AwsConnector {
         })
     }
 
+    async fn preview(&self, action: &Action) -> Result<crate::event::Preview> {
+        let id = &action.target;
+        match self.ctx.prefix.parse(id)? {
+            Target::Instance(i) => {
+                preview::check(action, preview::instance_takes(&action.name))?;
+                preview::instance(action, &ec2::facts(&self.ec2, id, &i).await?)
+            }
+            Target::Service { cluster, service } => {
+                preview::check(action, preview::service_takes(&action.name))?;
+                let f = ecs::facts(self.ecs(id)?, id, &cluster, &service).await?;
+                preview::service(action, &f)
+            }
+        }
+    }
+
     async fn execute(&self, action: &Action) -> Result<ActionOutcome> {
         let id = &action.target;
+        // A parameter EC2 or ECS would not be given is refused, as in the preview.
+        match self.ctx.prefix.parse(id)? {
+            Target::Instance(_) => preview::check(action, preview::instance_takes(&action.name))?,
+            Target::Service { .. } => preview::check(action, preview::service_takes(&action.name))?,
+        }
         let result = match self.ctx.prefix.parse(id)? {
             Target::Instance(i) => ec2::execute(&self.ec2, id, &i, action, &self.wait).await,
             Target::Service { cluster, service } => {

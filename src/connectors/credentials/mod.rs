@@ -384,13 +384,22 @@ impl InfraConnector for CredentialConnector {
         })
     }
 
+    async fn preview(&self, action: &Action) -> Result<crate::event::Preview> {
+        check_rotation(action)?;
+        let path = self.secret_path(&action.target, &action.name)?;
+        let version = self.store.current_version(&path).await?;
+        let policy = self.config.rotation.policy_for(&path);
+        Ok(rotation_preview(
+            action,
+            self.store.store(),
+            &path,
+            &version,
+            &policy,
+        ))
+    }
+
     async fn execute(&self, action: &Action) -> Result<ActionOutcome> {
-        if action.name != ROTATE {
-            return Err(ConnectorError::Unsupported {
-                action: action.name.clone(),
-                resource: action.target.clone(),
-            });
-        }
+        check_rotation(action)?;
         let path = self.secret_path(&action.target, &action.name)?;
         let policy = self.config.rotation.policy_for(&path);
         let change = self.store.rotate(&path, &policy).await?;
@@ -490,9 +499,87 @@ pub(crate) fn parse_time(text: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// Refuses any action but a rotation, and any parameter a rotation would
+/// ignore (the new value comes from the configured value policy only).
+fn check_rotation(action: &Action) -> Result<()> {
+    if action.name != ROTATE {
+        return Err(ConnectorError::Unsupported {
+            action: action.name.clone(),
+            resource: action.target.clone(),
+        });
+    }
+    super::check_params(action, &[])
+}
+
+/// What rotating `path` would change: the current version gives way to a new
+/// one generated under `policy`. No value is read or shown.
+fn rotation_preview(
+    action: &Action,
+    store: &str,
+    path: &str,
+    current: &str,
+    policy: &ValuePolicy,
+) -> crate::event::Preview {
+    let charset = match policy.charset {
+        Charset::Alphanumeric => "letters and digits",
+        Charset::AlphanumericSymbols => "letters, digits and symbols",
+        Charset::Hex => "hex digits",
+    };
+    let mut p = super::preview_of(
+        action,
+        format!("{store} secret {path}"),
+        vec![crate::event::Change::new(
+            "current version",
+            current,
+            "a new version",
+        )],
+    );
+    p.notes.push(format!(
+        "field `{}` gets a new value of {} {charset}; other fields are kept",
+        policy.key, policy.length
+    ));
+    p.notes.push(format!(
+        "version {current} stays in the store; a restore makes it current again"
+    ));
+    p.notes
+        .push("every client reading the secret gets the new value on its next read".into());
+    p
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rotation_preview_names_the_version_it_replaces_and_takes_no_parameters() {
+        let policy = ValuePolicy {
+            length: 32,
+            charset: Charset::Alphanumeric,
+            key: "password".into(),
+        };
+        let target = ResourceId::new("vault/secret/payments/db");
+        let rotate = Action::new(ROTATE, target.clone()).with("reason", "expires in 3 days");
+        check_rotation(&rotate).unwrap();
+        let p = rotation_preview(&rotate, "vault", "payments/db", "7", &policy);
+        assert_eq!(p.object, "vault secret payments/db");
+        assert_eq!(p.lines(), ["current version: 7 → a new version"]);
+        assert!(p.notes.contains(&"reason: expires in 3 days".to_string()));
+        assert!(p.notes.iter().any(|n| n.contains("32 letters and digits")));
+        // A value or a length the approver might believe is used is refused.
+        for param in ["value", "length"] {
+            let err = check_rotation(&Action::new(ROTATE, target.clone()).with(param, "x"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("`{param}`")) && err.contains("ignored"),
+                "{err}"
+            );
+        }
+        assert!(matches!(
+            check_rotation(&Action::new("rotate_credential", target)),
+            Err(ConnectorError::Unsupported { .. })
+        ));
+    }
 
     #[test]
     fn generated_values_follow_the_policy_and_differ() {

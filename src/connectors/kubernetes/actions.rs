@@ -54,7 +54,11 @@ pub fn quantity_mib(q: &str) -> Option<u64> {
 }
 
 /// The JSON of the object an id names.
-async fn get_json(conn: &KubeConnector, id: &ResourceId, k: &ObjectKey) -> Result<Value> {
+pub(super) async fn get_json(
+    conn: &KubeConnector,
+    id: &ResourceId,
+    k: &ObjectKey,
+) -> Result<Value> {
     let ns = k.namespace.as_str();
     let name = k.name.as_str();
     let e = |e| map_err(id, e);
@@ -142,7 +146,7 @@ pub fn merge_diff(from: &Value, to: &Value) -> Value {
     }
 }
 
-fn bad(action: &Action, param: &str, reason: impl Into<String>) -> ConnectorError {
+pub(super) fn bad(action: &Action, param: &str, reason: impl Into<String>) -> ConnectorError {
     ConnectorError::BadParam {
         action: action.name.clone(),
         param: param.into(),
@@ -150,7 +154,7 @@ fn bad(action: &Action, param: &str, reason: impl Into<String>) -> ConnectorErro
     }
 }
 
-fn unsupported(action: &Action) -> ConnectorError {
+pub(super) fn unsupported(action: &Action) -> ConnectorError {
     ConnectorError::Unsupported {
         action: action.name.clone(),
         resource: action.target.clone(),
@@ -228,12 +232,10 @@ pub async fn execute(conn: &KubeConnector, action: &Action) -> Result<ActionOutc
     let k = conn.key(id)?;
     let kind = k.kind.as_str();
     // The playbooks' and policies' names for the node actions are accepted too.
-    let name = match action.name.as_str() {
-        "cordon_node" => "cordon",
-        "uncordon_node" => "uncordon",
-        "drain_node" => "drain",
-        other => other,
-    };
+    let name = super::preview::canonical(&action.name);
+    // What runs is what was approved: a parameter this action would ignore
+    // is refused here as in the preview.
+    super::preview::check(action, kind)?;
     match (name, kind) {
         ("restart_pod", "pod") => restart_pod(conn, id, &k).await,
         ("rollout_restart", "deployment" | "statefulset" | "daemonset") => {
@@ -399,6 +401,26 @@ fn template_without_hash(rs: &ReplicaSet) -> Option<Value> {
     Some(t)
 }
 
+/// The deployment's revision, the ReplicaSet of the revision before it and
+/// that revision's number (what `kubectl rollout undo` goes back to).
+pub(super) async fn previous_revision(
+    conn: &KubeConnector,
+    d: &Deployment,
+) -> Option<(i64, ReplicaSet, i64)> {
+    let rev = |a: &BTreeMap<String, String>| -> i64 {
+        a.get("deployment.kubernetes.io/revision")
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0)
+    };
+    let current = rev(d.annotations());
+    revisions(conn, d)
+        .await
+        .into_iter()
+        .map(|rs| (rev(rs.annotations()), rs))
+        .find(|(r, _)| *r < current && *r > 0)
+        .map(|(r, rs)| (current, rs, r))
+}
+
 /// `kubectl rollout undo`: the pod template of the previous revision's ReplicaSet.
 async fn rollback(conn: &KubeConnector, id: &ResourceId, k: &ObjectKey) -> Result<ActionOutcome> {
     let d = conn
@@ -406,19 +428,7 @@ async fn rollback(conn: &KubeConnector, id: &ResourceId, k: &ObjectKey) -> Resul
         .get(&k.name)
         .await
         .map_err(|e| map_err(id, e))?;
-    let current_rev: i64 = d
-        .annotations()
-        .get("deployment.kubernetes.io/revision")
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(0);
-    let owned = revisions(conn, &d).await;
-    let rev = |rs: &ReplicaSet| -> i64 {
-        rs.annotations()
-            .get("deployment.kubernetes.io/revision")
-            .and_then(|r| r.parse().ok())
-            .unwrap_or(0)
-    };
-    let Some(previous) = owned.iter().find(|rs| rev(rs) < current_rev && rev(rs) > 0) else {
+    let Some((current_rev, previous, previous_rev)) = previous_revision(conn, &d).await else {
         return Ok(outcome(
             false,
             format!(
@@ -428,6 +438,7 @@ async fn rollback(conn: &KubeConnector, id: &ResourceId, k: &ObjectKey) -> Resul
             vec![],
         ));
     };
+    let previous = &previous;
     let desired = template_without_hash(previous).ok_or_else(|| {
         ConnectorError::Backend(format!(
             "{id}: replica set {} has no template",
@@ -441,15 +452,13 @@ async fn rollback(conn: &KubeConnector, id: &ResourceId, k: &ObjectKey) -> Resul
     Ok(outcome(
         back,
         format!(
-            "deployment {} rolled back from revision {current_rev} to revision {}'s template ({})",
+            "deployment {} rolled back from revision {current_rev} to revision {previous_rev}'s template ({})",
             k.name,
-            rev(previous),
             previous.name_any()
         ),
         vec![format!(
-            "patched spec.template to replica set {} (revision {})",
+            "patched spec.template to replica set {} (revision {previous_rev})",
             previous.name_any(),
-            rev(previous)
         )],
     ))
 }
@@ -461,86 +470,23 @@ async fn set_resources(
 ) -> Result<ActionOutcome> {
     let id = &action.target;
     let object = get_json(conn, id, k).await?;
-    let containers = object["spec"]["template"]["spec"]["containers"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let container = match action.params.get("container") {
-        Some(c) => c.clone(),
-        None => containers
-            .first()
-            .and_then(|c| c["name"].as_str())
-            .map(String::from)
-            .ok_or_else(|| bad(action, "container", "the workload has no containers"))?,
-    };
-    if !containers.iter().any(|c| c["name"] == json!(container)) {
-        return Err(bad(
-            action,
-            "container",
-            format!("no container named {container}"),
-        ));
-    }
-    let mut limits = BTreeMap::new();
-    if let Some(m) = action.params.get("memory_limit_mib") {
-        let mib: u64 = m
-            .parse()
-            .map_err(|_| bad(action, "memory_limit_mib", "not a whole number"))?;
-        if !(16..=1_048_576).contains(&mib) {
-            return Err(bad(
-                action,
-                "memory_limit_mib",
-                "must be between 16 and 1048576",
-            ));
-        }
-        limits.insert("memory", format!("{mib}Mi"));
-    }
-    if let Some(c) = action.params.get("cpu_limit_millis") {
-        let m: u64 = c
-            .parse()
-            .map_err(|_| bad(action, "cpu_limit_millis", "not a whole number"))?;
-        if !(10..=256_000).contains(&m) {
-            return Err(bad(
-                action,
-                "cpu_limit_millis",
-                "must be between 10 and 256000",
-            ));
-        }
-        limits.insert("cpu", format!("{m}m"));
-    }
-    if limits.is_empty() {
-        return Err(bad(
-            action,
-            "memory_limit_mib",
-            "give memory_limit_mib or cpu_limit_millis",
-        ));
-    }
-    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": container, "resources": {"limits": limits}}]}}}});
-    let after = patch_workload(conn, id, k, Patch::Strategic(patch)).await?;
-    let applied = after["spec"]["template"]["spec"]["containers"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["name"] == json!(container)))
-        .map(|c| {
-            limits
-                .iter()
-                .all(|(r, v)| c["resources"]["limits"][*r] == json!(v))
-        })
-        .unwrap_or(false);
-    let what: Vec<String> = limits
-        .iter()
-        .map(|(r, v)| format!("{r} limit {v}"))
-        .collect();
+    let change = super::preview::ResourceChange::parse(action, &object)?;
+    let after = patch_workload(conn, id, k, Patch::Strategic(change.patch())).await?;
+    // Judged on what was set, read back from the API server.
+    let missing = change.not_applied(&after);
+    let what = change.describe();
+    let mut steps = vec![format!(
+        "strategic-merge patched container {}: {what}",
+        change.container
+    )];
+    steps.extend(missing.iter().map(|m| format!("read back: {m}")));
     Ok(outcome(
-        applied,
+        missing.is_empty(),
         format!(
-            "{} {}: container {container} {}",
-            k.kind,
-            k.name,
-            what.join(", ")
+            "{} {}: container {} {what}",
+            k.kind, k.name, change.container
         ),
-        vec![format!(
-            "strategic-merge patched container {container}: {}",
-            what.join(", ")
-        )],
+        steps,
     ))
 }
 

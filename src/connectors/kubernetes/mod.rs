@@ -10,6 +10,7 @@ mod facts;
 mod fleet;
 pub mod ids;
 pub mod kubeconfig;
+mod preview;
 pub mod redact;
 
 use std::collections::BTreeMap;
@@ -342,6 +343,10 @@ impl InfraConnector for KubeConnector {
 
     async fn snapshot(&self, id: &ResourceId) -> Result<Snapshot> {
         actions::snapshot(self, id).await
+    }
+
+    async fn preview(&self, action: &Action) -> Result<crate::event::Preview> {
+        preview::preview(self, action).await
     }
 
     async fn execute(&self, action: &Action) -> Result<ActionOutcome> {

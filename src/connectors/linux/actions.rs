@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::guardrails;
 use super::services::{self, Unit};
 use super::transport::{Output, Transport, TransportError};
 use crate::connectors::ConnectorError;
@@ -215,24 +214,7 @@ pub async fn clean_disk(
         param: param.into(),
         reason,
     };
-    if let Some(refused) = guardrails::check(action) {
-        return Err(bad("globs", refused));
-    }
-    let globs = action.params.get("globs").ok_or_else(|| {
-        bad(
-            "globs",
-            "missing: comma-separated absolute globs such as /var/log/*.gz".into(),
-        )
-    })?;
-    let hours: u64 = match action.params.get("older_than_hours") {
-        None => 24,
-        Some(h) => h.trim().parse().map_err(|_| {
-            bad(
-                "older_than_hours",
-                format!("`{h}` is not a whole number of hours"),
-            )
-        })?,
-    };
+    let spec = super::preview::clean_spec(action)?;
     if !valid_batch(batch) {
         return Err(bad(
             "batch",
@@ -243,23 +225,16 @@ pub async fn clean_disk(
         "qdir={q}; mkdir -p \"$qdir\" 2>/dev/null; qdev=$(stat -c %d \"$qdir\" 2>/dev/null || echo none)\n",
         q = quote(qdir)
     );
-    let mut any = false;
-    for glob in globs.split(',').map(str::trim).filter(|g| !g.is_empty()) {
-        let (dir, pattern) = guardrails::check_clean_glob(glob).map_err(|e| bad("globs", e))?;
-        any = true;
+    for (dir, pattern) in &spec.globs {
         script.push_str(&format!(
-            "[ -d {dir} ] && find {dir} -maxdepth 1 -type f -name {pat} -mmin +{mins} -print | while IFS= read -r f; do \
+            "[ -d {d} ] && {find} -print | while IFS= read -r f; do \
                if [ \"$(stat -c %d -- \"$f\")\" = \"$qdev\" ]; then q=\"$qdir\"; else m=$(stat -c %m -- \"$f\"); q=\"${{m%/}}/{MOUNT_QUARANTINE}\"; fi; \
                dst=\"$q/{batch}/files$f\"; size=$(stat -c %s -- \"$f\"); \
                if mkdir -p -- \"$(dirname -- \"$dst\")\" && mv -n -- \"$f\" \"$dst\" && [ ! -e \"$f\" ]; then echo \"MOVED $size $f\"; else echo \"FAILED $f\"; fi; \
              done\n",
-            dir = quote(dir),
-            pat = quote(pattern),
-            mins = hours * 60,
+            d = quote(dir),
+            find = super::preview::find_command(dir, pattern, spec.hours),
         ));
-    }
-    if !any {
-        return Err(bad("globs", "no glob given".into()));
     }
     let out = run_checked(t, &script, "clean_disk").await?;
     let mut freed: u64 = 0;

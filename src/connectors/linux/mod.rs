@@ -13,6 +13,7 @@ pub mod config;
 pub mod guardrails;
 pub mod hardening;
 pub mod packages;
+mod preview;
 pub mod probe;
 pub mod services;
 pub mod transport;
@@ -1030,6 +1031,19 @@ impl InfraConnector for LinuxConnector {
         })
     }
 
+    async fn preview(&self, action: &Action) -> Result<crate::event::Preview> {
+        let (host, unit) = self.locate(&action.target)?;
+        preview::check(action, unit.is_some())?;
+        let t = host.transport.as_ref();
+        if let Some(verb) = actions::service_verb(&action.name) {
+            let unit = Self::unit_of(action, unit)?;
+            return preview::service_preview(t, action, verb, &unit).await;
+        }
+        let spec = preview::clean_spec(action)?;
+        let files = preview::clean_candidates(t, &spec).await?;
+        Ok(preview::clean_preview(action, &host.name, &spec, &files))
+    }
+
     async fn execute(&self, action: &Action) -> Result<ActionOutcome> {
         if let Some(refused) = guardrails::check(action) {
             return Err(ConnectorError::BadParam {
@@ -1039,6 +1053,8 @@ impl InfraConnector for LinuxConnector {
             });
         }
         let (host, unit) = self.locate(&action.target)?;
+        // A parameter this action would ignore is refused, as in the preview.
+        preview::check(action, unit.is_some())?;
         let outcome = if let Some(verb) = actions::service_verb(&action.name) {
             let unit = Self::unit_of(action, unit)?;
             actions::service_action(host.transport.as_ref(), verb, &unit).await?

@@ -8,6 +8,7 @@
 //! infrastructure would outlive the console.
 
 mod fleet;
+mod preview;
 pub mod scenario;
 mod world;
 
@@ -24,8 +25,8 @@ use tokio_util::sync::CancellationToken;
 use super::{ConnectorError, InfraConnector, Registry, Result, Scope, TimeWindow};
 use crate::clock::SharedClock;
 use crate::event::{
-    Action, ActionOutcome, Alert, ConnectorId, Health, InfraEvent, Provider, Resource, ResourceId,
-    Snapshot,
+    Action, ActionOutcome, Alert, ConnectorId, Health, InfraEvent, Preview, Provider, Resource,
+    ResourceId, Snapshot,
 };
 pub use fleet::{aws_connector, hourly_cents, k8s_connector, linux_connector};
 use scenario::Scenario;
@@ -330,11 +331,23 @@ impl InfraConnector for SimConnector {
         })
     }
 
+    async fn preview(&self, action: &Action) -> Result<Preview> {
+        let inner = self.sim.lock();
+        self.owned(&inner.world, &action.target)?;
+        inner.world.preview(action)
+    }
+
     async fn execute(&self, action: &Action) -> Result<ActionOutcome> {
         let now = self.sim.clock.now();
         let outcome = {
             let mut inner = self.sim.lock();
             self.owned(&inner.world, &action.target)?;
+            // A parameter the world would ignore is refused here too, not only
+            // in the preview: what runs is what was approved.
+            let kind = &inner.world.resources[&action.target].resource.kind;
+            if let Some(takes) = preview::takes(&action.name, kind) {
+                super::check_params(action, takes)?;
+            }
             inner
                 .world
                 .apply(action, now)
@@ -437,6 +450,77 @@ mod tests {
             let after = sim.with_world(|w| w.capture(&action.target).unwrap());
             assert_eq!(before, after, "{} was not restored", action.name);
         }
+    }
+
+    #[tokio::test]
+    async fn previews_read_the_live_values_and_refuse_ignored_parameters() {
+        let (sim, _clock) = sim();
+        let registry = sim.registry();
+        let k8s = registry
+            .get(&k8s_connector(crate::event::Environment::Production))
+            .unwrap();
+        let dep = ResourceId::new(CHECKOUT);
+        let (limit, replicas) = sim.with_world(|w| {
+            let a = &w.resources[&dep].resource.attributes;
+            (a["memory_limit_mib"].clone(), a["replicas"].clone())
+        });
+        let p = k8s
+            .preview(&Action::new("set_resources", dep.clone()).with("memory_limit_mib", "448"))
+            .await
+            .unwrap();
+        assert_eq!(p.lines(), [format!("memory limit: {limit}Mi → 448Mi")]);
+        let p = k8s
+            .preview(&Action::new("scale", dep.clone()).with("replicas", "2"))
+            .await
+            .unwrap();
+        assert_eq!(p.lines(), [format!("replicas: {replicas} → 2")]);
+        // The proposer's belief about the current count must be the live one.
+        let err = k8s
+            .preview(
+                &Action::new("scale", dep.clone())
+                    .with("replicas", "2")
+                    .with("current_replicas", "40"),
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&format!("live value is {replicas}")), "{err}");
+        // A parameter the world would ignore is refused by name, in the
+        // preview and in execution alike, and nothing changes.
+        let ignored = Action::new("set_resources", dep.clone())
+            .with("memory_limit_mib", "448")
+            .with("cpu_limit_millis", "500");
+        for err in [
+            k8s.preview(&ignored).await.unwrap_err(),
+            k8s.execute(&ignored).await.unwrap_err(),
+        ] {
+            let err = err.to_string();
+            assert!(
+                err.contains("`cpu_limit_millis`") && err.contains("ignored"),
+                "{err}"
+            );
+        }
+        let now =
+            sim.with_world(|w| w.resources[&dep].resource.attributes["memory_limit_mib"].clone());
+        assert_eq!(now, limit);
+        let aws = registry.get(&aws_connector()).unwrap();
+        let p = aws
+            .preview(
+                &Action::new(
+                    "resize_instance",
+                    ResourceId::new("aws/us-east-1/ec2/i-0d4c05987d6135191"),
+                )
+                .with("instance_type", "m5.large"),
+            )
+            .await
+            .unwrap();
+        let itype = sim.with_world(|w| {
+            w.resources[&ResourceId::new("aws/us-east-1/ec2/i-0d4c05987d6135191")]
+                .resource
+                .attributes["instance_type"]
+                .clone()
+        });
+        assert_eq!(p.lines(), [format!("instance type: {itype} → m5.large")]);
     }
 
     #[tokio::test]

@@ -21,10 +21,10 @@ pub struct SimResource {
 }
 
 impl SimResource {
-    fn attr(&self, key: &str) -> Option<&str> {
+    pub(super) fn attr(&self, key: &str) -> Option<&str> {
         self.resource.attributes.get(key).map(String::as_str)
     }
-    fn num(&self, key: &str) -> f64 {
+    pub(super) fn num(&self, key: &str) -> f64 {
         self.attr(key)
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(0.0)
@@ -64,7 +64,7 @@ impl World {
         }
     }
 
-    fn get(&self, id: &ResourceId) -> Result<&SimResource, WorldError> {
+    pub(super) fn get(&self, id: &ResourceId) -> Result<&SimResource, WorldError> {
         self.resources
             .get(id)
             .ok_or_else(|| WorldError::NotFound(id.clone()))
@@ -315,16 +315,12 @@ impl World {
         match (action.name.as_str(), kind.as_str()) {
             ("set_resources", "deployment") => {
                 // Any of the pod template's resource fields; at least one.
-                const FIELDS: [(&str, &str); 3] = [
-                    ("memory_limit_mib", "memory limit {}Mi"),
-                    ("cpu_request_millicores", "CPU request {}m"),
-                    ("cpu_limit_millicores", "CPU limit {}m"),
-                ];
                 let mut patched = Vec::new();
-                for (field, label) in FIELDS {
+                for (field, label) in super::preview::RESOURCE_FIELDS {
                     if action.params.contains_key(field) {
                         let v = number(field)?;
-                        patched.push((field, v, label.replace("{}", &v.to_string())));
+                        let unit = if field.ends_with("_mib") { "Mi" } else { "m" };
+                        patched.push((field, v, format!("{label} {v}{unit}")));
                     }
                 }
                 if patched.is_empty() {
@@ -389,14 +385,40 @@ impl World {
                 steps.push(format!("uncordoned {target}"));
             }
             ("clean_disk", "node" | "host") => {
+                let targets = super::preview::clean_targets(action)
+                    .map_err(|_| WorldError::BadParam("targets".into()))?;
+                let min_free = super::preview::min_free_ratio(action)
+                    .map_err(|_| WorldError::BadParam("min_free_ratio".into()))?;
                 let before = self.get(&target)?.num("disk_used_pct");
                 let reclaimable = self.get(&target)?.num("reclaimable_pct");
-                let after = (before - reclaimable).max(5.0);
+                let after = super::preview::disk_after(before, reclaimable, &targets);
+                let left = reclaimable - (before - after);
                 self.set(&target, "disk_used_pct", format!("{after:.0}"));
-                self.set(&target, "reclaimable_pct", "0".into());
+                self.set(&target, "reclaimable_pct", format!("{:.0}", left.max(0.0)));
                 steps.push(format!(
-                    "moved rotated logs and unused images to quarantine: {before:.0}% → {after:.0}%"
+                    "moved {} to quarantine: {before:.0}% → {after:.0}%",
+                    targets.join(" and ")
                 ));
+                if let Some(min) = min_free
+                    && (100.0 - after) / 100.0 < min
+                {
+                    self.record(InfraEvent {
+                        at: now,
+                        resource: target.clone(),
+                        kind: "change".into(),
+                        reason: action.name.clone(),
+                        message: steps.join("; "),
+                    });
+                    return Ok(ActionOutcome {
+                        success: false,
+                        message: format!(
+                            "only {:.0}% free after cleaning; {:.0}% was required",
+                            100.0 - after,
+                            min * 100.0
+                        ),
+                        steps,
+                    });
+                }
             }
             ("reboot_instance", "ec2_instance" | "host") => {
                 self.set(

@@ -245,6 +245,47 @@ fn risk_cell(rem: &Remediation, wide: bool, t: &Theme) -> Cell {
     )
 }
 
+/// Text from outside (a file name, an object's field) as it may be drawn:
+/// control characters, a terminal escape among them, become `?`.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// What the action would change, as its connector read it before approval:
+/// `change` lines (`field  current → new`) and the notes that go with them.
+/// Without a recorded preview, one line says so: nobody should approve blind.
+pub fn preview_lines(rem: &Remediation, ctx: &Ctx) -> (Vec<Line<'static>>, Vec<Line<'static>>) {
+    let t = ctx.theme;
+    let Some(p) = &rem.preview else {
+        let line = Line::from(vec![
+            Span::styled(format!("{:<12}", "change"), t.dim),
+            Span::styled("no preview recorded: the live values were not read", t.bad),
+        ]);
+        return (vec![line], Vec::new());
+    };
+    let mut changes = vec![Line::from(vec![
+        Span::styled(format!("{:<12}", "change"), t.dim),
+        Span::raw(printable(&p.object)),
+    ])];
+    for c in &p.changes {
+        changes.push(Line::from(vec![
+            Span::raw(format!("{:<12}", "")),
+            Span::raw(format!("{}  ", printable(&c.field))),
+            Span::styled(printable(&c.current), t.warn),
+            Span::styled(" → ", t.dim),
+            Span::styled(printable(&c.new), t.accent),
+        ]));
+    }
+    let notes = p
+        .notes
+        .iter()
+        .map(|n| Line::styled(format!("{:<12}· {}", "", printable(n)), t.dim))
+        .collect();
+    (changes, notes)
+}
+
 /// The full safety-path description of a remediation (also used by the dialogs' summary).
 pub fn remediation_lines(rem: &Remediation, state: &State, ctx: &Ctx) -> Vec<Line<'static>> {
     let t = ctx.theme;
@@ -332,6 +373,14 @@ pub fn remediation_lines(rem: &Remediation, state: &State, ctx: &Ctx) -> Vec<Lin
             }
         }
     }
+    lines.push(Line::raw(""));
+    lines.push(heading(
+        "Change (read from the live object before approval)",
+        ctx,
+    ));
+    let (changes, notes) = preview_lines(rem, ctx);
+    lines.extend(changes);
+    lines.extend(notes);
     lines.push(Line::raw(""));
     lines.push(heading("Approvals", ctx));
     let missing = rem.approvals_missing();
