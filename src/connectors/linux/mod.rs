@@ -1080,15 +1080,9 @@ impl InfraConnector for LinuxConnector {
     }
 
     async fn execute(&self, action: &Action) -> Result<ActionOutcome> {
-        if let Some(refused) = guardrails::check_with_roots(action, &self.clean_roots) {
-            return Err(ConnectorError::BadParam {
-                action: action.name.clone(),
-                param: "params".into(),
-                reason: refused,
-            });
-        }
         let (host, unit) = self.locate(&action.target)?;
-        // Whatever runs on the host itself consumes its snapshot's batch.
+        // Whatever is asked of the host itself consumes its snapshot's batch,
+        // refused or not.
         let batch = if unit.is_none() {
             self.pending_batches
                 .lock()
@@ -1098,6 +1092,13 @@ impl InfraConnector for LinuxConnector {
         } else {
             None
         };
+        if let Some(refused) = guardrails::check_with_roots(action, &self.clean_roots) {
+            return Err(ConnectorError::BadParam {
+                action: action.name.clone(),
+                param: "params".into(),
+                reason: refused,
+            });
+        }
         let outcome = if let Some(verb) = actions::service_verb(&action.name) {
             let unit = Self::unit_of(action, unit)?;
             actions::service_action(host.transport.as_ref(), verb, &unit).await?
@@ -1168,7 +1169,7 @@ impl InfraConnector for LinuxConnector {
             steps.extend(
                 r.in_place
                     .iter()
-                    .map(|p| format!("never moved, still in place: {p}")),
+                    .map(|p| format!("already in place (never moved, or moved back before): {p}")),
             );
             steps.extend(r.refused.iter().map(|p| format!("not moved back: {p}")));
             files = format!(", {} file(s) moved back", r.restored.len());
