@@ -65,7 +65,7 @@ use shieldops::connectors::linux::{Host, LinuxConfig, LinuxConnector};
 use shieldops::connectors::{ConnectorError, InfraConnector};
 use shieldops::event::{Action, ConnectorId, Environment, ResourceId, Snapshot};
 
-struct Box_ {
+struct Setup {
     work: tempfile::TempDir,
     logs: PathBuf,
     q: PathBuf,
@@ -96,14 +96,14 @@ fn connector(q: &Path, roots: &[&Path]) -> LinuxConnector {
     )
 }
 
-fn setup() -> Box_ {
+fn setup() -> Setup {
     let work = work_dir();
     let logs = work.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
     let q = work.path().join("quarantine");
     let c = connector(&q, &[&logs]);
     let host = c.hosts()[0].id().clone();
-    Box_ {
+    Setup {
         work,
         logs,
         q,
@@ -126,7 +126,10 @@ fn old_file(path: &Path, content: &[u8]) {
 /// Every entry under `dir` (recursively, symbolic links not followed): path,
 /// inode, size, mtime (files only: a directory's changes as entries move)
 /// and content.
-fn tree(dir: &Path) -> Vec<(Vec<u8>, u64, u64, i64, Vec<u8>)> {
+/// Path, inode, size, mtime, content.
+type Seen = (Vec<u8>, u64, u64, i64, Vec<u8>);
+
+fn tree(dir: &Path) -> Vec<Seen> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -158,7 +161,7 @@ fn tree(dir: &Path) -> Vec<(Vec<u8>, u64, u64, i64, Vec<u8>)> {
     out
 }
 
-fn clean(b: &Box_, globs: &str) -> Action {
+fn clean(b: &Setup, globs: &str) -> Action {
     Action::new("clean_disk", b.host.clone())
         .with("globs", globs)
         .with("older_than_hours", "24")
@@ -199,7 +202,7 @@ async fn clean_disk_moves_exactly_what_it_lists_and_restore_puts_exactly_that_ba
         out.message
     );
     // The outcome (kept in the event log) records each file with its identity.
-    let m = std::fs::metadata(&b.q.join(&batch).join("files/0")).unwrap();
+    let m = std::fs::metadata(b.q.join(&batch).join("files/0")).unwrap();
     assert!(
         out.steps.iter().any(|s| s.contains("a\\n.ssh\\nb.gz")
             && s.contains(&format!("inode {}", m.ino()))
@@ -264,8 +267,6 @@ async fn a_plant_on_dev_shm_is_never_restored() {
         .join(b.logs.strip_prefix("/").unwrap());
     std::fs::create_dir_all(&planted_in).unwrap();
     std::fs::write(planted_in.join("planted.so"), b"evil").unwrap();
-    let planted_q = b.q.parent().unwrap().join(".shieldops-quarantine");
-    let _ = planted_q; // the quarantine's parent is root's: no plant is possible there
     let out =
         b.c.execute(&clean(&b, &format!("{}/*.gz", b.logs.display())))
             .await
