@@ -596,3 +596,35 @@ async fn tricky_globs_are_refused_or_stay_inside_the_roots() {
         .unwrap_err();
     assert!(e.to_string().contains("older_than_hours"), "{e}");
 }
+
+#[tokio::test]
+async fn one_host_level_snapshot_waits_for_its_action_and_old_batches_are_purged() {
+    let b = setup();
+    let snap = b.c.snapshot(&b.host).await.unwrap();
+    // A second remediation of the host must not steal the first one's batch.
+    let e = b.c.snapshot(&b.host).await.unwrap_err().to_string();
+    assert!(e.contains("still waits for its action"), "{e}");
+    // Any other action on the host itself (here one the connector does not
+    // know) consumes the batch and moves no file.
+    let e =
+        b.c.execute(&Action::new("no_such_action", b.host.clone()))
+            .await
+            .unwrap_err();
+    assert!(matches!(e, ConnectorError::Unsupported { .. }), "{e}");
+    let r = b.c.restore(&snap).await.unwrap();
+    assert!(r.message.contains("0 file(s) moved back"), "{r:?}");
+    let snap2 = b.c.snapshot(&b.host).await.unwrap();
+    assert_ne!(batch_of(&snap2), batch_of(&snap));
+
+    // Batches past the retention go; young ones stay.
+    let old = format!(
+        "{}-0000abcd",
+        (chrono::Utc::now() - chrono::Duration::hours(100)).format("%Y%m%dT%H%M%SZ")
+    );
+    std::fs::create_dir(b.q.join(&old)).unwrap();
+    let purged = b.c.purge_quarantines().await;
+    assert_eq!(purged.len(), 1, "{purged:?}");
+    assert!(purged[0].ends_with(&old), "{purged:?}");
+    assert!(!b.q.join(&old).exists());
+    assert!(b.q.join(batch_of(&snap)).exists() && b.q.join(batch_of(&snap2)).exists());
+}
