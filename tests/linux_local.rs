@@ -191,10 +191,7 @@ async fn clean_disk_moves_exactly_what_it_lists_and_restore_puts_exactly_that_ba
     let snap = b.c.snapshot(&b.host).await.unwrap();
     let batch = batch_of(&snap);
     assert_eq!(snap.data["quarantine_dir"], b.q.display().to_string());
-    let out =
-        b.c.execute(&clean(&b, &format!("{}/*.gz", b.logs.display())))
-            .await
-            .unwrap();
+    let out = b.c.execute(&clean_logs(&b)).await.unwrap();
     assert!(out.success, "{out:?}");
     assert!(
         out.message.starts_with("moved 2 file(s)"),
@@ -267,10 +264,7 @@ async fn a_plant_on_dev_shm_is_never_restored() {
         .join(b.logs.strip_prefix("/").unwrap());
     std::fs::create_dir_all(&planted_in).unwrap();
     std::fs::write(planted_in.join("planted.so"), b"evil").unwrap();
-    let out =
-        b.c.execute(&clean(&b, &format!("{}/*.gz", b.logs.display())))
-            .await
-            .unwrap();
+    let out = b.c.execute(&clean_logs(&b)).await.unwrap();
     assert!(
         out.success && out.message.starts_with("moved 1 file(s)"),
         "{out:?}"
@@ -347,6 +341,18 @@ async fn an_unsafe_quarantine_directory_is_refused_with_its_reason() {
     assert!(!under_open.exists() || std::fs::read_dir(&under_open).unwrap().count() == 0);
 }
 
+/// Moves batch `batch` aside to `name` and leaves a symbolic link to it in its place.
+fn swap_for_link(b: &Setup, batch: &str, name: &str) {
+    let aside = b.work.path().join(name);
+    std::fs::rename(b.q.join(batch), &aside).unwrap();
+    std::os::unix::fs::symlink(&aside, b.q.join(batch)).unwrap();
+}
+
+/// clean_disk of every old `.gz` in the logs directory.
+fn clean_logs(b: &Setup) -> Action {
+    clean(b, &format!("{}/*.gz", b.logs.display()))
+}
+
 #[tokio::test]
 async fn a_symlinked_batch_directory_is_refused() {
     let b = setup();
@@ -354,14 +360,8 @@ async fn a_symlinked_batch_directory_is_refused() {
     // Before the clean-up: the batch swapped for a link; nothing moves.
     let snap = b.c.snapshot(&b.host).await.unwrap();
     let batch = batch_of(&snap);
-    let other = b.work.path().join("other-batch");
-    std::fs::rename(b.q.join(&batch), &other).unwrap();
-    std::os::unix::fs::symlink(&other, b.q.join(&batch)).unwrap();
-    let e =
-        b.c.execute(&clean(&b, &format!("{}/*.gz", b.logs.display())))
-            .await
-            .unwrap_err()
-            .to_string();
+    swap_for_link(&b, &batch, "other-batch");
+    let e = b.c.execute(&clean_logs(&b)).await.unwrap_err().to_string();
     assert!(e.contains("symbolic link"), "{e}");
     assert!(b.logs.join("a.gz").exists());
     let r = b.c.restore(&snap).await.unwrap();
@@ -370,14 +370,9 @@ async fn a_symlinked_batch_directory_is_refused() {
     // After the clean-up: the restore refuses a linked batch and moves nothing.
     let snap = b.c.snapshot(&b.host).await.unwrap();
     let batch = batch_of(&snap);
-    let out =
-        b.c.execute(&clean(&b, &format!("{}/*.gz", b.logs.display())))
-            .await
-            .unwrap();
+    let out = b.c.execute(&clean_logs(&b)).await.unwrap();
     assert!(out.success, "{out:?}");
-    let moved = b.work.path().join("moved-batch");
-    std::fs::rename(b.q.join(&batch), &moved).unwrap();
-    std::os::unix::fs::symlink(&moved, b.q.join(&batch)).unwrap();
+    swap_for_link(&b, &batch, "moved-batch");
     let r = b.c.restore(&snap).await.unwrap();
     assert!(!r.success, "{r:?}");
     assert!(
@@ -396,9 +391,7 @@ async fn a_missing_batch_fails_the_restore_loudly() {
     old_file(&b.logs.join("a.gz"), b"a");
     let snap = b.c.snapshot(&b.host).await.unwrap();
     let batch = batch_of(&snap);
-    b.c.execute(&clean(&b, &format!("{}/*.gz", b.logs.display())))
-        .await
-        .unwrap();
+    b.c.execute(&clean_logs(&b)).await.unwrap();
     std::fs::remove_dir_all(b.q.join(&batch)).unwrap();
     let r = b.c.restore(&snap).await.unwrap();
     assert!(!r.success, "{r:?}");
@@ -431,10 +424,7 @@ async fn an_altered_batch_is_refused_file_by_file() {
     old_file(&b.logs.join("two.gz"), b"two");
     let snap = b.c.snapshot(&b.host).await.unwrap();
     let batch = batch_of(&snap);
-    let out =
-        b.c.execute(&clean(&b, &format!("{}/*.gz", b.logs.display())))
-            .await
-            .unwrap();
+    let out = b.c.execute(&clean_logs(&b)).await.unwrap();
     assert!(out.message.starts_with("moved 2 file(s)"), "{out:?}");
     let files = b.q.join(&batch).join("files");
     let manifest = std::fs::read_to_string(b.q.join(&batch).join("manifest")).unwrap();
