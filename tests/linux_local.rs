@@ -618,3 +618,32 @@ async fn one_host_level_snapshot_waits_for_its_action_and_old_batches_are_purged
     assert!(!b.q.join(&old).exists());
     assert!(b.q.join(batch_of(&snap)).exists() && b.q.join(batch_of(&snap2)).exists());
 }
+
+/// More files, with longer names, than one script may carry: the moves and
+/// the restore go in groups and still account for every file.
+#[tokio::test]
+async fn many_long_names_move_and_come_back_in_groups() {
+    let b = setup();
+    for i in 0..150 {
+        old_file(
+            &b.logs.join(format!("{i:0>200}.gz")),
+            i.to_string().as_bytes(),
+        );
+    }
+    let before = tree(&b.logs);
+    let snap = b.c.snapshot(&b.host).await.unwrap();
+    let out = b.c.execute(&clean_logs(&b)).await.unwrap();
+    assert!(
+        out.success && out.message.starts_with("moved 150 file(s)"),
+        "{}",
+        out.message
+    );
+    assert_eq!(std::fs::read_dir(&b.logs).unwrap().count(), 0);
+    let r = b.c.restore(&snap).await.unwrap();
+    assert!(
+        r.success && r.message.contains("150 file(s) moved back"),
+        "{}",
+        r.message
+    );
+    assert_eq!(tree(&b.logs), before);
+}

@@ -37,9 +37,11 @@ use super::transport::Transport;
 use crate::connectors::ConnectorError;
 use crate::event::ActionOutcome;
 
-/// Files moved per script (each script is one command-line argument, which
-/// Linux bounds at 128 KiB).
+/// Files moved per script, at most.
 const CHUNK: usize = 64;
+/// Bytes per script, at most: each script is one command-line argument,
+/// which Linux bounds at 128 KiB.
+const SCRIPT_BYTES: usize = 64 * 1024;
 /// At most this many files in one clean-up; the rest wait for a later run.
 const MAX_FILES: usize = 10_000;
 
@@ -537,12 +539,12 @@ pub async fn clean(
     }
     let mut moved = Vec::new();
     let mut failed = Vec::new();
-    for chunk in plan.chunks(CHUNK) {
-        let mut script = String::from("umask 077\n");
-        for e in chunk {
+    let parts: Vec<String> = plan
+        .iter()
+        .map(|e| {
             let dst = quote(&format!("{files}/{}", e.index));
             let id = e.identity();
-            script.push_str(&format!(
+            format!(
                 "( if cd -P -- {dir} 2>/dev/null && [ \"$(stat -c '%d %i' .)\" = '{dd} {di}' ]; then {set}\n\
                    if [ -f \"./$n\" ] && [ ! -L \"./$n\" ] && [ \"$(stat -c '%d %i %s %Y' -- \"./$n\" 2>/dev/null)\" = '{id}' ]; then\n\
                      if printf '%s\\n' '{line}' >> {manifest} && mv -n -- \"./$n\" {dst} && [ \"$(stat -c '%d %i %s %Y' -- {dst} 2>/dev/null)\" = '{id}' ]; then echo 'MOVED {k}'; \
@@ -556,8 +558,11 @@ pub async fn clean(
                 line = e.manifest_line(),
                 manifest = quote(&manifest),
                 k = e.index,
-            ));
-        }
+            )
+        })
+        .collect();
+    for (range, script) in group(&parts, "umask 077\n") {
+        let chunk = &plan[range];
         let out = run_checked(t, &script, "move files into quarantine").await?;
         for e in chunk {
             let tag = format!("MOVED {}", e.index);
@@ -597,6 +602,25 @@ pub async fn clean(
         message,
         steps,
     })
+}
+
+/// Joins per-file scripts, after `prefix`, into scripts of at most
+/// [`CHUNK`] files and about [`SCRIPT_BYTES`]; each with the range of files it covers.
+fn group(parts: &[String], prefix: &str) -> Vec<(std::ops::Range<usize>, String)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut script = String::from(prefix);
+    for (i, part) in parts.iter().enumerate() {
+        if i > start && (script.len() + part.len() > SCRIPT_BYTES || i - start >= CHUNK) {
+            out.push((start..i, std::mem::replace(&mut script, prefix.to_string())));
+            start = i;
+        }
+        script.push_str(part);
+    }
+    if start < parts.len() {
+        out.push((start..parts.len(), script));
+    }
+    out
 }
 
 /// What a restore of one batch did.
@@ -675,10 +699,10 @@ pub async fn restore(
             ));
         }
     }
-    for chunk in entries.chunks(CHUNK) {
-        let mut script = String::new();
-        for e in chunk {
-            script.push_str(&format!(
+    let parts: Vec<String> = entries
+        .iter()
+        .map(|e| {
+            format!(
                 "( q={q}; want='{id}'; k={k}\n\
                    cd -P -- {dir} 2>/dev/null || {{ echo \"R $k parent\"; exit; }}\n\
                    [ \"$(stat -c '%d %i' .)\" = '{dd} {di}' ] || {{ echo \"R $k parent_changed\"; exit; }}\n\
@@ -696,8 +720,11 @@ pub async fn restore(
                 dd = e.dir_dev,
                 di = e.dir_ino,
                 set = set_name(&e.name),
-            ));
-        }
+            )
+        })
+        .collect();
+    for (range, script) in group(&parts, "") {
+        let chunk = &entries[range];
         let out = run_checked(t, &script, "restore from quarantine").await?;
         for e in chunk {
             let answer = tagged(&out.stdout, "R")
@@ -864,6 +891,22 @@ mod tests {
             set_name(b"a\n"),
             "n=$(printf '\\141\\012'; echo .); n=${n%.}"
         );
+    }
+
+    #[test]
+    fn scripts_are_grouped_under_the_argument_bound() {
+        let parts: Vec<String> = (0..200).map(|i| format!("{i:>1000}\n")).collect();
+        let groups = group(&parts, "umask 077\n");
+        assert!(
+            groups
+                .iter()
+                .all(|(_, s)| s.len() <= SCRIPT_BYTES && s.starts_with("umask"))
+        );
+        let covered: Vec<usize> = groups.iter().flat_map(|(r, _)| r.clone()).collect();
+        assert_eq!(covered, (0..200).collect::<Vec<_>>());
+        let big: Vec<String> = (0..3).map(|_| "x".repeat(40 * 1024)).collect();
+        assert_eq!(group(&big, "").len(), 3, "one oversized part per script");
+        assert!(group(&[], "p").is_empty());
     }
 
     #[test]
