@@ -213,3 +213,72 @@ async fn a_destructive_command_is_refused_before_the_policy_gate() {
     assert!(rem.snapshot.is_none() && rem.execution.is_none());
     assert_eq!(sshd.unit_state("nginx.service")["active"], "failed");
 }
+
+/// Tricky clean-up globs written into playbooks walk the whole path (alert →
+/// investigation → proposal → guardrails) and are refused with a reason
+/// before the policy gate, each recorded; nothing runs on the host. (Canonical
+/// directories outside the clean-up roots, and symbolic links on the host,
+/// are refused by the connector itself: tests/linux_local.rs.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tricky_clean_up_globs_from_playbooks_are_refused_with_a_reason() {
+    let sshd = Sshd::start();
+    let corpus = [
+        ("//etc/shadow*.gz", "`//`"),
+        ("/etc/", "not `/`"),
+        ("/./etc/x.gz", "`.` segment"),
+        ("/var/log/../../etc/x.gz", "`..` segment"),
+        ("/var//log/../../etc/x.gz", "`//`"),
+        ("/var/l\u{043e}g/x.gz", "printable ASCII"),
+        ("/var/log/x.gz,/", "root directory"),
+    ];
+    let playbooks = tempfile::tempdir().unwrap();
+    for (i, (glob, _)) in corpus.iter().enumerate() {
+        std::fs::write(
+            playbooks.path().join(format!("glob-{i}.yaml")),
+            format!(
+                "name: glob-{i}\ndescription: a clean-up spelled badly\ntrigger:\n  alerts: [Glob{i}]\n\
+                 investigate:\n  - evidence: health\ndecide:\n  - id: clean\n    when: 'resource.kind == \"host\"'\n\
+                 \x20   description: clean\n    action:\n      name: clean_disk\n      params:\n\
+                 \x20       globs: {}\n        older_than_hours: \"24\"\n\
+                 validate:\n  expect:\n    health: healthy\n  timeout_secs: 30\n  interval_secs: 5\n\
+                 on_failure:\n  restore: true\n  escalate: [team-oncall]\n  message: no\n",
+                serde_json::to_string(glob).unwrap()
+            ),
+        )
+        .unwrap();
+    }
+    let h = Harness::new(&sshd, Some(playbooks.path()));
+    h.until("discovery of the host", |s| {
+        s.fleet.get(&ResourceId::new("linux/ssh/web-1")).is_some()
+    })
+    .await;
+    let mut state = h.state();
+    for i in 0..corpus.len() {
+        h.alert(&format!("Glob{i}"), "linux/ssh/web-1").await;
+        state = h
+            .until("the proposal is decided", |s| {
+                s.remediations.len() == i + 1
+                    && s.remediations
+                        .values()
+                        .all(|r| matches!(r.stage, Stage::Finished(_)))
+            })
+            .await;
+        // Past the correlation window: the next alert opens its own incident.
+        h.clock.advance(Duration::from_secs(11 * 60));
+    }
+    for rem in state.remediations.values() {
+        let glob = &rem.action.params["globs"];
+        let (_, why) = corpus.iter().find(|(g, _)| g == glob).unwrap();
+        assert_eq!(
+            rem.stage,
+            Stage::Finished(RemediationOutcome::Denied),
+            "{glob}"
+        );
+        let decision = rem.decision.as_ref().unwrap();
+        assert!(
+            decision.deny[0].starts_with("guardrail: clean_disk") && decision.deny[0].contains(why),
+            "{glob}: {decision:?}"
+        );
+        assert!(rem.snapshot.is_none() && rem.execution.is_none());
+    }
+}

@@ -366,7 +366,8 @@ async fn service_actions_snapshot_and_restore_over_ssh() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clean_disk_quarantines_over_ssh_and_restore_moves_files_back() {
     let sshd = Sshd::start();
-    let work = tempfile::tempdir().unwrap();
+    // The quarantine's parents must be writable by no one else: not /tmp.
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let logs = work.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
     let old = std::time::SystemTime::now() - Duration::from_secs(48 * 3600);
@@ -381,6 +382,7 @@ async fn clean_disk_quarantines_over_ssh_and_restore_moves_files_back() {
     }
     let config = LinuxConfig {
         quarantine_dir: work.path().join("quarantine"),
+        clean_roots: vec![logs.display().to_string()],
         ..Default::default()
     };
     let c = fleet(&sshd, &["web-1"], &[], Duration::from_secs(30), &config);
@@ -406,7 +408,16 @@ async fn clean_disk_quarantines_over_ssh_and_restore_moves_files_back() {
         "b.log.2.gz"
     );
 
-    // Guardrails refuse before anything runs on the host.
+    // Guardrails refuse before anything runs on the host: outside the roots,
+    // and a doubled slash.
+    for glob in ["/etc/*.conf", "//etc/shieldops-none*.gz"] {
+        c.snapshot(&host).await.unwrap();
+        let e = c
+            .execute(&Action::new("clean_disk", host.clone()).with("globs", glob))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("guardrail"), "{e}");
+    }
     let e = c
         .execute(&Action::new("clean_disk", host.clone()).with("globs", "/etc/*.conf"))
         .await

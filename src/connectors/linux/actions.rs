@@ -4,22 +4,18 @@
 //!   unit's active and enabled state; restore starts or stops it (and enables
 //!   or disables it) until it matches again.
 //! - `clean_disk`: files matching the action's globs and older than its age
-//!   are *moved* into a quarantine batch on their own filesystem (a rename,
-//!   never a copy); the snapshot names the batch; restore moves every file of
-//!   the batch back; batches older than the retention are purged.
+//!   are *moved* (renamed, never copied) into the quarantine batch the host
+//!   snapshot made; restore moves back exactly the files the batch records
+//!   (see [`super::quarantine`]); batches older than the retention are purged.
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::services::{self, Unit};
 use super::transport::{Output, Transport, TransportError};
 use crate::connectors::ConnectorError;
-use crate::event::{Action, ActionOutcome};
-
-/// Name of the quarantine directory at a mount point's root.
-pub const MOUNT_QUARANTINE: &str = ".shieldops-quarantine";
+use crate::event::ActionOutcome;
 
 /// The service actions this connector runs, as systemctl verbs.
 pub fn service_verb(action: &str) -> Option<&'static str> {
@@ -48,15 +44,20 @@ pub struct SnapshotData {
     /// Unit states to return to.
     #[serde(default)]
     pub units: UnitStates,
-    /// The quarantine batch a clean_disk after this snapshot uses.
-    pub batch: String,
+    /// The quarantine batch a clean_disk after this snapshot uses (host
+    /// snapshots only: a service snapshot never touches the quarantine).
+    #[serde(default)]
+    pub batch: Option<String>,
+    /// The quarantine directory the batch lies in.
+    #[serde(default)]
+    pub quarantine_dir: Option<String>,
 }
 
 fn backend(e: TransportError) -> ConnectorError {
     ConnectorError::Backend(e.to_string())
 }
 
-async fn run_checked(
+pub(super) async fn run_checked(
     t: &dyn Transport,
     script: &str,
     what: &str,
@@ -170,313 +171,4 @@ pub async fn restore_units(
         }
     }
     Ok(steps)
-}
-
-/// A quarantine batch name: its creation time, then a random suffix.
-pub fn new_batch(now: DateTime<Utc>) -> String {
-    format!(
-        "{}-{:08x}",
-        now.format("%Y%m%dT%H%M%SZ"),
-        rand::random::<u32>()
-    )
-}
-
-fn batch_time(batch: &str) -> Option<DateTime<Utc>> {
-    let stamp = batch.split('-').next()?;
-    chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%SZ")
-        .ok()
-        .map(|t| t.and_utc())
-}
-
-fn valid_batch(batch: &str) -> bool {
-    batch_time(batch).is_some()
-        && batch.len() < 64
-        && batch.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-}
-
-/// Shell that prints every quarantine root that may hold batches.
-fn quarantine_roots(qdir: &str) -> String {
-    format!(
-        "{{ echo {q}; awk '{{print $2}}' /proc/self/mounts | sed 's:/*$::' | sed 's:$:/{MOUNT_QUARANTINE}:'; }} | sort -u",
-        q = quote(qdir)
-    )
-}
-
-/// Moves the files matching the action's globs into quarantine batch `batch`.
-pub async fn clean_disk(
-    t: &dyn Transport,
-    action: &Action,
-    qdir: &str,
-    batch: &str,
-) -> Result<ActionOutcome, ConnectorError> {
-    let bad = |param: &str, reason: String| ConnectorError::BadParam {
-        action: action.name.clone(),
-        param: param.into(),
-        reason,
-    };
-    let spec = super::preview::clean_spec(action)?;
-    if !valid_batch(batch) {
-        return Err(bad(
-            "batch",
-            format!("`{batch}` is not a quarantine batch name"),
-        ));
-    }
-    let mut script = format!(
-        "qdir={q}; mkdir -p \"$qdir\" 2>/dev/null; qdev=$(stat -c %d \"$qdir\" 2>/dev/null || echo none)\n",
-        q = quote(qdir)
-    );
-    for (dir, pattern) in &spec.globs {
-        script.push_str(&format!(
-            "[ -d {d} ] && {find} -print | while IFS= read -r f; do \
-               if [ \"$(stat -c %d -- \"$f\")\" = \"$qdev\" ]; then q=\"$qdir\"; else m=$(stat -c %m -- \"$f\"); q=\"${{m%/}}/{MOUNT_QUARANTINE}\"; fi; \
-               dst=\"$q/{batch}/files$f\"; size=$(stat -c %s -- \"$f\"); \
-               if mkdir -p -- \"$(dirname -- \"$dst\")\" && mv -n -- \"$f\" \"$dst\" && [ ! -e \"$f\" ]; then echo \"MOVED $size $f\"; else echo \"FAILED $f\"; fi; \
-             done\n",
-            d = quote(dir),
-            find = super::preview::find_command(dir, pattern, spec.hours),
-        ));
-    }
-    let out = run_checked(t, &script, "clean_disk").await?;
-    let mut freed: u64 = 0;
-    let mut moved = 0;
-    let mut steps = Vec::new();
-    let mut failed = Vec::new();
-    for line in out.stdout.lines() {
-        if let Some(rest) = line.strip_prefix("MOVED ") {
-            let (size, path) = rest.split_once(' ').unwrap_or(("0", rest));
-            freed += size.parse::<u64>().unwrap_or(0);
-            moved += 1;
-            steps.push(format!("quarantined {path}"));
-        } else if let Some(path) = line.strip_prefix("FAILED ") {
-            failed.push(path.to_string());
-            steps.push(format!("could not quarantine {path}"));
-        }
-    }
-    Ok(ActionOutcome {
-        success: failed.is_empty(),
-        message: format!(
-            "moved {moved} file(s), {} MiB, into quarantine batch {batch} on {}{}",
-            freed / (1 << 20),
-            t.host(),
-            if failed.is_empty() {
-                String::new()
-            } else {
-                format!("; {} could not be moved", failed.len())
-            }
-        ),
-        steps,
-    })
-}
-
-/// Moves every file of quarantine batch `batch` back where it was. A file
-/// whose original path is taken again is left in quarantine and reported.
-pub async fn restore_batch(
-    t: &dyn Transport,
-    qdir: &str,
-    batch: &str,
-) -> Result<(Vec<String>, Vec<String>), ConnectorError> {
-    if !valid_batch(batch) {
-        return Err(ConnectorError::Backend(format!(
-            "`{batch}` is not a quarantine batch name"
-        )));
-    }
-    let script = format!(
-        "{roots} | while IFS= read -r q; do d=\"$q/{batch}\"; [ -d \"$d/files\" ] || continue; \
-           (cd \"$d/files\" && find . -type f -print) | while IFS= read -r f; do \
-             rel=\"${{f#./}}\"; dst=\"/$rel\"; \
-             if [ -e \"$dst\" ]; then echo \"CONFLICT $dst\"; \
-             elif mkdir -p -- \"$(dirname -- \"$dst\")\" && mv -n -- \"$d/files/$rel\" \"$dst\"; then echo \"RESTORED $dst\"; \
-             else echo \"CONFLICT $dst\"; fi; \
-           done; \
-           find \"$d\" -depth -type d -empty -delete 2>/dev/null; \
-         done; true",
-        roots = quarantine_roots(qdir)
-    );
-    let out = run_checked(t, &script, "restore from quarantine").await?;
-    let mut restored = Vec::new();
-    let mut conflicts = Vec::new();
-    for line in out.stdout.lines() {
-        if let Some(p) = line.strip_prefix("RESTORED ") {
-            restored.push(p.to_string());
-        } else if let Some(p) = line.strip_prefix("CONFLICT ") {
-            conflicts.push(p.to_string());
-        }
-    }
-    Ok((restored, conflicts))
-}
-
-/// Deletes quarantine batches created before `now - retention`; returns their names.
-pub async fn purge_quarantine(
-    t: &dyn Transport,
-    qdir: &str,
-    now: DateTime<Utc>,
-    retention: chrono::Duration,
-) -> Result<Vec<String>, ConnectorError> {
-    let listing = run_checked(
-        t,
-        &format!(
-            "{} | while IFS= read -r q; do [ -d \"$q\" ] && for b in \"$q\"/*; do [ -d \"$b\" ] && echo \"$b\"; done; done; true",
-            quarantine_roots(qdir)
-        ),
-        "list quarantine",
-    )
-    .await?;
-    let mut expired = Vec::new();
-    for path in listing.stdout.lines() {
-        let Some((_, name)) = path.rsplit_once('/') else {
-            continue;
-        };
-        if valid_batch(name) && batch_time(name).is_some_and(|t| t + retention < now) {
-            expired.push(path.to_string());
-        }
-    }
-    if !expired.is_empty() {
-        let quoted: Vec<String> = expired.iter().map(|p| quote(p)).collect();
-        run_checked(
-            t,
-            &format!("rm -rf -- {}", quoted.join(" ")),
-            "purge quarantine",
-        )
-        .await?;
-    }
-    Ok(expired)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::connectors::linux::transport::LocalTransport;
-    use crate::event::ResourceId;
-    use std::time::Duration;
-
-    fn local() -> LocalTransport {
-        LocalTransport::new("test-host", Duration::from_secs(20))
-    }
-
-    fn age(path: &std::path::Path, hours: u64) {
-        let t = std::time::SystemTime::now() - Duration::from_secs(hours * 3600);
-        let f = std::fs::File::options().write(true).open(path).unwrap();
-        f.set_modified(t).unwrap();
-    }
-
-    #[tokio::test]
-    async fn clean_disk_moves_old_matching_files_and_restore_puts_them_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let logs = dir.path().join("logs");
-        let q = dir.path().join("quarantine");
-        std::fs::create_dir_all(&logs).unwrap();
-        for (name, hours) in [
-            ("app.log.1.gz", 48),
-            ("app.log.2.gz", 72),
-            ("fresh.gz", 1),
-            ("app.log", 48),
-        ] {
-            std::fs::write(logs.join(name), name.repeat(100)).unwrap();
-            age(&logs.join(name), hours);
-        }
-        let glob = format!("{}/*.gz", logs.display());
-        let action = Action::new("clean_disk", ResourceId::new("linux/local/x"))
-            .with("globs", glob)
-            .with("older_than_hours", "24");
-        let t = local();
-        let batch = new_batch(Utc::now());
-        let out = clean_disk(&t, &action, q.to_str().unwrap(), &batch)
-            .await
-            .unwrap();
-        assert!(out.success, "{out:?}");
-        assert!(
-            out.message.starts_with("moved 2 file(s)"),
-            "{}",
-            out.message
-        );
-        assert!(!logs.join("app.log.1.gz").exists());
-        assert!(!logs.join("app.log.2.gz").exists());
-        assert!(logs.join("fresh.gz").exists(), "younger than the age: kept");
-        assert!(logs.join("app.log").exists(), "not matching: kept");
-        let quarantined = q
-            .join(&batch)
-            .join("files")
-            .join(logs.strip_prefix("/").unwrap())
-            .join("app.log.1.gz");
-        assert!(
-            quarantined.exists(),
-            "moved into the batch, same filesystem"
-        );
-
-        let (restored, conflicts) = restore_batch(&t, q.to_str().unwrap(), &batch)
-            .await
-            .unwrap();
-        assert_eq!(restored.len(), 2, "{restored:?}");
-        assert!(conflicts.is_empty());
-        assert_eq!(
-            std::fs::read_to_string(logs.join("app.log.1.gz")).unwrap(),
-            "app.log.1.gz".repeat(100)
-        );
-        assert!(!q.join(&batch).exists(), "an emptied batch is removed");
-    }
-
-    #[tokio::test]
-    async fn restore_never_overwrites_a_file_that_came_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let q = dir.path().join("q");
-        let f = dir.path().join("old.gz");
-        std::fs::write(&f, "old").unwrap();
-        age(&f, 30);
-        let action = Action::new("clean_disk", ResourceId::new("x"))
-            .with("globs", format!("{}/*.gz", dir.path().display()));
-        let t = local();
-        let batch = new_batch(Utc::now());
-        clean_disk(&t, &action, q.to_str().unwrap(), &batch)
-            .await
-            .unwrap();
-        std::fs::write(&f, "new").unwrap();
-        let (restored, conflicts) = restore_batch(&t, q.to_str().unwrap(), &batch)
-            .await
-            .unwrap();
-        assert!(restored.is_empty());
-        assert_eq!(conflicts, vec![f.display().to_string()]);
-        assert_eq!(std::fs::read_to_string(&f).unwrap(), "new");
-    }
-
-    #[tokio::test]
-    async fn batches_past_retention_are_purged() {
-        let dir = tempfile::tempdir().unwrap();
-        let q = dir.path().join("q");
-        let f = dir.path().join("a.gz");
-        std::fs::write(&f, "x").unwrap();
-        age(&f, 30);
-        let t = local();
-        let then = Utc::now() - chrono::Duration::hours(100);
-        let old = new_batch(then);
-        let action = Action::new("clean_disk", ResourceId::new("x"))
-            .with("globs", format!("{}/*.gz", dir.path().display()));
-        clean_disk(&t, &action, q.to_str().unwrap(), &old)
-            .await
-            .unwrap();
-        std::fs::create_dir_all(q.join(new_batch(Utc::now()))).unwrap();
-        let purged = purge_quarantine(
-            &t,
-            q.to_str().unwrap(),
-            Utc::now(),
-            chrono::Duration::hours(72),
-        )
-        .await
-        .unwrap();
-        assert_eq!(purged, vec![q.join(&old).display().to_string()]);
-        assert!(!q.join(&old).exists());
-        assert_eq!(
-            std::fs::read_dir(&q).unwrap().count(),
-            1,
-            "the young batch stays"
-        );
-    }
-
-    #[tokio::test]
-    async fn dangerous_globs_are_refused_before_anything_runs() {
-        let action = Action::new("clean_disk", ResourceId::new("x")).with("globs", "/etc/*.conf");
-        let e = clean_disk(&local(), &action, "/tmp/q", &new_batch(Utc::now()))
-            .await
-            .unwrap_err();
-        assert!(e.to_string().contains("protected"), "{e}");
-    }
 }

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::guardrails;
 use crate::event::Environment;
+
+/// The default quarantine: root's own, not below a world-writable directory.
+pub const DEFAULT_QUARANTINE_DIR: &str = "/var/lib/shieldops/quarantine";
 
 /// `[linux]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -29,11 +33,16 @@ pub struct LinuxConfig {
     /// Accept host keys not yet known (`StrictHostKeyChecking=accept-new`);
     /// by default only hosts already in known_hosts are trusted.
     pub accept_new_host_keys: bool,
-    /// Where clean_disk moves files (must be on the same filesystem as the
-    /// files; otherwise `<mount point>/.shieldops-quarantine` is used).
+    /// Where clean_disk moves files: a directory owned by the user the
+    /// commands run as (root), mode 0700, no symbolic link and nothing
+    /// writable by others along its path; checked before every use. Files on
+    /// another filesystem are skipped, never copied.
     pub quarantine_dir: PathBuf,
     /// Quarantined files are purged after this many hours.
     pub quarantine_retention_hours: u64,
+    /// The only directories clean_disk may touch (and those below them);
+    /// canonical absolute paths.
+    pub clean_roots: Vec<String>,
     /// SSH hosts listed one by one.
     pub hosts: Vec<SshHostConfig>,
 }
@@ -49,8 +58,12 @@ impl Default for LinuxConfig {
             ssh_config_hosts: None,
             ssh_config_file: None,
             accept_new_host_keys: false,
-            quarantine_dir: PathBuf::from("/var/tmp/shieldops-quarantine"),
+            quarantine_dir: PathBuf::from(DEFAULT_QUARANTINE_DIR),
             quarantine_retention_hours: 72,
+            clean_roots: super::guardrails::DEFAULT_CLEAN_ROOTS
+                .iter()
+                .map(|r| r.to_string())
+                .collect(),
             hosts: Vec::new(),
         }
     }
@@ -83,8 +96,25 @@ impl LinuxConfig {
                 "must be between 1 and 8760 (a year)".into(),
             ));
         }
-        if !self.quarantine_dir.is_absolute() {
-            return Err(("quarantine_dir", "must be an absolute path".into()));
+        let qdir = self
+            .quarantine_dir
+            .to_str()
+            .ok_or(("quarantine_dir", "must be valid UTF-8".to_string()))?;
+        guardrails::canonical_dir(qdir).map_err(|e| ("quarantine_dir", e))?;
+        if self.clean_roots.is_empty() {
+            return Err(("clean_roots", "must name at least one directory".into()));
+        }
+        for root in &self.clean_roots {
+            guardrails::canonical_dir(root).map_err(|e| ("clean_roots", e))?;
+            // Clean-up must never reach into the quarantine, nor the other way round.
+            if guardrails::under_roots(qdir, std::slice::from_ref(root))
+                || guardrails::under_roots(root, &[qdir.to_string()])
+            {
+                return Err((
+                    "clean_roots",
+                    format!("`{root}` overlaps the quarantine directory `{qdir}`"),
+                ));
+            }
         }
         if self.team.trim().is_empty() {
             return Err(("team", "must not be empty".into()));
@@ -208,5 +238,28 @@ mod tests {
             team: None,
         });
         assert_eq!(c.validate().unwrap_err().0, "hosts");
+    }
+
+    #[test]
+    fn quarantine_and_roots_must_be_canonical_and_apart() {
+        assert!(LinuxConfig::default().validate().is_ok());
+        for (qdir, roots, key) in [
+            ("/var/lib/shieldops//q", vec!["/var/log"], "quarantine_dir"),
+            ("/var/lib/shieldops/q/", vec!["/var/log"], "quarantine_dir"),
+            ("relative/q", vec!["/var/log"], "quarantine_dir"),
+            ("/var/lib/q", vec!["/var/log/"], "clean_roots"),
+            ("/var/lib/q", vec!["/var/./log"], "clean_roots"),
+            ("/var/lib/q", vec!["/"], "clean_roots"),
+            ("/var/lib/q", vec![], "clean_roots"),
+            ("/var/tmp/q", vec!["/var/tmp"], "clean_roots"),
+            ("/var/lib/q", vec!["/var/lib/q/sub"], "clean_roots"),
+        ] {
+            let c = LinuxConfig {
+                quarantine_dir: qdir.into(),
+                clean_roots: roots.iter().map(|r| r.to_string()).collect(),
+                ..Default::default()
+            };
+            assert_eq!(c.validate().unwrap_err().0, key, "{qdir} {roots:?}");
+        }
     }
 }

@@ -15,6 +15,7 @@ pub mod hardening;
 pub mod packages;
 mod preview;
 pub mod probe;
+mod quarantine;
 pub mod services;
 pub mod transport;
 
@@ -35,7 +36,7 @@ use crate::event::{
     Action, ActionOutcome, ConnectorId, Environment, Health, HealthStatus, InfraEvent, Provider,
     Resource, ResourceId, Snapshot,
 };
-pub use actions::{SnapshotData, purge_quarantine};
+pub use actions::SnapshotData;
 pub use config::LinuxConfig;
 use probe::HostFacts;
 use services::{Manager, Unit};
@@ -552,9 +553,17 @@ pub struct LinuxConnector {
     clock: SharedClock,
     quarantine_dir: PathBuf,
     retention: chrono::Duration,
-    /// Quarantine batch named by the last snapshot of each host, for the clean_disk that follows it.
-    pending_batches: std::sync::Mutex<HashMap<ResourceId, String>>,
+    /// The only directories clean_disk may touch.
+    clean_roots: Vec<String>,
+    /// The quarantine batch the last host snapshot made (and when), for the
+    /// action that follows it. The batch itself lives on the host and its name
+    /// in the recorded snapshot; this only pairs a snapshot with its action.
+    pending_batches: std::sync::Mutex<HashMap<ResourceId, (String, chrono::DateTime<chrono::Utc>)>>,
 }
+
+/// How long a host snapshot's batch waits for its action before another
+/// remediation of the host may take a snapshot.
+const PENDING_FOR: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 
 impl LinuxConnector {
     /// A connector over `hosts`.
@@ -569,7 +578,10 @@ impl LinuxConnector {
             hosts: hosts.into_iter().map(Arc::new).collect(),
             clock,
             quarantine_dir: config.quarantine_dir.clone(),
-            retention: chrono::Duration::hours(config.quarantine_retention_hours as i64),
+            retention: chrono::Duration::hours(
+                i64::try_from(config.quarantine_retention_hours).unwrap_or(i64::MAX / 7200),
+            ),
+            clean_roots: config.clean_roots.clone(),
             pending_batches: std::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -707,6 +719,27 @@ impl LinuxConnector {
         Ok(name)
     }
 
+    /// A fresh batch name for a snapshot of `host`, unless another
+    /// remediation's snapshot of it still waits for its action (its files
+    /// would go into the wrong batch).
+    fn reserve_batch(&self, host: &Host, now: chrono::DateTime<chrono::Utc>) -> Result<String> {
+        let mut pending = self
+            .pending_batches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some((b, at)) = pending.get(&host.id)
+            && now - *at < PENDING_FOR
+        {
+            return Err(ConnectorError::Backend(format!(
+                "{}: the snapshot for batch {b} (taken {at}) still waits for its action; one host-level remediation at a time",
+                host.name
+            )));
+        }
+        let batch = quarantine::new_batch(now);
+        pending.insert(host.id.clone(), (batch.clone(), now));
+        Ok(batch)
+    }
+
     fn qdir(&self) -> String {
         self.quarantine_dir.display().to_string()
     }
@@ -716,7 +749,7 @@ impl LinuxConnector {
         let now = self.clock.now();
         let mut out = Vec::new();
         for h in &self.hosts {
-            match purge_quarantine(h.transport.as_ref(), &self.qdir(), now, self.retention).await {
+            match quarantine::purge(h.transport.as_ref(), &self.qdir(), now, self.retention).await {
                 Ok(gone) => out.extend(gone.into_iter().map(|p| format!("{}:{p}", h.name))),
                 Err(e) => tracing::warn!(host = %h.name, "quarantine purge failed: {e}"),
             }
@@ -993,8 +1026,8 @@ impl InfraConnector for LinuxConnector {
     async fn snapshot(&self, id: &ResourceId) -> Result<Snapshot> {
         let (host, unit) = self.locate(id)?;
         let now = self.clock.now();
-        let units: Vec<String> = match unit {
-            Some(u) => vec![u],
+        let units: Vec<String> = match &unit {
+            Some(u) => vec![u.clone()],
             None => {
                 let o = host.observe().await;
                 o.units.iter().map(|u| u.id.clone()).collect()
@@ -1006,21 +1039,37 @@ impl InfraConnector for LinuxConnector {
         } else {
             actions::UnitStates::default()
         };
-        let batch = actions::new_batch(now);
-        self.pending_batches
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(host.id.clone(), batch.clone());
+        // A host snapshot makes the quarantine batch a clean_disk after it
+        // fills (checking the quarantine first), so a batch missing at restore
+        // is always an error. A service snapshot never touches the quarantine.
+        let batch = if unit.is_none() {
+            let batch = self.reserve_batch(&host, now)?;
+            if let Err(e) = quarantine::prepare(host.transport.as_ref(), &self.qdir(), &batch).await
+            {
+                self.pending_batches
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&host.id);
+                return Err(e);
+            }
+            Some(batch)
+        } else {
+            None
+        };
         let data = SnapshotData {
             host: host.name.clone(),
             units: states,
             batch: batch.clone(),
+            quarantine_dir: batch.as_ref().map(|_| self.qdir()),
         };
-        let summary = format!(
-            "{} unit state(s) of {}; quarantine batch {batch}",
-            data.units.0.len(),
-            host.name
-        );
+        let summary = match &batch {
+            Some(b) => format!(
+                "{} unit state(s) of {}; quarantine batch {b}",
+                data.units.0.len(),
+                host.name
+            ),
+            None => format!("{} unit state(s) of {}", data.units.0.len(), host.name),
+        };
         Ok(Snapshot {
             resource: id.clone(),
             connector: self.id.clone(),
@@ -1034,6 +1083,14 @@ impl InfraConnector for LinuxConnector {
     async fn preview(&self, action: &Action) -> Result<crate::event::Preview> {
         let (host, unit) = self.locate(&action.target)?;
         preview::check(action, unit.is_some())?;
+        // The dry run lists only what the clean-up itself could touch.
+        if let Some(refused) = guardrails::check_with_roots(action, &self.clean_roots) {
+            return Err(ConnectorError::BadParam {
+                action: action.name.clone(),
+                param: "params".into(),
+                reason: refused,
+            });
+        }
         let t = host.transport.as_ref();
         if let Some(verb) = actions::service_verb(&action.name) {
             let unit = Self::unit_of(action, unit)?;
@@ -1045,14 +1102,25 @@ impl InfraConnector for LinuxConnector {
     }
 
     async fn execute(&self, action: &Action) -> Result<ActionOutcome> {
-        if let Some(refused) = guardrails::check(action) {
+        let (host, unit) = self.locate(&action.target)?;
+        // Whatever is asked of the host itself consumes its snapshot's batch,
+        // refused or not.
+        let batch = if unit.is_none() {
+            self.pending_batches
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&host.id)
+                .map(|(b, _)| b)
+        } else {
+            None
+        };
+        if let Some(refused) = guardrails::check_with_roots(action, &self.clean_roots) {
             return Err(ConnectorError::BadParam {
                 action: action.name.clone(),
                 param: "params".into(),
                 reason: refused,
             });
         }
-        let (host, unit) = self.locate(&action.target)?;
         // A parameter this action would ignore is refused, as in the preview.
         preview::check(action, unit.is_some())?;
         let outcome = if let Some(verb) = actions::service_verb(&action.name) {
@@ -1065,13 +1133,22 @@ impl InfraConnector for LinuxConnector {
                     resource: action.target.clone(),
                 });
             }
-            let batch = self
-                .pending_batches
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&host.id)
-                .unwrap_or_else(|| actions::new_batch(self.clock.now()));
-            if let Err(e) = purge_quarantine(
+            let request =
+                guardrails::clean_request(action).map_err(|reason| ConnectorError::BadParam {
+                    action: action.name.clone(),
+                    param: "params".into(),
+                    reason,
+                })?;
+            // Without the batch a snapshot made, nothing moved could be restored.
+            let batch = batch.ok_or_else(|| ConnectorError::BadParam {
+                action: action.name.clone(),
+                param: "target".into(),
+                reason: format!(
+                    "no snapshot of {} made a quarantine batch for this clean-up; nothing moved",
+                    host.name
+                ),
+            })?;
+            if let Err(e) = quarantine::purge(
                 host.transport.as_ref(),
                 &self.qdir(),
                 self.clock.now(),
@@ -1081,7 +1158,7 @@ impl InfraConnector for LinuxConnector {
             {
                 tracing::warn!(host = %host.name, "quarantine purge failed: {e}");
             }
-            actions::clean_disk(host.transport.as_ref(), action, &self.qdir(), &batch).await?
+            quarantine::clean(host.transport.as_ref(), &self.qdir(), &batch, &request).await?
         } else {
             return Err(ConnectorError::Unsupported {
                 action: action.name.clone(),
@@ -1095,29 +1172,55 @@ impl InfraConnector for LinuxConnector {
 
     async fn restore(&self, snapshot: &Snapshot) -> Result<ActionOutcome> {
         let data: SnapshotData = super::recorded_state(snapshot, &self.id)?;
-        let (host, _) = self.locate(&snapshot.resource)?;
+        let (host, unit) = self.locate(&snapshot.resource)?;
         let t = host.transport.as_ref();
         let mut steps = actions::restore_units(t, &data.units).await?;
-        let (restored, conflicts) = actions::restore_batch(t, &self.qdir(), &data.batch).await?;
-        steps.extend(restored.iter().map(|p| format!("moved back {p}")));
-        steps.extend(
-            conflicts
-                .iter()
-                .map(|p| format!("left in quarantine (path taken again): {p}")),
-        );
+        let mut problems = Vec::new();
+        let mut files = String::new();
+        // A service snapshot never touches the quarantine.
+        if let (None, Some(batch)) = (unit, &data.batch) {
+            let qdir = self.qdir();
+            let r = match &data.quarantine_dir {
+                Some(recorded) if *recorded != qdir => quarantine::Restored {
+                    fatal: Some(format!(
+                        "the snapshot's quarantine `{recorded}` is not the configured `{qdir}`; nothing moved back"
+                    )),
+                    ..Default::default()
+                },
+                _ => quarantine::restore(t, &qdir, batch).await?,
+            };
+            steps.extend(r.restored.iter().map(|p| format!("moved back {p}")));
+            steps.extend(
+                r.in_place
+                    .iter()
+                    .map(|p| format!("already in place (never moved, or moved back before): {p}")),
+            );
+            steps.extend(r.refused.iter().map(|p| format!("not moved back: {p}")));
+            files = format!(", {} file(s) moved back", r.restored.len());
+            if let Some(why) = &r.fatal {
+                steps.push(format!("restore of batch {batch} failed: {why}"));
+                problems.push(why.clone());
+            }
+            if !r.refused.is_empty() {
+                problems.push(format!(
+                    "{} file(s) not moved back: {}",
+                    r.refused.len(),
+                    r.refused.join("; ")
+                ));
+            }
+        }
         *host.last.lock().await = None;
         Ok(ActionOutcome {
-            success: conflicts.is_empty(),
+            success: problems.is_empty(),
             message: format!(
-                "{} unit(s) checked, {} file(s) moved back{} on {}",
+                "{} unit(s) checked{files} on {}{}",
                 data.units.0.len(),
-                restored.len(),
-                if conflicts.is_empty() {
+                host.name,
+                if problems.is_empty() {
                     String::new()
                 } else {
-                    format!(", {} left in quarantine", conflicts.len())
-                },
-                host.name
+                    format!("; FAILED: {}", problems.join("; "))
+                }
             ),
             steps,
         })

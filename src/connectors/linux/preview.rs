@@ -78,10 +78,10 @@ pub fn clean_spec(action: &Action) -> Result<CleanSpec<'_>> {
 /// The `find` that selects what a clean-up moves, for one glob.
 pub fn find_command(dir: &str, pattern: &str, hours: u64) -> String {
     format!(
-        "find {dir} -maxdepth 1 -type f -name {pat} -mmin +{mins}",
+        "find -P {dir} -maxdepth 1 -type f -name {pat} -mmin +{mins}",
         dir = quote(dir),
         pat = quote(pattern),
-        mins = hours * 60
+        mins = hours.saturating_mul(60)
     )
 }
 
