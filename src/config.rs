@@ -30,6 +30,10 @@ pub struct Config {
     pub security: crate::agents::security::SecurityConfig,
     /// `[kubernetes]`: contexts to watch and the kubeconfig to read.
     pub kubernetes: crate::connectors::kubernetes::KubernetesConfig,
+    /// `[teams]`: principal (OS account or token principal) → the team it
+    /// acts for; an unmapped person has no team, and the policy's team
+    /// scoping refuses what they ask for. Agents act for their target's team.
+    pub teams: std::collections::BTreeMap<String, String>,
 }
 
 /// `[runtime]`
@@ -292,6 +296,14 @@ impl Config {
         }
         if let Err((key, why)) = self.kubernetes.validate() {
             return bad("kubernetes", key, &why);
+        }
+        for (principal, team) in &self.teams {
+            if principal.trim().is_empty() || principal.starts_with("agent:") {
+                return bad("teams", principal, "must name a person or a token's principal");
+            }
+            if team.trim().is_empty() {
+                return bad("teams", principal, "must name a team");
+            }
         }
         self.notify.validate(text)
     }

@@ -62,6 +62,7 @@ async fn alert(h: &Driven, name: &str, resource: &ResourceId, labels: &[(&str, &
                 source: "test".into(),
             },
             recorded: None,
+            posted_by: None,
         })
         .await
         .unwrap();

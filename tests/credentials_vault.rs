@@ -235,6 +235,7 @@ impl Harness {
                     source: "test".into(),
                 },
                 recorded: None,
+                posted_by: None,
             })
             .await
             .unwrap();

@@ -94,6 +94,7 @@ impl Harness {
                     source: "test".into(),
                 },
                 recorded: None,
+                posted_by: None,
             })
             .await
             .unwrap();

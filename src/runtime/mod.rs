@@ -5,6 +5,7 @@ pub mod approvals;
 pub mod command;
 pub mod loop_stats;
 pub mod policy;
+pub mod provenance;
 pub mod snapshots;
 mod supervisor;
 
@@ -62,6 +63,8 @@ pub struct RuntimeOptions {
     /// The offline vulnerability database the security agent matches
     /// against; `None` uses only the embedded advisories.
     pub vulndb: Option<crate::agents::security::VulnDbSettings>,
+    /// `[teams]`: principal → the team it acts for (policy team scoping).
+    pub teams: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for RuntimeOptions {
@@ -84,6 +87,7 @@ impl Default for RuntimeOptions {
             cost: Default::default(),
             fleet_changed: Arc::new(Notify::new()),
             vulndb: None,
+            teams: Default::default(),
         }
     }
 }
@@ -118,6 +122,9 @@ pub enum Intake {
     Alert {
         alert: Alert,
         recorded: Option<oneshot::Sender<()>>,
+        /// The authenticated principal that posted it (a token's principal);
+        /// `None` for alerts the console produced itself (the demo scenario).
+        posted_by: Option<String>,
     },
     ScenarioFinished(String),
 }
