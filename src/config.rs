@@ -297,6 +297,21 @@ impl Config {
         if let Err((key, why)) = self.kubernetes.validate() {
             return bad("kubernetes", key, &why);
         }
+        // Every escalation contact must reach someone: a contact no channel
+        // delivers to would only be a record that nobody reads.
+        if let Some(contact) = r
+            .escalation_chain
+            .iter()
+            .find(|c| !self.notify.escalation.contains_key(*c))
+        {
+            return bad(
+                "runtime",
+                "escalation_chain",
+                &format!(
+                    "contact `{contact}` maps to no notify channel; add it to [notify.escalation]"
+                ),
+            );
+        }
         for (principal, team) in &self.teams {
             if principal.trim().is_empty() || principal.starts_with("agent:") {
                 return bad("teams", principal, "must name a person or a token's principal");

@@ -37,7 +37,8 @@ pub struct RuntimeOptions {
     /// Refuse approvals and never execute anything.
     pub read_only: bool,
     pub approval_ttl: Duration,
-    /// Contacts escalated to, in order, when an approval waits past its TTL.
+    /// Contacts escalated to, in order, when an approval waits past its TTL;
+    /// the notifier delivers each through the channels `[notify.escalation]` maps it to.
     pub escalation_chain: Vec<String>,
     /// Top-hypothesis confidence at which a remediation is proposed.
     pub auto_propose_confidence: f64,
@@ -72,7 +73,9 @@ impl Default for RuntimeOptions {
         Self {
             read_only: false,
             approval_ttl: Duration::from_secs(15 * 60),
-            escalation_chain: vec!["oncall-secondary".into(), "incident-commander".into()],
+            // Escalation reaches people only through configured channels
+            // (`[notify.escalation]`), so by default there is none.
+            escalation_chain: Vec::new(),
             auto_propose_confidence: 0.6,
             correlation_window: Duration::from_secs(10 * 60),
             discovery_interval: Duration::from_secs(5),

@@ -1027,19 +1027,11 @@ impl Supervisor {
                 .get(&id)
                 .map_or(1, |r| r.required_approvals);
             // Each escalation (or the expiry) is one batch: a crash between its
-            // parts must not skip a contact or a whole TTL.
+            // parts must not skip a contact or a whole TTL. The notifier
+            // delivers `approval_escalated` through the channels the contact
+            // is mapped to and records each delivery as it happens.
             let facts = match self.opts.escalation_chain.get(level).cloned() {
                 Some(contact) => vec![
-                    (
-                        "notify",
-                        EventKind::NotificationSent {
-                            channel: "escalation".into(),
-                            to: contact.clone(),
-                            subject: format!("remediation #{id} is waiting for approval"),
-                            event_seq: None,
-                            attempt: 0,
-                        },
-                    ),
                     (
                         ACTOR,
                         EventKind::ApprovalEscalated {
