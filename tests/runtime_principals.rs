@@ -272,7 +272,7 @@ async fn the_requester_cannot_approve_their_own_request() {
         .unwrap()
         .with_timezone(&Utc);
     let options = RuntimeOptions {
-        teams: BTreeMap::from([("olga".to_string(), "payments".to_string())]),
+        teams: BTreeMap::from([("olga".to_string(), "checkout".to_string())]),
         ..Default::default()
     };
     let h = Harness::with(true, shipped_policy(), saturday, options, None);
