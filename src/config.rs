@@ -314,7 +314,11 @@ impl Config {
         }
         for (principal, team) in &self.teams {
             if principal.trim().is_empty() || principal.starts_with("agent:") {
-                return bad("teams", principal, "must name a person or a token's principal");
+                return bad(
+                    "teams",
+                    principal,
+                    "must name a person or a token's principal",
+                );
             }
             if team.trim().is_empty() {
                 return bad("teams", principal, "must name a team");

@@ -72,7 +72,9 @@ async fn an_escalation_is_delivered_to_the_contacts_channel() {
         })
         .await
         .seq;
-    let events = bench.until("the escalation sent", |n| !sent(n).is_empty()).await;
+    let events = bench
+        .until("the escalation sent", |n| !sent(n).is_empty())
+        .await;
     let EventKind::NotificationSent {
         channel, event_seq, ..
     } = &sent(&events)[0].kind
@@ -82,7 +84,11 @@ async fn an_escalation_is_delivered_to_the_contacts_channel() {
     assert_eq!(channel, "hook");
     assert_eq!(*event_seq, Some(escalated));
     let requests = server.received_requests().await.unwrap();
-    assert_eq!(requests.len(), 1, "the approval request itself is routed nowhere");
+    assert_eq!(
+        requests.len(),
+        1,
+        "the approval request itself is routed nowhere"
+    );
     let body: Value = serde_json::from_slice(&requests[0].body).unwrap();
     let text = body.to_string();
     assert!(text.contains("escalated to oncall-secondary"), "{text}");

@@ -137,7 +137,14 @@ impl Harness {
 
     async fn approve(&self, by: Identity, remediation: u64) -> CommandReply {
         let comment = "ok".to_string();
-        self.send(by, Command::Approve { remediation, comment }).await
+        self.send(
+            by,
+            Command::Approve {
+                remediation,
+                comment,
+            },
+        )
+        .await
     }
 
     async fn alert(&self, name: &str, resource: ResourceId, posted_by: Option<&str>) {
@@ -200,8 +207,10 @@ impl Harness {
 /// The shipped bundle with two approvals required for everything.
 fn two_approvals() -> Arc<dyn PolicyGate> {
     let mut bundle = Bundle::embedded();
-    bundle.merge_data(serde_json::json!({"shieldops_config": {"approvals": {"by_risk":
-        {"low": 2, "medium": 2, "high": 2, "critical": 2}}}}));
+    bundle.merge_data(
+        serde_json::json!({"shieldops_config": {"approvals": {"by_risk":
+        {"low": 2, "medium": 2, "high": 2, "critical": 2}}}}),
+    );
     Arc::new(Gate::new(&bundle, GateOptions::default()).unwrap())
 }
 
@@ -316,7 +325,10 @@ async fn the_requester_cannot_approve_their_own_request() {
         state.remediations[&rem].action.param_sources["freeze_override"],
         shieldops::event::ParamSource::Operator
     );
-    let own = h.approve(Identity::token("olga", None), rem).await.unwrap_err();
+    let own = h
+        .approve(Identity::token("olga", None), rem)
+        .await
+        .unwrap_err();
     assert!(own.contains("requester"), "{own}");
     assert!(h.granted(rem).is_empty());
     h.driven.stop().await;
@@ -449,7 +461,10 @@ async fn team_scoping_denies_a_principal_acting_on_another_teams_resource() {
     let team = state.remediations[&frozen].team.clone();
     assert_ne!(team, "search");
     for (who, why) in [
-        ("olga", "scope: team \"search\" may not act on resources of team"),
+        (
+            "olga",
+            "scope: team \"search\" may not act on resources of team",
+        ),
         ("nobody-mapped", "scope: the requester has no team"),
     ] {
         let reason = "checkout is down".to_string();

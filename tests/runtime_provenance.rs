@@ -2,7 +2,9 @@
 //! is marked as the alert's, and a credential is rotated only on an expiry
 //! its store's data shows, never because an alert names it.
 
-use shieldops::event::{Alert, AlertStatus, Health, HealthStatus, ParamSource, ResourceId, Severity};
+use shieldops::event::{
+    Alert, AlertStatus, Health, HealthStatus, ParamSource, ResourceId, Severity,
+};
 use shieldops::playbook::{Facts, Library};
 
 fn alert(name: &str, resource: &ResourceId, labels: &[(&str, &str)]) -> Alert {
@@ -34,7 +36,11 @@ fn an_instance_type_taken_from_an_alert_label_is_marked_as_the_alerts() {
         &target,
         &[("target_instance_type", "x2iedn.32xlarge")],
     ));
-    facts.add_health(&Health::new(HealthStatus::Degraded, "CPUSaturated", "cpu 100%"));
+    facts.add_health(&Health::new(
+        HealthStatus::Degraded,
+        "CPUSaturated",
+        "cpu 100%",
+    ));
     let decision = playbook.decide(&facts, &target).unwrap().expect("resize");
     assert_eq!(decision.action.name, "resize_instance");
     assert_eq!(decision.action.params["instance_type"], "x2iedn.32xlarge");
@@ -58,7 +64,11 @@ fn a_credential_is_rotated_only_on_an_expiry_its_store_shows() {
         f.add_alert(&alert(
             "CredentialExpiring",
             &target,
-            &[("store", "vault"), ("secret", "vault/secret/payments/root"), ("days_left", "0")],
+            &[
+                ("store", "vault"),
+                ("secret", "vault/secret/payments/root"),
+                ("days_left", "0"),
+            ],
         ));
         f
     };
@@ -77,7 +87,10 @@ fn a_credential_is_rotated_only_on_an_expiry_its_store_shows() {
             .unwrap()
             .expect("rotation");
         assert_eq!(decision.action.name, "rotate_secret");
-        assert_eq!(decision.action.target, target, "the alert's other secret is never acted on");
+        assert_eq!(
+            decision.action.target, target,
+            "the alert's other secret is never acted on"
+        );
         assert_eq!(decision.action.params["reason"], reason);
         assert_eq!(decision.action.param_sources["reason"], ParamSource::Facts);
     }

@@ -772,7 +772,10 @@ impl Template {
                     .for_each(|n| names.push(n));
             }
         }
-        if names.iter().any(|n| n == "alert" || n.starts_with("alert.")) {
+        if names
+            .iter()
+            .any(|n| n == "alert" || n.starts_with("alert."))
+        {
             ParamSource::Alert
         } else if names.iter().any(|n| !n.starts_with("resource.")) {
             ParamSource::Facts
@@ -921,8 +924,14 @@ mod tests {
         let source = |t: &str| Template::parse(t).unwrap().source();
         assert_eq!(source("m5.large"), ParamSource::Playbook);
         assert_eq!(source("{{ alert.labels.size }}"), ParamSource::Alert);
-        assert_eq!(source("x{{ health.reason }}-{{ alert.name }}"), ParamSource::Alert);
-        assert_eq!(source("{{ ceil(metrics.memory_limit_mib * 1.5) }}"), ParamSource::Facts);
+        assert_eq!(
+            source("x{{ health.reason }}-{{ alert.name }}"),
+            ParamSource::Alert
+        );
+        assert_eq!(
+            source("{{ ceil(metrics.memory_limit_mib * 1.5) }}"),
+            ParamSource::Facts
+        );
         assert_eq!(source("{{ resource.labels.app }}"), ParamSource::Live);
         assert!(Template::parse("{{ open").is_err());
     }

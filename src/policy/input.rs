@@ -318,13 +318,18 @@ impl PolicyInput {
 /// restart, every replica it replaces; any other action (a service, a host, a
 /// pod, a secret), the one thing it targets. Where the live count is unknown
 /// (no recorded replicas), the largest the action could touch is used.
-pub fn affected_resources(action: &Action, target: Option<&Resource>, on_connector: &[&Resource]) -> u32 {
+pub fn affected_resources(
+    action: &Action,
+    target: Option<&Resource>,
+    on_connector: &[&Resource],
+) -> u32 {
     let attr = |key: &str| -> Option<u32> {
         target
             .and_then(|t| t.attributes.get(key))
             .and_then(|v| v.trim().parse().ok())
     };
-    let param = |key: &str| -> Option<u32> { action.params.get(key).and_then(|v| v.trim().parse().ok()) };
+    let param =
+        |key: &str| -> Option<u32> { action.params.get(key).and_then(|v| v.trim().parse().ok()) };
     let n = match action.name.as_str() {
         "drain" | "drain_node" => {
             let node = target.map(|t| t.name.as_str()).unwrap_or_default();
@@ -336,8 +341,16 @@ pub fn affected_resources(action: &Action, target: Option<&Resource>, on_connect
             1 + u32::try_from(pods).unwrap_or(u32::MAX)
         }
         "scale" | "set_desired_count" => {
-            let key = if action.name == "scale" { "replicas" } else { "desired_count" };
-            let current = attr(if action.name == "scale" { "replicas" } else { "desired_count" });
+            let key = if action.name == "scale" {
+                "replicas"
+            } else {
+                "desired_count"
+            };
+            let current = attr(if action.name == "scale" {
+                "replicas"
+            } else {
+                "desired_count"
+            });
             match (param(key), current) {
                 (Some(new), Some(now)) => new.abs_diff(now),
                 // Unknown current size: the whole new size may be new.

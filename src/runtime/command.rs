@@ -73,8 +73,11 @@ impl Identity {
 /// never read: anyone can set them.
 pub fn os_account() -> String {
     match real_uid() {
-        Some(uid) => account_name(uid, &std::fs::read_to_string("/etc/passwd").unwrap_or_default())
-            .unwrap_or_else(|| format!("uid:{uid}")),
+        Some(uid) => account_name(
+            uid,
+            &std::fs::read_to_string("/etc/passwd").unwrap_or_default(),
+        )
+        .unwrap_or_else(|| format!("uid:{uid}")),
         None => "uid:unknown".to_string(),
     }
 }

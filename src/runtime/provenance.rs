@@ -113,21 +113,35 @@ mod tests {
 
     #[test]
     fn a_resize_takes_its_current_type_from_live_state_not_the_proposer() {
-        let mut proposed = Action::new("resize_instance", ResourceId::new("aws/acct/us-east-1/ec2/i-1"))
-            .with("instance_type", "x2iedn.32xlarge")
-            .with(FROM_INSTANCE_TYPE_PARAM, "x2iedn.24xlarge")
-            .with(crate::policy::FREEZE_OVERRIDE_PARAM, "true");
+        let mut proposed = Action::new(
+            "resize_instance",
+            ResourceId::new("aws/acct/us-east-1/ec2/i-1"),
+        )
+        .with("instance_type", "x2iedn.32xlarge")
+        .with(FROM_INSTANCE_TYPE_PARAM, "x2iedn.24xlarge")
+        .with(crate::policy::FREEZE_OVERRIDE_PARAM, "true");
         proposed
             .param_sources
             .insert("instance_type".into(), ParamSource::Alert);
         proposed
             .param_sources
             .insert(FROM_INSTANCE_TYPE_PARAM.into(), ParamSource::Live);
-        let action = prepare(proposed.clone(), Proposer::Playbook, &state_with(Some("m5.large")));
+        let action = prepare(
+            proposed.clone(),
+            Proposer::Playbook,
+            &state_with(Some("m5.large")),
+        );
         assert_eq!(action.params[FROM_INSTANCE_TYPE_PARAM], "m5.large");
-        assert_eq!(action.param_sources[FROM_INSTANCE_TYPE_PARAM], ParamSource::Live);
+        assert_eq!(
+            action.param_sources[FROM_INSTANCE_TYPE_PARAM],
+            ParamSource::Live
+        );
         assert_eq!(action.param_sources["instance_type"], ParamSource::Alert);
-        assert!(!action.params.contains_key(crate::policy::FREEZE_OVERRIDE_PARAM));
+        assert!(
+            !action
+                .params
+                .contains_key(crate::policy::FREEZE_OVERRIDE_PARAM)
+        );
 
         // The fleet does not know the type: the proposer's value is not kept.
         let action = prepare(proposed, Proposer::Playbook, &state_with(None));
@@ -138,8 +152,12 @@ mod tests {
     #[test]
     fn unmarked_or_overclaimed_parameters_get_the_proposers_source() {
         let target = ResourceId::new("k8s/x/deployment/web");
-        let mut action = Action::new("scale", target).with("replicas", "40").with("why", "x");
-        action.param_sources.insert("why".into(), ParamSource::Operator);
+        let mut action = Action::new("scale", target)
+            .with("replicas", "40")
+            .with("why", "x");
+        action
+            .param_sources
+            .insert("why".into(), ParamSource::Operator);
         let played = prepare(action.clone(), Proposer::Playbook, &State::new());
         assert_eq!(played.param_sources["replicas"], ParamSource::Alert);
         assert_eq!(played.param_sources["why"], ParamSource::Alert);

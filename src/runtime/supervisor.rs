@@ -17,9 +17,9 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::approvals;
-use super::provenance::{self, Proposer};
 use super::command::{Command, CommandEnvelope, CommandReply, Identity};
 use super::policy::PolicyGate;
+use super::provenance::{self, Proposer};
 use super::{Intake, RuntimeOptions, RuntimeStatus};
 use crate::agents::AgentContext;
 use crate::agents::investigation::{InvestigationJob, investigate};
@@ -1241,7 +1241,10 @@ impl Supervisor {
 }
 
 /// The team `[teams]` maps `principal` to (names compared as people are), or "".
-pub(super) fn team_of(teams: &std::collections::BTreeMap<String, String>, principal: &str) -> String {
+pub(super) fn team_of(
+    teams: &std::collections::BTreeMap<String, String>,
+    principal: &str,
+) -> String {
     teams
         .iter()
         .find(|(p, _)| crate::state::same_person(p, principal))

@@ -34,7 +34,9 @@ fn gates() -> &'static [Gate; 3] {
             with(None),
             with(Some(json!({"shieldops_config": {"approvals": {"by_risk":
                 {"low": 2, "medium": 2, "high": 2, "critical": 2}}}}))),
-            with(Some(json!({"shieldops_config": {"approvals": {"production_minimum": 3}}}))),
+            with(Some(
+                json!({"shieldops_config": {"approvals": {"production_minimum": 3}}}),
+            )),
         ]
     })
 }
@@ -124,7 +126,10 @@ fn propose(
     let rem = log.fold(EventKind::RemediationProposed {
         incident: Some(incident),
         investigation: None,
-        action: Action { target: id, ..action },
+        action: Action {
+            target: id,
+            ..action
+        },
         environment: env,
         team: "payments".into(),
         reason: "r".into(),
