@@ -278,22 +278,7 @@ incident-commander = ["mail"]
     let mut bench = Bench::new();
     bench.discover_checkout().await;
     bench.start(&cfg);
-    let rem = bench
-        .append(EventKind::RemediationProposed {
-            incident: None,
-            investigation: None,
-            action: shieldops::event::Action::new(
-                "rollout_restart",
-                shieldops::event::ResourceId::new(notify_support::CHECKOUT),
-            ),
-            environment: shieldops::event::Environment::Production,
-            team: "payments".into(),
-            reason: "crash loop".into(),
-            requested_by: "agent:remediation".into(),
-            playbook: None,
-        })
-        .await
-        .seq;
+    let rem = bench.propose_checkout_restart().await;
     bench
         .append(EventKind::ApprovalEscalated {
             remediation: rem,

@@ -5,12 +5,12 @@
 
 use serde_json::Value;
 use shieldops::config::Config;
-use shieldops::event::{Action, Environment, EventKind, ResourceId};
+use shieldops::event::EventKind;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 mod notify_support;
-use notify_support::{Bench, CHECKOUT, sent};
+use notify_support::{Bench, sent};
 
 const HOOK_SECRET: &str = "w3bh00k-signing-secret-42";
 
@@ -43,19 +43,7 @@ async fn an_escalation_is_delivered_to_the_contacts_channel() {
     let mut bench = Bench::new();
     bench.discover_checkout().await;
     bench.start(&config(&server));
-    let rem = bench
-        .append(EventKind::RemediationProposed {
-            incident: None,
-            investigation: None,
-            action: Action::new("rollout_restart", ResourceId::new(CHECKOUT)),
-            environment: Environment::Production,
-            team: "payments".into(),
-            reason: "crash loop".into(),
-            requested_by: "agent:remediation".into(),
-            playbook: None,
-        })
-        .await
-        .seq;
+    let rem = bench.propose_checkout_restart().await;
     // Routed by no rule: only the escalation mapping sends anything.
     bench
         .append(EventKind::ApprovalRequested {

@@ -188,6 +188,28 @@ impl Harness {
         state.approval_queue()[0].id
     }
 
+    /// A checkout pod crash-looping on a Saturday: the proposal for it is
+    /// denied by the production change freeze. The state and its id.
+    async fn frozen(&self) -> (State, u64) {
+        self.sim.set_attrs(
+            &ResourceId::new(CHECKOUT),
+            &[("memory_need_mib", "340"), ("restarts", "3")],
+        );
+        let pod = self
+            .sim
+            .with_world(|w| w.pods_of(&ResourceId::new(CHECKOUT))[0].clone());
+        self.alert("KubePodCrashLooping", pod, None).await;
+        let state = self
+            .until("the freeze to deny the proposal", |s| {
+                s.remediations
+                    .values()
+                    .any(|r| matches!(r.stage, Stage::Finished(_)))
+            })
+            .await;
+        let frozen = *state.remediations.keys().next().unwrap();
+        (state, frozen)
+    }
+
     async fn finished(&self, rem: u64) -> State {
         self.until("the remediation to finish", |s| {
             matches!(s.remediations[&rem].stage, Stage::Finished(_))
@@ -202,6 +224,13 @@ impl Harness {
             .filter(|k| matches!(k, EventKind::ApprovalGranted { remediation, .. } if *remediation == rem))
             .collect()
     }
+}
+
+/// A Saturday morning: production is in the default change freeze.
+fn saturday() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-06-06T10:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 /// The shipped bundle with two approvals required for everything.
@@ -277,30 +306,13 @@ async fn whoever_posted_the_alert_cannot_approve_what_it_caused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_requester_cannot_approve_their_own_request() {
     // A Saturday: production is frozen, so an operator asks for an override.
-    let saturday = DateTime::parse_from_rfc3339("2026-06-06T10:00:00Z")
-        .unwrap()
-        .with_timezone(&Utc);
+    let saturday = saturday();
     let options = RuntimeOptions {
         teams: BTreeMap::from([("olga".to_string(), "checkout".to_string())]),
         ..Default::default()
     };
     let h = Harness::with(true, shipped_policy(), saturday, options, None);
-    h.sim.set_attrs(
-        &ResourceId::new(CHECKOUT),
-        &[("memory_need_mib", "340"), ("restarts", "3")],
-    );
-    let pod = h
-        .sim
-        .with_world(|w| w.pods_of(&ResourceId::new(CHECKOUT))[0].clone());
-    h.alert("KubePodCrashLooping", pod, None).await;
-    let state = h
-        .until("the freeze to deny the proposal", |s| {
-            s.remediations
-                .values()
-                .any(|r| matches!(r.stage, Stage::Finished(_)))
-        })
-        .await;
-    let frozen = *state.remediations.keys().next().unwrap();
+    let (_, frozen) = h.frozen().await;
     let reason = "checkout is down".to_string();
     let reply = h
         .send(
@@ -434,30 +446,13 @@ on_failure:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn team_scoping_denies_a_principal_acting_on_another_teams_resource() {
-    let saturday = DateTime::parse_from_rfc3339("2026-06-06T10:00:00Z")
-        .unwrap()
-        .with_timezone(&Utc);
+    let saturday = saturday();
     let options = RuntimeOptions {
         teams: BTreeMap::from([("Olga".to_string(), "search".to_string())]),
         ..Default::default()
     };
     let h = Harness::with(true, shipped_policy(), saturday, options, None);
-    h.sim.set_attrs(
-        &ResourceId::new(CHECKOUT),
-        &[("memory_need_mib", "340"), ("restarts", "3")],
-    );
-    let pod = h
-        .sim
-        .with_world(|w| w.pods_of(&ResourceId::new(CHECKOUT))[0].clone());
-    h.alert("KubePodCrashLooping", pod, None).await;
-    let state = h
-        .until("the freeze to deny the proposal", |s| {
-            s.remediations
-                .values()
-                .any(|r| matches!(r.stage, Stage::Finished(_)))
-        })
-        .await;
-    let frozen = *state.remediations.keys().next().unwrap();
+    let (state, frozen) = h.frozen().await;
     let team = state.remediations[&frozen].team.clone();
     assert_ne!(team, "search");
     for (who, why) in [
