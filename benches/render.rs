@@ -38,10 +38,7 @@ fn opts() -> TuiOptions {
         no_color: false,
         read_only: false,
         max_fps: 10,
-        identity: Identity {
-            name: "bench".into(),
-            source: None,
-        },
+        identity: Identity::declared("bench"),
         bell: false,
         desktop_notify: false,
         keys: Default::default(),

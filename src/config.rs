@@ -32,6 +32,10 @@ pub struct Config {
     pub kubernetes: crate::connectors::kubernetes::KubernetesConfig,
     /// `[store]`: the event log's cache bound and its checkpoint witness.
     pub store: crate::store::StoreConfig,
+    /// `[teams]`: principal (OS account or token principal) → the team it
+    /// acts for; an unmapped person has no team, and the policy's team
+    /// scoping refuses what they ask for. Agents act for their target's team.
+    pub teams: std::collections::BTreeMap<String, String>,
 }
 
 /// `[runtime]`
@@ -313,6 +317,33 @@ impl Config {
         }
         if let Err((key, why)) = self.kubernetes.validate() {
             return bad("kubernetes", key, &why);
+        }
+        // Every escalation contact must reach someone: a contact no channel
+        // delivers to would only be a record that nobody reads.
+        if let Some(contact) = r
+            .escalation_chain
+            .iter()
+            .find(|c| !self.notify.escalation.contains_key(*c))
+        {
+            return bad(
+                "runtime",
+                "escalation_chain",
+                &format!(
+                    "contact `{contact}` maps to no notify channel; add it to [notify.escalation]"
+                ),
+            );
+        }
+        for (principal, team) in &self.teams {
+            if principal.trim().is_empty() || principal.starts_with("agent:") {
+                return bad(
+                    "teams",
+                    principal,
+                    "must name a person or a token's principal",
+                );
+            }
+            if team.trim().is_empty() {
+                return bad("teams", principal, "must name a team");
+            }
         }
         self.notify.validate(text)
     }

@@ -62,6 +62,7 @@ async fn alert(h: &Driven, name: &str, resource: &ResourceId, labels: &[(&str, &
                 source: "test".into(),
             },
             recorded: None,
+            posted_by: None,
         })
         .await
         .unwrap();
@@ -134,12 +135,23 @@ async fn a_saturated_instance_is_resized_only_after_approval_and_validated() {
         &h,
         "EC2CPUSaturated",
         &id,
-        &[("target_instance_type", "m5.large")],
+        // Within the family: the alert chose it, so the policy bounds it
+        // against the type the runtime reads from the fleet.
+        &[("target_instance_type", "t3.large")],
     )
     .await;
     let rem = awaiting_approval(&h).await;
     assert_eq!(rem.action.name, "resize_instance");
-    assert_eq!(rem.action.params["instance_type"], "m5.large");
+    assert_eq!(rem.action.params["instance_type"], "t3.large");
+    assert_eq!(rem.action.params["from_instance_type"], "t3.micro");
+    assert_eq!(
+        rem.action.param_sources["instance_type"],
+        shieldops::event::ParamSource::Alert
+    );
+    assert_eq!(
+        rem.action.param_sources["from_instance_type"],
+        shieldops::event::ParamSource::Live
+    );
     assert_eq!(rem.playbook.as_deref(), Some("ec2-cpu-saturated"));
     let decision = rem.decision.as_ref().unwrap();
     assert!(decision.allow, "{decision:?}");
@@ -176,7 +188,7 @@ async fn a_saturated_instance_is_resized_only_after_approval_and_validated() {
     assert!(rem.validation.as_ref().unwrap().0);
     assert_eq!(
         instance_type(&ec2, &iid).await,
-        ("running".into(), "m5.large".into())
+        ("running".into(), "t3.large".into())
     );
     let report = h.log.verify().unwrap();
     assert!(report.first_bad.is_none(), "{report:?}");

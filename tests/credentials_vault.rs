@@ -235,6 +235,7 @@ impl Harness {
                     source: "test".into(),
                 },
                 recorded: None,
+                posted_by: None,
             })
             .await
             .unwrap();
@@ -310,12 +311,28 @@ async fn an_approved_rotation_runs_through_the_runtime_and_can_be_restored() {
         json!({"username": "app", "password": "first-pass"}),
     )
     .await;
+    // The store says it expires in three days (inside the warning window):
+    // an expiry that holds, not only an alert that claims one.
+    let expiry = (start_time() + chrono::Duration::days(3)).to_rfc3339();
+    bao.custom_metadata("secret", "app/db", json!({"expires_at": expiry}))
+        .await;
     let h = Harness::new(&bao);
     h.until("discovery of the secret", |s| {
         s.fleet.get(&ResourceId::new(DB)).is_some()
     })
     .await;
     h.alert("CredentialExpiring").await;
+    h.until("approval requested", |s| {
+        s.remediations
+            .values()
+            .any(|r| r.stage == Stage::AwaitingApproval)
+    })
+    .await;
+    // The issuer records the expiry of the credential that replaces it, so
+    // the rotated secret is healthy once written.
+    let renewed = (start_time() + chrono::Duration::days(90)).to_rfc3339();
+    bao.custom_metadata("secret", "app/db", json!({"expires_at": renewed}))
+        .await;
     let rem = h.approve_and_finish(&bao).await;
     assert_eq!(
         rem.stage,

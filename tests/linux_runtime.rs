@@ -84,6 +84,7 @@ impl Harness {
                     source: "test".into(),
                 },
                 recorded: None,
+                posted_by: None,
             })
             .await
             .unwrap();
@@ -136,10 +137,7 @@ async fn a_failed_unit_is_restarted_after_policy_and_approval_and_validated() {
                 remediation: rem.id,
                 comment: "restart it".into(),
             },
-            by: Identity {
-                name: "alice".into(),
-                source: None,
-            },
+            by: Identity::token("alice", None),
             reply: Some(tx),
         })
         .await

@@ -246,3 +246,62 @@ async fn a_server_certificate_from_an_untrusted_ca_is_refused() {
     );
     bench.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_escalation_is_mailed_to_the_contacts_channel() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certificates(certs.path());
+    let sink = Sink::start(certs.path());
+    // No routing rule at all: the escalation mapping alone sends it.
+    let cfg = format!(
+        r#"
+[runtime]
+escalation_chain = ["incident-commander"]
+
+[notify.retry]
+max_attempts = 1
+
+[notify.channels.mail]
+type = "email"
+host = "127.0.0.1"
+port = {}
+ca_file = "{}"
+from = "ShieldOps <shieldops@example.test>"
+to = ["ic@example.test"]
+
+[notify.escalation]
+incident-commander = ["mail"]
+"#,
+        sink.port,
+        certs.path().join("ca.pem").display()
+    );
+    let mut bench = Bench::new();
+    bench.discover_checkout().await;
+    bench.start(&cfg);
+    let rem = bench.propose_checkout_restart().await;
+    bench
+        .append(EventKind::ApprovalEscalated {
+            remediation: rem,
+            to: "incident-commander".into(),
+            level: 2,
+        })
+        .await;
+    let events = bench.until("mail sent", |n| !n.is_empty()).await;
+    assert_eq!(sent(&events).len(), 1, "{events:#?}");
+    let mut received = String::new();
+    for _ in 0..200 {
+        received = sink.output();
+        if received.contains("END MESSAGE") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    for needle in [
+        format!("Remediation #{rem} escalated, waiting for approval"),
+        "To: ic@example.test".to_string(),
+        "escalated to incident-commander (level 2)".to_string(),
+    ] {
+        assert!(received.contains(&needle), "{needle:?} not in:\n{received}");
+    }
+    bench.stop().await;
+}

@@ -89,7 +89,7 @@ fn embedded_bundle_allows_a_routine_change_and_records_hashes() {
     let canonical = shieldops::policy::canonical_json(&serde_json::to_value(&input).unwrap());
     assert!(
         canonical
-            .starts_with(r#"{"action":{"name":"restart_pod","params":{}},"affected_resources":1,"#),
+            .starts_with(r#"{"action":{"name":"restart_pod","param_sources":{},"params":{}},"affected_resources":1,"#),
         "{canonical}"
     );
     assert_eq!(
@@ -411,6 +411,15 @@ impl Log {
                 },
             },
         );
+        // Finished when it executed: one still under way counts as of now.
+        self.push(
+            at,
+            EventKind::RemediationFinished {
+                remediation,
+                status: shieldops::event::RemediationOutcome::Succeeded,
+                detail: String::new(),
+            },
+        );
     }
 }
 
@@ -506,7 +515,8 @@ fn input_for_a_remediation_reads_its_parameters_and_survives_a_gone_target() {
         },
     );
     let input = PolicyInput::for_remediation(&log.state, id, "platform", now).unwrap();
-    assert_eq!(input.affected_resources, 7);
+    // The blast radius is read from the fleet, never from a parameter.
+    assert_eq!(input.affected_resources, 1);
     assert!(input.freeze_override);
     assert_eq!(input.target.kind, "");
     assert_eq!(input.target.team, "platform");

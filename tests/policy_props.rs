@@ -110,7 +110,7 @@ prop_compose! {
             labels.insert("namespace".into(), "kube-system".into());
         }
         PolicyInput {
-            action: ActionInput { name, params },
+            action: ActionInput { name, param_sources: Default::default(), params },
             target: TargetInput {
                 id: "res-1".into(),
                 kind: kind.to_string(),

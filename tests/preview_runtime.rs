@@ -36,7 +36,13 @@ use runtime_support::{Driven, shipped_policy, start_time};
 struct OneApproval;
 
 impl PolicyGate for OneApproval {
-    fn decide(&self, _state: &State, _id: u64, _now: DateTime<Utc>) -> PolicyDecision {
+    fn decide(
+        &self,
+        _state: &State,
+        _id: u64,
+        _team: &str,
+        _now: DateTime<Utc>,
+    ) -> PolicyDecision {
         PolicyDecision {
             allow: true,
             deny: vec![],
@@ -307,6 +313,7 @@ async fn the_demo_oom_remediation_is_previewed_and_quotes_the_hypothesis_value()
                 source: "test".into(),
             },
             recorded: None,
+            posted_by: None,
         })
         .await
         .unwrap();

@@ -183,7 +183,7 @@ alerting:
         .events
         .iter()
         .find_map(|e| match &e.kind {
-            EventKind::AlertReceived { alert } if alert.name == "ShieldopsTestAlwaysFiring" => {
+            EventKind::AlertReceived { alert, .. } if alert.name == "ShieldopsTestAlwaysFiring" => {
                 Some(alert.clone())
             }
             _ => None,
@@ -225,7 +225,7 @@ alerting:
     assert!(
         console.count(|k| matches!(
             k,
-            EventKind::AlertReceived { alert } if alert.name == "ShieldopsTestAlwaysFiring"
+            EventKind::AlertReceived { alert, .. } if alert.name == "ShieldopsTestAlwaysFiring"
                 && alert.status == shieldops::event::AlertStatus::Resolved
         )) >= 1
     );

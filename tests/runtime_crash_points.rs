@@ -232,6 +232,7 @@ async fn recorded_run(need_mib: &str) -> (Vec<Event>, u64) {
                 source: "test".into(),
             },
             recorded: None,
+            posted_by: None,
         })
         .await
         .unwrap();
@@ -251,10 +252,8 @@ async fn recorded_run(need_mib: &str) -> (Vec<Event>, u64) {
                 remediation: rem,
                 comment: "raise it".into(),
             },
-            by: Identity {
-                name: "alice".into(),
-                source: Some("10.0.0.7".into()),
-            },
+            // The demo fleet: a declared approver counts there.
+            by: Identity::declared("alice"),
             reply: Some(tx),
         })
         .await

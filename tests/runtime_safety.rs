@@ -94,6 +94,7 @@ impl Harness {
                     source: "test".into(),
                 },
                 recorded: None,
+                posted_by: None,
             })
             .await
             .unwrap();
@@ -233,7 +234,12 @@ async fn a_deny_from_the_rego_bundle_makes_execution_unreachable() {
         .unwrap()
         .with_timezone(&Utc);
     let gate = Arc::new(shieldops::policy::Gate::load(None).unwrap());
-    let h = Harness::with(RuntimeOptions::default(), gate, saturday).await;
+    // Alice asks for the override as a member of the team that owns checkout.
+    let options = RuntimeOptions {
+        teams: [("alice".to_string(), "checkout".to_string())].into(),
+        ..Default::default()
+    };
+    let h = Harness::with(options, gate, saturday).await;
     h.fire_oom().await;
     let state = h
         .until("the proposal to be decided and finished", |s| {

@@ -116,10 +116,8 @@ fn spawn_auto_approver(runtime: &Runtime, name: String, cancel: CancellationToke
                             remediation: id,
                             comment: "approved by the demo's --approve-as".into(),
                         },
-                        by: Identity {
-                            name: name.clone(),
-                            source: None,
-                        },
+                        // Declared, not authenticated: counted on the demo fleet only.
+                        by: Identity::declared(name.clone()),
                         reply: None,
                     };
                     if commands.send(envelope).await.is_err() {

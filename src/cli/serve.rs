@@ -375,10 +375,7 @@ pub async fn attach(cli: &Cli, config: &Config, args: &AttachArgs) -> anyhow::Re
         &title,
         read_only,
         // Shown on screen only: the server records the token's principal.
-        Identity {
-            name: welcome.principal.clone(),
-            source: None,
-        },
+        Identity::token(welcome.principal.clone(), None),
     );
     opts.link = Some(link_rx);
     let result = crate::tui::run(opts, state, events_rx, commands_tx).await;

@@ -109,6 +109,7 @@ pub async fn start(
     let cancel = CancellationToken::new();
     let mut options = config.runtime.options();
     options.read_only |= cli.read_only;
+    options.teams = config.teams.clone();
     options.notify = crate::notify::NotifyPlan::from_config(&config.notify)
         .context("cannot set up notifications")?
         .map(Arc::new);
@@ -229,6 +230,7 @@ pub async fn start(
                     let item = Intake::Alert {
                         alert,
                         recorded: Some(recorded),
+                        posted_by: None,
                     };
                     if intake.send(item).await.is_err() {
                         break;

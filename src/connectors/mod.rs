@@ -269,6 +269,11 @@ pub trait InfraConnector: Send + Sync {
     fn status(&self) -> Option<(ConnectorState, String)> {
         None
     }
+    /// Whether this is the demo's simulated fleet, where a declared approver
+    /// name may stand in for an authenticated principal (nothing real changes).
+    fn simulated(&self) -> bool {
+        false
+    }
 }
 
 /// All configured connectors, by id.

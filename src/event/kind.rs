@@ -44,6 +44,10 @@ pub enum EventKind {
     },
     AlertReceived {
         alert: Alert,
+        /// The authenticated principal that posted it (an operator token's
+        /// principal); none for alerts the runtime produced itself.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        posted_by: Option<String>,
     },
     IncidentOpened {
         title: String,
@@ -120,6 +124,12 @@ pub enum EventKind {
         /// Where the approver connected from (`SSH_CONNECTION` source), if known.
         #[serde(default)]
         source: Option<String>,
+        /// How `by` was authenticated; none in logs written before this was recorded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        auth: Option<super::model::Authentication>,
+        /// A name the approver declared beside the principal (`$SHIELDOPS_USER`), shown, never counted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        declared_name: Option<String>,
     },
     ApprovalDenied {
         remediation: RemediationId,
@@ -127,6 +137,12 @@ pub enum EventKind {
         reason: String,
         #[serde(default)]
         source: Option<String>,
+        /// How `by` was authenticated; none in logs written before this was recorded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        auth: Option<super::model::Authentication>,
+        /// A name the denier declared beside the principal, shown, never counted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        declared_name: Option<String>,
     },
     ApprovalExpired {
         remediation: RemediationId,

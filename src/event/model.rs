@@ -312,6 +312,63 @@ pub struct Action {
     /// Action parameters (`memory_limit_mib`, `replicas`, …).
     #[serde(default)]
     pub params: BTreeMap<String, String>,
+    /// Where each parameter came from, set by the runtime when it proposes
+    /// (never taken from whoever built the action); a parameter missing here
+    /// has no recorded source and the policy treats it as such.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub param_sources: BTreeMap<String, ParamSource>,
+}
+
+/// Where an action parameter's value came from (the policy bounds some sources).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamSource {
+    /// A constant written in the playbook.
+    Playbook,
+    /// Computed from facts a connector observed (health, metrics, events).
+    Facts,
+    /// Read by the runtime from the live object (the fleet's recorded state).
+    Live,
+    /// Taken from an alert's labels or text: chosen by whoever posted the alert.
+    Alert,
+    /// Chosen by the operator who asked for the proposal.
+    Operator,
+}
+
+impl ParamSource {
+    /// The name the policy input uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParamSource::Playbook => "playbook",
+            ParamSource::Facts => "facts",
+            ParamSource::Live => "live",
+            ParamSource::Alert => "alert",
+            ParamSource::Operator => "operator",
+        }
+    }
+}
+
+/// How the runtime knows who a principal is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Authentication {
+    /// The OS account of the console process's real uid.
+    OsAccount,
+    /// The principal of a bearer token checked by the listener.
+    Token,
+    /// A name the caller declared and nobody checked (the demo's `--approve-as`).
+    Declared,
+}
+
+impl Authentication {
+    /// Lowercase label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Authentication::OsAccount => "os_account",
+            Authentication::Token => "token",
+            Authentication::Declared => "declared",
+        }
+    }
 }
 
 /// Names of actions that only read; everything else mutates.
@@ -330,6 +387,7 @@ impl Action {
             name: name.into(),
             target,
             params: BTreeMap::new(),
+            param_sources: BTreeMap::new(),
         }
     }
     /// Adds a parameter.

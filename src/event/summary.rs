@@ -30,7 +30,7 @@ pub fn summary(kind: &EventKind) -> String {
                 )
             }
         }
-        AlertReceived { alert } => format!(
+        AlertReceived { alert, .. } => format!(
             "{} [{}] {} on {}",
             alert.name,
             alert.severity.as_str(),
@@ -108,8 +108,18 @@ pub fn summary(kind: &EventKind) -> String {
             ..
         } => format!("rem #{remediation} needs {required} approval(s)"),
         ApprovalGranted {
-            remediation, by, ..
-        } => format!("rem #{remediation} approved by {by}"),
+            remediation,
+            by,
+            auth,
+            ..
+        } => format!(
+            "rem #{remediation} approved by {by}{}",
+            if *auth == Some(super::Authentication::Declared) {
+                " (declared, not authenticated)"
+            } else {
+                ""
+            }
+        ),
         ApprovalDenied {
             remediation,
             by,

@@ -27,6 +27,9 @@ pub struct NotifyConfig {
     /// On start, events recorded while no notifier ran are still sent if at
     /// most this old; older ones would only be noise.
     pub replay_window_secs: u64,
+    /// `[notify.escalation]`: escalation contact (as named in
+    /// `runtime.escalation_chain`) → the channels that reach them.
+    pub escalation: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for NotifyConfig {
@@ -39,6 +42,7 @@ impl Default for NotifyConfig {
             queue: 256,
             timeout_secs: 10,
             replay_window_secs: 3_600,
+            escalation: BTreeMap::new(),
         }
     }
 }
@@ -243,6 +247,22 @@ impl NotifyConfig {
                 "replay_window_secs",
                 "must be at most 604800 (a week)".into(),
             );
+        }
+        for (contact, channels) in &self.escalation {
+            if channels.is_empty() {
+                return section_err(
+                    "notify.escalation",
+                    contact,
+                    "must name at least one channel".into(),
+                );
+            }
+            if let Some(missing) = channels.iter().find(|c| !self.channels.contains_key(*c)) {
+                return section_err(
+                    "notify.escalation",
+                    contact,
+                    format!("channel `{missing}` is not configured in [notify.channels]"),
+                );
+            }
         }
         for (name, channel) in &self.channels {
             let section = format!("notify.channels.{name}");

@@ -35,6 +35,9 @@ pub struct Message {
     /// Same for every notification about one incident or remediation, so a
     /// receiver (PagerDuty) can group trigger, acknowledge and resolve.
     pub dedup_key: String,
+    /// For an escalation, the contact escalated to (routed to the channels
+    /// `[notify.escalation]` maps it to, whatever the rules say).
+    pub escalated_to: Option<String>,
 }
 
 impl Message {
@@ -65,6 +68,7 @@ impl Message {
             incident: None,
             lifecycle: Lifecycle::Trigger,
             dedup_key: format!("shieldops-event-{}", event.seq),
+            escalated_to: None,
         };
         match &event.kind {
             EventKind::IncidentOpened {
@@ -122,6 +126,10 @@ impl Message {
                     "requested by {}: {} (needs {} approval(s))",
                     rem.requested_by, rem.reason, rem.required_approvals
                 );
+                if let EventKind::ApprovalEscalated { to, level, .. } = &event.kind {
+                    m.body = format!("escalated to {to} (level {level}); {}", m.body);
+                    m.escalated_to = Some(to.clone());
+                }
                 m.severity = rem
                     .incident
                     .and_then(|i| state.incidents.get(&i))

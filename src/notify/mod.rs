@@ -18,6 +18,7 @@ mod task;
 pub mod webhook;
 pub mod witness;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,6 +95,8 @@ pub struct NotifyPlan {
     pub(crate) replay_window: Duration,
     /// Seed for the back-off jitter; `None` draws one from the OS.
     pub(crate) seed: Option<u64>,
+    /// Escalation contact → indices of the channels that reach them.
+    pub(crate) escalation: BTreeMap<String, Vec<usize>>,
 }
 
 impl std::fmt::Debug for NotifyPlan {
@@ -118,7 +121,7 @@ impl NotifyPlan {
     /// Builds the channels `config` names (reading CA files, building clients).
     /// `None` when no rule routes anywhere: then no notifier runs at all.
     pub fn from_config(config: &NotifyConfig) -> Result<Option<NotifyPlan>, SetupError> {
-        if config.rules.is_empty() || config.channels.is_empty() {
+        if (config.rules.is_empty() && config.escalation.is_empty()) || config.channels.is_empty() {
             return Ok(None);
         }
         let timeout = Duration::from_secs(config.timeout_secs);
@@ -182,9 +185,23 @@ impl NotifyPlan {
                 channels: resolved,
             });
         }
+        let mut escalation = BTreeMap::new();
+        for (contact, names) in &config.escalation {
+            let resolved = names
+                .iter()
+                .map(|n| {
+                    index(n).ok_or_else(|| SetupError {
+                        channel: n.clone(),
+                        message: format!("named by notify.escalation.{contact} but not configured"),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            escalation.insert(contact.clone(), resolved);
+        }
         Ok(Some(NotifyPlan {
             channels,
             rules,
+            escalation,
             backoff: Backoff {
                 max_attempts: config.retry.max_attempts.max(1),
                 initial: Duration::from_millis(config.retry.initial_backoff_ms),
@@ -205,10 +222,25 @@ impl NotifyPlan {
 
     /// Names of the channels `m` is routed to.
     pub fn route(&self, m: &Message) -> Vec<&str> {
-        routing::route(&self.rules, m)
+        self.targets(m)
             .into_iter()
             .map(|i| self.channels[i].name.as_str())
             .collect()
+    }
+
+    /// Channel indices for `m`: every matching rule's, and for an escalation
+    /// the channels its contact is mapped to, each once.
+    pub(crate) fn targets(&self, m: &Message) -> std::collections::BTreeSet<usize> {
+        let mut out = routing::route(&self.rules, m);
+        if let Some(contact) = &m.escalated_to {
+            out.extend(self.escalation.get(contact).into_iter().flatten().copied());
+        }
+        out
+    }
+
+    /// Whether an escalation to `contact` reaches at least one channel.
+    pub fn reaches(&self, contact: &str) -> bool {
+        self.escalation.get(contact).is_some_and(|c| !c.is_empty())
     }
 
     /// Names of the configured channels.

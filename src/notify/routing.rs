@@ -53,6 +53,7 @@ mod tests {
             incident: None,
             lifecycle: Lifecycle::Trigger,
             dedup_key: "k".into(),
+            escalated_to: None,
         }
     }
 

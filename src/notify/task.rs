@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::delivery::{Backoff, Breaker};
-use super::{Channel, Message, NotifyPlan, redact, routing};
+use super::{Channel, Message, NotifyPlan, redact};
 use crate::clock::SharedClock;
 use crate::event::{EventKind, NewEvent};
 use crate::state::State;
@@ -109,7 +109,7 @@ pub fn spawn(
                 );
                 continue;
             }
-            for i in routing::route(&plan.rules, &message) {
+            for i in plan.targets(&message) {
                 if event.seq < resume[i] {
                     continue;
                 }

@@ -766,6 +766,34 @@ impl Template {
         }
         Ok(out)
     }
+
+    /// Where a rendered value comes from: an alert if any hole reads
+    /// `alert.*` (whoever posted the alert chose it), else facts if a hole
+    /// reads an observed fact, else the live object if it reads `resource.*`,
+    /// else the playbook (literal text only).
+    pub fn source(&self) -> crate::event::ParamSource {
+        use crate::event::ParamSource;
+        let mut names = Vec::new();
+        for part in &self.parts {
+            if let Part::Hole(e) = part {
+                missing_names(e, &Facts::new())
+                    .into_iter()
+                    .for_each(|n| names.push(n));
+            }
+        }
+        if names
+            .iter()
+            .any(|n| n == "alert" || n.starts_with("alert."))
+        {
+            ParamSource::Alert
+        } else if names.iter().any(|n| !n.starts_with("resource.")) {
+            ParamSource::Facts
+        } else if !names.is_empty() {
+            ParamSource::Live
+        } else {
+            ParamSource::Playbook
+        }
+    }
 }
 
 impl Expr {
@@ -990,6 +1018,19 @@ mod tests {
             .unwrap_err();
         assert!(err.contains("metrics.absent"), "{err}");
         assert!(Template::parse("{{ 1 + }}").is_err());
+        use crate::event::ParamSource;
+        let source = |t: &str| Template::parse(t).unwrap().source();
+        assert_eq!(source("m5.large"), ParamSource::Playbook);
+        assert_eq!(source("{{ alert.labels.size }}"), ParamSource::Alert);
+        assert_eq!(
+            source("x{{ health.reason }}-{{ alert.name }}"),
+            ParamSource::Alert
+        );
+        assert_eq!(
+            source("{{ ceil(metrics.memory_limit_mib * 1.5) }}"),
+            ParamSource::Facts
+        );
+        assert_eq!(source("{{ resource.labels.app }}"), ParamSource::Live);
         assert!(Template::parse("{{ open").is_err());
     }
 

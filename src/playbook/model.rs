@@ -555,6 +555,7 @@ impl Playbook {
                             self.eval_error(branch, format!("parameter `{key}`: {message}"))
                         })?;
                         action.params.insert(key.clone(), value);
+                        action.param_sources.insert(key.clone(), t.source());
                     }
                     return Ok(Some(Decision {
                         branch: path,

@@ -9,12 +9,32 @@ use crate::event::StringMap;
 use crate::event::{Action, Environment, Resource};
 use crate::state::State;
 
-/// The action being decided: its name and parameters.
+/// The action being decided: its name, parameters, and where each came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActionInput {
     pub name: String,
+    /// Parameter name → `playbook`, `facts`, `live`, `alert` or `operator`;
+    /// a parameter the runtime has no source for is absent here.
+    #[serde(default)]
+    pub param_sources: BTreeMap<String, String>,
     #[serde(default)]
     pub params: BTreeMap<String, String>,
+}
+
+impl ActionInput {
+    /// The input form of `action`.
+    fn of(action: &Action) -> Self {
+        Self {
+            name: action.name.clone(),
+            param_sources: action
+                .param_sources
+                .iter()
+                .filter(|(k, _)| action.params.contains_key(*k))
+                .map(|(k, s)| (k.clone(), s.as_str().to_string()))
+                .collect(),
+            params: action.params.clone(),
+        }
+    }
 }
 
 /// The resource the action targets.
@@ -69,7 +89,7 @@ fn weekday_name(day: Weekday) -> &'static str {
     }
 }
 
-/// Actions already executed, counted from the event log.
+/// Remediations approved or under way in a window, counted from the event log.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RateInput {
     /// In the target's environment, in the last hour.
@@ -88,7 +108,7 @@ pub struct RateInput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicyInput {
     pub action: ActionInput,
-    /// How many resources the action touches (blast radius).
+    /// How many resources the action touches (blast radius), from live state.
     pub affected_resources: u32,
     /// The requester asks to act inside a change freeze (costs an extra approval).
     #[serde(default)]
@@ -99,15 +119,13 @@ pub struct PolicyInput {
     pub time: TimeInput,
 }
 
-/// Action parameter naming how many resources an action touches (default 1).
-pub const AFFECTED_RESOURCES_PARAM: &str = "affected_resources";
 /// Action parameter that, set to `true`, requests a change-freeze override.
 pub const FREEZE_OVERRIDE_PARAM: &str = "freeze_override";
 
 impl PolicyInput {
-    /// The input for `action` on `target`, asked by `requester` of `team` at `now`;
-    /// rate counts start at zero and the blast radius comes from the action's
-    /// `affected_resources` parameter (1 when absent).
+    /// The input for `action` on `target`, asked by `requester` of `team` at
+    /// `now`, with no fleet to read: rate counts start at zero and the blast
+    /// radius is what the action and its target alone say ([`affected_resources`]).
     pub fn new(
         action: &Action,
         target: &Resource,
@@ -116,10 +134,7 @@ impl PolicyInput {
         now: DateTime<Utc>,
     ) -> Self {
         Self {
-            action: ActionInput {
-                name: action.name.clone(),
-                params: action.params.clone(),
-            },
+            action: ActionInput::of(action),
             target: TargetInput {
                 id: target.id.to_string(),
                 kind: target.kind.clone(),
@@ -131,7 +146,7 @@ impl PolicyInput {
                 name: requester.to_string(),
                 team: team.to_string(),
             },
-            affected_resources: affected_resources(action),
+            affected_resources: affected_resources(action, Some(target), &[]),
             time: TimeInput::at(now),
             rate: RateInput::default(),
             freeze_override: freeze_override(action),
@@ -140,9 +155,10 @@ impl PolicyInput {
 
     /// Builds the input for a proposed remediation from the projected state.
     ///
-    /// Rate counts are the remediations whose action was executed (per the
-    /// log, folded into `executed_at`) within the last minute and hour, in the
-    /// target's environment and by the requesting team. When the target is no
+    /// Rate counts are the other remediations approved or under way in the
+    /// last minute and hour (see [`rate_counts`]), in the target's environment
+    /// and by the requesting team; the blast radius is read from the fleet
+    /// ([`affected_resources`]). When the target is no
     /// longer in the fleet, the target is described from the proposal alone
     /// (no kind, no labels), which the policy treats as it sees fit. When the
     /// proposal and the fleet disagree on the environment, the more critical
@@ -175,18 +191,31 @@ impl PolicyInput {
                 labels: StringMap::new(),
             },
         };
-        let rate = rate_counts(state, target.environment, requester_team, now);
+        let rate = rate_counts(
+            state,
+            remediation_id,
+            target.environment,
+            requester_team,
+            now,
+        );
+        let on_connector: Vec<&Resource> = match resource {
+            Some(r) => state
+                .fleet
+                .resources
+                .values()
+                .map(|v| &v.resource)
+                .filter(|o| o.connector == r.connector)
+                .collect(),
+            None => Vec::new(),
+        };
         Some(Self {
-            action: ActionInput {
-                name: rem.action.name.clone(),
-                params: rem.action.params.clone(),
-            },
+            action: ActionInput::of(&rem.action),
             target,
             requester: RequesterInput {
                 name: rem.requested_by.clone(),
                 team: requester_team.to_string(),
             },
-            affected_resources: affected_resources(&rem.action),
+            affected_resources: affected_resources(&rem.action, resource, &on_connector),
             time: TimeInput::at(now),
             rate,
             freeze_override: freeze_override(&rem.action),
@@ -202,7 +231,7 @@ impl PolicyInput {
         // Object keys are the same every time: allocate them once and share
         // them (regorus values are reference-counted), which saves a third of
         // the build.
-        static KEYS: std::sync::OnceLock<[V; 20]> = std::sync::OnceLock::new();
+        static KEYS: std::sync::OnceLock<[V; 21]> = std::sync::OnceLock::new();
         let k = KEYS.get_or_init(|| {
             [
                 "action",
@@ -225,6 +254,7 @@ impl PolicyInput {
                 "hour",
                 "rfc3339",
                 "weekday",
+                "param_sources",
             ]
             .map(V::from)
         });
@@ -245,6 +275,7 @@ impl PolicyInput {
         }
         let action = object([
             (&k[1], V::from(self.action.name.as_str())),
+            (&k[20], strings(&self.action.param_sources)),
             (&k[2], strings(&self.action.params)),
         ]);
         let rate = object([
@@ -280,12 +311,60 @@ impl PolicyInput {
     }
 }
 
-fn affected_resources(action: &Action) -> u32 {
-    action
-        .params
-        .get(AFFECTED_RESOURCES_PARAM)
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(1)
+/// How many resources `action` touches, read from live state (never from a
+/// parameter a proposer could set): a drain, the node and every pod the fleet
+/// places on it (`on_connector`: the resources of the target's connector); a
+/// scale, the change in replicas (1 at least: the workload itself); a rollout
+/// restart, every replica it replaces; any other action (a service, a host, a
+/// pod, a secret), the one thing it targets. Where the live count is unknown
+/// (no recorded replicas), the largest the action could touch is used.
+pub fn affected_resources(
+    action: &Action,
+    target: Option<&Resource>,
+    on_connector: &[&Resource],
+) -> u32 {
+    let attr = |key: &str| -> Option<u32> {
+        target
+            .and_then(|t| t.attributes.get(key))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let param =
+        |key: &str| -> Option<u32> { action.params.get(key).and_then(|v| v.trim().parse().ok()) };
+    let n = match action.name.as_str() {
+        "drain" | "drain_node" => {
+            let node = target.map(|t| t.name.as_str()).unwrap_or_default();
+            let pods = on_connector
+                .iter()
+                .filter(|r| r.kind == "pod" && !node.is_empty())
+                .filter(|r| r.attributes.get("node").map(String::as_str) == Some(node))
+                .count();
+            1 + u32::try_from(pods).unwrap_or(u32::MAX)
+        }
+        "scale" | "set_desired_count" => {
+            let key = if action.name == "scale" {
+                "replicas"
+            } else {
+                "desired_count"
+            };
+            let current = attr(if action.name == "scale" {
+                "replicas"
+            } else {
+                "desired_count"
+            });
+            match (param(key), current) {
+                (Some(new), Some(now)) => new.abs_diff(now),
+                // Unknown current size: the whole new size may be new.
+                (Some(new), None) => new,
+                (None, Some(now)) => now,
+                (None, None) => 1,
+            }
+        }
+        "rollout_restart" | "force_new_deployment" => attr("replicas")
+            .or_else(|| attr("desired_count"))
+            .unwrap_or(1),
+        _ => 1,
+    };
+    n.max(1)
 }
 
 fn freeze_override(action: &Action) -> bool {
@@ -295,20 +374,41 @@ fn freeze_override(action: &Action) -> bool {
         .is_some_and(|v| v == "true")
 }
 
-/// Counts executed actions in the windows ending at `now` (inclusive); events
-/// stamped after `now` are ignored, so the count is a function of the log and `now`.
+/// Counts the remediations other than `except` that were approved or are
+/// under way in the windows ending at `now` (inclusive): one cleared to run
+/// (approved, executing, validating, restoring) counts as of now, whenever it
+/// was approved, so a burst approved together is seen before any of it runs;
+/// a finished one counts by when it was approved or executed. Events stamped
+/// after `now` are ignored, so the count is a function of the log and `now`.
 pub fn rate_counts(
     state: &State,
+    except: u64,
     environment: Environment,
     team: &str,
     now: DateTime<Utc>,
 ) -> RateInput {
+    use crate::state::Stage;
     let minute_ago = now - Duration::minutes(1);
     let hour_ago = now - Duration::hours(1);
     let mut rate = RateInput::default();
     for rem in state.remediations.values() {
-        let Some(at) = rem.executed_at else { continue };
-        if at > now || at <= hour_ago {
+        if rem.id == except || rem.proposed_at > now {
+            continue;
+        }
+        let in_flight = matches!(
+            rem.stage,
+            Stage::Approved | Stage::Executing | Stage::Validating | Stage::Restoring
+        );
+        let at = if in_flight {
+            now
+        } else {
+            let stamps = [rem.approved_at, rem.executed_at];
+            match stamps.into_iter().flatten().filter(|t| *t <= now).max() {
+                Some(t) => t,
+                None => continue,
+            }
+        };
+        if at <= hour_ago {
             continue;
         }
         if rem.environment == environment {
@@ -334,6 +434,7 @@ mod tests {
         let input = PolicyInput {
             action: ActionInput {
                 name: "scale".into(),
+                param_sources: BTreeMap::from([("z".into(), "alert".into())]),
                 params: BTreeMap::from([("z".into(), "1".into()), ("a".into(), "\"q\"".into())]),
             },
             affected_resources: 2,

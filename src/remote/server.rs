@@ -242,6 +242,7 @@ async fn alertmanager_webhook(
         let item = Intake::Alert {
             alert,
             recorded: Some(tx),
+            posted_by: Some(principal.name.clone()),
         };
         if shared.parts.intake.send(item).await.is_err() {
             return plain(StatusCode::SERVICE_UNAVAILABLE, "the runtime is stopping\n");
@@ -498,10 +499,7 @@ async fn session(shared: &Shared, peer: SocketAddr, principal: &Principal, mut w
                         let envelope = CommandEnvelope {
                             command,
                             // The token's principal, whatever the console thinks it is.
-                            by: Identity {
-                                name: principal.name.clone(),
-                                source: Some(peer.ip().to_string()),
-                            },
+                            by: Identity::token(principal.name.clone(), Some(peer.ip().to_string())),
                             reply: Some(tx),
                         };
                         if parts.commands.send(envelope).await.is_err() {

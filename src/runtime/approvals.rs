@@ -2,19 +2,49 @@
 //! or deny, and when a remediation is cleared to run. Pure functions over the
 //! projected state, so the supervisor and the property tests use the same code.
 
+use chrono::{DateTime, Utc};
+
+use super::command::Identity;
+use super::policy::PolicyGate;
+use crate::event::{Authentication, PolicyDecision};
 use crate::state::{Remediation, Stage, State, same_person};
 
-/// Whether `by` may approve remediation `id` now.
-pub fn check_approval(state: &State, id: u64, by: &str, read_only: bool) -> Result<(), String> {
+/// Whether `by` may approve remediation `id` now. Only an authenticated
+/// principal (an OS account or a token's principal) counts, unless
+/// `declared_ok` (the target is on the demo's simulated fleet); one principal
+/// counts once however many consoles it uses; whoever asked for the
+/// remediation, or posted an alert it answers, never counts.
+pub fn check_approval(
+    state: &State,
+    id: u64,
+    by: &Identity,
+    declared_ok: bool,
+    read_only: bool,
+) -> Result<(), String> {
     if read_only {
         return Err("read-only mode: approvals are disabled".into());
     }
     let rem = awaiting(state, id)?;
-    if same_person(&rem.requested_by, by) {
+    let name = by.name.as_str();
+    if name.trim().is_empty() {
+        return Err("an approval needs a principal".into());
+    }
+    if by.auth == Authentication::Declared && !declared_ok {
+        return Err(format!(
+            "\"{name}\" is a declared name, not an authenticated principal: on real \
+             connectors an approval counts only from an OS account or a token's principal"
+        ));
+    }
+    if same_person(&rem.requested_by, name) {
         return Err("the requester cannot approve their own remediation".into());
     }
-    if rem.approvals.iter().any(|a| same_person(&a.by, by)) {
-        return Err(format!("{by} has already approved #{id}"));
+    if rem.alert_posters.iter().any(|p| same_person(p, name)) {
+        return Err(format!(
+            "{name} posted an alert this remediation answers, so counts as its requester"
+        ));
+    }
+    if rem.approvals.iter().any(|a| same_person(&a.by, name)) {
+        return Err(format!("{name} has already approved #{id}"));
     }
     Ok(())
 }
@@ -87,6 +117,49 @@ pub fn cleared_for_execution(rem: &Remediation, read_only: bool) -> bool {
         && rem.denial.is_none()
 }
 
+/// What the policy says, asked again, about a remediation cleared to run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recheck {
+    /// Still allowed with no more approvals than it has: start it.
+    Start,
+    /// Denied now (a freeze began, a rate limit filled while approvals came
+    /// in) or it now needs more approvals: the new decision and why.
+    Stop {
+        decision: PolicyDecision,
+        why: String,
+    },
+}
+
+/// Asks `gate` again, at `now`, about remediation `id` just before it would
+/// start: an allow and approvals from as many distinct principals (not its
+/// requesters) as the decision now requires let it start.
+pub fn recheck(
+    state: &State,
+    id: u64,
+    gate: &dyn PolicyGate,
+    requester_team: &str,
+    now: DateTime<Utc>,
+) -> Recheck {
+    let counted = state
+        .remediations
+        .get(&id)
+        .map_or(0, |r| r.counted_approvers().len() as u32);
+    let decision = gate.decide(state, id, requester_team, now);
+    let allowed = decision.allow && decision.deny.is_empty();
+    if allowed && decision.required_approvals <= counted {
+        return Recheck::Start;
+    }
+    let why = if allowed {
+        format!(
+            "the policy now requires {} approval(s); {counted} given",
+            decision.required_approvals
+        )
+    } else {
+        format!("the policy now denies it: {}", decision.deny.join("; "))
+    };
+    Recheck::Stop { decision, why }
+}
+
 fn awaiting(state: &State, id: u64) -> Result<&Remediation, String> {
     let rem = state
         .remediations
@@ -120,125 +193,4 @@ fn decided_by(rem: &Remediation) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeSet;
-
-    use chrono::{DateTime, Duration, Utc};
-    use proptest::prelude::*;
-
-    use super::*;
-    use crate::event::*;
-
-    #[derive(Debug, Clone)]
-    enum Attempt {
-        Approve(String),
-        Deny(String, String),
-    }
-
-    fn attempt() -> impl Strategy<Value = Attempt> {
-        // "req" is the requester; names repeat so duplicates are common.
-        let name = prop_oneof![
-            Just("req".to_string()),
-            Just("ana".to_string()),
-            Just("bo".to_string()),
-            Just("cy".to_string()),
-            Just("di".to_string()),
-        ];
-        prop_oneof![
-            8 => name.clone().prop_map(Attempt::Approve),
-            1 => (name, prop_oneof![Just(String::new()), Just("no".to_string())])
-                .prop_map(|(n, r)| Attempt::Deny(n, r)),
-        ]
-    }
-
-    fn t0() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-02-02T00:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc)
-    }
-
-    proptest! {
-        /// Whatever the decision and however approvals arrive, a remediation is
-        /// cleared only with an allow and enough distinct non-requester
-        /// approvers, and never after a denial or a deny decision.
-        #[test]
-        fn never_cleared_without_allow_and_distinct_approvals(
-            env in prop_oneof![Just(Environment::Development), Just(Environment::Staging), Just(Environment::Production)],
-            allow in any::<bool>(),
-            deny_reasons in prop::collection::vec("[a-z]{3}", 0..2),
-            required in 0u32..4,
-            read_only in any::<bool>(),
-            attempts in prop::collection::vec(attempt(), 0..12),
-        ) {
-            let mut events = vec![
-                EventKind::RemediationProposed {
-                    playbook: None,
-                    incident: None,
-                    investigation: None,
-                    action: Action::new("restart_pod", ResourceId::new("r")),
-                    environment: env,
-                    team: "t".into(),
-                    reason: "r".into(),
-                    requested_by: "req".into(),
-                },
-                EventKind::PolicyDecided {
-                    remediation: 1,
-                    decision: PolicyDecision {
-                        // The gate enforces "deny wins"; the fold must hold even if it did not.
-                        allow,
-                        deny: deny_reasons.clone(),
-                        required_approvals: required,
-                        risk: Risk::High,
-                        controls: vec![],
-                        bundle_hash: String::new(),
-                        input_digest: String::new(),
-                    },
-                },
-            ];
-            if allow && required > 0 {
-                events.push(EventKind::ApprovalRequested { remediation: 1, required, expires_at: t0() });
-            }
-            let mut state = State::new();
-            let mut seq = 0;
-            let mut prev = ChainHash::GENESIS;
-            let mut fold = |state: &mut State, kind: EventKind| {
-                seq += 1;
-                let (e, _) = Event::seal(seq, prev, NewEvent::new(t0() + Duration::seconds(seq as i64), "t", kind));
-                prev = e.hash;
-                state.apply(&e);
-            };
-            for k in events { fold(&mut state, k); }
-            let mut approvers: BTreeSet<String> = BTreeSet::new();
-            let mut denied = false;
-            for a in attempts {
-                match a {
-                    Attempt::Approve(by) => {
-                        if check_approval(&state, 1, &by, read_only).is_ok() {
-                            prop_assert!(by != "req" && !approvers.contains(&by));
-                            approvers.insert(by.clone());
-                            fold(&mut state, EventKind::ApprovalGranted { remediation: 1, by, comment: String::new(), source: None });
-                        }
-                    }
-                    Attempt::Deny(by, reason) => {
-                        if check_denial(&state, 1, &reason, read_only).is_ok() {
-                            prop_assert!(!reason.trim().is_empty());
-                            denied = true;
-                            fold(&mut state, EventKind::ApprovalDenied { remediation: 1, by, reason, source: None });
-                        }
-                    }
-                }
-                let rem = &state.remediations[&1];
-                if cleared_for_execution(rem, read_only) {
-                    prop_assert!(!read_only);
-                    prop_assert!(allow);
-                    prop_assert!(deny_reasons.is_empty(), "deny wins");
-                    prop_assert!(!denied);
-                    prop_assert!(approvers.len() as u32 >= required);
-                }
-            }
-            if read_only {
-                prop_assert!(approvers.is_empty());
-            }
-        }
-    }
-}
+mod tests;

@@ -3,48 +3,104 @@
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::event::ResourceId;
+use crate::event::{Authentication, ResourceId};
 
-/// Who is asking, and from where.
+/// Who is asking, how the runtime knows it, and from where.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
-    /// The operator's name (`$SHIELDOPS_USER`, the login name, or a token's principal).
+    /// The principal: the OS account of the console's real uid, a token's
+    /// principal, or (demo only) a declared name. Approvals count this.
     pub name: String,
     /// Where they connected from (`SSH_CONNECTION`'s source address), if known.
     pub source: Option<String>,
+    /// How `name` was established.
+    #[serde(default = "declared")]
+    pub auth: Authentication,
+    /// A name the operator declared (`$SHIELDOPS_USER`), shown beside the
+    /// principal and recorded, never counted as anyone.
+    #[serde(default)]
+    pub declared_name: Option<String>,
+}
+
+fn declared() -> Authentication {
+    Authentication::Declared
 }
 
 impl Identity {
-    /// The local operator: `$SHIELDOPS_USER`, else the login name; with the SSH source if any.
+    /// The local operator: the OS account of this process's real uid (what
+    /// the kernel vouches for), with `$SHIELDOPS_USER` kept only as a declared
+    /// name beside it, and the SSH source if any.
     pub fn local() -> Self {
-        let name = std::env::var("SHIELDOPS_USER")
+        let declared_name = std::env::var("SHIELDOPS_USER")
             .ok()
-            .filter(|s| !s.trim().is_empty())
-            .or_else(|| std::env::var("USER").ok().filter(|s| !s.is_empty()))
-            .or_else(|| std::env::var("LOGNAME").ok().filter(|s| !s.is_empty()))
-            .or_else(login_name_from_passwd)
-            .unwrap_or_else(|| "unknown".to_string());
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
         let source = std::env::var("SSH_CONNECTION")
             .ok()
             .and_then(|s| s.split_whitespace().next().map(str::to_string));
-        Self { name, source }
+        Self {
+            name: os_account(),
+            source,
+            auth: Authentication::OsAccount,
+            declared_name,
+        }
+    }
+
+    /// A remote operator: the principal of the token the listener checked.
+    pub fn token(principal: impl Into<String>, source: Option<String>) -> Self {
+        Self {
+            name: principal.into(),
+            source,
+            auth: Authentication::Token,
+            declared_name: None,
+        }
+    }
+
+    /// A name nobody checked (the demo's `--approve-as`, a display label): it
+    /// counts as an approver only where the runtime accepts declared names.
+    pub fn declared(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            source: None,
+            auth: Authentication::Declared,
+            declared_name: None,
+        }
     }
 }
 
-/// The login name of this process's real uid, from `/proc` and `/etc/passwd`
-/// (for sessions where neither `USER` nor `LOGNAME` is set, e.g. under tmux or cron).
-fn login_name_from_passwd() -> Option<String> {
+/// The OS account of this process's real uid: its name from the password
+/// database, else `uid:N`. Environment variables (`USER`, `LOGNAME`) are
+/// never read: anyone can set them.
+pub fn os_account() -> String {
+    match real_uid() {
+        Some(uid) => account_name(
+            uid,
+            &std::fs::read_to_string("/etc/passwd").unwrap_or_default(),
+        )
+        .unwrap_or_else(|| format!("uid:{uid}")),
+        None => "uid:unknown".to_string(),
+    }
+}
+
+/// The real uid (the first of `Uid:` in `/proc/self/status`), which a
+/// set-uid program cannot change and the environment does not affect.
+fn real_uid() -> Option<u32> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let uid = status
+    status
         .lines()
         .find_map(|l| l.strip_prefix("Uid:"))?
         .split_whitespace()
         .next()?
-        .to_string();
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+        .parse()
+        .ok()
+}
+
+/// The first account in `passwd` text with `uid`.
+fn account_name(uid: u32, passwd: &str) -> Option<String> {
     passwd.lines().find_map(|line| {
         let fields: Vec<&str> = line.split(':').collect();
-        (fields.len() > 2 && fields[2] == uid).then(|| fields[0].to_string())
+        (fields.len() > 2 && fields[2].parse() == Ok(uid) && !fields[0].is_empty())
+            .then(|| fields[0].to_string())
     })
 }
 
@@ -119,4 +175,27 @@ pub struct CommandEnvelope {
     pub command: Command,
     pub by: Identity,
     pub reply: Option<oneshot::Sender<CommandReply>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_name_is_read_by_uid_not_by_name() {
+        let passwd = "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\nmallory:x:1001:1001::/home/m:/bin/sh\n";
+        assert_eq!(account_name(1000, passwd).as_deref(), Some("alice"));
+        assert_eq!(account_name(0, passwd).as_deref(), Some("root"));
+        assert_eq!(account_name(4242, passwd), None);
+        assert_eq!(account_name(1000, "garbage\n::1000\n"), None);
+    }
+
+    #[test]
+    fn local_identity_ignores_the_declared_name() {
+        // Whatever SHIELDOPS_USER or USER say, the principal is the real uid's account.
+        let me = Identity::local();
+        assert_eq!(me.auth, Authentication::OsAccount);
+        assert_eq!(me.name, os_account());
+        assert!(!me.name.is_empty());
+    }
 }

@@ -6,6 +6,7 @@ pub mod command;
 pub mod loop_stats;
 pub mod policy;
 mod preview;
+pub mod provenance;
 pub mod snapshots;
 mod supervisor;
 
@@ -37,7 +38,8 @@ pub struct RuntimeOptions {
     /// Refuse approvals and never execute anything.
     pub read_only: bool,
     pub approval_ttl: Duration,
-    /// Contacts escalated to, in order, when an approval waits past its TTL.
+    /// Contacts escalated to, in order, when an approval waits past its TTL;
+    /// the notifier delivers each through the channels `[notify.escalation]` maps it to.
     pub escalation_chain: Vec<String>,
     /// Top-hypothesis confidence at which a remediation is proposed.
     pub auto_propose_confidence: f64,
@@ -63,6 +65,8 @@ pub struct RuntimeOptions {
     /// The offline vulnerability database the security agent matches
     /// against; `None` uses only the embedded advisories.
     pub vulndb: Option<crate::agents::security::VulnDbSettings>,
+    /// `[teams]`: principal → the team it acts for (policy team scoping).
+    pub teams: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for RuntimeOptions {
@@ -70,7 +74,9 @@ impl Default for RuntimeOptions {
         Self {
             read_only: false,
             approval_ttl: Duration::from_secs(15 * 60),
-            escalation_chain: vec!["oncall-secondary".into(), "incident-commander".into()],
+            // Escalation reaches people only through configured channels
+            // (`[notify.escalation]`), so by default there is none.
+            escalation_chain: Vec::new(),
             auto_propose_confidence: 0.6,
             correlation_window: Duration::from_secs(10 * 60),
             discovery_interval: Duration::from_secs(5),
@@ -85,6 +91,7 @@ impl Default for RuntimeOptions {
             cost: Default::default(),
             fleet_changed: Arc::new(Notify::new()),
             vulndb: None,
+            teams: Default::default(),
         }
     }
 }
@@ -119,6 +126,9 @@ pub enum Intake {
     Alert {
         alert: Alert,
         recorded: Option<oneshot::Sender<()>>,
+        /// The authenticated principal that posted it (a token's principal);
+        /// `None` for alerts the console produced itself (the demo scenario).
+        posted_by: Option<String>,
     },
     ScenarioFinished(String),
 }

@@ -8,9 +8,16 @@ use crate::state::State;
 
 /// Decides whether a proposed remediation may run and what it needs.
 pub trait PolicyGate: Send + Sync {
-    /// The decision for remediation `id` as the state stands at `now`.
+    /// The decision for remediation `id` as the state stands at `now`, its
+    /// requester acting for `requester_team` ("" when the requester has none).
     /// Implementations fail closed: any error is a deny that says what failed.
-    fn decide(&self, state: &State, id: u64, now: DateTime<Utc>) -> PolicyDecision;
+    fn decide(
+        &self,
+        state: &State,
+        id: u64,
+        requester_team: &str,
+        now: DateTime<Utc>,
+    ) -> PolicyDecision;
 
     /// Every compliance control's result over an inventory document. A gate
     /// without compliance rules says so as an error, which makes every
@@ -36,14 +43,19 @@ pub fn deny(reason: impl Into<String>) -> PolicyDecision {
     }
 }
 
-/// The Rego bundle decides. The requester acts for the team that owns the
-/// target (agents propose on a team's behalf), so team scoping applies to it.
+/// The Rego bundle decides, on the input built from the projected state.
 impl PolicyGate for crate::policy::Gate {
-    fn decide(&self, state: &State, id: u64, now: DateTime<Utc>) -> PolicyDecision {
-        let Some(rem) = state.remediations.get(&id) else {
+    fn decide(
+        &self,
+        state: &State,
+        id: u64,
+        requester_team: &str,
+        now: DateTime<Utc>,
+    ) -> PolicyDecision {
+        if !state.remediations.contains_key(&id) {
             return deny(format!("remediation #{id} is not in the state"));
-        };
-        match crate::policy::PolicyInput::for_remediation(state, id, &rem.team, now) {
+        }
+        match crate::policy::PolicyInput::for_remediation(state, id, requester_team, now) {
             Some(input) => crate::policy::Gate::decide(self, &input),
             None => deny(format!(
                 "cannot build the policy input for remediation #{id}"

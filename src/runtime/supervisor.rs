@@ -20,6 +20,7 @@ use super::approvals;
 use super::command::{Command, CommandEnvelope, CommandReply, Identity};
 use super::policy::PolicyGate;
 use super::preview::{self, Previewed};
+use super::provenance::{self, Proposer};
 use super::{Intake, RuntimeOptions, RuntimeStatus};
 use crate::agents::AgentContext;
 use crate::agents::investigation::{InvestigationJob, investigate};
@@ -197,9 +198,13 @@ impl Supervisor {
 
     async fn intake(&mut self, item: Intake) {
         match item {
-            Intake::Alert { alert, recorded } => {
+            Intake::Alert {
+                alert,
+                recorded,
+                posted_by,
+            } => {
                 let event = self
-                    .record("intake", EventKind::AlertReceived { alert })
+                    .record("intake", EventKind::AlertReceived { alert, posted_by })
                     .await;
                 if let (Some(_), Some(ack)) = (event, recorded) {
                     let _ = ack.send(());
@@ -215,7 +220,7 @@ impl Supervisor {
     /// The one place where the supervisor decides what follows from a fact.
     async fn react(&mut self, event: Event) {
         match &event.kind {
-            EventKind::AlertReceived { alert } => {
+            EventKind::AlertReceived { alert, .. } => {
                 if alert.status == AlertStatus::Resolved {
                     if let Some(&id) = self.state.open_fingerprints.get(&alert.fingerprint) {
                         self.resolve_if_idle(id, "alert resolved by itself").await;
@@ -474,10 +479,15 @@ impl Supervisor {
             }
             return;
         };
-        // Only an operator can ask for a change-freeze override, never a
-        // playbook or an analyzer.
-        let mut action = action;
-        action.params.remove(crate::policy::FREEZE_OVERRIDE_PARAM);
+        // Each parameter's source is recorded by the runtime; only an
+        // operator can ask for a change-freeze override, never a playbook or
+        // an analyzer.
+        let proposer = if playbook.is_some() {
+            Proposer::Playbook
+        } else {
+            Proposer::Computed
+        };
+        let action = provenance::prepare(action, proposer, &self.state);
         let kind = EventKind::RemediationProposed {
             incident: Some(incident),
             investigation: Some(investigation),
@@ -513,7 +523,10 @@ impl Supervisor {
             .and_then(|r| crate::connectors::linux::guardrails::check(&r.action));
         let decision = match refused {
             Some(why) => super::policy::deny(why),
-            None => self.policy.decide(&self.state, remediation, now),
+            None => {
+                let team = self.requester_team(remediation);
+                self.policy.decide(&self.state, remediation, &team, now)
+            }
         };
         let allow = decision.allow && decision.deny.is_empty();
         if allow {
@@ -646,23 +659,17 @@ impl Supervisor {
         {
             return;
         }
-        let counted = rem.counted_approvers().len() as u32;
         let before = rem.decision.clone();
         let now = self.ctx.clock.now();
-        let again = self.policy.decide(&self.state, remediation, now);
-        let still_allowed = again.allow && again.deny.is_empty();
-        if still_allowed && again.required_approvals <= counted {
-            self.spawn_execution(remediation, Resume::Start);
-            return;
-        }
-        let why = if still_allowed {
-            format!(
-                "the policy now requires {} approval(s); {counted} given",
-                again.required_approvals
-            )
-        } else {
-            format!("the policy now denies it: {}", again.deny.join("; "))
-        };
+        let team = self.requester_team(remediation);
+        let (again, why) =
+            match approvals::recheck(&self.state, remediation, &*self.policy, &team, now) {
+                approvals::Recheck::Start => {
+                    self.spawn_execution(remediation, Resume::Start);
+                    return;
+                }
+                approvals::Recheck::Stop { decision, why } => (decision, why),
+            };
         tracing::warn!(remediation, ?before, "{why}");
         self.record_batch(vec![
             (
@@ -804,7 +811,13 @@ impl Supervisor {
                 remediation,
                 comment,
             } => {
-                approvals::check_approval(&self.state, remediation, &by.name, self.opts.read_only)?;
+                approvals::check_approval(
+                    &self.state,
+                    remediation,
+                    by,
+                    self.on_simulated_fleet(remediation),
+                    self.opts.read_only,
+                )?;
                 self.record(
                     &format!("operator:{}", by.name),
                     EventKind::ApprovalGranted {
@@ -812,6 +825,8 @@ impl Supervisor {
                         by: by.name.clone(),
                         comment,
                         source: by.source.clone(),
+                        auth: Some(by.auth),
+                        declared_name: by.declared_name.clone(),
                     },
                 )
                 .await
@@ -830,6 +845,8 @@ impl Supervisor {
                         by: by.name.clone(),
                         reason,
                         source: by.source.clone(),
+                        auth: Some(by.auth),
+                        declared_name: by.declared_name.clone(),
                     },
                 )
                 .await
@@ -846,10 +863,11 @@ impl Supervisor {
                     &reason,
                     self.opts.read_only,
                 )?;
-                let action = rem
-                    .action
-                    .clone()
-                    .with(crate::policy::FREEZE_OVERRIDE_PARAM, "true");
+                let action = provenance::with_operator_param(
+                    rem.action.clone(),
+                    crate::policy::FREEZE_OVERRIDE_PARAM,
+                    "true",
+                );
                 let kind = EventKind::RemediationProposed {
                     incident: rem.incident,
                     investigation: rem.investigation,
@@ -938,6 +956,34 @@ impl Supervisor {
                 Ok("shutting down".into())
             }
         }
+    }
+
+    /// The team the requester of remediation `id` acts for: an agent acts
+    /// for the team that owns the target; a person (or token) for the team
+    /// `[teams]` maps the principal to, and for none when it is not mapped.
+    fn requester_team(&self, id: u64) -> String {
+        let Some(rem) = self.state.remediations.get(&id) else {
+            return String::new();
+        };
+        if rem.requested_by.starts_with("agent:") {
+            return self
+                .state
+                .fleet
+                .get(&rem.action.target)
+                .map_or_else(|| rem.team.clone(), |v| v.resource.team.clone());
+        }
+        team_of(&self.opts.teams, &rem.requested_by)
+    }
+
+    /// Whether remediation `id` targets the demo's simulated fleet, the only
+    /// place a declared approver name counts (nothing real changes there).
+    fn on_simulated_fleet(&self, id: u64) -> bool {
+        self.state
+            .remediations
+            .get(&id)
+            .and_then(|r| self.state.fleet.get(&r.action.target))
+            .and_then(|v| self.ctx.registry.get(&v.resource.connector))
+            .is_some_and(|c| c.simulated())
     }
 
     /// Asks the resource's connector what it can show (events, log tail) on a
@@ -1035,6 +1081,8 @@ impl Supervisor {
         } else {
             "cost-rightsizing"
         };
+        // The operator chose to propose it; the cost agent computed its parameters.
+        let action = provenance::prepare(action, Proposer::Computed, &self.state);
         let kind = EventKind::RemediationProposed {
             incident: None,
             investigation: None,
@@ -1071,19 +1119,11 @@ impl Supervisor {
                 .get(&id)
                 .map_or(1, |r| r.required_approvals);
             // Each escalation (or the expiry) is one batch: a crash between its
-            // parts must not skip a contact or a whole TTL.
+            // parts must not skip a contact or a whole TTL. The notifier
+            // delivers `approval_escalated` through the channels the contact
+            // is mapped to and records each delivery as it happens.
             let facts = match self.opts.escalation_chain.get(level).cloned() {
                 Some(contact) => vec![
-                    (
-                        "notify",
-                        EventKind::NotificationSent {
-                            channel: "escalation".into(),
-                            to: contact.clone(),
-                            subject: format!("remediation #{id} is waiting for approval"),
-                            event_seq: None,
-                            attempt: 0,
-                        },
-                    ),
                     (
                         ACTOR,
                         EventKind::ApprovalEscalated {
@@ -1290,4 +1330,16 @@ impl Supervisor {
             }
         });
     }
+}
+
+/// The team `[teams]` maps `principal` to (names compared as people are), or "".
+pub(super) fn team_of(
+    teams: &std::collections::BTreeMap<String, String>,
+    principal: &str,
+) -> String {
+    teams
+        .iter()
+        .find(|(p, _)| crate::state::same_person(p, principal))
+        .map(|(_, t)| t.clone())
+        .unwrap_or_default()
 }

@@ -38,6 +38,10 @@ pub struct Incident {
     pub alert_firing: bool,
     pub investigation: Option<u64>,
     pub remediations: Vec<u64>,
+    /// Principals that posted any of its alerts: they caused whatever is
+    /// proposed for it, so they count as its requesters, never its approvers.
+    #[serde(default)]
+    pub alert_posters: std::collections::BTreeSet<String>,
 }
 
 /// Where an investigation stands.
@@ -95,10 +99,17 @@ pub(super) fn apply(state: &mut State, event: &Event) {
     let at = event.at;
     let seq = event.seq;
     match &event.kind {
-        EventKind::AlertReceived { alert } => {
+        EventKind::AlertReceived { alert, posted_by } => {
             state
                 .fleet
                 .note(&alert.resource, seq, crate::event::summary(&event.kind));
+            // Kept until the alert is folded into an incident (the next step
+            // the supervisor records for a firing alert).
+            if let Some(by) = posted_by
+                && alert.status != AlertStatus::Resolved
+            {
+                state.alert_posters.insert(seq, by.clone());
+            }
             if alert.status == AlertStatus::Resolved
                 && let Some(id) = state.open_fingerprints.get(&alert.fingerprint)
                 && let Some(incident) = state.incidents.get_mut(id)
@@ -134,6 +145,7 @@ pub(super) fn apply(state: &mut State, event: &Event) {
                     alert_firing: true,
                     investigation: None,
                     remediations: Vec::new(),
+                    alert_posters: state.alert_posters.remove(alert_seq).into_iter().collect(),
                 },
             );
             state.open_fingerprints.insert(fingerprint.clone(), seq);
@@ -145,9 +157,11 @@ pub(super) fn apply(state: &mut State, event: &Event) {
             incident,
             alert_seq,
         } => {
+            let poster = state.alert_posters.remove(alert_seq);
             if let Some(inc) = state.incidents.get_mut(incident) {
                 inc.alerts.push(*alert_seq);
                 inc.alert_firing = true;
+                inc.alert_posters.extend(poster);
             }
         }
         EventKind::IncidentAcknowledged { incident, by } => {

@@ -76,6 +76,9 @@ pub struct State {
     pub agents: BTreeMap<String, AgentStatus>,
     pub recent: VecDeque<EventLine>,
     pub scenario_finished: bool,
+    /// Who posted each firing alert not yet folded into an incident (alert seq → principal).
+    #[serde(default)]
+    pub alert_posters: BTreeMap<u64, String>,
 }
 
 impl State {

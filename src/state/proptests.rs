@@ -119,6 +119,8 @@ fn kind_strategy() -> impl Strategy<Value = EventKind> {
             by,
             comment: "ok".into(),
             source: None,
+            auth: None,
+            declared_name: None,
         }),
         id.clone()
             .prop_map(|remediation| EventKind::RemediationFinished {

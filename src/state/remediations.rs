@@ -61,6 +61,9 @@ pub struct ApprovalRecord {
     pub by: String,
     pub comment: String,
     pub source: Option<String>,
+    /// How `by` was authenticated (none in logs from before it was recorded).
+    #[serde(default)]
+    pub auth: Option<crate::event::Authentication>,
     pub at: DateTime<Utc>,
     pub seq: u64,
 }
@@ -76,6 +79,10 @@ pub struct Remediation {
     pub team: String,
     pub reason: String,
     pub requested_by: String,
+    /// Principals that posted the alerts of its incident: requesters too, so
+    /// none of them can approve it.
+    #[serde(default)]
+    pub alert_posters: BTreeSet<String>,
     /// The playbook whose validation and failure plan apply.
     pub playbook: Option<String>,
     pub proposed_at: DateTime<Utc>,
@@ -92,6 +99,9 @@ pub struct Remediation {
     pub snapshot: Option<Snapshot>,
     pub execution: Option<ActionOutcome>,
     pub executed_at: Option<DateTime<Utc>>,
+    /// When it was cleared to run (every approval in, or none needed).
+    #[serde(default)]
+    pub approved_at: Option<DateTime<Utc>>,
     pub validation: Option<(bool, String)>,
     /// When validation finished (time to validation is learned from it).
     #[serde(default)]
@@ -106,12 +116,18 @@ impl Remediation {
     /// Distinct approvers who count: the requester never does. Names are
     /// compared as [`same_person`] does, so `Alice` and `alice ` are one person.
     pub fn counted_approvers(&self) -> BTreeSet<String> {
-        let requester = person(&self.requested_by);
         self.approvals
             .iter()
+            .filter(|a| !self.is_requester(&a.by))
             .map(|a| person(&a.by))
-            .filter(|by| *by != requester)
             .collect()
+    }
+
+    /// Whether `name` asked for this remediation: its requester, or a
+    /// principal that posted an alert it answers.
+    pub fn is_requester(&self, name: &str) -> bool {
+        same_person(&self.requested_by, name)
+            || self.alert_posters.iter().any(|p| same_person(p, name))
     }
 
     /// How many more approvals are needed.
@@ -147,6 +163,10 @@ pub(super) fn apply(state: &mut State, event: &Event) {
         playbook,
     } = &event.kind
     {
+        let alert_posters = incident
+            .and_then(|id| state.incidents.get(&id))
+            .map(|inc| inc.alert_posters.clone())
+            .unwrap_or_default();
         state.remediations.insert(
             seq,
             Remediation {
@@ -158,6 +178,7 @@ pub(super) fn apply(state: &mut State, event: &Event) {
                 team: team.clone(),
                 reason: reason.clone(),
                 requested_by: requested_by.clone(),
+                alert_posters,
                 playbook: playbook.clone(),
                 proposed_at: at,
                 decision: None,
@@ -170,6 +191,7 @@ pub(super) fn apply(state: &mut State, event: &Event) {
                 snapshot: None,
                 execution: None,
                 executed_at: None,
+                approved_at: None,
                 validation: None,
                 validated_at: None,
                 restore: None,
@@ -207,6 +229,7 @@ pub(super) fn apply(state: &mut State, event: &Event) {
             rem.decision = Some(decision.clone());
             if rem.approved_now() && rem.stage == Stage::Proposed {
                 rem.stage = Stage::Approved;
+                rem.approved_at = Some(at);
             }
         }
         EventKind::ApprovalRequested {
@@ -220,6 +243,7 @@ pub(super) fn apply(state: &mut State, event: &Event) {
             rem.expires_at = Some(*expires_at);
             if rem.stage == Stage::Proposed && rem.allowed() {
                 rem.stage = if rem.approved_now() {
+                    rem.approved_at = Some(at);
                     Stage::Approved
                 } else {
                     Stage::AwaitingApproval
@@ -230,26 +254,34 @@ pub(super) fn apply(state: &mut State, event: &Event) {
             by,
             comment,
             source,
+            auth,
             ..
         } => {
             rem.approvals.push(ApprovalRecord {
                 by: by.clone(),
                 comment: comment.clone(),
                 source: source.clone(),
+                auth: *auth,
                 at,
                 seq,
             });
             if rem.stage == Stage::AwaitingApproval && rem.approved_now() {
                 rem.stage = Stage::Approved;
+                rem.approved_at = Some(at);
             }
         }
         EventKind::ApprovalDenied {
-            by, reason, source, ..
+            by,
+            reason,
+            source,
+            auth,
+            ..
         } => {
             rem.denial = Some(ApprovalRecord {
                 by: by.clone(),
                 comment: reason.clone(),
                 source: source.clone(),
+                auth: *auth,
                 at,
                 seq,
             });

@@ -325,6 +325,7 @@ pub fn fixture_events() -> Vec<Event> {
                     status: AlertStatus::Firing,
                     source: "scenario".into(),
                 },
+                posted_by: None,
             },
         );
         let inc = next(
@@ -552,6 +553,7 @@ pub fn fixture_events() -> Vec<Event> {
                 status: AlertStatus::Firing,
                 source: "scenario".into(),
             },
+            posted_by: None,
         },
     );
     let inc = next(

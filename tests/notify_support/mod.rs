@@ -94,6 +94,22 @@ impl Bench {
         .seq
     }
 
+    /// Proposes a rollout restart of checkout, as the remediation agent; returns its id.
+    pub async fn propose_checkout_restart(&self) -> u64 {
+        self.append(EventKind::RemediationProposed {
+            incident: None,
+            investigation: None,
+            action: shieldops::event::Action::new("rollout_restart", ResourceId::new(CHECKOUT)),
+            environment: Environment::Production,
+            team: "payments".into(),
+            reason: "crash loop".into(),
+            requested_by: "agent:remediation".into(),
+            playbook: None,
+        })
+        .await
+        .seq
+    }
+
     /// Starts the notifier for `config_toml` (a whole config file), folding
     /// the log so far as the runtime would at start.
     pub fn start(&mut self, config_toml: &str) {

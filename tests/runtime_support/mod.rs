@@ -116,10 +116,7 @@ impl Driven {
             .commands
             .send(CommandEnvelope {
                 command,
-                by: Identity {
-                    name: name.into(),
-                    source: Some("10.0.0.7".into()),
-                },
+                by: Identity::token(name, Some("10.0.0.7".into())),
                 reply: Some(tx),
             })
             .await

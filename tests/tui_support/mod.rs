@@ -16,10 +16,7 @@ pub fn opts() -> TuiOptions {
         no_color: false,
         read_only: false,
         max_fps: 10,
-        identity: Identity {
-            name: "alice".into(),
-            source: Some("10.0.0.7".into()),
-        },
+        identity: Identity::token("alice", Some("10.0.0.7".into())),
         bell: true,
         desktop_notify: true,
         keys: Default::default(),

@@ -274,6 +274,10 @@ impl InfraConnector for SimConnector {
         self.provider
     }
 
+    fn simulated(&self) -> bool {
+        true
+    }
+
     async fn list_resources(&self, scope: &Scope) -> Result<Vec<Resource>> {
         let now = self.sim.clock.now();
         let inner = self.sim.lock();

@@ -197,7 +197,7 @@ fn the_embedded_bundle_decides_controls_from_the_inventory() {
 struct BrokenGate;
 
 impl PolicyGate for BrokenGate {
-    fn decide(&self, _: &State, _: u64, _: DateTime<Utc>) -> crate::event::PolicyDecision {
+    fn decide(&self, _: &State, _: u64, _: &str, _: DateTime<Utc>) -> crate::event::PolicyDecision {
         crate::runtime::policy::deny("test gate")
     }
     fn evaluate_compliance(&self, _: &Value) -> Result<Vec<ControlResult>, String> {
