@@ -149,6 +149,11 @@ pub async fn serve(
         );
         tracing::warn!(listen = %args.listen, "listening without TLS off loopback");
     }
+    let mut limits = config.remote.limits.clone();
+    limits
+        .validate()
+        .map_err(|e| anyhow::anyhow!("config: {e}"))?;
+    limits.max_connections = fit_descriptor_limit(limits.max_connections);
     let tokens = Tokens::new(config.remote.tokens.clone());
     if tokens.is_empty() {
         eprintln!(
@@ -188,6 +193,7 @@ pub async fn serve(
             tls: tls.clone(),
             clock: started.clock.clone(),
             speed: demo.speed.unwrap_or(config.demo.speed),
+            limits,
         },
         server_cancel.clone(),
     ));
@@ -209,6 +215,38 @@ pub async fn serve(
     started.finish().await?;
     // SIGTERM is the ordinary way to stop a service: a clean drain exits 0.
     Ok(if code == 143 { 0 } else { code })
+}
+
+/// Descriptors kept for everything that is not a connection (the event
+/// log's files, the rolling log, connectors' own sockets).
+const RESERVED_DESCRIPTORS: u64 = 256;
+
+/// Raises the soft descriptor limit to the hard one, so the connection cap
+/// can be held, and lowers the cap if even the hard limit cannot hold it:
+/// the listener must meet its own cap, never `EMFILE`.
+fn fit_descriptor_limit(max_connections: usize) -> usize {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit.clone()) {
+            tracing::warn!("cannot raise the descriptor limit: {e}");
+        }
+        limit = getrlimit(Resource::Nofile);
+    }
+    let Some(soft) = limit.current else {
+        return max_connections;
+    };
+    let fits = usize::try_from(soft.saturating_sub(RESERVED_DESCRIPTORS).max(1))
+        .unwrap_or(usize::MAX);
+    if fits < max_connections {
+        eprintln!(
+            "shieldops serve: WARNING: the descriptor limit ({soft}) holds only {fits} connections: remote.limits.max_connections lowered from {max_connections}"
+        );
+        tracing::warn!(soft, fits, max_connections, "connection cap lowered to fit the descriptor limit");
+        return fits;
+    }
+    max_connections
 }
 
 /// Attaches a console (or, headless, a JSON-lines printer) to a server.

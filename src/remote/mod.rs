@@ -6,12 +6,14 @@
 //! - [`server`]: the listener, the routes, one task per console session.
 //! - [`hub`]: the server's projection, for snapshots and metrics.
 //! - [`client`]: a checked, resuming connection for `attach`.
+//! - [`limits`]: connection caps, deadlines and per-principal rate limits.
 //! - [`alertmanager`], [`metrics`]: the HTTP API's formats.
 
 pub mod alertmanager;
 pub mod auth;
 pub mod client;
 pub mod hub;
+pub mod limits;
 pub mod metrics;
 pub mod protocol;
 pub mod server;
@@ -35,6 +37,8 @@ pub struct RemoteConfig {
     pub token: Option<Secret>,
     /// `attach`: the CA certificate (PEM) that signed the server's, for `wss://`.
     pub ca: Option<PathBuf>,
+    /// `serve`: connection caps, deadlines and rate limits (`[remote.limits]`).
+    pub limits: limits::Limits,
 }
 
 impl RemoteConfig {
