@@ -3,42 +3,16 @@
 //! trusts through `--ca`; plain `ws://` to the TLS port fails. Off loopback,
 //! `serve` refuses to start without TLS unless told `--insecure-listen`.
 
-use std::process::Command;
-
 use shieldops::remote::auth::Role;
 use shieldops::remote::client::AttachOptions;
 
 mod remote_support;
-use remote_support::{Console, Server, shieldops};
+use remote_support::{Console, Server, self_signed_cert, shieldops};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wss_with_a_trusted_certificate_and_nothing_in_clear_text() {
     let certs = tempfile::tempdir().unwrap();
-    let cert = certs.path().join("cert.pem");
-    let key = certs.path().join("key.pem");
-    let status = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost"])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap_or_else(|e| panic!("openssl is needed: run scripts/install-test-deps.sh ({e})"));
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
+    let (cert, key) = self_signed_cert(certs.path());
 
     let server = Server::start(
         &[("alice", Role::Viewer)],

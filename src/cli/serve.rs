@@ -237,13 +237,18 @@ fn fit_descriptor_limit(max_connections: usize) -> usize {
     let Some(soft) = limit.current else {
         return max_connections;
     };
-    let fits = usize::try_from(soft.saturating_sub(RESERVED_DESCRIPTORS).max(1))
-        .unwrap_or(usize::MAX);
+    let fits =
+        usize::try_from(soft.saturating_sub(RESERVED_DESCRIPTORS).max(1)).unwrap_or(usize::MAX);
     if fits < max_connections {
         eprintln!(
             "shieldops serve: WARNING: the descriptor limit ({soft}) holds only {fits} connections: remote.limits.max_connections lowered from {max_connections}"
         );
-        tracing::warn!(soft, fits, max_connections, "connection cap lowered to fit the descriptor limit");
+        tracing::warn!(
+            soft,
+            fits,
+            max_connections,
+            "connection cap lowered to fit the descriptor limit"
+        );
         return fits;
     }
     max_connections

@@ -505,7 +505,10 @@ mod tests {
         );
         assert!(r.take_reports().is_empty(), "each refusal reported once");
         let detail = reports[0].detail(&limits, Duration::from_secs(60));
-        assert!(detail.contains("102") && detail.contains("burst 2"), "{detail}");
+        assert!(
+            detail.contains("102") && detail.contains("burst 2"),
+            "{detail}"
+        );
     }
 
     #[test]

@@ -386,11 +386,12 @@ async fn alertmanager_webhook(
     };
     let count = alerts.len();
     let wanted = u32::try_from(count).unwrap_or(u32::MAX);
-    if let Err(refusal) =
-        shared
-            .rates
-            .take(&principal.name, Limited::Alerts, wanted, std::time::Instant::now())
-    {
+    if let Err(refusal) = shared.rates.take(
+        &principal.name,
+        Limited::Alerts,
+        wanted,
+        std::time::Instant::now(),
+    ) {
         return rate_limited(shared.rates.limits(), count, refusal);
     }
     let mut acks = Vec::with_capacity(count);
