@@ -211,7 +211,7 @@ async fn connection_caps_per_address_and_in_total_spare_authenticated_connection
 
     // Six held (3 + 1 + 2): the seventh takes the slot of the oldest
     // connection without a token, never the authenticated one.
-    let mut b = vec![
+    let mut b = [
         connect_from(4, server.addr).await,
         connect_from(4, server.addr).await,
     ];

@@ -238,7 +238,7 @@ fn fit_descriptor_limit(max_connections: usize) -> usize {
     let mut limit = getrlimit(Resource::Nofile);
     if limit.current < limit.maximum {
         limit.current = limit.maximum;
-        if let Err(e) = setrlimit(Resource::Nofile, limit.clone()) {
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
             tracing::warn!("cannot raise the descriptor limit: {e}");
         }
         limit = getrlimit(Resource::Nofile);
