@@ -7,6 +7,7 @@ mod demo;
 mod logging;
 mod serve;
 mod startup;
+pub mod terminal;
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::Config;
 use crate::store::cli::{ExportFormat, LogCommand};
+use terminal::TerminalSafe;
 
 /// ShieldOps console: a terminal operations console for SRE and security work.
 #[derive(Debug, Parser)]
@@ -214,7 +216,11 @@ pub fn main() -> i32 {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("shieldops: {e:#}");
+            // Errors quote file contents, alert names and server replies.
+            eprintln!(
+                "shieldops: {}",
+                terminal::escape_controls(&format!("{e:#}"))
+            );
             1
         }
     }
@@ -271,12 +277,23 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 },
             };
             let dir = log_dir(&data_dir);
-            let mut out = std::io::stdout();
+            // JSON lines (export) and seq numbers (stress) are for programs;
+            // everything else is read by a person at a terminal.
+            let mut out: Box<dyn std::io::Write + Send> = match &cmd {
+                LogCommand::Export { .. } | LogCommand::Stress { .. } => {
+                    Box::new(std::io::stdout())
+                }
+                _ => Box::new(TerminalSafe::new(std::io::stdout())),
+            };
             runtime.block_on(crate::store::cli::run_log_command(&dir, cmd, &mut out))
         }
         Some(Commands::Policy(PolicyArgs::Test { dir, coverage })) => {
             let dir = dir.clone().unwrap_or_else(|| PathBuf::from("policies"));
-            crate::policy::cli::policy_test(&dir, *coverage, &mut std::io::stdout())
+            crate::policy::cli::policy_test(
+                &dir,
+                *coverage,
+                &mut TerminalSafe::new(std::io::stdout()),
+            )
         }
         Some(Commands::Policy(PolicyArgs::Eval { input, data, dir })) => {
             crate::policy::cli::policy_eval(
@@ -288,20 +305,22 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Some(Commands::Playbook(PlaybookArgs::Validate { dir })) => {
             let dir = dir.clone().unwrap_or_else(|| PathBuf::from("playbooks"));
-            crate::playbook::playbook_validate(&dir, &mut std::io::stdout())
+            crate::playbook::playbook_validate(&dir, &mut TerminalSafe::new(std::io::stdout()))
         }
         Some(Commands::Cve(args)) => cve::run(
             args,
             &data_dir,
             config.security.cve_max_age_days,
-            &mut std::io::stdout(),
+            &mut TerminalSafe::new(std::io::stdout()),
         ),
         Some(Commands::Config(ConfigArgs::Show)) => {
+            use std::io::Write;
+            let mut out = TerminalSafe::new(std::io::stdout());
             match &config_path {
-                Some(p) => println!("# from {}", p.display()),
-                None => println!("# no config file; these are the defaults"),
+                Some(p) => writeln!(out, "# from {}", p.display())?,
+                None => writeln!(out, "# no config file; these are the defaults")?,
             }
-            print!("{}", toml::to_string_pretty(&config.masked())?);
+            write!(out, "{}", toml::to_string_pretty(&config.masked())?)?;
             Ok(0)
         }
     }

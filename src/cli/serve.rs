@@ -57,9 +57,18 @@ pub struct ServeArgs {
 pub struct AttachArgs {
     /// The server's WebSocket endpoint, e.g. ws://127.0.0.1:7420/ws.
     pub url: String,
-    /// Bearer token (default: $SHIELDOPS_TOKEN, else `remote.token` in the config).
+    /// Bearer token. Discouraged: any local user can read it in the process
+    /// list; prefer --token-file or $SHIELDOPS_TOKEN (default: $SHIELDOPS_TOKEN,
+    /// else `remote.token` in the config).
     #[arg(long, env = "SHIELDOPS_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Read the bearer token from FILE (its first line); the file must not be
+    /// readable by group or others.
+    #[arg(long, value_name = "FILE", conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
+    /// Send the token over ws:// (unencrypted) to a host that is not loopback.
+    #[arg(long)]
+    pub insecure_plaintext: bool,
     /// CA certificate (PEM) for wss:// (default: `remote.ca` in the config).
     #[arg(long, value_name = "FILE")]
     pub ca: Option<PathBuf>,
@@ -149,6 +158,11 @@ pub async fn serve(
         );
         tracing::warn!(listen = %args.listen, "listening without TLS off loopback");
     }
+    let mut limits = config.remote.limits.clone();
+    limits
+        .validate()
+        .map_err(|e| anyhow::anyhow!("config: {e}"))?;
+    limits.max_connections = fit_descriptor_limit(limits.max_connections);
     let tokens = Tokens::new(config.remote.tokens.clone());
     if tokens.is_empty() {
         eprintln!(
@@ -188,6 +202,7 @@ pub async fn serve(
             tls: tls.clone(),
             clock: started.clock.clone(),
             speed: demo.speed.unwrap_or(config.demo.speed),
+            limits,
         },
         server_cancel.clone(),
     ));
@@ -211,16 +226,113 @@ pub async fn serve(
     Ok(if code == 143 { 0 } else { code })
 }
 
+/// Descriptors kept for everything that is not a connection (the event
+/// log's files, the rolling log, connectors' own sockets).
+const RESERVED_DESCRIPTORS: u64 = 256;
+
+/// Raises the soft descriptor limit to the hard one, so the connection cap
+/// can be held, and lowers the cap if even the hard limit cannot hold it:
+/// the listener must meet its own cap, never `EMFILE`.
+fn fit_descriptor_limit(max_connections: usize) -> usize {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!("cannot raise the descriptor limit: {e}");
+        }
+        limit = getrlimit(Resource::Nofile);
+    }
+    let Some(soft) = limit.current else {
+        return max_connections;
+    };
+    let fits =
+        usize::try_from(soft.saturating_sub(RESERVED_DESCRIPTORS).max(1)).unwrap_or(usize::MAX);
+    if fits < max_connections {
+        eprintln!(
+            "shieldops serve: WARNING: the descriptor limit ({soft}) holds only {fits} connections: remote.limits.max_connections lowered from {max_connections}"
+        );
+        tracing::warn!(
+            soft,
+            fits,
+            max_connections,
+            "connection cap lowered to fit the descriptor limit"
+        );
+        return fits;
+    }
+    max_connections
+}
+
+/// A token sent over `ws://` crosses the network in clear text: refused
+/// unless the host is loopback or the operator said `--insecure-plaintext`.
+/// A host name other than `localhost` counts as off loopback (it is not
+/// resolved here: what it resolves to can change).
+fn refuse_plaintext_off_loopback(url: &str, allowed: bool) -> anyhow::Result<()> {
+    let Some(rest) = url.strip_prefix("ws://") else {
+        return Ok(());
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.rsplit_once('@') {
+        Some((_, h)) => h,
+        None => authority,
+    };
+    let host = if let Some(v6) = host.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        return Ok(());
+    }
+    anyhow::ensure!(
+        allowed,
+        "{url}: ws:// to {host} would send the token unencrypted; use wss:// (with --ca), or pass --insecure-plaintext"
+    );
+    eprintln!("shieldops attach: WARNING: sending the token to {host} over ws:// in clear text");
+    Ok(())
+}
+
+/// The token in `path` (first line, trimmed); refused if group or others may read the file.
+fn read_token_file(path: &Path) -> anyhow::Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("cannot read the token file {}", path.display()))?;
+    let mode = meta.permissions().mode();
+    anyhow::ensure!(
+        mode & 0o077 == 0,
+        "the token file {} is readable by others (mode {:o}): chmod 600 it",
+        path.display(),
+        mode & 0o777
+    );
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the token file {}", path.display()))?;
+    let token = text.lines().next().unwrap_or_default().trim().to_string();
+    anyhow::ensure!(
+        !token.is_empty(),
+        "the token file {} is empty",
+        path.display()
+    );
+    Ok(token)
+}
+
 /// Attaches a console (or, headless, a JSON-lines printer) to a server.
 pub async fn attach(cli: &Cli, config: &Config, args: &AttachArgs) -> anyhow::Result<i32> {
-    let token = args
-        .token
-        .clone()
+    refuse_plaintext_off_loopback(&args.url, args.insecure_plaintext)?;
+    let from_file = match &args.token_file {
+        Some(path) => Some(read_token_file(path)?),
+        None => None,
+    };
+    let token = from_file
+        .or(args.token.clone())
         .or(config.remote.token.as_ref().map(|s| s.0.clone()))
         .filter(|t| !t.trim().is_empty())
         .ok_or_else(|| {
             anyhow::anyhow!(
-                "no token: pass --token, set SHIELDOPS_TOKEN, or set remote.token in the config"
+                "no token: pass --token-file, set SHIELDOPS_TOKEN, or set remote.token in the config"
             )
         })?;
     let opts = AttachOptions {
@@ -388,5 +500,56 @@ pub async fn attach(cli: &Cli, config: &Config, args: &AttachArgs) -> anyhow::Re
             Err(anyhow::anyhow!("{e}"))
         }
         _ => Ok(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::{read_token_file, refuse_plaintext_off_loopback};
+
+    #[test]
+    fn plaintext_tokens_go_only_to_loopback_unless_told() {
+        for url in [
+            "ws://127.0.0.1:7420/ws",
+            "ws://127.9.9.9/ws",
+            "ws://localhost:7420/ws",
+            "ws://[::1]:7420/ws",
+            "wss://10.0.0.5:7420/ws",
+        ] {
+            assert!(refuse_plaintext_off_loopback(url, false).is_ok(), "{url}");
+        }
+        for url in [
+            "ws://10.0.0.5:7420/ws",
+            "ws://console.example.com/ws",
+            "ws://127.0.0.1.evil.example/ws",
+            "ws://127.0.0.1@10.0.0.5:7420/ws",
+            "ws://[2001:db8::1]:7420/ws",
+            "ws://localhost.example/ws",
+        ] {
+            let e = refuse_plaintext_off_loopback(url, false)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("--insecure-plaintext"), "{url}: {e}");
+            assert!(refuse_plaintext_off_loopback(url, true).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_token_file_must_be_private_and_not_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "so_secret\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = read_token_file(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("readable by others") && e.contains("chmod 600"),
+            "{e}"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_token_file(&path).unwrap(), "so_secret");
+        std::fs::write(&path, "\n").unwrap();
+        assert!(read_token_file(&path).is_err());
     }
 }

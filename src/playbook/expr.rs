@@ -296,10 +296,16 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, String> {
 
 // --------------------------------------------------------------- parser --
 
+/// How deeply an expression may nest (parentheses, lists, calls, `!`, `-`):
+/// the parser, evaluator and drop all recurse, so a playbook author's
+/// `((((…` or `!!!!…` must end in an error, not a stack overflow.
+pub const MAX_DEPTH: usize = 64;
+
 struct Parser {
     toks: Vec<(Tok, usize)>,
     pos: usize,
     len: usize,
+    depth: usize,
 }
 
 /// Parses one expression; the error names the column.
@@ -309,6 +315,7 @@ pub fn parse(src: &str) -> Result<Expr, String> {
         toks,
         pos: 0,
         len: src.chars().count(),
+        depth: 0,
     };
     if p.toks.is_empty() {
         return Err("empty expression".into());
@@ -379,10 +386,25 @@ impl Parser {
         Ok(left)
     }
 
+    /// One level deeper, or an error naming the column where the limit is passed.
+    fn descend(&mut self, at: usize) -> Result<(), String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!(
+                "the expression nests deeper than {MAX_DEPTH} levels at column {}",
+                at + 1
+            ));
+        }
+        Ok(())
+    }
+
     fn not(&mut self) -> Result<Expr, String> {
         if self.peek_op("!") {
+            self.descend(self.toks[self.pos].1)?;
             self.pos += 1;
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            let inner = self.not()?;
+            self.depth -= 1;
+            return Ok(Expr::Not(Box::new(inner)));
         }
         self.cmp()
     }
@@ -445,8 +467,11 @@ impl Parser {
 
     fn unary(&mut self) -> Result<Expr, String> {
         if self.peek_op("-") {
+            self.descend(self.toks[self.pos].1)?;
             self.pos += 1;
-            return Ok(Expr::Neg(Box::new(self.unary()?)));
+            let inner = self.unary()?;
+            self.depth -= 1;
+            return Ok(Expr::Neg(Box::new(inner)));
         }
         self.atom()
     }
@@ -460,11 +485,14 @@ impl Parser {
             Tok::Num(n) => Ok(Expr::Num(n)),
             Tok::Str(s) => Ok(Expr::Str(s)),
             Tok::Op("(") => {
+                self.descend(at)?;
                 let e = self.or()?;
                 self.expect_op(")")?;
+                self.depth -= 1;
                 Ok(e)
             }
             Tok::Op("[") => {
+                self.descend(at)?;
                 let mut items = Vec::new();
                 if !self.peek_op("]") {
                     loop {
@@ -477,13 +505,19 @@ impl Parser {
                     }
                 }
                 self.expect_op("]")?;
+                self.depth -= 1;
                 Ok(Expr::List(items))
             }
             Tok::Ident(word) => match word.as_str() {
                 "true" => Ok(Expr::Bool(true)),
                 "false" => Ok(Expr::Bool(false)),
                 "in" => Err(format!("unexpected `in` at column {}", at + 1)),
-                _ if self.peek_op("(") => self.call(&word, at),
+                _ if self.peek_op("(") => {
+                    self.descend(at)?;
+                    let e = self.call(&word, at);
+                    self.depth -= 1;
+                    e
+                }
                 _ => Ok(Expr::Name(word)),
             },
             Tok::Op(_) => {
@@ -978,6 +1012,27 @@ mod tests {
         ] {
             assert!(parse(src).unwrap().holds(&f).is_err(), "{src}");
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_a_clean_error_not_a_stack_overflow() {
+        for src in [
+            format!("{}true{}", "(".repeat(10_000), ")".repeat(10_000)),
+            format!("{}true", "!".repeat(10_000)),
+            format!("{}1 > 0", "-".repeat(10_000)),
+            format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000)),
+        ] {
+            let e = parse(&src).unwrap_err();
+            assert!(e.contains("deeper than 64 levels"), "{e}");
+            assert!(e.contains("column 65"), "{e}");
+        }
+        let calls = format!("{}1{} > 0", "ceil(".repeat(10_000), ")".repeat(10_000));
+        let e = parse(&calls).unwrap_err();
+        assert!(e.contains("deeper than 64 levels at column 321"), "{e}");
+        // Up to the limit, nesting is fine.
+        let ok = format!("{}true{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
+        assert!(parse(&ok).is_ok());
+        assert!(parse(&format!("{}true", "!".repeat(MAX_DEPTH))).is_ok());
     }
 
     #[test]

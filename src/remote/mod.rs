@@ -6,6 +6,7 @@
 //! - [`server`]: the listener, the routes, one task per console session.
 //! - [`hub`]: the server's projection, for snapshots and metrics.
 //! - [`client`]: a checked, resuming connection for `attach`.
+//! - [`limits`]: connection caps, deadlines and per-principal rate limits.
 //! - [`alertmanager`], [`metrics`]: the HTTP API's formats.
 
 pub mod alertmanager;
@@ -13,6 +14,7 @@ pub mod auth;
 pub mod client;
 pub mod heads;
 pub mod hub;
+pub mod limits;
 pub mod metrics;
 pub mod protocol;
 pub mod server;
@@ -36,6 +38,8 @@ pub struct RemoteConfig {
     pub token: Option<Secret>,
     /// `attach`: the CA certificate (PEM) that signed the server's, for `wss://`.
     pub ca: Option<PathBuf>,
+    /// `serve`: connection caps, deadlines and rate limits (`[remote.limits]`).
+    pub limits: limits::Limits,
 }
 
 impl RemoteConfig {

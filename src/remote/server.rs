@@ -12,6 +12,12 @@
 //! Every route, `/healthz` included, needs a bearer token of any role; a
 //! missing or unknown one gets a bare 401, so an unauthenticated caller learns
 //! nothing, not even whether the runtime is up.
+//!
+//! What one may hold without a token is bounded (see [`super::limits`]): a
+//! connection slot (capped per address and in total), for at most the TLS
+//! handshake timeout plus the header timeout, with at most
+//! `max_header_bytes` of request head; a 401 closes the connection, so no
+//! request body is ever read without a token.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,7 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::{FutureExt, SinkExt, StreamExt};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -35,12 +41,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::{Principal, Role, Tokens, authorize};
 use super::hub::Hub;
+use super::limits::{Admission, Limited, Limits, RateLimits, Slot};
 use super::protocol::{
     ClientMessage, ErrorCode, MAX_CLIENT_FRAME, MAX_RECORDS_PER_FRAME, PROTOCOL_VERSION,
     ProtocolError, ServerMessage, WireRecord, decode_client, encode,
 };
 use super::{alertmanager, metrics};
-use crate::runtime::command::{CommandEnvelope, Identity};
+use crate::event::{EventKind, NewEvent};
+use crate::runtime::command::{Command, CommandEnvelope, Identity};
 use crate::runtime::loop_stats::LoopStats;
 use crate::runtime::{Intake, RuntimeStatus};
 use crate::store::EventLog;
@@ -68,13 +76,20 @@ pub struct ServerParts {
     /// The runtime's clock and its speed, told to each console.
     pub clock: crate::clock::SharedClock,
     pub speed: f64,
+    /// Connection caps, deadlines and rate limits.
+    pub limits: Limits,
 }
 
 struct Shared {
     parts: ServerParts,
     sessions: AtomicUsize,
     cancel: CancellationToken,
+    admission: Arc<Admission>,
+    rates: RateLimits,
 }
+
+/// The actor recorded on the listener's own events.
+const ACTOR: &str = "listener";
 
 type Body = Full<Bytes>;
 
@@ -85,11 +100,29 @@ pub async fn serve(
     parts: ServerParts,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
+    let limits = parts.limits.clone();
     let shared = Arc::new(Shared {
+        admission: Admission::new(limits.max_connections, limits.max_connections_per_address),
+        rates: RateLimits::new(&limits),
         parts,
         sessions: AtomicUsize::new(0),
         cancel: cancel.clone(),
     });
+    let reporter = tokio::spawn(report_refusals(shared.clone()));
+    let result = accept_loop(&listener, &shared, &limits).await;
+    // The refusals of the last window are recorded too.
+    reporter.abort();
+    let _ = reporter.await;
+    flush_refusals(&shared).await;
+    result
+}
+
+async fn accept_loop(
+    listener: &TcpListener,
+    shared: &Arc<Shared>,
+    limits: &Limits,
+) -> anyhow::Result<()> {
+    let cancel = shared.cancel.clone();
     loop {
         let (stream, peer) = tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
@@ -103,47 +136,150 @@ pub async fn serve(
                 }
             },
         };
+        // Over a cap, the connection is closed at once (dropping the stream):
+        // a refused connection holds no descriptor and no task. Refusals are
+        // counted and summarised by `report_refusals`, not logged one by one.
+        let slot = match shared.admission.admit(peer.ip()) {
+            Ok(slot) => Arc::new(slot),
+            Err(refused) => {
+                tracing::debug!(%peer, "connection refused: {refused:?}");
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
+        let handshake_timeout = limits.handshake_timeout();
         tokio::spawn(async move {
-            match shared.parts.tls.clone() {
-                Some(tls) => match tls.accept(stream).await {
-                    Ok(stream) => connection(shared, peer, stream).await,
-                    Err(e) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+            let Some(tls) = shared.parts.tls.clone() else {
+                return connection(shared, peer, stream, slot).await;
+            };
+            let evicted = slot.evicted().clone();
+            tokio::select! {
+                handshake = tokio::time::timeout(handshake_timeout, tls.accept(stream)) => match handshake {
+                    Ok(Ok(stream)) => connection(shared, peer, stream, slot).await,
+                    Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                    Err(_) => {
+                        shared.admission.note_timeout();
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                    }
                 },
-                None => connection(shared, peer, stream).await,
+                _ = evicted.cancelled() => tracing::debug!(%peer, "evicted during the TLS handshake"),
             }
         });
     }
 }
 
-async fn connection<S>(shared: Arc<Shared>, peer: SocketAddr, stream: S)
+async fn connection<S>(shared: Arc<Shared>, peer: SocketAddr, stream: S, slot: Arc<Slot>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let cancel = shared.cancel.clone();
-    let service = hyper::service::service_fn(move |req| {
+    let limits = &shared.parts.limits;
+    let header_timeout = limits.header_timeout();
+    let max_header_bytes = limits.max_header_bytes;
+    let evicted = slot.evicted().clone();
+    let service = {
         let shared = shared.clone();
-        async move { Ok::<_, std::convert::Infallible>(route(shared, peer, req).await) }
-    });
-    // A client that never finishes its request headers is dropped, so idle
-    // half-open connections cannot pile up.
+        let slot = slot.clone();
+        hyper::service::service_fn(move |req| {
+            let shared = shared.clone();
+            let slot = slot.clone();
+            async move { Ok::<_, std::convert::Infallible>(route(shared, peer, slot, req).await) }
+        })
+    };
+    // A client that never finishes its request headers is dropped, and the
+    // head it may send is bounded (a longer one gets 431).
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10))
+        .header_read_timeout(header_timeout)
+        .max_buf_size(max_header_bytes)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     let mut conn = std::pin::pin!(conn);
-    tokio::select! {
-        result = conn.as_mut() => {
-            if let Err(e) = result {
-                tracing::debug!(%peer, "connection ended: {e}");
+    // Whatever the HTTP layer does with an idle connection, one that has not
+    // shown a valid token by this deadline is closed.
+    let deadline = tokio::time::sleep(header_timeout);
+    let mut deadline = std::pin::pin!(deadline);
+    let mut authenticated = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(%peer, "connection ended: {e}");
+                }
+                return;
+            }
+            _ = deadline.as_mut(), if !authenticated => {
+                authenticated = slot.is_authenticated() && !evicted.is_cancelled();
+                if !authenticated {
+                    shared.admission.note_timeout();
+                    tracing::debug!(%peer, "no valid token in time: closed");
+                    return;
+                }
+            }
+            _ = evicted.cancelled() => {
+                tracing::debug!(%peer, "evicted to make room for a newer connection");
+                return;
+            }
+            _ = cancel.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+                return;
             }
         }
-        _ = cancel.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-        }
+    }
+}
+
+/// Every report window: one event per principal and kind that was rate
+/// limited, and one file-log line summarising refused connections.
+async fn report_refusals(shared: Arc<Shared>) {
+    let mut every = tokio::time::interval(shared.parts.limits.refusal_report_every());
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        flush_refusals(&shared).await;
+    }
+}
+
+async fn flush_refusals(shared: &Shared) {
+    let limits = &shared.parts.limits;
+    if let Some(c) = shared.admission.take_counts() {
+        let (held, pending) = shared.admission.held();
+        tracing::warn!(
+            refused_per_address = c.refused_per_address,
+            refused_full = c.refused_full,
+            evicted = c.evicted,
+            timed_out = c.timed_out,
+            unauthorized = c.unauthorized,
+            held,
+            pending,
+            "listener: connections refused, evicted or timed out since the last report"
+        );
+    }
+    let window = limits.refusal_report_every();
+    let drafts: Vec<NewEvent> = shared
+        .rates
+        .take_reports()
+        .into_iter()
+        .map(|r| {
+            let detail = r.detail(limits, window);
+            NewEvent::new(
+                shared.parts.clock.now(),
+                ACTOR,
+                EventKind::OperatorCommand {
+                    by: r.principal,
+                    command: r.limited.describe().to_string(),
+                    accepted: false,
+                    detail,
+                },
+            )
+        })
+        .collect();
+    if !drafts.is_empty()
+        && let Err(e) = shared.parts.log.append_many(drafts).await
+    {
+        tracing::error!("cannot record rate-limit refusals: {e}");
     }
 }
 
@@ -157,28 +293,41 @@ fn plain(status: StatusCode, text: impl Into<String>) -> Response<Body> {
     r
 }
 
-/// 401 and nothing else: no body, no hint about which tokens exist.
+/// 401 and nothing else: no body, no hint about which tokens exist. The
+/// connection is closed, so its body is never read and one connection
+/// cannot try token after token.
 fn unauthorized() -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::new()));
     *r.status_mut() = StatusCode::UNAUTHORIZED;
     r.headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     r
 }
 
-async fn route(shared: Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+async fn route(
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    slot: Arc<Slot>,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let path = req.uri().path().to_string();
     let auth = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let Some(principal) = shared.parts.tokens.verify_header(auth) else {
-        tracing::info!(%peer, %path, "refused: missing or unknown token");
+        // Counted and summarised per report window: anyone can send these,
+        // so one line each would let them grow the file log.
+        shared.admission.note_unauthorized();
+        tracing::debug!(%peer, %path, "refused: missing or unknown token");
         return unauthorized();
     };
+    slot.authenticated();
     match (req.method(), path.as_str()) {
         (&Method::GET | &Method::HEAD, "/healthz") => plain(StatusCode::OK, "ok\n"),
-        (&Method::GET, "/ws") => upgrade(shared, peer, principal, req),
+        (&Method::GET, "/ws") => upgrade(shared, peer, principal, slot, req),
         (&Method::POST, "/api/v1/alerts/alertmanager") => {
             alertmanager_webhook(&shared, &principal, req).await
         }
@@ -221,7 +370,7 @@ async fn alertmanager_webhook(
             ),
         );
     }
-    let body = match Limited::new(req.into_body(), alertmanager::MAX_BODY)
+    let body = match http_body_util::Limited::new(req.into_body(), alertmanager::MAX_BODY)
         .collect()
         .await
     {
@@ -236,6 +385,15 @@ async fn alertmanager_webhook(
         }
     };
     let count = alerts.len();
+    let wanted = u32::try_from(count).unwrap_or(u32::MAX);
+    if let Err(refusal) = shared.rates.take(
+        &principal.name,
+        Limited::Alerts,
+        wanted,
+        std::time::Instant::now(),
+    ) {
+        return rate_limited(shared.rates.limits(), count, refusal);
+    }
     let mut acks = Vec::with_capacity(count);
     for alert in alerts {
         let (tx, rx) = oneshot::channel();
@@ -264,10 +422,39 @@ async fn alertmanager_webhook(
     }
 }
 
+/// 429 (or 413 for more alerts at once than the burst allows), with when to retry.
+fn rate_limited(
+    limits: &Limits,
+    count: usize,
+    refusal: super::limits::RateRefusal,
+) -> Response<Body> {
+    if refusal.exceeds_burst {
+        return plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{count} alerts in one notification exceed the burst of {} (remote.limits.alerts_burst): lower max_alerts in the Alertmanager receiver or raise the burst\n",
+                limits.alerts_burst
+            ),
+        );
+    }
+    let secs = refusal.retry_after.as_secs().max(1);
+    let mut r = plain(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!(
+            "rate limited: at most {} alerts a minute (burst {}) per principal; retry in {secs} s\n",
+            limits.alerts_per_minute, limits.alerts_burst
+        ),
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    r
+}
+
 fn upgrade(
     shared: Arc<Shared>,
     peer: SocketAddr,
     principal: Principal,
+    slot: Arc<Slot>,
     mut req: Request<Incoming>,
 ) -> Response<Body> {
     let headers = req.headers();
@@ -308,6 +495,8 @@ fn upgrade(
                 tracing::info!(%peer, principal = %principal.name, role = %principal.role, "console attached");
                 let outcome = session(&shared, peer, &principal, ws).await;
                 shared.sessions.fetch_sub(1, Ordering::Relaxed);
+                // The session's connection slot is given back only now.
+                drop(slot);
                 tracing::info!(%peer, principal = %principal.name, "console detached: {outcome}");
             }
             Err(e) => tracing::debug!(%peer, "upgrade failed: {e}"),
@@ -495,6 +684,13 @@ async fn session(shared: &Shared, peer: SocketAddr, principal: &Principal, mut w
                             }
                             continue;
                         }
+                        if let Err(message) = rate_limit_command(shared, &principal.name, &command) {
+                            let reply = ServerMessage::Reply { id, ok: false, message };
+                            if let Err(e) = send(&mut ws, &reply).await {
+                                return e;
+                            }
+                            continue;
+                        }
                         let (tx, rx) = oneshot::channel();
                         let envelope = CommandEnvelope {
                             command,
@@ -523,6 +719,27 @@ async fn session(shared: &Shared, peer: SocketAddr, principal: &Principal, mut w
             },
         }
     }
+}
+
+/// Commands that load something outside the runtime (an `inspect` asks a
+/// connector's API server) take from the principal's bucket; the refusal
+/// says when to try again (it is tallied for the log, not recorded each time).
+fn rate_limit_command(shared: &Shared, principal: &str, command: &Command) -> Result<(), String> {
+    if !matches!(command, Command::Inspect { .. }) {
+        return Ok(());
+    }
+    shared
+        .rates
+        .take(principal, Limited::Inspect, 1, std::time::Instant::now())
+        .map_err(|refusal| {
+            let limits = shared.rates.limits();
+            format!(
+                "rate limited: {principal} may inspect at most {} times a minute (burst {}); try again in {} s",
+                limits.inspect_per_minute,
+                limits.inspect_burst,
+                refusal.retry_after.as_secs().max(1)
+            )
+        })
 }
 
 /// A TLS acceptor from PEM certificate chain and key files.

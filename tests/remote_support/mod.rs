@@ -46,6 +46,11 @@ pub struct Server {
 impl Server {
     /// Starts `serve` with a token per principal and `args` after `serve`.
     pub fn start(principals: &[(&str, Role)], args: &[&str]) -> Server {
+        Server::start_with_config(principals, "", args)
+    }
+
+    /// Like [`Server::start`], with `extra` appended to the config file.
+    pub fn start_with_config(principals: &[(&str, Role)], extra: &str, args: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let mut tokens = BTreeMap::new();
         let mut config = String::new();
@@ -59,6 +64,7 @@ impl Server {
             ));
             tokens.insert(name.to_string(), token);
         }
+        config.push_str(extra);
         let config_path = dir.path().join("config.toml");
         std::fs::write(&config_path, config).unwrap();
         let mut child = shieldops(dir.path())
@@ -309,4 +315,35 @@ pub fn collect_lines(child: &mut Child) -> Arc<Mutex<Vec<String>>> {
         }
     });
     lines
+}
+
+/// A self-signed certificate for `localhost` (made with the `openssl` CLI,
+/// installed by scripts/install-test-deps.sh): (cert.pem, key.pem) in `dir`.
+pub fn self_signed_cert(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap_or_else(|e| panic!("openssl is needed: run scripts/install-test-deps.sh ({e})"));
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    (cert, key)
 }
