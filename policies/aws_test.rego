@@ -2,7 +2,7 @@
 package shieldops_test
 
 instance(action, params, env) := inp({
-	"action": {"name": action, "params": params},
+	"action": {"name": action, "params": params, "param_sources": recorded(params)},
 	"target": {
 		"id": "aws/prod/eu-west-1/ec2/i-0abc",
 		"kind": "ec2_instance",
@@ -12,7 +12,7 @@ instance(action, params, env) := inp({
 })
 
 ecs_service(action, params, env) := inp({
-	"action": {"name": action, "params": params},
+	"action": {"name": action, "params": params, "param_sources": recorded(params)},
 	"target": {
 		"id": "aws/prod/eu-west-1/ecs/web/checkout",
 		"kind": "ecs_service",
@@ -29,7 +29,7 @@ test_reboot_allowed_with_one_approval_in_production if {
 }
 
 test_resize_high_risk_in_production if {
-	d := data.shieldops.decision with input as instance("resize_instance", {"instance_type": "m5.xlarge"}, "production")
+	d := data.shieldops.decision with input as instance("resize_instance", {"instance_type": "m5.xlarge", "from_instance_type": "m5.2xlarge"}, "production")
 	d.allow
 	d.risk == "high"
 	d.required_approvals == 1

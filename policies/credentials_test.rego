@@ -2,7 +2,7 @@
 package shieldops_test
 
 cred_target(env, labels) := inp({
-	"action": {"name": "rotate_secret", "params": {"reason": "expires in 3 days"}},
+	"action": {"name": "rotate_secret", "params": {"reason": "expires in 3 days"}, "param_sources": {"reason": "facts"}},
 	"target": {
 		"id": "vault/secret/secret/payments/db",
 		"kind": "credential",

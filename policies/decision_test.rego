@@ -10,7 +10,7 @@ package shieldops_test
 # A baseline that passes every rule: a production pod restart by its own
 # team on a Wednesday morning, well inside every limit.
 base := {
-	"action": {"name": "restart_pod", "params": {}},
+	"action": {"name": "restart_pod", "params": {}, "param_sources": {}},
 	"target": {
 		"id": "k8s/prod-eu/payments/pod/checkout-7d9f",
 		"kind": "pod",
@@ -27,6 +27,15 @@ base := {
 
 # The baseline deep-merged with `patch`.
 inp(patch) := object.union(base, patch)
+
+# Sources for `params` as the runtime records them: every parameter a
+# playbook constant, except the current instance type, read from the live
+# instance.
+recorded(params) := {k: param_source_of(k) | some k, _ in params}
+
+param_source_of(k) := "live" if k == "from_instance_type"
+
+param_source_of(k) := "playbook" if k != "from_instance_type"
 
 # The baseline with another action in another environment.
 act(action, env) := inp({"action": {"name": action}, "target": {"environment": env}})

@@ -49,8 +49,8 @@ restricted_kinds contains k if {
 
 deny contains msg if {
 	mutating
-	input.target.kind in restricted_kinds
-	msg := sprintf("scope: resources of kind %q are restricted for team %q", [input.target.kind, requester_team])
+	target_kind in restricted_kinds
+	msg := sprintf("scope: resources of kind %q are restricted for team %q", [target_kind, requester_team])
 }
 
 deny contains msg if {
