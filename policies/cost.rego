@@ -60,6 +60,8 @@ resize_floor := cfg.provenance.alert_resize_beyond_approvals if {
 }
 
 resize_within_alert_bound if {
+	resize_from_valid
+	resize_to_valid
 	a := cfg.aws.instance_size_units[instance_size(resize_from)]
 	b := cfg.aws.instance_size_units[instance_size(resize_to)]
 	max([a, b]) <= min([a, b]) * cfg.provenance.alert_resize_max_factor

@@ -67,8 +67,7 @@ deny contains sprintf("input: unknown environment %q", [environment]) if {
 }
 
 deny contains "input: action.params must be an object of parameters" if {
-	p := input.action.params
-	not is_object(p)
+	not is_object(object.get(input, ["action", "params"], {}))
 }
 
 deny contains "input: affected_resources must be a non-negative number" if not valid_affected_resources
@@ -120,6 +119,5 @@ deny contains "input: requester.name is missing or not a string" if {
 # A change freeze override is asked for with `true`; anything but a boolean
 # is malformed (absent means no override).
 deny contains "input: freeze_override must be a boolean" if {
-	f := input.freeze_override
-	not is_boolean(f)
+	not is_boolean(object.get(input, "freeze_override", false))
 }
