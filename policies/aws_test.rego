@@ -83,3 +83,14 @@ test_force_new_deployment_low_risk_outside_production if {
 	d.allow
 	d.risk == "low"
 }
+
+test_resize_with_mistyped_type_denied if {
+	has_deny(data.shieldops.decision, "aws: resize_instance needs") with input as instance("resize_instance", {"instance_type": 5, "from_instance_type": "m5.xlarge"}, "development")
+	has_deny(data.shieldops.decision, "cost: resize_instance needs an instance_type") with input as instance("resize_instance", {"instance_type": ["m5.large"], "from_instance_type": "m5.xlarge"}, "development")
+}
+
+test_set_desired_count_negative_or_fractional_denied if {
+	has_deny(data.shieldops.decision, "aws: set_desired_count needs") with input as ecs_service("set_desired_count", {"desired_count": -1}, "development")
+	has_deny(data.shieldops.decision, "aws: set_desired_count needs") with input as ecs_service("set_desired_count", {"desired_count": 2.5}, "development")
+	has_deny(data.shieldops.decision, "aws: set_desired_count needs") with input as ecs_service("set_desired_count", {"desired_count": "-1"}, "development")
+}

@@ -156,13 +156,17 @@ rotation_check(c) := outcome(rotation_status(c), [e]) if {
 	])
 }
 
+# `not rotation_age_known(c)`, never `not is_number(c.rotated_age_days)`: in
+# OPA a call on a missing field is undefined and `not` over it never holds.
 rotation_status(c) := "unknown" if {
-	not is_number(c.rotated_age_days)
+	not rotation_age_known(c)
 } else := "failing" if {
 	c.rotated_age_days > cc.credential_max_age_days
 } else := "passing"
 
-rotation_age_text(c) := sprintf("%d", [c.rotated_age_days]) if is_number(c.rotated_age_days)
+rotation_age_known(c) if is_number(c.rotated_age_days)
+
+rotation_age_text(c) := sprintf("%v", [c.rotated_age_days]) if rotation_age_known(c)
 
 else := "unknown"
 
