@@ -83,7 +83,13 @@ const TEMPLATES: &[Template] = &[
         params: &[
             (
                 "instance_type",
-                &["m5.large", "m5.2xlarge", "m5.8xlarge", "t3.small", "m5.metal"],
+                &[
+                    "m5.large",
+                    "m5.2xlarge",
+                    "m5.8xlarge",
+                    "t3.small",
+                    "m5.metal",
+                ],
             ),
             ("from_instance_type", &["m5.xlarge", "m5.4xlarge"]),
         ],
@@ -209,7 +215,10 @@ fn paths(doc: &Value, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
 }
 
 /// The object holding the last key of `path`, and that key.
-fn parent_mut<'a>(doc: &'a mut Value, path: &'a [String]) -> Option<(&'a mut Map<String, Value>, &'a str)> {
+fn parent_mut<'a>(
+    doc: &'a mut Value,
+    path: &'a [String],
+) -> Option<(&'a mut Map<String, Value>, &'a str)> {
     let (last, init) = path.split_last()?;
     let mut cur = doc;
     for k in init {
@@ -307,10 +316,12 @@ fn repo() -> PathBuf {
 
 /// The Python of the OPA virtual environment that scripts/install-test-deps.sh makes.
 fn opa_python() -> PathBuf {
-    let venv = std::env::var_os("OPA_VENV").map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").expect("HOME is set");
-        Path::new(&home).join(".cache/shieldops/opa-venv")
-    });
+    let venv = std::env::var_os("OPA_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").expect("HOME is set");
+            Path::new(&home).join(".cache/shieldops/opa-venv")
+        });
     let python = venv.join("bin/python");
     assert!(
         python.exists(),
