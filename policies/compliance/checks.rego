@@ -141,7 +141,9 @@ patch_check(h) := outcome("failing", evidence) if {
 } else := outcome("unknown", [e]) if {
 	# Stale or missing vulnerability data never reads as "nothing to patch".
 	not vulndb_trusted
-	e := sprintf("%s: vulnerability data %s", [h.name, object.get(input.vulndb, "summary", "not loaded")])
+	# From `input` down, so a missing `vulndb` still yields evidence (an
+	# undefined one would fall through to "passing").
+	e := sprintf("%s: vulnerability data %v", [h.name, object.get(input, ["vulndb", "summary"], "not loaded")])
 } else := outcome("passing", [e]) if {
 	open := count(object.get(critical_by_resource, h.id, []))
 	e := sprintf("%s: no critical CVE open past %d days (%d within the SLA)", [h.name, cc.critical_patch_sla_days, open])
