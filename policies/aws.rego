@@ -9,14 +9,14 @@ aws_service_actions := {"force_new_deployment", "set_desired_count"}
 
 deny contains msg if {
 	action_name in aws_instance_actions
-	input.target.kind != "ec2_instance"
-	msg := sprintf("aws: %s applies to EC2 instances, not %q", [action_name, input.target.kind])
+	target_kind != "ec2_instance"
+	msg := sprintf("aws: %s applies to EC2 instances, not %q", [action_name, target_kind])
 }
 
 deny contains msg if {
 	action_name in aws_service_actions
-	input.target.kind != "ecs_service"
-	msg := sprintf("aws: %s applies to ECS services, not %q", [action_name, input.target.kind])
+	target_kind != "ecs_service"
+	msg := sprintf("aws: %s applies to ECS services, not %q", [action_name, target_kind])
 }
 
 deny contains "aws: resize_instance needs an instance_type parameter" if {
@@ -24,7 +24,13 @@ deny contains "aws: resize_instance needs an instance_type parameter" if {
 	not aws_instance_type
 }
 
-aws_instance_type if regex.match(`^[a-z0-9-]+\.[a-z0-9]+$`, input.action.params.instance_type)
+aws_instance_type if instance_type_valid(params.instance_type)
+
+# An EC2 instance type: family, a dot, size (`m5.xlarge`).
+instance_type_valid(t) if {
+	is_string(t)
+	regex.match(`^[a-z0-9-]+\.[a-z0-9]+$`, t)
+}
 
 deny contains "aws: set_desired_count needs a whole-number desired_count" if {
 	action_name == "set_desired_count"
@@ -43,5 +49,5 @@ deny contains msg if {
 	action_name == "set_desired_count"
 	n := param_number("desired_count")
 	n > cfg.aws.max_desired_count
-	msg := sprintf("aws: desired_count %d is above the limit of %d", [n, cfg.aws.max_desired_count])
+	msg := sprintf("aws: desired_count %v is above the limit of %v", [n, cfg.aws.max_desired_count])
 }

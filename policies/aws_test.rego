@@ -2,7 +2,7 @@
 package shieldops_test
 
 instance(action, params, env) := inp({
-	"action": {"name": action, "params": params},
+	"action": {"name": action, "params": params, "param_sources": recorded(params)},
 	"target": {
 		"id": "aws/prod/eu-west-1/ec2/i-0abc",
 		"kind": "ec2_instance",
@@ -12,7 +12,7 @@ instance(action, params, env) := inp({
 })
 
 ecs_service(action, params, env) := inp({
-	"action": {"name": action, "params": params},
+	"action": {"name": action, "params": params, "param_sources": recorded(params)},
 	"target": {
 		"id": "aws/prod/eu-west-1/ecs/web/checkout",
 		"kind": "ecs_service",
@@ -29,7 +29,7 @@ test_reboot_allowed_with_one_approval_in_production if {
 }
 
 test_resize_high_risk_in_production if {
-	d := data.shieldops.decision with input as instance("resize_instance", {"instance_type": "m5.xlarge"}, "production")
+	d := data.shieldops.decision with input as instance("resize_instance", {"instance_type": "m5.xlarge", "from_instance_type": "m5.2xlarge"}, "production")
 	d.allow
 	d.risk == "high"
 	d.required_approvals == 1
@@ -82,4 +82,15 @@ test_force_new_deployment_low_risk_outside_production if {
 	d := data.shieldops.decision with input as ecs_service("force_new_deployment", {}, "staging")
 	d.allow
 	d.risk == "low"
+}
+
+test_resize_with_mistyped_type_denied if {
+	has_deny(data.shieldops.decision, "aws: resize_instance needs") with input as instance("resize_instance", {"instance_type": 5, "from_instance_type": "m5.xlarge"}, "development")
+	has_deny(data.shieldops.decision, "cost: resize_instance needs an instance_type") with input as instance("resize_instance", {"instance_type": ["m5.large"], "from_instance_type": "m5.xlarge"}, "development")
+}
+
+test_set_desired_count_negative_or_fractional_denied if {
+	has_deny(data.shieldops.decision, "aws: set_desired_count needs") with input as ecs_service("set_desired_count", {"desired_count": -1}, "development")
+	has_deny(data.shieldops.decision, "aws: set_desired_count needs") with input as ecs_service("set_desired_count", {"desired_count": 2.5}, "development")
+	has_deny(data.shieldops.decision, "aws: set_desired_count needs") with input as ecs_service("set_desired_count", {"desired_count": "-1"}, "development")
 }

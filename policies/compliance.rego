@@ -35,7 +35,7 @@ deny contains msg if {
 	environment == "production"
 	required_approvals < comp.min_production_approvals
 	msg := sprintf(
-		"compliance: a mutating production action needs at least %d approval(s) (%s)",
+		"compliance: a mutating production action needs at least %v approval(s) (%s)",
 		[comp.min_production_approvals, concat(", ", comp.categories.change)],
 	)
 }
@@ -45,7 +45,7 @@ deny contains msg if {
 	regulated
 	required_approvals < comp.min_regulated_approvals
 	msg := sprintf(
-		"compliance: a change to %s-regulated data needs at least %d approval(s) (%s)",
+		"compliance: a change to %s-regulated data needs at least %v approval(s) (%s)",
 		[data_classification, comp.min_regulated_approvals, concat(", ", comp.regulated_labels[data_classification])],
 	)
 }

@@ -2,7 +2,11 @@
 package shieldops_test
 
 resize(from, to, env) := inp({
-	"action": {"name": "resize_instance", "params": {"instance_type": to, "from_instance_type": from}},
+	"action": {
+		"name": "resize_instance",
+		"params": {"instance_type": to, "from_instance_type": from},
+		"param_sources": {"instance_type": "playbook", "from_instance_type": "live"},
+	},
 	"target": {"kind": "ec2_instance", "environment": env},
 })
 

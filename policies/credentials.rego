@@ -9,20 +9,22 @@ cred_stores := {"vault", "secretsmanager"}
 
 deny contains msg if {
 	action_name == "rotate_secret"
-	input.target.kind != "credential"
-	msg := sprintf("credentials: rotate_secret applies to credentials, not %q", [input.target.kind])
+	target_kind != "credential"
+	msg := sprintf("credentials: rotate_secret applies to credentials, not %q", [target_kind])
 }
 
 deny contains "credentials: rotate_secret applies to stored secrets, not leases" if {
 	action_name == "rotate_secret"
-	input.target.kind == "credential"
+	target_kind == "credential"
 	not cred_is_secret
 }
 
 deny contains "credentials: rotate_secret needs a credential of a known store (vault, secretsmanager)" if {
 	action_name == "rotate_secret"
-	input.target.kind == "credential"
-	not input.target.labels.store in cred_stores
+	target_kind == "credential"
+	not cred_known_store
 }
+
+cred_known_store if input.target.labels.store in cred_stores
 
 cred_is_secret if input.target.labels.credential_type == "secret"

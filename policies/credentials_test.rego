@@ -2,7 +2,7 @@
 package shieldops_test
 
 cred_target(env, labels) := inp({
-	"action": {"name": "rotate_secret", "params": {"reason": "expires in 3 days"}},
+	"action": {"name": "rotate_secret", "params": {"reason": "expires in 3 days"}, "param_sources": {"reason": "facts"}},
 	"target": {
 		"id": "vault/secret/secret/payments/db",
 		"kind": "credential",
@@ -55,6 +55,21 @@ test_cred_rotation_of_a_non_credential_denied if {
 		"action": {"name": "rotate_secret"},
 		"target": {"kind": "deployment", "environment": "development"},
 	})
+	has_deny(d, "credentials: rotate_secret applies to credentials")
+	not d.allow
+}
+
+test_cred_mistyped_store_denied if {
+	has_deny(data.shieldops.decision, "credentials: rotate_secret needs a credential of a known store") with input as cred_target("development", {"store": 5, "credential_type": "secret"})
+	has_deny(data.shieldops.decision, "credentials: rotate_secret needs a credential of a known store") with input as cred_target("development", {"store": ["vault"], "credential_type": "secret"})
+}
+
+test_cred_missing_credential_type_denied if {
+	has_deny(data.shieldops.decision, "credentials: rotate_secret applies to stored secrets") with input as cred_target("development", {"store": "vault"})
+}
+
+test_cred_rotation_of_a_target_with_mistyped_kind_denied if {
+	d := data.shieldops.decision with input as inp({"action": {"name": "rotate_secret"}, "target": {"kind": 7}})
 	has_deny(d, "credentials: rotate_secret applies to credentials")
 	not d.allow
 }

@@ -10,7 +10,7 @@ package shieldops_test
 # A baseline that passes every rule: a production pod restart by its own
 # team on a Wednesday morning, well inside every limit.
 base := {
-	"action": {"name": "restart_pod", "params": {}},
+	"action": {"name": "restart_pod", "params": {}, "param_sources": {}},
 	"target": {
 		"id": "k8s/prod-eu/payments/pod/checkout-7d9f",
 		"kind": "pod",
@@ -27,6 +27,15 @@ base := {
 
 # The baseline deep-merged with `patch`.
 inp(patch) := object.union(base, patch)
+
+# Sources for `params` as the runtime records them: every parameter a
+# playbook constant, except the current instance type, read from the live
+# instance.
+recorded(params) := {k: param_source_of(k) | some k, _ in params}
+
+param_source_of(k) := "live" if k == "from_instance_type"
+
+param_source_of(k) := "playbook" if k != "from_instance_type"
 
 # The baseline with another action in another environment.
 act(action, env) := inp({"action": {"name": action}, "target": {"environment": env}})
@@ -182,4 +191,70 @@ test_missing_rate_count_denied if {
 test_missing_kind_denied_for_mutating_actions if {
 	has_deny(data.shieldops.decision, "input: target.kind") with input as inp({"target": {"kind": ""}})
 	not has_deny(data.shieldops.decision, "input: target.kind") with input as inp({"action": {"name": "get_health"}, "target": {"kind": ""}})
+}
+
+# -- fail closed on every malformed field, in both engines ------------------
+# Each check is tested with the field missing and with the wrong type: in OPA
+# `not f(input.x)` never holds when x is missing, so the missing case is the
+# one that proves the helper-rule form.
+
+test_mistyped_affected_resources_denied if {
+	has_deny(data.shieldops.decision, "input: affected_resources") with input as inp({"affected_resources": "500"})
+	has_deny(data.shieldops.decision, "input: affected_resources") with input as inp({"affected_resources": null})
+}
+
+test_missing_or_mistyped_weekday_denied if {
+	has_deny(data.shieldops.decision, "input: time.weekday") with input as json.remove(base, ["time/weekday"])
+	has_deny(data.shieldops.decision, "input: time.weekday") with input as inp({"time": {"weekday": 3}})
+	not data.shieldops.decision.allow with input as json.remove(base, ["time/weekday"])
+}
+
+test_missing_or_null_hour_denied if {
+	has_deny(data.shieldops.decision, "input: time.hour") with input as json.remove(base, ["time/hour"])
+	has_deny(data.shieldops.decision, "input: time.hour") with input as inp({"time": {"hour": null}})
+}
+
+test_missing_or_mistyped_rate_denied if {
+	has_deny(data.shieldops.decision, "input: rate.environment_last_minute") with input as json.remove(base, ["rate/environment_last_minute"])
+	has_deny(data.shieldops.decision, "input: rate.environment_last_hour") with input as inp({"rate": {"environment_last_hour": "1000"}})
+	d := data.shieldops.decision with input as object.remove(base, ["rate"])
+	has_deny(d, "input: rate.team_last_hour")
+	not has_deny(d, "rate limit:")
+}
+
+test_missing_or_mistyped_kind_denied if {
+	has_deny(data.shieldops.decision, "input: target.kind") with input as json.remove(base, ["target/kind"])
+	has_deny(data.shieldops.decision, "input: target.kind") with input as inp({"target": {"kind": 7}})
+}
+
+test_missing_environment_denied if {
+	d := data.shieldops.decision with input as json.remove(base, ["target/environment"])
+	has_deny(d, "input: unknown environment")
+	has_deny(data.shieldops.decision, "input: unknown environment") with input as inp({"target": {"environment": 1}})
+}
+
+test_missing_or_mistyped_requester_name_denied if {
+	d := data.shieldops.decision with input as json.remove(base, ["requester/name"])
+	has_deny(d, "input: requester.name")
+	not d.allow
+	has_deny(data.shieldops.decision, "input: requester.name") with input as inp({"requester": {"name": ["agent:cost"]}})
+	not has_deny(data.shieldops.decision, "input: requester.name") with input as base
+}
+
+test_mistyped_params_denied if {
+	has_deny(data.shieldops.decision, "input: action.params") with input as inp({"action": {"params": "instance_type=m5.large"}})
+	has_deny(data.shieldops.decision, "input: action.params") with input as inp({"action": {"params": null}})
+	not has_deny(data.shieldops.decision, "input: action.params") with input as json.remove(base, ["action/params"])
+}
+
+test_mistyped_freeze_override_denied if {
+	has_deny(data.shieldops.decision, "input: freeze_override") with input as inp({"freeze_override": "true"})
+	not has_deny(data.shieldops.decision, "input: freeze_override") with input as object.remove(base, ["freeze_override"])
+}
+
+# A string override does not override a freeze.
+test_string_freeze_override_does_not_override if {
+	d := data.shieldops.decision with input as inp({"time": {"weekday": "Saturday"}, "freeze_override": "true"})
+	has_deny(d, "freeze:")
+	not d.allow
 }

@@ -6,10 +6,12 @@ package shieldops
 deny contains msg if {
 	mutating
 	limit := cfg.blast_radius[environment]
-	input.affected_resources > limit
+	n := input.affected_resources
+	is_number(n)
+	n > limit
 	msg := sprintf(
-		"blast radius: %d resources affected, the limit in %s is %d",
-		[input.affected_resources, environment, limit],
+		"blast radius: %v resources affected, the limit in %s is %v",
+		[n, environment, limit],
 	)
 }
 
@@ -28,7 +30,7 @@ deny contains msg if {
 	in_freeze
 	not input.freeze_override == true
 	msg := sprintf(
-		"freeze: %s is in a change freeze (%s, hour %d UTC); an override needs %d extra approval(s)",
+		"freeze: %s is in a change freeze (%s, hour %v UTC); an override needs %v extra approval(s)",
 		[environment, input.time.weekday, input.time.hour, cfg.freeze.override_extra_approvals],
 	)
 }
@@ -44,29 +46,35 @@ freeze_overridden if {
 deny contains msg if {
 	mutating
 	limit := cfg.rate_limits.per_minute[environment]
-	input.rate.environment_last_minute >= limit
+	n := input.rate.environment_last_minute
+	is_number(n)
+	n >= limit
 	msg := sprintf(
-		"rate limit: %d actions in %s in the last minute, the limit is %d",
-		[input.rate.environment_last_minute, environment, limit],
+		"rate limit: %v actions in %s in the last minute, the limit is %v",
+		[n, environment, limit],
 	)
 }
 
 deny contains msg if {
 	mutating
 	limit := cfg.rate_limits.per_hour[environment]
-	input.rate.environment_last_hour >= limit
+	n := input.rate.environment_last_hour
+	is_number(n)
+	n >= limit
 	msg := sprintf(
-		"rate limit: %d actions in %s in the last hour, the limit is %d",
-		[input.rate.environment_last_hour, environment, limit],
+		"rate limit: %v actions in %s in the last hour, the limit is %v",
+		[n, environment, limit],
 	)
 }
 
 deny contains msg if {
 	mutating
 	limit := cfg.rate_limits.team_per_hour
-	input.rate.team_last_hour >= limit
+	n := input.rate.team_last_hour
+	is_number(n)
+	n >= limit
 	msg := sprintf(
-		"rate limit: %d actions by team %q in the last hour, the limit is %d",
-		[input.rate.team_last_hour, requester_team, limit],
+		"rate limit: %v actions by team %q in the last hour, the limit is %v",
+		[n, requester_team, limit],
 	)
 }

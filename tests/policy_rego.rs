@@ -22,7 +22,15 @@ fn repository_policies_pass_their_tests() {
     assert!(!out.contains(": FAIL ("));
     assert!(out.contains(&format!("PASS: {passes}/{passes}")), "{out}");
     // Every policy file has its tests beside it.
-    for file in ["decision", "risk", "limits", "scope", "compliance"] {
+    for file in [
+        "decision",
+        "risk",
+        "limits",
+        "scope",
+        "compliance",
+        "provenance",
+        "cost",
+    ] {
         assert!(out.contains(&format!("{file}_test.rego:")), "{file}: {out}");
     }
     // And every compliance framework's controls (policies/compliance/).

@@ -141,7 +141,9 @@ patch_check(h) := outcome("failing", evidence) if {
 } else := outcome("unknown", [e]) if {
 	# Stale or missing vulnerability data never reads as "nothing to patch".
 	not vulndb_trusted
-	e := sprintf("%s: vulnerability data %s", [h.name, object.get(input.vulndb, "summary", "not loaded")])
+	# From `input` down, so a missing `vulndb` still yields evidence (an
+	# undefined one would fall through to "passing").
+	e := sprintf("%s: vulnerability data %v", [h.name, object.get(input, ["vulndb", "summary"], "not loaded")])
 } else := outcome("passing", [e]) if {
 	open := count(object.get(critical_by_resource, h.id, []))
 	e := sprintf("%s: no critical CVE open past %d days (%d within the SLA)", [h.name, cc.critical_patch_sla_days, open])
@@ -156,13 +158,17 @@ rotation_check(c) := outcome(rotation_status(c), [e]) if {
 	])
 }
 
+# `not rotation_age_known(c)`, never `not is_number(c.rotated_age_days)`: in
+# OPA a call on a missing field is undefined and `not` over it never holds.
 rotation_status(c) := "unknown" if {
-	not is_number(c.rotated_age_days)
+	not rotation_age_known(c)
 } else := "failing" if {
 	c.rotated_age_days > cc.credential_max_age_days
 } else := "passing"
 
-rotation_age_text(c) := sprintf("%d", [c.rotated_age_days]) if is_number(c.rotated_age_days)
+rotation_age_known(c) if is_number(c.rotated_age_days)
+
+rotation_age_text(c) := sprintf("%v", [c.rotated_age_days]) if rotation_age_known(c)
 
 else := "unknown"
 

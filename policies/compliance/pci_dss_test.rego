@@ -44,3 +44,13 @@ test_comp_pci_1032_fails_on_a_broken_audit_chain if {
 	results := data.shieldops.compliance.results with input as comp_inv({"audit_log": {"intact": false}})
 	comp_status(results, "PCI-DSS", "10.3.2", null) == "failing"
 }
+
+# A credential whose age field is missing or not a number is unknown, never
+# passing (in both engines).
+test_comp_pci_839_unknown_when_the_age_is_missing_or_mistyped if {
+	missing := object.remove(comp_cred(10), ["rotated_age_days"])
+	r1 := data.shieldops.compliance.results with input as comp_inv({"credentials": [missing]})
+	comp_status(r1, "PCI-DSS", "8.3.9", "vault/db") == "unknown"
+	r2 := data.shieldops.compliance.results with input as comp_inv({"credentials": [comp_cred("10")]})
+	comp_status(r2, "PCI-DSS", "8.3.9", "vault/db") == "unknown"
+}

@@ -28,3 +28,10 @@ test_comp_soc2_a11_fails_without_limits if {
 	results := data.shieldops.compliance.results with input as comp_inv({"pods": [comp_pod({"resources.limits": "missing"})]})
 	comp_status(results, "SOC2", "A1.1", "k8s/p1") == "failing"
 }
+
+# No vulnerability data at all is unknown, never "nothing to patch".
+test_comp_soc2_cc71_is_unknown_without_vulnerability_data if {
+	results := data.shieldops.compliance.results with input as object.remove(comp_inv({}), ["vulndb"])
+	comp_status(results, "SOC2", "CC7.1", "linux/h1") == "unknown"
+	contains(comp_evidence(results, "SOC2", "CC7.1", "linux/h1"), "not loaded")
+}

@@ -47,6 +47,10 @@ pub const EMBEDDED_POLICIES: &[(&str, &str)] = &[
     ),
     ("limits.rego", include_str!("../../policies/limits.rego")),
     ("linux.rego", include_str!("../../policies/linux.rego")),
+    (
+        "provenance.rego",
+        include_str!("../../policies/provenance.rego"),
+    ),
     ("risk.rego", include_str!("../../policies/risk.rego")),
     ("scope.rego", include_str!("../../policies/scope.rego")),
 ];
