@@ -10,6 +10,7 @@ mod facts;
 mod fleet;
 pub mod ids;
 pub mod kubeconfig;
+mod owners;
 pub mod redact;
 mod rollout;
 
@@ -370,6 +371,10 @@ impl InfraConnector for KubeConnector {
 
     async fn execute(&self, action: &Action) -> Result<ActionOutcome> {
         actions::execute(self, action).await
+    }
+
+    async fn resolve_target(&self, action: &Action) -> Result<Action> {
+        owners::resolve(self, action).await
     }
 
     async fn restore(&self, snapshot: &Snapshot) -> Result<ActionOutcome> {
