@@ -340,3 +340,32 @@ async fn a_statefulset_update_whose_new_pod_crash_loops_is_restored() {
         "the set is whole again on its original revision"
     );
 }
+
+/// A pod nobody owns: the proposal is refused before any policy or approval,
+/// and the refusal with its reason is in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orphan_pods_change_is_refused_and_the_reason_recorded() {
+    let server = TestApiServer::start().await;
+    server.create(node("node-a"));
+    server.create(kube_support::pod("shop", "lonely", None, "node-a", "web:1"));
+    let pod = ResourceId::new("k8s/test/shop/pod/lonely");
+    let s = start(server).await;
+    let h = &s.driven;
+    h.until("the pod discovered", |st| st.fleet.get(&pod).is_some())
+        .await;
+    alert(h, "TestLowerMemory", &pod).await;
+    let refused = |h: &Driven| {
+        h.log.scan(0).filter_map(Result::ok).find_map(|e| match e.kind {
+            EventKind::AgentError { error, .. } if error.contains("has no owner") => Some(error),
+            _ => None,
+        })
+    };
+    h.until("the refusal recorded", |_| refused(h).is_some()).await;
+    let error = refused(h).unwrap();
+    assert!(error.contains("set_resources") && error.contains("pod lonely"), "{error}");
+    assert!(h.state().remediations.is_empty(), "nothing was proposed");
+    assert_eq!(
+        s.server.get("Pod", "shop", "lonely").unwrap()["spec"]["containers"][0]["resources"]["limits"]["memory"],
+        "256Mi"
+    );
+}
