@@ -355,17 +355,27 @@ async fn an_orphan_pods_change_is_refused_and_the_reason_recorded() {
         .await;
     alert(h, "TestLowerMemory", &pod).await;
     let refused = |h: &Driven| {
-        h.log.scan(0).filter_map(Result::ok).find_map(|e| match e.kind {
-            EventKind::AgentError { error, .. } if error.contains("has no owner") => Some(error),
-            _ => None,
-        })
+        h.log
+            .scan(0)
+            .filter_map(Result::ok)
+            .find_map(|e| match e.kind {
+                EventKind::AgentError { error, .. } if error.contains("has no owner") => {
+                    Some(error)
+                }
+                _ => None,
+            })
     };
-    h.until("the refusal recorded", |_| refused(h).is_some()).await;
+    h.until("the refusal recorded", |_| refused(h).is_some())
+        .await;
     let error = refused(h).unwrap();
-    assert!(error.contains("set_resources") && error.contains("pod lonely"), "{error}");
+    assert!(
+        error.contains("set_resources") && error.contains("pod lonely"),
+        "{error}"
+    );
     assert!(h.state().remediations.is_empty(), "nothing was proposed");
     assert_eq!(
-        s.server.get("Pod", "shop", "lonely").unwrap()["spec"]["containers"][0]["resources"]["limits"]["memory"],
+        s.server.get("Pod", "shop", "lonely").unwrap()["spec"]["containers"][0]["resources"]["limits"]
+            ["memory"],
         "256Mi"
     );
 }

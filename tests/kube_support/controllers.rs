@@ -32,11 +32,13 @@ pub struct Crash {
     pub exit_code: i32,
 }
 
+/// Given a pod template's `spec`, how its containers fail (`None`: they run).
+pub(super) type CrashRule = Arc<dyn Fn(&Value) -> Option<Crash> + Send + Sync>;
+
 /// Which pod templates crash.
 #[derive(Clone)]
 pub(super) struct Controllers {
-    /// Given a pod template's `spec`, how its containers fail (`None`: they run).
-    pub crash_when: Arc<dyn Fn(&Value) -> Option<Crash> + Send + Sync>,
+    pub crash_when: CrashRule,
 }
 
 /// The replicas each ReplicaSet of a deployment gets in this reconcile.

@@ -239,11 +239,22 @@ mod tests {
     fn a_restart_counts_only_within_the_window() {
         // Created before the change, restarted after it: counts.
         let p = pod("2026-06-03T09:00:00Z", UP_AFTER_RESTART);
-        let f = new_revision_pods("web-6c9", &[p.clone()], at("2026-06-03T10:00:00Z"));
+        let f = new_revision_pods(
+            "web-6c9",
+            std::slice::from_ref(&p),
+            at("2026-06-03T10:00:00Z"),
+        );
         assert_eq!(f[0].reason, "NewRevisionRestarted", "{f:?}");
         assert!(f[0].message.contains("OOMKilled"));
         // The same restart an hour before the change: not this change's doing.
-        assert!(new_revision_pods("web-6c9", &[p.clone()], at("2026-06-03T11:05:00Z")).is_empty());
+        assert!(
+            new_revision_pods(
+                "web-6c9",
+                std::slice::from_ref(&p),
+                at("2026-06-03T11:05:00Z")
+            )
+            .is_empty()
+        );
         // Without a window (plain health) a pod that is up again is not judged on old restarts.
         assert!(new_revision_pods("web-6c9", &[p], None).is_empty());
         // A pod created after the change restarted within the window, whatever its times say.
