@@ -16,20 +16,8 @@ use tokio::sync::Notify;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// Connects to the double through a kubeconfig, as a user would.
 async fn connect(server: &TestApiServer, dir: &std::path::Path) -> KubeConnector {
-    let path = server.write_kubeconfig(dir, "test");
-    let kc = kube::config::Kubeconfig::read_from(&path).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .expect("config");
-    let target = shieldops::connectors::kubernetes::ClusterTarget {
-        context: "test".into(),
-        config,
-    };
-    let conn = KubeConnector::start(target, Arc::new(Notify::new())).expect("start");
-    assert!(conn.wait_synced(WAIT).await, "watchers did not sync");
-    conn
+    kube_support::connect_with(server, dir, Arc::new(Notify::new())).await
 }
 
 fn pod_id(ns: &str, name: &str) -> ResourceId {

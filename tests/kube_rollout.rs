@@ -17,7 +17,6 @@ use kube_support::{Crash, TestApiServer, deployment, node, statefulset};
 use serde_json::{Value, json};
 use shieldops::clock::ManualClock;
 use shieldops::connectors::Registry;
-use shieldops::connectors::kubernetes::{ClusterTarget, KubeConnector};
 use shieldops::event::{Alert, AlertStatus, EventKind, RemediationOutcome, ResourceId, Severity};
 use shieldops::runtime::command::Command;
 use shieldops::runtime::{Intake, RuntimeOptions};
@@ -81,21 +80,8 @@ struct Setup {
 
 async fn start(server: TestApiServer) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let kc =
-        kube::config::Kubeconfig::read_from(server.write_kubeconfig(dir.path(), "test")).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .unwrap();
     let changed = Arc::new(Notify::new());
-    let conn = KubeConnector::start(
-        ClusterTarget {
-            context: "test".into(),
-            config,
-        },
-        changed.clone(),
-    )
-    .unwrap();
-    assert!(conn.wait_synced(Duration::from_secs(20)).await);
+    let conn = kube_support::connect_with(&server, dir.path(), changed.clone()).await;
     let mut registry = Registry::new();
     registry.add(Arc::new(conn));
     let options = RuntimeOptions {
@@ -185,6 +171,22 @@ async fn run_to_the_end(h: &Driven) -> shieldops::state::Remediation {
     state.remediations[&rem.id].clone()
 }
 
+/// Starts the runtime, waits for `pod`, raises `alert` on it and runs the
+/// remediation it brings to the end.
+async fn alert_and_finish(
+    server: TestApiServer,
+    pod: &ResourceId,
+    name: &str,
+) -> (Setup, shieldops::state::Remediation) {
+    let s = start(server).await;
+    s.driven
+        .until("the pod discovered", |st| st.fleet.get(pod).is_some())
+        .await;
+    alert(&s.driven, name, pod).await;
+    let rem = run_to_the_end(&s.driven).await;
+    (s, rem)
+}
+
 /// What every scenario must show once the remediation is over.
 fn assert_restored(rem: &shieldops::state::Remediation, kind: &str, template_now: &Value) {
     let (passed, detail) = rem.validation.clone().expect("validated");
@@ -232,12 +234,8 @@ async fn set_resources_whose_new_pods_crash_loop_is_restored() {
     server.create(deployment("shop", "web", 3, "web:1"));
     let before = template(&server, "Deployment", "web");
     let pod = a_pod(&server, "web-");
-    let s = start(server).await;
+    let (s, rem) = alert_and_finish(server, &pod, "TestLowerMemory").await;
     let h = &s.driven;
-    h.until("the pod discovered", |st| st.fleet.get(&pod).is_some())
-        .await;
-    alert(h, "TestLowerMemory", &pod).await;
-    let rem = run_to_the_end(h).await;
 
     assert_eq!(rem.action.name, "set_resources");
     assert_eq!(
@@ -276,12 +274,8 @@ async fn rollback_to_a_bad_revision_is_restored() {
     });
     let before = template(&server, "Deployment", "web");
     let pod = a_pod(&server, "web-");
-    let s = start(server).await;
+    let (s, rem) = alert_and_finish(server, &pod, "TestRollBack").await;
     let h = &s.driven;
-    h.until("the pod discovered", |st| st.fleet.get(&pod).is_some())
-        .await;
-    alert(h, "TestRollBack", &pod).await;
-    let rem = run_to_the_end(h).await;
 
     assert_eq!(rem.action.name, "rollback_deployment");
     assert_eq!(
@@ -314,12 +308,8 @@ async fn a_statefulset_update_whose_new_pod_crash_loops_is_restored() {
     server.create(statefulset("shop", "db", 3, "pg:16"));
     let before = template(&server, "StatefulSet", "db");
     let pod = ResourceId::new("k8s/test/shop/pod/db-0");
-    let s = start(server).await;
+    let (s, rem) = alert_and_finish(server, &pod, "TestLowerMemory").await;
     let h = &s.driven;
-    h.until("the pod discovered", |st| st.fleet.get(&pod).is_some())
-        .await;
-    alert(h, "TestLowerMemory", &pod).await;
-    let rem = run_to_the_end(h).await;
 
     assert_eq!(rem.action.name, "set_resources");
     assert_eq!(

@@ -7,31 +7,16 @@
 mod kube_support;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use kube_support::{TestApiServer, deployment, pod, statefulset};
 use serde_json::{Value, json};
 use shieldops::connectors::InfraConnector;
-use shieldops::connectors::kubernetes::{ClusterTarget, KubeConnector};
+use shieldops::connectors::kubernetes::KubeConnector;
 use shieldops::event::{Action, ResourceId};
 use tokio::sync::Notify;
 
 async fn connect(server: &TestApiServer, dir: &std::path::Path) -> KubeConnector {
-    let path = server.write_kubeconfig(dir, "test");
-    let kc = kube::config::Kubeconfig::read_from(&path).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .expect("config");
-    let conn = KubeConnector::start(
-        ClusterTarget {
-            context: "test".into(),
-            config,
-        },
-        Arc::new(Notify::new()),
-    )
-    .expect("start");
-    assert!(conn.wait_synced(Duration::from_secs(20)).await);
-    conn
+    kube_support::connect_with(server, dir, Arc::new(Notify::new())).await
 }
 
 fn id(s: &str) -> ResourceId {

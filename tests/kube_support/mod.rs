@@ -1878,6 +1878,31 @@ pub fn node(name: &str) -> Value {
     })
 }
 
+/// Connects a Kubernetes connector to the double through a kubeconfig, as a
+/// user would, waking `changed` on fleet changes; waits for the first sync.
+pub async fn connect_with(
+    server: &TestApiServer,
+    dir: &Path,
+    changed: Arc<tokio::sync::Notify>,
+) -> shieldops::connectors::kubernetes::KubeConnector {
+    let path = server.write_kubeconfig(dir, "test");
+    let kc = kube::config::Kubeconfig::read_from(&path).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .expect("config");
+    let target = shieldops::connectors::kubernetes::ClusterTarget {
+        context: "test".into(),
+        config,
+    };
+    let conn =
+        shieldops::connectors::kubernetes::KubeConnector::start(target, changed).expect("start");
+    assert!(
+        conn.wait_synced(Duration::from_secs(20)).await,
+        "watchers did not sync"
+    );
+    conn
+}
+
 /// Polls `check` every 20 ms until it holds, for at most `within`.
 pub async fn eventually<F: FnMut() -> bool>(within: Duration, mut check: F) -> bool {
     let deadline = tokio::time::Instant::now() + within;
