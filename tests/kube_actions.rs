@@ -10,28 +10,14 @@ use std::time::Duration;
 use kube_support::{TestApiServer, deployment, eventually, node, pod};
 use serde_json::json;
 use shieldops::connectors::InfraConnector;
-use shieldops::connectors::kubernetes::{ClusterTarget, KubeConnector};
+use shieldops::connectors::kubernetes::KubeConnector;
 use shieldops::event::{Action, HealthStatus, ResourceId};
 use tokio::sync::Notify;
 
 const WAIT: Duration = Duration::from_secs(20);
 
 async fn connect(server: &TestApiServer, dir: &std::path::Path) -> KubeConnector {
-    let path = server.write_kubeconfig(dir, "test");
-    let kc = kube::config::Kubeconfig::read_from(&path).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .expect("config");
-    let conn = KubeConnector::start(
-        ClusterTarget {
-            context: "test".into(),
-            config,
-        },
-        Arc::new(Notify::new()),
-    )
-    .expect("start");
-    assert!(conn.wait_synced(WAIT).await);
-    conn
+    kube_support::connect_with(server, dir, Arc::new(Notify::new())).await
 }
 
 fn id(s: &str) -> ResourceId {

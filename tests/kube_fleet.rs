@@ -16,20 +16,8 @@ use tokio::sync::Notify;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// Connects to the double through a kubeconfig, as a user would.
 async fn connect(server: &TestApiServer, dir: &std::path::Path) -> KubeConnector {
-    let path = server.write_kubeconfig(dir, "test");
-    let kc = kube::config::Kubeconfig::read_from(&path).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .expect("config");
-    let target = shieldops::connectors::kubernetes::ClusterTarget {
-        context: "test".into(),
-        config,
-    };
-    let conn = KubeConnector::start(target, Arc::new(Notify::new())).expect("start");
-    assert!(conn.wait_synced(WAIT).await, "watchers did not sync");
-    conn
+    kube_support::connect_with(server, dir, Arc::new(Notify::new())).await
 }
 
 fn pod_id(ns: &str, name: &str) -> ResourceId {
@@ -192,6 +180,45 @@ async fn watch_resumes_after_410_gone_with_a_fresh_list() {
             .iter()
             .any(|r| r.starts_with("WATCH /api/v1/pods") && r.contains("resourceVersion="))
     );
+    assert!(
+        server.gone_sent() > 0,
+        "the server never answered 410 Gone: the recovery above proves nothing about it"
+    );
+}
+
+/// More objects than fit a page: the server returns pages with `continue`
+/// tokens and the fleet still holds every object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_list_follows_continue_tokens_across_pages() {
+    let server = TestApiServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    server.limit_pages(4);
+    for i in 0..25 {
+        server.create(pod("shop", &format!("p-{i:02}"), None, "node-a", "x:1"));
+    }
+    let conn = connect(&server, dir.path()).await;
+    let pods: Vec<String> = conn
+        .list_resources(&Scope::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.kind == "pod")
+        .map(|r| r.id.0)
+        .collect();
+    assert_eq!(pods.len(), 25, "{pods:?}");
+    for i in 0..25 {
+        assert!(pods.contains(&pod_id("shop", &format!("p-{i:02}")).0));
+    }
+    let pod_lists: Vec<String> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("GET /api/v1/pods"))
+        .collect();
+    assert!(
+        pod_lists.iter().filter(|r| r.contains("continue=")).count() >= 6,
+        "25 pods in pages of 4 take 7 requests: {pod_lists:?}"
+    );
+    assert!(server.pages_served() >= 7, "{}", server.pages_served());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -243,6 +243,12 @@ pub trait InfraConnector: Send + Sync {
     ) -> Result<Health> {
         self.health(id).await
     }
+    /// The action aimed at the object it should change, where the
+    /// connector's resources form owner chains (a pod's controller); an error
+    /// says why no object fits. By default the action as asked.
+    async fn resolve_target(&self, action: &Action) -> Result<Action> {
+        Ok(action.clone())
+    }
     /// Captures enough state to restore the resource.
     async fn snapshot(&self, id: &ResourceId) -> Result<Snapshot>;
     /// Executes an action.

@@ -25,13 +25,15 @@ use super::{Intake, RuntimeOptions, RuntimeStatus};
 use crate::agents::AgentContext;
 use crate::agents::investigation::{InvestigationJob, investigate};
 use crate::agents::remediation::{ExecutionJob, Resume, execute};
-use crate::event::{Alert, AlertStatus, Event, EventKind, RemediationOutcome};
+use crate::event::{Action, Alert, AlertStatus, Event, EventKind, RemediationOutcome};
 use crate::state::{IncidentStatus, InvestigationStatus, Stage, State};
 use crate::store::Subscription;
 
 const ACTOR: &str = "supervisor";
 /// How long an inspection may wait on a connector.
 const INSPECT_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a connector may take to say which object an action changes.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(super) struct Supervisor {
     pub ctx: AgentContext,
@@ -402,6 +404,35 @@ impl Supervisor {
         tokio::spawn(investigate(self.ctx.clone(), job));
     }
 
+    /// Aims a proposed action at the object it should change (a pod's
+    /// controller, say), asking the target's connector within a bounded
+    /// time; the note says what changed. An error is the connector's refusal.
+    async fn resolve_target(&self, action: Action) -> Result<(Action, Option<String>), String> {
+        let Some(connector) = self
+            .state
+            .fleet
+            .get(&action.target)
+            .and_then(|view| self.ctx.registry.get(&view.resource.connector))
+        else {
+            // Not in the fleet: the caller says so.
+            return Ok((action, None));
+        };
+        match tokio::time::timeout(RESOLVE_TIMEOUT, connector.resolve_target(&action)).await {
+            Ok(Ok(resolved)) if resolved.target != action.target => {
+                let note = format!("target {} resolved to {}", action.target, resolved.target);
+                Ok((resolved, Some(note)))
+            }
+            Ok(Ok(resolved)) => Ok((resolved, None)),
+            Ok(Err(e)) => Err(format!("{} on {} refused: {e}", action.name, action.target)),
+            Err(_) => Err(format!(
+                "{} on {} refused: the connector did not say within {}s which object the action changes",
+                action.name,
+                action.target,
+                RESOLVE_TIMEOUT.as_secs()
+            )),
+        }
+    }
+
     async fn maybe_propose(&mut self, investigation: u64) {
         let Some(inv) = self.state.investigations.get(&investigation) else {
             return;
@@ -460,6 +491,24 @@ impl Supervisor {
                 self.resolve(incident, "alert resolved by itself").await;
             }
             return;
+        };
+        let (action, reason) = match self.resolve_target(action).await {
+            Ok((action, None)) => (action, reason),
+            Ok((action, Some(note))) => (action, format!("{reason} [{note}]")),
+            Err(detail) => {
+                self.record(
+                    ACTOR,
+                    EventKind::AgentError {
+                        agent: "remediation".into(),
+                        error: format!("investigation #{investigation}: {detail}"),
+                    },
+                )
+                .await;
+                if !alert_firing {
+                    self.resolve(incident, "alert resolved by itself").await;
+                }
+                return;
+            }
         };
         let Some(target) = self.state.fleet.get(&action.target) else {
             let detail = format!(

@@ -17,6 +17,11 @@
 
 #![allow(dead_code)]
 
+mod controllers;
+
+#[allow(unused_imports)]
+pub use controllers::{Crash, statefulset};
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -239,6 +244,16 @@ struct Inner {
     uid: u64,
     /// Requests served, by "METHOD path" (for assertions such as "no re-list").
     requests: Vec<String>,
+    /// The most objects one list page holds, whatever `limit` the client asks
+    /// (a real server may return fewer than asked and a `continue` token).
+    page_limit: Option<usize>,
+    /// List responses that were one page of several (had or followed a `continue`).
+    pages_served: u64,
+    /// `410 Gone` answers sent (watch errors with code 410).
+    gone_sent: u64,
+    /// Pods follow their controllers (see `controllers`), crash-looping when
+    /// `crash_when` says so of their pod template.
+    controllers: Option<controllers::Controllers>,
 }
 
 /// The running test double.
@@ -404,6 +419,33 @@ impl TestApiServer {
     /// The current resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.inner.lock().unwrap().rv
+    }
+
+    /// Caps every list page at `n` objects (the client then follows `continue`).
+    pub fn limit_pages(&self, n: usize) {
+        self.inner.lock().unwrap().page_limit = Some(n);
+    }
+
+    /// List responses served as one page of several.
+    pub fn pages_served(&self) -> u64 {
+        self.inner.lock().unwrap().pages_served
+    }
+
+    /// `410 Gone` answers sent so far.
+    pub fn gone_sent(&self) -> u64 {
+        self.inner.lock().unwrap().gone_sent
+    }
+
+    /// From now on pods follow their Deployments' ReplicaSets and their
+    /// StatefulSets as the controllers would make them; a pod whose template
+    /// `crash_when` picks crash-loops (see [`controllers`]).
+    pub fn run_controllers(
+        &self,
+        crash_when: impl Fn(&Value) -> Option<Crash> + Send + Sync + 'static,
+    ) {
+        self.inner.lock().unwrap().controllers = Some(controllers::Controllers {
+            crash_when: Arc::new(crash_when),
+        });
     }
 
     /// Requests served so far ("METHOD path?query").
@@ -817,7 +859,8 @@ fn list(
         .get("limit")
         .and_then(|l| l.parse().ok())
         .filter(|l| *l > 0)
-        .unwrap_or(usize::MAX);
+        .unwrap_or(usize::MAX)
+        .min(inner.page_limit.unwrap_or(usize::MAX));
     // The continue token is "<resourceVersion>/<offset>": pages of one list share a snapshot's rv.
     let (list_rv, offset) = match query.get("continue").filter(|c| !c.is_empty()) {
         Some(c) => match c.split_once('/') {
@@ -846,6 +889,9 @@ fn list(
         index += 1;
     }
     let mut metadata = json!({"resourceVersion": list_rv.to_string()});
+    if more || offset > 0 {
+        inner.pages_served += 1;
+    }
     if more {
         metadata["continue"] = json!(format!("{list_rv}/{}", offset + items.len()));
     }
@@ -946,6 +992,10 @@ fn create_object(
     }
     meta["generation"] = json!(1);
     let stored = store(inner, changes, t, k, obj, "ADDED");
+    if t.kind == "StatefulSet" {
+        controllers::reconcile_statefulset(inner, changes, &ns, &name);
+        return Ok(inner.objects[&key(t, &ns, &name)].clone());
+    }
     if t.kind == "Deployment" {
         reconcile_deployment(inner, changes, &ns, &name);
         return Ok(inner.objects[&key(t, &ns, &name)].clone());
@@ -1133,6 +1183,10 @@ fn commit_update(
     }
     let (ns, name) = (k.1.clone(), k.2.clone());
     let out = store(inner, changes, t, k, updated, "MODIFIED");
+    if t.kind == "StatefulSet" {
+        controllers::reconcile_statefulset(inner, changes, &ns, &name);
+        return inner.objects[&key(t, &ns, &name)].clone();
+    }
     if t.kind == "Deployment" {
         reconcile_deployment(inner, changes, &ns, &name);
         return inner.objects[&key(t, &ns, &name)].clone();
@@ -1385,6 +1439,7 @@ fn reconcile_deployment(
         }
     };
     let mut new_rev = max_rev.max(1);
+    let rollout = controllers::plan_rollout(inner, &template, &owned, &current_key, replicas);
     for (k, _) in owned.iter().map(|(k, v)| (k.clone(), v.clone())).chain(
         inner
             .objects
@@ -1396,9 +1451,13 @@ fn reconcile_deployment(
             continue;
         };
         let is_current = k == current_key;
-        let want = if is_current { replicas } else { 0 };
+        let want = match &rollout {
+            Some(plan) => plan.want(&k),
+            None if is_current => replicas,
+            None => 0,
+        };
         let mut changed = rs["spec"]["replicas"].as_i64() != Some(want)
-            || rs["status"]["readyReplicas"].as_i64().unwrap_or(0) != want;
+            || (rollout.is_none() && rs["status"]["readyReplicas"].as_i64().unwrap_or(0) != want);
         if is_current && revision(&rs) != max_rev.max(revision(&rs)) {
             // An old template came back: its ReplicaSet takes the next revision.
             rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"] =
@@ -1410,11 +1469,28 @@ fn reconcile_deployment(
         }
         if changed {
             rs["spec"]["replicas"] = json!(want);
+            if rollout.is_some() {
+                // The pods decide the status (see controllers::run_replica_sets).
+                store(inner, changes, rs_type, k, rs, "MODIFIED");
+                continue;
+            }
             rs["status"] = json!({"replicas": want, "readyReplicas": want, "availableReplicas": want, "fullyLabeledReplicas": want, "observedGeneration": rs["metadata"]["generation"]});
             store(inner, changes, rs_type, k, rs, "MODIFIED");
         }
     }
     let generation = deploy["metadata"]["generation"].clone();
+    if let Some(plan) = &rollout {
+        let status = controllers::run_replica_sets(inner, changes, ns, plan, &generation);
+        let rev = new_rev.to_string();
+        if deploy["status"] != status
+            || deploy["metadata"]["annotations"]["deployment.kubernetes.io/revision"] != json!(rev)
+        {
+            deploy["status"] = status;
+            deploy["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = json!(rev);
+            store(inner, changes, deployments, dk, deploy, "MODIFIED");
+        }
+        return;
+    }
     let status = json!({
         "observedGeneration": generation, "replicas": replicas, "updatedReplicas": replicas,
         "readyReplicas": replicas, "availableReplicas": replicas,
@@ -1666,6 +1742,7 @@ async fn serve_watch(mut stream: TcpStream, shared: &Shared, req: Request) -> st
         .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
         .await?;
     if expired {
+        shared.inner.lock().unwrap().gone_sent += 1;
         let status = status_body(
             410,
             "Expired",
@@ -1719,6 +1796,7 @@ async fn serve_watch(mut stream: TcpStream, shared: &Shared, req: Request) -> st
             msg = rx.recv() => match msg {
                 Ok(c) => if wanted(&c) { held.push(c) },
                 Err(broadcast::error::RecvError::Lagged(_)) => {
+                    shared.inner.lock().unwrap().gone_sent += 1;
                     let status = status_body(410, "Expired", "watch fell too far behind");
                     write_chunk(&mut stream, &watch_line("ERROR", &status)).await?;
                     return stream.write_all(b"0\r\n\r\n").await;
@@ -1798,6 +1876,31 @@ pub fn node(name: &str) -> Value {
             "osImage": "Debian GNU/Linux 12", "containerRuntimeVersion": "containerd://1.7.0",
             "kubeletVersion": "v1.34.0", "kubeProxyVersion": "", "operatingSystem": "linux", "architecture": "amd64"}},
     })
+}
+
+/// Connects a Kubernetes connector to the double through a kubeconfig, as a
+/// user would, waking `changed` on fleet changes; waits for the first sync.
+pub async fn connect_with(
+    server: &TestApiServer,
+    dir: &Path,
+    changed: Arc<tokio::sync::Notify>,
+) -> shieldops::connectors::kubernetes::KubeConnector {
+    let path = server.write_kubeconfig(dir, "test");
+    let kc = kube::config::Kubeconfig::read_from(&path).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .expect("config");
+    let target = shieldops::connectors::kubernetes::ClusterTarget {
+        context: "test".into(),
+        config,
+    };
+    let conn =
+        shieldops::connectors::kubernetes::KubeConnector::start(target, changed).expect("start");
+    assert!(
+        conn.wait_synced(Duration::from_secs(20)).await,
+        "watchers did not sync"
+    );
+    conn
 }
 
 /// Polls `check` every 20 ms until it holds, for at most `within`.

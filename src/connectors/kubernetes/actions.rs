@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use super::evidence::revisions;
 use super::ids::ObjectKey;
+use super::rollout::template_without_hash;
 use super::{KubeConnector, is_problem, map_err};
 use crate::connectors::{ConnectorError, Result};
 use crate::event::{Action, ActionOutcome, Health, HealthStatus, ResourceId, Snapshot};
@@ -391,14 +392,6 @@ pub async fn replacement_health(
             }
         }
     }
-}
-
-fn template_without_hash(rs: &ReplicaSet) -> Option<Value> {
-    let mut t = serde_json::to_value(rs.spec.as_ref()?.template.as_ref()?).ok()?;
-    if let Some(labels) = t["metadata"]["labels"].as_object_mut() {
-        labels.remove("pod-template-hash");
-    }
-    Some(t)
 }
 
 /// The deployment's revision, the ReplicaSet of the revision before it and

@@ -11,13 +11,16 @@ mod fleet;
 pub mod ids;
 pub mod kubeconfig;
 mod preview;
+mod owners;
 pub mod redact;
+mod rollout;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -121,8 +124,20 @@ impl KubeConnector {
         Api::namespaced(self.client.clone(), ns)
     }
 
-    /// Fetches the object an id names, live, as JSON plus its findings.
+    /// Fetches the object an id names, live, and returns its findings.
     async fn judge(&self, id: &ResourceId) -> Result<Vec<Finding>> {
+        self.judge_since(id, None).await
+    }
+
+    /// Fetches the object an id names, live, and returns its findings. For
+    /// Deployments, StatefulSets and DaemonSets the pods of the newest
+    /// revision are judged too; `since` (the time of a change being
+    /// validated) makes any restart of theirs after it a finding.
+    async fn judge_since(
+        &self,
+        id: &ResourceId,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Finding>> {
         let k = self.key(id)?;
         let ns = k.namespace.as_str();
         let name = k.name.as_str();
@@ -131,13 +146,16 @@ impl KubeConnector {
             "pod" => {
                 analyzers::pod::analyze(&self.ns_api::<Pod>(ns).get(name).await.map_err(not_found)?)
             }
-            "deployment" => analyzers::deployment::analyze(
-                &self
+            "deployment" => {
+                let d = self
                     .ns_api::<Deployment>(ns)
                     .get(name)
                     .await
-                    .map_err(not_found)?,
-            ),
+                    .map_err(not_found)?;
+                let mut f = analyzers::deployment::analyze(&d);
+                f.extend(rollout::deployment(self, id, &d, since).await?);
+                f
+            }
             "replicaset" => analyzers::replicaset::analyze(
                 &self
                     .ns_api::<ReplicaSet>(ns)
@@ -145,20 +163,26 @@ impl KubeConnector {
                     .await
                     .map_err(not_found)?,
             ),
-            "statefulset" => analyzers::statefulset::analyze(
-                &self
+            "statefulset" => {
+                let s = self
                     .ns_api::<StatefulSet>(ns)
                     .get(name)
                     .await
-                    .map_err(not_found)?,
-            ),
-            "daemonset" => analyzers::daemonset::analyze(
-                &self
+                    .map_err(not_found)?;
+                let mut f = analyzers::statefulset::analyze(&s);
+                f.extend(rollout::statefulset(self, id, &s, since).await?);
+                f
+            }
+            "daemonset" => {
+                let d = self
                     .ns_api::<DaemonSet>(ns)
                     .get(name)
                     .await
-                    .map_err(not_found)?,
-            ),
+                    .map_err(not_found)?;
+                let mut f = analyzers::daemonset::analyze(&d);
+                f.extend(rollout::daemonset(self, id, &d, since).await?);
+                f
+            }
             "job" => {
                 analyzers::job::analyze(&self.ns_api::<Job>(ns).get(name).await.map_err(not_found)?)
             }
@@ -267,7 +291,7 @@ impl InfraConnector for KubeConnector {
     }
 
     async fn health(&self, id: &ResourceId) -> Result<Health> {
-        Ok(health_of(&self.judge(id).await?))
+        Ok(health_with_others(&self.judge(id).await?))
     }
 
     async fn validation_health(
@@ -275,8 +299,9 @@ impl InfraConnector for KubeConnector {
         id: &ResourceId,
         before: Option<&Snapshot>,
     ) -> Result<Health> {
-        match self.judge(id).await {
-            Ok(findings) => Ok(health_of(&findings)),
+        // Restarts count from the moment the snapshot before the change was taken.
+        match self.judge_since(id, before.map(|s| s.taken_at)).await {
+            Ok(findings) => Ok(health_with_others(&findings)),
             Err(ConnectorError::NotFound(_)) => {
                 // A pod that is gone is judged on its controller's replacement;
                 // the controller comes from the snapshot recorded before the
@@ -353,9 +378,28 @@ impl InfraConnector for KubeConnector {
         actions::execute(self, action).await
     }
 
+    async fn resolve_target(&self, action: &Action) -> Result<Action> {
+        owners::resolve(self, action).await
+    }
+
     async fn restore(&self, snapshot: &Snapshot) -> Result<ActionOutcome> {
         actions::restore(self, snapshot).await
     }
+}
+
+/// The worst finding's health; its message also names the other findings'
+/// reasons, so a failed validation says everything that was not yet right.
+fn health_with_others(findings: &[Finding]) -> Health {
+    let mut h = health_of(findings);
+    let others: Vec<&str> = findings
+        .iter()
+        .map(|f| f.reason.as_str())
+        .filter(|r| *r != h.reason)
+        .collect();
+    if !others.is_empty() {
+        h.message = format!("{} (also: {})", h.message, others.join(", "));
+    }
+    h
 }
 
 /// Whether a finding's health is a problem.

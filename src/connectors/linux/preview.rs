@@ -285,7 +285,13 @@ mod tests {
         assert!(check(&restart, false).is_ok());
         let err = check(&restart, true).unwrap_err().to_string();
         assert!(err.contains("`service`"), "{err}");
-        assert!(clean_spec(&clean("/etc/*.conf")).is_err());
+        // Outside the clean-up roots: refused before any dry run (the
+        // connector checks the roots first, as `execute` does).
+        let roots: Vec<String> = guardrails::DEFAULT_CLEAN_ROOTS
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        assert!(guardrails::check_with_roots(&clean("/etc/*.conf"), &roots).is_some());
         let err = clean_spec(&clean("/var/log/*.gz").with("older_than_hours", "soon"))
             .unwrap_err()
             .to_string();

@@ -17,6 +17,7 @@ pub mod node;
 pub mod pod;
 pub mod pvc;
 pub mod replicaset;
+pub mod rollout;
 pub mod service;
 pub mod statefulset;
 
