@@ -30,7 +30,8 @@ const KEY: &str = r#"(?:[A-Za-z0-9]+[_.-])*(?:[A-Za-z0-9]*(?:password|passwd|pas
 
 /// A value after a key: quoted (the whole quoted value, spaces included,
 /// escaped quotes too), JSON-escaped quoted, or a bare word.
-const VALUE: &str = r#"(?:\\"(?:[^"\\]|\\[^"])*\\"|"(?:[^"\\]|\\.)*"|'[^']*'|[^\s"',;&}\]<>\[][^\s"',;&}\]<>]*)"#;
+const VALUE: &str =
+    r#"(?:\\"(?:[^"\\]|\\[^"])*\\"|"(?:[^"\\]|\\.)*"|'[^']*'|[^\s"',;&}\]<>\[][^\s"',;&}\]<>]*)"#;
 
 struct Rule {
     re: Regex,
@@ -44,7 +45,9 @@ const VALUE_MASK: &str = "value";
 
 /// The rules, in the order they run. `begin` of a PEM block is rule 0.
 static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
-    let kv_line = format!(r#"(?mi)^(\s*(?:-\s+)?(?:export\s+)?["']?{KEY}["']?\s*:[ \t]+)([^"'\s{{\[|>&*!][^\r\n]*)"#);
+    let kv_line = format!(
+        r#"(?mi)^(\s*(?:-\s+)?(?:export\s+)?["']?{KEY}["']?\s*:[ \t]+)([^"'\s{{\[|>&*!][^\r\n]*)"#
+    );
     let kv = format!(r#"(?i)(\\?["']?\b{KEY}\\?["']?\s*(?:=>|:=|=|:)\s*)({VALUE})"#);
     let flag = format!(r#"(?i)((?:^|\s)--?{KEY}(?:\s+|=))({VALUE})"#);
     [
@@ -113,9 +116,8 @@ static ANY: LazyLock<RegexSet> = LazyLock::new(|| {
 static PEM_BEGIN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----").expect("valid")
 });
-static PEM_END: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----").expect("valid")
-});
+static PEM_END: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----").expect("valid"));
 
 /// Masks the secrets in one line (no state: a PEM block's first line is
 /// masked from its `BEGIN` on; use a [`Stream`] for the lines after it).
@@ -124,9 +126,13 @@ pub fn line(s: &str) -> String {
 }
 
 /// Masks the secrets in a whole text (lines joined by `\n`), PEM blocks
-/// across lines included.
+/// across lines included. A text that ends a key block it never began (a
+/// log tail cut inside the block) is masked from its start to that end.
 pub fn text(s: &str) -> String {
-    let mut stream = Stream::default();
+    let cut_inside = PEM_END
+        .find(s)
+        .is_some_and(|end| !PEM_BEGIN.is_match(&s[..end.start()]));
+    let mut stream = Stream { in_key: cut_inside };
     let mut out = String::with_capacity(s.len());
     for (i, l) in s.split('\n').enumerate() {
         if i > 0 {
@@ -200,7 +206,16 @@ fn mask(s: &str) -> Cow<'_, str> {
 /// A secret's value masked inside the quotes it came in; words that say
 /// nothing about a secret (`YES`, `false`, `null`, `****`) are kept.
 fn mask_value(v: &str) -> String {
-    let benign = ["yes", "no", "true", "false", "null", "none", "nil", "[redacted]"];
+    let benign = [
+        "yes",
+        "no",
+        "true",
+        "false",
+        "null",
+        "none",
+        "nil",
+        "[redacted]",
+    ];
     let word = v.trim_end_matches([')', '.']);
     if benign.iter().any(|b| word.eq_ignore_ascii_case(b)) || v.chars().all(|c| c == '*') {
         return v.to_string();

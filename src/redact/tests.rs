@@ -44,7 +44,12 @@ fn every_secret_in_the_corpus_is_masked() {
         }
         assert!(whole.contains("[REDACTED"), "{whole}");
     }
-    assert!(misses.is_empty(), "{} misses:\n{}", misses.len(), misses.join("\n"));
+    assert!(
+        misses.is_empty(),
+        "{} misses:\n{}",
+        misses.len(),
+        misses.join("\n")
+    );
 }
 
 #[test]
@@ -69,31 +74,48 @@ fn a_key_block_across_lines_is_masked_line_by_line() {
         "x [REDACTED PRIVATE KEY]"
     );
     assert_eq!(s.line("MIIEowIBAAKCAQEA"), MASK);
-    assert_eq!(s.line("-----END RSA PRIVATE KEY----- done"), "[REDACTED] done");
+    assert_eq!(
+        s.line("-----END RSA PRIVATE KEY----- done"),
+        "[REDACTED] done"
+    );
     assert_eq!(s.line("after"), "after");
     // Without an end the rest of the stream stays masked.
     assert_eq!(
         text("-----BEGIN PRIVATE KEY-----\nAAAA\nBBBB"),
         "[REDACTED PRIVATE KEY]\n[REDACTED]\n[REDACTED]"
     );
+    // A tail that starts inside a block is masked up to its end.
+    assert_eq!(
+        text("AAAA\nBBBB\n-----END PRIVATE KEY-----\nnext"),
+        "[REDACTED]\n[REDACTED]\n[REDACTED]\nnext"
+    );
 }
 
 #[test]
 fn quoted_values_are_masked_whole_inside_their_quotes() {
-    assert_eq!(line(r#"password="a b c" user=ann"#), r#"password="[REDACTED]" user=ann"#);
+    assert_eq!(
+        line(r#"password="a b c" user=ann"#),
+        r#"password="[REDACTED]" user=ann"#
+    );
     assert_eq!(
         line(r#"{"password": "a b c", "user": "ann"}"#),
         r#"{"password": "[REDACTED]", "user": "ann"}"#
     );
     assert_eq!(line("TOKEN='x y'"), "TOKEN='[REDACTED]'");
-    assert_eq!(line(r#"log={\"secret\":\"a b\"}"#), r#"log={\"secret\":\"[REDACTED]\"}"#);
+    assert_eq!(
+        line(r#"log={\"secret\":\"a b\"}"#),
+        r#"log={\"secret\":\"[REDACTED]\"}"#
+    );
     // Names a secret, says nothing of it.
     assert_eq!(line("(using password: YES)"), "(using password: YES)");
 }
 
 #[test]
 fn terminal_controls_are_shown_escaped() {
-    assert_eq!(line("a\x1b]52;c;ZWNobyBoaQ==\x07b"), r"a\x1b]52;c;ZWNobyBoaQ==\x07b");
+    assert_eq!(
+        line("a\x1b]52;c;ZWNobyBoaQ==\x07b"),
+        r"a\x1b]52;c;ZWNobyBoaQ==\x07b"
+    );
     assert_eq!(line("ok\u{202e}txt.exe"), r"ok\u{202e}txt.exe");
     assert_eq!(line("tab\tkept"), "tab\tkept");
     assert_eq!(line("\u{9b}31m"), r"\u{9b}31m");

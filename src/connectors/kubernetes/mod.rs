@@ -10,7 +10,6 @@ mod facts;
 mod fleet;
 pub mod ids;
 pub mod kubeconfig;
-pub mod redact;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

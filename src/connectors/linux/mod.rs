@@ -775,6 +775,8 @@ impl LinuxConnector {
                 .collect()
         } else {
             let text = out.stdout.strip_prefix("@@files\n").unwrap_or(&out.stdout);
+            // Redacted whole, before splitting: a key block spans lines.
+            let text = crate::redact::text(text);
             text.lines()
                 .filter(|l| !l.trim().is_empty())
                 .map(|l| {
@@ -793,7 +795,7 @@ impl LinuxConnector {
                     } else {
                         6
                     };
-                    journal_event(&resource, at, priority, services::redact(l))
+                    journal_event(&resource, at, priority, l.to_string())
                 })
                 .collect()
         }
