@@ -11,37 +11,13 @@ mod demo_support;
 mod kube_support;
 
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Utc;
-use kube_support::{TestApiServer, deployment, node, pod};
+use kube_support::{TestApiServer, connect, deployment, node, pod};
 use serde_json::{Value, json};
 use shieldops::connectors::InfraConnector;
-use shieldops::connectors::kubernetes::{ClusterTarget, KubeConnector};
 use shieldops::event::{Action, EventKind, Evidence, NewEvent, ResourceId};
 use shieldops::store::EventLog;
-use tokio::sync::Notify;
-
-const WAIT: Duration = Duration::from_secs(20);
-
-async fn connect(server: &TestApiServer, dir: &Path) -> KubeConnector {
-    let path = server.write_kubeconfig(dir, "test");
-    let kc = kube::config::Kubeconfig::read_from(&path).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .expect("config");
-    let conn = KubeConnector::start(
-        ClusterTarget {
-            context: "test".into(),
-            config,
-        },
-        Arc::new(Notify::new()),
-    )
-    .expect("start");
-    assert!(conn.wait_synced(WAIT).await);
-    conn
-}
 
 fn id(s: &str) -> ResourceId {
     ResourceId::new(format!("k8s/test/{s}"))

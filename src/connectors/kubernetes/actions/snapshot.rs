@@ -422,11 +422,7 @@ async fn restore_workload(
             steps.push(format!(
                 "undid the revision change in {} template field(s): {}",
                 undone.len(),
-                undone
-                    .iter()
-                    .map(|p| show(p))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                undone.iter().map(show).collect::<Vec<_>>().join(", ")
             ));
         }
         steps.push(
