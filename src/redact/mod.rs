@@ -134,11 +134,20 @@ pub fn text(s: &str) -> String {
         .is_some_and(|end| !PEM_BEGIN.is_match(&s[..end.start()]));
     let mut stream = Stream { in_key: cut_inside };
     let mut out = String::with_capacity(s.len());
-    for (i, l) in s.split('\n').enumerate() {
+    let pieces: Vec<&str> = s.split('\n').collect();
+    let last = pieces.len() - 1;
+    for (i, l) in pieces.iter().enumerate() {
         if i > 0 {
             out.push('\n');
         }
-        out.push_str(&stream.line(l));
+        // A CRLF line ending stays a line ending, not an escaped `\x0d`.
+        match l.strip_suffix('\r') {
+            Some(body) if i < last => {
+                out.push_str(&stream.line(body));
+                out.push('\r');
+            }
+            _ => out.push_str(&stream.line(l)),
+        }
     }
     out
 }

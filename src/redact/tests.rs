@@ -122,6 +122,15 @@ fn terminal_controls_are_shown_escaped() {
 }
 
 #[test]
+fn crlf_line_endings_stay_line_endings() {
+    assert_eq!(
+        text("a=1\r\npassword=x\r\n"),
+        "a=1\r\npassword=[REDACTED]\r\n"
+    );
+    assert_eq!(text("bare\r"), r"bare\x0d");
+}
+
+#[test]
 fn masking_is_idempotent() {
     for (_, input) in entries() {
         let once = text(&input);

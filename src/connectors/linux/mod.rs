@@ -825,12 +825,14 @@ impl LinuxConnector {
                     resource: host.id.clone(),
                     kind: "Warning".into(),
                     reason: "DiskNearlyFull".into(),
-                    message: format!(
+                    // Any local user names directories under /tmp: their
+                    // names pass the redactor (secrets, terminal escapes).
+                    message: crate::redact::line(&format!(
                         "{} is {:.0}% full; biggest directories: {}",
                         m.mount,
                         m.used_ratio() * 100.0,
                         biggest.join(", ")
-                    ),
+                    )),
                 });
             }
         }
@@ -840,7 +842,8 @@ impl LinuxConnector {
                 resource: host.id.clone(),
                 kind: "Warning".into(),
                 reason: "HighLoad".into(),
-                message: format!(
+                // Process names are any local user's choice.
+                message: crate::redact::line(&format!(
                     "load {:.2} on {} CPU(s); top processes: {}",
                     f.load[0],
                     f.cpus,
@@ -849,7 +852,7 @@ impl LinuxConnector {
                         .map(|p| format!("{} (pid {}, {:.1}% CPU)", p.comm, p.pid, p.cpu_percent))
                         .collect::<Vec<_>>()
                         .join(", ")
-                ),
+                )),
             });
         }
         for u in o.units.iter().filter(|u| u.active == "failed") {
