@@ -9,6 +9,7 @@ pub mod event;
 pub mod notify;
 pub mod playbook;
 pub mod policy;
+pub mod redact;
 pub mod remote;
 pub mod runtime;
 pub mod state;

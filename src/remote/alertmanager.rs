@@ -96,11 +96,13 @@ fn to_alert(index: usize, a: AmAlert) -> Result<Alert, String> {
     } else {
         format!("alertmanager:{}", a.fingerprint.trim())
     };
+    // Annotations are templated from the workload's labels and values (a
+    // log-based rule copies log lines): redacted before they are recorded.
     let summary = a
         .annotations
         .get("summary")
         .or_else(|| a.annotations.get("description"))
-        .cloned()
+        .map(|s| crate::redact::line(s))
         .unwrap_or_default();
     Ok(Alert {
         name,
@@ -154,6 +156,19 @@ mod tests {
          "annotations": {}, "startsAt": "2026-06-03T10:00:00Z",
          "endsAt": "2026-06-03T10:05:00Z", "fingerprint": "beef"}
       ]}"#;
+
+    #[test]
+    fn summaries_are_redacted() {
+        let payload = SAMPLE.replace(
+            "db-1 is down",
+            r"login failed: password=hunter2 \u001b]52;c;aGk=\u0007",
+        );
+        let a = &parse(payload.as_bytes()).unwrap()[0];
+        assert_eq!(
+            a.summary,
+            r"login failed: password=[REDACTED] \x1b]52;c;aGk=\x07"
+        );
+    }
 
     #[test]
     fn parses_firing_and_resolved_alerts() {

@@ -1916,3 +1916,27 @@ pub async fn eventually<F: FnMut() -> bool>(within: Duration, mut check: F) -> b
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A connector on `server`'s cluster (context `test`), once its watches have
+/// listed everything.
+pub async fn connect(
+    server: &TestApiServer,
+    dir: &Path,
+) -> shieldops::connectors::kubernetes::KubeConnector {
+    use shieldops::connectors::kubernetes::{ClusterTarget, KubeConnector};
+    let path = server.write_kubeconfig(dir, "test");
+    let kc = kube::config::Kubeconfig::read_from(&path).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .expect("config");
+    let conn = KubeConnector::start(
+        ClusterTarget {
+            context: "test".into(),
+            config,
+        },
+        Arc::new(tokio::sync::Notify::new()),
+    )
+    .expect("start");
+    assert!(conn.wait_synced(Duration::from_secs(20)).await);
+    conn
+}

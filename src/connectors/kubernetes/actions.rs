@@ -1,16 +1,14 @@
 //! Actions, the snapshots taken before them, and restores that put the
 //! captured state back (and then read it back to prove it).
 //!
-//! A snapshot holds the whole object as the API server returned it; a restore
-//! computes the merge patch from what is there now to what was captured, so
-//! fields the action added (a `restartedAt` annotation) are removed again and
-//! lists (containers) come back exactly.
+//! A snapshot holds only the fields the actions change, never the object
+//! (see [`snapshot`](mod@snapshot)).
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{DeleteParams, EvictParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, EvictParams, ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
@@ -18,8 +16,11 @@ use super::evidence::revisions;
 use super::ids::ObjectKey;
 use super::rollout::template_without_hash;
 use super::{KubeConnector, is_problem, map_err};
+
+mod snapshot;
 use crate::connectors::{ConnectorError, Result};
-use crate::event::{Action, ActionOutcome, Health, HealthStatus, ResourceId, Snapshot};
+use crate::event::{Action, ActionOutcome, Health, HealthStatus, ResourceId};
+pub use snapshot::{controller_of, restore, snapshot};
 
 /// Field manager recorded on every change this connector makes.
 const MANAGER: &str = "shieldops";
@@ -91,33 +92,6 @@ pub(super) async fn get_json(
         }
     };
     v.map_err(|e| ConnectorError::Backend(format!("{id}: {e}")))
-}
-
-/// Captures the whole object.
-pub async fn snapshot(conn: &KubeConnector, id: &ResourceId) -> Result<Snapshot> {
-    let k = conn.key(id)?;
-    let object = get_json(conn, id, &k).await?;
-    let summary = match k.kind.as_str() {
-        "node" => format!(
-            "node {} (unschedulable: {})",
-            k.name,
-            object["spec"]["unschedulable"].as_bool().unwrap_or(false)
-        ),
-        "pod" => format!("pod {} spec and owner", k.name),
-        kind => format!(
-            "{kind} {}: {} replicas, pod template at generation {}",
-            k.name,
-            object["spec"]["replicas"].as_i64().unwrap_or(1),
-            object["metadata"]["generation"].as_i64().unwrap_or(0)
-        ),
-    };
-    Ok(Snapshot {
-        resource: id.clone(),
-        connector: conn.id.clone(),
-        taken_at: chrono::Utc::now(),
-        data: json!({"kind": k.kind, "object": object}),
-        summary,
-    })
 }
 
 /// RFC 7386 merge patch that turns `from` into `to`.
@@ -337,18 +311,6 @@ async fn restart_pod(
     ))
 }
 
-/// `Kind/name` of the controller of the pod a snapshot captured, if any.
-pub fn controller_of(snapshot: &Snapshot) -> Option<String> {
-    if snapshot.data["kind"] != "pod" {
-        return None;
-    }
-    snapshot.data["object"]["metadata"]["ownerReferences"]
-        .as_array()?
-        .iter()
-        .find(|o| o["controller"] == true)
-        .and_then(|o| Some(format!("{}/{}", o["kind"].as_str()?, o["name"].as_str()?)))
-}
-
 /// The health of a restarted pod: its controller's replacement.
 pub async fn replacement_health(
     conn: &KubeConnector,
@@ -549,142 +511,6 @@ async fn drain(conn: &KubeConnector, id: &ResourceId, k: &ObjectKey) -> Result<A
         }
     }
     Ok(outcome(true, format!("node {} drained", k.name), steps))
-}
-
-/// Puts the snapshot's state back and reads it back to check.
-pub async fn restore(conn: &KubeConnector, snapshot: &Snapshot) -> Result<ActionOutcome> {
-    let id = &snapshot.resource;
-    if snapshot.connector != conn.id {
-        return Err(ConnectorError::BadSnapshot(
-            id.clone(),
-            format!("taken by {}", snapshot.connector),
-        ));
-    }
-    let k = conn.key(id)?;
-    let saved = &snapshot.data["object"];
-    if !saved.is_object() {
-        return Err(ConnectorError::BadSnapshot(
-            id.clone(),
-            "no object captured".into(),
-        ));
-    }
-    match k.kind.as_str() {
-        "deployment" | "statefulset" | "daemonset" | "replicaset" => {
-            let now = get_json(conn, id, &k).await?;
-            let mut patch = json!({"spec": {}});
-            if saved["spec"]["template"] != now["spec"]["template"] {
-                patch["spec"]["template"] =
-                    merge_diff(&now["spec"]["template"], &saved["spec"]["template"]);
-            }
-            if saved["spec"]["replicas"] != now["spec"]["replicas"] {
-                patch["spec"]["replicas"] = saved["spec"]["replicas"].clone();
-            }
-            if patch["spec"].as_object().is_some_and(|m| m.is_empty()) {
-                return Ok(outcome(
-                    true,
-                    format!("{} {} already as captured", k.kind, k.name),
-                    vec![],
-                ));
-            }
-            let after = patch_workload(conn, id, &k, Patch::Merge(patch)).await?;
-            let same = after["spec"]["template"] == saved["spec"]["template"]
-                && after["spec"]["replicas"] == saved["spec"]["replicas"];
-            Ok(outcome(
-                same,
-                format!(
-                    "{} {} restored to its captured pod template and {} replicas",
-                    k.kind, k.name, saved["spec"]["replicas"]
-                ),
-                vec![
-                    "merge-patched spec.template and spec.replicas back to the snapshot".into(),
-                    format!(
-                        "read back: {}",
-                        if same {
-                            "matches the snapshot"
-                        } else {
-                            "DIFFERS from the snapshot"
-                        }
-                    ),
-                ],
-            ))
-        }
-        "node" => {
-            let was = saved["spec"]["unschedulable"].as_bool().unwrap_or(false);
-            let patch = json!({"spec": {"unschedulable": if was { Value::Bool(true) } else { Value::Null }}});
-            let after = patch_workload(conn, id, &k, Patch::Merge(patch)).await?;
-            let same = after["spec"]["unschedulable"].as_bool().unwrap_or(false) == was;
-            Ok(outcome(
-                same,
-                format!(
-                    "node {} schedulable state restored (unschedulable: {was}); evicted pods stay where their controllers placed them",
-                    k.name
-                ),
-                vec![format!("spec.unschedulable = {was}")],
-            ))
-        }
-        "pod" => {
-            let pods = conn.ns_api::<Pod>(&k.namespace);
-            if pods
-                .get_opt(&k.name)
-                .await
-                .map_err(|e| map_err(id, e))?
-                .is_some()
-            {
-                return Ok(outcome(
-                    true,
-                    format!("pod {} still exists", k.name),
-                    vec![],
-                ));
-            }
-            let owner = saved["metadata"]["ownerReferences"]
-                .as_array()
-                .and_then(|o| o.iter().find(|r| r["controller"] == json!(true)))
-                .map(|o| {
-                    format!(
-                        "{}/{}",
-                        o["kind"].as_str().unwrap_or(""),
-                        o["name"].as_str().unwrap_or("")
-                    )
-                });
-            if let Some(owner) = owner {
-                let h = replacement_health(conn, id, &owner).await?;
-                return Ok(outcome(
-                    h.reason == "Replaced" || h.status == HealthStatus::Healthy,
-                    format!("pod {} was recreated by {owner}: {}", k.name, h.message),
-                    vec![format!("checked {owner}'s pods")],
-                ));
-            }
-            let mut pod = saved.clone();
-            if let Some(m) = pod["metadata"].as_object_mut() {
-                for f in [
-                    "uid",
-                    "resourceVersion",
-                    "creationTimestamp",
-                    "managedFields",
-                    "generation",
-                ] {
-                    m.remove(f);
-                }
-            }
-            if let Some(p) = pod.as_object_mut() {
-                p.remove("status");
-            }
-            let pod: Pod = serde_json::from_value(pod)
-                .map_err(|e| ConnectorError::BadSnapshot(id.clone(), e.to_string()))?;
-            pods.create(&PostParams::default(), &pod)
-                .await
-                .map_err(|e| map_err(id, e))?;
-            Ok(outcome(
-                true,
-                format!("pod {} recreated from the snapshot", k.name),
-                vec!["created the pod from its captured spec".into()],
-            ))
-        }
-        other => Err(ConnectorError::BadSnapshot(
-            id.clone(),
-            format!("cannot restore a {other}"),
-        )),
-    }
 }
 
 #[cfg(test)]

@@ -12,10 +12,10 @@ use kube::api::{ListParams, LogParams};
 use super::analyzers::{self, Finding};
 use super::fleet::jiff_to_chrono;
 use super::ids::{self, ObjectKey};
-use super::redact::redact;
 use super::{KubeConnector, map_err};
 use crate::connectors::{Diagnosis, DiagnosisEvidence, DiagnosisFinding, Result};
 use crate::event::{Action, InfraEvent, ResourceId};
+use crate::redact;
 
 /// Lines of the previous container's log kept as evidence.
 const LOG_TAIL_LINES: i64 = 50;
@@ -30,11 +30,14 @@ struct Builder {
 }
 
 impl Builder {
+    /// Records evidence; every line passes the redactor here (event and
+    /// condition messages, autoscaler and node text are the workload's or
+    /// the cluster's words), log tails already did as whole texts.
     fn evidence(&mut self, source: &str, summary: String, detail: Vec<String>) {
         self.diagnosis.evidence.push(DiagnosisEvidence {
             source: source.to_string(),
-            summary,
-            detail,
+            summary: redact::line(&summary),
+            detail: detail.iter().map(|l| redact::line(l)).collect(),
         });
     }
 
@@ -66,7 +69,7 @@ impl Builder {
             self.diagnosis.findings.push(DiagnosisFinding {
                 title: f.cause,
                 confidence: f.confidence,
-                reasoning: format!("{}: {}", f.reason, f.message),
+                reasoning: redact::line(&format!("{}: {}", f.reason, f.message)),
                 sources: present.clone(),
                 action,
             });
@@ -216,7 +219,7 @@ async fn object_events(conn: &KubeConnector, key: &ObjectKey, b: &mut Builder) {
                     at.format("%H:%M:%S"),
                     e.type_.as_deref().unwrap_or("Normal"),
                     e.reason.as_deref().unwrap_or(""),
-                    redact(e.message.as_deref().unwrap_or(""))
+                    redact::line(e.message.as_deref().unwrap_or(""))
                 ),
             )
         })
@@ -281,15 +284,17 @@ async fn previous_logs(pods: &kube::Api<Pod>, pod: &Pod, b: &mut Builder) {
     }
 }
 
-/// A log tail as evidence lines: at most [`LOG_TAIL_LINES`], each redacted
-/// and cut at [`LOG_LINE_CHARS`], prefixed with the container.
+/// A log tail as evidence lines: at most [`LOG_TAIL_LINES`], cut at
+/// [`LOG_LINE_CHARS`], prefixed with the container. The whole text is
+/// redacted before it is split, so a key block across lines is masked whole.
 fn bounded_lines(text: &str, container: &str) -> Vec<String> {
+    let text = redact::text(text);
     let lines: Vec<&str> = text.lines().collect();
     let skip = lines.len().saturating_sub(LOG_TAIL_LINES as usize);
     lines[skip..]
         .iter()
         .map(|line| {
-            let mut l = redact(line);
+            let mut l = line.to_string();
             if l.chars().count() > LOG_LINE_CHARS {
                 l = l.chars().take(LOG_LINE_CHARS).collect::<String>() + "…";
             }

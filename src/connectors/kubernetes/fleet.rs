@@ -213,8 +213,10 @@ impl FleetCache {
             at,
             resource: id.clone(),
             kind: ev.type_.clone().unwrap_or_else(|| "Normal".into()),
-            reason: ev.reason.clone().unwrap_or_default(),
-            message: ev.message.clone().unwrap_or_default(),
+            // Whoever can create events in a namespace writes these words:
+            // redacted before they reach an attribute or the log.
+            reason: crate::redact::line(ev.reason.as_deref().unwrap_or_default()),
+            message: crate::redact::line(ev.message.as_deref().unwrap_or_default()),
         };
         if let Ok(mut mem) = self.events.lock() {
             let mem = &mut *mem;

@@ -10,9 +10,8 @@ mod facts;
 mod fleet;
 pub mod ids;
 pub mod kubeconfig;
-mod preview;
 mod owners;
-pub mod redact;
+mod preview;
 mod rollout;
 
 use std::collections::BTreeMap;

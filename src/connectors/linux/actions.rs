@@ -120,7 +120,7 @@ pub async fn service_action(
         .unwrap_or_else(|| "unknown".into());
     let mut steps = vec![format!("systemctl {verb} {unit} on {}", t.host())];
     if !out.stderr.trim().is_empty() {
-        steps.push(services::redact(out.stderr.trim()));
+        steps.push(crate::redact::text(out.stderr.trim()));
     }
     steps.push(format!("{unit} is now {state}"));
     Ok(ActionOutcome {

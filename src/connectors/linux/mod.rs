@@ -809,6 +809,8 @@ impl LinuxConnector {
                 .collect()
         } else {
             let text = out.stdout.strip_prefix("@@files\n").unwrap_or(&out.stdout);
+            // Redacted whole, before splitting: a key block spans lines.
+            let text = crate::redact::text(text);
             text.lines()
                 .filter(|l| !l.trim().is_empty())
                 .map(|l| {
@@ -827,7 +829,7 @@ impl LinuxConnector {
                     } else {
                         6
                     };
-                    journal_event(&resource, at, priority, services::redact(l))
+                    journal_event(&resource, at, priority, l.to_string())
                 })
                 .collect()
         }
@@ -857,12 +859,14 @@ impl LinuxConnector {
                     resource: host.id.clone(),
                     kind: "Warning".into(),
                     reason: "DiskNearlyFull".into(),
-                    message: format!(
+                    // Any local user names directories under /tmp: their
+                    // names pass the redactor (secrets, terminal escapes).
+                    message: crate::redact::line(&format!(
                         "{} is {:.0}% full; biggest directories: {}",
                         m.mount,
                         m.used_ratio() * 100.0,
                         biggest.join(", ")
-                    ),
+                    )),
                 });
             }
         }
@@ -872,7 +876,8 @@ impl LinuxConnector {
                 resource: host.id.clone(),
                 kind: "Warning".into(),
                 reason: "HighLoad".into(),
-                message: format!(
+                // Process names are any local user's choice.
+                message: crate::redact::line(&format!(
                     "load {:.2} on {} CPU(s); top processes: {}",
                     f.load[0],
                     f.cpus,
@@ -881,7 +886,7 @@ impl LinuxConnector {
                         .map(|p| format!("{} (pid {}, {:.1}% CPU)", p.comm, p.pid, p.cpu_percent))
                         .collect::<Vec<_>>()
                         .join(", ")
-                ),
+                )),
             });
         }
         for u in o.units.iter().filter(|u| u.active == "failed") {

@@ -1,13 +1,11 @@
 //! Services through systemd: unit state from `systemctl show` (key=value
 //! blocks), journal lines from `journalctl -o json` (one object per line),
-//! with secrets redacted before a line leaves this module. Where systemd is
+//! with secrets redacted (by [`crate::redact`]) before a line leaves this module. Where systemd is
 //! not running the host says so; journal reading falls back to `/var/log`.
 
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
 
 use chrono::{DateTime, TimeZone, Utc};
-use regex::Regex;
 
 use crate::event::{Health, HealthStatus};
 
@@ -158,6 +156,8 @@ pub struct JournalLine {
 pub fn parse_journal_json(text: &str) -> (Vec<JournalLine>, usize) {
     let mut out = Vec::new();
     let mut skipped = 0;
+    // A key block logged line by line is one unit's consecutive entries.
+    let mut streams: BTreeMap<String, crate::redact::Stream> = BTreeMap::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let Ok(serde_json::Value::Object(o)) = serde_json::from_str::<serde_json::Value>(line)
         else {
@@ -187,57 +187,21 @@ pub fn parse_journal_json(text: &str) -> (Vec<JournalLine>, usize) {
             skipped += 1;
             continue;
         };
+        let unit = field("_SYSTEMD_UNIT")
+            .or_else(|| field("SYSLOG_IDENTIFIER"))
+            .unwrap_or_default();
+        let message = streams
+            .entry(unit.clone())
+            .or_default()
+            .line(&field("MESSAGE").unwrap_or_default());
         out.push(JournalLine {
             at,
             priority: field("PRIORITY").and_then(|p| p.parse().ok()).unwrap_or(6),
-            unit: field("_SYSTEMD_UNIT")
-                .or_else(|| field("SYSLOG_IDENTIFIER"))
-                .unwrap_or_default(),
-            message: redact(&field("MESSAGE").unwrap_or_default()),
+            unit,
+            message,
         });
     }
     (out, skipped)
-}
-
-static SECRETS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
-    [
-        // key=value / key: value for words that name secrets.
-        (
-            r#"(?i)\b((?:[a-z0-9_.-]*)(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential)s?)(\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s,;&]+)"#,
-            "${1}${2}[REDACTED]",
-        ),
-        // HTTP authorization headers.
-        (r"(?i)\b(authorization:\s*(?:bearer|basic|token)\s+)\S+", "${1}[REDACTED]"),
-        (r"(?i)\b(bearer\s+)[a-z0-9._~+/=-]{8,}", "${1}[REDACTED]"),
-        // Credentials inside URLs.
-        (r"([a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@", "${1}[REDACTED]@"),
-        // AWS access key ids, GitHub and Slack tokens, JWTs.
-        (r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b", "[REDACTED]"),
-        (r"\bgh[pousr]_[A-Za-z0-9]{20,}\b", "[REDACTED]"),
-        (r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b", "[REDACTED]"),
-        (
-            r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\b",
-            "[REDACTED]",
-        ),
-        (
-            r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)",
-            "[REDACTED PRIVATE KEY]",
-        ),
-    ]
-    .into_iter()
-    .map(|(re, with)| (Regex::new(re).expect("redaction patterns are valid"), with))
-    .collect()
-});
-
-/// Masks secrets (passwords, tokens, keys, credentials in URLs) in a log line.
-pub fn redact(line: &str) -> String {
-    let mut s = line.to_string();
-    for (re, with) in SECRETS.iter() {
-        if re.is_match(&s) {
-            s = re.replace_all(&s, *with).into_owned();
-        }
-    }
-    s
 }
 
 /// A unit name safe to pass to systemctl: `name.service` style, no shell or option characters.
@@ -302,27 +266,39 @@ mod tests {
         assert!(lines.iter().any(|l| l.message.contains("binary")));
     }
 
+    /// The shapes that passed the old journal redactor: JSON keys, suffixed
+    /// names, a key block logged one line per entry.
     #[test]
-    fn redaction_masks_common_secret_shapes() {
-        for (line, secret) in [
-            ("db password=hunter2 user=app", "hunter2"),
-            ("export API_KEY='abc123def'", "abc123def"),
-            (
-                "Authorization: Bearer eyJhbGciOiJI.payload123.sig456789",
-                "payload123",
-            ),
-            ("connecting to postgres://app:s3cr3t@db:5432/x", "s3cr3t"),
-            ("aws key AKIAABCDEFGHIJKLMNOP used", "AKIAABCDEFGHIJKLMNOP"),
-            ("token: ghp_abcdefghijklmnopqrstuvwxyz0123", "ghp_abcdef"),
-            (
-                "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----",
-                "MIIEow",
-            ),
-        ] {
-            let r = redact(line);
-            assert!(!r.contains(secret), "{line} → {r}");
+    fn journal_messages_pass_the_one_redactor_with_state_per_unit() {
+        let entry = |unit: &str, n: u64, msg: &str| {
+            serde_json::json!({"__REALTIME_TIMESTAMP": (1_764_095_822_000_000 + n).to_string(),
+                "PRIORITY": "6", "_SYSTEMD_UNIT": unit, "MESSAGE": msg})
+            .to_string()
+        };
+        let text = [
+            entry("app.service", 1, r#"{"password":"hunter2","user":"app"}"#),
+            entry("app.service", 2, "DB_PASS=pa55 SECRET_KEY=k3y"),
+            entry("app.service", 3, "-----BEGIN PRIVATE KEY-----"),
+            entry("cron.service", 4, "(root) CMD (backup)"),
+            entry("app.service", 5, "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"),
+            entry("app.service", 6, "-----END PRIVATE KEY-----"),
+            entry("app.service", 7, "\u{1b}]52;c;aGk=\u{7} listening"),
+        ]
+        .join("\n");
+        let (lines, skipped) = parse_journal_json(&text);
+        assert_eq!(skipped, 0);
+        let all: Vec<&str> = lines.iter().map(|l| l.message.as_str()).collect();
+        for secret in ["hunter2", "pa55", "k3y", "MIIEvQ", "\u{1b}"] {
+            assert!(
+                all.iter().all(|m| !m.contains(secret)),
+                "{secret}: {all:#?}"
+            );
         }
-        assert_eq!(redact("GET /health 200 in 3ms"), "GET /health 200 in 3ms");
+        assert_eq!(
+            all[3], "(root) CMD (backup)",
+            "another unit's line is its own"
+        );
+        assert!(all[6].starts_with(r"\x1b]52"), "{}", all[6]);
     }
 
     #[test]

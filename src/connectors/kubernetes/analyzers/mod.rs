@@ -94,7 +94,9 @@ pub fn health_of(findings: &[Finding]) -> Health {
             HealthStatus::Unknown => 1,
             HealthStatus::Healthy => 0,
         })
-        .map(|f| Health::new(f.status, f.reason.clone(), f.message.clone()))
+        // Status messages can carry a container's own words (a failed
+        // command line): redacted before they become an event.
+        .map(|f| Health::new(f.status, f.reason.clone(), crate::redact::line(&f.message)))
         .unwrap_or_else(Health::healthy)
 }
 
