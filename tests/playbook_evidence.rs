@@ -337,7 +337,10 @@ async fn an_oom_killed_pod_gets_a_larger_limit_and_an_orphan_gets_nothing() {
             "oom-crash-loop",
         )
         .await;
-    assert_eq!(d.action.params["memory_limit_mib"], "320", "the same figure");
+    assert_eq!(
+        d.action.params["memory_limit_mib"], "320",
+        "the same figure"
+    );
 
     // A pod no Deployment owns: whether a deploy explains the kill cannot be
     // known, so the playbook does not act, and says which facts it lacked.

@@ -36,13 +36,7 @@ use runtime_support::{Driven, shipped_policy, start_time};
 struct OneApproval;
 
 impl PolicyGate for OneApproval {
-    fn decide(
-        &self,
-        _state: &State,
-        _id: u64,
-        _team: &str,
-        _now: DateTime<Utc>,
-    ) -> PolicyDecision {
+    fn decide(&self, _state: &State, _id: u64, _team: &str, _now: DateTime<Utc>) -> PolicyDecision {
         PolicyDecision {
             allow: true,
             deny: vec![],
