@@ -12,6 +12,7 @@ pub mod policy;
 pub mod redact;
 pub mod remote;
 pub mod runtime;
+pub mod sizing;
 pub mod state;
 pub mod store;
 pub mod tui;

@@ -58,6 +58,7 @@ async fn production_resize(h: &Harness) -> (ResourceId, String) {
                     .is_some_and(|a| a.name == "resize_instance")
                     && s.fleet.get(&r.resource).is_some_and(|v| {
                         v.resource.environment == shieldops::event::Environment::Production
+                            && v.resource.team == "data"
                     })
             })
         })
@@ -72,6 +73,7 @@ async fn production_resize(h: &Harness) -> (ResourceId, String) {
                 .is_some_and(|a| a.name == "resize_instance")
                 && state.fleet.get(&r.resource).is_some_and(|v| {
                     v.resource.environment == shieldops::event::Environment::Production
+                        && v.resource.team == "data"
                 })
         })
         .max_by_key(|r| r.monthly_savings_cents)
@@ -82,7 +84,17 @@ async fn production_resize(h: &Harness) -> (ResourceId, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_applied_recommendation_needs_policy_and_a_distinct_approver_then_really_resizes() {
-    let h = Harness::new(RuntimeOptions::default()).await;
+    // People act for the team `[teams]` maps them to; the recommendation
+    // picked below is the data team's.
+    let teams = ["alice", "bob", "carol"]
+        .into_iter()
+        .map(|p| (p.to_string(), "data".to_string()))
+        .collect();
+    let h = Harness::new(RuntimeOptions {
+        teams,
+        ..RuntimeOptions::default()
+    })
+    .await;
     let (resource, target) = production_resize(&h).await;
     let before = h
         .sim

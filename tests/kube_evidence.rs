@@ -115,7 +115,8 @@ async fn crash_looping_pod_evidence_is_cited_and_redacted() {
     let action = top.action.as_ref().expect("an action");
     assert_eq!(action.name, "set_resources");
     assert_eq!(action.target.as_str(), "k8s/test/shop/deployment/web");
-    assert_eq!(action.params["memory_limit_mib"], "384");
+    // One figure for every OOM fix (`sizing`): 256Mi + one 64 MiB step.
+    assert_eq!(action.params["memory_limit_mib"], "320");
 }
 
 /// The drill-down's inspection through the real runtime: a viewer's

@@ -200,8 +200,23 @@ fn assert_restored(rem: &shieldops::state::Remediation, kind: &str, template_now
     assert!(restore.success, "{restore:?}");
     let snapshot = rem.snapshot.as_ref().expect("snapshot recorded");
     assert_eq!(snapshot.data["kind"], kind);
+    // The snapshot holds only what the actions change: each container's
+    // name, image and resources. The template read back must match them.
+    let read_back: Vec<Value> = template_now["spec"]["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "name": c["name"],
+                "image": c["image"],
+                "resources": if c["resources"].is_null() { serde_json::json!({}) } else { c["resources"].clone() },
+            })
+        })
+        .collect();
     assert_eq!(
-        *template_now, snapshot.data["object"]["spec"]["template"],
+        Value::Array(read_back),
+        snapshot.data["fields"]["containers"],
         "the pod template read back differs from the snapshot"
     );
     assert_eq!(rem.stage, Stage::Finished(RemediationOutcome::RolledBack));

@@ -323,7 +323,7 @@ async fn an_oom_killed_pod_gets_a_larger_limit_and_an_orphan_gets_nothing() {
             "raise-limit",
         )
         .await;
-    // One figure for every OOM fix (`agents::sizing`): with no observed
+    // One figure for every OOM fix (`sizing`): with no observed
     // demand, one 64 MiB step over the 256Mi limit.
     assert_eq!(d.action.params["memory_limit_mib"], "320");
     // The crash-loop alert on the same pod: its health reason is

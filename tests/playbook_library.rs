@@ -183,7 +183,7 @@ fn oom_kill_decision_tree_evaluates_both_ways() {
         // What the investigation computes from the limit and the demand.
         .with(
             "metrics.memory_limit_proposed_mib",
-            shieldops::agents::sizing::oom_memory_limit_mib(512.0, Some(600.0)) as f64,
+            shieldops::sizing::oom_memory_limit_mib(512.0, Some(600.0)) as f64,
         )
         .with("changes.recent_deploy", false)
         .with("changes.minutes_since_deploy", 4000.0)

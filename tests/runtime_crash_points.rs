@@ -80,6 +80,16 @@ impl InfraConnector for Counting {
         self.validated.fetch_add(1, Ordering::SeqCst);
         self.inner.validation_health(id, before).await
     }
+    async fn resolve_target(&self, action: &Action) -> Result<Action> {
+        self.inner.resolve_target(action).await
+    }
+    async fn preview(&self, action: &Action) -> Result<shieldops::event::Preview> {
+        self.inner.preview(action).await
+    }
+    fn simulated(&self) -> bool {
+        // The demo world behind a counter: still the demo fleet.
+        self.inner.simulated()
+    }
     async fn snapshot(&self, id: &ResourceId) -> Result<Snapshot> {
         self.inner.snapshot(id).await
     }

@@ -68,6 +68,12 @@ impl InfraConnector for Real {
     ) -> Result<Health> {
         self.0.validation_health(id, before).await
     }
+    async fn resolve_target(&self, action: &Action) -> Result<Action> {
+        self.0.resolve_target(action).await
+    }
+    async fn preview(&self, action: &Action) -> Result<shieldops::event::Preview> {
+        self.0.preview(action).await
+    }
     async fn snapshot(&self, id: &ResourceId) -> Result<Snapshot> {
         self.0.snapshot(id).await
     }

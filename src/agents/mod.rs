@@ -8,7 +8,6 @@ pub mod investigation;
 pub mod learning;
 pub mod remediation;
 pub mod security;
-pub mod sizing;
 
 use crate::clock::SharedClock;
 use crate::connectors::Registry;

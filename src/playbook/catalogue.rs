@@ -341,7 +341,7 @@ pub const CATALOGUE: &[FactSpec] = &[
         Number,
         Some(Metrics),
         K8S_POD,
-        "the limit an OOM fix raises to: observed demand + 25% in 64 MiB steps, at least one step over the current limit (agents::sizing)",
+        "the limit an OOM fix raises to: observed demand + 25% in 64 MiB steps, at least one step over the current limit (sizing)",
     ),
     fact(
         "metrics.memory_request_mib",

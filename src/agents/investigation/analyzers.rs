@@ -102,7 +102,7 @@ fn memory_limit(f: &Facts, cite: &Cite) -> Option<Hypothesis> {
     let need = f.metrics.get("memory_need_mib").copied();
     let limit = f.metrics.get("memory_limit_mib").copied().unwrap_or(0.0);
     // The one computation the playbooks read too (`metrics.memory_limit_proposed_mib`).
-    let proposed = crate::agents::sizing::oom_memory_limit_mib(limit, need);
+    let proposed = crate::sizing::oom_memory_limit_mib(limit, need);
     let over = match need {
         Some(need) => format!("gives 25% headroom over the observed {need:.0}Mi"),
         None => "is one step up: no memory demand was observed".into(),

@@ -243,11 +243,11 @@ fn metrics_facts(
         for (k, v) in m {
             set(pf, k, *v);
         }
-        // The limit an OOM fix raises to, computed once (`agents::sizing`), so
+        // The limit an OOM fix raises to, computed once (`sizing`), so
         // the hypothesis, the playbook's action and the preview quote one value.
         if let Some(limit) = m.get("memory_limit_mib") {
             let demand = m.get("memory_need_mib").copied();
-            let proposed = crate::agents::sizing::oom_memory_limit_mib(*limit, demand);
+            let proposed = crate::sizing::oom_memory_limit_mib(*limit, demand);
             set(pf, "memory_limit_proposed_mib", proposed as f64);
         }
         // The demo fleet's names for what the Linux connector calls disk_usage_ratio.

@@ -178,8 +178,11 @@ fn fill_memory_limit(f: &mut Finding, pod: &Pod) {
         })
         .and_then(|q| super::actions::quantity_mib(&q.0));
     if let Some(mib) = limit {
+        // The same figure the investigation and the playbooks quote
+        // (`sizing`): with no observed demand here, one step over the limit.
+        let proposed = crate::sizing::oom_memory_limit_mib(mib as f64, None);
         a.params
-            .push(("memory_limit_mib".into(), (mib + mib / 2).to_string()));
+            .push(("memory_limit_mib".into(), proposed.to_string()));
     }
 }
 

@@ -74,7 +74,15 @@ pub fn check(action: &Action) -> Option<String> {
             ));
         }
     }
+    // A host clean-up names its globs (and age); those are checked for every
+    // target. A Kubernetes node's clean-up names what to clean instead
+    // (`targets`), and the Linux connector refuses a clean-up without globs
+    // (see `check_with_roots`).
+    let host_form = ["globs", "older_than_hours"]
+        .iter()
+        .any(|k| action.params.contains_key(*k));
     if action.name == "clean_disk"
+        && host_form
         && let Err(why) = clean_request(action)
     {
         return Some(format!("guardrail: clean_disk {why}"));
@@ -98,7 +106,10 @@ pub fn check_with_roots(action: &Action, roots: &[String]) -> Option<String> {
     if action.name != "clean_disk" {
         return None;
     }
-    let request = clean_request(action).ok()?;
+    let request = match clean_request(action) {
+        Ok(request) => request,
+        Err(why) => return Some(format!("guardrail: clean_disk {why}")),
+    };
     for g in &request.globs {
         if !under_roots(&g.dir, roots) {
             return Some(format!(

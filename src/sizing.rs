@@ -1,6 +1,6 @@
-//! Sizes the agents propose, computed in one place so that an investigation's
-//! hypothesis, the playbook branch that acts on it and the action the
-//! approver sees all quote the same number.
+//! Sizes the agents and connectors propose, computed in one place so that an
+//! investigation's hypothesis, a connector's own finding, the playbook branch that
+//! acts on them and the action the approver sees all quote the same number.
 
 /// Headroom over observed memory demand that a raised limit gives.
 pub const OOM_HEADROOM: f64 = 0.25;
