@@ -155,22 +155,25 @@ async fn a_saturated_instance_is_resized_only_after_approval_and_validated() {
     assert_eq!(rem.playbook.as_deref(), Some("ec2-cpu-saturated"));
     let decision = rem.decision.as_ref().unwrap();
     assert!(decision.allow, "{decision:?}");
-    assert!(rem.required_approvals >= 1, "production needs an approval");
+    // An alert chose a size three steps up (micro → large): two approvals.
+    assert_eq!(rem.required_approvals, 2, "{decision:?}");
     assert_eq!(
         instance_type(&ec2, &iid).await,
         ("running".into(), "t3.micro".into()),
         "nothing ran before approval"
     );
 
-    h.command(
-        "alice",
-        Command::Approve {
-            remediation: rem.id,
-            comment: "go".into(),
-        },
-    )
-    .await
-    .expect("the approval is accepted");
+    for who in ["alice", "bob"] {
+        h.command(
+            who,
+            Command::Approve {
+                remediation: rem.id,
+                comment: "go".into(),
+            },
+        )
+        .await
+        .expect("the approval is accepted");
+    }
     let rem = finished(&h, rem.id).await;
     assert_eq!(
         rem.stage,

@@ -221,6 +221,12 @@ impl Driven {
 /// A whole run: OOM on checkout, the playbook's proposal approved by alice,
 /// to its end. Returns the log's events and the remediation's id.
 async fn recorded_run(need_mib: &str) -> (Vec<Event>, u64) {
+    recorded_run_then(need_mib, None).await
+}
+
+/// [`recorded_run`], with the workload's memory need changed to
+/// `need_after` once the change is approved (before it can validate).
+async fn recorded_run_then(need_mib: &str, need_after: Option<&str>) -> (Vec<Event>, u64) {
     let fleet = Fleet::new(runtime_support::start_time());
     let dir = tempfile::tempdir().unwrap();
     let d = Driven::start(&fleet, EventLog::open(&dir.path().join("log")).unwrap());
@@ -269,6 +275,9 @@ async fn recorded_run(need_mib: &str) -> (Vec<Event>, u64) {
         .await
         .unwrap();
     rx.await.unwrap().unwrap();
+    if let Some(need) = need_after {
+        fleet.break_checkout(need);
+    }
     d.until("the remediation to finish", |s| {
         matches!(s.remediations[&rem].stage, Stage::Finished(_))
     })
@@ -490,8 +499,9 @@ async fn a_crash_after_the_action_validates_and_restores_only_when_unhealthy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_in_the_middle_of_a_restore_restores_once_and_finishes() {
-    // A run whose change does not cure the target: validation fails, restore.
-    let (events, rem) = recorded_run("4000").await;
+    // A run whose change does not cure the target (the workload outgrows
+    // the raised limit before it validates): validation fails, restore.
+    let (events, rem) = recorded_run_then("340", Some("4000")).await;
     assert!(
         events.iter().any(|e| is(e, "remediation_restored", rem)),
         "the recorded run restored"
