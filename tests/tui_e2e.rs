@@ -188,6 +188,15 @@ fn remediation_id(screen: &str, title: &str) -> u64 {
         .expect("remediation id in the dialog title")
 }
 
+/// The OS account of this process's real uid, as `id -un` names it.
+fn os_account() -> String {
+    let out = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 /// Waits until the exported log has an event matching `pred` (the runtime writes asynchronously).
 fn wait_for_export(data: &Path, what: &str, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
     let end = Instant::now() + DEADLINE;
@@ -214,7 +223,12 @@ fn approve_by_keystroke_records_approver_and_comment() {
         s.contains("Approval queue (") && s.contains("pending)")
     });
     console.send(b"a");
-    let screen = console.wait_for("the approval dialog", |s| s.contains("approving as alice"));
+    // The approver that counts is this process's OS account; `SHIELDOPS_USER`
+    // is shown beside it as a declared name and recorded, never counted.
+    let account = os_account();
+    let screen = console.wait_for("the approval dialog", |s| {
+        s.contains(&format!("approving as {account}, declared alice"))
+    });
     let id = remediation_id(&screen, "Approve remediation ");
     console.send("looks safe to me".as_bytes());
     console.wait_for("the typed comment", |s| s.contains("looks safe to me"));
@@ -230,7 +244,9 @@ fn approve_by_keystroke_records_approver_and_comment() {
         .iter()
         .find(|e| e["kind"] == "approval_granted" && e["remediation"] == id)
         .expect("approval_granted recorded");
-    assert_eq!(granted["by"], "alice");
+    assert_eq!(granted["by"], account.as_str());
+    assert_eq!(granted["auth"], "os_account");
+    assert_eq!(granted["declared_name"], "alice");
     assert_eq!(granted["comment"], "looks safe to me");
     let finished = events
         .iter()
@@ -252,7 +268,10 @@ fn deny_by_keystroke_records_the_reason() {
         s.contains("Approval queue (") && s.contains("pending)")
     });
     console.send(b"d");
-    let screen = console.wait_for("the deny dialog", |s| s.contains("denying as alice"));
+    let account = os_account();
+    let screen = console.wait_for("the deny dialog", |s| {
+        s.contains(&format!("denying as {account}, declared alice"))
+    });
     let id = remediation_id(&screen, "Deny remediation ");
     console.send(b"\x13"); // Ctrl-S with no reason is refused
     console.wait_for("the refusal", |s| s.contains("a reason is required"));
@@ -269,7 +288,8 @@ fn deny_by_keystroke_records_the_reason() {
         .iter()
         .find(|e| e["kind"] == "approval_denied" && e["remediation"] == id)
         .unwrap();
-    assert_eq!(denied["by"], "alice");
+    assert_eq!(denied["by"], account.as_str());
+    assert_eq!(denied["declared_name"], "alice");
     assert_eq!(denied["reason"], "change freeze until friday");
     assert!(
         !events

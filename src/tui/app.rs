@@ -1354,9 +1354,15 @@ impl App {
             .style(t.dialog);
         let inner = block.inner(r);
         f.render_widget(block, r);
+        // The name that counts is the principal; a declared name is shown
+        // beside it and never counted.
+        let declared = match &self.identity.declared_name {
+            Some(d) if *d != self.identity.name => format!(", declared {d}"),
+            _ => String::new(),
+        };
         let who = match &self.identity.source {
-            Some(src) => format!("{verb} as {} (from {src})", self.identity.name),
-            None => format!("{verb} as {}", self.identity.name),
+            Some(src) => format!("{verb} as {}{declared} (from {src})", self.identity.name),
+            None => format!("{verb} as {}{declared}", self.identity.name),
         };
         let summary_h = summary.len() as u16;
         let [s_area, who_area, box_area, err_area, keys_area] = Layout::vertical([
