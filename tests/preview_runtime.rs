@@ -20,12 +20,10 @@ use shieldops::clock::ManualClock;
 use shieldops::connectors::Registry;
 use shieldops::connectors::kubernetes::{ClusterTarget, KubeConnector};
 use shieldops::connectors::sim::Sim;
-use shieldops::event::{
-    Action, Alert, AlertStatus, EventKind, NewEvent, PolicyDecision, ResourceId, Risk, Severity,
-};
+use shieldops::event::{Action, EventKind, NewEvent, PolicyDecision, ResourceId, Risk};
+use shieldops::runtime::RuntimeOptions;
 use shieldops::runtime::command::Command;
 use shieldops::runtime::policy::PolicyGate;
-use shieldops::runtime::{Intake, RuntimeOptions};
 use shieldops::state::{Stage, State};
 use tokio::sync::Notify;
 
@@ -292,25 +290,7 @@ async fn the_demo_oom_remediation_is_previewed_and_quotes_the_hypothesis_value()
     let pod = sim.with_world(|w| w.pods_of(&dep)[0].clone());
     let live_limit =
         sim.with_world(|w| w.resources[&dep].resource.attributes["memory_limit_mib"].clone());
-    driven
-        .runtime()
-        .intake
-        .send(Intake::Alert {
-            alert: Alert {
-                name: "KubePodCrashLooping".into(),
-                severity: Severity::Critical,
-                fingerprint: format!("KubePodCrashLooping@{pod}"),
-                resource: pod,
-                summary: "OOMKilled".into(),
-                labels: Default::default(),
-                status: AlertStatus::Firing,
-                source: "test".into(),
-            },
-            recorded: None,
-            posted_by: None,
-        })
-        .await
-        .unwrap();
+    runtime_support::send_alert(driven.runtime(), runtime_support::crash_loop_alert(pod)).await;
     let state = driven
         .until("a remediation awaiting approval", |s| {
             s.remediations

@@ -23,13 +23,12 @@ use shieldops::connectors::{
     Diagnosis, DiagnosisEvidence, InfraConnector, Listing, Registry, Result, Scope, TimeWindow,
 };
 use shieldops::event::{
-    Action, ActionOutcome, Alert, AlertStatus, ConnectorId, ConnectorState, Event, EventKind,
-    Health, InfraEvent, NewEvent, Provider, RemediationOutcome, Resource, ResourceId, Severity,
-    Snapshot,
+    Action, ActionOutcome, ConnectorId, ConnectorState, Event, EventKind, Health, InfraEvent,
+    NewEvent, Provider, RemediationOutcome, Resource, ResourceId, Snapshot,
 };
 use shieldops::runtime::command::{Command, CommandEnvelope, Identity};
 use shieldops::runtime::snapshots::load_state;
-use shieldops::runtime::{Intake, Runtime, RuntimeOptions, RuntimeParts};
+use shieldops::runtime::{Runtime, RuntimeOptions, RuntimeParts};
 use shieldops::state::{Stage, State};
 use shieldops::store::EventLog;
 use tokio::sync::oneshot;
@@ -234,24 +233,7 @@ async fn recorded_run_then(need_mib: &str, need_after: Option<&str>) -> (Vec<Eve
     let pod = fleet
         .sim
         .with_world(|w| w.pods_of(&ResourceId::new(CHECKOUT))[0].clone());
-    d.runtime()
-        .intake
-        .send(Intake::Alert {
-            alert: Alert {
-                name: "KubePodCrashLooping".into(),
-                severity: Severity::Critical,
-                fingerprint: format!("KubePodCrashLooping@{pod}"),
-                resource: pod,
-                summary: "OOMKilled".into(),
-                labels: Default::default(),
-                status: AlertStatus::Firing,
-                source: "test".into(),
-            },
-            recorded: None,
-            posted_by: None,
-        })
-        .await
-        .unwrap();
+    runtime_support::send_alert(d.runtime(), runtime_support::crash_loop_alert(pod)).await;
     let state = d
         .until("a proposal awaiting approval", |s| {
             s.remediations

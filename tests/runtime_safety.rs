@@ -8,10 +8,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use shieldops::clock::ManualClock;
 use shieldops::connectors::sim::Sim;
-use shieldops::event::{Alert, AlertStatus, ResourceId, Severity};
+use shieldops::event::ResourceId;
+use shieldops::runtime::RuntimeOptions;
 use shieldops::runtime::command::{Command, CommandReply};
 use shieldops::runtime::policy::PolicyGate;
-use shieldops::runtime::{Intake, RuntimeOptions};
 use shieldops::state::Stage;
 
 const CHECKOUT: &str = "k8s/demo-prod/checkout/deployment/checkout-api";
@@ -80,24 +80,7 @@ impl Harness {
         let pod = self
             .sim
             .with_world(|w| w.pods_of(&ResourceId::new(CHECKOUT))[0].clone());
-        self.runtime()
-            .intake
-            .send(Intake::Alert {
-                alert: Alert {
-                    name: "KubePodCrashLooping".into(),
-                    severity: Severity::Critical,
-                    fingerprint: format!("KubePodCrashLooping@{pod}"),
-                    resource: pod,
-                    summary: "OOMKilled".into(),
-                    labels: Default::default(),
-                    status: AlertStatus::Firing,
-                    source: "test".into(),
-                },
-                recorded: None,
-                posted_by: None,
-            })
-            .await
-            .unwrap();
+        runtime_support::send_alert(self.runtime(), runtime_support::crash_loop_alert(pod)).await;
     }
 
     async fn oom(&self) -> u64 {

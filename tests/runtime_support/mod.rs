@@ -130,3 +130,30 @@ impl Driven {
         self.log.close().await.unwrap();
     }
 }
+
+/// The alert Alertmanager sends for a crash-looping pod (the demo's OOM kill).
+pub fn crash_loop_alert(pod: shieldops::event::ResourceId) -> shieldops::event::Alert {
+    shieldops::event::Alert {
+        name: "KubePodCrashLooping".into(),
+        severity: shieldops::event::Severity::Critical,
+        fingerprint: format!("KubePodCrashLooping@{pod}"),
+        resource: pod,
+        summary: "OOMKilled".into(),
+        labels: Default::default(),
+        status: shieldops::event::AlertStatus::Firing,
+        source: "test".into(),
+    }
+}
+
+/// Hands `alert` to the runtime as if it had just arrived (posted by nobody in particular).
+pub async fn send_alert(runtime: &Runtime, alert: shieldops::event::Alert) {
+    runtime
+        .intake
+        .send(shieldops::runtime::Intake::Alert {
+            alert,
+            recorded: None,
+            posted_by: None,
+        })
+        .await
+        .unwrap();
+}
