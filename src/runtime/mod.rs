@@ -4,6 +4,7 @@
 pub mod approvals;
 pub mod command;
 pub mod loop_stats;
+pub mod memory;
 pub mod policy;
 mod preview;
 pub mod provenance;

@@ -9,8 +9,11 @@ use crate::event::{
     ConnectorId, ConnectorState, Event, EventKind, HealthStatus, Resource, ResourceId,
 };
 
-/// Events remembered per resource for the drill-down.
-const EVENTS_PER_RESOURCE: usize = 20;
+/// Events remembered per resource for the drill-down. Two copies of the
+/// fleet live in a console process (the runtime's and the screen's), so what
+/// each resource keeps is multiplied by twice the fleet (README, Performance
+/// › console memory); older events are in the log (`shieldops log export`).
+const EVENTS_PER_RESOURCE: usize = 10;
 
 /// A resource and what the console shows about it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,15 +21,17 @@ pub struct ResourceView {
     pub resource: Resource,
     pub discovered_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    /// The latest events that touched this resource (seq, summary), newest last.
+    /// The latest events that touched this resource (seq, summary without
+    /// the resource's own id), newest last.
     pub recent: VecDeque<(u64, String)>,
     /// Incidents raised on this resource.
     pub incidents: Vec<u64>,
     /// Remediations that targeted this resource.
     pub remediations: Vec<u64>,
-    /// The latest inspection an operator asked for (events, log tail).
+    /// The latest inspection an operator asked for (events, log tail);
+    /// boxed because few resources have one.
     #[serde(default)]
-    pub inspection: Option<Inspection>,
+    pub inspection: Option<Box<Inspection>>,
 }
 
 /// What the connector said when the resource was last inspected.
@@ -58,7 +63,9 @@ pub struct ConnectorView {
 /// All resources, keyed by id, and the connectors' own conditions.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Fleet {
-    pub resources: BTreeMap<ResourceId, ResourceView>,
+    /// Boxed: a map node holds eleven entries, and eleven whole views made
+    /// each node several kilobytes, mostly empty slots.
+    pub resources: BTreeMap<ResourceId, Box<ResourceView>>,
     /// Connector (or connector family, for an absent one) → its latest status.
     #[serde(default)]
     pub connectors: BTreeMap<ConnectorId, ConnectorView>,
@@ -66,24 +73,32 @@ pub struct Fleet {
 
 impl Fleet {
     pub(super) fn apply(&mut self, event: &Event) {
-        let line = (event.seq, crate::event::summary(&event.kind));
+        let line = || (event.seq, crate::event::summary(&event.kind));
         match &event.kind {
             EventKind::ResourceDiscovered { resource } => {
-                let view = self
-                    .resources
-                    .entry(resource.id.clone())
-                    .or_insert_with(|| ResourceView {
-                        resource: resource.clone(),
-                        discovered_at: event.at,
-                        updated_at: event.at,
-                        recent: VecDeque::new(),
-                        incidents: Vec::new(),
-                        remediations: Vec::new(),
-                        inspection: None,
-                    });
-                view.resource = resource.clone();
-                view.updated_at = event.at;
-                push_bounded(&mut view.recent, line);
+                match self.resources.get_mut(&resource.id) {
+                    Some(view) => {
+                        view.resource = resource.clone();
+                        view.updated_at = event.at;
+                    }
+                    None => {
+                        self.resources.insert(
+                            resource.id.clone(),
+                            Box::new(ResourceView {
+                                resource: resource.clone(),
+                                discovered_at: event.at,
+                                updated_at: event.at,
+                                recent: VecDeque::new(),
+                                incidents: Vec::new(),
+                                remediations: Vec::new(),
+                                inspection: None,
+                            }),
+                        );
+                    }
+                }
+                if let Some(view) = self.resources.get_mut(&resource.id) {
+                    push_bounded(&mut view.recent, &resource.id, line());
+                }
             }
             EventKind::ResourceChanged { resource, changes } => {
                 if let Some(view) = self.resources.get_mut(resource) {
@@ -95,7 +110,7 @@ impl Fleet {
                         }
                     }
                     view.updated_at = event.at;
-                    push_bounded(&mut view.recent, line);
+                    push_bounded(&mut view.recent, resource, line());
                 }
             }
             EventKind::ResourceGone { resource } => {
@@ -119,7 +134,7 @@ impl Fleet {
                 if let Some(view) = self.resources.get_mut(resource) {
                     view.resource.health = health.clone();
                     view.updated_at = event.at;
-                    push_bounded(&mut view.recent, line);
+                    push_bounded(&mut view.recent, resource, line());
                 }
             }
             EventKind::ResourceInspected {
@@ -129,12 +144,12 @@ impl Fleet {
                 error,
             } => {
                 if let Some(view) = self.resources.get_mut(resource) {
-                    view.inspection = Some(Inspection {
+                    view.inspection = Some(Box::new(Inspection {
                         at: event.at,
                         requested_by: requested_by.clone(),
                         evidence: evidence.clone(),
                         error: error.clone(),
-                    });
+                    }));
                 }
             }
             _ => {}
@@ -144,7 +159,7 @@ impl Fleet {
     /// Notes an event about a resource in its drill-down history.
     pub(super) fn note(&mut self, id: &ResourceId, seq: u64, summary: String) {
         if let Some(view) = self.resources.get_mut(id) {
-            push_bounded(&mut view.recent, (seq, summary));
+            push_bounded(&mut view.recent, id, (seq, summary));
         }
     }
 
@@ -164,13 +179,34 @@ impl Fleet {
 
     /// Looks up a resource.
     pub fn get(&self, id: &ResourceId) -> Option<&ResourceView> {
-        self.resources.get(id)
+        self.resources.get(id).map(|view| &**view)
     }
 }
 
-fn push_bounded(queue: &mut VecDeque<(u64, String)>, line: (u64, String)) {
-    queue.push_back(line);
+/// Adds `line` to a resource's history, dropping the oldest past the bound.
+/// The resource's own id is cut from the front of the summary: the history is
+/// shown under the resource, and the id is most of each line's size.
+fn push_bounded(queue: &mut VecDeque<(u64, String)>, id: &ResourceId, line: (u64, String)) {
+    let (seq, summary) = line;
+    let summary = match summary.strip_prefix(id.as_str()) {
+        Some(rest) if rest.starts_with(' ') => rest.trim_start().to_string(),
+        _ => summary,
+    };
+    if queue.capacity() < EVENTS_PER_RESOURCE {
+        queue.reserve_exact(EVENTS_PER_RESOURCE - queue.len());
+    }
+    queue.push_back((seq, summary));
     while queue.len() > EVENTS_PER_RESOURCE {
         queue.pop_front();
+    }
+}
+
+impl Fleet {
+    /// Gives back what decoding a snapshot over-allocated: a decoded history
+    /// grows by doubling, to more room than [`EVENTS_PER_RESOURCE`] needs.
+    pub(super) fn compact(&mut self) {
+        for view in self.resources.values_mut() {
+            view.recent.shrink_to_fit();
+        }
     }
 }

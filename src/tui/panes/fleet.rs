@@ -290,6 +290,7 @@ impl FleetPane {
             let mut views: Vec<&ResourceView> = fleet
                 .resources
                 .values()
+                .map(|view| &**view)
                 .filter(|v| self.listed(v, &needle))
                 .collect();
             let sort = self.sort;
