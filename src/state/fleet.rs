@@ -1,6 +1,7 @@
 //! The fleet projection: every known resource with its health and history.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -22,8 +23,9 @@ pub struct ResourceView {
     pub discovered_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// The latest events that touched this resource (seq, summary without
-    /// the resource's own id), newest last.
-    pub recent: VecDeque<(u64, String)>,
+    /// the resource's own id), newest last. Lines are shared ([`history`]).
+    #[serde(with = "history")]
+    pub recent: VecDeque<(u64, Arc<str>)>,
     /// Incidents raised on this resource.
     pub incidents: Vec<u64>,
     /// Remediations that targeted this resource.
@@ -186,11 +188,11 @@ impl Fleet {
 /// Adds `line` to a resource's history, dropping the oldest past the bound.
 /// The resource's own id is cut from the front of the summary: the history is
 /// shown under the resource, and the id is most of each line's size.
-fn push_bounded(queue: &mut VecDeque<(u64, String)>, id: &ResourceId, line: (u64, String)) {
+fn push_bounded(queue: &mut VecDeque<(u64, Arc<str>)>, id: &ResourceId, line: (u64, String)) {
     let (seq, summary) = line;
     let summary = match summary.strip_prefix(id.as_str()) {
-        Some(rest) if rest.starts_with(' ') => rest.trim_start().to_string(),
-        _ => summary,
+        Some(rest) if rest.starts_with(' ') => history::intern(rest.trim_start()),
+        _ => history::intern(&summary),
     };
     if queue.capacity() < EVENTS_PER_RESOURCE {
         queue.reserve_exact(EVENTS_PER_RESOURCE - queue.len());
@@ -207,6 +209,89 @@ impl Fleet {
     pub(super) fn compact(&mut self) {
         for view in self.resources.values_mut() {
             view.recent.shrink_to_fit();
+        }
+    }
+}
+
+/// Resource history lines, one shared copy of each distinct text.
+///
+/// Without the resource's id, most lines repeat across the fleet ("is
+/// degraded: ProbeFailed"), and a console process holds two folds of the same
+/// fleet; sharing the text makes a line cost a pointer instead of an
+/// allocation in each (README, Performance › console memory). The table is
+/// only a cache: values, equality and the serialised form are plain strings.
+mod history {
+    use super::*;
+    use serde::de::Deserializer;
+    use serde::ser::Serializer;
+
+    struct Table {
+        lines: HashSet<Arc<str>>,
+        /// Size after the last sweep; the next sweep is due at twice that.
+        swept_at: usize,
+    }
+
+    static TABLE: LazyLock<Mutex<Table>> = LazyLock::new(|| {
+        Mutex::new(Table {
+            lines: HashSet::new(),
+            swept_at: 0,
+        })
+    });
+
+    /// The shared copy of `text`.
+    pub(super) fn intern(text: &str) -> Arc<str> {
+        let Ok(mut table) = TABLE.lock() else {
+            return Arc::from(text);
+        };
+        if let Some(line) = table.lines.get(text) {
+            return line.clone();
+        }
+        if table.lines.len() >= (2 * table.swept_at).max(4096) {
+            // Lines no resource holds any more (only the table does).
+            table.lines.retain(|line| Arc::strong_count(line) > 1);
+            table.swept_at = table.lines.len();
+        }
+        let line: Arc<str> = Arc::from(text);
+        table.lines.insert(line.clone());
+        line
+    }
+
+    pub(super) fn serialize<S: Serializer>(
+        lines: &VecDeque<(u64, Arc<str>)>,
+        out: S,
+    ) -> Result<S::Ok, S::Error> {
+        out.collect_seq(lines.iter().map(|(seq, text)| (seq, &**text)))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        input: D,
+    ) -> Result<VecDeque<(u64, Arc<str>)>, D::Error> {
+        let lines: Vec<(u64, std::borrow::Cow<'de, str>)> = Deserialize::deserialize(input)?;
+        Ok(lines
+            .into_iter()
+            .map(|(seq, text)| (seq, intern(&text)))
+            .collect())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn equal_lines_share_one_copy_and_serialise_as_strings() {
+            let a = intern("is degraded: ProbeFailed (history test)");
+            let b = intern(&String::from("is degraded: ProbeFailed (history test)"));
+            assert!(Arc::ptr_eq(&a, &b));
+            let lines: VecDeque<(u64, Arc<str>)> = [(7, a)].into();
+            #[derive(Serialize, Deserialize)]
+            struct Holder {
+                #[serde(with = "super")]
+                lines: VecDeque<(u64, Arc<str>)>,
+            }
+            let json = serde_json::to_string(&Holder { lines }).unwrap();
+            assert_eq!(json, r#"{"lines":[[7,"is degraded: ProbeFailed (history test)"]]}"#);
+            let back: Holder = serde_json::from_str(&json).unwrap();
+            assert!(Arc::ptr_eq(&back.lines[0].1, &b));
         }
     }
 }

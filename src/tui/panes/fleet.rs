@@ -663,7 +663,7 @@ impl FleetPane {
         for (seq, summary) in view.recent.iter().rev() {
             lines.push(Line::from(vec![
                 Span::styled(format!("  {seq:>6} "), t.dim),
-                Span::raw(summary.clone()),
+                Span::raw(summary.to_string()),
             ]));
         }
         let title = format!(" 1 Fleet › {} ", r.name);
