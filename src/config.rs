@@ -32,6 +32,8 @@ pub struct Config {
     pub kubernetes: crate::connectors::kubernetes::KubernetesConfig,
     /// `[store]`: the event log's cache bound and its checkpoint witness.
     pub store: crate::store::StoreConfig,
+    /// `[prometheus]`: absent = no Prometheus evidence or PromQL validation.
+    pub prometheus: Option<crate::connectors::prometheus::PrometheusConfig>,
     /// `[teams]`: principal (OS account or token principal) → the team it
     /// acts for; an unmapped person has no team, and the policy's team
     /// scoping refuses what they ask for. Agents act for their target's team.
@@ -317,6 +319,19 @@ impl Config {
         }
         if let Err((key, why)) = self.kubernetes.validate() {
             return bad("kubernetes", key, &why);
+        }
+        if let Some(p) = &self.prometheus
+            && let Err((key, why)) = p.validate()
+        {
+            // The key may be nested (`queries.pod.restarts`): find its own section's line.
+            let (section, leaf) = match key.rsplit_once('.') {
+                Some((inner, leaf)) => (format!("prometheus.{inner}"), leaf.to_string()),
+                None => ("prometheus".to_string(), key.clone()),
+            };
+            let line = find_key_line(text, &section, &leaf)
+                .map(|l| format!("line {l}: "))
+                .unwrap_or_default();
+            return Err(format!("{line}key `prometheus.{key}`: {why}"));
         }
         // Every escalation contact must reach someone: a contact no channel
         // delivers to would only be a record that nobody reads.
