@@ -53,7 +53,7 @@ impl QueryKind {
                 QueryKind::Pod,
                 [("namespace", attr("namespace")), ("pod", resource.name.clone())].into(),
             )),
-            (Provider::Kubernetes, "deployment") => Some((
+            (Provider::Kubernetes, "deployment" | "replicaset" | "statefulset" | "daemonset") => Some((
                 QueryKind::Service,
                 [
                     ("namespace", attr("namespace")),
