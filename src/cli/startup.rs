@@ -164,7 +164,8 @@ pub async fn start(
     }
     if let Some(p) = &config.prometheus {
         registry.set_prometheus(Arc::new(
-            crate::connectors::prometheus::Prometheus::new(p).context("[prometheus] in the config")?,
+            crate::connectors::prometheus::Prometheus::new(p)
+                .context("[prometheus] in the config")?,
         ));
     }
     let runtime = Runtime::start(

@@ -1285,7 +1285,13 @@ on_failure:
     #[test]
     fn the_promql_condition_is_read_and_checked_with_its_line() {
         let p = Playbook::parse("p.yaml", WITH_PROMQL).unwrap();
-        assert!(p.validation.promql.as_deref().unwrap().contains(r#"service="{service}""#));
+        assert!(
+            p.validation
+                .promql
+                .as_deref()
+                .unwrap()
+                .contains(r#"service="{service}""#)
+        );
         assert_eq!(p.investigate[0].evidence, Evidence::Prometheus);
         for (bad, why) in [
             ("rate(x[5m]) < 0.01)", "closes nothing"),

@@ -324,8 +324,18 @@ async fn gather(ctx: &AgentContext, job: &InvestigationJob) -> anyhow::Result<Ga
     let prometheus_window = facts::window_of(prometheus_step);
     let prom = ctx.registry.prometheus();
     let prom_reading = prometheus::gather(prom.as_deref(), &resource, prometheus_window, now);
-    let (connector_reads, prometheus) =
-        tokio::join!(read_connector(ctx, job, &*connector, &resource, &resources, now, window_len), prom_reading);
+    let (connector_reads, prometheus) = tokio::join!(
+        read_connector(
+            ctx,
+            job,
+            &*connector,
+            &resource,
+            &resources,
+            now,
+            window_len
+        ),
+        prom_reading
+    );
     let (facts, workload_events, events_read, metrics_read) = connector_reads?;
     Ok(Gathered {
         facts,

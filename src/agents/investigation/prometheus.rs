@@ -115,10 +115,7 @@ mod tests {
         );
         assert_eq!(pf.get("prometheus.restarts"), None);
         let ev = evidence(&g, chrono::Duration::minutes(5));
-        assert_eq!(
-            ev[0].0,
-            "prometheus cpu_throttle_ratio = 0.5 over 5m (m)"
-        );
+        assert_eq!(ev[0].0, "prometheus cpu_throttle_ratio = 0.5 over 5m (m)");
         assert_eq!(
             ev[1].0,
             "prometheus restarts unknown over 5m: no answer within 1s"
@@ -128,6 +125,10 @@ mod tests {
         let mut pf = PlaybookFacts::new();
         add_facts(&none, &mut pf);
         assert!(pf.is_empty());
-        assert!(evidence(&none, chrono::Duration::minutes(5))[0].0.contains("unknown"));
+        assert!(
+            evidence(&none, chrono::Duration::minutes(5))[0]
+                .0
+                .contains("unknown")
+        );
     }
 }

@@ -78,10 +78,7 @@ impl PrometheusConfig {
             ));
         }
         if !(1..=600_000).contains(&self.timeout_ms) {
-            return Err((
-                "timeout_ms".into(),
-                "must be between 1 and 600000".into(),
-            ));
+            return Err(("timeout_ms".into(), "must be between 1 and 600000".into()));
         }
         for (kind, overrides) in &self.queries {
             let Some(defaults) = super::queries::defaults(kind) else {
@@ -141,9 +138,16 @@ mod tests {
         c.timeout_ms = 100;
         c.queries.insert(
             "pod".into(),
-            [("cpu_throttle_ratio".to_string(), "sum(x{pod=\"{pod}\"}".to_string())].into(),
+            [(
+                "cpu_throttle_ratio".to_string(),
+                "sum(x{pod=\"{pod}\"}".to_string(),
+            )]
+            .into(),
         );
-        assert_eq!(c.validate().unwrap_err().0, "queries.pod.cpu_throttle_ratio");
+        assert_eq!(
+            c.validate().unwrap_err().0,
+            "queries.pod.cpu_throttle_ratio"
+        );
         c.queries.insert(
             "pod".into(),
             [("made_up".to_string(), "up".to_string())].into(),

@@ -133,12 +133,12 @@ impl Prometheus {
                 path: path.display().to_string(),
                 error: e.kind().to_string(),
             })?;
-            for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                PrometheusError::File {
+            for cert in
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| PrometheusError::File {
                     path: path.display().to_string(),
                     error: format!("no PEM certificate: {e}"),
-                }
-            })? {
+                })?
+            {
                 builder = builder.add_root_certificate(cert);
             }
         }
@@ -289,8 +289,16 @@ mod tests {
         assert_eq!(one_number(&[series(0.5)]), Ok(0.5));
         assert!(one_number(&[]).unwrap_err().contains("no series"));
         assert!(one_number(&[series(f64::NAN)]).unwrap_err().contains("NaN"));
-        assert!(one_number(&[series(f64::INFINITY)]).unwrap_err().contains("inf"));
-        assert!(one_number(&[series(1.0), series(2.0)]).unwrap_err().contains("2 series"));
+        assert!(
+            one_number(&[series(f64::INFINITY)])
+                .unwrap_err()
+                .contains("inf")
+        );
+        assert!(
+            one_number(&[series(1.0), series(2.0)])
+                .unwrap_err()
+                .contains("2 series")
+        );
     }
 
     #[test]

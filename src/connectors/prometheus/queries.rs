@@ -51,16 +51,22 @@ impl QueryKind {
         match (resource.provider, resource.kind.as_str()) {
             (Provider::Kubernetes, "pod") => Some((
                 QueryKind::Pod,
-                [("namespace", attr("namespace")), ("pod", resource.name.clone())].into(),
-            )),
-            (Provider::Kubernetes, "deployment" | "replicaset" | "statefulset" | "daemonset") => Some((
-                QueryKind::Service,
                 [
                     ("namespace", attr("namespace")),
-                    ("service", resource.name.clone()),
+                    ("pod", resource.name.clone()),
                 ]
                 .into(),
             )),
+            (Provider::Kubernetes, "deployment" | "replicaset" | "statefulset" | "daemonset") => {
+                Some((
+                    QueryKind::Service,
+                    [
+                        ("namespace", attr("namespace")),
+                        ("service", resource.name.clone()),
+                    ]
+                    .into(),
+                ))
+            }
             (Provider::Linux, "service") => {
                 // `host:unit.service` → `unit`
                 let unit = resource
@@ -73,10 +79,9 @@ impl QueryKind {
                     [("namespace", String::new()), ("service", unit.to_string())].into(),
                 ))
             }
-            (Provider::Linux, "host") | (Provider::Kubernetes, "node") => Some((
-                QueryKind::Host,
-                [("host", resource.name.clone())].into(),
-            )),
+            (Provider::Linux, "host") | (Provider::Kubernetes, "node") => {
+                Some((QueryKind::Host, [("host", resource.name.clone())].into()))
+            }
             _ => None,
         }
     }
@@ -158,9 +163,12 @@ pub const DEFAULTS: &[QuerySpec] = &[
 
 /// The default queries of a kind named in config.
 pub fn defaults(kind: &str) -> Option<Vec<&'static QuerySpec>> {
-    KINDS
-        .contains(&kind)
-        .then(|| DEFAULTS.iter().filter(|q| q.kind.as_str() == kind).collect())
+    KINDS.contains(&kind).then(|| {
+        DEFAULTS
+            .iter()
+            .filter(|q| q.kind.as_str() == kind)
+            .collect()
+    })
 }
 
 /// One query to run: its name, its meaning and its text with placeholders.
@@ -210,19 +218,40 @@ mod tests {
         for q in DEFAULTS {
             super::super::promql::check(q.promql).unwrap_or_else(|e| panic!("{}: {e}", q.name));
             for p in super::super::promql::placeholders(q.promql) {
-                assert!(q.kind.placeholders().contains(&p.as_str()), "{}: {p}", q.name);
+                assert!(
+                    q.kind.placeholders().contains(&p.as_str()),
+                    "{}: {p}",
+                    q.name
+                );
             }
         }
-        assert!(DEFAULTS.iter().filter(|q| q.kind == QueryKind::Pod).all(|q| q.promql.contains(r#"namespace="{namespace}",pod="{pod}""#)));
+        assert!(
+            DEFAULTS
+                .iter()
+                .filter(|q| q.kind == QueryKind::Pod)
+                .all(|q| q.promql.contains(r#"namespace="{namespace}",pod="{pod}""#))
+        );
     }
 
     #[test]
     fn overrides_replace_by_name() {
-        let o: BTreeMap<String, BTreeMap<String, String>> =
-            [("pod".to_string(), [("restarts".to_string(), "x".to_string())].into())].into();
+        let o: BTreeMap<String, BTreeMap<String, String>> = [(
+            "pod".to_string(),
+            [("restarts".to_string(), "x".to_string())].into(),
+        )]
+        .into();
         let p = plan(QueryKind::Pod, &o);
-        assert_eq!(p.iter().find(|q| q.name == "restarts").unwrap().template, "x");
-        assert!(p.iter().find(|q| q.name == "cpu_throttle_ratio").unwrap().template.contains("cfs"));
+        assert_eq!(
+            p.iter().find(|q| q.name == "restarts").unwrap().template,
+            "x"
+        );
+        assert!(
+            p.iter()
+                .find(|q| q.name == "cpu_throttle_ratio")
+                .unwrap()
+                .template
+                .contains("cfs")
+        );
         assert_eq!(duration(chrono::Duration::minutes(60)), "60m");
         assert_eq!(duration(chrono::Duration::seconds(90)), "90s");
     }
