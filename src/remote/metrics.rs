@@ -91,11 +91,11 @@ pub fn render(i: &Inputs<'_>) -> String {
         let _ = writeln!(out, "shieldops_actions_total{{outcome=\"{outcome}\"}} {v}");
     }
     let labelled = |out: &mut String,
-                        name: &str,
-                        help: &str,
-                        label: &str,
-                        keys: &[&'static str],
-                        map: &std::collections::BTreeMap<&'static str, u64>| {
+                    name: &str,
+                    help: &str,
+                    label: &str,
+                    keys: &[&'static str],
+                    map: &std::collections::BTreeMap<&'static str, u64>| {
         head(out, name, "counter", help);
         for k in keys {
             let v = map.get(k).copied().unwrap_or(0);
