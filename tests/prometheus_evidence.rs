@@ -20,7 +20,6 @@ use serde_json::json;
 use shieldops::agents::AgentContext;
 use shieldops::agents::investigation::{InvestigationJob, investigate};
 use shieldops::clock::ManualClock;
-use shieldops::connectors::kubernetes::{ClusterTarget, KubeConnector};
 use shieldops::connectors::prometheus::{self as prom, PrometheusConfig, Reading};
 use shieldops::connectors::{InfraConnector, Registry};
 use shieldops::event::{
@@ -29,7 +28,6 @@ use shieldops::event::{
 };
 use shieldops::playbook::{Library, PromqlCheck, Verdict};
 use shieldops::store::EventLog;
-use tokio::sync::Notify;
 
 /// A pod name a workload owner chose to break out of a PromQL string.
 const HOSTILE: &str = "evil\"} or vector(1) #\n\\x";
@@ -316,21 +314,7 @@ async fn investigate_web(
     prom_url: &str,
     timeout_ms: u64,
 ) -> (Option<PlaybookChoice>, String, Vec<String>) {
-    let kc = kube::config::Kubeconfig::read_from(server.write_kubeconfig(dir, "test")).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .unwrap();
-    let conn = Arc::new(
-        KubeConnector::start(
-            ClusterTarget {
-                context: "test".into(),
-                config,
-            },
-            Arc::new(Notify::new()),
-        )
-        .unwrap(),
-    );
-    assert!(conn.wait_synced(Duration::from_secs(20)).await);
+    let conn = Arc::new(kube_support::connect(server, dir).await);
     let id = ResourceId::new("k8s/test/shop/deployment/web");
     assert!(
         kube_support::eventually(Duration::from_secs(20), || conn

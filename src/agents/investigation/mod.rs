@@ -126,11 +126,12 @@ async fn run(ctx: &AgentContext, job: &InvestigationJob) -> anyhow::Result<()> {
         prometheus::Gathered::Read(_) => true,
         prometheus::Gathered::NotAsked(_) => gathered.prometheus_asked,
     };
-    for (summary, detail) in prometheus_said
-        .then(|| prometheus::evidence(&gathered.prometheus, gathered.prometheus_window))
-        .unwrap_or_default()
-    {
-        evidence.push(record_evidence(prometheus::SOURCE, summary, detail));
+    if prometheus_said {
+        for (summary, detail) in
+            prometheus::evidence(&gathered.prometheus, gathered.prometheus_window)
+        {
+            evidence.push(record_evidence(prometheus::SOURCE, summary, detail));
+        }
     }
     // Connector-specific evidence (Kubernetes logs, owner chain, rollouts, …).
     let diagnosis = match ctx.registry.get(&job.connector) {
