@@ -305,17 +305,19 @@ async fn promql_validation_holds_waits_or_stays_unknown_as_answered() {
     }
 }
 
-/// Runs the real investigation of `alert` on the deployment `web` with the
-/// Kubernetes connector on `server` and Prometheus at `prom_url`; returns the
-/// choice, the conclusion and the Prometheus evidence lines.
-async fn investigate_web(
+/// Runs the real investigation of `alert` on `resource` with the Kubernetes
+/// connector on `server` and Prometheus at `prom_url`; returns the choice,
+/// the conclusion and the Prometheus evidence lines.
+async fn investigate_with(
     server: &TestApiServer,
     dir: &std::path::Path,
     prom_url: &str,
     timeout_ms: u64,
+    alert: &str,
+    resource: &str,
 ) -> (Option<PlaybookChoice>, String, Vec<String>) {
     let conn = Arc::new(kube_support::connect(server, dir).await);
-    let id = ResourceId::new("k8s/test/shop/deployment/web");
+    let id = ResourceId::new(resource);
     assert!(
         kube_support::eventually(Duration::from_secs(20), || conn
             .cache()
@@ -342,7 +344,7 @@ async fn investigate_web(
             incident: 1,
             resource: id.clone(),
             alert: Alert {
-                name: "HighLatency".into(),
+                name: alert.into(),
                 severity: Severity::High,
                 resource: id,
                 fingerprint: "fp".into(),
@@ -371,6 +373,58 @@ async fn investigate_web(
         }
     }
     panic!("the investigation concluded nothing");
+}
+
+async fn investigate_web(
+    server: &TestApiServer,
+    dir: &std::path::Path,
+    prom_url: &str,
+    timeout_ms: u64,
+) -> (Option<PlaybookChoice>, String, Vec<String>) {
+    let web = "k8s/test/shop/deployment/web";
+    investigate_with(server, dir, prom_url, timeout_ms, "HighLatency", web).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cpu_throttling_playbook_scales_out_a_pod_throttled_in_40_percent_of_periods() {
+    let s = stack().await;
+    let server = TestApiServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    server.create(node("node-a"));
+    server.create(deployment("shop", "web", 2, "web:1"));
+    let rs = server
+        .list("ReplicaSet")
+        .into_iter()
+        .next()
+        .expect("the deployment's ReplicaSet");
+    let rs_name = rs["metadata"]["name"].as_str().unwrap();
+    // The pod the exporter reports on, owned by the ReplicaSet.
+    let mut p = kube_support::pod("shop", "web-abc-x1", Some(rs_name), "node-a", "web:1");
+    p["metadata"]["ownerReferences"][0]["uid"] = rs["metadata"]["uid"].clone();
+    server.create(p);
+    let (choice, conclusion, evidence) = investigate_with(
+        &server,
+        dir.path(),
+        &s.prometheus.url(),
+        5000,
+        "CPUThrottlingHigh",
+        "k8s/test/shop/pod/web-abc-x1",
+    )
+    .await;
+    let d = choice.unwrap_or_else(|| panic!("no choice: {conclusion}"));
+    assert_eq!(
+        (d.playbook.as_str(), d.branch.as_str()),
+        ("cpu-throttling", "scale-out"),
+        "{conclusion}"
+    );
+    assert_eq!(d.action.name, "scale");
+    assert_eq!(d.action.params["replicas"], "4", "2 × 2");
+    assert!(
+        evidence
+            .iter()
+            .any(|e| e.starts_with("prometheus cpu_throttle_ratio = 0.4 over 15m")),
+        "{evidence:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
