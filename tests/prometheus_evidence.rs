@@ -491,3 +491,91 @@ async fn the_high_latency_playbook_decides_on_real_numbers_and_not_without_them(
     );
     assert!(started.elapsed() < Duration::from_secs(20));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remediation_passes_validation_only_when_its_promql_condition_holds() {
+    use shieldops::agents::remediation::{ExecutionJob, Resume, execute};
+    use shieldops::clock::{ScaledClock, SharedClock};
+    use shieldops::connectors::sim::Sim;
+    use shieldops::event::{Action, RemediationOutcome};
+
+    const CHECKOUT: &str = "k8s/demo-prod/checkout/deployment/checkout-api";
+    let prometheus = Prometheus::start(&[]).await;
+    let clock: SharedClock = Arc::new(ScaledClock::real());
+    let library = Library::load(None).unwrap();
+    for (condition, with_prometheus, want, why) in [
+        (
+            "vector(1) > 0",
+            true,
+            RemediationOutcome::Succeeded,
+            "healthy",
+        ),
+        (
+            "vector(0) > 1",
+            true,
+            RemediationOutcome::RolledBack,
+            "PromQL condition not met (empty answer): vector(0) > 1",
+        ),
+        (
+            "vector(1) > 0",
+            false,
+            RemediationOutcome::RolledBack,
+            "PromQL condition unknown (no [prometheus] is configured)",
+        ),
+    ] {
+        let sim = Sim::open(42, None, clock.clone()).unwrap();
+        let mut registry = sim.registry();
+        if with_prometheus {
+            registry.set_prometheus(Arc::new(client(&prometheus.url(), 2000)));
+        }
+        let target = ResourceId::new(CHECKOUT);
+        let mut connector = None;
+        for c in registry.all() {
+            let listed = c.list_resources(&Default::default()).await.unwrap();
+            if listed.iter().any(|r| r.id == target) {
+                connector = Some(c.id().clone());
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(&dir.path().join("log")).unwrap();
+        let ctx = AgentContext {
+            log: log.clone(),
+            registry,
+            clock: clock.clone(),
+            playbooks: Arc::new(Library::load(None).unwrap()),
+        };
+        let mut validation = library.get("high-latency").unwrap().validation.clone();
+        validation.promql = Some(condition.to_string());
+        validation.timeout = Duration::from_secs(2);
+        validation.interval = Duration::from_secs(1);
+        validation.stable_polls = 1;
+        execute(
+            ctx,
+            ExecutionJob {
+                remediation: 1,
+                action: Action::new("scale", target).with("replicas", "6"),
+                connector: connector.expect("the sim lists checkout-api"),
+                resume: Resume::Start,
+                snapshot: None,
+                validation,
+                on_failure: None,
+            },
+        )
+        .await;
+        let mut validated = None;
+        let mut finished = None;
+        for e in log.scan(1) {
+            match e.unwrap().kind {
+                EventKind::ValidationFinished { passed, detail, .. } => {
+                    validated = Some((passed, detail))
+                }
+                EventKind::RemediationFinished { status, .. } => finished = Some(status),
+                _ => {}
+            }
+        }
+        let (passed, detail) = validated.expect("validation ran");
+        assert_eq!(passed, want == RemediationOutcome::Succeeded, "{detail}");
+        assert!(detail.contains(why), "{condition}: {detail}");
+        assert_eq!(finished, Some(want), "{condition}: {detail}");
+    }
+}
