@@ -163,3 +163,45 @@ mod tests {
         assert_eq!(c.validate().unwrap_err().0, "queries.lambda");
     }
 }
+
+#[cfg(test)]
+mod file_tests {
+    use crate::config::Config;
+
+    #[test]
+    fn the_section_parses_and_its_mistakes_name_key_and_line() {
+        let c = Config::parse(
+            "[prometheus]\nurl = \"http://127.0.0.1:9090\"\nbearer_token_file = \"/run/t\"\ntimeout_ms = 1500\n\n[prometheus.queries.pod]\nrestarts = 'sum(x{pod=\"{pod}\"})'\n",
+            "c.toml",
+        )
+        .unwrap();
+        let p = c.prometheus.unwrap();
+        assert_eq!(p.timeout_ms, 1500);
+        assert_eq!(p.queries["pod"]["restarts"], "sum(x{pod=\"{pod}\"})");
+        let e = Config::parse(
+            "[prometheus]\nurl = \"http://127.0.0.1:9090\"\n\n[prometheus.queries.pod]\nrestarts = 'sum(x{pod=\"{pod}\"}'\n",
+            "c.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("line 5") && e.contains("prometheus.queries.pod.restarts"),
+            "{e}"
+        );
+        let e = Config::parse(
+            "[prometheus]\nurl = \"http://me:pw@127.0.0.1:9090\"\n",
+            "c.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("line 2") && e.contains("prometheus.url"), "{e}");
+        assert!(!e.contains("pw@"), "{e}");
+        let e = Config::parse(
+            "[prometheus]\nurl = \"http://x\"\ntoken = \"s3cr3t\"\n",
+            "c.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("token") && !e.contains("s3cr3t"), "{e}");
+    }
+}
