@@ -1309,6 +1309,16 @@ on_failure:
     }
 
     #[test]
+    fn a_prometheus_fact_needs_the_prometheus_step() {
+        let text = WITH_PROMQL.replace(
+            "  - evidence: prometheus\n    window_mins: 5",
+            "  - evidence: health",
+        );
+        let e = Playbook::parse("p.yaml", &text).unwrap_err().to_string();
+        assert!(e.contains("prometheus.latency_p99_seconds"), "{e}");
+    }
+
+    #[test]
     fn a_poll_passes_only_when_health_and_the_condition_both_hold() {
         let spec = Playbook::parse("p.yaml", WITH_PROMQL).unwrap().validation;
         let t0 = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap();

@@ -202,21 +202,16 @@ pub(super) async fn post(
         .map_err(|e| QueryError::Transport(format!("bad URL: {e}")))?;
     let request = auth.apply(client.post(url).form(form)).timeout(timeout);
     let call = async {
-        let response = request.send().await.map_err(|e| {
+        let failed = |e: reqwest::Error| {
             if e.is_timeout() {
                 QueryError::TimedOut(timeout)
             } else {
-                QueryError::Transport(e.without_url().to_string())
+                QueryError::Transport(causes(&e.without_url()))
             }
-        })?;
+        };
+        let response = request.send().await.map_err(failed)?;
         let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(|e| {
-            if e.is_timeout() {
-                QueryError::TimedOut(timeout)
-            } else {
-                QueryError::Transport(e.without_url().to_string())
-            }
-        })?;
+        let body = response.bytes().await.map_err(failed)?;
         parse(status, &body)
     };
     // The client's timeout covers the request; this one also covers a
@@ -224,6 +219,22 @@ pub(super) async fn post(
     tokio::time::timeout(timeout, call)
         .await
         .unwrap_or(Err(QueryError::TimedOut(timeout)))
+}
+
+/// An error and its causes, `: `-separated ("error sending request: … :
+/// invalid peer certificate: UnknownIssuer"): the first line alone rarely says why.
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    shorten(&out)
 }
 
 /// The form of an instant query at `time`.

@@ -312,6 +312,15 @@ mod tests {
         assert!(matches!(&p.auth, Auth::Bearer(t) if t == "s3cr3t-token"));
         assert!(!format!("{p:?}").contains("s3cr3t"));
         assert_eq!(p.base.as_str(), "http://127.0.0.1:9/prefix/");
+        let request = p
+            .auth
+            .apply(p.client.post("http://127.0.0.1:9/api/v1/query"))
+            .build()
+            .unwrap();
+        assert_eq!(
+            request.headers()["authorization"].to_str().unwrap(),
+            "Bearer s3cr3t-token"
+        );
         c.bearer_token_file = Some(dir.path().join("missing"));
         let e = Prometheus::new(&c).unwrap_err().to_string();
         assert!(e.contains("missing"), "{e}");
