@@ -68,11 +68,12 @@ impl QueryKind {
                 ))
             }
             (Provider::Linux, "service") => {
-                // `host:unit.service` → `unit`
+                // The unit as systemd names it (`nginx.service` → `nginx`).
                 let unit = resource
-                    .name
-                    .split_once(':')
-                    .map_or(resource.name.as_str(), |(_, u)| u);
+                    .attributes
+                    .get("unit")
+                    .map(String::as_str)
+                    .unwrap_or(resource.name.as_str());
                 let unit = unit.strip_suffix(".service").unwrap_or(unit);
                 Some((
                     QueryKind::Service,
@@ -231,6 +232,40 @@ mod tests {
                 .filter(|q| q.kind == QueryKind::Pod)
                 .all(|q| q.promql.contains(r#"namespace="{namespace}",pod="{pod}""#))
         );
+    }
+
+    #[test]
+    fn placeholders_come_from_the_resource_as_its_connector_lists_it() {
+        let mut r = Resource {
+            id: crate::event::ResourceId::new("linux/[::1]/service/nginx.service"),
+            name: "[::1]:nginx.service".into(),
+            kind: "service".into(),
+            provider: Provider::Linux,
+            connector: crate::event::ConnectorId::new("linux"),
+            environment: crate::event::Environment::Production,
+            team: "web".into(),
+            labels: Default::default(),
+            attributes: [("unit".to_string(), "nginx.service".to_string())].into(),
+            health: crate::event::Health::healthy(),
+            created_at: chrono::Utc::now(),
+        };
+        let (kind, values) = QueryKind::of(&r).unwrap();
+        assert_eq!(kind, QueryKind::Service);
+        assert_eq!(values["service"], "nginx");
+        assert_eq!(values["namespace"], "");
+        r.provider = Provider::Kubernetes;
+        r.kind = "pod".into();
+        r.name = "web-1".into();
+        r.attributes = [("namespace".to_string(), "shop".to_string())].into();
+        let (kind, values) = QueryKind::of(&r).unwrap();
+        assert_eq!(kind, QueryKind::Pod);
+        assert_eq!(
+            (values["namespace"].as_str(), values["pod"].as_str()),
+            ("shop", "web-1")
+        );
+        r.provider = Provider::Aws;
+        r.kind = "ec2_instance".into();
+        assert!(QueryKind::of(&r).is_none());
     }
 
     #[test]
