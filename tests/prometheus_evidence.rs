@@ -315,7 +315,7 @@ async fn investigate_with(
     timeout_ms: u64,
     alert: &str,
     resource: &str,
-) -> (Option<PlaybookChoice>, String, Vec<String>) {
+) -> (Option<PlaybookChoice>, String, Vec<String>, Duration) {
     let conn = Arc::new(kube_support::connect(server, dir).await);
     let id = ResourceId::new(resource);
     assert!(
@@ -337,6 +337,7 @@ async fn investigate_with(
         clock: Arc::new(ManualClock::new(Utc::now())),
         playbooks: Arc::new(Library::load(None).unwrap()),
     };
+    let started = Instant::now();
     investigate(
         ctx,
         InvestigationJob {
@@ -358,6 +359,7 @@ async fn investigate_with(
         },
     )
     .await;
+    let took = started.elapsed();
     let mut evidence = Vec::new();
     for e in log.scan(1) {
         match e.unwrap().kind {
@@ -368,7 +370,7 @@ async fn investigate_with(
                 conclusion,
                 playbook,
                 ..
-            } => return (playbook, conclusion, evidence),
+            } => return (playbook, conclusion, evidence, took),
             _ => {}
         }
     }
@@ -380,7 +382,7 @@ async fn investigate_web(
     dir: &std::path::Path,
     prom_url: &str,
     timeout_ms: u64,
-) -> (Option<PlaybookChoice>, String, Vec<String>) {
+) -> (Option<PlaybookChoice>, String, Vec<String>, Duration) {
     let web = "k8s/test/shop/deployment/web";
     investigate_with(server, dir, prom_url, timeout_ms, "HighLatency", web).await
 }
@@ -402,7 +404,7 @@ async fn the_cpu_throttling_playbook_scales_out_a_pod_throttled_in_40_percent_of
     let mut p = kube_support::pod("shop", "web-abc-x1", Some(rs_name), "node-a", "web:1");
     p["metadata"]["ownerReferences"][0]["uid"] = rs["metadata"]["uid"].clone();
     server.create(p);
-    let (choice, conclusion, evidence) = investigate_with(
+    let (choice, conclusion, evidence, _) = investigate_with(
         &server,
         dir.path(),
         &s.prometheus.url(),
@@ -436,7 +438,7 @@ async fn the_high_latency_playbook_decides_on_real_numbers_and_not_without_them(
     server.create(deployment("shop", "web", 2, "web:1"));
 
     // Slow (p99 0.95 s), answering (2% errors), one revision: add replicas.
-    let (choice, conclusion, evidence) =
+    let (choice, conclusion, evidence, _) =
         investigate_web(&server, dir.path(), &s.prometheus.url(), 5000).await;
     let d = choice.unwrap_or_else(|| panic!("no choice: {conclusion}"));
     assert_eq!(
@@ -460,7 +462,7 @@ async fn the_high_latency_playbook_decides_on_real_numbers_and_not_without_them(
     server.update("Deployment", "shop", "web", |d| {
         d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("web:2");
     });
-    let (choice, conclusion, _) =
+    let (choice, conclusion, _, _) =
         investigate_web(&server, dir.path(), &s.prometheus.url(), 5000).await;
     let d = choice.unwrap_or_else(|| panic!("no choice: {conclusion}"));
     assert_eq!(d.branch, "slow-after-deploy");
@@ -469,8 +471,7 @@ async fn the_high_latency_playbook_decides_on_real_numbers_and_not_without_them(
     // Prometheus hanging: the latency is unknown, not low; the playbook does
     // not act and says which facts it lacked, within the timeout.
     let (port, task) = silent_server().await;
-    let started = Instant::now();
-    let (choice, conclusion, evidence) = investigate_web(
+    let (choice, conclusion, evidence, took) = investigate_web(
         &server,
         dir.path(),
         &format!("http://127.0.0.1:{port}"),
@@ -489,7 +490,8 @@ async fn the_high_latency_playbook_decides_on_real_numbers_and_not_without_them(
             .any(|e| e.contains("latency_p99_seconds unknown over 10m: no answer within")),
         "{evidence:?}"
     );
-    assert!(started.elapsed() < Duration::from_secs(20));
+    // One 800 ms timeout for all its queries, while the connector is read.
+    assert!(took < Duration::from_millis(2500), "{took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
