@@ -165,6 +165,20 @@ impl Secret {
     }
 }
 
+/// `line N: key `section.key`: why` for a key that may be nested below its
+/// section (`vault.address`, `queries.pod.restarts`): the line is found in
+/// the key's own table.
+fn nested_key_error(text: &str, section: &str, key: &str, why: &str) -> String {
+    let (table, leaf) = match key.rsplit_once('.') {
+        Some((inner, leaf)) => (format!("{section}.{inner}"), leaf),
+        None => (section.to_string(), key),
+    };
+    let line = find_key_line(text, &table, leaf)
+        .map(|l| format!("line {l}: "))
+        .unwrap_or_default();
+    format!("{line}key `{section}.{key}`: {why}")
+}
+
 /// A configuration problem, naming the file, the key and the line.
 #[derive(Debug, thiserror::Error)]
 #[error("{file}: {message}")]
@@ -304,15 +318,7 @@ impl Config {
         if let Some(creds) = &self.credentials
             && let Err((key, why)) = creds.validate()
         {
-            // The key may be nested (`vault.address`): find its own section's line.
-            let (section, leaf) = match key.rsplit_once('.') {
-                Some((inner, leaf)) => (format!("credentials.{inner}"), leaf.to_string()),
-                None => ("credentials".to_string(), key.clone()),
-            };
-            let line = find_key_line(text, &section, &leaf)
-                .map(|l| format!("line {l}: "))
-                .unwrap_or_default();
-            return Err(format!("{line}key `credentials.{key}`: {why}"));
+            return Err(nested_key_error(text, "credentials", &key, &why));
         }
         if let Err((key, why)) = self.security.validate() {
             return bad("security", key, &why);
@@ -323,15 +329,7 @@ impl Config {
         if let Some(p) = &self.prometheus
             && let Err((key, why)) = p.validate()
         {
-            // The key may be nested (`queries.pod.restarts`): find its own section's line.
-            let (section, leaf) = match key.rsplit_once('.') {
-                Some((inner, leaf)) => (format!("prometheus.{inner}"), leaf.to_string()),
-                None => ("prometheus".to_string(), key.clone()),
-            };
-            let line = find_key_line(text, &section, &leaf)
-                .map(|l| format!("line {l}: "))
-                .unwrap_or_default();
-            return Err(format!("{line}key `prometheus.{key}`: {why}"));
+            return Err(nested_key_error(text, "prometheus", &key, &why));
         }
         // Every escalation contact must reach someone: a contact no channel
         // delivers to would only be a record that nobody reads.
