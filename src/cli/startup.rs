@@ -163,6 +163,12 @@ pub async fn start(
             registry.add(connector);
         }
     }
+    if let Some(p) = &config.prometheus {
+        registry.set_prometheus(Arc::new(
+            crate::connectors::prometheus::Prometheus::new(p)
+                .context("[prometheus] in the config")?,
+        ));
+    }
     let runtime = Runtime::start(
         RuntimeParts {
             log: log.clone(),

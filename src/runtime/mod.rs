@@ -105,6 +105,7 @@ fn default_validation() -> ValidationSpec {
         timeout: Duration::from_secs(90),
         interval: Duration::from_secs(3),
         stable_polls: 1,
+        promql: None,
     }
 }
 
