@@ -257,6 +257,10 @@ pub enum EventKind {
     AgentHeartbeat {
         agent: String,
         status: String,
+        /// When the agent's next run is scheduled (it may run sooner when
+        /// poked); absent for agents that run on events, and in older logs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next_run: Option<DateTime<Utc>>,
     },
     AgentError {
         agent: String,
@@ -584,6 +588,7 @@ mod tests {
             EventKind::AgentHeartbeat {
                 agent: "a".into(),
                 status: "ok".into(),
+                next_run: None,
             },
             EventKind::ScenarioFinished {
                 name: "demo".into(),

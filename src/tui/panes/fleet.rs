@@ -25,7 +25,7 @@ use super::{
 use crate::event::{ConnectorState, HealthStatus, ResourceId};
 use crate::state::{HealthCounts, IncidentStatus, ResourceView};
 use crate::tui::keymap::Action;
-use crate::tui::widgets::{Scroll, age, labeled};
+use crate::tui::widgets::{Scroll, age, labeled, short_kind};
 
 /// More changed resources than this since the last build means a full re-sort.
 const MAX_INCREMENTAL: usize = 256;
@@ -65,8 +65,9 @@ impl FleetSort {
     }
 }
 
-/// What the list is built for: fleet generation, sort, filter, context.
-type CacheKey = (u64, FleetSort, String, Option<String>);
+/// What the list is built for: fleet generation, sort, filter, context,
+/// problems only.
+type CacheKey = (u64, FleetSort, String, Option<String>, bool);
 
 #[derive(Debug, Default)]
 struct Cache {
@@ -79,6 +80,8 @@ struct Cache {
     folded_gen: u64,
     counts: HealthCounts,
     total: usize,
+    /// Listed resources that are unhealthy or degraded (the problems band).
+    problems: usize,
 }
 
 /// A Kubernetes group: (context, namespace); namespace `None` is the context itself.
@@ -94,6 +97,11 @@ enum ListRow {
     },
     /// An index into the cached rows.
     Resource(usize),
+    /// The head of the problems band (sort by health): every listed
+    /// resource that is unhealthy or degraded, whatever its group.
+    Band,
+    /// A resource in the problems band (also listed in its group below).
+    Problem(usize),
 }
 
 /// A listed resource with what the grouping needs, so laying out the rows
@@ -104,6 +112,8 @@ struct Listed {
     /// Kubernetes (context, namespace).
     group: Option<(String, String)>,
     bad: bool,
+    /// Health rank (0 unhealthy … 3 healthy).
+    rank: u8,
 }
 
 impl Listed {
@@ -113,6 +123,7 @@ impl Listed {
             id: r.id.clone(),
             group: kube_group(r).map(|(c, ns)| (c.to_string(), ns.to_string())),
             bad: r.health.status == HealthStatus::Unhealthy,
+            rank: health_rank(r.health.status),
         }
     }
 }
@@ -121,6 +132,7 @@ impl Listed {
 enum Selected {
     Resource(ResourceId),
     Group(GroupKey),
+    Band,
 }
 
 /// Fleet pane state.
@@ -133,6 +145,8 @@ pub struct FleetPane {
     context: Option<String>,
     folded: std::collections::BTreeSet<GroupKey>,
     folded_gen: u64,
+    /// `!`: only unhealthy and degraded resources are listed.
+    problems_only: bool,
     drill: Option<ResourceId>,
     detail: DetailScroll,
     cache: Cache,
@@ -165,6 +179,14 @@ pub fn kube_group(r: &crate::event::Resource) -> Option<(&str, &str)> {
         None => "",
     };
     Some((context, namespace))
+}
+
+/// Whether a health is a problem: what the band and `!` show. Unknown is
+/// not one: a resource not yet checked is not a fault, and a fleet still
+/// being discovered would fill the band; unknowns sort right after the
+/// problems in the health order.
+fn is_problem(rank: u8) -> bool {
+    rank <= health_rank(HealthStatus::Degraded)
 }
 
 fn health_rank(h: HealthStatus) -> u8 {
@@ -243,6 +265,9 @@ impl FleetPane {
         {
             return false;
         }
+        if self.problems_only && !is_problem(health_rank(view.resource.health.status)) {
+            return false;
+        }
         needle.is_empty() || matches(view, needle)
     }
 
@@ -252,6 +277,7 @@ impl FleetPane {
             self.sort,
             self.filter.clone(),
             self.context.clone(),
+            self.problems_only,
         );
         if self.cache.key.as_ref() == Some(&key) {
             if self.cache.folded_gen != self.folded_gen {
@@ -265,8 +291,11 @@ impl FleetPane {
         // A few resources changed since the last build (same sort, filter and
         // context): move just those rows instead of sorting the whole fleet again.
         let incremental = match &self.cache.key {
-            Some((built, sort, filter, context))
-                if *sort == self.sort && *filter == self.filter && *context == self.context =>
+            Some((built, sort, filter, context, problems))
+                if *sort == self.sort
+                    && *filter == self.filter
+                    && *context == self.context
+                    && *problems == self.problems_only =>
             {
                 ctx.fleet_changes.since(*built, MAX_INCREMENTAL)
             }
@@ -305,7 +334,8 @@ impl FleetPane {
     /// What is selected now, to find again after a rebuild.
     fn selected_key(&self) -> Option<Selected> {
         match self.cache.display.get(self.scroll.selected)? {
-            ListRow::Resource(i) => self
+            ListRow::Band => Some(Selected::Band),
+            ListRow::Resource(i) | ListRow::Problem(i) => self
                 .cache
                 .rows
                 .get(*i)
@@ -321,6 +351,27 @@ impl FleetPane {
     fn rebuild_display(&mut self, selected: Option<Selected>) {
         let rows = &self.cache.rows;
         let mut display = Vec::with_capacity(rows.len() + 16);
+        // Sorted by health, every problem comes first, worst first, whatever
+        // its provider or group, so the first screen shows them all (and the
+        // header's counts can be checked against it). With `!` the list is
+        // nothing but problems, so the band would only repeat it.
+        let mut band: Vec<usize> = if self.sort == FleetSort::Health && !self.problems_only {
+            (0..rows.len())
+                .filter(|&i| is_problem(rows[i].rank))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        band.sort_by_key(|&i| rows[i].rank);
+        self.cache.problems = if self.problems_only {
+            rows.len()
+        } else {
+            rows.iter().filter(|r| is_problem(r.rank)).count()
+        };
+        if !band.is_empty() {
+            display.push(ListRow::Band);
+            display.extend(band.into_iter().map(ListRow::Problem));
+        }
         // Index in `display` of the open context and namespace headers.
         let mut open: [Option<usize>; 2] = [None, None];
         let mut current: Option<&(String, String)> = None;
@@ -377,7 +428,10 @@ impl FleetPane {
         if let Some(sel) = selected {
             let rows = &self.cache.rows;
             let same = |r: &ListRow| match (r, &sel) {
-                (ListRow::Resource(i), Selected::Resource(id)) => rows[*i].id == *id,
+                (ListRow::Resource(i) | ListRow::Problem(i), Selected::Resource(id)) => {
+                    rows[*i].id == *id
+                }
+                (ListRow::Band, Selected::Band) => true,
                 (ListRow::Header { group, .. }, Selected::Group(g)) => group == g,
                 _ => false,
             };
@@ -473,46 +527,48 @@ impl FleetPane {
         if !self.filter.is_empty() {
             spans.push(Span::styled(format!("  filter: {}", self.filter), t.accent));
         }
+        if self.problems_only {
+            let key = ctx.keymap.short(Action::ProblemsOnly);
+            spans.push(Span::styled(format!("  {key} problems only"), t.pending));
+        }
         f.render_widget(Paragraph::new(Line::from(spans)).style(t.base), summary);
 
         let wide = table.width >= 110;
-        let columns = if wide {
-            vec![
-                col("NAME", Constraint::Fill(3)),
-                col("KIND", Constraint::Length(14)),
-                col("PROV", Constraint::Length(5)),
-                col("ENV", Constraint::Length(4)),
-                col("TEAM", Constraint::Length(10)),
-                col("HEALTH", Constraint::Length(9)),
-                col("REASON", Constraint::Fill(2)),
-                col("AGE", Constraint::Length(5)),
-            ]
+        // At 80 columns TEAM goes first, then PROV (the short kind mostly
+        // names the provider), then ENV and AGE; NAME and REASON share what is
+        // left so both stay readable.
+        let columns = vec![
+            col("NAME", Constraint::Fill(1)).min(18),
+            col("KIND", Constraint::Length(if wide { 14 } else { 6 })),
+            col("PROV", Constraint::Length(5)).drop(3),
+            col("ENV", Constraint::Length(4)).drop(2),
+            col("TEAM", Constraint::Length(if wide { 10 } else { 8 })).drop(4),
+            col("HEALTH", Constraint::Length(9)),
+            col("REASON", Constraint::Fill(1)).min(24),
+            col("AGE", Constraint::Length(if wide { 5 } else { 4 })).drop(1),
+        ];
+        let scope = if self.problems_only {
+            " problems only"
+        } else if self.filter.is_empty() && self.context.is_none() {
+            ""
         } else {
-            vec![
-                col("NAME", Constraint::Fill(3)),
-                col("KIND", Constraint::Length(9)),
-                col("PROV", Constraint::Length(5)),
-                col("ENV", Constraint::Length(4)),
-                col("TEAM", Constraint::Length(8)),
-                col("HEALTH", Constraint::Length(9)),
-                col("REASON", Constraint::Fill(2)),
-                col("AGE", Constraint::Length(4)),
-            ]
+            " matching"
         };
-        let title = format!(
-            " 1 Fleet ({}{}) ",
-            self.cache.rows.len(),
-            if self.filter.is_empty() && self.context.is_none() {
-                ""
-            } else {
-                " matching"
-            }
-        );
+        let title = format!(" 1 Fleet ({}{scope}) ", self.cache.rows.len());
         let rows = &self.cache.display;
         let listed = &self.cache.rows;
         let folded = &self.folded;
         let state = ctx.state;
         let len = rows.len();
+        // Problems the filter or `:ctx` keeps out of the list, so the band's
+        // count can be checked against the header's.
+        let hidden = (c.unhealthy + c.degraded).saturating_sub(self.cache.problems);
+        let problems = self.cache.problems;
+        let empty = if self.problems_only {
+            "no unhealthy or degraded resources (! shows all)"
+        } else {
+            "no resources match"
+        };
         draw_table(
             f,
             table,
@@ -521,30 +577,41 @@ impl FleetPane {
             len,
             &mut self.scroll,
             true,
-            "no resources match",
+            empty,
             ctx,
             |i| {
-                let id = match &rows[i] {
-                    ListRow::Resource(at) => &listed[*at].id,
+                let (at, in_band) = match &rows[i] {
+                    ListRow::Resource(at) => (*at, false),
+                    ListRow::Problem(at) => (*at, true),
+                    ListRow::Band => return band_cells(problems, hidden, wide, ctx),
                     ListRow::Header {
                         group,
                         count,
                         unhealthy,
                     } => return header_cells(group, *count, *unhealthy, folded, wide, ctx),
                 };
+                let id = &listed[at].id;
                 let Some(view) = state.fleet.get(id) else {
                     return vec![(id.to_string(), t.dim)];
                 };
                 let r = &view.resource;
-                // Rows under a Kubernetes group are indented beneath its headers.
-                let name = if kube_group(r).is_some() {
+                // Rows under a Kubernetes group are indented beneath its
+                // headers; the band's rows sit under the band's head.
+                let name = if in_band {
+                    format!("  {}", r.name)
+                } else if kube_group(r).is_some() {
                     format!("    {}", r.name)
                 } else {
                     r.name.clone()
                 };
+                let kind = if wide {
+                    r.kind.clone()
+                } else {
+                    short_kind(&r.kind).to_string()
+                };
                 vec![
                     (name, t.accent),
-                    (r.kind.clone(), Style::default()),
+                    (kind, Style::default()),
                     (r.provider.label().to_string(), Style::default()),
                     (r.environment.short().to_string(), Style::default()),
                     (r.team.clone(), Style::default()),
@@ -724,7 +791,8 @@ impl Pane for FleetPane {
                     self.folded_gen += 1;
                     Handled::Consumed
                 }
-                Some(ListRow::Resource(at)) => {
+                Some(ListRow::Band) => Handled::Consumed,
+                Some(ListRow::Resource(at) | ListRow::Problem(at)) => {
                     let Some(id) = self.cache.rows.get(at).map(|r| r.id.clone()) else {
                         return Handled::Consumed;
                     };
@@ -748,6 +816,11 @@ impl Pane for FleetPane {
                 self.sort = self.sort.next();
                 Handled::Consumed
             }
+            Action::ProblemsOnly => {
+                self.problems_only = !self.problems_only;
+                self.scroll = Scroll::default();
+                Handled::Consumed
+            }
             _ => clear_filter_on_back(action, &mut self.filter),
         }
     }
@@ -762,7 +835,13 @@ impl Pane for FleetPane {
     fn hints(&self, _ctx: &Ctx) -> Vec<Action> {
         view_hints(
             self.drill.is_some(),
-            vec![Action::Down, Action::Open, Action::Sort, Action::Filter],
+            vec![
+                Action::Down,
+                Action::Open,
+                Action::Sort,
+                Action::ProblemsOnly,
+                Action::Filter,
+            ],
         )
     }
 
@@ -796,6 +875,7 @@ fn header_cells(
         Some(ns) if ns.is_empty() => (format!("  {mark} (cluster)"), "namespace"),
         Some(ns) => (format!("  {mark} {ns}"), "namespace"),
     };
+    let kind = if wide { kind } else { short_kind(kind) };
     let counts_style = if unhealthy > 0 { t.bad } else { t.dim };
     let plural = if count == 1 { "" } else { "s" };
     // Narrow tables carry the unhealthy count in the HEALTH column so both fit.
@@ -818,6 +898,30 @@ fn header_cells(
         (String::new(), t.dim),
         (health, counts_style),
         (reason, counts_style),
+        (String::new(), t.dim),
+    ]
+}
+
+/// The cells of the problems band's head: how many problems are listed
+/// (worst first below it), and how many the filter or `:ctx` keeps out.
+fn band_cells(problems: usize, hidden: usize, wide: bool, ctx: &Ctx) -> Vec<(String, Style)> {
+    let t = ctx.theme;
+    let mut reason = if wide {
+        "unhealthy and degraded, worst first; also in their groups".to_string()
+    } else {
+        "worst first".to_string()
+    };
+    if hidden > 0 {
+        reason = format!("{hidden} more outside the filter");
+    }
+    vec![
+        (format!("▲ problems ({problems})"), t.bad),
+        (String::new(), t.dim),
+        (String::new(), t.dim),
+        (String::new(), t.dim),
+        (String::new(), t.dim),
+        (String::new(), t.dim),
+        (reason, if hidden > 0 { t.warn } else { t.dim }),
         (String::new(), t.dim),
     ]
 }
