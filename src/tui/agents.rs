@@ -126,27 +126,40 @@ pub fn lines(state: &State, now: DateTime<Utc>, width: usize, t: &Theme) -> Vec<
         .unwrap_or(0)
         .clamp(6, 14);
     for (name, a, live) in agents {
-        let last = match a.last_heartbeat {
-            Some(h) => format!("{} ago ({}Z)", duration((now - h).num_seconds()), clock(h)),
-            None => "never reported".into(),
+        let next = next_run(a, now);
+        // The clock time goes first when the line would not fit.
+        let head = |with_clock: bool| {
+            let last = match a.last_heartbeat {
+                Some(h) if with_clock => {
+                    format!("{} ago ({}Z)", duration((now - h).num_seconds()), clock(h))
+                }
+                Some(h) => format!("{} ago", duration((now - h).num_seconds())),
+                None => "never reported".into(),
+            };
+            let w = if with_clock { 18 } else { 8 };
+            Line::from(vec![
+                Span::styled(format!(" {:<name_w$} ", fit(name, name_w)), t.accent),
+                Span::styled(format!("{:<8}", live.label()), live.style(t)),
+                Span::styled("last run ", t.dim),
+                Span::raw(format!("{last:<w$} ")),
+                Span::styled("next ", t.dim),
+                Span::raw(next.clone()),
+            ])
         };
-        out.push(Line::from(vec![
-            Span::styled(format!(" {:<name_w$} ", fit(name, name_w)), t.accent),
-            Span::styled(format!("{:<8}", live.label()), live.style(t)),
-            Span::styled("last run ", t.dim),
-            Span::raw(format!("{last:<18} ")),
-            Span::styled("next ", t.dim),
-            Span::raw(next_run(a, now)),
-        ]));
-        let indent = " ".repeat(name_w + 2);
+        let line = head(true);
+        out.push(if line.width() <= width {
+            line
+        } else {
+            head(false)
+        });
+        let indent = name_w + 2;
         if !a.status.is_empty() {
-            out.extend(wrap_line(
-                Line::from(vec![
-                    Span::raw(indent.clone()),
-                    Span::styled(a.status.clone(), t.dim),
-                ]),
+            hanging(
+                &mut out,
+                indent,
+                vec![Span::styled(crate::redact::line(&a.status), t.dim)],
                 width,
-            ));
+            );
         }
         match (&a.last_error, a.last_error_at) {
             (Some(e), at) => {
@@ -158,22 +171,33 @@ pub fn lines(state: &State, now: DateTime<Utc>, width: usize, t: &Theme) -> Vec<
                 } else {
                     String::new()
                 };
-                out.extend(wrap_line(
-                    Line::from(vec![
-                        Span::raw(indent.clone()),
+                hanging(
+                    &mut out,
+                    indent,
+                    vec![
                         Span::styled(format!("last error{when}{count}: "), t.bad),
                         Span::raw(crate::redact::line(e)),
-                    ]),
+                    ],
                     width,
-                ));
+                );
             }
             (None, _) => out.push(Line::from(vec![
-                Span::raw(indent),
+                Span::raw(" ".repeat(indent)),
                 Span::styled("no error recorded", t.dim),
             ])),
         }
     }
     out
+}
+
+/// Appends `spans` wrapped to `width`, every row indented by `indent` cells.
+fn hanging(out: &mut Vec<Line<'static>>, indent: usize, spans: Vec<Span<'static>>, width: usize) {
+    let room = width.saturating_sub(indent).max(10);
+    for row in wrap_line(Line::from(spans), room) {
+        let mut spans = vec![Span::raw(" ".repeat(indent))];
+        spans.extend(row.spans);
+        out.push(Line::from(spans));
+    }
 }
 
 /// Draws the overlay over `area`.
@@ -274,7 +298,8 @@ mod tests {
             joined.contains("last error 1m ago (3 errors in all)"),
             "{joined}"
         );
-        assert!(joined.contains("payments namespace"), "{joined}");
+        assert!(joined.contains("401"), "{joined}");
+        assert!(joined.contains("namespace"), "{joined}");
         assert!(!joined.contains('\u{1b}'), "{joined}");
         assert!(text.iter().all(|l| l.chars().count() <= 60), "{joined}");
     }

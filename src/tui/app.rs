@@ -1238,8 +1238,7 @@ impl App {
     }
 
     fn draw_help(&mut self, f: &mut Frame, area: Rect, t: &Theme) {
-        let r = centered(area, 120, area.height.saturating_sub(2).max(3));
-        let inner_w = r.width.saturating_sub(2);
+        let inner_w = area.width.min(120).saturating_sub(2);
         // Two columns only where each still has room for the descriptions;
         // at 80 columns one column, wrapped, scrolling.
         let two_columns = inner_w >= 110;
@@ -1346,10 +1345,11 @@ impl App {
             (left, Vec::new())
         };
         let total = left.len().max(right.len());
-        let r = Rect {
-            height: (total as u16 + 2).min(r.height),
-            ..r
-        };
+        let r = centered(
+            area,
+            inner_w + 2,
+            (total as u16 + 2).min(area.height.saturating_sub(2).max(3)),
+        );
         let page = r.height.saturating_sub(2) as usize;
         self.help_scroll = self.help_scroll.min(total.saturating_sub(page));
         self.help_below = total.saturating_sub(self.help_scroll + page);

@@ -80,8 +80,9 @@ struct Cache {
     folded_gen: u64,
     counts: HealthCounts,
     total: usize,
-    /// Listed resources that are unhealthy or degraded (the problems band).
-    problems: usize,
+    /// Listed resources that are unhealthy, and that are degraded (the
+    /// problems band; with `!`, the whole list).
+    problems: (usize, usize),
 }
 
 /// A Kubernetes group: (context, namespace); namespace `None` is the context itself.
@@ -363,11 +364,17 @@ impl FleetPane {
             Vec::new()
         };
         band.sort_by_key(|&i| rows[i].rank);
-        self.cache.problems = if self.problems_only {
-            rows.len()
-        } else {
-            rows.iter().filter(|r| is_problem(r.rank)).count()
-        };
+        let unhealthy = health_rank(HealthStatus::Unhealthy);
+        self.cache.problems =
+            rows.iter()
+                .filter(|r| is_problem(r.rank))
+                .fold((0, 0), |(u, d), r| {
+                    if r.rank == unhealthy {
+                        (u + 1, d)
+                    } else {
+                        (u, d + 1)
+                    }
+                });
         if !band.is_empty() {
             display.push(ListRow::Band);
             display.extend(band.into_iter().map(ListRow::Problem));
@@ -538,13 +545,18 @@ impl FleetPane {
         // names the provider), then ENV and AGE; NAME and REASON share what is
         // left so both stay readable.
         let columns = vec![
-            col("NAME", Constraint::Fill(1)).min(18),
+            col("NAME", Constraint::Fill(1)).min(20),
             col("KIND", Constraint::Length(if wide { 14 } else { 6 })),
             col("PROV", Constraint::Length(5)).drop(3),
             col("ENV", Constraint::Length(4)).drop(2),
             col("TEAM", Constraint::Length(if wide { 10 } else { 8 })).drop(4),
             col("HEALTH", Constraint::Length(9)),
-            col("REASON", Constraint::Fill(1)).min(24),
+            // Narrow: a reason as long as `MinimumReplicasUnavailable` whole.
+            if wide {
+                col("REASON", Constraint::Fill(1)).min(24)
+            } else {
+                col("REASON", Constraint::Min(26))
+            },
             col("AGE", Constraint::Length(if wide { 5 } else { 4 })).drop(1),
         ];
         let scope = if self.problems_only {
@@ -562,7 +574,8 @@ impl FleetPane {
         let len = rows.len();
         // Problems the filter or `:ctx` keeps out of the list, so the band's
         // count can be checked against the header's.
-        let hidden = (c.unhealthy + c.degraded).saturating_sub(self.cache.problems);
+        let hidden = (c.unhealthy + c.degraded)
+            .saturating_sub(self.cache.problems.0 + self.cache.problems.1);
         let problems = self.cache.problems;
         let empty = if self.problems_only {
             "no unhealthy or degraded resources (! shows all)"
@@ -904,23 +917,33 @@ fn header_cells(
 
 /// The cells of the problems band's head: how many problems are listed
 /// (worst first below it), and how many the filter or `:ctx` keeps out.
-fn band_cells(problems: usize, hidden: usize, wide: bool, ctx: &Ctx) -> Vec<(String, Style)> {
+fn band_cells(
+    (unhealthy, degraded): (usize, usize),
+    hidden: usize,
+    wide: bool,
+    ctx: &Ctx,
+) -> Vec<(String, Style)> {
     let t = ctx.theme;
-    let mut reason = if wide {
-        "unhealthy and degraded, worst first; also in their groups".to_string()
+    let (health, mut reason) = if wide {
+        (
+            String::new(),
+            format!("{unhealthy} unhealthy, {degraded} degraded; worst first"),
+        )
     } else {
-        "worst first".to_string()
+        (format!("{unhealthy} unhl"), format!("{degraded} degraded"))
     };
-    if hidden > 0 {
-        reason = format!("{hidden} more outside the filter");
+    if hidden > 0 && wide {
+        reason.push_str(&format!(" (+{hidden} outside the filter)"));
+    } else if hidden > 0 {
+        reason.push_str(&format!(", {hidden} hidden"));
     }
     vec![
-        (format!("▲ problems ({problems})"), t.bad),
+        (format!("▲ problems ({})", unhealthy + degraded), t.bad),
         (String::new(), t.dim),
         (String::new(), t.dim),
         (String::new(), t.dim),
         (String::new(), t.dim),
-        (String::new(), t.dim),
+        (health, if unhealthy > 0 { t.bad } else { t.dim }),
         (reason, if hidden > 0 { t.warn } else { t.dim }),
         (String::new(), t.dim),
     ]
