@@ -70,15 +70,36 @@ fn every_problem_is_on_the_first_screen_and_the_counts_agree() {
 }
 
 #[test]
-fn the_band_says_how_many_problems_a_filter_hides() {
+fn the_band_says_how_many_problems_ctx_keeps_out_of_view() {
     let mut app = App::new(&opts(), night_state(), fixture_now());
-    press(&mut app, "1 /");
+    press(&mut app, ":");
+    type_text(&mut app, "ctx staging-eu");
+    press(&mut app, "<enter>");
+    let text = screen(&mut app, 80, 24);
+    // staging-eu is healthy; all eight problems are in other places, and
+    // the band says so rather than leaving the header's counts unexplained.
+    assert!(text.contains("▲ problems (0)"), "{text}");
+    assert!(text.contains("8 outside :ctx"), "{text}");
+    // A typed filter is a search: its answer is the list, with no band.
+    press(&mut app, ":");
+    type_text(&mut app, "ctx all");
+    press(&mut app, "<enter> /");
     type_text(&mut app, "payout");
     press(&mut app, "<enter>");
     let text = screen(&mut app, 80, 24);
-    // 3 payout pods listed; the OOMKilled pod and 4 degraded are outside the filter.
-    assert!(text.contains("▲ problems (3)"), "{text}");
-    assert!(text.contains("5 hidden"), "{text}");
+    assert!(!text.contains("problems ("), "{text}");
+    assert_eq!(text.matches("payout-5f6d7").count(), 3, "{text}");
+}
+
+#[test]
+fn enter_on_the_band_folds_it() {
+    let mut app = App::new(&opts(), night_state(), fixture_now());
+    press(&mut app, "1 <enter>");
+    let text = screen(&mut app, 80, 24);
+    assert!(text.contains("▸ problems (8)"), "{text}");
+    assert_eq!(text.matches("payout-5f6d7").count(), 0, "{text}");
+    press(&mut app, "<enter>");
+    assert!(screen(&mut app, 80, 24).contains("▲ problems (8)"));
 }
 
 #[test]

@@ -148,6 +148,8 @@ pub struct FleetPane {
     folded_gen: u64,
     /// `!`: only unhealthy and degraded resources are listed.
     problems_only: bool,
+    /// Enter on the problems band's head folds it to that one line.
+    band_folded: bool,
     drill: Option<ResourceId>,
     detail: DetailScroll,
     cache: Cache,
@@ -355,8 +357,11 @@ impl FleetPane {
         // Sorted by health, every problem comes first, worst first, whatever
         // its provider or group, so the first screen shows them all (and the
         // header's counts can be checked against it). With `!` the list is
-        // nothing but problems, so the band would only repeat it.
-        let mut band: Vec<usize> = if self.sort == FleetSort::Health && !self.problems_only {
+        // nothing but problems, and a typed filter is a search whose answer
+        // is the list itself, so neither gets the band.
+        let banded =
+            self.sort == FleetSort::Health && !self.problems_only && self.filter.is_empty();
+        let mut band: Vec<usize> = if banded {
             (0..rows.len())
                 .filter(|&i| is_problem(rows[i].rank))
                 .collect()
@@ -375,9 +380,15 @@ impl FleetPane {
                         (u, d + 1)
                     }
                 });
-        if !band.is_empty() {
+        let c = self.cache.counts;
+        let outside = (c.unhealthy + c.degraded)
+            .saturating_sub(self.cache.problems.0 + self.cache.problems.1);
+        // An empty band still shows when `:ctx` keeps problems out of view.
+        if banded && (!band.is_empty() || outside > 0) {
             display.push(ListRow::Band);
-            display.extend(band.into_iter().map(ListRow::Problem));
+            if !self.band_folded {
+                display.extend(band.into_iter().map(ListRow::Problem));
+            }
         }
         // Index in `display` of the open context and namespace headers.
         let mut open: [Option<usize>; 2] = [None, None];
@@ -577,6 +588,7 @@ impl FleetPane {
         let hidden = (c.unhealthy + c.degraded)
             .saturating_sub(self.cache.problems.0 + self.cache.problems.1);
         let problems = self.cache.problems;
+        let band_folded = self.band_folded;
         let empty = if self.problems_only {
             "no unhealthy or degraded resources (! shows all)"
         } else {
@@ -596,7 +608,9 @@ impl FleetPane {
                 let (at, in_band) = match &rows[i] {
                     ListRow::Resource(at) => (*at, false),
                     ListRow::Problem(at) => (*at, true),
-                    ListRow::Band => return band_cells(problems, hidden, wide, ctx),
+                    ListRow::Band => {
+                        return band_cells(problems, hidden, band_folded, wide, ctx);
+                    }
                     ListRow::Header {
                         group,
                         count,
@@ -804,7 +818,11 @@ impl Pane for FleetPane {
                     self.folded_gen += 1;
                     Handled::Consumed
                 }
-                Some(ListRow::Band) => Handled::Consumed,
+                Some(ListRow::Band) => {
+                    self.band_folded = !self.band_folded;
+                    self.folded_gen += 1;
+                    Handled::Consumed
+                }
                 Some(ListRow::Resource(at) | ListRow::Problem(at)) => {
                     let Some(id) = self.cache.rows.get(at).map(|r| r.id.clone()) else {
                         return Handled::Consumed;
@@ -920,6 +938,7 @@ fn header_cells(
 fn band_cells(
     (unhealthy, degraded): (usize, usize),
     hidden: usize,
+    folded: bool,
     wide: bool,
     ctx: &Ctx,
 ) -> Vec<(String, Style)> {
@@ -927,18 +946,17 @@ fn band_cells(
     let (health, mut reason) = if wide {
         (
             String::new(),
-            format!("{unhealthy} unhealthy, {degraded} degraded; worst first"),
+            format!("{unhealthy} unhealthy, {degraded} degraded"),
         )
     } else {
         (format!("{unhealthy} unhl"), format!("{degraded} degraded"))
     };
-    if hidden > 0 && wide {
-        reason.push_str(&format!(" (+{hidden} outside the filter)"));
-    } else if hidden > 0 {
-        reason.push_str(&format!(", {hidden} hidden"));
+    if hidden > 0 {
+        reason.push_str(&format!(", {hidden} outside :ctx"));
     }
+    let mark = if folded { "▸" } else { "▲" };
     vec![
-        (format!("▲ problems ({})", unhealthy + degraded), t.bad),
+        (format!("{mark} problems ({})", unhealthy + degraded), t.bad),
         (String::new(), t.dim),
         (String::new(), t.dim),
         (String::new(), t.dim),
