@@ -77,11 +77,12 @@ pub fn liveness(a: &AgentStatus, now: DateTime<Utc>) -> Liveness {
 
 /// When the next run is due, as a phrase: `in 12s`, `every 5s` (when the
 /// scheduled time passed and the heartbeat, reported less often than the
-/// agent runs, has not caught up yet), `overdue 3m`, or `on events`.
+/// agent runs, has not caught up yet), `overdue 3m`, or `not announced`
+/// (the supervisor runs on events; older logs carry no schedule).
 fn next_run(a: &AgentStatus, now: DateTime<Utc>) -> String {
     let (Some(next), Some(last)) = (a.next_run, a.last_heartbeat) else {
         return if a.last_heartbeat.is_some() {
-            "on events".into()
+            "not announced".into()
         } else {
             "unknown".into()
         };
@@ -153,14 +154,16 @@ pub fn lines(state: &State, now: DateTime<Utc>, width: usize, t: &Theme) -> Vec<
             head(false)
         });
         let indent = name_w + 2;
-        if !a.status.is_empty() {
-            hanging(
-                &mut out,
-                indent,
-                vec![Span::styled(crate::redact::line(&a.status), t.dim)],
-                width,
-            );
+        // An agent without errors takes two lines, so seven fit at 80×24.
+        let mut said = crate::redact::line(&a.status);
+        if a.last_error.is_none() {
+            said.push_str(if said.is_empty() {
+                "no error recorded"
+            } else {
+                " · no error recorded"
+            });
         }
+        hanging(&mut out, indent, vec![Span::styled(said, t.dim)], width);
         match (&a.last_error, a.last_error_at) {
             (Some(e), at) => {
                 let when = at.map_or(String::new(), |at| {
@@ -181,10 +184,7 @@ pub fn lines(state: &State, now: DateTime<Utc>, width: usize, t: &Theme) -> Vec<
                     width,
                 );
             }
-            (None, _) => out.push(Line::from(vec![
-                Span::raw(" ".repeat(indent)),
-                Span::styled("no error recorded", t.dim),
-            ])),
+            (None, _) => {}
         }
     }
     out
@@ -205,7 +205,6 @@ pub fn draw(f: &mut Frame, area: Rect, state: &State, now: DateTime<Utc>, t: &Th
     let r = centered(area, 110, area.height.saturating_sub(2).max(3));
     let width = r.width.saturating_sub(2) as usize;
     let mut body = lines(state, now, width, t);
-    body.push(Line::raw(""));
     body.push(Line::styled(
         fit(
             " late: no heartbeat 30s after the run it announced · any key closes",
@@ -267,7 +266,7 @@ mod tests {
         // No schedule (the supervisor, older logs): late 30 s after the beat.
         let sup = agent(Some(-31), None);
         assert_eq!(liveness(&sup, at(0)), Liveness::Late);
-        assert_eq!(next_run(&sup, at(0)), "on events");
+        assert_eq!(next_run(&sup, at(0)), "not announced");
         // Only errors, never a heartbeat: unknown is not ok.
         let silent = agent(None, None);
         assert_eq!(liveness(&silent, at(0)), Liveness::Silent);

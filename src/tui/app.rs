@@ -182,8 +182,6 @@ pub struct App {
     help: bool,
     /// First line of the help overlay shown (it scrolls on a small screen).
     help_scroll: usize,
-    /// Lines of the help overlay below the last one shown, at the last draw.
-    help_below: usize,
     /// The `:ctx` list is showing (any key closes it).
     contexts: bool,
     /// The `:agents` overlay is showing (any key closes it).
@@ -243,7 +241,6 @@ impl App {
             mode: Mode::Normal,
             help: false,
             help_scroll: 0,
-            help_below: 0,
             contexts: false,
             agents: false,
             toast: None,
@@ -481,15 +478,15 @@ impl App {
             }
         }
         if self.help {
-            // Navigation scrolls the overlay; any other key closes it.
-            let last = self.help_scroll + self.help_below;
+            // Navigation scrolls the overlay (drawing keeps it in range);
+            // any other key closes it.
             let scrolled = match action {
                 Action::Up => Some(self.help_scroll.saturating_sub(1)),
-                Action::Down => Some((self.help_scroll + 1).min(last)),
+                Action::Down => Some(self.help_scroll.saturating_add(1)),
                 Action::PageUp => Some(self.help_scroll.saturating_sub(10)),
-                Action::PageDown => Some((self.help_scroll + 10).min(last)),
+                Action::PageDown => Some(self.help_scroll.saturating_add(10)),
                 Action::Top => Some(0),
-                Action::Bottom => Some(last),
+                Action::Bottom => Some(usize::MAX),
                 _ => None,
             };
             if let Some(to) = scrolled {
@@ -1352,7 +1349,6 @@ impl App {
         );
         let page = r.height.saturating_sub(2) as usize;
         self.help_scroll = self.help_scroll.min(total.saturating_sub(page));
-        self.help_below = total.saturating_sub(self.help_scroll + page);
         let scroll = if total > page {
             format!(
                 " lines {}–{} of {total} · {}/{} scroll ",
