@@ -51,15 +51,15 @@ fn problems_agree(screen: &str) -> bool {
 #[test]
 fn night_console_at_80x24_over_screen_without_colour() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut console =
-        Console::start_env(tmp.path(), &[], "screen", (80, 24), &[("NO_COLOR", "1")]);
+    let mut console = Console::start_env(tmp.path(), &[], "screen", (80, 24), &[("NO_COLOR", "1")]);
 
     // Problems first: once something is unhealthy, every unhealthy and
     // degraded resource is on the first screen, worst first, and the band
     // counts what the summary line counts.
-    let screen = console.wait_for("problems on the first screen, agreeing with the counts", |s| {
-        s.contains("1 Fleet") && problems_agree(s)
-    });
+    let screen = console.wait_for(
+        "problems on the first screen, agreeing with the counts",
+        |s| s.contains("1 Fleet") && problems_agree(s),
+    );
     assert!(screen.contains("sort:health"), "{screen}");
     let (_, rows) = band_rows(&screen).unwrap();
     assert!(rows[0].contains(" unhealthy "), "worst first: {rows:?}");
@@ -105,6 +105,9 @@ fn night_console_at_80x24_over_screen_without_colour() {
     let raw = String::from_utf8_lossy(&raw);
     // NO_COLOR: no colour escapes at all (modifiers only).
     for colour in ["\x1b[38;", "\x1b[48;", "\x1b[31m", "\x1b[32m", "\x1b[33m"] {
-        assert!(!raw.contains(colour), "colour escape {colour:?} under NO_COLOR");
+        assert!(
+            !raw.contains(colour),
+            "colour escape {colour:?} under NO_COLOR"
+        );
     }
 }

@@ -600,4 +600,26 @@ mod tests {
             assert_eq!(json["kind"], kind.name());
         }
     }
+
+    /// A heartbeat from an older log (no `next_run`) reads, and writes back
+    /// byte for byte, so its hash still verifies; a new one carries the time.
+    #[test]
+    fn heartbeat_next_run_is_optional_and_absent_when_unknown() {
+        let old = r#"{"kind":"agent_heartbeat","agent":"cost","status":"ok"}"#;
+        let kind: EventKind = serde_json::from_str(old).unwrap();
+        assert!(matches!(
+            &kind,
+            EventKind::AgentHeartbeat { next_run: None, .. }
+        ));
+        assert_eq!(serde_json::to_string(&kind).unwrap(), old);
+        let at: DateTime<Utc> = "2026-06-03T10:00:05Z".parse().unwrap();
+        let new = EventKind::AgentHeartbeat {
+            agent: "cost".into(),
+            status: "ok".into(),
+            next_run: Some(at),
+        };
+        let json = serde_json::to_value(&new).unwrap();
+        assert_eq!(json["next_run"], "2026-06-03T10:00:05Z");
+        assert_eq!(serde_json::from_value::<EventKind>(json).unwrap(), new);
+    }
 }

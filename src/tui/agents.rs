@@ -164,27 +164,24 @@ pub fn lines(state: &State, now: DateTime<Utc>, width: usize, t: &Theme) -> Vec<
             });
         }
         hanging(&mut out, indent, vec![Span::styled(said, t.dim)], width);
-        match (&a.last_error, a.last_error_at) {
-            (Some(e), at) => {
-                let when = at.map_or(String::new(), |at| {
-                    format!(" {} ago", duration((now - at).num_seconds()))
-                });
-                let count = if a.errors > 1 {
-                    format!(" ({} errors in all)", a.errors)
-                } else {
-                    String::new()
-                };
-                hanging(
-                    &mut out,
-                    indent,
-                    vec![
-                        Span::styled(format!("last error{when}{count}: "), t.bad),
-                        Span::raw(crate::redact::line(e)),
-                    ],
-                    width,
-                );
-            }
-            (None, _) => {}
+        if let Some(e) = &a.last_error {
+            let when = a.last_error_at.map_or(String::new(), |at| {
+                format!(" {} ago", duration((now - at).num_seconds()))
+            });
+            let count = if a.errors > 1 {
+                format!(" ({} errors in all)", a.errors)
+            } else {
+                String::new()
+            };
+            hanging(
+                &mut out,
+                indent,
+                vec![
+                    Span::styled(format!("last error{when}{count}: "), t.bad),
+                    Span::raw(crate::redact::line(e)),
+                ],
+                width,
+            );
         }
     }
     out

@@ -209,7 +209,7 @@ pub fn agents_state() -> shieldops::state::State {
     let beat = |agent: &str, ago: i64, every: i64, status: &str| {
         NewEvent::new(
             now - Duration::seconds(ago),
-            &format!("agent:{agent}"),
+            format!("agent:{agent}"),
             EventKind::AgentHeartbeat {
                 agent: agent.into(),
                 status: status.into(),

@@ -160,4 +160,3 @@ impl Console {
         self.raw.lock().unwrap().clone()
     }
 }
-
