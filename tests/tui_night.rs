@@ -128,6 +128,10 @@ fn bang_toggles_problems_only() {
     let text = screen(&mut app, 80, 24);
     assert!(!text.contains("problems only"), "{text}");
     assert!(text.contains("web-01"), "{text}");
+    // From another pane `!` goes to the Fleet pane's problems.
+    press(&mut app, "7 !");
+    assert_eq!(app.focus(), PaneId::Fleet);
+    assert!(screen(&mut app, 80, 24).contains("(8 problems only)"));
 }
 
 #[test]

@@ -543,6 +543,12 @@ impl App {
                 self.help_scroll = 0;
             }
             Action::Agents => self.agents = true,
+            // From another pane, `!` goes to the Fleet pane's problems.
+            Action::ProblemsOnly => {
+                self.focus_pane(PaneId::Fleet);
+                let ctx = pane_ctx!(self, &self.theme);
+                self.panes.fleet.handle(action, &ctx);
+            }
             Action::Quit => self.request_quit(),
             Action::Approve => self.open_dialog(DialogKind::Approve),
             Action::Deny => self.open_dialog(DialogKind::Deny),
