@@ -252,3 +252,42 @@ fn alt_digit_in_the_approval_dialog_cancels_and_sends_nothing() {
     app.handle_key(alt('b'));
     assert!(app.dialog_open().is_some(), "Alt-b kept the dialog open");
 }
+
+#[test]
+fn a_long_agents_overlay_scrolls_at_80x24() {
+    use shieldops::event::{EventKind, NewEvent};
+    // One more agent in trouble: the overlay no longer fits 24 rows.
+    let mut state = agents_state();
+    tui_support::extend(
+        &mut state,
+        vec![NewEvent::new(
+            fixture_now() - chrono::Duration::seconds(30),
+            "agent:security",
+            EventKind::AgentError {
+                agent: "security".into(),
+                error: "compliance bundle policies/cis.rego: rule `ssh_root_login` is undefined \
+                        for host bastion-1 (input.sshd missing)"
+                    .into(),
+            },
+        )],
+    );
+    let mut app = App::new(&opts(), state, fixture_now());
+    press(&mut app, "A");
+    let first = screen(&mut app, 80, 24);
+    assert!(first.contains("j/k scroll"), "{first}");
+    assert!(!first.contains("any key closes"), "{first}");
+    press(&mut app, "<end>");
+    let last = screen(&mut app, 80, 24);
+    assert!(last.contains("supervisor"), "{last}");
+    assert!(last.contains("any key closes"), "{last}");
+    assert!(
+        last.contains("Agents: "),
+        "navigation keeps it open: {last}"
+    );
+    press(&mut app, "q");
+    assert!(!screen(&mut app, 80, 24).contains("Agents: "));
+    assert!(
+        !app.should_quit(),
+        "the key that closes an overlay does not also quit"
+    );
+}

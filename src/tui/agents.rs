@@ -197,8 +197,17 @@ fn hanging(out: &mut Vec<Line<'static>>, indent: usize, spans: Vec<Span<'static>
     }
 }
 
-/// Draws the overlay over `area`.
-pub fn draw(f: &mut Frame, area: Rect, state: &State, now: DateTime<Utc>, t: &Theme) {
+/// Draws the overlay over `area` from line `scroll` (kept in range here);
+/// `keys` names the scrolling keys for the hint shown when it overflows.
+pub fn draw(
+    f: &mut Frame,
+    area: Rect,
+    state: &State,
+    now: DateTime<Utc>,
+    scroll: &mut usize,
+    keys: &str,
+    t: &Theme,
+) {
     let r = centered(area, 110, area.height.saturating_sub(2).max(3));
     let width = r.width.saturating_sub(2) as usize;
     let mut body = lines(state, now, width, t);
@@ -211,6 +220,19 @@ pub fn draw(f: &mut Frame, area: Rect, state: &State, now: DateTime<Utc>, t: &Th
     ));
     let height = (body.len() as u16 + 2).min(r.height);
     let r = Rect { height, ..r };
+    let page = height.saturating_sub(2) as usize;
+    let total = body.len();
+    *scroll = (*scroll).min(total.saturating_sub(page));
+    let more = if total > page {
+        format!(
+            " lines {}–{} of {total} · {keys} scroll ",
+            *scroll + 1,
+            *scroll + page
+        )
+    } else {
+        String::new()
+    };
+    let body: Vec<Line<'static>> = body.into_iter().skip(*scroll).collect();
     f.render_widget(Clear, r);
     let ok = state
         .agents
@@ -224,6 +246,7 @@ pub fn draw(f: &mut Frame, area: Rect, state: &State, now: DateTime<Utc>, t: &Th
             format!(" Agents: {ok}/{} ok ", state.agents.len()),
             t.dialog_title,
         ))
+        .title_bottom(Line::styled(more, t.dim).right_aligned())
         .style(t.dialog);
     f.render_widget(Paragraph::new(body).style(t.dialog).block(block), r);
 }

@@ -47,6 +47,21 @@ macro_rules! pane_ctx {
     };
 }
 
+/// Where a navigation key scrolls an overlay (help, `:agents`) from line
+/// `at`; `None` for any other key, which closes the overlay. Drawing keeps
+/// the line in range.
+fn overlay_scroll(action: Action, at: usize) -> Option<usize> {
+    match action {
+        Action::Up => Some(at.saturating_sub(1)),
+        Action::Down => Some(at.saturating_add(1)),
+        Action::PageUp => Some(at.saturating_sub(10)),
+        Action::PageDown => Some(at.saturating_add(10)),
+        Action::Top => Some(0),
+        Action::Bottom => Some(usize::MAX),
+        _ => None,
+    }
+}
+
 /// Smallest screen the full layout is drawn on; below it a one-line notice is shown.
 pub const MIN_WIDTH: u16 = 40;
 /// See [`MIN_WIDTH`].
@@ -184,8 +199,10 @@ pub struct App {
     help_scroll: usize,
     /// The `:ctx` list is showing (any key closes it).
     contexts: bool,
-    /// The `:agents` overlay is showing (any key closes it).
+    /// The `:agents` overlay is showing (navigation scrolls it, any other key closes it).
     agents: bool,
+    /// First line of the `:agents` overlay shown.
+    agents_scroll: usize,
     toast: Option<Toast>,
     theme: Theme,
     no_color: bool,
@@ -243,6 +260,7 @@ impl App {
             help_scroll: 0,
             contexts: false,
             agents: false,
+            agents_scroll: 0,
             toast: None,
             theme,
             no_color,
@@ -472,24 +490,17 @@ impl App {
             }
         }
         if self.agents {
+            if let Some(to) = overlay_scroll(action, self.agents_scroll) {
+                self.agents_scroll = to;
+                return;
+            }
             self.agents = false;
             if matches!(action, Action::Back | Action::Agents) {
                 return;
             }
         }
         if self.help {
-            // Navigation scrolls the overlay (drawing keeps it in range);
-            // any other key closes it.
-            let scrolled = match action {
-                Action::Up => Some(self.help_scroll.saturating_sub(1)),
-                Action::Down => Some(self.help_scroll.saturating_add(1)),
-                Action::PageUp => Some(self.help_scroll.saturating_sub(10)),
-                Action::PageDown => Some(self.help_scroll.saturating_add(10)),
-                Action::Top => Some(0),
-                Action::Bottom => Some(usize::MAX),
-                _ => None,
-            };
-            if let Some(to) = scrolled {
+            if let Some(to) = overlay_scroll(action, self.help_scroll) {
                 self.help_scroll = to;
                 return;
             }
@@ -542,7 +553,10 @@ impl App {
                 self.help = true;
                 self.help_scroll = 0;
             }
-            Action::Agents => self.agents = true,
+            Action::Agents => {
+                self.agents = true;
+                self.agents_scroll = 0;
+            }
             // From another pane, `!` goes to the Fleet pane's problems.
             Action::ProblemsOnly => {
                 self.focus_pane(PaneId::Fleet);
@@ -827,7 +841,10 @@ impl App {
                 self.help = !self.help;
                 self.help_scroll = 0;
             }
-            Some("agents") => self.agents = !self.agents,
+            Some("agents") => {
+                self.agents = !self.agents;
+                self.agents_scroll = 0;
+            }
             Some("theme") => match arg {
                 None => {
                     let names = Theme::available(self.config_dir.as_deref()).join(", ");
@@ -994,7 +1011,20 @@ impl App {
             super::contexts::draw(f, area, &self.state, &rows, self.panes.fleet.context(), &t);
         }
         if self.agents {
-            super::agents::draw(f, area, &self.state, self.now, &t);
+            let keys = format!(
+                "{}/{}",
+                self.keymap.short(Action::Down),
+                self.keymap.short(Action::Up)
+            );
+            super::agents::draw(
+                f,
+                area,
+                &self.state,
+                self.now,
+                &mut self.agents_scroll,
+                &keys,
+                &t,
+            );
         }
         match &self.mode {
             Mode::Dialog(_) => self.draw_dialog(f, area, &t),
