@@ -1082,11 +1082,19 @@ mod tests {
             pane.refresh(&ctx);
             let mut fresh = FleetPane {
                 sort: pane.sort,
+                problems_only: pane.problems_only,
                 ..FleetPane::default()
             };
             fresh.refresh(&ctx);
             assert_eq!(pane.cache.rows, fresh.cache.rows, "round {round}");
+            // The problems band and group headers follow too.
+            assert_eq!(pane.cache.display, fresh.cache.display, "round {round}");
+            assert_eq!(pane.cache.problems, fresh.cache.problems, "round {round}");
+            if round == 10 {
+                pane.problems_only = true;
+            }
             if round == 20 {
+                pane.problems_only = false;
                 pane.sort = FleetSort::Team;
             }
         }
