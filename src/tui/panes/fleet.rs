@@ -589,6 +589,7 @@ impl FleetPane {
             .saturating_sub(self.cache.problems.0 + self.cache.problems.1);
         let problems = self.cache.problems;
         let band_folded = self.band_folded;
+        let qualify = table.width >= 150;
         let empty = if self.problems_only {
             "no unhealthy or degraded resources (! shows all)"
         } else {
@@ -625,7 +626,14 @@ impl FleetPane {
                 // Rows under a Kubernetes group are indented beneath its
                 // headers; the band's rows sit under the band's head.
                 let name = if in_band {
-                    format!("  {}", r.name)
+                    // Where there is room, a band row says where it lives (two
+                    // `checkout` pods in two contexts are told apart); the
+                    // name itself is never cut for it.
+                    match kube_group(r) {
+                        Some((c, ns)) if qualify && ns.is_empty() => format!("  {c}/{}", r.name),
+                        Some((c, ns)) if qualify => format!("  {c}/{ns}/{}", r.name),
+                        _ => format!("  {}", r.name),
+                    }
                 } else if kube_group(r).is_some() {
                     format!("    {}", r.name)
                 } else {
