@@ -125,6 +125,7 @@ fn synthetic(seq: u64) -> (DateTime<Utc>, EventKind) {
         _ => EventKind::AgentHeartbeat {
             agent: "cost".into(),
             status: "ok".into(),
+            next_run: None,
         },
     };
     (at, kind)

@@ -119,6 +119,7 @@ fn micro(c: &mut Criterion) {
         EventKind::AgentHeartbeat {
             agent: "discovery".into(),
             status: "ok".into(),
+            next_run: None,
         },
     );
     c.bench_function("notify/message_and_route (incident_opened)", |b| {

@@ -1,11 +1,12 @@
-//! Snapshots of every pane (list and detail), the dialogs and the help
-//! overlay at 120×40 and 80×24, rendered from the deterministic fixture.
+//! Snapshots of every pane (list and detail), the dialogs and the overlays
+//! (help, `:ctx`, `:agents`) at 200×50, 120×40 and 80×24, rendered from the
+//! deterministic fixture.
 
 mod tui_support;
 
 use tui_support::{app, press, render, type_text};
 
-const SIZES: [(u16, u16); 2] = [(120, 40), (80, 24)];
+const SIZES: [(u16, u16); 3] = [(200, 50), (120, 40), (80, 24)];
 
 fn snap(name: &str, keys: &str, typed: Option<&str>, after: &str) {
     for (w, h) in SIZES {
@@ -313,4 +314,39 @@ fn security_vulnerability_data_freshness() {
         "{text}"
     );
     assert!(!text.contains("STALE"), "{text}");
+}
+
+/// Snapshots of an app over `state` after `keys` at every size.
+fn state_snap(name: &str, state: &shieldops::state::State, keys: &str) {
+    use shieldops::tui::testing::fixture_now;
+    for (w, h) in SIZES {
+        let mut app = shieldops::tui::App::new(&tui_support::opts(), state.clone(), fixture_now());
+        press(&mut app, keys);
+        let terminal = render(&mut app, w, h);
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), terminal.backend());
+    }
+}
+
+#[test]
+fn fleet_problems_first() {
+    // Crash-looping pods in a namespace far down the grouped list, a
+    // credential about to expire, thirty healthy instances: sorted by
+    // health, every problem is in the band on top.
+    state_snap("fleet_problems_first", &tui_support::night_state(), "1");
+}
+
+#[test]
+fn fleet_problems_only() {
+    state_snap("fleet_problems_only", &tui_support::night_state(), "1 !");
+}
+
+#[test]
+fn agents_overlay() {
+    state_snap("agents_overlay", &tui_support::agents_state(), "A");
+}
+
+#[test]
+fn help_overlay_scrolled() {
+    // At 80×24 the help scrolls; its last page shows the commands whole.
+    snap("help_scrolled", "?", None, "<end>");
 }

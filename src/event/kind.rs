@@ -257,6 +257,10 @@ pub enum EventKind {
     AgentHeartbeat {
         agent: String,
         status: String,
+        /// When the agent's next run is scheduled (it may run sooner when
+        /// poked); absent for agents that run on events, and in older logs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next_run: Option<DateTime<Utc>>,
     },
     AgentError {
         agent: String,
@@ -584,6 +588,7 @@ mod tests {
             EventKind::AgentHeartbeat {
                 agent: "a".into(),
                 status: "ok".into(),
+                next_run: None,
             },
             EventKind::ScenarioFinished {
                 name: "demo".into(),
@@ -594,5 +599,27 @@ mod tests {
             let json = serde_json::to_value(&kind).unwrap();
             assert_eq!(json["kind"], kind.name());
         }
+    }
+
+    /// A heartbeat from an older log (no `next_run`) reads, and writes back
+    /// byte for byte, so its hash still verifies; a new one carries the time.
+    #[test]
+    fn heartbeat_next_run_is_optional_and_absent_when_unknown() {
+        let old = r#"{"kind":"agent_heartbeat","agent":"cost","status":"ok"}"#;
+        let kind: EventKind = serde_json::from_str(old).unwrap();
+        assert!(matches!(
+            &kind,
+            EventKind::AgentHeartbeat { next_run: None, .. }
+        ));
+        assert_eq!(serde_json::to_string(&kind).unwrap(), old);
+        let at: DateTime<Utc> = "2026-06-03T10:00:05Z".parse().unwrap();
+        let new = EventKind::AgentHeartbeat {
+            agent: "cost".into(),
+            status: "ok".into(),
+            next_run: Some(at),
+        };
+        let json = serde_json::to_value(&new).unwrap();
+        assert_eq!(json["next_run"], "2026-06-03T10:00:05Z");
+        assert_eq!(serde_json::from_value::<EventKind>(json).unwrap(), new);
     }
 }

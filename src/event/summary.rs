@@ -240,7 +240,7 @@ pub fn summary(kind: &EventKind) -> String {
             };
             format!("{channel} → {to} failed: {error}{tail}")
         }
-        AgentHeartbeat { agent, status } => format!("{agent}: {status}"),
+        AgentHeartbeat { agent, status, .. } => format!("{agent}: {status}"),
         AgentError { agent, error } => format!("{agent} error: {error}"),
         OperatorCommand {
             by,

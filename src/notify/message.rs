@@ -292,6 +292,7 @@ mod tests {
             EventKind::AgentHeartbeat {
                 agent: "cost".into(),
                 status: "ok".into(),
+                next_run: None,
             },
         ]
     }

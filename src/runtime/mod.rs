@@ -359,6 +359,9 @@ where
                         EventKind::AgentHeartbeat {
                             agent: name.to_string(),
                             status,
+                            // The loop sleeps `interval` on this clock next
+                            // (a poke can wake it sooner).
+                            next_run: chrono::Duration::from_std(interval).ok().map(|d| now + d),
                         },
                     )
                     .await;

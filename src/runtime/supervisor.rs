@@ -1225,6 +1225,8 @@ impl Supervisor {
                 EventKind::AgentHeartbeat {
                     agent: "supervisor".into(),
                     status,
+                    // The supervisor runs on events and commands, not a schedule.
+                    next_run: None,
                 },
             )
             .await;

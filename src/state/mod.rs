@@ -155,15 +155,21 @@ impl State {
                 }
             }
             EventKind::LearningInsight { .. } => self.learning.apply(event),
-            EventKind::AgentHeartbeat { agent, status } => {
+            EventKind::AgentHeartbeat {
+                agent,
+                status,
+                next_run,
+            } => {
                 let entry = self.agents.entry(agent.clone()).or_default();
                 entry.last_heartbeat = Some(at);
                 entry.status = status.clone();
+                entry.next_run = *next_run;
             }
             EventKind::AgentError { agent, error } => {
                 let entry = self.agents.entry(agent.clone()).or_default();
                 entry.errors += 1;
                 entry.last_error = Some(error.clone());
+                entry.last_error_at = Some(at);
             }
             EventKind::NotificationSent { .. }
             | EventKind::NotificationFailed { .. }

@@ -22,6 +22,13 @@ pub struct AgentStatus {
     pub status: String,
     pub errors: u64,
     pub last_error: Option<String>,
+    /// When the last error was recorded.
+    #[serde(default)]
+    pub last_error_at: Option<DateTime<Utc>>,
+    /// When the agent said, at its last heartbeat, it would run next;
+    /// `None` for agents that run on events (and before any such heartbeat).
+    #[serde(default)]
+    pub next_run: Option<DateTime<Utc>>,
 }
 
 /// A finding with when it was first and last seen.

@@ -138,7 +138,8 @@ fn kind_strategy() -> impl Strategy<Value = EventKind> {
         }),
         "[a-z]{3}".prop_map(|agent| EventKind::AgentHeartbeat {
             agent,
-            status: "ok".into()
+            status: "ok".into(),
+            next_run: None,
         }),
         Just(EventKind::Unknown {
             kind: "from_the_future".into(),

@@ -439,6 +439,7 @@ pub fn stress_draft(writer: usize, n: u64) -> NewEvent {
             status: format!(
                 "iteration {n:>12} of the durability stress run; payload padded to a typical event size"
             ),
+            next_run: None,
         },
     )
 }

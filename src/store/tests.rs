@@ -417,6 +417,7 @@ async fn stats_count_kinds_and_times() {
             EventKind::AgentHeartbeat {
                 agent: "a".into(),
                 status: "ok".into(),
+                next_run: None,
             },
         ),
         draft(9),

@@ -47,16 +47,27 @@ macro_rules! pane_ctx {
     };
 }
 
+/// Where a navigation key scrolls an overlay (help, `:agents`) from line
+/// `at`; `None` for any other key, which closes the overlay. Drawing keeps
+/// the line in range.
+fn overlay_scroll(action: Action, at: usize) -> Option<usize> {
+    match action {
+        Action::Up => Some(at.saturating_sub(1)),
+        Action::Down => Some(at.saturating_add(1)),
+        Action::PageUp => Some(at.saturating_sub(10)),
+        Action::PageDown => Some(at.saturating_add(10)),
+        Action::Top => Some(0),
+        Action::Bottom => Some(usize::MAX),
+        _ => None,
+    }
+}
+
 /// Smallest screen the full layout is drawn on; below it a one-line notice is shown.
 pub const MIN_WIDTH: u16 = 40;
 /// See [`MIN_WIDTH`].
 pub const MIN_HEIGHT: u16 = 10;
 /// How long a toast stays up, in seconds.
 const TOAST_SECS: i64 = 5;
-/// A heartbeat older than this is shown as late.
-const HEARTBEAT_LATE_SECS: i64 = 30;
-/// A heartbeat older than this is shown as missing.
-const HEARTBEAT_DEAD_SECS: i64 = 120;
 
 /// Something the app asks the loop to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -125,6 +136,11 @@ pub const COMMANDS: &[(&str, &[&str], &str)] = &[
         "Learning pane; runs a learning cycle now",
     ),
     ("events", &["ev", "log"], "Events pane"),
+    (
+        "agents",
+        &["ag"],
+        "each agent's last run, last error and next run",
+    ),
     ("theme", &[], "switch theme: :theme NAME"),
     (
         "ctx",
@@ -179,8 +195,14 @@ pub struct App {
     focus: PaneId,
     mode: Mode,
     help: bool,
+    /// First line of the help overlay shown (it scrolls on a small screen).
+    help_scroll: usize,
     /// The `:ctx` list is showing (any key closes it).
     contexts: bool,
+    /// The `:agents` overlay is showing (navigation scrolls it, any other key closes it).
+    agents: bool,
+    /// First line of the `:agents` overlay shown.
+    agents_scroll: usize,
     toast: Option<Toast>,
     theme: Theme,
     no_color: bool,
@@ -235,7 +257,10 @@ impl App {
             focus: PaneId::Fleet,
             mode: Mode::Normal,
             help: false,
+            help_scroll: 0,
             contexts: false,
+            agents: false,
+            agents_scroll: 0,
             toast: None,
             theme,
             no_color,
@@ -409,6 +434,17 @@ impl App {
         if key.kind == KeyEventKind::Release {
             return Vec::new();
         }
+        if let Some(rest) = self.keymap.esc_then(&key) {
+            // The comment box has Alt bindings of its own for letters and
+            // editing keys (word motion); there only digits and punctuation split.
+            let dialog_key = matches!(self.mode, Mode::Dialog(_))
+                && !matches!(rest.code, KeyCode::Char(c) if !c.is_alphanumeric() || c.is_ascii_digit());
+            if !dialog_key {
+                let mut effects = self.handle_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+                effects.extend(self.handle_key(rest));
+                return effects;
+            }
+        }
         let ctrl_c =
             key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
         match std::mem::replace(&mut self.mode, Mode::Normal) {
@@ -453,7 +489,21 @@ impl App {
                 return;
             }
         }
+        if self.agents {
+            if let Some(to) = overlay_scroll(action, self.agents_scroll) {
+                self.agents_scroll = to;
+                return;
+            }
+            self.agents = false;
+            if matches!(action, Action::Back | Action::Agents) {
+                return;
+            }
+        }
         if self.help {
+            if let Some(to) = overlay_scroll(action, self.help_scroll) {
+                self.help_scroll = to;
+                return;
+            }
             self.help = false;
             if matches!(action, Action::Help | Action::Back) {
                 return;
@@ -499,7 +549,20 @@ impl App {
                     candidates: Vec::new(),
                 }
             }
-            Action::Help => self.help = true,
+            Action::Help => {
+                self.help = true;
+                self.help_scroll = 0;
+            }
+            Action::Agents => {
+                self.agents = true;
+                self.agents_scroll = 0;
+            }
+            // From another pane, `!` goes to the Fleet pane's problems.
+            Action::ProblemsOnly => {
+                self.focus_pane(PaneId::Fleet);
+                let ctx = pane_ctx!(self, &self.theme);
+                self.panes.fleet.handle(action, &ctx);
+            }
             Action::Quit => self.request_quit(),
             Action::Approve => self.open_dialog(DialogKind::Approve),
             Action::Deny => self.open_dialog(DialogKind::Deny),
@@ -774,7 +837,14 @@ impl App {
         }
         match name {
             Some("q") => self.request_quit(),
-            Some("help") => self.help = !self.help,
+            Some("help") => {
+                self.help = !self.help;
+                self.help_scroll = 0;
+            }
+            Some("agents") => {
+                self.agents = !self.agents;
+                self.agents_scroll = 0;
+            }
             Some("theme") => match arg {
                 None => {
                     let names = Theme::available(self.config_dir.as_deref()).join(", ");
@@ -940,6 +1010,22 @@ impl App {
             let rows = self.context_counts.rows(&self.state, self.gens.fleet);
             super::contexts::draw(f, area, &self.state, &rows, self.panes.fleet.context(), &t);
         }
+        if self.agents {
+            let keys = format!(
+                "{}/{}",
+                self.keymap.short(Action::Down),
+                self.keymap.short(Action::Up)
+            );
+            super::agents::draw(
+                f,
+                area,
+                &self.state,
+                self.now,
+                &mut self.agents_scroll,
+                &keys,
+                &t,
+            );
+        }
         match &self.mode {
             Mode::Dialog(_) => self.draw_dialog(f, area, &t),
             Mode::ConfirmQuit => {
@@ -1011,9 +1097,11 @@ impl App {
         f.render_widget(Paragraph::new(Line::from(spans)).style(t.base), area);
     }
 
-    /// Each agent's heartbeat age, in as much detail as `room` allows.
+    /// Each agent's heartbeat age, in as much detail as `room` allows; judged
+    /// by the same rule as the `:agents` overlay, so the two agree.
     fn agent_spans(&self, room: usize, t: &Theme) -> Vec<Span<'static>> {
-        let agents: Vec<(String, Option<i64>)> = self
+        use super::agents::{Liveness, liveness};
+        let agents: Vec<(String, Option<i64>, Liveness)> = self
             .state
             .agents
             .iter()
@@ -1022,21 +1110,17 @@ impl App {
                     name.clone(),
                     a.last_heartbeat
                         .map(|h| (self.now - h).num_seconds().max(0)),
+                    liveness(a, self.now),
                 )
             })
             .collect();
         if agents.is_empty() || room < 8 {
             return Vec::new();
         }
-        let style = |secs: Option<i64>| match secs {
-            Some(s) if s <= HEARTBEAT_LATE_SECS => t.ok,
-            Some(s) if s <= HEARTBEAT_DEAD_SECS => t.warn,
-            _ => t.bad,
-        };
         for abbrev in [None, Some(4), Some(3)] {
             let spans: Vec<Span<'static>> = agents
                 .iter()
-                .map(|(name, secs)| {
+                .map(|(name, secs, live)| {
                     let name: String = match abbrev {
                         Some(n) => name.chars().take(n).collect(),
                         None => name.clone(),
@@ -1044,7 +1128,7 @@ impl App {
                     let age = secs
                         .map(super::widgets::duration)
                         .unwrap_or_else(|| "?".into());
-                    Span::styled(format!(" {name} {age}"), style(*secs))
+                    Span::styled(format!(" {name} {age}"), live.style(t))
                 })
                 .collect();
             if spans.iter().map(|s| s.width()).sum::<usize>() < room {
@@ -1053,11 +1137,16 @@ impl App {
         }
         let late = agents
             .iter()
-            .filter(|(_, s)| s.is_none_or(|s| s > HEARTBEAT_LATE_SECS))
+            .filter(|(_, _, live)| *live != Liveness::Ok)
             .count();
+        let style = if late > 0 { t.warn } else { t.ok };
         let text = format!(" agents {}/{} ok", agents.len() - late, agents.len());
-        if text.chars().count() < room {
-            vec![Span::styled(text, if late > 0 { t.warn } else { t.ok })]
+        // Which and why is one key away.
+        let with_key = format!("{text} ({})", self.keymap.short(Action::Agents));
+        if late > 0 && with_key.chars().count() < room {
+            vec![Span::styled(with_key, style)]
+        } else if text.chars().count() < room {
+            vec![Span::styled(text, style)]
         } else {
             Vec::new()
         }
@@ -1181,34 +1270,34 @@ impl App {
         f.render_widget(Paragraph::new(Line::from(spans)).style(t.base), area);
     }
 
-    fn draw_help(&self, f: &mut Frame, area: Rect, t: &Theme) {
-        let r = centered(area, 100, 24);
-        f.render_widget(Clear, r);
-        let block = Block::default()
-            .borders(Borders::ALL)
-            .border_style(t.border_focus)
-            .title(Span::styled(
-                " Help: keys come from the key map ([keys] in the config) ",
-                t.dialog_title,
-            ))
-            .style(t.dialog);
-        let inner = block.inner(r);
-        f.render_widget(block, r);
-        let two_columns = inner.width >= 70;
+    fn draw_help(&mut self, f: &mut Frame, area: Rect, t: &Theme) {
+        let inner_w = area.width.min(120).saturating_sub(2);
+        // Two columns only where each still has room for the descriptions;
+        // at 80 columns one column, wrapped, scrolling.
+        let two_columns = inner_w >= 110;
         let col_w = if two_columns {
-            (inner.width / 2) as usize
+            (inner_w / 2) as usize
         } else {
-            inner.width as usize
+            inner_w as usize
         };
         const KEYS_W: usize = 13;
-        let line = |keys: String, desc: &str| {
-            Line::from(vec![
-                Span::styled(
-                    format!(" {:<w$} ", fit(&keys, KEYS_W - 2), w = KEYS_W - 2),
-                    t.key,
-                ),
-                Span::styled(fit(desc, col_w.saturating_sub(KEYS_W + 1)), t.dialog),
-            ])
+        let desc_w = col_w.saturating_sub(KEYS_W + 1).max(10);
+        // A key and its description, wrapped under the description column
+        // (never cut: the description is what help is for).
+        let entry = |out: &mut Vec<Line<'static>>, keys: String, desc: &str| {
+            let wrapped = super::panes::wrap_line(Line::raw(desc.to_string()), desc_w);
+            for (i, l) in wrapped.into_iter().enumerate() {
+                let key = if i == 0 {
+                    format!(" {:<w$} ", fit(&keys, KEYS_W - 2), w = KEYS_W - 2)
+                } else {
+                    " ".repeat(KEYS_W)
+                };
+                let text: String = l.spans.iter().map(|s| s.content.as_ref()).collect();
+                out.push(Line::from(vec![
+                    Span::styled(key, t.key),
+                    Span::styled(text.trim_start().to_string(), t.dialog),
+                ]));
+            }
         };
         let pane_keys: Vec<String> = PaneId::ALL
             .iter()
@@ -1223,10 +1312,8 @@ impl App {
         } else {
             pane_keys.join(",")
         };
-        let mut left = vec![
-            Line::styled(" Navigation", t.header),
-            line(pane_keys, "switch pane (Fleet … Events)"),
-        ];
+        let mut left = vec![Line::styled(" Navigation", t.header)];
+        entry(&mut left, pane_keys, "switch pane (Fleet … Events)");
         for a in [
             Action::NextPane,
             Action::PrevPane,
@@ -1239,8 +1326,13 @@ impl App {
             Action::Open,
             Action::Back,
         ] {
-            left.push(line(self.keymap.label(a), a.describe()));
+            entry(&mut left, self.keymap.label(a), a.describe());
         }
+        entry(
+            &mut left,
+            "Alt-key".into(),
+            "Esc then the key, when Alt-key has no binding (Esc 4 typed fast over SSH arrives as Alt-4)",
+        );
         left.push(Line::styled(" Investigations and Cost", t.header));
         for a in [
             Action::NextHypothesis,
@@ -1248,13 +1340,15 @@ impl App {
             Action::Refute,
             Action::ApplyRecommendation,
         ] {
-            left.push(line(self.keymap.label(a), a.describe()));
+            entry(&mut left, self.keymap.label(a), a.describe());
         }
         let mut right = vec![Line::styled(" Actions", t.header)];
         for a in [
             Action::Filter,
             Action::CommandMode,
             Action::Sort,
+            Action::ProblemsOnly,
+            Action::Agents,
             Action::Help,
             Action::Quit,
             Action::Approve,
@@ -1265,7 +1359,7 @@ impl App {
             if self.read_only && matches!(a, Action::Approve | Action::Deny) {
                 desc = "disabled: read-only mode".into();
             }
-            right.push(line(self.keymap.label(a), &desc));
+            entry(&mut right, self.keymap.label(a), &desc);
         }
         right.push(Line::styled(" Commands (Tab completes)", t.header));
         for (name, aliases, desc) in COMMANDS {
@@ -1275,16 +1369,59 @@ impl App {
                 let aliases: Vec<String> = aliases.iter().map(|a| format!(":{a}")).collect();
                 format!("{desc} ({})", aliases.join(" "))
             };
-            right.push(line(format!(":{name}"), &desc));
+            entry(&mut right, format!(":{name}"), &desc);
         }
+        let (left, right) = if two_columns {
+            (left, right)
+        } else {
+            left.extend(right);
+            (left, Vec::new())
+        };
+        let total = left.len().max(right.len());
+        let r = centered(
+            area,
+            inner_w + 2,
+            (total as u16 + 2).min(area.height.saturating_sub(2).max(3)),
+        );
+        let page = r.height.saturating_sub(2) as usize;
+        self.help_scroll = self.help_scroll.min(total.saturating_sub(page));
+        let scroll = if total > page {
+            format!(
+                " lines {}–{} of {total} · {}/{} scroll ",
+                self.help_scroll + 1,
+                self.help_scroll + page,
+                self.keymap.short(Action::Down),
+                self.keymap.short(Action::Up)
+            )
+        } else {
+            String::new()
+        };
+        f.render_widget(Clear, r);
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(t.border_focus)
+            .title(Span::styled(
+                " Help: keys come from the key map ([keys] in the config) ",
+                t.dialog_title,
+            ))
+            .title_bottom(Line::styled(scroll, t.dim).right_aligned())
+            .style(t.dialog);
+        let inner = block.inner(r);
+        f.render_widget(block, r);
+        let shown = |lines: Vec<Line<'static>>| -> Vec<Line<'static>> {
+            lines
+                .into_iter()
+                .skip(self.help_scroll)
+                .take(page)
+                .collect()
+        };
         if two_columns {
             let [l, rr] =
                 Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(inner);
-            f.render_widget(Paragraph::new(left), l);
-            f.render_widget(Paragraph::new(right), rr);
+            f.render_widget(Paragraph::new(shown(left)), l);
+            f.render_widget(Paragraph::new(shown(right)), rr);
         } else {
-            left.extend(right);
-            f.render_widget(Paragraph::new(left), inner);
+            f.render_widget(Paragraph::new(shown(left)), inner);
         }
     }
 

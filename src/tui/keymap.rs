@@ -33,6 +33,8 @@ pub enum Action {
     Help,
     Quit,
     Sort,
+    ProblemsOnly,
+    Agents,
     Approve,
     Deny,
     Submit,
@@ -67,6 +69,8 @@ impl Action {
         Action::Help,
         Action::Quit,
         Action::Sort,
+        Action::ProblemsOnly,
+        Action::Agents,
         Action::Approve,
         Action::Deny,
         Action::Submit,
@@ -101,6 +105,8 @@ impl Action {
             Action::Help => "help",
             Action::Quit => "quit",
             Action::Sort => "sort",
+            Action::ProblemsOnly => "problems_only",
+            Action::Agents => "agents",
             Action::Approve => "approve",
             Action::Deny => "deny",
             Action::Submit => "submit",
@@ -136,6 +142,8 @@ impl Action {
             Action::Help => "toggle this help",
             Action::Quit => "quit (asks when approvals are pending)",
             Action::Sort => "change the sort order",
+            Action::ProblemsOnly => "Fleet: only unhealthy and degraded resources (toggle)",
+            Action::Agents => "agents: last run, last error, next run (:agents)",
             Action::Approve => "approve the selected remediation (opens a dialog)",
             Action::Deny => "deny the selected remediation (opens a dialog)",
             Action::Submit => "submit the open dialog",
@@ -156,6 +164,8 @@ impl Action {
             Action::Back => "back",
             Action::Filter => "filter",
             Action::Sort => "sort",
+            Action::ProblemsOnly => "problems",
+            Action::Agents => "agents",
             Action::Approve => "approve",
             Action::Deny => "deny",
             Action::Submit => "submit",
@@ -209,6 +219,8 @@ impl Action {
             Action::Help => &["?"],
             Action::Quit => &["q"],
             Action::Sort => &["s"],
+            Action::ProblemsOnly => &["!"],
+            Action::Agents => &["A"],
             Action::Approve => &["a"],
             Action::Deny => &["d"],
             Action::Submit => &["ctrl-s"],
@@ -488,6 +500,24 @@ impl Keymap {
         KeyChord::from_event(key).and_then(|c| self.by_key.get(&c).copied())
     }
 
+    /// The key that follows an Esc when `key` is Alt-<key> with no binding of
+    /// its own. Terminals send Esc then a key typed quickly (or over a slow
+    /// SSH link) as one Alt-<key> sequence (`ESC 4` is Alt-4), so the console
+    /// reads it as the two keys the operator pressed. Ctrl-Alt chords are not
+    /// split: no terminal produces them from a plain Esc.
+    pub fn esc_then(&self, key: &KeyEvent) -> Option<KeyEvent> {
+        let chord = KeyChord::from_event(key)?;
+        if !chord.mods.contains(KeyModifiers::ALT)
+            || chord.mods.contains(KeyModifiers::CONTROL)
+            || self.by_key.contains_key(&chord)
+        {
+            return None;
+        }
+        let mut rest = *key;
+        rest.modifiers.remove(KeyModifiers::ALT);
+        Some(rest)
+    }
+
     /// The keys bound to an action.
     pub fn keys(&self, action: Action) -> &[KeyChord] {
         self.by_action
@@ -590,6 +620,60 @@ mod tests {
         assert!(warnings.iter().any(|w| w.contains("unknown key `bogus`")));
         assert_eq!(map.label(Action::Deny), "d");
         assert_eq!(map.label(Action::Help), "?");
+    }
+
+    #[test]
+    fn alt_key_without_binding_is_esc_then_the_key() {
+        let map = Keymap::default();
+        // `ESC 4` typed fast arrives as Alt-4: Esc, then 4 (the Security pane).
+        let rest = map
+            .esc_then(&key(KeyCode::Char('4'), KeyModifiers::ALT))
+            .expect("Alt-4 is unbound");
+        assert_eq!(rest, key(KeyCode::Char('4'), KeyModifiers::NONE));
+        assert_eq!(map.action(&rest), Some(Action::Security));
+        // Shift survives (Alt-G is Esc then G, the last row).
+        let rest = map
+            .esc_then(&key(
+                KeyCode::Char('G'),
+                KeyModifiers::ALT | KeyModifiers::SHIFT,
+            ))
+            .unwrap();
+        assert_eq!(map.action(&rest), Some(Action::Bottom));
+        // Non-character keys too: Esc then Enter.
+        assert_eq!(
+            map.esc_then(&key(KeyCode::Enter, KeyModifiers::ALT)),
+            Some(key(KeyCode::Enter, KeyModifiers::NONE))
+        );
+        // Plain keys, Ctrl-Alt chords and releases are left alone.
+        assert_eq!(
+            map.esc_then(&key(KeyCode::Char('4'), KeyModifiers::NONE)),
+            None
+        );
+        assert_eq!(
+            map.esc_then(&key(
+                KeyCode::Char('4'),
+                KeyModifiers::ALT | KeyModifiers::CONTROL
+            )),
+            None
+        );
+        let mut release = key(KeyCode::Char('4'), KeyModifiers::ALT);
+        release.kind = KeyEventKind::Release;
+        assert_eq!(map.esc_then(&release), None);
+    }
+
+    #[test]
+    fn an_alt_binding_is_kept_whole() {
+        let config: KeymapConfig = toml::from_str("events = [\"7\", \"alt-4\"]\n").unwrap();
+        let (map, warnings) = Keymap::from_config(&config);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let alt4 = key(KeyCode::Char('4'), KeyModifiers::ALT);
+        assert_eq!(map.esc_then(&alt4), None);
+        assert_eq!(map.action(&alt4), Some(Action::Events));
+        // Other Alt keys are still split.
+        assert!(
+            map.esc_then(&key(KeyCode::Char('5'), KeyModifiers::ALT))
+                .is_some()
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! `max_fps` a second, each inside a synchronized update; the header clock is
 //! the only thing that redraws while idle (once a second).
 
+pub mod agents;
 pub mod app;
 pub mod contexts;
 pub mod keymap;

@@ -252,6 +252,7 @@ pub fn fixture_events() -> Vec<Event> {
             EventKind::AgentHeartbeat {
                 agent: agent.into(),
                 status: "started".into(),
+                next_run: None,
             },
         );
     }
@@ -1249,6 +1250,7 @@ pub fn fixture_events() -> Vec<Event> {
             EventKind::AgentHeartbeat {
                 agent: agent.into(),
                 status: "ok".into(),
+                next_run: None,
             },
         );
     }
@@ -1456,6 +1458,7 @@ pub fn big_drafts(resources: usize, events: usize, mut emit: impl FnMut(NewEvent
                 EventKind::AgentHeartbeat {
                     agent: ["supervisor", "investigation", "remediation"][i % 3].into(),
                     status: "ok".into(),
+                    next_run: None,
                 },
             ),
         }
@@ -1481,6 +1484,7 @@ pub fn live_stream(start_seq: u64, n: usize) -> Vec<Event> {
                     ][i % 6]
                         .into(),
                     status: "ok".into(),
+                    next_run: None,
                 },
                 1 => EventKind::HealthChanged {
                     resource: ResourceId::new(ORDERS_DB),

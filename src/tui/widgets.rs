@@ -204,9 +204,104 @@ pub fn narrow(word: &str, wide: bool) -> String {
     }
 }
 
+/// The short form of a resource kind for narrow tables (`deployment` →
+/// `deploy`, `ec2_instance` → `ec2`, `credential` → `cred`); a kind with no
+/// short form is shown whole (the column cuts it if it must).
+pub fn short_kind(kind: &str) -> &str {
+    match kind {
+        "deployment" => "deploy",
+        "statefulset" => "sts",
+        "daemonset" => "ds",
+        "replicaset" => "rs",
+        "clusterrole" => "crole",
+        "namespace" => "ns",
+        "context" => "ctx",
+        "service" => "svc",
+        "cronjob" => "cron",
+        "ec2_instance" => "ec2",
+        "rds_instance" => "rds",
+        "gce_instance" => "gce",
+        "ecs_service" => "ecs",
+        "bigquery_dataset" => "bq",
+        "lambda_function" => "lambda",
+        "s3_bucket" => "s3",
+        "credential" => "cred",
+        "directory" => "dir",
+        other => other,
+    }
+}
+
+/// The short form of an event's actor: `agent:discovery` → `disc`,
+/// `operator:alice` → `alice`. People's names are never shortened, only the
+/// prefixes and the runtime's own long names.
+pub fn short_actor(actor: &str) -> &str {
+    let name = actor
+        .strip_prefix("agent:")
+        .or_else(|| actor.strip_prefix("operator:"))
+        .unwrap_or(actor);
+    match name {
+        "investigation" => "invest",
+        "remediation" => "remed",
+        "supervisor" => "super",
+        "discovery" => "disc",
+        "security" => "sec",
+        "learning" => "learn",
+        "alertmanager" => "alertmgr",
+        other => other,
+    }
+}
+
+/// The short form of an event kind for narrow tables: long words become
+/// their usual abbreviations (`incident_acknowledged` → `inc_ack`).
+pub fn short_event_kind(kind: &str) -> String {
+    kind.split('_')
+        .map(|w| match w {
+            "incident" => "inc",
+            "investigation" => "inv",
+            "remediation" => "rem",
+            "acknowledged" => "ack",
+            "approval" => "appr",
+            "requested" => "req",
+            "hypothesis" => "hyp",
+            "recommendation" => "rec",
+            "notification" => "notif",
+            "discovered" => "found",
+            "heartbeat" => "beat",
+            "finished" => "done",
+            "changed" => "chg",
+            "learning" => "learn",
+            "security" => "sec",
+            "finding" => "find",
+            "resource" => "res",
+            "snapshot" => "snap",
+            "operator" => "op",
+            "command" => "cmd",
+            other => other,
+        })
+        .collect::<Vec<_>>()
+        .join("_")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_forms_keep_names() {
+        assert_eq!(short_kind("deployment"), "deploy");
+        assert_eq!(short_kind("ec2_instance"), "ec2");
+        assert_eq!(short_kind("credential"), "cred");
+        assert_eq!(short_kind("pod"), "pod");
+        assert_eq!(short_kind("custom_thing"), "custom_thing");
+        assert_eq!(short_actor("agent:discovery"), "disc");
+        assert_eq!(short_actor("operator:alice"), "alice");
+        assert_eq!(short_actor("alice"), "alice");
+        assert_eq!(short_actor("supervisor"), "super");
+        assert_eq!(short_event_kind("incident_acknowledged"), "inc_ack");
+        assert_eq!(short_event_kind("agent_heartbeat"), "agent_beat");
+        assert_eq!(short_event_kind("health_changed"), "health_chg");
+        assert_eq!(short_event_kind("x"), "x");
+    }
 
     #[test]
     fn scroll_keeps_selection_visible() {

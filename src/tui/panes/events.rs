@@ -174,8 +174,9 @@ impl Pane for EventsPane {
         let columns = vec![
             col("SEQ", Constraint::Length(7)),
             col("TIME", Constraint::Length(8)),
-            col("ACTOR", Constraint::Length(if wide { 14 } else { 10 })),
-            col("KIND", Constraint::Length(if wide { 22 } else { 16 })),
+            // Narrow: short forms of actors and kinds (`disc`, `health_chg`).
+            col("ACTOR", Constraint::Length(if wide { 14 } else { 8 })),
+            col("KIND", Constraint::Length(if wide { 22 } else { 14 })),
             col("SUMMARY", Constraint::Fill(1)),
         ];
         let title = format!(
@@ -211,8 +212,22 @@ impl Pane for EventsPane {
                 vec![
                     (l.seq.to_string(), t.dim),
                     (crate::tui::widgets::clock(l.at), t.dim),
-                    (l.actor.clone(), Style::default()),
-                    (l.kind.clone(), kind_style),
+                    (
+                        if wide {
+                            l.actor.clone()
+                        } else {
+                            crate::tui::widgets::short_actor(&l.actor).to_string()
+                        },
+                        Style::default(),
+                    ),
+                    (
+                        if wide {
+                            l.kind.clone()
+                        } else {
+                            crate::tui::widgets::short_event_kind(&l.kind)
+                        },
+                        kind_style,
+                    ),
                     (l.summary.clone(), Style::default()),
                 ]
             },

@@ -25,7 +25,7 @@ use super::{
 use crate::event::{ConnectorState, HealthStatus, ResourceId};
 use crate::state::{HealthCounts, IncidentStatus, ResourceView};
 use crate::tui::keymap::Action;
-use crate::tui::widgets::{Scroll, age, labeled};
+use crate::tui::widgets::{Scroll, age, labeled, short_kind};
 
 /// More changed resources than this since the last build means a full re-sort.
 const MAX_INCREMENTAL: usize = 256;
@@ -65,8 +65,9 @@ impl FleetSort {
     }
 }
 
-/// What the list is built for: fleet generation, sort, filter, context.
-type CacheKey = (u64, FleetSort, String, Option<String>);
+/// What the list is built for: fleet generation, sort, filter, context,
+/// problems only.
+type CacheKey = (u64, FleetSort, String, Option<String>, bool);
 
 #[derive(Debug, Default)]
 struct Cache {
@@ -79,6 +80,9 @@ struct Cache {
     folded_gen: u64,
     counts: HealthCounts,
     total: usize,
+    /// Listed resources that are unhealthy, and that are degraded (the
+    /// problems band; with `!`, the whole list).
+    problems: (usize, usize),
 }
 
 /// A Kubernetes group: (context, namespace); namespace `None` is the context itself.
@@ -94,6 +98,11 @@ enum ListRow {
     },
     /// An index into the cached rows.
     Resource(usize),
+    /// The head of the problems band (sort by health): every listed
+    /// resource that is unhealthy or degraded, whatever its group.
+    Band,
+    /// A resource in the problems band (also listed in its group below).
+    Problem(usize),
 }
 
 /// A listed resource with what the grouping needs, so laying out the rows
@@ -104,6 +113,8 @@ struct Listed {
     /// Kubernetes (context, namespace).
     group: Option<(String, String)>,
     bad: bool,
+    /// Health rank (0 unhealthy … 3 healthy).
+    rank: u8,
 }
 
 impl Listed {
@@ -113,6 +124,7 @@ impl Listed {
             id: r.id.clone(),
             group: kube_group(r).map(|(c, ns)| (c.to_string(), ns.to_string())),
             bad: r.health.status == HealthStatus::Unhealthy,
+            rank: health_rank(r.health.status),
         }
     }
 }
@@ -121,6 +133,7 @@ impl Listed {
 enum Selected {
     Resource(ResourceId),
     Group(GroupKey),
+    Band,
 }
 
 /// Fleet pane state.
@@ -133,6 +146,10 @@ pub struct FleetPane {
     context: Option<String>,
     folded: std::collections::BTreeSet<GroupKey>,
     folded_gen: u64,
+    /// `!`: only unhealthy and degraded resources are listed.
+    problems_only: bool,
+    /// Enter on the problems band's head folds it to that one line.
+    band_folded: bool,
     drill: Option<ResourceId>,
     detail: DetailScroll,
     cache: Cache,
@@ -165,6 +182,14 @@ pub fn kube_group(r: &crate::event::Resource) -> Option<(&str, &str)> {
         None => "",
     };
     Some((context, namespace))
+}
+
+/// Whether a health is a problem: what the band and `!` show. Unknown is
+/// not one: a resource not yet checked is not a fault, and a fleet still
+/// being discovered would fill the band; unknowns sort right after the
+/// problems in the health order.
+fn is_problem(rank: u8) -> bool {
+    rank <= health_rank(HealthStatus::Degraded)
 }
 
 fn health_rank(h: HealthStatus) -> u8 {
@@ -243,6 +268,9 @@ impl FleetPane {
         {
             return false;
         }
+        if self.problems_only && !is_problem(health_rank(view.resource.health.status)) {
+            return false;
+        }
         needle.is_empty() || matches(view, needle)
     }
 
@@ -252,6 +280,7 @@ impl FleetPane {
             self.sort,
             self.filter.clone(),
             self.context.clone(),
+            self.problems_only,
         );
         if self.cache.key.as_ref() == Some(&key) {
             if self.cache.folded_gen != self.folded_gen {
@@ -265,8 +294,11 @@ impl FleetPane {
         // A few resources changed since the last build (same sort, filter and
         // context): move just those rows instead of sorting the whole fleet again.
         let incremental = match &self.cache.key {
-            Some((built, sort, filter, context))
-                if *sort == self.sort && *filter == self.filter && *context == self.context =>
+            Some((built, sort, filter, context, problems))
+                if *sort == self.sort
+                    && *filter == self.filter
+                    && *context == self.context
+                    && *problems == self.problems_only =>
             {
                 ctx.fleet_changes.since(*built, MAX_INCREMENTAL)
             }
@@ -306,7 +338,8 @@ impl FleetPane {
     /// What is selected now, to find again after a rebuild.
     fn selected_key(&self) -> Option<Selected> {
         match self.cache.display.get(self.scroll.selected)? {
-            ListRow::Resource(i) => self
+            ListRow::Band => Some(Selected::Band),
+            ListRow::Resource(i) | ListRow::Problem(i) => self
                 .cache
                 .rows
                 .get(*i)
@@ -322,6 +355,42 @@ impl FleetPane {
     fn rebuild_display(&mut self, selected: Option<Selected>) {
         let rows = &self.cache.rows;
         let mut display = Vec::with_capacity(rows.len() + 16);
+        // Sorted by health, every problem comes first, worst first, whatever
+        // its provider or group, so the first screen shows them all (and the
+        // header's counts can be checked against it). With `!` the list is
+        // nothing but problems, and a typed filter is a search whose answer
+        // is the list itself, so neither gets the band.
+        let banded =
+            self.sort == FleetSort::Health && !self.problems_only && self.filter.is_empty();
+        let mut band: Vec<usize> = if banded {
+            (0..rows.len())
+                .filter(|&i| is_problem(rows[i].rank))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        band.sort_by_key(|&i| rows[i].rank);
+        let unhealthy = health_rank(HealthStatus::Unhealthy);
+        self.cache.problems =
+            rows.iter()
+                .filter(|r| is_problem(r.rank))
+                .fold((0, 0), |(u, d), r| {
+                    if r.rank == unhealthy {
+                        (u + 1, d)
+                    } else {
+                        (u, d + 1)
+                    }
+                });
+        let c = self.cache.counts;
+        let outside = (c.unhealthy + c.degraded)
+            .saturating_sub(self.cache.problems.0 + self.cache.problems.1);
+        // An empty band still shows when `:ctx` keeps problems out of view.
+        if banded && (!band.is_empty() || outside > 0) {
+            display.push(ListRow::Band);
+            if !self.band_folded {
+                display.extend(band.into_iter().map(ListRow::Problem));
+            }
+        }
         // Index in `display` of the open context and namespace headers.
         let mut open: [Option<usize>; 2] = [None, None];
         let mut current: Option<&(String, String)> = None;
@@ -378,7 +447,10 @@ impl FleetPane {
         if let Some(sel) = selected {
             let rows = &self.cache.rows;
             let same = |r: &ListRow| match (r, &sel) {
-                (ListRow::Resource(i), Selected::Resource(id)) => rows[*i].id == *id,
+                (ListRow::Resource(i) | ListRow::Problem(i), Selected::Resource(id)) => {
+                    rows[*i].id == *id
+                }
+                (ListRow::Band, Selected::Band) => true,
                 (ListRow::Header { group, .. }, Selected::Group(g)) => group == g,
                 _ => false,
             };
@@ -474,46 +546,56 @@ impl FleetPane {
         if !self.filter.is_empty() {
             spans.push(Span::styled(format!("  filter: {}", self.filter), t.accent));
         }
+        if self.problems_only {
+            let key = ctx.keymap.short(Action::ProblemsOnly);
+            spans.push(Span::styled(format!("  {key} problems only"), t.pending));
+        }
         f.render_widget(Paragraph::new(Line::from(spans)).style(t.base), summary);
 
         let wide = table.width >= 110;
-        let columns = if wide {
-            vec![
-                col("NAME", Constraint::Fill(3)),
-                col("KIND", Constraint::Length(14)),
-                col("PROV", Constraint::Length(5)),
-                col("ENV", Constraint::Length(4)),
-                col("TEAM", Constraint::Length(10)),
-                col("HEALTH", Constraint::Length(9)),
-                col("REASON", Constraint::Fill(2)),
-                col("AGE", Constraint::Length(5)),
-            ]
-        } else {
-            vec![
-                col("NAME", Constraint::Fill(3)),
-                col("KIND", Constraint::Length(9)),
-                col("PROV", Constraint::Length(5)),
-                col("ENV", Constraint::Length(4)),
-                col("TEAM", Constraint::Length(8)),
-                col("HEALTH", Constraint::Length(9)),
-                col("REASON", Constraint::Fill(2)),
-                col("AGE", Constraint::Length(4)),
-            ]
-        };
-        let title = format!(
-            " 1 Fleet ({}{}) ",
-            self.cache.rows.len(),
-            if self.filter.is_empty() && self.context.is_none() {
-                ""
+        // At 80 columns TEAM goes first, then PROV (the short kind mostly
+        // names the provider), then ENV and AGE; NAME and REASON share what is
+        // left so both stay readable.
+        let columns = vec![
+            col("NAME", Constraint::Fill(1)).min(20),
+            col("KIND", Constraint::Length(if wide { 14 } else { 6 })),
+            col("PROV", Constraint::Length(5)).drop(3),
+            col("ENV", Constraint::Length(4)).drop(2),
+            col("TEAM", Constraint::Length(if wide { 10 } else { 8 })).drop(4),
+            col("HEALTH", Constraint::Length(9)),
+            // Narrow: a reason as long as `MinimumReplicasUnavailable` whole.
+            if wide {
+                col("REASON", Constraint::Fill(1)).min(24)
             } else {
-                " matching"
-            }
-        );
+                col("REASON", Constraint::Min(26))
+            },
+            col("AGE", Constraint::Length(if wide { 5 } else { 4 })).drop(1),
+        ];
+        let scope = if self.problems_only {
+            " problems only"
+        } else if self.filter.is_empty() && self.context.is_none() {
+            ""
+        } else {
+            " matching"
+        };
+        let title = format!(" 1 Fleet ({}{scope}) ", self.cache.rows.len());
         let rows = &self.cache.display;
         let listed = &self.cache.rows;
         let folded = &self.folded;
         let state = ctx.state;
         let len = rows.len();
+        // Problems the filter or `:ctx` keeps out of the list, so the band's
+        // count can be checked against the header's.
+        let hidden = (c.unhealthy + c.degraded)
+            .saturating_sub(self.cache.problems.0 + self.cache.problems.1);
+        let problems = self.cache.problems;
+        let band_folded = self.band_folded;
+        let qualify = table.width >= 150;
+        let empty = if self.problems_only {
+            "no unhealthy or degraded resources (! shows all)"
+        } else {
+            "no resources match"
+        };
         draw_table(
             f,
             table,
@@ -522,30 +604,50 @@ impl FleetPane {
             len,
             &mut self.scroll,
             true,
-            "no resources match",
+            empty,
             ctx,
             |i| {
-                let id = match &rows[i] {
-                    ListRow::Resource(at) => &listed[*at].id,
+                let (at, in_band) = match &rows[i] {
+                    ListRow::Resource(at) => (*at, false),
+                    ListRow::Problem(at) => (*at, true),
+                    ListRow::Band => {
+                        return band_cells(problems, hidden, band_folded, wide, ctx);
+                    }
                     ListRow::Header {
                         group,
                         count,
                         unhealthy,
                     } => return header_cells(group, *count, *unhealthy, folded, wide, ctx),
                 };
+                let id = &listed[at].id;
                 let Some(view) = state.fleet.get(id) else {
                     return vec![(id.to_string(), t.dim)];
                 };
                 let r = &view.resource;
-                // Rows under a Kubernetes group are indented beneath its headers.
-                let name = if kube_group(r).is_some() {
+                // Rows under a Kubernetes group are indented beneath its
+                // headers; the band's rows sit under the band's head.
+                let name = if in_band {
+                    // Where there is room, a band row says where it lives (two
+                    // `checkout` pods in two contexts are told apart); the
+                    // name itself is never cut for it.
+                    match kube_group(r) {
+                        Some((c, ns)) if qualify && ns.is_empty() => format!("  {c}/{}", r.name),
+                        Some((c, ns)) if qualify => format!("  {c}/{ns}/{}", r.name),
+                        _ => format!("  {}", r.name),
+                    }
+                } else if kube_group(r).is_some() {
                     format!("    {}", r.name)
                 } else {
                     r.name.clone()
                 };
+                let kind = if wide {
+                    r.kind.clone()
+                } else {
+                    short_kind(&r.kind).to_string()
+                };
                 vec![
                     (name, t.accent),
-                    (r.kind.clone(), Style::default()),
+                    (kind, Style::default()),
                     (r.provider.label().to_string(), Style::default()),
                     (r.environment.short().to_string(), Style::default()),
                     (r.team.clone(), Style::default()),
@@ -725,7 +827,12 @@ impl Pane for FleetPane {
                     self.folded_gen += 1;
                     Handled::Consumed
                 }
-                Some(ListRow::Resource(at)) => {
+                Some(ListRow::Band) => {
+                    self.band_folded = !self.band_folded;
+                    self.folded_gen += 1;
+                    Handled::Consumed
+                }
+                Some(ListRow::Resource(at) | ListRow::Problem(at)) => {
                     let Some(id) = self.cache.rows.get(at).map(|r| r.id.clone()) else {
                         return Handled::Consumed;
                     };
@@ -749,6 +856,11 @@ impl Pane for FleetPane {
                 self.sort = self.sort.next();
                 Handled::Consumed
             }
+            Action::ProblemsOnly => {
+                self.problems_only = !self.problems_only;
+                self.scroll = Scroll::default();
+                Handled::Consumed
+            }
             _ => clear_filter_on_back(action, &mut self.filter),
         }
     }
@@ -763,7 +875,13 @@ impl Pane for FleetPane {
     fn hints(&self, _ctx: &Ctx) -> Vec<Action> {
         view_hints(
             self.drill.is_some(),
-            vec![Action::Down, Action::Open, Action::Sort, Action::Filter],
+            vec![
+                Action::Down,
+                Action::Open,
+                Action::Sort,
+                Action::ProblemsOnly,
+                Action::Filter,
+            ],
         )
     }
 
@@ -797,6 +915,7 @@ fn header_cells(
         Some(ns) if ns.is_empty() => (format!("  {mark} (cluster)"), "namespace"),
         Some(ns) => (format!("  {mark} {ns}"), "namespace"),
     };
+    let kind = if wide { kind } else { short_kind(kind) };
     let counts_style = if unhealthy > 0 { t.bad } else { t.dim };
     let plural = if count == 1 { "" } else { "s" };
     // Narrow tables carry the unhealthy count in the HEALTH column so both fit.
@@ -819,6 +938,40 @@ fn header_cells(
         (String::new(), t.dim),
         (health, counts_style),
         (reason, counts_style),
+        (String::new(), t.dim),
+    ]
+}
+
+/// The cells of the problems band's head: how many problems are listed
+/// (worst first below it), and how many the filter or `:ctx` keeps out.
+fn band_cells(
+    (unhealthy, degraded): (usize, usize),
+    hidden: usize,
+    folded: bool,
+    wide: bool,
+    ctx: &Ctx,
+) -> Vec<(String, Style)> {
+    let t = ctx.theme;
+    let (health, mut reason) = if wide {
+        (
+            String::new(),
+            format!("{unhealthy} unhealthy, {degraded} degraded"),
+        )
+    } else {
+        (format!("{unhealthy} unhl"), format!("{degraded} degraded"))
+    };
+    if hidden > 0 {
+        reason.push_str(&format!(", {hidden} outside :ctx"));
+    }
+    let mark = if folded { "▸" } else { "▲" };
+    vec![
+        (format!("{mark} problems ({})", unhealthy + degraded), t.bad),
+        (String::new(), t.dim),
+        (String::new(), t.dim),
+        (String::new(), t.dim),
+        (String::new(), t.dim),
+        (health, if unhealthy > 0 { t.bad } else { t.dim }),
+        (reason, if hidden > 0 { t.warn } else { t.dim }),
         (String::new(), t.dim),
     ]
 }
@@ -938,11 +1091,19 @@ mod tests {
             pane.refresh(&ctx);
             let mut fresh = FleetPane {
                 sort: pane.sort,
+                problems_only: pane.problems_only,
                 ..FleetPane::default()
             };
             fresh.refresh(&ctx);
             assert_eq!(pane.cache.rows, fresh.cache.rows, "round {round}");
+            // The problems band and group headers follow too.
+            assert_eq!(pane.cache.display, fresh.cache.display, "round {round}");
+            assert_eq!(pane.cache.problems, fresh.cache.problems, "round {round}");
+            if round == 10 {
+                pane.problems_only = true;
+            }
             if round == 20 {
+                pane.problems_only = false;
                 pane.sort = FleetSort::Team;
             }
         }

@@ -76,14 +76,16 @@ impl InvestigationsPane {
             ]
         } else {
             vec![
-                col("ALERT", Constraint::Fill(2)),
+                // START goes first, then DUR: the alert, the resource and
+                // the hypothesis are what is read at 80 columns.
+                col("ALERT", Constraint::Fill(2)).min(18),
                 col("SEV", Constraint::Length(4)),
-                col("RESOURCE", Constraint::Fill(2)),
+                col("RESOURCE", Constraint::Fill(2)).min(14),
                 col("STAT", Constraint::Length(4)),
-                col("TOP HYPOTHESIS", Constraint::Fill(3)),
+                col("TOP HYPOTHESIS", Constraint::Fill(3)).min(22),
                 col("CONF", Constraint::Length(4)),
-                col("START", Constraint::Length(5)),
-                col("DUR", Constraint::Length(4)),
+                col("START", Constraint::Length(5)).drop(2),
+                col("DUR", Constraint::Length(4)).drop(1),
             ]
         };
         let mut title = format!(" 2 Investigations ({}) ", ids.len());

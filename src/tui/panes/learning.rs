@@ -120,12 +120,14 @@ impl Pane for LearningPane {
             rates,
             section(" Playbooks ".into(), ctx),
             &[
-                col("PLAYBOOK", Constraint::Fill(2)),
+                // Narrow: RESTORED goes first, then VALIDATED, so the
+                // playbook's name and its success rate stay whole.
+                col("PLAYBOOK", Constraint::Fill(2)).min(18),
                 col("RUNS", Constraint::Length(4)),
                 col("OK", Constraint::Length(3)),
-                col("RESTORED", Constraint::Length(8)),
+                col("RESTORED", Constraint::Length(8)).drop(2),
                 col("SUCCESS", Constraint::Length(bar_w as u16 + 5)),
-                col("VALIDATED", Constraint::Length(9)),
+                col("VALIDATED", Constraint::Length(9)).drop(1),
             ],
             playbooks.len(),
             &mut self.rates,

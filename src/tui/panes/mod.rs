@@ -237,15 +237,72 @@ pub fn draw_missing(
     draw_detail(f, area, block(title, ctx), lines, scroll, ctx);
 }
 
-/// A table column: header and width.
+/// A table column: header, width, and when it gives way on a narrow screen.
 pub struct Column {
     pub title: &'static str,
     pub width: Constraint,
+    /// Fewest cells a `Fill` column is worth showing in (a `Length` column
+    /// needs its length).
+    pub min: u16,
+    /// 0: always shown; otherwise the column is dropped when the table does
+    /// not fit, highest number first.
+    pub drop: u8,
 }
 
-/// Shorthand for a column.
+/// Shorthand for a column that is always shown (a `Fill` column at least 8 wide).
 pub fn col(title: &'static str, width: Constraint) -> Column {
-    Column { title, width }
+    let min = match width {
+        Constraint::Length(n) | Constraint::Min(n) | Constraint::Max(n) => n,
+        _ => 8,
+    };
+    Column {
+        title,
+        width,
+        min,
+        drop: 0,
+    }
+}
+
+impl Column {
+    /// The column is dropped on a narrow screen; higher `rank` goes first.
+    pub fn drop(mut self, rank: u8) -> Column {
+        self.drop = rank;
+        self
+    }
+
+    /// A `Fill` column needs at least `min` cells, else droppable columns go.
+    pub fn min(mut self, min: u16) -> Column {
+        self.min = min;
+        self
+    }
+}
+
+/// Which columns fit in `width` cells (1 cell between columns): droppable
+/// columns go, highest rank first, until the minimum widths fit.
+pub fn fitting_columns(columns: &[Column], width: u16) -> Vec<bool> {
+    let mut keep = vec![true; columns.len()];
+    let need = |keep: &[bool]| -> usize {
+        let kept: Vec<&Column> = columns
+            .iter()
+            .zip(keep)
+            .filter(|(_, k)| **k)
+            .map(|(c, _)| c)
+            .collect();
+        kept.iter().map(|c| c.min as usize).sum::<usize>() + kept.len().saturating_sub(1)
+    };
+    while need(&keep) > width as usize {
+        let victim = columns
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| keep[*i] && c.drop > 0)
+            .max_by_key(|(i, c)| (c.drop, *i))
+            .map(|(i, _)| i);
+        match victim {
+            Some(i) => keep[i] = false,
+            None => break,
+        }
+    }
+    keep
 }
 
 /// One table cell: text and style.
@@ -271,14 +328,21 @@ pub fn draw_table(
     if inner.height == 0 || inner.width == 0 {
         return;
     }
-    let widths: Vec<u16> = Layout::horizontal(columns.iter().map(|c| c.width))
+    let keep = fitting_columns(columns, inner.width);
+    let shown: Vec<&Column> = columns
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(c, _)| c)
+        .collect();
+    let widths: Vec<u16> = Layout::horizontal(shown.iter().map(|c| c.width))
         .spacing(1)
         .split(Rect::new(0, 0, inner.width, 1))
         .iter()
         .map(|r| r.width)
         .collect();
     let header = Row::new(
-        columns
+        shown
             .iter()
             .zip(&widths)
             .map(|(c, w)| Span::raw(fit(c.title, *w as usize))),
@@ -293,6 +357,9 @@ pub fn draw_table(
             let r = Row::new(
                 cells
                     .into_iter()
+                    .zip(&keep)
+                    .filter(|(_, k)| **k)
+                    .map(|(c, _)| c)
                     .zip(&widths)
                     .map(|((text, style), w)| Span::styled(fit(&text, *w as usize), style)),
             );

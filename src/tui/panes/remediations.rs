@@ -117,13 +117,16 @@ impl RemediationsPane {
         let wide = area.width >= 110;
         let qcols = vec![
             col("#", Constraint::Length(5)),
-            col("ACTION", Constraint::Fill(2)),
-            col("TARGET", Constraint::Fill(2)),
+            col("ACTION", Constraint::Fill(3)).min(20),
+            col("TARGET", Constraint::Fill(2)).min(12),
             col("ENV", Constraint::Length(4)),
             col("RISK", Constraint::Length(if wide { 8 } else { 4 })),
             col("APPR", Constraint::Length(5)),
-            col("WAIT", Constraint::Length(5)),
-            col("EXPIRES", Constraint::Length(if wide { 8 } else { 5 })),
+            col("WAIT", Constraint::Length(5)).drop(1),
+            col(
+                if wide { "EXPIRES" } else { "EXP" },
+                Constraint::Length(if wide { 8 } else { 5 }),
+            ),
         ];
         let in_queue = self.selected < rows.queue.len();
         if in_queue {
@@ -180,12 +183,13 @@ impl RemediationsPane {
         );
         let acols = vec![
             col("#", Constraint::Length(5)),
-            col("ACTION", Constraint::Fill(2)),
-            col("TARGET", Constraint::Fill(2)),
+            col("ACTION", Constraint::Fill(3)).min(18),
+            col("TARGET", Constraint::Fill(2)).min(12),
             col("ENV", Constraint::Length(4)),
-            col("STAGE", Constraint::Length(if wide { 17 } else { 11 })),
+            // The stage is what an operator scans for: whole, never cut.
+            col("STAGE", Constraint::Length(17)),
             col("RISK", Constraint::Length(if wide { 8 } else { 4 })),
-            col("AGE", Constraint::Length(5)),
+            col("AGE", Constraint::Length(5)).drop(1),
         ];
         if !in_queue {
             self.all_scroll.selected = self.selected - rows.queue.len();

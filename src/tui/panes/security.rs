@@ -520,7 +520,7 @@ impl SecurityPane {
                 let list = controls(state, &needle);
                 let columns: Vec<Column> = vec![
                     col("STATUS", Constraint::Length(7)),
-                    col("FRAMEWORK", Constraint::Length(if wide { 9 } else { 7 })),
+                    col("FRAMEWORK", Constraint::Length(9)),
                     col("CONTROL", Constraint::Length(if wide { 20 } else { 12 })),
                     col("SUBJECT", Constraint::Fill(1)),
                     col("EVIDENCE", Constraint::Fill(2)),
