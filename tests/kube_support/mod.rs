@@ -18,9 +18,12 @@
 #![allow(dead_code)]
 
 mod controllers;
+mod metrics;
 
 #[allow(unused_imports)]
 pub use controllers::{Crash, statefulset};
+#[allow(unused_imports)]
+pub use metrics::MetricsMode;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -254,6 +257,8 @@ struct Inner {
     /// Pods follow their controllers (see `controllers`), crash-looping when
     /// `crash_when` says so of their pod template.
     controllers: Option<controllers::Controllers>,
+    /// The resource metrics API (`metrics.k8s.io`, see [`metrics`]).
+    metrics: metrics::Metrics,
 }
 
 /// The running test double.
@@ -448,6 +453,30 @@ impl TestApiServer {
         });
     }
 
+    /// Serves `metrics.k8s.io` as `mode` says (served, not installed, down, forbidden).
+    pub fn set_metrics_mode(&self, mode: MetricsMode) {
+        self.inner.lock().unwrap().metrics.mode = mode;
+    }
+
+    /// Sets a pod's metrics: per container its name, CPU and memory quantities
+    /// as metrics-server writes them (`12345678n`, `131072Ki`).
+    pub fn set_pod_metrics(&self, ns: &str, name: &str, containers: &[(&str, &str, &str)]) {
+        self.inner
+            .lock()
+            .unwrap()
+            .metrics
+            .set_pod(ns, name, containers);
+    }
+
+    /// Sets a node's metrics (CPU and memory quantities).
+    pub fn set_node_metrics(&self, name: &str, cpu: &str, memory: &str) {
+        self.inner
+            .lock()
+            .unwrap()
+            .metrics
+            .set_node(name, cpu, memory);
+    }
+
     /// Requests served so far ("METHOD path?query").
     pub fn requests(&self) -> Vec<String> {
         self.inner.lock().unwrap().requests.clone()
@@ -576,12 +605,14 @@ fn reason_phrase(code: u16) -> &'static str {
     match code {
         200 => "OK",
         201 => "Created",
+        403 => "Forbidden",
         404 => "Not Found",
         409 => "Conflict",
         410 => "Gone",
         415 => "Unsupported Media Type",
         422 => "Unprocessable Entity",
         429 => "Too Many Requests",
+        503 => "Service Unavailable",
         _ => "Error",
     }
 }
@@ -681,7 +712,14 @@ fn handle(shared: &Shared, req: &Request) -> Reply {
                 &json!({"kind":"APIVersions","versions":["v1"],"serverAddressByClientCIDRs":[{"clientCIDR":"0.0.0.0/0","serverAddress":"127.0.0.1"}]}),
             );
         }
-        ("GET", "/apis") => return reply(200, &group_list()),
+        ("GET", "/apis") => {
+            let mut groups = group_list();
+            shared.inner.lock().unwrap().metrics.add_group(&mut groups);
+            return reply(200, &groups);
+        }
+        ("GET", p) if p.starts_with(metrics::PREFIX) => {
+            return shared.inner.lock().unwrap().metrics.handle(p, &req.query);
+        }
         ("GET", p) if is_group_version(p) => return resource_list(p),
         _ => {}
     }

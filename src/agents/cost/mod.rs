@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AgentContext;
 use crate::connectors::Scope;
-use crate::event::{EventKind, Resource, ResourceId};
+use crate::event::{EventKind, Resource, ResourceId, USAGE_UNKNOWN};
 use crate::state::State;
 use anomaly::Baseline;
 use billing::{BillingLine, BillingSource};
@@ -120,6 +120,8 @@ pub struct CostAgent {
     burn: BTreeMap<String, f64>,
     /// Services whose billed departure was already reported (service, day).
     billed_departures: BTreeSet<(String, NaiveDate)>,
+    /// At the last assessment: why each resource whose usage is unknown is.
+    unknown_usage: Vec<String>,
 }
 
 impl CostAgent {
@@ -159,7 +161,14 @@ impl CostAgent {
                 .map(|(t, b)| (t.clone(), b.burn_rate))
                 .collect(),
             billed_departures: BTreeSet::new(),
+            unknown_usage: Vec::new(),
         }
+    }
+
+    /// Why rightsizing is silent for some resources at the last assessment:
+    /// `usage unknown for N resource(s): <reason>` (the commonest reason first).
+    pub fn usage_status(&self) -> Option<String> {
+        crate::event::usage_unknown_summary(self.unknown_usage.iter().map(String::as_str))
     }
 
     /// Takes one sample of the fleet; returns events recorded.
@@ -317,6 +326,9 @@ impl CostAgent {
         costed: &fleet::FleetCost,
     ) -> Vec<EventKind> {
         let mut found: BTreeMap<ResourceId, Recommendation> = BTreeMap::new();
+        self.unknown_usage.clear();
+        // Workloads with a pod whose usage is unknown: nothing is said of them.
+        let mut unknown_owners: BTreeSet<ResourceId> = BTreeSet::new();
         // Resources with enough history to say whether a recommendation still
         // holds (after a restart the histories start empty again).
         let mut judged: BTreeSet<ResourceId> = BTreeSet::new();
@@ -330,12 +342,27 @@ impl CostAgent {
             .map(|n| ((context(n), n.name.clone()), n.id.to_string()))
             .collect();
         for r in resources {
-            let num = |k: &str| r.attributes.get(k).and_then(|v| v.parse::<f64>().ok());
+            let num = |k: &str| {
+                r.attributes
+                    .get(k)
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .filter(|v| v.is_finite() && *v >= 0.0)
+            };
+            // A connector that could not measure says why; no figure stands in for it.
+            if let Some(why) = r.attributes.get(USAGE_UNKNOWN).filter(|w| !w.is_empty()) {
+                self.unknown_usage.push(why.clone());
+                if r.kind == "pod" {
+                    unknown_owners.insert(fleet::owner_of(r));
+                }
+                continue;
+            }
             match r.kind.as_str() {
                 "ec2_instance" => {
-                    let (Some(cpu), Some(itype)) =
-                        (num("cpu_util_pct"), r.attributes.get("instance_type"))
-                    else {
+                    // The window's p95 when the connector read a window (CloudWatch), else the figure.
+                    let (Some(cpu), Some(itype)) = (
+                        num("cpu_util_p95_pct").or_else(|| num("cpu_util_pct")),
+                        r.attributes.get("instance_type"),
+                    ) else {
                         continue;
                     };
                     let entry = self
@@ -357,12 +384,15 @@ impl CostAgent {
                     }
                 }
                 "pod" => {
-                    let (Some(cpu), Some(node)) =
-                        (num("cpu_usage_millicores"), r.attributes.get("node"))
-                    else {
+                    // Both CPU and memory use must be known: a missing memory
+                    // figure is not a pod using none.
+                    let (Some(cpu), Some(mem), Some(node)) = (
+                        num("cpu_usage_millicores"),
+                        num("memory_need_mib").or_else(|| num("memory_usage_mib")),
+                        r.attributes.get("node"),
+                    ) else {
                         continue;
                     };
-                    let mem = num("memory_need_mib").unwrap_or(0.0);
                     let usage = self
                         .pod_usage
                         .entry(r.id.clone())
@@ -393,6 +423,9 @@ impl CostAgent {
             }
         }
         for (owner, pods) in pods_of {
+            if unknown_owners.contains(&owner) {
+                continue;
+            }
             if pods
                 .iter()
                 .all(|p| p.cpu_samples.len() >= rightsizing::MIN_SAMPLES)

@@ -10,6 +10,7 @@
 
 pub(crate) mod client;
 mod cloudtrail;
+mod cloudwatch;
 mod config;
 pub mod cost;
 mod ec2;
@@ -35,11 +36,11 @@ pub use cost::{BillingLine, CostExplorer};
 
 use super::{ConnectorError, InfraConnector, Listing, Result, Scope, TimeWindow};
 use crate::clock::SharedClock;
-use crate::event::StringMap;
 use crate::event::{
     Action, ActionOutcome, ConnectorId, ConnectorState, Environment, Health, HealthStatus,
     InfraEvent, Provider, Resource, ResourceId, Snapshot,
 };
+use crate::event::{StringMap, USAGE_UNKNOWN};
 use client::{AwsFailure, CredentialCheck, FailureKind};
 use ids::{IdPrefix, Target};
 
@@ -168,6 +169,8 @@ pub struct AwsConnector {
     ec2: aws_sdk_ec2::Client,
     ecs: Option<aws_sdk_ecs::Client>,
     cloudtrail: Option<aws_sdk_cloudtrail::Client>,
+    cloudwatch: Option<aws_sdk_cloudwatch::Client>,
+    cpu_window: cloudwatch::Window,
     wait: Wait,
     interval: Duration,
     clock: SharedClock,
@@ -198,6 +201,13 @@ impl AwsConnector {
             cloudtrail: config
                 .cloudtrail
                 .then(|| aws_sdk_cloudtrail::Client::new(sdk)),
+            cloudwatch: config
+                .cloudwatch
+                .then(|| aws_sdk_cloudwatch::Client::new(sdk)),
+            cpu_window: cloudwatch::Window {
+                secs: config.cpu_window_secs,
+                period_secs: config.cpu_period_secs,
+            },
             wait: Wait {
                 interval: Duration::from_millis(config.action_poll_interval_ms),
                 timeout: Duration::from_secs(config.action_timeout_secs),
@@ -223,9 +233,10 @@ impl AwsConnector {
         *s = (state, message);
     }
 
-    /// One full listing: every instance, then every service.
+    /// One full listing: every instance (with its CPU), then every service.
     async fn fetch(&self) -> std::result::Result<Vec<Resource>, AwsFailure> {
         let mut resources = ec2::list(&self.ec2, &self.ctx).await?;
+        self.add_cpu(&mut resources).await;
         if let Some(ecs) = &self.ecs {
             match ecs::list(ecs, &self.ctx).await {
                 Ok(services) => resources.extend(services),
@@ -237,6 +248,36 @@ impl AwsConnector {
             }
         }
         Ok(resources)
+    }
+
+    /// Adds each running instance's CPU over the window from CloudWatch, or
+    /// why it is unknown. A CloudWatch failure never fails the listing.
+    async fn add_cpu(&self, resources: &mut [Resource]) {
+        let Some(cw) = &self.cloudwatch else {
+            return;
+        };
+        let running: Vec<(usize, String)> = resources
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                r.kind == ec2::KIND
+                    && r.attributes.get("state").map(String::as_str) == Some("running")
+            })
+            .filter_map(|(i, r)| match self.ctx.prefix.parse(&r.id) {
+                Ok(Target::Instance(id)) => Some((i, id)),
+                _ => None,
+            })
+            .collect();
+        if running.is_empty() {
+            return;
+        }
+        let ids: Vec<String> = running.iter().map(|(_, id)| id.clone()).collect();
+        let usage = cloudwatch::cpu(cw, &ids, self.cpu_window, self.clock.now()).await;
+        for (i, id) in running {
+            if let Some(u) = usage.get(&id) {
+                u.publish(&mut resources[i].attributes);
+            }
+        }
     }
 
     /// Records status-check transitions of instances (the history `events` reports).
@@ -340,6 +381,20 @@ impl AwsConnector {
     }
 }
 
+/// `; CPU usage unknown for N instance(s): why` when any instance's is, else nothing.
+fn usage_note(resources: &[Resource]) -> String {
+    let mut unknown = resources
+        .iter()
+        .filter_map(|r| r.attributes.get(USAGE_UNKNOWN));
+    match unknown.next() {
+        Some(why) => format!(
+            "; CPU usage unknown for {} instance(s): {why}",
+            1 + unknown.count()
+        ),
+        None => String::new(),
+    }
+}
+
 /// What a snapshot's `data` holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -379,7 +434,11 @@ impl InfraConnector for AwsConnector {
                 self.note_checks(&mut state.checks, &resources, now);
                 self.set_status(
                     ConnectorState::Ok,
-                    format!("answering; polled every {}s", self.interval.as_secs()),
+                    format!(
+                        "answering; polled every {}s{}",
+                        self.interval.as_secs(),
+                        usage_note(&resources)
+                    ),
                 );
                 if !scope.kinds.is_empty() {
                     resources.retain(|r| scope.kinds.contains(&r.kind));

@@ -24,6 +24,18 @@ pub struct CostPane {
     spend: Option<(u64, [Spend; 3])>,
     /// A proposal the last key asked for.
     pending: Option<Command>,
+    /// Why usage is unknown for some resources, rebuilt when resources change.
+    usage_unknown: Option<(u64, Option<String>)>,
+}
+
+/// Why usage is unknown for some resources (rightsizing is silent for them).
+fn usage_unknown_note(state: &crate::state::State) -> Option<String> {
+    crate::event::usage_unknown_summary(state.fleet.resources.values().filter_map(|v| {
+        v.resource
+            .attributes
+            .get(crate::event::USAGE_UNKNOWN)
+            .map(String::as_str)
+    }))
 }
 
 /// Spend per group key, largest first.
@@ -248,6 +260,25 @@ impl Pane for CostPane {
             },
         );
 
+        if self
+            .usage_unknown
+            .as_ref()
+            .is_none_or(|(g, _)| *g != ctx.gens.resources)
+        {
+            self.usage_unknown = Some((ctx.gens.resources, usage_unknown_note(state)));
+        }
+        let recs = match self.usage_unknown.as_ref().and_then(|(_, n)| n.as_deref()) {
+            Some(note) if recs.height > 3 => {
+                let [table, line] =
+                    Layout::vertical([Constraint::Fill(1), Constraint::Length(1)]).areas(recs);
+                f.render_widget(
+                    Paragraph::new(Line::styled(fit(note, line.width as usize), t.warn)),
+                    line,
+                );
+                table
+            }
+            _ => recs,
+        };
         let recs_list = recommendations(cost);
         draw_table(
             f,
