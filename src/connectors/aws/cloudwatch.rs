@@ -17,12 +17,12 @@ use super::client::{AwsFailure, FailureKind};
 use crate::event::{StringMap, USAGE_UNKNOWN};
 
 /// The most queries one `GetMetricData` call takes.
-pub(super) const MAX_QUERIES: usize = 500;
+const MAX_QUERIES: usize = 500;
 
 /// Attribute keys the usage is published under.
-pub(super) const CPU_MEAN: &str = "cpu_util_pct";
-pub(super) const CPU_P95: &str = "cpu_util_p95_pct";
-pub(super) const CPU_DATAPOINTS: &str = "cpu_util_datapoints";
+const CPU_MEAN: &str = "cpu_util_pct";
+const CPU_P95: &str = "cpu_util_p95_pct";
+const CPU_DATAPOINTS: &str = "cpu_util_datapoints";
 
 /// How far back, and in which steps, CPU is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,19 +63,67 @@ impl CpuUsage {
     }
 }
 
-/// CPU of each instance in `instances` (EC2 ids) over the window ending `now`.
-/// Every instance asked for is in the answer, known or not.
-pub(super) async fn cpu(
+/// Reads CPU for a connector, remembering the answers for the current
+/// period: CloudWatch's figures only change when a period closes, and every
+/// metric requested is billed, so a listing every few seconds asks again
+/// only for instances it has not asked about in this period.
+pub(super) struct CpuReader {
+    client: Client,
+    window: Window,
+    /// The period end the answers are for, and the answers.
+    cache: tokio::sync::Mutex<(i64, HashMap<String, CpuUsage>)>,
+}
+
+impl CpuReader {
+    pub fn new(client: Client, window: Window) -> Self {
+        Self {
+            client,
+            window,
+            cache: tokio::sync::Mutex::new((i64::MIN, HashMap::new())),
+        }
+    }
+
+    /// CPU of each instance in `instances` (EC2 ids) over the window ending
+    /// at the last period boundary before `now`. Every instance asked for is
+    /// in the answer, known or not.
+    pub async fn read(
+        &self,
+        instances: &[String],
+        now: DateTime<Utc>,
+    ) -> HashMap<String, CpuUsage> {
+        let period = i64::from(self.window.period_secs.max(60));
+        // Periods aligned to their own length, as CloudWatch stores them.
+        let end = now.timestamp().div_euclid(period) * period;
+        let mut cache = self.cache.lock().await;
+        if cache.0 != end {
+            *cache = (end, HashMap::new());
+        }
+        let missing: Vec<String> = instances
+            .iter()
+            .filter(|i| !cache.1.contains_key(*i))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            let start = end - (self.window.secs as i64).max(period);
+            let fresh = cpu(&self.client, &missing, self.window, start, end).await;
+            cache.1.extend(fresh);
+        }
+        instances
+            .iter()
+            .filter_map(|i| Some((i.clone(), cache.1.get(i)?.clone())))
+            .collect()
+    }
+}
+
+/// CPU of each instance over `start..end` (epoch seconds, period-aligned).
+async fn cpu(
     client: &Client,
     instances: &[String],
     window: Window,
-    now: DateTime<Utc>,
+    start: i64,
+    end: i64,
 ) -> HashMap<String, CpuUsage> {
     let mut out = HashMap::new();
-    let period = i64::from(window.period_secs.max(60));
-    // Periods aligned to their own length, as CloudWatch stores them.
-    let end = now.timestamp().div_euclid(period) * period;
-    let start = end - (window.secs as i64).max(period);
     for batch in instances.chunks(MAX_QUERIES) {
         match batch_values(client, batch, window.period_secs, start, end).await {
             Ok(mut values) => {

@@ -40,7 +40,7 @@ use crate::event::{
     Action, ActionOutcome, ConnectorId, ConnectorState, Environment, Health, HealthStatus,
     InfraEvent, Provider, Resource, ResourceId, Snapshot,
 };
-use crate::event::{StringMap, USAGE_UNKNOWN};
+use crate::event::StringMap;
 use client::{AwsFailure, CredentialCheck, FailureKind};
 use ids::{IdPrefix, Target};
 
@@ -169,8 +169,7 @@ pub struct AwsConnector {
     ec2: aws_sdk_ec2::Client,
     ecs: Option<aws_sdk_ecs::Client>,
     cloudtrail: Option<aws_sdk_cloudtrail::Client>,
-    cloudwatch: Option<aws_sdk_cloudwatch::Client>,
-    cpu_window: cloudwatch::Window,
+    cpu: Option<cloudwatch::CpuReader>,
     wait: Wait,
     interval: Duration,
     clock: SharedClock,
@@ -201,13 +200,15 @@ impl AwsConnector {
             cloudtrail: config
                 .cloudtrail
                 .then(|| aws_sdk_cloudtrail::Client::new(sdk)),
-            cloudwatch: config
-                .cloudwatch
-                .then(|| aws_sdk_cloudwatch::Client::new(sdk)),
-            cpu_window: cloudwatch::Window {
-                secs: config.cpu_window_secs,
-                period_secs: config.cpu_period_secs,
-            },
+            cpu: config.cloudwatch.then(|| {
+                cloudwatch::CpuReader::new(
+                    aws_sdk_cloudwatch::Client::new(sdk),
+                    cloudwatch::Window {
+                        secs: config.cpu_window_secs,
+                        period_secs: config.cpu_period_secs,
+                    },
+                )
+            }),
             wait: Wait {
                 interval: Duration::from_millis(config.action_poll_interval_ms),
                 timeout: Duration::from_secs(config.action_timeout_secs),
@@ -253,7 +254,7 @@ impl AwsConnector {
     /// Adds each running instance's CPU over the window from CloudWatch, or
     /// why it is unknown. A CloudWatch failure never fails the listing.
     async fn add_cpu(&self, resources: &mut [Resource]) {
-        let Some(cw) = &self.cloudwatch else {
+        let Some(reader) = &self.cpu else {
             return;
         };
         let running: Vec<(usize, String)> = resources
@@ -272,7 +273,7 @@ impl AwsConnector {
             return;
         }
         let ids: Vec<String> = running.iter().map(|(_, id)| id.clone()).collect();
-        let usage = cloudwatch::cpu(cw, &ids, self.cpu_window, self.clock.now()).await;
+        let usage = reader.read(&ids, self.clock.now()).await;
         for (i, id) in running {
             if let Some(u) = usage.get(&id) {
                 u.publish(&mut resources[i].attributes);
@@ -381,20 +382,6 @@ impl AwsConnector {
     }
 }
 
-/// `; CPU usage unknown for N instance(s): why` when any instance's is, else nothing.
-fn usage_note(resources: &[Resource]) -> String {
-    let mut unknown = resources
-        .iter()
-        .filter_map(|r| r.attributes.get(USAGE_UNKNOWN));
-    match unknown.next() {
-        Some(why) => format!(
-            "; CPU usage unknown for {} instance(s): {why}",
-            1 + unknown.count()
-        ),
-        None => String::new(),
-    }
-}
-
 /// What a snapshot's `data` holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -434,11 +421,7 @@ impl InfraConnector for AwsConnector {
                 self.note_checks(&mut state.checks, &resources, now);
                 self.set_status(
                     ConnectorState::Ok,
-                    format!(
-                        "answering; polled every {}s{}",
-                        self.interval.as_secs(),
-                        usage_note(&resources)
-                    ),
+                    format!("answering; polled every {}s", self.interval.as_secs()),
                 );
                 if !scope.kinds.is_empty() {
                     resources.retain(|r| scope.kinds.contains(&r.kind));
