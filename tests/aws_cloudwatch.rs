@@ -167,12 +167,13 @@ async fn more_than_one_call_of_queries_is_batched_and_mapped_back() {
 }
 
 /// moto behind a double that refuses every CloudWatch call as AWS does
-/// without `cloudwatch:GetMetricData` (EC2 passes through).
+/// without `cloudwatch:GetMetricData` (its signing name is `monitoring`; EC2
+/// passes through).
 fn cloudwatch_denied(moto_port: u16) -> (Responder, Arc<AtomicUsize>) {
     let asked = Arc::new(AtomicUsize::new(0));
     let counter = asked.clone();
     let double = Responder::start(move |_, head, body| {
-        if head.contains("/cloudwatch/aws4_request") {
+        if head.contains("/monitoring/aws4_request") {
             counter.fetch_add(1, Ordering::SeqCst);
             let xml = "<ErrorResponse xmlns=\"http://monitoring.amazonaws.com/doc/2010-08-01/\"><Error><Type>Sender</Type>\
                 <Code>AccessDenied</Code><Message>User: arn:aws:iam::123456789012:user/ops is not authorized to perform: \
