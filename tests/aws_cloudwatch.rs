@@ -29,7 +29,12 @@ use runtime_support::{Driven, shipped_policy, start_time};
 const REGION: &str = "us-east-1";
 
 /// Launches `count` running instances of `itype` named `name`; returns their ids.
-async fn launch(sdk: &aws_config::SdkConfig, name: &str, itype: InstanceType, count: i32) -> Vec<String> {
+async fn launch(
+    sdk: &aws_config::SdkConfig,
+    name: &str,
+    itype: InstanceType,
+    count: i32,
+) -> Vec<String> {
     let ec2 = aws_sdk_ec2::Client::new(sdk);
     let out = ec2
         .run_instances()
@@ -66,7 +71,12 @@ async fn put_cpu(sdk: &aws_config::SdkConfig, instance: &str, points: &[(DateTim
             .map(|(at, v)| {
                 MetricDatum::builder()
                     .metric_name("CPUUtilization")
-                    .dimensions(Dimension::builder().name("InstanceId").value(instance).build())
+                    .dimensions(
+                        Dimension::builder()
+                            .name("InstanceId")
+                            .value(instance)
+                            .build(),
+                    )
                     .timestamp(SmithyTime::from_secs(at.timestamp()))
                     .value(*v)
                     .unit(StandardUnit::Percent)
@@ -107,11 +117,20 @@ fn clock_at_ten() -> Arc<ManualClock> {
 async fn cpu_mean_and_p95_come_from_cloudwatch_and_no_datapoints_is_unknown() {
     let moto = Moto::start();
     let sdk = sdk(&moto.url(), REGION).await;
-    let busy = launch(&sdk, "etl-prod-0", InstanceType::M58xlarge, 1).await.remove(0);
-    let quiet = launch(&sdk, "new-prod-0", InstanceType::M5Large, 1).await.remove(0);
+    let busy = launch(&sdk, "etl-prod-0", InstanceType::M58xlarge, 1)
+        .await
+        .remove(0);
+    let quiet = launch(&sdk, "new-prod-0", InstanceType::M5Large, 1)
+        .await
+        .remove(0);
     let clock = clock_at_ten();
     let now = clock.now();
-    let mut points = hour_before(now, &[4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 18.0, 20.0, 22.0, 24.0, 40.0]);
+    let mut points = hour_before(
+        now,
+        &[
+            4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 18.0, 20.0, 22.0, 24.0, 40.0,
+        ],
+    );
     // A second reading in the first period: CloudWatch averages it in (4 and 8 → 6).
     points.push((points[0].0 + chrono::Duration::seconds(60), 8.0));
     // Outside the window: it does not count.
@@ -128,7 +147,11 @@ async fn cpu_mean_and_p95_come_from_cloudwatch_and_no_datapoints_is_unknown() {
     assert!(!b.attributes.contains_key(USAGE_UNKNOWN));
 
     let q = instance(&fleet, &quiet);
-    assert!(!q.attributes.contains_key("cpu_util_pct"), "{:?}", q.attributes);
+    assert!(
+        !q.attributes.contains_key("cpu_util_pct"),
+        "{:?}",
+        q.attributes
+    );
     assert_eq!(
         q.attributes[USAGE_UNKNOWN],
         "usage unknown: no CloudWatch CPUUtilization datapoints in the last 60 min \
@@ -157,8 +180,14 @@ async fn more_than_one_call_of_queries_is_batched_and_mapped_back() {
     .await;
     let fleet = conn.list_resources(&Default::default()).await.unwrap();
     assert_eq!(instance(&fleet, &ids[0]).attributes["cpu_util_pct"], "20.0");
-    assert_eq!(instance(&fleet, &ids[500]).attributes["cpu_util_pct"], "60.0");
-    assert_eq!(instance(&fleet, &ids[500]).attributes["cpu_util_p95_pct"], "70.0");
+    assert_eq!(
+        instance(&fleet, &ids[500]).attributes["cpu_util_pct"],
+        "60.0"
+    );
+    assert_eq!(
+        instance(&fleet, &ids[500]).attributes["cpu_util_p95_pct"],
+        "70.0"
+    );
     let unknown = fleet
         .iter()
         .filter(|r| r.attributes.contains_key(USAGE_UNKNOWN))
@@ -191,7 +220,9 @@ fn cloudwatch_denied(moto_port: u16) -> (Responder, Arc<AtomicUsize>) {
 async fn access_denied_leaves_usage_unknown_and_names_the_permission() {
     let moto = Moto::start();
     let sdk = sdk(&moto.url(), REGION).await;
-    let id = launch(&sdk, "etl-prod-0", InstanceType::M58xlarge, 1).await.remove(0);
+    let id = launch(&sdk, "etl-prod-0", InstanceType::M58xlarge, 1)
+        .await
+        .remove(0);
     let clock = clock_at_ten();
     put_cpu(&sdk, &id, &hour_before(clock.now(), &[10.0, 10.0, 10.0])).await;
     let (double, asked) = cloudwatch_denied(moto.port);
@@ -206,7 +237,11 @@ async fn access_denied_leaves_usage_unknown_and_names_the_permission() {
     // The fleet is still listed: a CloudWatch refusal fails only the usage.
     let fleet = conn.list_resources(&Default::default()).await.unwrap();
     let r = instance(&fleet, &id);
-    assert!(!r.attributes.contains_key("cpu_util_pct"), "{:?}", r.attributes);
+    assert!(
+        !r.attributes.contains_key("cpu_util_pct"),
+        "{:?}",
+        r.attributes
+    );
     let why = &r.attributes[USAGE_UNKNOWN];
     assert!(why.contains("CloudWatch refused GetMetricData"), "{why}");
     assert!(why.contains("AccessDenied"), "{why}");
@@ -246,12 +281,18 @@ async fn runtime_on(endpoint: &str) -> Driven {
 async fn the_cost_agent_rightsizes_an_instance_from_cloudwatch_cpu() {
     let moto = Moto::start();
     let sdk = sdk(&moto.url(), REGION).await;
-    let id = launch(&sdk, "etl-prod-0", InstanceType::M58xlarge, 1).await.remove(0);
-    let values = [8.0, 10.0, 9.0, 10.0, 7.0, 6.0, 8.0, 9.0, 10.0, 5.0, 6.0, 8.0];
+    let id = launch(&sdk, "etl-prod-0", InstanceType::M58xlarge, 1)
+        .await
+        .remove(0);
+    let values = [
+        8.0, 10.0, 9.0, 10.0, 7.0, 6.0, 8.0, 9.0, 10.0, 5.0, 6.0, 8.0,
+    ];
     put_cpu(&sdk, &id, &hour_before(start_time(), &values)).await;
     let h = runtime_on(&moto.url()).await;
     let state = h
-        .until("a recommendation", |s: &State| !s.cost.recommendations.is_empty())
+        .until("a recommendation", |s: &State| {
+            !s.cost.recommendations.is_empty()
+        })
         .await;
     let rec = state.cost.recommendations.values().next().unwrap();
     // p95 10% of 32 vCPU = 3.2 vCPU; at 60% that needs 6 → m5.2xlarge (8 vCPU).
@@ -261,16 +302,28 @@ async fn the_cost_agent_rightsizes_an_instance_from_cloudwatch_cpu() {
     assert_eq!(action.name, "resize_instance");
     assert_eq!(action.params["instance_type"], "m5.2xlarge");
     assert_eq!(rec.monthly_savings_cents, 84_096);
-    assert!(rec.title.contains("p95 CPU 10% of 32 vCPU"), "{}", rec.title);
+    assert!(
+        rec.title.contains("p95 CPU 10% of 32 vCPU"),
+        "{}",
+        rec.title
+    );
     // The instance is priced from its availability zone: it has a cost sample.
-    assert!(state.cost.resources.keys().any(|r| r.as_str().ends_with(&id)));
+    assert!(
+        state
+            .cost
+            .resources
+            .keys()
+            .any(|r| r.as_str().ends_with(&id))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_cloudwatch_permission_nothing_is_recommended_and_the_agent_says_why() {
     let moto = Moto::start();
     let sdk = sdk(&moto.url(), REGION).await;
-    let id = launch(&sdk, "etl-prod-0", InstanceType::M58xlarge, 1).await.remove(0);
+    let id = launch(&sdk, "etl-prod-0", InstanceType::M58xlarge, 1)
+        .await
+        .remove(0);
     // Idle CPU that would be a recommendation if it could be read.
     put_cpu(&sdk, &id, &hour_before(start_time(), &[1.0; 12])).await;
     let (double, _) = cloudwatch_denied(moto.port);
@@ -288,12 +341,20 @@ async fn without_cloudwatch_permission_nothing_is_recommended_and_the_agent_says
         "{status}"
     );
     let until = h.clock.now() + chrono::Duration::seconds(60);
-    let state = h.until("a minute of samples", |_| h.clock.now() >= until).await;
+    let state = h
+        .until("a minute of samples", |_| h.clock.now() >= until)
+        .await;
     assert!(
         state.cost.recommendations.is_empty(),
         "{:?}",
         state.cost.recommendations
     );
     // Still costed: the price does not depend on usage.
-    assert!(state.cost.resources.keys().any(|r| r.as_str().ends_with(&id)));
+    assert!(
+        state
+            .cost
+            .resources
+            .keys()
+            .any(|r| r.as_str().ends_with(&id))
+    );
 }

@@ -105,11 +105,18 @@ async fn kubectl_top_reads_the_doubles_metrics_api() {
     let (ok, out) = kubectl(&kc, &["top", "node"]).await;
     assert!(ok, "{out}");
     // 1.23456789 cores of 3.92 allocatable (31%); 4 GiB of 15617 MiB (26%).
-    assert_eq!(row(&out, "node-a")[1..], ["1235m", "31%", "4096Mi", "26%"], "{out}");
+    assert_eq!(
+        row(&out, "node-a")[1..],
+        ["1235m", "31%", "4096Mi", "26%"],
+        "{out}"
+    );
 
     let (ok, out) = kubectl(&kc, &["get", "--raw", "/apis/metrics.k8s.io/v1beta1"]).await;
     assert!(ok, "{out}");
-    assert!(out.contains("PodMetrics") && out.contains("NodeMetrics"), "{out}");
+    assert!(
+        out.contains("PodMetrics") && out.contains("NodeMetrics"),
+        "{out}"
+    );
 
     // Without metrics-server kubectl says so, as it does against a real cluster.
     server.set_metrics_mode(MetricsMode::NotServed);
@@ -320,8 +327,14 @@ async fn unknown_usage_gives_no_recommendation_and_the_agent_says_why() {
     );
     // Several more samples: still nothing recommended from unknown usage.
     let later = h.clock.now() + chrono::Duration::seconds(60);
-    let state = h.until("a minute of samples", |_| h.clock.now() >= later).await;
-    assert!(state.cost.recommendations.is_empty(), "{:?}", state.cost.recommendations);
+    let state = h
+        .until("a minute of samples", |_| h.clock.now() >= later)
+        .await;
+    assert!(
+        state.cost.recommendations.is_empty(),
+        "{:?}",
+        state.cost.recommendations
+    );
     // The fleet in the log carries the reason the Cost pane shows.
     let reasons: Vec<&String> = state
         .fleet

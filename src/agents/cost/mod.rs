@@ -517,7 +517,7 @@ fn estimated_month(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{ConnectorId, Environment, Health, Provider};
+    use crate::event::{Action, ConnectorId, Environment, Health, Provider};
 
     fn instance(itype: &str, cpu: &str) -> Resource {
         Resource {
@@ -629,6 +629,136 @@ mod tests {
             })
             .collect();
         assert_eq!(withdrawn.len(), 1);
+    }
+
+    fn recommendations(events: &[EventKind]) -> Vec<(String, Option<Action>)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                EventKind::CostRecommendation { title, action, .. } => {
+                    Some((title.clone(), action.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn unknown_usage_is_never_a_recommendation_and_the_status_says_why() {
+        let mut agent = CostAgent::new(&State::new(), CostSettings::default());
+        let mut unknown = instance("m5.8xlarge", "3");
+        unknown.attributes.remove("cpu_util_pct");
+        unknown.attributes.insert(
+            USAGE_UNKNOWN.into(),
+            "usage unknown: CloudWatch refused GetMetricData (AccessDenied)".into(),
+        );
+        let mut out = Vec::new();
+        for _ in 0..5 {
+            out.extend(agent.assess(std::slice::from_ref(&unknown), None, today()));
+        }
+        assert!(recommendations(&out).is_empty(), "{out:?}");
+        // Still priced: cost does not depend on usage.
+        assert_eq!(kinds(&out, "cost_sample"), 1);
+        assert_eq!(
+            agent.usage_status().as_deref(),
+            Some(
+                "usage unknown for 1 resource(s): CloudWatch refused GetMetricData (AccessDenied)"
+            )
+        );
+        // Known again: three samples give a recommendation and the status clears.
+        let mut out = Vec::new();
+        for _ in 0..3 {
+            out.extend(agent.assess(&[instance("m5.8xlarge", "3")], None, today()));
+        }
+        assert_eq!(recommendations(&out).len(), 1);
+        assert_eq!(agent.usage_status(), None);
+        // Unknown again: the recommendation made from known usage is neither
+        // remade nor withdrawn on the strength of a missing figure.
+        let out = agent.assess(std::slice::from_ref(&unknown), None, today());
+        assert!(recommendations(&out).is_empty(), "{out:?}");
+    }
+
+    fn kube(id: &str, kind: &str, attrs: &[(&str, &str)]) -> Resource {
+        let mut r = instance("m5.xlarge", "0");
+        r.id = ResourceId::new(id);
+        r.name = id.rsplit('/').next().unwrap().to_string();
+        r.kind = kind.into();
+        r.provider = Provider::Kubernetes;
+        r.attributes = attrs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        r
+    }
+
+    /// A priced node, its deployment and two pods requesting 2 CPUs and 4 GiB
+    /// each; `usage` gives each pod's (cpu, memory) use, `None` for unknown.
+    fn cluster(usage: [Option<(&str, Option<&str>)>; 2]) -> Vec<Resource> {
+        let mut fleet = vec![
+            kube(
+                "node/a",
+                "node",
+                &[
+                    ("context", "c"),
+                    ("instance_type", "m5.xlarge"),
+                    ("region", "us-east-1"),
+                    ("cpu_capacity_millicores", "4000"),
+                    ("memory_capacity_mib", "16384"),
+                ],
+            ),
+            kube("dep/web", "deployment", &[("context", "c")]),
+        ];
+        for (i, u) in usage.iter().enumerate() {
+            let mut attrs = vec![
+                ("context", "c"),
+                ("node", "a"),
+                ("owner", "dep/web"),
+                ("cpu_request_millicores", "2000"),
+                ("memory_request_mib", "4096"),
+            ];
+            match u {
+                Some((cpu, mem)) => {
+                    attrs.push(("cpu_usage_millicores", cpu));
+                    if let Some(mem) = mem {
+                        attrs.push(("memory_usage_mib", mem));
+                    }
+                }
+                None => attrs.push((
+                    USAGE_UNKNOWN,
+                    "usage unknown: metrics.k8s.io not served (404)",
+                )),
+            }
+            fleet.push(kube(&format!("pod/web-{i}"), "pod", &attrs));
+        }
+        fleet
+    }
+
+    fn workload_recommendations(fleet: &[Resource]) -> Vec<(String, Option<Action>)> {
+        let mut agent = CostAgent::new(&State::new(), CostSettings::default());
+        let mut out = Vec::new();
+        for _ in 0..4 {
+            out.extend(agent.assess(fleet, None, today()));
+        }
+        recommendations(&out)
+    }
+
+    #[test]
+    fn a_workload_is_rightsized_only_when_every_pod_reports_cpu_and_memory() {
+        let known = workload_recommendations(&cluster([
+            Some(("180", Some("256"))),
+            Some(("210", Some("256"))),
+        ]));
+        assert_eq!(known.len(), 1, "{known:?}");
+        let action = known[0].1.as_ref().unwrap();
+        assert_eq!(action.params["cpu_request_millicores"], "210");
+        assert_eq!(action.params["memory_request_mib"], "320");
+        // One pod's usage unknown: nothing is said of the workload.
+        let one_unknown = workload_recommendations(&cluster([Some(("180", Some("256"))), None]));
+        assert!(one_unknown.is_empty(), "{one_unknown:?}");
+        // CPU known but no memory figure: not a pod using no memory.
+        let no_memory =
+            workload_recommendations(&cluster([Some(("180", None)), Some(("210", None))]));
+        assert!(no_memory.is_empty(), "{no_memory:?}");
     }
 
     #[test]

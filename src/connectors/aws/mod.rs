@@ -36,11 +36,11 @@ pub use cost::{BillingLine, CostExplorer};
 
 use super::{ConnectorError, InfraConnector, Listing, Result, Scope, TimeWindow};
 use crate::clock::SharedClock;
+use crate::event::StringMap;
 use crate::event::{
     Action, ActionOutcome, ConnectorId, ConnectorState, Environment, Health, HealthStatus,
     InfraEvent, Provider, Resource, ResourceId, Snapshot,
 };
-use crate::event::StringMap;
 use client::{AwsFailure, CredentialCheck, FailureKind};
 use ids::{IdPrefix, Target};
 
