@@ -109,6 +109,18 @@ fn instance<'a>(fleet: &'a [Resource], id: &str) -> &'a Resource {
         .unwrap_or_else(|| panic!("no instance {id}"))
 }
 
+/// A connector on `endpoint` without ECS (moto's ECS is not what these tests are about).
+async fn ec2_only(
+    endpoint: &str,
+    clock: &Arc<ManualClock>,
+) -> Arc<shieldops::connectors::aws::AwsConnector> {
+    let settings = AwsConfig {
+        ecs: false,
+        ..config(endpoint, REGION)
+    };
+    connector(&settings, clock.clone() as SharedClock).await
+}
+
 fn clock_at_ten() -> Arc<ManualClock> {
     aws_support::manual_clock()
 }
@@ -170,14 +182,7 @@ async fn more_than_one_call_of_queries_is_batched_and_mapped_back() {
     let now = clock.now();
     put_cpu(&sdk, &ids[0], &hour_before(now, &[10.0, 20.0, 30.0])).await;
     put_cpu(&sdk, &ids[500], &hour_before(now, &[50.0, 70.0])).await;
-    let conn = connector(
-        &AwsConfig {
-            ecs: false,
-            ..config(&moto.url(), REGION)
-        },
-        clock.clone() as SharedClock,
-    )
-    .await;
+    let conn = ec2_only(&moto.url(), &clock).await;
     let fleet = conn.list_resources(&Default::default()).await.unwrap();
     assert_eq!(instance(&fleet, &ids[0]).attributes["cpu_util_pct"], "20.0");
     assert_eq!(
@@ -226,14 +231,7 @@ async fn access_denied_leaves_usage_unknown_and_names_the_permission() {
     let clock = clock_at_ten();
     put_cpu(&sdk, &id, &hour_before(clock.now(), &[10.0, 10.0, 10.0])).await;
     let (double, asked) = cloudwatch_denied(moto.port);
-    let conn = connector(
-        &AwsConfig {
-            ecs: false,
-            ..config(&double.url(), REGION)
-        },
-        clock.clone() as SharedClock,
-    )
-    .await;
+    let conn = ec2_only(&double.url(), &clock).await;
     // The fleet is still listed: a CloudWatch refusal fails only the usage.
     let fleet = conn.list_resources(&Default::default()).await.unwrap();
     let r = instance(&fleet, &id);
@@ -340,10 +338,7 @@ async fn without_cloudwatch_permission_nothing_is_recommended_and_the_agent_says
         status.contains("usage unknown for 1 resource(s): CloudWatch refused GetMetricData"),
         "{status}"
     );
-    let until = h.clock.now() + chrono::Duration::seconds(60);
-    let state = h
-        .until("a minute of samples", |_| h.clock.now() >= until)
-        .await;
+    let state = h.run_for(60).await;
     assert!(
         state.cost.recommendations.is_empty(),
         "{:?}",

@@ -6,16 +6,15 @@
 //! the real runtime rightsizes a workload from the fetched numbers — and
 //! recommends nothing, saying why, when usage is unknown.
 
-mod aws_support;
 mod kube_support;
 mod runtime_support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube_support::{MetricsMode, TestApiServer, deployment, pod};
+use kube_support::{MetricsMode, TestApiServer, deployment, kubectl, pod};
 use serde_json::{Value, json};
-use shieldops::clock::{Clock, ManualClock};
+use shieldops::clock::ManualClock;
 use shieldops::connectors::kubernetes::KubeConnector;
 use shieldops::connectors::{InfraConnector, Registry};
 use shieldops::event::{Resource, USAGE_UNKNOWN};
@@ -63,23 +62,6 @@ async fn cluster() -> (TestApiServer, Vec<String>) {
     server.set_pod_metrics("shop", &pods[1], &[("app", "210m", "256Mi")]);
     server.set_node_metrics("node-a", "1234567890n", "4Gi");
     (server, pods)
-}
-
-async fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> (bool, String) {
-    let out = tokio::process::Command::new(aws_support::find_tool("kubectl"))
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .arg("--request-timeout=20s")
-        .args(args)
-        .output()
-        .await
-        .expect("kubectl runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 /// The row of `kubectl top` output whose first column is `name`, split.
@@ -326,10 +308,7 @@ async fn unknown_usage_gives_no_recommendation_and_the_agent_says_why() {
         "{status}"
     );
     // Several more samples: still nothing recommended from unknown usage.
-    let later = h.clock.now() + chrono::Duration::seconds(60);
-    let state = h
-        .until("a minute of samples", |_| h.clock.now() >= later)
-        .await;
+    let state = h.run_for(60).await;
     assert!(
         state.cost.recommendations.is_empty(),
         "{:?}",

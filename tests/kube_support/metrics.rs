@@ -33,12 +33,15 @@ pub enum MetricsMode {
     Forbidden,
 }
 
+/// A container's name, CPU and memory quantities.
+type Container = (String, String, String);
+
 /// Stored samples.
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub mode: MetricsMode,
-    /// (namespace, name) → containers (name, cpu, memory).
-    pods: BTreeMap<(String, String), Vec<(String, String, String)>>,
+    /// (namespace, name) → containers.
+    pods: BTreeMap<(String, String), Vec<Container>>,
     /// name → (cpu, memory).
     nodes: BTreeMap<String, (String, String)>,
 }
@@ -174,7 +177,7 @@ fn resource_list() -> Value {
     ]})
 }
 
-fn pod_metrics(ns: &str, name: &str, containers: &[(String, String, String)]) -> Value {
+fn pod_metrics(ns: &str, name: &str, containers: &[Container]) -> Value {
     let cs: Vec<Value> = containers
         .iter()
         .map(|(c, cpu, mem)| json!({"name": c, "usage": {"cpu": cpu, "memory": mem}}))

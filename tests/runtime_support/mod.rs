@@ -109,6 +109,17 @@ impl Driven {
         );
     }
 
+    /// Lets `secs` of simulated time pass, a second at a time; the state after.
+    pub async fn run_for(&self, secs: i64) -> State {
+        let until = self.clock_now() + chrono::Duration::seconds(secs);
+        self.until("simulated time to pass", |_| self.clock_now() >= until)
+            .await
+    }
+
+    fn clock_now(&self) -> DateTime<Utc> {
+        shieldops::clock::Clock::now(&self.clock)
+    }
+
     /// Sends `command` as `name` from 10.0.0.7 and waits for the runtime's answer.
     pub async fn command(&self, name: &str, command: Command) -> CommandReply {
         let (tx, rx) = oneshot::channel();

@@ -100,7 +100,7 @@ impl AwsConfig {
                 "must be between 10 and 600000".into(),
             ));
         }
-        if self.cpu_period_secs < 60 || self.cpu_period_secs % 60 != 0 {
+        if self.cpu_period_secs < 60 || !self.cpu_period_secs.is_multiple_of(60) {
             return Err((
                 "cpu_period_secs",
                 "must be a multiple of 60 (CloudWatch keeps EC2 metrics per minute)".into(),
@@ -109,7 +109,7 @@ impl AwsConfig {
         let period = u64::from(self.cpu_period_secs);
         if self.cpu_window_secs < period
             || self.cpu_window_secs > 15 * 24 * 3600
-            || self.cpu_window_secs % period != 0
+            || !self.cpu_window_secs.is_multiple_of(period)
         {
             return Err((
                 "cpu_window_secs",

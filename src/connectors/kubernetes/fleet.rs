@@ -183,7 +183,7 @@ impl FleetCache {
             for r in map.values_mut().filter(|r| r.kind == kind) {
                 let before: Vec<Option<String>> = super::usage::KEYS
                     .iter()
-                    .map(|k| r.attributes.remove(*k))
+                    .map(|k| r.attributes.remove(k))
                     .collect();
                 for (k, v) in usage_of(r).map(|u| u.attributes()).unwrap_or_default() {
                     r.attributes.insert(k.into(), v);
@@ -191,7 +191,7 @@ impl FleetCache {
                 changed |= super::usage::KEYS
                     .iter()
                     .zip(before)
-                    .any(|(k, b)| r.attributes.get(*k) != b.as_ref());
+                    .any(|(k, b)| r.attributes.get(k) != b.as_ref());
             }
         }
         if changed {
