@@ -255,6 +255,78 @@ async fn access_denied_leaves_usage_unknown_and_names_the_permission() {
     assert_eq!(asked.load(Ordering::SeqCst), 2);
 }
 
+/// One `GetMetricData` answer page in the query protocol's XML, as CloudWatch
+/// sends it: `results` are (id, status, values) and `next` the page token.
+fn metric_data_page(results: &[(&str, &str, &[f64])], next: Option<&str>) -> String {
+    let members: String = results
+        .iter()
+        .map(|(id, status, values)| {
+            let ts: String = (0..values.len())
+                .map(|k| format!("<member>2026-01-07T09:{:02}:00Z</member>", 5 * k))
+                .collect();
+            let vs: String = values.iter().map(|v| format!("<member>{v}</member>")).collect();
+            format!(
+                "<member><Id>{id}</Id><Label>CPUUtilization</Label><StatusCode>{status}</StatusCode>\
+                 <Timestamps>{ts}</Timestamps><Values>{vs}</Values></member>"
+            )
+        })
+        .collect();
+    let next = next
+        .map(|t| format!("<NextToken>{t}</NextToken>"))
+        .unwrap_or_default();
+    format!(
+        "<GetMetricDataResponse xmlns=\"http://monitoring.amazonaws.com/doc/2010-08-01/\">\
+         <GetMetricDataResult><MetricDataResults>{members}</MetricDataResults>{next}<Messages/>\
+         </GetMetricDataResult><ResponseMetadata><RequestId>5a1e7f0e-0000-4000-8000-000000000001</RequestId>\
+         </ResponseMetadata></GetMetricDataResponse>"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_next_token_page_is_read_and_only_percentages_count() {
+    let moto = Moto::start();
+    let sdk = sdk(&moto.url(), REGION).await;
+    let id = launch(&sdk, "etl-prod-0", InstanceType::M58xlarge, 1)
+        .await
+        .remove(0);
+    // Test double in front of moto: CloudWatch answers in two pages (moto
+    // never pages), the second only for the token the first gave; EC2 passes through.
+    let tokens = Arc::new(std::sync::Mutex::new(Vec::<bool>::new()));
+    let seen = tokens.clone();
+    let moto_port = moto.port;
+    let double = Responder::start(move |_, head, body| {
+        if head.contains("/monitoring/aws4_request") {
+            let body = String::from_utf8_lossy(body);
+            let second = body.contains("NextToken=page-2");
+            seen.lock().unwrap().push(second);
+            let page = if second {
+                // A value no CPU percentage can be, and an id never asked for.
+                metric_data_page(
+                    &[
+                        ("q0", "Complete", &[30.0, 150.0]),
+                        ("other", "Complete", &[1.0]),
+                    ],
+                    None,
+                )
+            } else {
+                metric_data_page(&[("q0", "PartialData", &[10.0, 20.0])], Some("page-2"))
+            };
+            return (200, "text/xml", page.into_bytes());
+        }
+        let (status, out) = forward(moto_port, head, body);
+        (status, "text/xml", out)
+    });
+    let clock = clock_at_ten();
+    let conn = ec2_only(&double.url(), &clock).await;
+    let fleet = conn.list_resources(&Default::default()).await.unwrap();
+    let r = instance(&fleet, &id);
+    // 10, 20 and 30: the 150 and the other id's reading are not this instance's CPU.
+    assert_eq!(r.attributes["cpu_util_pct"], "20.0", "{:?}", r.attributes);
+    assert_eq!(r.attributes["cpu_util_p95_pct"], "30.0");
+    assert_eq!(r.attributes["cpu_util_datapoints"], "3");
+    assert_eq!(*tokens.lock().unwrap(), [false, true]);
+}
+
 /// The runtime on one AWS connector pointed at `endpoint`, on simulated time.
 async fn runtime_on(endpoint: &str) -> Driven {
     let clock = ManualClock::new(start_time());
