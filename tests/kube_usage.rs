@@ -215,11 +215,14 @@ async fn each_missing_metrics_shape_leaves_usage_unknown_with_its_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_running_pod_without_a_sample_is_unknown_and_a_malformed_quantity_too() {
+async fn an_unsampled_running_pod_is_unknown_a_finished_one_is_not_nor_a_bad_quantity_known() {
     let (server, pods) = cluster().await;
     server.set_pod_metrics("shop", &pods[1], &[("app", "210m", "lots")]);
     let fresh = pod("shop", "web-new", None, "node-a", "web:1");
     server.create(fresh);
+    let mut done = pod("shop", "migrate-1", None, "node-a", "web:1");
+    done["status"]["phase"] = json!("Succeeded");
+    server.create(done);
     let dir = tempfile::tempdir().unwrap();
     let conn = kube_support::connect(&server, dir.path()).await;
     conn.refresh_usage().await;
@@ -230,6 +233,10 @@ async fn a_running_pod_without_a_sample_is_unknown_and_a_malformed_quantity_too(
         new.attributes[USAGE_UNKNOWN],
         "usage unknown: metrics.k8s.io has no sample for this pod yet"
     );
+    // A finished pod uses nothing: no figure, and nothing unknown either.
+    let finished = find(&fleet, "pod", "migrate-1");
+    assert!(!finished.attributes.contains_key("cpu_usage_millicores"));
+    assert!(!finished.attributes.contains_key(USAGE_UNKNOWN));
     let bad = find(&fleet, "pod", &pods[1]);
     assert!(!bad.attributes.contains_key("cpu_usage_millicores"));
     assert!(bad.attributes[USAGE_UNKNOWN].contains("malformed"));

@@ -48,6 +48,9 @@ pub struct FleetCache {
     pub synced_notify: Notify,
     /// Kinds whose watch last failed, with the error (cleared by its next event).
     failing: Mutex<BTreeMap<&'static str, String>>,
+    /// Held by a usage read from its request to its write, so an older
+    /// answer never overwrites a newer one.
+    pub(super) usage_turn: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -71,6 +74,7 @@ impl FleetCache {
             synced: Mutex::new(HashSet::new()),
             synced_notify: Notify::new(),
             failing: Mutex::new(BTreeMap::new()),
+            usage_turn: tokio::sync::Mutex::new(()),
         }
     }
 

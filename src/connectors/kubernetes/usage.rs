@@ -174,6 +174,7 @@ async fn list<T: serde::de::DeserializeOwned>(
 
 /// Reads pod and node usage once and writes it onto the cache's pods and nodes.
 pub async fn refresh(client: &Client, cache: &FleetCache) {
+    let _turn = cache.usage_turn.lock().await;
     let pods: Result<HashMap<ResourceId, Usage>, String> = list::<PodMetrics>(client, PODS)
         .await
         .map(|items| {
@@ -204,20 +205,19 @@ pub async fn refresh(client: &Client, cache: &FleetCache) {
         })
         .map_err(|e| reason("nodes", &e));
     for (kind, found) in [("pod", pods), ("node", nodes)] {
-        cache.set_usage(kind, |r| match &found {
-            Err(why) => Some(Usage::Unknown(why.clone())),
-            Ok(map) => match map.get(&r.id) {
-                Some(u) => Some(u.clone()),
-                // Only a running pod uses anything; a finished or pending one has no usage to know.
-                None if kind == "pod"
-                    && r.attributes.get("phase").map(String::as_str) != Some("Running") =>
-                {
-                    None
-                }
-                None => Some(Usage::Unknown(format!(
-                    "usage unknown: metrics.k8s.io has no sample for this {kind} yet"
-                ))),
-            },
+        cache.set_usage(kind, |r| {
+            // Only a running pod uses anything; a finished or pending one has no usage to know.
+            if kind == "pod" && r.attributes.get("phase").map(String::as_str) != Some("Running") {
+                return None;
+            }
+            Some(match &found {
+                Err(why) => Usage::Unknown(why.clone()),
+                Ok(map) => map.get(&r.id).cloned().unwrap_or_else(|| {
+                    Usage::Unknown(format!(
+                        "usage unknown: metrics.k8s.io has no sample for this {kind} yet"
+                    ))
+                }),
+            })
         });
     }
 }
