@@ -330,3 +330,50 @@ async fn unknown_usage_gives_no_recommendation_and_the_agent_says_why() {
         .collect();
     assert_eq!(reasons.len(), 3, "{reasons:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workload_using_more_than_it_requests_is_charged_for_it_and_flagged() {
+    let (server, pods) = cluster().await;
+    // Requests of 2 CPUs each; use steady at 180m and 210m for a while.
+    let dir = tempfile::tempdir().unwrap();
+    let (h, conn) = runtime_on(&server, dir.path()).await;
+    let owner = pods[0].rsplit_once('-').unwrap().0.to_string();
+    let samples = |s: &State| {
+        s.cost
+            .resources
+            .iter()
+            .find(|(id, _)| id.as_str().ends_with(&owner))
+            .map(|(_, e)| e.history.clone())
+            .unwrap_or_default()
+    };
+    let before = h
+        .until("a baseline of the workload's cost", |s: &State| {
+            !samples(s).is_empty()
+        })
+        .await;
+    let steady = *samples(&before).back().unwrap();
+    h.run_for(60).await;
+    // Both pods now burst to 3.5 CPUs, far over their requests.
+    for p in &pods {
+        server.set_pod_metrics("shop", p, &[("app", "3500m", "256Mi")]);
+    }
+    conn.refresh_usage().await;
+    let state = h
+        .until("an anomaly for the workload", |s: &State| {
+            s.cost
+                .anomalies
+                .iter()
+                .any(|a| a.resource.as_str().ends_with(&owner))
+        })
+        .await;
+    let a = state
+        .cost
+        .anomalies
+        .iter()
+        .find(|a| a.resource.as_str().ends_with(&owner))
+        .unwrap();
+    assert_eq!(a.expected_cents, steady);
+    // Charged by use over request: 7 CPUs instead of 4 requested.
+    assert!(a.actual_cents > steady * 3 / 2, "{a:?} from {steady}");
+    assert_eq!(*samples(&state).back().unwrap(), a.actual_cents);
+}
