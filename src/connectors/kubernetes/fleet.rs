@@ -185,11 +185,14 @@ impl FleetCache {
         let mut changed = false;
         if let Ok(mut map) = self.resources.write() {
             for r in map.values_mut().filter(|r| r.kind == kind) {
+                let written = usage_of(r)
+                    .map(|u| u.attributes(&r.attributes))
+                    .unwrap_or_default();
                 let before: Vec<Option<String>> = super::usage::KEYS
                     .iter()
                     .map(|k| r.attributes.remove(k))
                     .collect();
-                for (k, v) in usage_of(r).map(|u| u.attributes()).unwrap_or_default() {
+                for (k, v) in written {
                     r.attributes.insert(k.into(), v);
                 }
                 changed |= super::usage::KEYS

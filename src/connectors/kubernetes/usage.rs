@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::fleet::FleetCache;
 use super::{ids, quantity};
-use crate::event::ResourceId;
+use crate::event::{ResourceId, StringMap};
 
 /// How often usage is read (metrics-server's own resolution is 15–60 s).
 pub const INTERVAL: Duration = Duration::from_secs(60);
@@ -77,18 +77,36 @@ pub enum Usage {
 }
 
 impl Usage {
-    /// The attributes this usage is written as.
-    pub fn attributes(&self) -> Vec<(&'static str, String)> {
+    /// The attributes this usage is written as, given the ones written
+    /// before: a figure that moved by less than a tenth (or less than one
+    /// unit) keeps its old text, so a pod's usage wobbling from minute to
+    /// minute does not become an event per pod per minute in the log.
+    pub fn attributes(&self, before: &StringMap) -> Vec<(&'static str, String)> {
         match self {
             Usage::Known {
                 cpu_millicores,
                 memory_mib,
-            } => vec![
-                (CPU, amount(*cpu_millicores)),
-                (MEMORY, amount(*memory_mib)),
-            ],
+            } => [(CPU, *cpu_millicores), (MEMORY, *memory_mib)]
+                .into_iter()
+                .map(|(key, v)| match before.get(key) {
+                    Some(old) if !moved(old, v) => (key, old.clone()),
+                    _ => (key, amount(v)),
+                })
+                .collect(),
             Usage::Unknown(why) => vec![(UNKNOWN, why.clone())],
         }
+    }
+}
+
+/// Whether `new` differs from the figure `old` by more than a tenth of it and
+/// by more than one unit.
+fn moved(old: &str, new: f64) -> bool {
+    match old.parse::<f64>() {
+        Ok(o) => {
+            let d = (new - o).abs();
+            d > 1.0 && d > o.abs() / 10.0
+        }
+        Err(_) => true,
     }
 }
 
@@ -272,8 +290,38 @@ mod tests {
                 memory_mib: 128.0 + 512.0
             }
         );
-        let attrs = usage_of([&a, &b].into_iter()).attributes();
+        let attrs = usage_of([&a, &b].into_iter()).attributes(&StringMap::new());
         assert_eq!(attrs, vec![(CPU, "262.3".into()), (MEMORY, "640".into())]);
+    }
+
+    #[test]
+    fn a_wobble_keeps_the_old_figure_and_a_move_replaces_it() {
+        let mut before = StringMap::new();
+        before.insert(CPU.into(), "200".into());
+        before.insert(MEMORY.into(), "512".into());
+        let wobble = Usage::Known {
+            cpu_millicores: 215.0,
+            memory_mib: 530.0,
+        };
+        assert_eq!(
+            wobble.attributes(&before),
+            vec![(CPU, "200".into()), (MEMORY, "512".into())]
+        );
+        let moved = Usage::Known {
+            cpu_millicores: 260.0,
+            memory_mib: 530.0,
+        };
+        assert_eq!(
+            moved.attributes(&before),
+            vec![(CPU, "260".into()), (MEMORY, "512".into())]
+        );
+        // Small figures move by more than one unit before they count.
+        before.insert(CPU.into(), "2".into());
+        let small = Usage::Known {
+            cpu_millicores: 2.8,
+            memory_mib: 512.0,
+        };
+        assert_eq!(small.attributes(&before)[0], (CPU, "2".into()));
     }
 
     #[test]
