@@ -194,6 +194,15 @@ impl Health {
 /// it could not measure them: unknown usage is never written as zero.
 pub const USAGE_UNKNOWN: &str = "usage_unknown";
 
+/// Whether a usage figure moved enough to be published again: by more than a
+/// tenth of the old figure and by more than one unit. Connectors keep the old
+/// figure through smaller wobbles, so sampling every minute or every period
+/// does not become one `resource_changed` event per resource per sample.
+pub fn usage_moved(old: f64, new: f64) -> bool {
+    let d = (new - old).abs();
+    d > 1.0 && d > old.abs() / 10.0
+}
+
 /// `usage unknown for N resource(s): <commonest reason>` over the reasons
 /// resources give (the agent's status and the Cost pane say it the same way).
 pub fn usage_unknown_summary<'a>(reasons: impl IntoIterator<Item = &'a str>) -> Option<String> {

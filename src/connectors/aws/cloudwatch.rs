@@ -44,6 +44,27 @@ pub(super) enum CpuUsage {
 }
 
 impl CpuUsage {
+    /// Whether `fresh` differs enough from this to be published instead:
+    /// known ↔ unknown, another reason, or a mean or p95 that moved.
+    fn moved_to(&self, fresh: &CpuUsage) -> bool {
+        use crate::event::usage_moved;
+        match (self, fresh) {
+            (
+                CpuUsage::Known {
+                    mean_pct: m0,
+                    p95_pct: p0,
+                    ..
+                },
+                CpuUsage::Known {
+                    mean_pct: m1,
+                    p95_pct: p1,
+                    ..
+                },
+            ) => usage_moved(*m0, *m1) || usage_moved(*p0, *p1),
+            (a, b) => a != b,
+        }
+    }
+
     /// Writes the usage (or why it is unknown) into a resource's attributes.
     pub fn publish(&self, attributes: &mut StringMap) {
         match self {
@@ -72,6 +93,8 @@ pub(super) struct CpuReader {
     window: Window,
     /// The period end the answers are for, and the answers.
     cache: tokio::sync::Mutex<(i64, HashMap<String, CpuUsage>)>,
+    /// What was last published per instance, kept through small wobbles.
+    published: tokio::sync::Mutex<HashMap<String, CpuUsage>>,
 }
 
 impl CpuReader {
@@ -80,6 +103,7 @@ impl CpuReader {
             client,
             window,
             cache: tokio::sync::Mutex::new((i64::MIN, HashMap::new())),
+            published: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -108,10 +132,24 @@ impl CpuReader {
             let fresh = cpu(&self.client, &missing, self.window, start, end).await;
             cache.1.extend(fresh);
         }
-        instances
-            .iter()
-            .filter_map(|i| Some((i.clone(), cache.1.get(i)?.clone())))
-            .collect()
+        let mut published = self.published.lock().await;
+        // Instances gone from the fleet are forgotten.
+        published.retain(|i, _| instances.contains(i));
+        let mut out = HashMap::new();
+        for i in instances {
+            let Some(fresh) = cache.1.get(i) else {
+                continue;
+            };
+            let shown = match published.get(i) {
+                Some(old) if !old.moved_to(fresh) => old.clone(),
+                _ => {
+                    published.insert(i.clone(), fresh.clone());
+                    fresh.clone()
+                }
+            };
+            out.insert(i.clone(), shown);
+        }
+        out
     }
 }
 
@@ -301,6 +339,19 @@ mod tests {
         CpuUsage::Unknown(why).publish(&mut attrs);
         assert!(!attrs.contains_key(CPU_MEAN));
         assert!(attrs[USAGE_UNKNOWN].starts_with("usage unknown:"));
+    }
+
+    #[test]
+    fn a_wobble_is_not_a_new_figure() {
+        let known = |mean_pct, p95_pct| CpuUsage::Known {
+            mean_pct,
+            p95_pct,
+            datapoints: 12,
+        };
+        assert!(!known(40.0, 60.0).moved_to(&known(42.0, 63.0)));
+        assert!(known(40.0, 60.0).moved_to(&known(40.0, 70.0)));
+        assert!(known(40.0, 60.0).moved_to(&CpuUsage::Unknown("x".into())));
+        assert!(!CpuUsage::Unknown("x".into()).moved_to(&CpuUsage::Unknown("x".into())));
     }
 
     #[test]

@@ -98,16 +98,10 @@ impl Usage {
     }
 }
 
-/// Whether `new` differs from the figure `old` by more than a tenth of it and
-/// by more than one unit.
+/// Whether `new` moved from the published figure `old` (see [`crate::event::usage_moved`]).
 fn moved(old: &str, new: f64) -> bool {
-    match old.parse::<f64>() {
-        Ok(o) => {
-            let d = (new - o).abs();
-            d > 1.0 && d > o.abs() / 10.0
-        }
-        Err(_) => true,
-    }
+    old.parse::<f64>()
+        .map_or(true, |o| crate::event::usage_moved(o, new))
 }
 
 /// To a tenth, without a trailing `.0`.
