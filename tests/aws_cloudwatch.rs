@@ -121,6 +121,16 @@ async fn ec2_only(
     connector(&settings, clock.clone() as SharedClock).await
 }
 
+/// moto, SDK clients on it, and one running m5.8xlarge (`etl-prod-0`).
+async fn moto_with_etl() -> (Moto, aws_config::SdkConfig, String) {
+    let moto = Moto::start();
+    let sdk = sdk(&moto.url(), REGION).await;
+    let id = launch(&sdk, "etl-prod-0", InstanceType::M58xlarge, 1)
+        .await
+        .remove(0);
+    (moto, sdk, id)
+}
+
 fn clock_at_ten() -> Arc<ManualClock> {
     aws_support::manual_clock()
 }
@@ -223,11 +233,7 @@ fn cloudwatch_denied(moto_port: u16) -> (Responder, Arc<AtomicUsize>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_denied_leaves_usage_unknown_and_names_the_permission() {
-    let moto = Moto::start();
-    let sdk = sdk(&moto.url(), REGION).await;
-    let id = launch(&sdk, "etl-prod-0", InstanceType::M58xlarge, 1)
-        .await
-        .remove(0);
+    let (moto, sdk, id) = moto_with_etl().await;
     let clock = clock_at_ten();
     put_cpu(&sdk, &id, &hour_before(clock.now(), &[10.0, 10.0, 10.0])).await;
     let (double, asked) = cloudwatch_denied(moto.port);
@@ -284,11 +290,7 @@ fn metric_data_page(results: &[(&str, &str, &[f64])], next: Option<&str>) -> Str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_next_token_page_is_read_and_only_percentages_count() {
-    let moto = Moto::start();
-    let sdk = sdk(&moto.url(), REGION).await;
-    let id = launch(&sdk, "etl-prod-0", InstanceType::M58xlarge, 1)
-        .await
-        .remove(0);
+    let (moto, _, id) = moto_with_etl().await;
     // Test double in front of moto: CloudWatch answers in two pages (moto
     // never pages), the second only for the token the first gave; EC2 passes through.
     let tokens = Arc::new(std::sync::Mutex::new(Vec::<bool>::new()));
@@ -349,11 +351,7 @@ async fn runtime_on(endpoint: &str) -> Driven {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cost_agent_rightsizes_an_instance_from_cloudwatch_cpu() {
-    let moto = Moto::start();
-    let sdk = sdk(&moto.url(), REGION).await;
-    let id = launch(&sdk, "etl-prod-0", InstanceType::M58xlarge, 1)
-        .await
-        .remove(0);
+    let (moto, sdk, id) = moto_with_etl().await;
     let values = [
         8.0, 10.0, 9.0, 10.0, 7.0, 6.0, 8.0, 9.0, 10.0, 5.0, 6.0, 8.0,
     ];
@@ -389,22 +387,12 @@ async fn the_cost_agent_rightsizes_an_instance_from_cloudwatch_cpu() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_cloudwatch_permission_nothing_is_recommended_and_the_agent_says_why() {
-    let moto = Moto::start();
-    let sdk = sdk(&moto.url(), REGION).await;
-    let id = launch(&sdk, "etl-prod-0", InstanceType::M58xlarge, 1)
-        .await
-        .remove(0);
+    let (moto, sdk, id) = moto_with_etl().await;
     // Idle CPU that would be a recommendation if it could be read.
     put_cpu(&sdk, &id, &hour_before(start_time(), &[1.0; 12])).await;
     let (double, _) = cloudwatch_denied(moto.port);
     let h = runtime_on(&double.url()).await;
-    let state = h
-        .until("the cost agent's status", |s: &State| {
-            s.agents
-                .get("cost")
-                .is_some_and(|a| a.status.contains("usage unknown"))
-        })
-        .await;
+    let state = h.agent_says("cost", "usage unknown").await;
     let status = &state.agents["cost"].status;
     assert!(
         status.contains("usage unknown for 1 resource(s): CloudWatch refused GetMetricData"),

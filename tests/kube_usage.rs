@@ -300,13 +300,7 @@ async fn unknown_usage_gives_no_recommendation_and_the_agent_says_why() {
     server.set_metrics_mode(MetricsMode::NotServed);
     let dir = tempfile::tempdir().unwrap();
     let (h, _conn) = runtime_on(&server, dir.path()).await;
-    let state = h
-        .until("the cost agent's status", |s: &State| {
-            s.agents
-                .get("cost")
-                .is_some_and(|a| a.status.contains("usage unknown"))
-        })
-        .await;
+    let state = h.agent_says("cost", "usage unknown").await;
     let status = &state.agents["cost"].status;
     assert!(
         status.ends_with(
