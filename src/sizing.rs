@@ -21,6 +21,18 @@ pub fn oom_memory_limit_mib(limit_mib: f64, demand_mib: Option<f64>) -> u64 {
     wanted.max(floor).ceil() as u64
 }
 
+/// The `p`th percentile (nearest rank) of `samples`: rightsizing and the
+/// usage connectors report (a CloudWatch window's p95) use the same one.
+pub fn percentile(samples: &[f64], p: f64) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut s = samples.to_vec();
+    s.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * s.len() as f64).ceil().max(1.0) as usize;
+    Some(s[rank.min(s.len()) - 1])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,53 +5,8 @@
 
 mod kube_support;
 
-use std::path::PathBuf;
-
-use kube_support::{TestApiServer, deployment, node, pod};
+use kube_support::{TestApiServer, deployment, kubectl, node, pod, tool};
 use serde_json::{Value, json};
-
-/// A tool from PATH, else from Python's scripts directory.
-fn tool(name: &str) -> PathBuf {
-    if let Some(p) = std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-    {
-        return p;
-    }
-    let scripts = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import sysconfig;print(sysconfig.get_path('scripts'))",
-        ])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
-    let p = PathBuf::from(scripts).join(name);
-    assert!(
-        p.is_file(),
-        "`{name}` is not installed: run scripts/install-test-deps.sh"
-    );
-    p
-}
-
-async fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> (bool, String) {
-    let out = tokio::process::Command::new(tool("kubectl"))
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .arg("--request-timeout=20s")
-        .args(args)
-        .output()
-        .await
-        .expect("kubectl runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
 
 async fn cluster() -> TestApiServer {
     let server = TestApiServer::start().await;

@@ -189,6 +189,35 @@ impl Health {
     }
 }
 
+/// The attribute a connector sets on a resource, instead of usage figures
+/// (`cpu_util_pct`, `cpu_usage_millicores`, `memory_usage_mib`), saying why
+/// it could not measure them: unknown usage is never written as zero.
+pub const USAGE_UNKNOWN: &str = "usage_unknown";
+
+/// Whether a usage figure moved enough to be published again: by more than a
+/// tenth of the old figure and by more than one unit. Connectors keep the old
+/// figure through smaller wobbles, so sampling every minute or every period
+/// does not become one `resource_changed` event per resource per sample.
+pub fn usage_moved(old: f64, new: f64) -> bool {
+    let d = (new - old).abs();
+    d > 1.0 && d > old.abs() / 10.0
+}
+
+/// `usage unknown for N resource(s): <commonest reason>` over the reasons
+/// resources give (the agent's status and the Cost pane say it the same way).
+pub fn usage_unknown_summary<'a>(reasons: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for why in reasons {
+        *counts.entry(why).or_default() += 1;
+    }
+    let total: usize = counts.values().sum();
+    let (why, _) = counts
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))?;
+    let why = why.strip_prefix("usage unknown: ").unwrap_or(why);
+    Some(format!("usage unknown for {total} resource(s): {why}"))
+}
+
 /// A resource as a connector sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Resource {

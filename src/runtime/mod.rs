@@ -241,8 +241,12 @@ impl Runtime {
                 move |ctx| {
                     let agent = agent.clone();
                     Box::pin(async move {
-                        let n = agent.lock().await.sample(&ctx).await;
-                        format!("ok: {n} cost event(s) last sample")
+                        let mut agent = agent.lock().await;
+                        let n = agent.sample(&ctx).await;
+                        match agent.usage_status() {
+                            Some(why) => format!("ok: {n} cost event(s) last sample; {why}"),
+                            None => format!("ok: {n} cost event(s) last sample"),
+                        }
                     })
                 }
             },

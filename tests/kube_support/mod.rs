@@ -18,9 +18,12 @@
 #![allow(dead_code)]
 
 mod controllers;
+mod metrics;
 
 #[allow(unused_imports)]
 pub use controllers::{Crash, statefulset};
+#[allow(unused_imports)]
+pub use metrics::MetricsMode;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -254,6 +257,8 @@ struct Inner {
     /// Pods follow their controllers (see `controllers`), crash-looping when
     /// `crash_when` says so of their pod template.
     controllers: Option<controllers::Controllers>,
+    /// The resource metrics API (`metrics.k8s.io`, see [`metrics`]).
+    metrics: metrics::Metrics,
 }
 
 /// The running test double.
@@ -448,6 +453,30 @@ impl TestApiServer {
         });
     }
 
+    /// Serves `metrics.k8s.io` as `mode` says (served, not installed, down, forbidden).
+    pub fn set_metrics_mode(&self, mode: MetricsMode) {
+        self.inner.lock().unwrap().metrics.mode = mode;
+    }
+
+    /// Sets a pod's metrics: per container its name, CPU and memory quantities
+    /// as metrics-server writes them (`12345678n`, `131072Ki`).
+    pub fn set_pod_metrics(&self, ns: &str, name: &str, containers: &[(&str, &str, &str)]) {
+        self.inner
+            .lock()
+            .unwrap()
+            .metrics
+            .set_pod(ns, name, containers);
+    }
+
+    /// Sets a node's metrics (CPU and memory quantities).
+    pub fn set_node_metrics(&self, name: &str, cpu: &str, memory: &str) {
+        self.inner
+            .lock()
+            .unwrap()
+            .metrics
+            .set_node(name, cpu, memory);
+    }
+
     /// Requests served so far ("METHOD path?query").
     pub fn requests(&self) -> Vec<String> {
         self.inner.lock().unwrap().requests.clone()
@@ -576,12 +605,14 @@ fn reason_phrase(code: u16) -> &'static str {
     match code {
         200 => "OK",
         201 => "Created",
+        403 => "Forbidden",
         404 => "Not Found",
         409 => "Conflict",
         410 => "Gone",
         415 => "Unsupported Media Type",
         422 => "Unprocessable Entity",
         429 => "Too Many Requests",
+        503 => "Service Unavailable",
         _ => "Error",
     }
 }
@@ -681,7 +712,14 @@ fn handle(shared: &Shared, req: &Request) -> Reply {
                 &json!({"kind":"APIVersions","versions":["v1"],"serverAddressByClientCIDRs":[{"clientCIDR":"0.0.0.0/0","serverAddress":"127.0.0.1"}]}),
             );
         }
-        ("GET", "/apis") => return reply(200, &group_list()),
+        ("GET", "/apis") => {
+            let mut groups = group_list();
+            shared.inner.lock().unwrap().metrics.add_group(&mut groups);
+            return reply(200, &groups);
+        }
+        ("GET", p) if p.starts_with(metrics::PREFIX) => {
+            return shared.inner.lock().unwrap().metrics.handle(p, &req.query);
+        }
         ("GET", p) if is_group_version(p) => return resource_list(p),
         _ => {}
     }
@@ -1939,4 +1977,48 @@ pub async fn connect(
     .expect("start");
     assert!(conn.wait_synced(Duration::from_secs(20)).await);
     conn
+}
+
+/// A tool from PATH, else from Python's scripts directory.
+pub fn tool(name: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+    {
+        return p;
+    }
+    let scripts = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sysconfig;print(sysconfig.get_path('scripts'))",
+        ])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let p = PathBuf::from(scripts).join(name);
+    assert!(
+        p.is_file(),
+        "`{name}` is not installed: run scripts/install-test-deps.sh"
+    );
+    p
+}
+
+/// Runs the real `kubectl` against a kubeconfig; whether it succeeded, and its output.
+pub async fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = tokio::process::Command::new(tool("kubectl"))
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--request-timeout=20s")
+        .args(args)
+        .output()
+        .await
+        .expect("kubectl runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
 }

@@ -109,6 +109,25 @@ impl Driven {
         );
     }
 
+    /// The state once agent `name`'s status line contains `text`.
+    pub async fn agent_says(&self, name: &str, text: &str) -> State {
+        self.until(&format!("agent {name} to say {text:?}"), |s: &State| {
+            s.agents.get(name).is_some_and(|a| a.status.contains(text))
+        })
+        .await
+    }
+
+    /// Lets `secs` of simulated time pass, a second at a time; the state after.
+    pub async fn run_for(&self, secs: i64) -> State {
+        let until = self.clock_now() + chrono::Duration::seconds(secs);
+        self.until("simulated time to pass", |_| self.clock_now() >= until)
+            .await
+    }
+
+    fn clock_now(&self) -> DateTime<Utc> {
+        shieldops::clock::Clock::now(&self.clock)
+    }
+
     /// Sends `command` as `name` from 10.0.0.7 and waits for the runtime's answer.
     pub async fn command(&self, name: &str, command: Command) -> CommandReply {
         let (tx, rx) = oneshot::channel();

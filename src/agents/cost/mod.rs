@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AgentContext;
 use crate::connectors::Scope;
-use crate::event::{EventKind, Resource, ResourceId};
+use crate::event::{EventKind, Resource, ResourceId, USAGE_UNKNOWN};
 use crate::state::State;
 use anomaly::Baseline;
 use billing::{BillingLine, BillingSource};
@@ -120,6 +120,8 @@ pub struct CostAgent {
     burn: BTreeMap<String, f64>,
     /// Services whose billed departure was already reported (service, day).
     billed_departures: BTreeSet<(String, NaiveDate)>,
+    /// At the last assessment: why each resource whose usage is unknown is.
+    unknown_usage: Vec<String>,
 }
 
 impl CostAgent {
@@ -159,7 +161,14 @@ impl CostAgent {
                 .map(|(t, b)| (t.clone(), b.burn_rate))
                 .collect(),
             billed_departures: BTreeSet::new(),
+            unknown_usage: Vec::new(),
         }
+    }
+
+    /// Why rightsizing is silent for some resources at the last assessment:
+    /// `usage unknown for N resource(s): <reason>` (the commonest reason first).
+    pub fn usage_status(&self) -> Option<String> {
+        crate::event::usage_unknown_summary(self.unknown_usage.iter().map(String::as_str))
     }
 
     /// Takes one sample of the fleet; returns events recorded.
@@ -317,6 +326,9 @@ impl CostAgent {
         costed: &fleet::FleetCost,
     ) -> Vec<EventKind> {
         let mut found: BTreeMap<ResourceId, Recommendation> = BTreeMap::new();
+        self.unknown_usage.clear();
+        // Workloads with a pod whose usage is unknown: nothing is said of them.
+        let mut unknown_owners: BTreeSet<ResourceId> = BTreeSet::new();
         // Resources with enough history to say whether a recommendation still
         // holds (after a restart the histories start empty again).
         let mut judged: BTreeSet<ResourceId> = BTreeSet::new();
@@ -330,12 +342,27 @@ impl CostAgent {
             .map(|n| ((context(n), n.name.clone()), n.id.to_string()))
             .collect();
         for r in resources {
-            let num = |k: &str| r.attributes.get(k).and_then(|v| v.parse::<f64>().ok());
+            let num = |k: &str| {
+                r.attributes
+                    .get(k)
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .filter(|v| v.is_finite() && *v >= 0.0)
+            };
+            // A connector that could not measure says why; no figure stands in for it.
+            if let Some(why) = r.attributes.get(USAGE_UNKNOWN).filter(|w| !w.is_empty()) {
+                self.unknown_usage.push(why.clone());
+                if r.kind == "pod" {
+                    unknown_owners.insert(fleet::owner_of(r));
+                }
+                continue;
+            }
             match r.kind.as_str() {
                 "ec2_instance" => {
-                    let (Some(cpu), Some(itype)) =
-                        (num("cpu_util_pct"), r.attributes.get("instance_type"))
-                    else {
+                    // The window's p95 when the connector read a window (CloudWatch), else the figure.
+                    let (Some(cpu), Some(itype)) = (
+                        num("cpu_util_p95_pct").or_else(|| num("cpu_util_pct")),
+                        r.attributes.get("instance_type"),
+                    ) else {
                         continue;
                     };
                     let entry = self
@@ -357,12 +384,15 @@ impl CostAgent {
                     }
                 }
                 "pod" => {
-                    let (Some(cpu), Some(node)) =
-                        (num("cpu_usage_millicores"), r.attributes.get("node"))
-                    else {
+                    // Both CPU and memory use must be known: a missing memory
+                    // figure is not a pod using none.
+                    let (Some(cpu), Some(mem), Some(node)) = (
+                        num("cpu_usage_millicores"),
+                        num("memory_need_mib").or_else(|| num("memory_usage_mib")),
+                        r.attributes.get("node"),
+                    ) else {
                         continue;
                     };
-                    let mem = num("memory_need_mib").unwrap_or(0.0);
                     let usage = self
                         .pod_usage
                         .entry(r.id.clone())
@@ -393,6 +423,9 @@ impl CostAgent {
             }
         }
         for (owner, pods) in pods_of {
+            if unknown_owners.contains(&owner) {
+                continue;
+            }
             if pods
                 .iter()
                 .all(|p| p.cpu_samples.len() >= rightsizing::MIN_SAMPLES)
@@ -484,7 +517,7 @@ fn estimated_month(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{ConnectorId, Environment, Health, Provider};
+    use crate::event::{Action, ConnectorId, Environment, Health, Provider};
 
     fn instance(itype: &str, cpu: &str) -> Resource {
         Resource {
@@ -596,6 +629,136 @@ mod tests {
             })
             .collect();
         assert_eq!(withdrawn.len(), 1);
+    }
+
+    fn recommendations(events: &[EventKind]) -> Vec<(String, Option<Action>)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                EventKind::CostRecommendation { title, action, .. } => {
+                    Some((title.clone(), action.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn unknown_usage_is_never_a_recommendation_and_the_status_says_why() {
+        let mut agent = CostAgent::new(&State::new(), CostSettings::default());
+        let mut unknown = instance("m5.8xlarge", "3");
+        unknown.attributes.remove("cpu_util_pct");
+        unknown.attributes.insert(
+            USAGE_UNKNOWN.into(),
+            "usage unknown: CloudWatch refused GetMetricData (AccessDenied)".into(),
+        );
+        let mut out = Vec::new();
+        for _ in 0..5 {
+            out.extend(agent.assess(std::slice::from_ref(&unknown), None, today()));
+        }
+        assert!(recommendations(&out).is_empty(), "{out:?}");
+        // Still priced: cost does not depend on usage.
+        assert_eq!(kinds(&out, "cost_sample"), 1);
+        assert_eq!(
+            agent.usage_status().as_deref(),
+            Some(
+                "usage unknown for 1 resource(s): CloudWatch refused GetMetricData (AccessDenied)"
+            )
+        );
+        // Known again: three samples give a recommendation and the status clears.
+        let mut out = Vec::new();
+        for _ in 0..3 {
+            out.extend(agent.assess(&[instance("m5.8xlarge", "3")], None, today()));
+        }
+        assert_eq!(recommendations(&out).len(), 1);
+        assert_eq!(agent.usage_status(), None);
+        // Unknown again: the recommendation made from known usage is neither
+        // remade nor withdrawn on the strength of a missing figure.
+        let out = agent.assess(std::slice::from_ref(&unknown), None, today());
+        assert!(recommendations(&out).is_empty(), "{out:?}");
+    }
+
+    fn kube(id: &str, kind: &str, attrs: &[(&str, &str)]) -> Resource {
+        let mut r = instance("m5.xlarge", "0");
+        r.id = ResourceId::new(id);
+        r.name = id.rsplit('/').next().unwrap().to_string();
+        r.kind = kind.into();
+        r.provider = Provider::Kubernetes;
+        r.attributes = attrs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        r
+    }
+
+    /// A priced node, its deployment and two pods requesting 2 CPUs and 4 GiB
+    /// each; `usage` gives each pod's (cpu, memory) use, `None` for unknown.
+    fn cluster(usage: [Option<(&str, Option<&str>)>; 2]) -> Vec<Resource> {
+        let mut fleet = vec![
+            kube(
+                "node/a",
+                "node",
+                &[
+                    ("context", "c"),
+                    ("instance_type", "m5.xlarge"),
+                    ("region", "us-east-1"),
+                    ("cpu_capacity_millicores", "4000"),
+                    ("memory_capacity_mib", "16384"),
+                ],
+            ),
+            kube("dep/web", "deployment", &[("context", "c")]),
+        ];
+        for (i, u) in usage.iter().enumerate() {
+            let mut attrs = vec![
+                ("context", "c"),
+                ("node", "a"),
+                ("owner", "dep/web"),
+                ("cpu_request_millicores", "2000"),
+                ("memory_request_mib", "4096"),
+            ];
+            match u {
+                Some((cpu, mem)) => {
+                    attrs.push(("cpu_usage_millicores", cpu));
+                    if let Some(mem) = mem {
+                        attrs.push(("memory_usage_mib", mem));
+                    }
+                }
+                None => attrs.push((
+                    USAGE_UNKNOWN,
+                    "usage unknown: metrics.k8s.io not served (404)",
+                )),
+            }
+            fleet.push(kube(&format!("pod/web-{i}"), "pod", &attrs));
+        }
+        fleet
+    }
+
+    fn workload_recommendations(fleet: &[Resource]) -> Vec<(String, Option<Action>)> {
+        let mut agent = CostAgent::new(&State::new(), CostSettings::default());
+        let mut out = Vec::new();
+        for _ in 0..4 {
+            out.extend(agent.assess(fleet, None, today()));
+        }
+        recommendations(&out)
+    }
+
+    #[test]
+    fn a_workload_is_rightsized_only_when_every_pod_reports_cpu_and_memory() {
+        let known = workload_recommendations(&cluster([
+            Some(("180", Some("256"))),
+            Some(("210", Some("256"))),
+        ]));
+        assert_eq!(known.len(), 1, "{known:?}");
+        let action = known[0].1.as_ref().unwrap();
+        assert_eq!(action.params["cpu_request_millicores"], "210");
+        assert_eq!(action.params["memory_request_mib"], "320");
+        // One pod's usage unknown: nothing is said of the workload.
+        let one_unknown = workload_recommendations(&cluster([Some(("180", Some("256"))), None]));
+        assert!(one_unknown.is_empty(), "{one_unknown:?}");
+        // CPU known but no memory figure: not a pod using no memory.
+        let no_memory =
+            workload_recommendations(&cluster([Some(("180", None)), Some(("210", None))]));
+        assert!(no_memory.is_empty(), "{no_memory:?}");
     }
 
     #[test]

@@ -201,7 +201,10 @@ pub fn region_of(attributes: &crate::event::StringMap) -> Option<String> {
     if let Some(r) = attributes.get("region") {
         return Some(r.clone());
     }
-    let az = attributes.get("az")?;
+    // `az` in the demo and on Kubernetes nodes; `availability_zone` on EC2 instances.
+    let az = attributes
+        .get("az")
+        .or_else(|| attributes.get("availability_zone"))?;
     let trimmed = az.trim_end_matches(|c: char| c.is_ascii_lowercase());
     (trimmed.len() < az.len() && !trimmed.is_empty()).then(|| trimmed.to_string())
 }
@@ -284,5 +287,9 @@ mod tests {
         let mut attrs = crate::event::StringMap::new();
         attrs.insert("az".to_string(), "eu-west-1b".to_string());
         assert_eq!(region_of(&attrs).as_deref(), Some("eu-west-1"));
+        // What the EC2 connector reports.
+        let mut attrs = crate::event::StringMap::new();
+        attrs.insert("availability_zone".to_string(), "us-east-1a".to_string());
+        assert_eq!(region_of(&attrs).as_deref(), Some("us-east-1"));
     }
 }

@@ -37,16 +37,7 @@ pub struct Recommendation {
     pub action: Action,
 }
 
-/// The `p`th percentile (nearest rank) of `samples`.
-pub fn percentile(samples: &[f64], p: f64) -> Option<f64> {
-    if samples.is_empty() {
-        return None;
-    }
-    let mut s = samples.to_vec();
-    s.sort_by(f64::total_cmp);
-    let rank = ((p / 100.0) * s.len() as f64).ceil().max(1.0) as usize;
-    Some(s[rank.min(s.len()) - 1])
-}
+pub use crate::sizing::percentile;
 
 fn monthly_cents(usd_per_hour: f64) -> u64 {
     (usd_per_hour * HOURS_PER_MONTH * 100.0).round().max(0.0) as u64

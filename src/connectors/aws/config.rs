@@ -34,6 +34,12 @@ pub struct AwsConfig {
     pub ecs: bool,
     /// Whether CloudTrail `LookupEvents` is asked for evidence.
     pub cloudtrail: bool,
+    /// Whether EC2 CPU is read from CloudWatch (`GetMetricData`) for rightsizing.
+    pub cloudwatch: bool,
+    /// How far back CPU is read, seconds (the mean and p95 are over this window).
+    pub cpu_window_secs: u64,
+    /// The CloudWatch period CPU is averaged over, seconds (300 = basic monitoring).
+    pub cpu_period_secs: u32,
     /// How long an action waits for the state it asked for.
     pub action_timeout_secs: u64,
     /// How often an action re-reads the state while it waits.
@@ -54,6 +60,9 @@ impl Default for AwsConfig {
             environment_tag: "environment".into(),
             ecs: true,
             cloudtrail: true,
+            cloudwatch: true,
+            cpu_window_secs: 3600,
+            cpu_period_secs: 300,
             action_timeout_secs: 600,
             action_poll_interval_ms: 5_000,
         }
@@ -89,6 +98,22 @@ impl AwsConfig {
             return Err((
                 "action_poll_interval_ms",
                 "must be between 10 and 600000".into(),
+            ));
+        }
+        if self.cpu_period_secs < 60 || !self.cpu_period_secs.is_multiple_of(60) {
+            return Err((
+                "cpu_period_secs",
+                "must be a multiple of 60 (CloudWatch keeps EC2 metrics per minute)".into(),
+            ));
+        }
+        let period = u64::from(self.cpu_period_secs);
+        if self.cpu_window_secs < period
+            || self.cpu_window_secs > 15 * 24 * 3600
+            || !self.cpu_window_secs.is_multiple_of(period)
+        {
+            return Err((
+                "cpu_window_secs",
+                "must be a multiple of cpu_period_secs and at most 1296000 (15 days)".into(),
             ));
         }
         for (key, list) in [("profiles", &self.profiles), ("regions", &self.regions)] {
@@ -148,6 +173,20 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(c.validate().unwrap_err().0, "poll_jitter_secs");
+    }
+
+    #[test]
+    fn a_cpu_window_must_hold_whole_periods() {
+        let c = AwsConfig {
+            cpu_period_secs: 90,
+            ..Default::default()
+        };
+        assert_eq!(c.validate().unwrap_err().0, "cpu_period_secs");
+        let c = AwsConfig {
+            cpu_window_secs: 3700,
+            ..Default::default()
+        };
+        assert_eq!(c.validate().unwrap_err().0, "cpu_window_secs");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 pub(crate) mod client;
 mod cloudtrail;
+mod cloudwatch;
 mod config;
 pub mod cost;
 mod ec2;
@@ -168,6 +169,7 @@ pub struct AwsConnector {
     ec2: aws_sdk_ec2::Client,
     ecs: Option<aws_sdk_ecs::Client>,
     cloudtrail: Option<aws_sdk_cloudtrail::Client>,
+    cpu: Option<cloudwatch::CpuReader>,
     wait: Wait,
     interval: Duration,
     clock: SharedClock,
@@ -198,6 +200,15 @@ impl AwsConnector {
             cloudtrail: config
                 .cloudtrail
                 .then(|| aws_sdk_cloudtrail::Client::new(sdk)),
+            cpu: config.cloudwatch.then(|| {
+                cloudwatch::CpuReader::new(
+                    aws_sdk_cloudwatch::Client::new(sdk),
+                    cloudwatch::Window {
+                        secs: config.cpu_window_secs,
+                        period_secs: config.cpu_period_secs,
+                    },
+                )
+            }),
             wait: Wait {
                 interval: Duration::from_millis(config.action_poll_interval_ms),
                 timeout: Duration::from_secs(config.action_timeout_secs),
@@ -223,9 +234,10 @@ impl AwsConnector {
         *s = (state, message);
     }
 
-    /// One full listing: every instance, then every service.
+    /// One full listing: every instance (with its CPU), then every service.
     async fn fetch(&self) -> std::result::Result<Vec<Resource>, AwsFailure> {
         let mut resources = ec2::list(&self.ec2, &self.ctx).await?;
+        self.add_cpu(&mut resources).await;
         if let Some(ecs) = &self.ecs {
             match ecs::list(ecs, &self.ctx).await {
                 Ok(services) => resources.extend(services),
@@ -237,6 +249,36 @@ impl AwsConnector {
             }
         }
         Ok(resources)
+    }
+
+    /// Adds each running instance's CPU over the window from CloudWatch, or
+    /// why it is unknown. A CloudWatch failure never fails the listing.
+    async fn add_cpu(&self, resources: &mut [Resource]) {
+        let Some(reader) = &self.cpu else {
+            return;
+        };
+        let running: Vec<(usize, String)> = resources
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                r.kind == ec2::KIND
+                    && r.attributes.get("state").map(String::as_str) == Some("running")
+            })
+            .filter_map(|(i, r)| match self.ctx.prefix.parse(&r.id) {
+                Ok(Target::Instance(id)) => Some((i, id)),
+                _ => None,
+            })
+            .collect();
+        if running.is_empty() {
+            return;
+        }
+        let ids: Vec<String> = running.iter().map(|(_, id)| id.clone()).collect();
+        let usage = reader.read(&ids, self.clock.now()).await;
+        for (i, id) in running {
+            if let Some(u) = usage.get(&id) {
+                u.publish(&mut resources[i].attributes);
+            }
+        }
     }
 
     /// Records status-check transitions of instances (the history `events` reports).

@@ -124,42 +124,14 @@ fn format_amount(v: f64) -> String {
     }
 }
 
-/// A memory quantity (`512Mi`, `1G`, `1e9`) in MiB.
+/// A memory quantity (`512Mi`, `1G`, `1e9`) in MiB, to the KiB.
 fn memory_mib(q: &str) -> Option<f64> {
-    let q = q.trim();
-    let split = q
-        .find(|c: char| {
-            !(c.is_ascii_digit() || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-')
-        })
-        .unwrap_or(q.len());
-    // `e` is also the start of the `E` suffix only in upper case (exa).
-    let (num, unit) = q.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let factor = match unit {
-        "" => 1.0,
-        "Ki" => 1024.0,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        _ => return None,
-    };
-    let mib = n * factor / 1024f64.powi(2);
-    mib.is_finite().then_some((mib * 1000.0).round() / 1000.0)
+    super::quantity::mib(q).map(|mib| (mib * 1000.0).round() / 1000.0)
 }
 
 /// A CPU quantity (`250m`, `1`, `0.5`) in millicores.
 fn cpu_millicores(q: &str) -> Option<f64> {
-    let q = q.trim();
-    let v = match q.strip_suffix('m') {
-        Some(milli) => milli.parse::<f64>().ok()?,
-        None => q.parse::<f64>().ok()? * 1000.0,
-    };
-    (v.is_finite() && v >= 0.0).then_some(v)
+    super::quantity::millicores(q)
 }
 
 /// Sets `last_termination_reason`: why a container last stopped, as the
@@ -209,6 +181,7 @@ pub fn replicaset_facts(rs: &ReplicaSet, out: &mut StringMap) {
 /// Sets `allocatable_memory_mib` and `allocatable_cpu_millicores` from
 /// `status.allocatable` (what the scheduler can place on the node).
 pub fn node_facts(node: &Node, out: &mut StringMap) {
+    node_pricing_facts(node, out);
     let allocatable = node.status.as_ref().and_then(|s| s.allocatable.as_ref());
     let Some(a) = allocatable else { return };
     if let Some(m) = a.get("memory").and_then(|q| memory_mib(&q.0)) {
@@ -216,6 +189,51 @@ pub fn node_facts(node: &Node, out: &mut StringMap) {
     }
     if let Some(c) = a.get("cpu").and_then(|q| cpu_millicores(&q.0)) {
         out.insert("allocatable_cpu_millicores".into(), format_amount(c));
+    }
+}
+
+/// Sets what the cost agent prices a node by: `cpu_capacity_millicores` and
+/// `memory_capacity_mib` from `status.capacity`, and `instance_type`,
+/// `region` and `az` from the well-known labels the cloud provider's node
+/// controller sets (`node.kubernetes.io/instance-type`, `topology.kubernetes.io/*`).
+fn node_pricing_facts(node: &Node, out: &mut StringMap) {
+    if let Some(c) = node.status.as_ref().and_then(|s| s.capacity.as_ref()) {
+        if let Some(m) = c.get("memory").and_then(|q| memory_mib(&q.0)) {
+            out.insert("memory_capacity_mib".into(), format_amount(m));
+        }
+        if let Some(v) = c.get("cpu").and_then(|q| cpu_millicores(&q.0)) {
+            out.insert("cpu_capacity_millicores".into(), format_amount(v));
+        }
+    }
+    let Some(labels) = node.metadata.labels.as_ref() else {
+        return;
+    };
+    for (attr, keys) in [
+        (
+            "instance_type",
+            [
+                "node.kubernetes.io/instance-type",
+                "beta.kubernetes.io/instance-type",
+            ],
+        ),
+        (
+            "region",
+            [
+                "topology.kubernetes.io/region",
+                "failure-domain.beta.kubernetes.io/region",
+            ],
+        ),
+        (
+            "az",
+            [
+                "topology.kubernetes.io/zone",
+                "failure-domain.beta.kubernetes.io/zone",
+            ],
+        ),
+    ] {
+        if let Some(v) = keys.iter().find_map(|k| labels.get(*k)) {
+            out.insert(attr.into(), v.clone());
+        }
     }
 }
 
@@ -418,6 +436,25 @@ mod tests {
         node_facts(&node, &mut out);
         assert_eq!(out["allocatable_cpu_millicores"], "3920");
         assert_eq!(out["allocatable_memory_mib"], "15617.043");
+    }
+
+    #[test]
+    fn a_node_is_priced_by_its_capacity_and_well_known_labels() {
+        let node: Node = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1", "labels": {
+                "node.kubernetes.io/instance-type": "m5.xlarge",
+                "topology.kubernetes.io/region": "us-east-1",
+                "topology.kubernetes.io/zone": "us-east-1a"}},
+            "status": {"capacity": {"cpu": "4", "memory": "16Gi"}}
+        }))
+        .unwrap();
+        let mut out = StringMap::new();
+        node_facts(&node, &mut out);
+        assert_eq!(out["cpu_capacity_millicores"], "4000");
+        assert_eq!(out["memory_capacity_mib"], "16384");
+        assert_eq!(out["instance_type"], "m5.xlarge");
+        assert_eq!(out["region"], "us-east-1");
+        assert_eq!(out["az"], "us-east-1a");
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub struct FleetCache {
     pub synced_notify: Notify,
     /// Kinds whose watch last failed, with the error (cleared by its next event).
     failing: Mutex<BTreeMap<&'static str, String>>,
+    /// Held by a usage read from its request to its write, so an older
+    /// answer never overwrites a newer one.
+    pub(super) usage_turn: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -71,6 +74,7 @@ impl FleetCache {
             synced: Mutex::new(HashSet::new()),
             synced_notify: Notify::new(),
             failing: Mutex::new(BTreeMap::new()),
+            usage_turn: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -159,13 +163,47 @@ impl FleetCache {
         let Ok(mut map) = self.resources.write() else {
             return;
         };
-        // The last warning comes from the events watch, not the object: keep it.
-        if let Some(old) = map.get(&r.id)
-            && let Some(w) = old.attributes.get("last_warning")
-        {
-            r.attributes.insert("last_warning".into(), w.clone());
+        // The last warning comes from the events watch and usage from the
+        // metrics poller, not the object: keep them.
+        if let Some(old) = map.get(&r.id) {
+            for key in std::iter::once("last_warning").chain(super::usage::KEYS) {
+                if let Some(v) = old.attributes.get(key) {
+                    r.attributes.insert(key.into(), v.clone());
+                }
+            }
         }
         map.insert(r.id.clone(), r);
+    }
+
+    /// Writes usage onto every resource of `kind` (`None` clears it), waking
+    /// `changed` when anything differs.
+    pub(super) fn set_usage(
+        &self,
+        kind: &str,
+        usage_of: impl Fn(&Resource) -> Option<super::usage::Usage>,
+    ) {
+        let mut changed = false;
+        if let Ok(mut map) = self.resources.write() {
+            for r in map.values_mut().filter(|r| r.kind == kind) {
+                let written = usage_of(r)
+                    .map(|u| u.attributes(&r.attributes))
+                    .unwrap_or_default();
+                let before: Vec<Option<String>> = super::usage::KEYS
+                    .iter()
+                    .map(|k| r.attributes.remove(k))
+                    .collect();
+                for (k, v) in written {
+                    r.attributes.insert(k.into(), v);
+                }
+                changed |= super::usage::KEYS
+                    .iter()
+                    .zip(before)
+                    .any(|(k, b)| r.attributes.get(k) != b.as_ref());
+            }
+        }
+        if changed {
+            self.changed.notify_one();
+        }
     }
 
     fn remove(&self, id: &ResourceId) {

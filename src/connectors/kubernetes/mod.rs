@@ -12,7 +12,9 @@ pub mod ids;
 pub mod kubeconfig;
 mod owners;
 mod preview;
+pub mod quantity;
 mod rollout;
+pub mod usage;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -67,6 +69,7 @@ impl KubeConnector {
         let cache = Arc::new(FleetCache::new(&target.context, id.clone(), changed));
         let cancel = CancellationToken::new();
         fleet::spawn_watchers(client.clone(), cache.clone(), cancel.clone());
+        usage::spawn_poller(client.clone(), cache.clone(), cancel.clone());
         Ok(KubeConnector {
             id,
             client,
@@ -96,6 +99,12 @@ impl KubeConnector {
     /// The live fleet cache (for benchmarks and tests).
     pub fn cache(&self) -> &Arc<FleetCache> {
         &self.cache
+    }
+
+    /// Reads pod and node usage from `metrics.k8s.io` now (the poller does
+    /// this every [`usage::INTERVAL`]).
+    pub async fn refresh_usage(&self) {
+        usage::refresh(&self.client, &self.cache).await;
     }
 
     /// Waits until every watched kind has finished its first list, or `within` passes.

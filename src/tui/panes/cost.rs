@@ -24,6 +24,18 @@ pub struct CostPane {
     spend: Option<(u64, [Spend; 3])>,
     /// A proposal the last key asked for.
     pending: Option<Command>,
+    /// Why usage is unknown for some resources, rebuilt when resources change.
+    usage_unknown: Option<(u64, Option<String>)>,
+}
+
+/// Why usage is unknown for some resources (rightsizing is silent for them).
+fn usage_unknown_note(state: &crate::state::State) -> Option<String> {
+    crate::event::usage_unknown_summary(state.fleet.resources.values().filter_map(|v| {
+        v.resource
+            .attributes
+            .get(crate::event::USAGE_UNKNOWN)
+            .map(String::as_str)
+    }))
 }
 
 /// Spend per group key, largest first.
@@ -248,6 +260,25 @@ impl Pane for CostPane {
             },
         );
 
+        if self
+            .usage_unknown
+            .as_ref()
+            .is_none_or(|(g, _)| *g != ctx.gens.resources)
+        {
+            self.usage_unknown = Some((ctx.gens.resources, usage_unknown_note(state)));
+        }
+        let recs = match self.usage_unknown.as_ref().and_then(|(_, n)| n.as_deref()) {
+            Some(note) if recs.height > 3 => {
+                let [table, line] =
+                    Layout::vertical([Constraint::Fill(1), Constraint::Length(1)]).areas(recs);
+                f.render_widget(
+                    Paragraph::new(Line::styled(fit(note, line.width as usize), t.warn)),
+                    line,
+                );
+                table
+            }
+            _ => recs,
+        };
         let recs_list = recommendations(cost);
         draw_table(
             f,
@@ -283,5 +314,88 @@ impl Pane for CostPane {
 
     fn hints(&self, _ctx: &Ctx) -> Vec<Action> {
         vec![Action::Down, Action::ApplyRecommendation]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Event, EventKind, NewEvent, USAGE_UNKNOWN};
+    use crate::tui::keymap::Keymap;
+    use crate::tui::panes::Generations;
+    use crate::tui::panes::fleet::FleetChanges;
+    use crate::tui::testing::{fixture_now, fixture_state};
+    use crate::tui::theme::Theme;
+
+    fn screen(state: &crate::state::State, gens: Generations) -> String {
+        let theme = Theme::default_theme();
+        let keymap = Keymap::default();
+        let changes = FleetChanges::default();
+        let ctx = Ctx {
+            state,
+            theme: &theme,
+            keymap: &keymap,
+            now: fixture_now(),
+            gens,
+            fleet_changes: &changes,
+            read_only: false,
+        };
+        let mut terminal =
+            ratatui::Terminal::new(ratatui::backend::TestBackend::new(100, 30)).expect("terminal");
+        let mut pane = CostPane::default();
+        terminal
+            .draw(|f| pane.draw(f, f.area(), &ctx))
+            .expect("draw");
+        let buffer = terminal.backend().buffer();
+        (0..buffer.area.height)
+            .map(|y| {
+                (0..buffer.area.width)
+                    .map(|x| buffer[(x, y)].symbol())
+                    .collect::<String>()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_pane_says_why_usage_is_unknown() {
+        let mut state = fixture_state();
+        let gens = Generations {
+            fleet: 1,
+            resources: 1,
+            cost: 1,
+            any: 1,
+        };
+        assert!(!screen(&state, gens).contains("usage unknown"));
+        let id = state.fleet.resources.keys().next().unwrap().clone();
+        let kind = EventKind::ResourceChanged {
+            resource: id,
+            changes: [(
+                USAGE_UNKNOWN.to_string(),
+                "usage unknown: metrics.k8s.io not served (404); install metrics-server"
+                    .to_string(),
+            )]
+            .into_iter()
+            .collect(),
+        };
+        let (event, _) = Event::seal(
+            state.last_seq + 1,
+            Default::default(),
+            NewEvent::new(fixture_now(), "t", kind),
+        );
+        state.apply(&event);
+        let shown = screen(
+            &state,
+            Generations {
+                resources: 2,
+                ..gens
+            },
+        );
+        assert!(
+            shown.contains(
+                "usage unknown for 1 resource(s): metrics.k8s.io not served (404); install metrics-server"
+            ),
+            "{shown}"
+        );
     }
 }
