@@ -103,11 +103,6 @@ mod tests {
             ] {
                 assert!(s.contains(word), "{shell:?} completions lack {word}");
             }
-            // Hidden commands stay out of completion.
-            assert!(
-                !s.contains("stress"),
-                "{shell:?} completes the hidden `log stress`"
-            );
         }
     }
 

@@ -332,10 +332,14 @@ pub fn main() -> i32 {
 
 /// The error is (or was caused by) a write to a pipe whose reader has gone.
 fn closed_pipe(e: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::BrokenPipe;
     e.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        let io = cause.downcast_ref::<std::io::Error>().map(|io| io.kind());
+        // serde_json's error hides the io::Error it wraps from `source()`.
+        let json = cause
+            .downcast_ref::<serde_json::Error>()
+            .and_then(|j| j.io_error_kind());
+        io == Some(BrokenPipe) || json == Some(BrokenPipe)
     })
 }
 
