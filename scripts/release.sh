@@ -133,7 +133,10 @@ cp README.md "$stage/"
 need_cargo_tool cargo-deb cargo-deb "$CARGO_DEB_VERSION"
 echo "== cargo deb"
 # The binary is the staged, stripped one: nothing to build or strip.
-deb="$(cargo deb --no-build --no-strip --output "$out" | tail -n 1)"
+# A dev package (the CI test's) is compressed fast: it is installed and thrown away.
+fast=()
+[ "$profile" = dev ] && fast=(--fast)
+deb="$(cargo deb --no-build --no-strip "${fast[@]}" --output "$out" | tail -n 1)"
 echo "$deb"
 if $deb_only; then
   exit 0
