@@ -94,12 +94,9 @@ mod tests {
         for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
             let s = script(shell);
             for word in [
-                "serve",
-                "attach",
-                "export",
-                "verify",
-                "--data-dir",
-                "--listen",
+                "serve", "attach", "export", "verify",
+                // fish spells options `-l data-dir`.
+                "data-dir", "listen",
             ] {
                 assert!(s.contains(word), "{shell:?} completions lack {word}");
             }
