@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::store::cli::{ExportFormat, LogCommand};
 use options::{
     ConfigArg, ConsoleArgs, ContextArgs, DataDirArg, FleetArgs, LogDirArg, LookArgs, Options,
+    RuntimePaths,
 };
 use terminal::TerminalSafe;
 
@@ -93,11 +94,7 @@ pub struct RunCmd {
 #[derive(Debug, Args)]
 pub struct DemoCmd {
     #[command(flatten)]
-    pub data: DataDirArg,
-    #[command(flatten)]
-    pub config: ConfigArg,
-    #[command(flatten)]
-    pub log: LogDirArg,
+    pub paths: RuntimePaths,
     #[command(flatten)]
     pub look: LookArgs,
     #[command(flatten)]
@@ -110,11 +107,7 @@ pub struct DemoCmd {
 #[derive(Debug, Args)]
 pub struct ServeCmd {
     #[command(flatten)]
-    pub data: DataDirArg,
-    #[command(flatten)]
-    pub config: ConfigArg,
-    #[command(flatten)]
-    pub log: LogDirArg,
+    pub paths: RuntimePaths,
     #[command(flatten)]
     pub fleet: FleetArgs,
     #[command(flatten)]
@@ -359,27 +352,16 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 cmd.demo.approve_as.is_none(),
                 "--approve-as approves everything unattended: it is for `demo` only"
             );
-            opts.data(&cmd.console.data)
-                .config(&cmd.console.config)
-                .log(&cmd.console.log)
-                .look(&cmd.console.look)
-                .fleet(&cmd.console.fleet)
-                .context(&cmd.console.context);
+            opts.console(&cmd.console);
             console(&opts, cmd.demo)
         }
         Commands::Demo(cmd) => {
-            opts.data(&cmd.data)
-                .config(&cmd.config)
-                .log(&cmd.log)
-                .look(&cmd.look)
-                .fleet(&cmd.fleet);
+            opts.paths(&cmd.paths).look(&cmd.look).fleet(&cmd.fleet);
             opts.demo_only = true;
             console(&opts, cmd.demo)
         }
         Commands::Serve(cmd) => {
-            opts.data(&cmd.data)
-                .config(&cmd.config)
-                .log(&cmd.log)
+            opts.paths(&cmd.paths)
                 .fleet(&cmd.fleet)
                 .context(&cmd.context);
             let (config, _) = load(&opts)?;

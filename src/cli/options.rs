@@ -71,15 +71,22 @@ pub struct ContextArgs {
     pub contexts: Vec<String>,
 }
 
-/// Every option of the console: what `shieldops` alone and `run` take.
+/// Where a runtime keeps its log, reads its config and writes its log files.
 #[derive(Debug, Clone, Default, Args)]
-pub struct ConsoleArgs {
+pub struct RuntimePaths {
     #[command(flatten)]
     pub data: DataDirArg,
     #[command(flatten)]
     pub config: ConfigArg,
     #[command(flatten)]
     pub log: LogDirArg,
+}
+
+/// Every option of the console: what `shieldops` alone and `run` take.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConsoleArgs {
+    #[command(flatten)]
+    pub paths: RuntimePaths,
     #[command(flatten)]
     pub look: LookArgs,
     #[command(flatten)]
@@ -107,13 +114,21 @@ impl Options {
     /// The options given before the subcommand (or to `shieldops` alone).
     pub fn top(top: &ConsoleArgs) -> Options {
         let mut o = Options::default();
-        o.data(&top.data)
-            .config(&top.config)
-            .log(&top.log)
-            .look(&top.look)
-            .fleet(&top.fleet)
-            .context(&top.context);
+        o.console(top);
         o
+    }
+
+    /// Adds every option of the console.
+    pub fn console(&mut self, a: &ConsoleArgs) -> &mut Self {
+        self.paths(&a.paths)
+            .look(&a.look)
+            .fleet(&a.fleet)
+            .context(&a.context)
+    }
+
+    /// Adds a runtime's paths.
+    pub fn paths(&mut self, a: &RuntimePaths) -> &mut Self {
+        self.data(&a.data).config(&a.config).log(&a.log)
     }
 
     /// The subcommand's own `--data-dir`, if given, wins.
