@@ -70,9 +70,9 @@ else
   export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(date +%s)}"
 fi
 
-# need_cargo_tool BINARY CRATE VERSION: installs the crate at that version unless present.
+# need_cargo_tool SUBCOMMAND CRATE VERSION: installs the crate at that version unless present.
 need_cargo_tool() {
-  if ! "$1" --version 2>/dev/null | grep -qF "$3"; then
+  if ! cargo "$1" --version 2>/dev/null | grep -qF "$3"; then
     echo "== installing $2 $3"
     cargo install --locked "$2" --version "$3"
   fi
@@ -130,7 +130,7 @@ cp -r policies playbooks themes "$stage/share/"
 cp README.md "$stage/"
 
 # --- .deb
-need_cargo_tool cargo-deb cargo-deb "$CARGO_DEB_VERSION"
+need_cargo_tool deb cargo-deb "$CARGO_DEB_VERSION"
 echo "== cargo deb"
 # The binary is the staged, stripped one: nothing to build or strip.
 # A dev package (the CI test's) is compressed fast: it is installed and thrown away.
@@ -148,7 +148,7 @@ tar --sort=name --mtime="@$SOURCE_DATE_EPOCH" --owner=0 --group=0 --numeric-owne
   --transform "s,^\.stage,$name," -C dist -cf - .stage | gzip -9n >"$out/$name.tar.gz"
 
 # --- SBOM: the crates compiled into the binary for this target (no dev or build dependencies)
-need_cargo_tool cargo-cyclonedx cargo-cyclonedx "$CARGO_CYCLONEDX_VERSION"
+need_cargo_tool cyclonedx cargo-cyclonedx "$CARGO_CYCLONEDX_VERSION"
 echo "== cargo cyclonedx"
 cargo cyclonedx --format json --spec-version 1.5 --target "$TARGET" --no-build-deps \
   --override-filename "shieldops-$version.cdx"
