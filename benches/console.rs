@@ -13,6 +13,8 @@
 //!
 //! Run: `cargo bench --bench console` (`CONSOLE_BENCH_EVENTS=200000` for a
 //! shorter run). Each figure is printed as a `goal:` line.
+//! `CONSOLE_BENCH_DIR=DIR` keeps the data directories in DIR and reuses the
+//! big log on the next run (building it takes longer than measuring it).
 
 use std::io::Read;
 use std::path::Path;
@@ -48,24 +50,37 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let root = tempfile::tempdir().unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    let kept = std::env::var_os("CONSOLE_BENCH_DIR").map(std::path::PathBuf::from);
+    let root = kept.as_deref().unwrap_or(temp.path());
 
-    let demo = root.path().join("demo");
-    let run = measure(&demo, root.path());
+    let demo = root.join(format!("demo-{}", std::process::id()));
+    let run = measure(&demo, root);
+    let _ = std::fs::remove_dir_all(&demo);
     goal::at_most("console RSS, demo fleet", run.rss_mb, 60.0, "MB");
     report("console, demo fleet", &run);
 
-    let big = root.path().join("big");
-    let (total, snapshot_seq) = build_big(&big, events);
-    eprintln!(
-        "built {total} events ({RESOURCES} resources), snapshot at seq {snapshot_seq}, in {}",
-        big.display()
-    );
-    let bare = root.path().join("big-no-snapshot");
-    copy_dir(&big, &bare);
-    drop_snapshots(&bare.join("log"));
+    let big = root.join(format!("big-{events}"));
+    let bare = root.join(format!("big-{events}-no-snapshot"));
+    let built = big.join("built");
+    let total = match std::fs::read_to_string(&built) {
+        Ok(total) => total.trim().parse().unwrap(),
+        Err(_) => {
+            let _ = std::fs::remove_dir_all(&big);
+            let _ = std::fs::remove_dir_all(&bare);
+            let (total, snapshot_seq) = build_big(&big, events);
+            eprintln!(
+                "built {total} events ({RESOURCES} resources), snapshot at seq {snapshot_seq}, in {}",
+                big.display()
+            );
+            copy_dir(&big, &bare);
+            drop_snapshots(&bare.join("log"));
+            std::fs::write(&built, total.to_string()).unwrap();
+            total
+        }
+    };
 
-    let run = measure(&big, root.path());
+    let run = measure_copy(&big, root);
     goal::at_most(
         &format!("console RSS, {RESOURCES} resources + {total} events"),
         run.rss_mb,
@@ -79,7 +94,7 @@ fn main() {
         1000.0,
         "ms",
     );
-    let run = measure(&bare, root.path());
+    let run = measure_copy(&bare, root);
     report("console, big log, no snapshot", &run);
     // No goal is set for a log with no snapshot: the whole chain is verified
     // and folded. It is reported so its cost is known.
@@ -155,6 +170,17 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), target).unwrap();
         }
     }
+}
+
+/// [`measure`] on a fresh copy of `data`: the console appends to the log it
+/// runs on, and the kept directories must stay as built.
+fn measure_copy(data: &Path, root: &Path) -> Run {
+    let copy = root.join(format!("run-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&copy);
+    copy_dir(data, &copy);
+    let run = measure(&copy, root);
+    let _ = std::fs::remove_dir_all(&copy);
+    run
 }
 
 /// Starts the console on `data` in a pty, waits for its first frame, lets it

@@ -26,7 +26,7 @@ for arg in "$@"; do
   esac
 done
 if [ ${#benches[@]} -eq 0 ]; then
-  benches=(eventlog console policy render cost learning remote notify linux aws kube_fleet compliance vulndb)
+  benches=(eventlog console policy render cost learning remote notify linux aws kube_fleet compliance vulndb prometheus)
 fi
 
 # Some benches start the same servers the tests do (sshd, moto, the test API server).

@@ -6,6 +6,7 @@
 #
 #   scripts/fuzz.sh            every target, 300 s each
 #   scripts/fuzz.sh 60 when_expr config_toml
+#   FUZZ_RUNS=1000000 scripts/fuzz.sh 3600   each target until 1M executions (at most an hour)
 #
 # Needs: `rustup toolchain install nightly` and `cargo install cargo-fuzz`.
 # Every crash found becomes a regression test next to the code it broke.
@@ -18,6 +19,8 @@ if [ ${#targets[@]} -eq 0 ]; then
   targets=(ws_frames alertmanager playbook_yaml when_expr config_toml vuln_feeds stored_record rego_bundle)
 fi
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$HOME/.cache/shieldops/fuzz-target}"
+# The fuzz crate is its own workspace; it resolves the same versions as the project.
+[ -f fuzz/Cargo.lock ] || cp Cargo.lock fuzz/Cargo.lock
 
 seeds=fuzz/corpus
 mkdir -p "$seeds"
@@ -45,8 +48,10 @@ printf '%-16s %14s %8s %s\n' target executions crashes note
 for t in "${targets[@]}"; do
   log=$(mktemp)
   # -rss_limit_mb guards against a target eating the machine; a timeout is a crash too.
+  runs=()
+  [ -n "${FUZZ_RUNS:-}" ] && runs=(-runs="$FUZZ_RUNS")
   if cargo +nightly fuzz run "$t" "$seeds/$t" -- \
-      -max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=4096 \
+      -max_total_time="$seconds" "${runs[@]}" -print_final_stats=1 -timeout=10 -rss_limit_mb=4096 \
       >"$log" 2>&1; then
     note=ok
   else

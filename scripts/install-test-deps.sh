@@ -19,6 +19,8 @@ need_cmd dpkg dpkg
 # --- serve: the Alertmanager intake test runs a real Prometheus and Alertmanager.
 need_cmd prometheus prometheus
 need_cmd prometheus-alertmanager prometheus-alertmanager
+# --- prometheus evidence: a real node exporter for Prometheus to scrape.
+need_cmd prometheus-node-exporter prometheus-node-exporter
 # the TLS test makes a throwaway self-signed certificate.
 need_cmd openssl openssl
 

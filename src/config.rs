@@ -32,6 +32,8 @@ pub struct Config {
     pub kubernetes: crate::connectors::kubernetes::KubernetesConfig,
     /// `[store]`: the event log's cache bound and its checkpoint witness.
     pub store: crate::store::StoreConfig,
+    /// `[prometheus]`: absent = no Prometheus evidence or PromQL validation.
+    pub prometheus: Option<crate::connectors::prometheus::PrometheusConfig>,
     /// `[teams]`: principal (OS account or token principal) → the team it
     /// acts for; an unmapped person has no team, and the policy's team
     /// scoping refuses what they ask for. Agents act for their target's team.
@@ -161,6 +163,20 @@ impl Secret {
             Secret("********".into())
         }
     }
+}
+
+/// `line N: key `section.key`: why` for a key that may be nested below its
+/// section (`vault.address`, `queries.pod.restarts`): the line is found in
+/// the key's own table.
+fn nested_key_error(text: &str, section: &str, key: &str, why: &str) -> String {
+    let (table, leaf) = match key.rsplit_once('.') {
+        Some((inner, leaf)) => (format!("{section}.{inner}"), leaf),
+        None => (section.to_string(), key),
+    };
+    let line = find_key_line(text, &table, leaf)
+        .map(|l| format!("line {l}: "))
+        .unwrap_or_default();
+    format!("{line}key `{section}.{key}`: {why}")
 }
 
 /// A configuration problem, naming the file, the key and the line.
@@ -302,21 +318,18 @@ impl Config {
         if let Some(creds) = &self.credentials
             && let Err((key, why)) = creds.validate()
         {
-            // The key may be nested (`vault.address`): find its own section's line.
-            let (section, leaf) = match key.rsplit_once('.') {
-                Some((inner, leaf)) => (format!("credentials.{inner}"), leaf.to_string()),
-                None => ("credentials".to_string(), key.clone()),
-            };
-            let line = find_key_line(text, &section, &leaf)
-                .map(|l| format!("line {l}: "))
-                .unwrap_or_default();
-            return Err(format!("{line}key `credentials.{key}`: {why}"));
+            return Err(nested_key_error(text, "credentials", &key, &why));
         }
         if let Err((key, why)) = self.security.validate() {
             return bad("security", key, &why);
         }
         if let Err((key, why)) = self.kubernetes.validate() {
             return bad("kubernetes", key, &why);
+        }
+        if let Some(p) = &self.prometheus
+            && let Err((key, why)) = p.validate()
+        {
+            return Err(nested_key_error(text, "prometheus", &key, &why));
         }
         // Every escalation contact must reach someone: a contact no channel
         // delivers to would only be a record that nobody reads.

@@ -13,36 +13,10 @@ use shieldops::event::EventKind;
 use shieldops::remote::auth::Role;
 use shieldops::state::IncidentStatus;
 
+mod prometheus_support;
 mod remote_support;
+use prometheus_support::{Proc, free_port, tool};
 use remote_support::{Console, Server, http};
-
-/// A process killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn tool(name: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("`{name}` is not installed: run scripts/install-test-deps.sh (as root)")
-        })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 async fn ready(port: u16, path: &str, what: &str, child: &mut Child) {
     let addr = format!("127.0.0.1:{port}").parse().unwrap();

@@ -7,16 +7,37 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::AgentContext;
 use crate::connectors::{Listing, Scope};
-use crate::event::{ConnectorId, ConnectorState, EventKind, Resource, ResourceId};
+use crate::event::{
+    ConnectorId, ConnectorState, EventKind, Health, Resource, ResourceId, StringMap,
+};
 use crate::state::State;
 
 const ACTOR: &str = "agent:discovery";
 
 /// The discovery agent's memory of what the log already says.
 pub struct Discovery {
-    known: HashMap<ResourceId, Resource>,
+    known: HashMap<ResourceId, Known>,
     /// The connector conditions the log already says.
     statuses: HashMap<ConnectorId, (ConnectorState, String)>,
+}
+
+/// What a poll is compared with: only the parts a diff looks at (a whole
+/// copy of every resource cost as much as a third copy of the fleet).
+#[derive(Debug)]
+struct Known {
+    connector: ConnectorId,
+    health: Health,
+    attributes: StringMap,
+}
+
+impl Known {
+    fn of(r: &Resource) -> Self {
+        Self {
+            connector: r.connector.clone(),
+            health: r.health.clone(),
+            attributes: r.attributes.clone(),
+        }
+    }
 }
 
 impl Discovery {
@@ -27,7 +48,7 @@ impl Discovery {
                 .fleet
                 .resources
                 .iter()
-                .map(|(id, v)| (id.clone(), v.resource.clone()))
+                .map(|(id, v)| (id.clone(), Known::of(&v.resource)))
                 .collect(),
             statuses: state
                 .fleet
@@ -98,7 +119,7 @@ impl Discovery {
 
     fn diff(&mut self, current: Resource) -> Vec<EventKind> {
         let Some(old) = self.known.get(&current.id) else {
-            self.known.insert(current.id.clone(), current.clone());
+            self.known.insert(current.id.clone(), Known::of(&current));
             return vec![EventKind::ResourceDiscovered { resource: current }];
         };
         let mut out = Vec::new();
@@ -125,7 +146,7 @@ impl Discovery {
                 health: current.health.clone(),
             });
         }
-        self.known.insert(current.id.clone(), current);
+        self.known.insert(current.id.clone(), Known::of(&current));
         out
     }
 }

@@ -19,7 +19,10 @@ pub async fn run(
     data_dir: &Path,
     args: DemoArgs,
 ) -> anyhow::Result<i32> {
-    let started = super::startup::start(opts, config, data_dir, &args, true).await?;
+    let mut started = super::startup::start(opts, config, data_dir, &args, true).await?;
+    // The console folds from here on its own; the runtime holds its own copy.
+    // Keeping a third for the whole session would cost as much as the fleet.
+    let state = std::mem::take(&mut started.state);
     let runtime = &started.runtime;
     let cancel = &started.cancel;
 
@@ -31,7 +34,7 @@ pub async fn run(
         headless(runtime, args.until_quiet, cancel).await
     } else {
         let (events_tx, events_rx) = mpsc::channel(1024);
-        let mut sub = started.log.subscribe(started.state.last_seq + 1);
+        let mut sub = started.log.subscribe(state.last_seq + 1);
         let forward_cancel = cancel.clone();
         tokio::spawn(async move {
             loop {
@@ -58,14 +61,9 @@ pub async fn run(
             started.read_only,
             Identity::local(),
         );
-        crate::tui::run(
-            opts,
-            started.state.clone(),
-            events_rx,
-            runtime.commands.clone(),
-        )
-        .await
-        .map(|_| 0)
+        crate::tui::run(opts, state, events_rx, runtime.commands.clone())
+            .await
+            .map(|_| 0)
     };
 
     started.finish().await?;

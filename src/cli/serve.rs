@@ -181,10 +181,12 @@ pub async fn serve(
         start: args.start,
         ..DemoArgs::default()
     };
-    let started = super::startup::start(opts, config, data_dir, &demo, !args.no_scenario).await?;
+    let mut started =
+        super::startup::start(opts, config, data_dir, &demo, !args.no_scenario).await?;
     let hub = Hub::start(
         started.log.clone(),
-        started.state.clone(),
+        // The hub folds for attached consoles from here on; no other copy is kept.
+        std::mem::take(&mut started.state),
         started.cancel.clone(),
     )?;
     let server_cancel = CancellationToken::new();

@@ -38,7 +38,8 @@ const DEMO_BUDGETS: &[(&str, f64)] = &[
 /// A running runtime with everything it was built from.
 pub struct Started {
     pub log: EventLog,
-    /// The state folded from the log at start-up (`state.last_seq` is where live events begin).
+    /// The state folded from the log at start-up (`state.last_seq` is where
+    /// live events begin). Whoever shows it takes it (`std::mem::take`).
     pub state: State,
     pub clock: SharedClock,
     pub runtime: Runtime,
@@ -162,6 +163,12 @@ pub async fn start(
             registry.add(connector);
         }
     }
+    if let Some(p) = &config.prometheus {
+        registry.set_prometheus(Arc::new(
+            crate::connectors::prometheus::Prometheus::new(p)
+                .context("[prometheus] in the config")?,
+        ));
+    }
     let runtime = Runtime::start(
         RuntimeParts {
             log: log.clone(),
@@ -183,6 +190,11 @@ pub async fn start(
         state.clone(),
         cancel.clone(),
     );
+
+    // Decoding the snapshot and starting the agents left much of the heap
+    // free but resident; hand it back now and keep doing so.
+    crate::runtime::memory::give_back();
+    crate::runtime::memory::spawn_periodic(cancel.clone());
 
     let control = {
         let log = log.clone();

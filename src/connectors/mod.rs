@@ -8,6 +8,7 @@ pub mod aws;
 pub mod credentials;
 pub mod kubernetes;
 pub mod linux;
+pub mod prometheus;
 pub mod sim;
 
 use std::collections::BTreeMap;
@@ -286,6 +287,8 @@ pub trait InfraConnector: Send + Sync {
 #[derive(Clone, Default)]
 pub struct Registry {
     connectors: BTreeMap<ConnectorId, Arc<dyn InfraConnector>>,
+    /// `[prometheus]`, when configured: metrics evidence for any resource.
+    prometheus: Option<Arc<prometheus::Prometheus>>,
 }
 
 impl Registry {
@@ -304,6 +307,14 @@ impl Registry {
     /// Every connector.
     pub fn all(&self) -> impl Iterator<Item = &Arc<dyn InfraConnector>> {
         self.connectors.values()
+    }
+    /// Sets the Prometheus server investigations and validations read.
+    pub fn set_prometheus(&mut self, prometheus: Arc<prometheus::Prometheus>) {
+        self.prometheus = Some(prometheus);
+    }
+    /// The Prometheus server, if configured.
+    pub fn prometheus(&self) -> Option<Arc<prometheus::Prometheus>> {
+        self.prometheus.clone()
     }
 }
 

@@ -114,6 +114,28 @@ const ECS_SERVICE: &[Producer] = &[Producer {
     provider: "aws",
     kinds: &["ecs_service"],
 }];
+/// What the `[prometheus]` queries are written for (`connectors::prometheus::queries`).
+const PROM_POD: &[Producer] = K8S_POD;
+const PROM_SERVICE: &[Producer] = &[
+    Producer {
+        provider: "kubernetes",
+        kinds: &["deployment", "replicaset", "statefulset", "daemonset"],
+    },
+    Producer {
+        provider: "linux",
+        kinds: &["service"],
+    },
+];
+const PROM_HOST: &[Producer] = &[
+    Producer {
+        provider: "kubernetes",
+        kinds: &["node"],
+    },
+    Producer {
+        provider: "linux",
+        kinds: &["host"],
+    },
+];
 const CREDENTIAL: &[Producer] = &[
     Producer {
         provider: "vault",
@@ -141,7 +163,7 @@ const fn fact(
     }
 }
 
-use Evidence::{Changes, Events, Logs, Metrics};
+use Evidence::{Changes, Events, Logs, Metrics, Prometheus};
 use FactType::{Bool, Number, Scalar, Text};
 
 /// Every fact, in the order the README lists them.
@@ -520,6 +542,55 @@ pub const CATALOGUE: &[FactSpec] = &[
         Some(Metrics),
         CREDENTIAL,
         "the secret's lease TTL",
+    ),
+    fact(
+        "prometheus.memory_working_set_ratio",
+        Number,
+        Some(Prometheus),
+        PROM_POD,
+        "PromQL (cAdvisor): peak container_memory_working_set_bytes over the window / container_spec_memory_limit_bytes, the highest container",
+    ),
+    fact(
+        "prometheus.cpu_throttle_ratio",
+        Number,
+        Some(Prometheus),
+        PROM_POD,
+        "PromQL (cAdvisor): increase of container_cpu_cfs_throttled_periods_total / of container_cpu_cfs_periods_total over the window",
+    ),
+    fact(
+        "prometheus.restarts",
+        Number,
+        Some(Prometheus),
+        PROM_POD,
+        "PromQL (kube-state-metrics): increase of kube_pod_container_status_restarts_total over the window",
+    ),
+    fact(
+        "prometheus.latency_p99_seconds",
+        Number,
+        Some(Prometheus),
+        PROM_SERVICE,
+        "PromQL: histogram_quantile(0.99) of http_request_duration_seconds_bucket{service} over the window",
+    ),
+    fact(
+        "prometheus.error_ratio",
+        Number,
+        Some(Prometheus),
+        PROM_SERVICE,
+        "PromQL: rate of http_requests_total{service, code=~\"5..\"} / rate of all its requests over the window",
+    ),
+    fact(
+        "prometheus.filesystem_free_ratio",
+        Number,
+        Some(Prometheus),
+        PROM_HOST,
+        "PromQL (node exporter): the lowest node_filesystem_avail_bytes / node_filesystem_size_bytes of the host's real filesystems",
+    ),
+    fact(
+        "prometheus.load_per_cpu",
+        Number,
+        Some(Prometheus),
+        PROM_HOST,
+        "PromQL (node exporter): node_load1 / the host's CPUs",
     ),
     fact(
         "logs.lines",

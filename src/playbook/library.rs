@@ -22,6 +22,10 @@ pub const EMBEDDED_PLAYBOOKS: &[(&str, &str)] = &[
         include_str!("../../playbooks/cost-rightsizing.yaml"),
     ),
     (
+        "cpu-throttling.yaml",
+        include_str!("../../playbooks/cpu-throttling.yaml"),
+    ),
+    (
         "deployment-rollout-failed.yaml",
         include_str!("../../playbooks/deployment-rollout-failed.yaml"),
     ),
@@ -40,6 +44,10 @@ pub const EMBEDDED_PLAYBOOKS: &[(&str, &str)] = &[
     (
         "ecs-service-unhealthy.yaml",
         include_str!("../../playbooks/ecs-service-unhealthy.yaml"),
+    ),
+    (
+        "high-latency.yaml",
+        include_str!("../../playbooks/high-latency.yaml"),
     ),
     (
         "host-disk-full.yaml",

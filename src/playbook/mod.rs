@@ -16,7 +16,7 @@ pub use facts::{Fact, Facts};
 pub use library::{EMBEDDED_PLAYBOOKS, Library, playbook_validate};
 pub use model::{
     Decision, Evaluation, Evidence, FailurePlan, InvestigationStep, LabelMatcher, Playbook,
-    ResourceKind, Trigger, ValidationRun, ValidationSpec, Verdict, provider_name,
+    PromqlCheck, ResourceKind, Trigger, ValidationRun, ValidationSpec, Verdict, provider_name,
 };
 
 use std::path::PathBuf;

@@ -110,6 +110,9 @@ struct RawExpect {
     health: Spanned<String>,
     #[serde(default)]
     not_reasons: Vec<String>,
+    /// A PromQL condition that must hold too (a non-empty answer).
+    #[serde(default)]
+    promql: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,6 +139,8 @@ pub enum Evidence {
     Changes,
     Metrics,
     Logs,
+    /// PromQL from `[prometheus]` (the queries for the resource's kind).
+    Prometheus,
 }
 
 impl Evidence {
@@ -147,6 +152,7 @@ impl Evidence {
             Evidence::Changes => "changes",
             Evidence::Metrics => "metrics",
             Evidence::Logs => "logs",
+            Evidence::Prometheus => "prometheus",
         }
     }
 }
@@ -283,6 +289,22 @@ pub struct ValidationSpec {
     pub interval: Duration,
     /// Consecutive passing polls needed.
     pub stable_polls: u32,
+    /// A PromQL condition that must also hold: a non-empty answer (PromQL
+    /// comparisons filter); placeholders name the target (`{namespace}`, …).
+    pub promql: Option<String>,
+}
+
+/// What one poll of a validation's PromQL condition found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PromqlCheck {
+    /// The spec has no PromQL condition.
+    NotAsked,
+    /// The answer was not empty: the condition holds.
+    Holds,
+    /// The answer was empty: not (yet) true.
+    Empty,
+    /// No answer (an error, a timeout, no `[prometheus]`): unknown, so not healthy.
+    Unknown(String),
 }
 
 impl ValidationSpec {
@@ -342,8 +364,29 @@ pub struct ValidationRun {
 impl ValidationRun {
     /// Records one poll of real health taken at `now` and says what to do next.
     pub fn observe(&mut self, health: &Health, now: DateTime<Utc>) -> Verdict {
+        self.observe_with(health, &PromqlCheck::NotAsked, now)
+    }
+
+    /// Like [`ValidationRun::observe`], with the spec's PromQL condition as
+    /// polled at the same time: a poll passes only when both hold.
+    pub fn observe_with(
+        &mut self,
+        health: &Health,
+        promql: &PromqlCheck,
+        now: DateTime<Utc>,
+    ) -> Verdict {
         self.polls += 1;
-        match self.spec.check(health) {
+        let condition = match (&self.spec.promql, promql) {
+            (None, _) | (Some(_), PromqlCheck::Holds) => Ok(()),
+            (Some(q), PromqlCheck::Empty) => {
+                Err(format!("PromQL condition not met (empty answer): {q}"))
+            }
+            (Some(q), PromqlCheck::Unknown(why)) => {
+                Err(format!("PromQL condition unknown ({why}): {q}"))
+            }
+            (Some(q), PromqlCheck::NotAsked) => Err(format!("PromQL condition not polled: {q}")),
+        };
+        match self.spec.check(health).and(condition) {
             Ok(()) => {
                 self.passes += 1;
                 if self.passes >= self.spec.stable_polls {
@@ -736,12 +779,13 @@ fn build(file: &str, raw: RawPlaybook) -> Result<Playbook, PlaybookError> {
             "changes" => Evidence::Changes,
             "metrics" => Evidence::Metrics,
             "logs" => Evidence::Logs,
+            "prometheus" => Evidence::Prometheus,
             other => {
                 return Err(invalid(
                     file,
                     &s.evidence.referenced,
                     format!(
-                        "unknown evidence `{other}`: expected health, events, changes, metrics or logs"
+                        "unknown evidence `{other}`: expected health, events, changes, metrics, logs or prometheus"
                     ),
                 ));
             }
@@ -1071,8 +1115,35 @@ fn plans(
             ));
         }
     };
+    let promql = match v.expect.promql {
+        Some(q) => {
+            let known = ["namespace", "pod", "service", "host"];
+            let checked = crate::connectors::prometheus::promql::check(&q.value).and_then(|()| {
+                match crate::connectors::prometheus::promql::placeholders(&q.value)
+                    .into_iter()
+                    .find(|p| !known.contains(&p.as_str()))
+                {
+                    Some(p) => Err(format!(
+                        "placeholder `{{{p}}}` is not known; known: {}",
+                        known.join(", ")
+                    )),
+                    None => Ok(()),
+                }
+            });
+            if let Err(why) = checked {
+                return Err(invalid(
+                    file,
+                    &q.referenced,
+                    format!("`expect.promql`: {why}"),
+                ));
+            }
+            Some(q.value)
+        }
+        None => None,
+    };
     let validation = ValidationSpec {
         expect,
+        promql,
         not_reasons: v.expect.not_reasons,
         timeout: Duration::from_secs(timeout_secs),
         interval: Duration::from_secs(interval_secs),
@@ -1183,4 +1254,104 @@ fn branches(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod promql_tests {
+    use super::*;
+
+    const WITH_PROMQL: &str = r#"name: custom
+description: test playbook
+trigger:
+  alerts: [CustomAlert]
+investigate:
+  - evidence: prometheus
+    window_mins: 5
+decide:
+  - id: scale
+    when: 'prometheus.latency_p99_seconds > 0.5'
+    action:
+      name: scale
+validate:
+  expect:
+    health: healthy
+    promql: 'histogram_quantile(0.99, sum by (le) (rate(x{service="{service}"}[5m]))) < 0.5'
+  timeout_secs: 60
+  interval_secs: 10
+on_failure:
+  escalate: [team-oncall]
+"#;
+
+    #[test]
+    fn the_promql_condition_is_read_and_checked_with_its_line() {
+        let p = Playbook::parse("p.yaml", WITH_PROMQL).unwrap();
+        assert!(
+            p.validation
+                .promql
+                .as_deref()
+                .unwrap()
+                .contains(r#"service="{service}""#)
+        );
+        assert_eq!(p.investigate[0].evidence, Evidence::Prometheus);
+        for (bad, why) in [
+            ("rate(x[5m]) < 0.01)", "closes nothing"),
+            ("up{pod=\"{podname}\"}", "{podname}"),
+            ("", "empty"),
+        ] {
+            let text = WITH_PROMQL.replace(
+                r#"'histogram_quantile(0.99, sum by (le) (rate(x{service="{service}"}[5m]))) < 0.5'"#,
+                &format!("'{}'", bad.replace('\'', "''")),
+            );
+            let e = Playbook::parse("p.yaml", &text).unwrap_err().to_string();
+            assert!(e.starts_with("p.yaml:16:"), "{e}");
+            assert!(e.contains(why), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_prometheus_fact_needs_the_prometheus_step() {
+        let text = WITH_PROMQL.replace(
+            "  - evidence: prometheus\n    window_mins: 5",
+            "  - evidence: health",
+        );
+        let e = Playbook::parse("p.yaml", &text).unwrap_err().to_string();
+        assert!(e.contains("prometheus.latency_p99_seconds"), "{e}");
+    }
+
+    #[test]
+    fn a_poll_passes_only_when_health_and_the_condition_both_hold() {
+        let spec = Playbook::parse("p.yaml", WITH_PROMQL).unwrap().validation;
+        let t0 = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap();
+        let healthy = Health::healthy();
+        let mut run = spec.start(t0);
+        assert_eq!(
+            run.observe_with(&healthy, &PromqlCheck::Empty, t0),
+            Verdict::Pending
+        );
+        assert_eq!(
+            run.observe_with(
+                &healthy,
+                &PromqlCheck::Unknown("no answer".into()),
+                t0 + chrono::Duration::seconds(10)
+            ),
+            Verdict::Pending
+        );
+        // Unknown until the deadline: failed, saying why.
+        match run.observe_with(
+            &healthy,
+            &PromqlCheck::Unknown("no answer within 1s".into()),
+            t0 + chrono::Duration::seconds(60),
+        ) {
+            Verdict::Failed(why) => assert!(why.contains("unknown (no answer within 1s)"), "{why}"),
+            v => panic!("{v:?}"),
+        }
+        let mut run = spec.start(t0);
+        assert!(matches!(
+            run.observe_with(&healthy, &PromqlCheck::Holds, t0),
+            Verdict::Passed(_)
+        ));
+        // A spec with a condition is never passed by health alone.
+        let mut run = spec.start(t0);
+        assert_eq!(run.observe(&healthy, t0), Verdict::Pending);
+    }
 }

@@ -23,6 +23,14 @@ pub struct Counters {
     pub actions: BTreeMap<&'static str, u64>,
     /// Approval outcomes (`granted`, `denied`, `expired`).
     pub approvals: BTreeMap<&'static str, u64>,
+    /// Finished remediations by outcome (`succeeded`, `rolled_back`, …).
+    pub remediations: BTreeMap<&'static str, u64>,
+    /// Restores by outcome (`success`, `failure`).
+    pub restores: BTreeMap<&'static str, u64>,
+    /// Notification attempts by outcome (`sent`, `failed`, `gave_up`).
+    pub notifications: BTreeMap<&'static str, u64>,
+    /// Errors agents reported.
+    pub agent_errors: u64,
 }
 
 impl Counters {
@@ -44,6 +52,29 @@ impl Counters {
             EventKind::ApprovalGranted { .. } => (&mut self.approvals, "granted"),
             EventKind::ApprovalDenied { .. } => (&mut self.approvals, "denied"),
             EventKind::ApprovalExpired { .. } => (&mut self.approvals, "expired"),
+            EventKind::RemediationFinished { status, .. } => {
+                (&mut self.remediations, status.as_str())
+            }
+            EventKind::RemediationRestored { outcome, .. } => (
+                &mut self.restores,
+                if outcome.success {
+                    "success"
+                } else {
+                    "failure"
+                },
+            ),
+            EventKind::NotificationSent { .. } => (&mut self.notifications, "sent"),
+            // A give-up is also a failed attempt: both counters move.
+            EventKind::NotificationFailed { gave_up, .. } => {
+                if *gave_up {
+                    *self.notifications.entry("gave_up").or_default() += 1;
+                }
+                (&mut self.notifications, "failed")
+            }
+            EventKind::AgentError { .. } => {
+                self.agent_errors += 1;
+                return;
+            }
             _ => return,
         };
         *map.entry(key).or_default() += 1;

@@ -4,6 +4,7 @@
 pub mod approvals;
 pub mod command;
 pub mod loop_stats;
+pub mod memory;
 pub mod policy;
 mod preview;
 pub mod provenance;
@@ -104,6 +105,7 @@ fn default_validation() -> ValidationSpec {
         timeout: Duration::from_secs(90),
         interval: Duration::from_secs(3),
         stable_polls: 1,
+        promql: None,
     }
 }
 

@@ -1355,11 +1355,11 @@ impl Supervisor {
         if self.state.last_seq == 0 || self.state.last_seq == self.snapshot_at {
             return;
         }
-        let bytes = super::snapshots::encode(&self.state);
-        match self.ctx.log.save_snapshot(self.state.last_seq, &bytes) {
+        match super::snapshots::save(&self.ctx.log, &self.state) {
             Ok(()) => self.snapshot_at = self.state.last_seq,
             Err(e) => tracing::warn!("could not save a state snapshot: {e}"),
         }
+        super::memory::give_back();
     }
 
     fn publish_status(&self) {

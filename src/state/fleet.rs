@@ -1,6 +1,7 @@
 //! The fleet projection: every known resource with its health and history.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -9,8 +10,11 @@ use crate::event::{
     ConnectorId, ConnectorState, Event, EventKind, HealthStatus, Resource, ResourceId,
 };
 
-/// Events remembered per resource for the drill-down.
-const EVENTS_PER_RESOURCE: usize = 20;
+/// Events remembered per resource for the drill-down. Two copies of the
+/// fleet live in a console process (the runtime's and the screen's), so what
+/// each resource keeps is multiplied by twice the fleet (README, Performance
+/// › console memory); older events are in the log (`shieldops log export`).
+const EVENTS_PER_RESOURCE: usize = 10;
 
 /// A resource and what the console shows about it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,15 +22,18 @@ pub struct ResourceView {
     pub resource: Resource,
     pub discovered_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    /// The latest events that touched this resource (seq, summary), newest last.
-    pub recent: VecDeque<(u64, String)>,
+    /// The latest events that touched this resource (seq, summary without
+    /// the resource's own id), newest last. Lines are shared ([`history`]).
+    #[serde(with = "history")]
+    pub recent: VecDeque<(u64, Arc<str>)>,
     /// Incidents raised on this resource.
     pub incidents: Vec<u64>,
     /// Remediations that targeted this resource.
     pub remediations: Vec<u64>,
-    /// The latest inspection an operator asked for (events, log tail).
+    /// The latest inspection an operator asked for (events, log tail);
+    /// boxed because few resources have one.
     #[serde(default)]
-    pub inspection: Option<Inspection>,
+    pub inspection: Option<Box<Inspection>>,
 }
 
 /// What the connector said when the resource was last inspected.
@@ -58,7 +65,9 @@ pub struct ConnectorView {
 /// All resources, keyed by id, and the connectors' own conditions.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Fleet {
-    pub resources: BTreeMap<ResourceId, ResourceView>,
+    /// Boxed: a map node holds eleven entries, and eleven whole views made
+    /// each node several kilobytes, mostly empty slots.
+    pub resources: BTreeMap<ResourceId, Box<ResourceView>>,
     /// Connector (or connector family, for an absent one) → its latest status.
     #[serde(default)]
     pub connectors: BTreeMap<ConnectorId, ConnectorView>,
@@ -66,24 +75,32 @@ pub struct Fleet {
 
 impl Fleet {
     pub(super) fn apply(&mut self, event: &Event) {
-        let line = (event.seq, crate::event::summary(&event.kind));
+        let line = || (event.seq, crate::event::summary(&event.kind));
         match &event.kind {
             EventKind::ResourceDiscovered { resource } => {
-                let view = self
-                    .resources
-                    .entry(resource.id.clone())
-                    .or_insert_with(|| ResourceView {
-                        resource: resource.clone(),
-                        discovered_at: event.at,
-                        updated_at: event.at,
-                        recent: VecDeque::new(),
-                        incidents: Vec::new(),
-                        remediations: Vec::new(),
-                        inspection: None,
-                    });
-                view.resource = resource.clone();
-                view.updated_at = event.at;
-                push_bounded(&mut view.recent, line);
+                match self.resources.get_mut(&resource.id) {
+                    Some(view) => {
+                        view.resource = resource.clone();
+                        view.updated_at = event.at;
+                    }
+                    None => {
+                        self.resources.insert(
+                            resource.id.clone(),
+                            Box::new(ResourceView {
+                                resource: resource.clone(),
+                                discovered_at: event.at,
+                                updated_at: event.at,
+                                recent: VecDeque::new(),
+                                incidents: Vec::new(),
+                                remediations: Vec::new(),
+                                inspection: None,
+                            }),
+                        );
+                    }
+                }
+                if let Some(view) = self.resources.get_mut(&resource.id) {
+                    push_bounded(&mut view.recent, &resource.id, line());
+                }
             }
             EventKind::ResourceChanged { resource, changes } => {
                 if let Some(view) = self.resources.get_mut(resource) {
@@ -95,7 +112,7 @@ impl Fleet {
                         }
                     }
                     view.updated_at = event.at;
-                    push_bounded(&mut view.recent, line);
+                    push_bounded(&mut view.recent, resource, line());
                 }
             }
             EventKind::ResourceGone { resource } => {
@@ -119,7 +136,7 @@ impl Fleet {
                 if let Some(view) = self.resources.get_mut(resource) {
                     view.resource.health = health.clone();
                     view.updated_at = event.at;
-                    push_bounded(&mut view.recent, line);
+                    push_bounded(&mut view.recent, resource, line());
                 }
             }
             EventKind::ResourceInspected {
@@ -129,12 +146,12 @@ impl Fleet {
                 error,
             } => {
                 if let Some(view) = self.resources.get_mut(resource) {
-                    view.inspection = Some(Inspection {
+                    view.inspection = Some(Box::new(Inspection {
                         at: event.at,
                         requested_by: requested_by.clone(),
                         evidence: evidence.clone(),
                         error: error.clone(),
-                    });
+                    }));
                 }
             }
             _ => {}
@@ -144,7 +161,7 @@ impl Fleet {
     /// Notes an event about a resource in its drill-down history.
     pub(super) fn note(&mut self, id: &ResourceId, seq: u64, summary: String) {
         if let Some(view) = self.resources.get_mut(id) {
-            push_bounded(&mut view.recent, (seq, summary));
+            push_bounded(&mut view.recent, id, (seq, summary));
         }
     }
 
@@ -164,13 +181,120 @@ impl Fleet {
 
     /// Looks up a resource.
     pub fn get(&self, id: &ResourceId) -> Option<&ResourceView> {
-        self.resources.get(id)
+        self.resources.get(id).map(|view| &**view)
     }
 }
 
-fn push_bounded(queue: &mut VecDeque<(u64, String)>, line: (u64, String)) {
-    queue.push_back(line);
+/// Adds `line` to a resource's history, dropping the oldest past the bound.
+/// The resource's own id is cut from the front of the summary: the history is
+/// shown under the resource, and the id is most of each line's size.
+fn push_bounded(queue: &mut VecDeque<(u64, Arc<str>)>, id: &ResourceId, line: (u64, String)) {
+    let (seq, summary) = line;
+    let summary = match summary.strip_prefix(id.as_str()) {
+        Some(rest) if rest.starts_with(' ') => history::intern(rest.trim_start()),
+        _ => history::intern(&summary),
+    };
+    if queue.capacity() < EVENTS_PER_RESOURCE {
+        queue.reserve_exact(EVENTS_PER_RESOURCE - queue.len());
+    }
+    queue.push_back((seq, summary));
     while queue.len() > EVENTS_PER_RESOURCE {
         queue.pop_front();
+    }
+}
+
+impl Fleet {
+    /// Gives back what decoding a snapshot over-allocated: a decoded history
+    /// grows by doubling, to more room than [`EVENTS_PER_RESOURCE`] needs.
+    pub(super) fn compact(&mut self) {
+        for view in self.resources.values_mut() {
+            view.recent.shrink_to_fit();
+        }
+    }
+}
+
+/// Resource history lines, one shared copy of each distinct text.
+///
+/// Without the resource's id, most lines repeat across the fleet ("is
+/// degraded: ProbeFailed"), and a console process holds two folds of the same
+/// fleet; sharing the text makes a line cost a pointer instead of an
+/// allocation in each (README, Performance › console memory). The table is
+/// only a cache: values, equality and the serialised form are plain strings.
+mod history {
+    use super::*;
+    use serde::de::Deserializer;
+    use serde::ser::Serializer;
+
+    struct Table {
+        lines: HashSet<Arc<str>>,
+        /// Size after the last sweep; the next sweep is due at twice that.
+        swept_at: usize,
+    }
+
+    static TABLE: LazyLock<Mutex<Table>> = LazyLock::new(|| {
+        Mutex::new(Table {
+            lines: HashSet::new(),
+            swept_at: 0,
+        })
+    });
+
+    /// The shared copy of `text`.
+    pub(super) fn intern(text: &str) -> Arc<str> {
+        let Ok(mut table) = TABLE.lock() else {
+            return Arc::from(text);
+        };
+        if let Some(line) = table.lines.get(text) {
+            return line.clone();
+        }
+        if table.lines.len() >= (2 * table.swept_at).max(4096) {
+            // Lines no resource holds any more (only the table does).
+            table.lines.retain(|line| Arc::strong_count(line) > 1);
+            table.swept_at = table.lines.len();
+        }
+        let line: Arc<str> = Arc::from(text);
+        table.lines.insert(line.clone());
+        line
+    }
+
+    pub(super) fn serialize<S: Serializer>(
+        lines: &VecDeque<(u64, Arc<str>)>,
+        out: S,
+    ) -> Result<S::Ok, S::Error> {
+        out.collect_seq(lines.iter().map(|(seq, text)| (seq, &**text)))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        input: D,
+    ) -> Result<VecDeque<(u64, Arc<str>)>, D::Error> {
+        let lines: Vec<(u64, std::borrow::Cow<'de, str>)> = Deserialize::deserialize(input)?;
+        Ok(lines
+            .into_iter()
+            .map(|(seq, text)| (seq, intern(&text)))
+            .collect())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn equal_lines_share_one_copy_and_serialise_as_strings() {
+            let a = intern("is degraded: ProbeFailed (history test)");
+            let b = intern(&String::from("is degraded: ProbeFailed (history test)"));
+            assert!(Arc::ptr_eq(&a, &b));
+            let lines: VecDeque<(u64, Arc<str>)> = [(7, a)].into();
+            #[derive(Serialize, Deserialize)]
+            struct Holder {
+                #[serde(with = "super")]
+                lines: VecDeque<(u64, Arc<str>)>,
+            }
+            let json = serde_json::to_string(&Holder { lines }).unwrap();
+            assert_eq!(
+                json,
+                r#"{"lines":[[7,"is degraded: ProbeFailed (history test)"]]}"#
+            );
+            let back: Holder = serde_json::from_str(&json).unwrap();
+            assert!(Arc::ptr_eq(&back.lines[0].1, &b));
+        }
     }
 }

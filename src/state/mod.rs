@@ -87,6 +87,11 @@ impl State {
         Self::default()
     }
 
+    /// Releases spare capacity left by decoding (see `Fleet::compact`).
+    pub fn compact(&mut self) {
+        self.fleet.compact();
+    }
+
     /// Folds one event into the state. Events at or below `last_seq` are ignored,
     /// so replaying an overlapping range is harmless.
     pub fn apply(&mut self, event: &Event) {

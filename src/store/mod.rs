@@ -6,8 +6,9 @@
 //!   [`Event::seal`] (32-byte digest ‖ canonical JSON body);
 //! - tree `meta`: the marker saying this is a ShieldOps event log and its store
 //!   format version;
-//! - tree `snapshots`: seq → opaque state snapshot bytes; only the newest
-//!   [`KEEP_SNAPSHOTS`] are kept;
+//! - tree `snapshots`: seq → a reference (length, SHA-256) to the state
+//!   snapshot file `state/<seq>.state`; only the newest [`KEEP_SNAPSHOTS`] are
+//!   kept (see [`snapshots`]);
 //! - file `head.anchor` (outside sled): the last acknowledged (seq, hash), see
 //!   [`anchor`]. A log shorter than its anchor, or one whose record at the
 //!   anchor's seq has another hash, is damaged.
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod control;
 mod readonly;
 mod settings;
+mod snapshots;
 mod subscribe;
 mod writer;
 
@@ -207,6 +209,9 @@ struct Inner {
     anchor: Option<Anchor>,
     /// For a read-only handle: why the original's anchor cannot be trusted.
     anchor_problem: Option<String>,
+    /// The first record the writer verified when it opened the log (the
+    /// newest usable snapshot's seq, or 1).
+    verified_from: u64,
     /// For a read-only handle: the private copy it reads, removed on drop
     /// (declared last so sled is dropped first).
     copy: Option<readonly::Copy>,
@@ -326,6 +331,7 @@ impl EventLog {
                 writer: Mutex::new(Some(handle)),
                 anchor: Some(anchor.unwrap_or(tail)),
                 anchor_problem: None,
+                verified_from: from,
                 copy: None,
             }),
         })
@@ -360,6 +366,7 @@ impl EventLog {
                 writer: Mutex::new(None),
                 anchor,
                 anchor_problem,
+                verified_from: 1,
                 copy: Some(copy),
             }),
         })
@@ -458,6 +465,59 @@ impl EventLog {
         Ok(report)
     }
 
+    /// Verifies only what was appended since `known`, a (seq, hash) an earlier
+    /// verify of this log found intact: the record at `known.seq` must still
+    /// have that hash and every record after it must link on. Returns the
+    /// report and the head it verified up to, for the next call. With no
+    /// `known`, verifies from [`EventLog::verified_from`] (the whole log when
+    /// that is 1) to the head.
+    pub fn verify_since(
+        &self,
+        known: Option<Anchor>,
+    ) -> Result<(VerifyReport, Option<Anchor>), StoreError> {
+        let dir = &self.inner.dir;
+        let events = &self.inner.events;
+        let report = match known {
+            None if self.verified_from() <= 1 => self.verify()?,
+            None => {
+                let end = self.last_seq();
+                let head = self.current_anchor();
+                verify_range(dir, events, self.verified_from(), end, head.as_ref())?
+            }
+            Some(known) => match record_hash(dir, events, known.seq)? {
+                Some(hash) if hash == known.hash => {
+                    let end = self.last_seq();
+                    let head = self.current_anchor();
+                    verify_linked(dir, events, known.seq + 1, Some(hash), end, head.as_ref())?
+                }
+                stored => VerifyReport {
+                    checked: known.seq.saturating_sub(1),
+                    first_bad: Some((
+                        known.seq,
+                        format!(
+                            "the record at seq {} has hash {}, but {} was verified there before: history was rewritten",
+                            known.seq,
+                            stored.map_or("-".into(), |h| h.to_hex()),
+                            known.hash.to_hex()
+                        ),
+                    )),
+                    anchored_at: None,
+                    unaccounted: 0,
+                },
+            },
+        };
+        let head = match &report.first_bad {
+            None if report.checked > 0 => {
+                record_hash(dir, events, report.checked)?.map(|hash| Anchor {
+                    seq: report.checked,
+                    hash,
+                })
+            }
+            _ => None,
+        };
+        Ok((report, head))
+    }
+
     /// [`EventLog::verify`], then, if it passed, the same held to `checkpoint`
     /// (a head kept elsewhere, e.g. from an audit witness).
     pub fn verify_with(&self, checkpoint: Option<&Anchor>) -> Result<VerifyReport, StoreError> {
@@ -495,6 +555,13 @@ impl EventLog {
 
     fn is_writer(&self) -> bool {
         self.inner.copy.is_none()
+    }
+
+    /// The first record verified when this handle opened the log: replaying
+    /// from an older point than the snapshot at this seq needs a full verify
+    /// first (`runtime::snapshots::load_state`).
+    pub fn verified_from(&self) -> u64 {
+        self.inner.verified_from
     }
 
     /// The anchor the log was opened with (`None` for a format-1 log read
@@ -561,6 +628,16 @@ impl EventLog {
 
     /// Stores a state snapshot taken at `seq`.
     pub fn save_snapshot(&self, seq: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        self.save_snapshot_with(seq, &mut |out| out.write_all(bytes))
+    }
+
+    /// Stores a state snapshot taken at `seq`, streamed out by `write` (a
+    /// snapshot of a large fleet is never held whole in memory to be saved).
+    pub fn save_snapshot_with(
+        &self,
+        seq: u64,
+        write: &mut dyn FnMut(&mut dyn std::io::Write) -> std::io::Result<()>,
+    ) -> Result<(), StoreError> {
         let dir = &self.inner.dir;
         let last = self.last_seq();
         if seq > last {
@@ -569,26 +646,12 @@ impl EventLog {
                 message: format!("snapshot at seq {seq} is past the end of the log (seq {last})"),
             });
         }
-        let snaps = &self.inner.snapshots;
-        snaps
-            .insert(seq.to_be_bytes(), bytes)
-            .map_err(|e| sled_error(dir, e))?;
-        let keys: Vec<sled::IVec> = snaps
-            .iter()
-            .keys()
-            .collect::<Result<_, _>>()
-            .map_err(|e| sled_error(dir, e))?;
-        let excess = keys.len().saturating_sub(KEEP_SNAPSHOTS);
-        for key in &keys[..excess] {
-            snaps.remove(key).map_err(|e| sled_error(dir, e))?;
-        }
-        self.inner.db.flush().map_err(|e| sled_error(dir, e))?;
-        Ok(())
+        snapshots::save(dir, &self.inner.db, &self.inner.snapshots, seq, write)
     }
 
-    /// The newest snapshot, if any.
+    /// The newest intact snapshot, if any.
     pub fn latest_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        latest_snapshot_entry(&self.inner.dir, &self.inner.snapshots)
+        snapshots::latest(&self.inner.dir, &self.inner.snapshots)
     }
 
     /// Writes records `1..=upto` of this log, byte for byte, into a new log at
@@ -762,6 +825,7 @@ fn inspect_dir(dir: &Path, create: bool) -> Result<(), StoreError> {
 fn is_ours_or_incidental(name: &str) -> bool {
     SLED_FILES.contains(&name)
         || name.starts_with("snap.")
+        || name == snapshots::SNAPSHOT_DIR
         || name == CONTROL_SOCKET
         || name == ANCHOR_FILE
         || name.starts_with('.')
@@ -918,26 +982,9 @@ fn tail_of(dir: &Path, events: &sled::Tree) -> Result<(u64, ChainHash), StoreErr
     Ok((seq, ChainHash(digest)))
 }
 
-/// The newest snapshot entry of `snapshots`: (seq, bytes).
-fn latest_snapshot_entry(
-    dir: &Path,
-    snapshots: &sled::Tree,
-) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-    let Some((key, value)) = snapshots.last().map_err(|e| sled_error(dir, e))? else {
-        return Ok(None);
-    };
-    let seq = <[u8; 8]>::try_from(key.as_ref())
-        .map(u64::from_be_bytes)
-        .map_err(|_| StoreError::Corrupt {
-            dir: dir.to_path_buf(),
-            reason: format!("snapshot key of {} bytes", key.len()),
-        })?;
-    Ok(Some((seq, value.to_vec())))
-}
-
-/// seq of the newest snapshot, if any.
-fn latest_snapshot_seq(dir: &Path, snapshots: &sled::Tree) -> Result<Option<u64>, StoreError> {
-    Ok(latest_snapshot_entry(dir, snapshots)?.map(|(seq, _)| seq))
+/// seq of the newest snapshot start-up can use, if any.
+fn latest_snapshot_seq(dir: &Path, tree: &sled::Tree) -> Result<Option<u64>, StoreError> {
+    snapshots::latest_seq(dir, tree)
 }
 
 /// A damaged or unreadable anchor file: the log cannot be trusted up to anywhere.
@@ -963,9 +1010,22 @@ fn verify_range(
     head: Option<&Anchor>,
 ) -> Result<VerifyReport, StoreError> {
     let from = from.max(1);
+    let prev = (from == 1).then_some(ChainHash::GENESIS);
+    verify_linked(dir, events, from, prev, end, head)
+}
+
+/// [`verify_range`] where the record at `from` must link to `prev` (the hash
+/// of the record before it, when known).
+fn verify_linked(
+    dir: &Path,
+    events: &sled::Tree,
+    from: u64,
+    mut prev: Option<ChainHash>,
+    end: u64,
+    head: Option<&Anchor>,
+) -> Result<VerifyReport, StoreError> {
     let mut checked = from - 1;
     let mut expected = from;
-    let mut prev = (from == 1).then_some(ChainHash::GENESIS);
     let mut first_bad = None;
     for item in events.range(from.to_be_bytes()..) {
         let (key, value) = item.map_err(|e| sled_error(dir, e))?;

@@ -6,6 +6,7 @@
 mod analyzers;
 pub mod facts;
 mod linux;
+pub mod prometheus;
 
 use std::collections::BTreeMap;
 
@@ -119,6 +120,19 @@ async fn run(ctx: &AgentContext, job: &InvestigationJob) -> anyhow::Result<()> {
             vec![health.message.clone()],
         ));
     }
+    // A site without Prometheus, or a resource no PromQL is written for,
+    // says so only when the playbook asked for the evidence.
+    let prometheus_said = match &gathered.prometheus {
+        prometheus::Gathered::Read(_) => true,
+        prometheus::Gathered::NotAsked(_) => gathered.prometheus_asked,
+    };
+    if prometheus_said {
+        for (summary, detail) in
+            prometheus::evidence(&gathered.prometheus, gathered.prometheus_window)
+        {
+            evidence.push(record_evidence(prometheus::SOURCE, summary, detail));
+        }
+    }
     // Connector-specific evidence (Kubernetes logs, owner chain, rollouts, …).
     let diagnosis = match ctx.registry.get(&job.connector) {
         Some(c) => match c.diagnose(&job.resource).await {
@@ -146,6 +160,7 @@ async fn run(ctx: &AgentContext, job: &InvestigationJob) -> anyhow::Result<()> {
                 "changes" | "rollouts" => crate::playbook::Evidence::Changes,
                 "metrics" => crate::playbook::Evidence::Metrics,
                 "previous_logs" | "logs" => crate::playbook::Evidence::Logs,
+                prometheus::SOURCE => crate::playbook::Evidence::Prometheus,
                 _ => continue,
             };
             if let Some(why) = p
@@ -264,6 +279,11 @@ struct Gathered {
     metrics_read: bool,
     /// The window events and changes were read over.
     window: Duration,
+    /// What Prometheus answered for the resource, and over which window.
+    prometheus: prometheus::Gathered,
+    prometheus_window: Duration,
+    /// Whether the playbook has a `prometheus` step.
+    prometheus_asked: bool,
 }
 
 /// The playbook for the job's alert and resource, if any.
@@ -291,9 +311,57 @@ async fn gather(ctx: &AgentContext, job: &InvestigationJob) -> anyhow::Result<Ga
         .cloned()
         .ok_or_else(|| anyhow::anyhow!("{} is gone", job.resource))?;
     // The playbook's steps say how far back to look (the widest of them).
-    let window_len = playbook_for(ctx, job, &resource)
+    let playbook = playbook_for(ctx, job, &resource);
+    let window_len = playbook
         .map(|p| facts::widest_window(&p.investigate))
         .unwrap_or(facts::DEFAULT_WINDOW);
+    // The PromQL runs at once with the connector's reads: each query is
+    // bounded by its own timeout, so Prometheus never holds up the rest.
+    let prometheus_step = playbook.and_then(|p| {
+        p.investigate
+            .iter()
+            .find(|s| s.evidence == crate::playbook::Evidence::Prometheus)
+    });
+    let prometheus_window = facts::window_of(prometheus_step);
+    let prom = ctx.registry.prometheus();
+    let prom_reading = prometheus::gather(prom.as_deref(), &resource, prometheus_window, now);
+    let (connector_reads, prometheus) = tokio::join!(
+        read_connector(
+            ctx,
+            job,
+            &*connector,
+            &resource,
+            &resources,
+            now,
+            window_len
+        ),
+        prom_reading
+    );
+    let (facts, workload_events, events_read, metrics_read) = connector_reads?;
+    Ok(Gathered {
+        facts,
+        listing: resources,
+        events_read,
+        workload_events,
+        metrics_read,
+        window: window_len,
+        prometheus,
+        prometheus_window,
+        prometheus_asked: prometheus_step.is_some(),
+    })
+}
+
+/// What the resource's own connector says: health, events, changes, metrics,
+/// owner and node.
+async fn read_connector(
+    ctx: &AgentContext,
+    job: &InvestigationJob,
+    connector: &dyn crate::connectors::InfraConnector,
+    resource: &crate::event::Resource,
+    resources: &[crate::event::Resource],
+    now: chrono::DateTime<chrono::Utc>,
+    window_len: Duration,
+) -> anyhow::Result<(Facts, Option<Vec<InfraEvent>>, bool, bool)> {
     let window = crate::connectors::TimeWindow {
         from: now - window_len,
         to: now,
@@ -331,14 +399,14 @@ async fn gather(ctx: &AgentContext, job: &InvestigationJob) -> anyhow::Result<Ga
         );
     }
     events.retain(|e| e.kind != "change");
-    let chain = facts::OwnerChain::of(&resource, &resources);
+    let chain = facts::OwnerChain::of(resource, resources);
     let workload_events = match chain.workload {
         Some(w) => {
             let mut all = Vec::new();
             let mut ok = true;
             let ids = std::iter::once(&w.id).chain(
                 chain
-                    .current_pods(&resources)
+                    .current_pods(resources)
                     .into_iter()
                     .filter(|p| resource.kind == "deployment" || p.id == resource.id)
                     .map(|p| &p.id),
@@ -394,14 +462,7 @@ async fn gather(ctx: &AgentContext, job: &InvestigationJob) -> anyhow::Result<Ga
         node,
         attributes: resource.attributes.clone(),
     };
-    Ok(Gathered {
-        facts,
-        listing: resources,
-        events_read,
-        workload_events,
-        metrics_read,
-        window: window_len,
-    })
+    Ok((facts, workload_events, events_read, metrics_read))
 }
 
 fn describe_health(id: &ResourceId, h: &Health) -> String {
@@ -481,7 +542,14 @@ fn consult_playbook(
         steps: &playbook.investigate,
         now: ctx.clock.now(),
     };
-    let pf = facts::playbook_facts(&input);
+    let mut pf = facts::playbook_facts(&input);
+    if playbook
+        .investigate
+        .iter()
+        .any(|s| s.evidence == crate::playbook::Evidence::Prometheus)
+    {
+        prometheus::add_facts(&gathered.prometheus, &mut pf);
+    }
     let target = f.owner.clone().unwrap_or_else(|| f.resource.clone());
     let evaluation = playbook.evaluate(&pf, &target)?;
     let why_not = match (&evaluation.decision, &evaluation.undecided) {

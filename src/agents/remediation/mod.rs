@@ -5,7 +5,7 @@
 
 use super::AgentContext;
 use crate::event::{Action, ActionOutcome, ConnectorId, EventKind, RemediationOutcome, Snapshot};
-use crate::playbook::{FailurePlan, ValidationSpec, Verdict};
+use crate::playbook::{FailurePlan, PromqlCheck, ValidationSpec, Verdict};
 
 const ACTOR: &str = "agent:remediation";
 
@@ -218,6 +218,16 @@ async fn validate(
     before: Option<&Snapshot>,
 ) -> (bool, String) {
     let mut run = job.validation.start(ctx.clock.now());
+    let prometheus = ctx.registry.prometheus();
+    // The target as listed fills the condition's placeholders; read once.
+    let target = match &job.validation.promql {
+        Some(_) => connector
+            .list_resources(&crate::connectors::Scope::default())
+            .await
+            .ok()
+            .and_then(|rs| rs.into_iter().find(|r| r.id == job.action.target)),
+        None => None,
+    };
     loop {
         let health = match connector
             .validation_health(&job.action.target, before)
@@ -230,7 +240,16 @@ async fn validate(
                 e.to_string(),
             ),
         };
-        match run.observe(&health, ctx.clock.now()) {
+        let condition = match (&job.validation.promql, &prometheus) {
+            (None, _) => PromqlCheck::NotAsked,
+            (Some(_), None) => PromqlCheck::Unknown("no [prometheus] is configured".into()),
+            (Some(q), Some(p)) => match p.holds(q, target.as_ref(), ctx.clock.now()).await {
+                Ok(true) => PromqlCheck::Holds,
+                Ok(false) => PromqlCheck::Empty,
+                Err(why) => PromqlCheck::Unknown(why),
+            },
+        };
+        match run.observe_with(&health, &condition, ctx.clock.now()) {
             Verdict::Passed(detail) => return (true, format!("{}: {detail}", job.action.target)),
             Verdict::Failed(detail) => return (false, format!("{}: {detail}", job.action.target)),
             Verdict::Pending => ctx.clock.sleep(run.interval()).await,

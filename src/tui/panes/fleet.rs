@@ -290,6 +290,7 @@ impl FleetPane {
             let mut views: Vec<&ResourceView> = fleet
                 .resources
                 .values()
+                .map(|view| &**view)
                 .filter(|v| self.listed(v, &needle))
                 .collect();
             let sort = self.sort;
@@ -662,7 +663,7 @@ impl FleetPane {
         for (seq, summary) in view.recent.iter().rev() {
             lines.push(Line::from(vec![
                 Span::styled(format!("  {seq:>6} "), t.dim),
-                Span::raw(summary.clone()),
+                Span::raw(summary.to_string()),
             ]));
         }
         let title = format!(" 1 Fleet › {} ", r.name);
