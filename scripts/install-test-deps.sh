@@ -65,6 +65,15 @@ if ! opa_ready && ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
   apt_missing+=(python3-venv)
 fi
 
+# --- release: the completions are parsed by zsh and fish; the .deb test
+# (tests/release_deb.rs) packages with cargo-deb, renders with man and checks
+# the binary's glibc needs with objdump.
+need_cmd zsh zsh
+need_cmd fish fish
+need_cmd man man-db
+need_cmd objdump binutils
+CARGO_DEB_VERSION=3.8.0
+
 if [ "${#apt_missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${apt_missing[*]} (run as root or install them)" >&2
@@ -83,4 +92,8 @@ if ! opa_ready; then
   "$OPA_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
     --ignore-requires-python "$OPA_BINDINGS"
   opa_ready || { echo "OPA bindings did not install into $OPA_VENV" >&2; exit 1; }
+fi
+
+if ! cargo deb --version 2>/dev/null | grep -qF "$CARGO_DEB_VERSION"; then
+  cargo install --locked cargo-deb --version "$CARGO_DEB_VERSION"
 fi

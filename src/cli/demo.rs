@@ -1,24 +1,25 @@
 //! `shieldops demo` / `run`: the runtime (see [`super::startup`]) with the
 //! console or headless, shut down cleanly.
 
+use std::io::Write;
 use std::path::Path;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Cli, DemoArgs};
+use super::{DemoArgs, Options};
 use crate::config::Config;
 use crate::runtime::Runtime;
 use crate::runtime::command::{Command, CommandEnvelope, Identity};
 
 /// Runs the demo until the operator quits (or, headless, until quiet or a signal).
 pub async fn run(
-    cli: &Cli,
+    opts: &Options,
     config: &Config,
     data_dir: &Path,
     args: DemoArgs,
 ) -> anyhow::Result<i32> {
-    let mut started = super::startup::start(cli, config, data_dir, &args, true).await?;
+    let mut started = super::startup::start(opts, config, data_dir, &args, true).await?;
     // The console folds from here on its own; the runtime holds its own copy.
     // Keeping a third for the whole session would cost as much as the fleet.
     let state = std::mem::take(&mut started.state);
@@ -53,7 +54,7 @@ pub async fn run(
             (false, false) => "demo",
         };
         let opts = super::console_options(
-            cli,
+            opts,
             config,
             started.clock.clone(),
             title,
@@ -81,10 +82,12 @@ async fn headless(
         {
             let s = status.borrow_and_update();
             if until_quiet && s.scenario_finished && s.in_flight == 0 {
-                println!(
+                // A closed stdout is an error here, which `main` turns into a quiet exit.
+                writeln!(
+                    std::io::stdout(),
                     "scenario played out: {} events recorded, nothing in flight",
                     s.last_seq
-                );
+                )?;
                 return Ok(0);
             }
         }

@@ -1,56 +1,48 @@
-//! The command line: global options, subcommands, and the wiring of the
+//! The command line: options, subcommands, and the wiring of the
 //! runtime, the demo fleet and the console for each of them.
 
 mod connectors;
 mod cve;
 mod demo;
+mod generate;
 mod logging;
+pub mod options;
 mod serve;
 mod startup;
 pub mod terminal;
 
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand};
+use std::io::Write;
+
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::Config;
 use crate::store::cli::{ExportFormat, LogCommand};
+use options::{
+    ConfigArg, ConsoleArgs, ContextArgs, DataDirArg, FleetArgs, LogDirArg, LookArgs, Options,
+    RuntimePaths,
+};
 use terminal::TerminalSafe;
+
+/// `--version`: the version, the commit it was built from and the build date.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("SHIELDOPS_BUILD_COMMIT"),
+    ", built ",
+    env!("SHIELDOPS_BUILD_DATE"),
+    ")"
+);
 
 /// ShieldOps console: a terminal operations console for SRE and security work.
 #[derive(Debug, Parser)]
-#[command(name = "shieldops", version, about, long_about = None)]
+#[command(name = "shieldops", version = VERSION, about, long_about = None)]
 pub struct Cli {
-    /// Where the event log and demo state live (default: the XDG data directory).
-    #[arg(long, global = true, value_name = "DIR", env = "SHIELDOPS_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Configuration file (default: the XDG config path, if it exists).
-    #[arg(long, global = true, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Where the rolling log files go (default: the XDG state directory).
-    #[arg(long, global = true, value_name = "DIR")]
-    pub log_dir: Option<PathBuf>,
-    /// Colour theme: default, light, solarized-16, mono, or a file name in the config's themes/.
-    #[arg(long, global = true, value_name = "NAME")]
-    pub theme: Option<String>,
-    /// No colours at all (same as NO_COLOR).
-    #[arg(long, global = true)]
-    pub no_color: bool,
-    /// Refuse approvals and never execute actions.
-    #[arg(long, global = true)]
-    pub read_only: bool,
-    /// Leave this machine out of the fleet (it is watched by default).
-    #[arg(
-        long,
-        global = true,
-        env = "SHIELDOPS_NO_LOCAL_HOST",
-        value_parser = clap::builder::BoolishValueParser::new()
-    )]
-    pub no_local_host: bool,
-    /// `run`: Kubernetes context(s) to watch, each as its own fleet (repeat the
-    /// flag, or `all`); default: the kubeconfig's current context.
-    #[arg(long = "context", global = true, value_name = "NAME")]
-    pub contexts: Vec<String>,
+    /// `shieldops` alone runs the console and takes its options; before a
+    /// subcommand they apply to it (see [`options`]).
+    #[command(flatten)]
+    pub top: ConsoleArgs,
     #[command(subcommand)]
     pub command: Option<Commands>,
 }
@@ -59,20 +51,19 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Commands {
     /// Start the console (the default command). With no connectors configured it watches the demo fleet.
-    Run(DemoArgs),
+    Run(RunCmd),
     /// Start the console on the simulated demo fleet and play its scenario.
-    Demo(DemoArgs),
+    Demo(DemoCmd),
     /// Run the runtime without a terminal and share it: consoles attach over
     /// WebSocket, Alertmanager posts alerts, Prometheus scrapes /metrics.
-    Serve(serve::ServeArgs),
+    Serve(ServeCmd),
     /// Attach a console to a running `serve` (ws://HOST:PORT/ws).
-    Attach(serve::AttachArgs),
+    Attach(AttachCmd),
     /// Bearer tokens for `serve`.
     #[command(subcommand)]
     Token(TokenArgs),
     /// Read the event log (works while a console holds the data directory).
-    #[command(subcommand)]
-    Log(LogArgs),
+    Log(LogCmd),
     /// Run and evaluate Rego policies.
     #[command(subcommand)]
     Policy(PolicyArgs),
@@ -80,11 +71,114 @@ pub enum Commands {
     #[command(subcommand)]
     Playbook(PlaybookArgs),
     /// Show the effective configuration.
-    #[command(subcommand)]
-    Config(ConfigArgs),
+    Config(ConfigCmd),
     /// The offline vulnerability database: import feeds, show freshness.
+    Cve(CveCmd),
+    /// Print the shell completion script for bash, zsh or fish.
+    Completions(generate::CompletionsArgs),
+    /// Write the man pages (shieldops.1 and one per subcommand) into a directory.
+    #[command(hide = true)]
+    Man(generate::ManArgs),
+}
+
+/// `run`: the console, on real connectors when configured.
+#[derive(Debug, Args)]
+pub struct RunCmd {
+    #[command(flatten)]
+    pub console: ConsoleArgs,
+    #[command(flatten)]
+    pub demo: DemoArgs,
+}
+
+/// `demo`: the console on the demo fleet.
+#[derive(Debug, Args)]
+pub struct DemoCmd {
+    #[command(flatten)]
+    pub paths: RuntimePaths,
+    #[command(flatten)]
+    pub look: LookArgs,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    #[command(flatten)]
+    pub demo: DemoArgs,
+}
+
+/// `serve`: the runtime without a terminal.
+#[derive(Debug, Args)]
+pub struct ServeCmd {
+    #[command(flatten)]
+    pub paths: RuntimePaths,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    #[command(flatten)]
+    pub context: ContextArgs,
+    #[command(flatten)]
+    pub serve: serve::ServeArgs,
+}
+
+/// `attach`: a console fed by a server.
+#[derive(Debug, Args)]
+pub struct AttachCmd {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
+    pub log: LogDirArg,
+    #[command(flatten)]
+    pub look: LookArgs,
+    #[command(flatten)]
+    pub attach: serve::AttachArgs,
+}
+
+/// `log`: its options apply to every `log` subcommand.
+#[derive(Debug, Args)]
+pub struct LogCmd {
+    #[command(flatten)]
+    pub data: DataDirArg,
     #[command(subcommand)]
-    Cve(cve::CveArgs),
+    pub command: LogArgs,
+}
+
+/// `config`.
+#[derive(Debug, Args)]
+pub struct ConfigCmd {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(subcommand)]
+    pub command: ConfigArgs,
+}
+
+/// `cve`.
+#[derive(Debug, Args)]
+pub struct CveCmd {
+    #[command(flatten)]
+    pub data: DataDirArg,
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(subcommand)]
+    pub command: cve::CveArgs,
+}
+
+/// The command line's definition: the derived one, with the options of a
+/// command that has subcommands (`log`, `config`, `cve`) accepted after any
+/// of them too (`shieldops log export --data-dir DIR`).
+pub fn command() -> clap::Command {
+    let mut root = Cli::command();
+    for name in ["log", "config", "cve"] {
+        root = root.mut_subcommand(name, |sub| sub.mut_args(|a| a.global(true)));
+    }
+    root
+}
+
+/// Parses the process's arguments (exits with clap's message on a bad command line).
+fn parse() -> Cli {
+    let root = command();
+    let matches = root.clone().get_matches();
+    let parsed =
+        options::refuse_misplaced(&root, &matches).and_then(|()| Cli::from_arg_matches(&matches));
+    match parsed {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    }
 }
 
 /// `token` subcommands.
@@ -192,6 +286,8 @@ pub enum PolicyArgs {
     },
     /// Print the decision document for an input document.
     Eval {
+        #[command(flatten)]
+        config: ConfigArg,
         #[arg(long, value_name = "FILE")]
         input: PathBuf,
         /// A data document merged over the bundle's.
@@ -212,9 +308,10 @@ pub enum ConfigArgs {
 
 /// Runs the command line; returns the process exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
-    match run(cli) {
+    match run(parse()) {
         Ok(code) => code,
+        // `shieldops log export | head`: the reader has all it wanted.
+        Err(e) if closed_pipe(&e) => 0,
         Err(e) => {
             // Errors quote file contents, alert names and server replies.
             eprintln!(
@@ -226,109 +323,158 @@ pub fn main() -> i32 {
     }
 }
 
+/// The error is (or was caused by) a write to a pipe whose reader has gone.
+fn closed_pipe(e: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::BrokenPipe;
+    e.chain().any(|cause| {
+        let io = cause.downcast_ref::<std::io::Error>().map(|io| io.kind());
+        // serde_json's error hides the io::Error it wraps from `source()`.
+        let json = cause
+            .downcast_ref::<serde_json::Error>()
+            .and_then(|j| j.io_error_kind());
+        io == Some(BrokenPipe) || json == Some(BrokenPipe)
+    })
+}
+
+/// The configuration (and the file it came from) for a command that reads it.
+fn load(opts: &Options) -> anyhow::Result<(Config, Option<PathBuf>)> {
+    Ok(Config::load(opts.config.as_deref())?)
+}
+
 fn run(cli: Cli) -> anyhow::Result<i32> {
-    let (config, config_path) = Config::load(cli.config.as_deref())?;
-    let data_dir = match &cli.data_dir {
-        Some(d) => d.clone(),
-        None => default_data_dir()?,
+    let mut opts = Options::top(&cli.top);
+    let Some(command) = cli.command else {
+        return console(&opts, DemoArgs::default());
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    match &cli.command {
-        None => {
-            let _guard = logging::init(cli.log_dir.as_deref())?;
-            runtime.block_on(demo::run(&cli, &config, &data_dir, DemoArgs::default()))
+    match command {
+        Commands::Run(cmd) => {
+            anyhow::ensure!(
+                cmd.demo.approve_as.is_none(),
+                "--approve-as approves everything unattended: it is for `demo` only"
+            );
+            opts.console(&cmd.console);
+            console(&opts, cmd.demo)
         }
-        Some(Commands::Run(args)) if args.approve_as.is_some() => {
-            anyhow::bail!("--approve-as approves everything unattended: it is for `demo` only")
+        Commands::Demo(cmd) => {
+            opts.paths(&cmd.paths).look(&cmd.look).fleet(&cmd.fleet);
+            opts.demo_only = true;
+            console(&opts, cmd.demo)
         }
-        Some(Commands::Run(args)) | Some(Commands::Demo(args)) => {
-            let _guard = logging::init(cli.log_dir.as_deref())?;
-            runtime.block_on(demo::run(&cli, &config, &data_dir, args.clone()))
+        Commands::Serve(cmd) => {
+            opts.paths(&cmd.paths)
+                .fleet(&cmd.fleet)
+                .context(&cmd.context);
+            let (config, _) = load(&opts)?;
+            let data_dir = data_dir(&opts)?;
+            let _guard = logging::init(opts.log_dir.as_deref())?;
+            runtime()?.block_on(serve::serve(&opts, &config, &data_dir, &cmd.serve))
         }
-        Some(Commands::Serve(args)) => {
-            let _guard = logging::init(cli.log_dir.as_deref())?;
-            runtime.block_on(serve::serve(&cli, &config, &data_dir, args))
+        Commands::Attach(cmd) => {
+            opts.config(&cmd.config).log(&cmd.log).look(&cmd.look);
+            let (config, _) = load(&opts)?;
+            let _guard = logging::init(opts.log_dir.as_deref())?;
+            runtime()?.block_on(serve::attach(&opts, &config, &cmd.attach))
         }
-        Some(Commands::Attach(args)) => {
-            let _guard = logging::init(cli.log_dir.as_deref())?;
-            runtime.block_on(serve::attach(&cli, &config, args))
+        Commands::Token(TokenArgs::Mint(args)) => serve::mint(&args, &mut std::io::stdout()),
+        Commands::Log(cmd) => {
+            opts.data(&cmd.data);
+            log_command(&data_dir(&opts)?, cmd.command)
         }
-        Some(Commands::Token(TokenArgs::Mint(args))) => serve::mint(args, &mut std::io::stdout()),
-        Some(Commands::Log(args)) => {
-            let cmd = match args {
-                LogArgs::Export { format, from } => LogCommand::Export {
-                    format: *format,
-                    from: *from,
-                },
-                LogArgs::Verify { checkpoint } => LogCommand::Verify {
-                    checkpoint: *checkpoint,
-                },
-                LogArgs::Salvage { to } => LogCommand::Salvage { to: to.clone() },
-                LogArgs::Tail { from, follow } => LogCommand::Tail {
-                    from: *from,
-                    follow: *follow,
-                },
-                LogArgs::Stats => LogCommand::Stats,
-                LogArgs::Stress { count, writers } => LogCommand::Stress {
-                    count: *count,
-                    writers: *writers,
-                },
-            };
-            let dir = log_dir(&data_dir);
-            // JSON lines (export) and seq numbers (stress) are for programs;
-            // everything else is read by a person at a terminal.
-            let mut out: Box<dyn std::io::Write + Send> = match &cmd {
-                LogCommand::Export { .. } | LogCommand::Stress { .. } => {
-                    Box::new(std::io::stdout())
-                }
-                _ => Box::new(TerminalSafe::new(std::io::stdout())),
-            };
-            runtime.block_on(crate::store::cli::run_log_command(&dir, cmd, &mut out))
-        }
-        Some(Commands::Policy(PolicyArgs::Test { dir, coverage })) => {
-            let dir = dir.clone().unwrap_or_else(|| PathBuf::from("policies"));
+        Commands::Policy(PolicyArgs::Test { dir, coverage }) => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from("policies"));
             crate::policy::cli::policy_test(
                 &dir,
-                *coverage,
+                coverage,
                 &mut TerminalSafe::new(std::io::stdout()),
             )
         }
-        Some(Commands::Policy(PolicyArgs::Eval { input, data, dir })) => {
+        Commands::Policy(PolicyArgs::Eval {
+            config: config_arg,
+            input,
+            data,
+            dir,
+        }) => {
+            opts.config(&config_arg);
+            let (config, _) = load(&opts)?;
             crate::policy::cli::policy_eval(
-                input,
+                &input,
                 data.as_deref(),
                 dir.as_deref().or(config.policy.dir.as_deref()),
                 &mut std::io::stdout(),
             )
         }
-        Some(Commands::Playbook(PlaybookArgs::Validate { dir })) => {
-            let dir = dir.clone().unwrap_or_else(|| PathBuf::from("playbooks"));
+        Commands::Playbook(PlaybookArgs::Validate { dir }) => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from("playbooks"));
             crate::playbook::playbook_validate(&dir, &mut TerminalSafe::new(std::io::stdout()))
         }
-        Some(Commands::Cve(args)) => cve::run(
-            args,
-            &data_dir,
-            config.security.cve_max_age_days,
-            &mut TerminalSafe::new(std::io::stdout()),
-        ),
-        Some(Commands::Config(ConfigArgs::Show)) => {
-            use std::io::Write;
+        Commands::Cve(cmd) => {
+            opts.data(&cmd.data).config(&cmd.config);
+            let (config, _) = load(&opts)?;
+            cve::run(
+                &cmd.command,
+                &data_dir(&opts)?,
+                config.security.cve_max_age_days,
+                &mut TerminalSafe::new(std::io::stdout()),
+            )
+        }
+        Commands::Config(cmd) => {
+            opts.config(&cmd.config);
+            let ConfigArgs::Show = cmd.command;
+            let (config, config_path) = load(&opts)?;
             let mut out = TerminalSafe::new(std::io::stdout());
             match &config_path {
                 Some(p) => writeln!(out, "# from {}", p.display())?,
                 None => writeln!(out, "# no config file; these are the defaults")?,
             }
             write!(out, "{}", toml::to_string_pretty(&config.masked())?)?;
+            out.flush()?;
             Ok(0)
         }
+        Commands::Completions(args) => generate::completions(&args, &mut std::io::stdout()),
+        Commands::Man(args) => generate::man_pages(&args),
     }
+}
+
+/// `shieldops`, `run` and `demo`: the console (or headless) on the runtime.
+fn console(opts: &Options, args: DemoArgs) -> anyhow::Result<i32> {
+    let (config, _) = load(opts)?;
+    let data_dir = data_dir(opts)?;
+    let _guard = logging::init(opts.log_dir.as_deref())?;
+    runtime()?.block_on(demo::run(opts, &config, &data_dir, args))
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
+/// `log …` on the event log in `data_dir`.
+fn log_command(data_dir: &Path, args: LogArgs) -> anyhow::Result<i32> {
+    let cmd = match args {
+        LogArgs::Export { format, from } => LogCommand::Export { format, from },
+        LogArgs::Verify { checkpoint } => LogCommand::Verify { checkpoint },
+        LogArgs::Salvage { to } => LogCommand::Salvage { to },
+        LogArgs::Tail { from, follow } => LogCommand::Tail { from, follow },
+        LogArgs::Stats => LogCommand::Stats,
+        LogArgs::Stress { count, writers } => LogCommand::Stress { count, writers },
+    };
+    // JSON lines (export) and seq numbers (stress) are for programs;
+    // everything else is read by a person at a terminal.
+    let mut out: Box<dyn std::io::Write + Send> = match &cmd {
+        LogCommand::Export { .. } | LogCommand::Stress { .. } => Box::new(std::io::stdout()),
+        _ => Box::new(TerminalSafe::new(std::io::stdout())),
+    };
+    runtime()?.block_on(crate::store::cli::run_log_command(
+        &log_dir(data_dir),
+        cmd,
+        &mut out,
+    ))
 }
 
 /// The console's options for this command line and config.
 fn console_options(
-    cli: &Cli,
+    opts: &Options,
     config: &Config,
     clock: crate::clock::SharedClock,
     title: &str,
@@ -336,8 +482,8 @@ fn console_options(
     identity: crate::runtime::command::Identity,
 ) -> crate::tui::TuiOptions {
     crate::tui::TuiOptions {
-        theme: cli.theme.clone().unwrap_or(config.console.theme.clone()),
-        no_color: cli.no_color,
+        theme: opts.theme.clone().unwrap_or(config.console.theme.clone()),
+        no_color: opts.no_color,
         read_only,
         max_fps: config.console.max_fps,
         identity,
@@ -356,7 +502,12 @@ pub fn log_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("log")
 }
 
-fn default_data_dir() -> anyhow::Result<PathBuf> {
+/// `--data-dir`, else the XDG data directory (`$XDG_DATA_HOME/shieldops`,
+/// `~/.local/share/shieldops`).
+fn data_dir(opts: &Options) -> anyhow::Result<PathBuf> {
+    if let Some(d) = &opts.data_dir {
+        return Ok(d.clone());
+    }
     directories::ProjectDirs::from("", "", "shieldops")
         .map(|d| d.data_dir().to_path_buf())
         .ok_or_else(|| anyhow::anyhow!("no home directory: pass --data-dir"))

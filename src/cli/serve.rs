@@ -11,7 +11,7 @@ use clap::Args;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::{Cli, DemoArgs};
+use super::{DemoArgs, Options};
 use crate::config::Config;
 use crate::remote::auth::{Role, Tokens};
 use crate::remote::client::{AttachOptions, Connection, LinkError};
@@ -134,7 +134,7 @@ struct RemoteTokens {
 
 /// Runs the runtime and serves it until SIGTERM or Ctrl-C, then drains.
 pub async fn serve(
-    cli: &Cli,
+    opts: &Options,
     config: &Config,
     data_dir: &Path,
     args: &ServeArgs,
@@ -182,7 +182,7 @@ pub async fn serve(
         ..DemoArgs::default()
     };
     let mut started =
-        super::startup::start(cli, config, data_dir, &demo, !args.no_scenario).await?;
+        super::startup::start(opts, config, data_dir, &demo, !args.no_scenario).await?;
     let hub = Hub::start(
         started.log.clone(),
         // The hub folds for attached consoles from here on; no other copy is kept.
@@ -210,8 +210,13 @@ pub async fn serve(
     ));
     let scheme = if tls.is_some() { "https" } else { "http" };
     let ws = if tls.is_some() { "wss" } else { "ws" };
-    println!("shieldops serve: listening on {scheme}://{bound} (consoles: {ws}://{bound}/ws)");
-    let _ = std::io::stdout().flush();
+    // Informational: a closed stdout must not stop the server.
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(
+        stdout,
+        "shieldops serve: listening on {scheme}://{bound} (consoles: {ws}://{bound}/ws)"
+    );
+    let _ = stdout.flush();
     tracing::info!(%bound, "serving");
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -322,7 +327,7 @@ fn read_token_file(path: &Path) -> anyhow::Result<String> {
 }
 
 /// Attaches a console (or, headless, a JSON-lines printer) to a server.
-pub async fn attach(cli: &Cli, config: &Config, args: &AttachArgs) -> anyhow::Result<i32> {
+pub async fn attach(options: &Options, config: &Config, args: &AttachArgs) -> anyhow::Result<i32> {
     refuse_plaintext_off_loopback(&args.url, args.insecure_plaintext)?;
     let from_file = match &args.token_file {
         Some(path) => Some(read_token_file(path)?),
@@ -357,10 +362,11 @@ pub async fn attach(cli: &Cli, config: &Config, args: &AttachArgs) -> anyhow::Re
         && let Err(e) = crate::remote::client::check_known_head(&opts, known, conn.position()).await
     {
         if args.headless {
-            println!(
+            writeln!(
+                std::io::stdout(),
                 "{}",
                 serde_json::json!({"link": "history_changed", "detail": e.to_string()})
-            );
+            )?;
         }
         anyhow::bail!("{}: {e}", args.url);
     }
@@ -475,7 +481,7 @@ pub async fn attach(cli: &Cli, config: &Config, args: &AttachArgs) -> anyhow::Re
         .unwrap_or(&args.url);
     let title = format!("{}@{server}", welcome.principal);
     let mut opts = super::console_options(
-        cli,
+        options,
         config,
         // The server's clock, so ages agree with event times (a sped-up demo runs ahead).
         std::sync::Arc::new(crate::clock::ScaledClock::new(

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{Cli, DemoArgs};
+use super::{DemoArgs, Options};
 use crate::agents::security::{DEFAULT_ADVISORIES, parse_advisories};
 use crate::clock::{ScaledClock, SharedClock};
 use crate::config::Config;
@@ -57,7 +57,7 @@ pub struct Started {
 /// the demo fleet, if `play_scenario` and the scenario has not finished yet,
 /// plays it.
 pub async fn start(
-    cli: &Cli,
+    opts: &Options,
     config: &Config,
     data_dir: &Path,
     args: &DemoArgs,
@@ -78,7 +78,7 @@ pub async fn start(
     let origin = state.last_at.or(args.start).unwrap_or_else(Utc::now);
     // `run` and `serve` watch real connectors when any are configured, on the
     // real clock; `demo` always plays the demo fleet.
-    let wants_live = !matches!(cli.command, Some(super::Commands::Demo(_)));
+    let wants_live = !opts.demo_only;
     let clock: SharedClock = if wants_live && (config.aws.is_some() || config.credentials.is_some())
     {
         Arc::new(ScaledClock::real())
@@ -109,7 +109,7 @@ pub async fn start(
 
     let cancel = CancellationToken::new();
     let mut options = config.runtime.options();
-    options.read_only |= cli.read_only;
+    options.read_only |= opts.read_only;
     options.teams = config.teams.clone();
     options.notify = crate::notify::NotifyPlan::from_config(&config.notify)
         .context("cannot set up notifications")?
@@ -143,7 +143,7 @@ pub async fn start(
     );
     let mut registry = live.unwrap_or_else(|| sim.registry());
     let mut linux = config.linux.clone();
-    linux.local &= !cli.no_local_host;
+    linux.local &= !opts.no_local_host;
     // Real hosts live in real time, whatever speed the demo plays at.
     let real_clock: SharedClock = Arc::new(ScaledClock::real());
     for connector in LinuxConnector::from_config(&linux, real_clock)? {
@@ -152,7 +152,7 @@ pub async fn start(
     if wants_live {
         let clusters = super::connectors::kubernetes(
             &config.kubernetes,
-            &cli.contexts,
+            &opts.contexts,
             options.fleet_changed.clone(),
             &clock,
             &log,

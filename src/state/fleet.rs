@@ -289,7 +289,10 @@ mod history {
                 lines: VecDeque<(u64, Arc<str>)>,
             }
             let json = serde_json::to_string(&Holder { lines }).unwrap();
-            assert_eq!(json, r#"{"lines":[[7,"is degraded: ProbeFailed (history test)"]]}"#);
+            assert_eq!(
+                json,
+                r#"{"lines":[[7,"is degraded: ProbeFailed (history test)"]]}"#
+            );
             let back: Holder = serde_json::from_str(&json).unwrap();
             assert!(Arc::ptr_eq(&back.lines[0].1, &b));
         }
