@@ -138,10 +138,20 @@ pub(super) fn save(
         tree.remove(key).map_err(|e| sled_error(dir, e))?;
     }
     db.flush().map_err(|e| sled_error(dir, e))?;
-    // Files go only after sled no longer refers to them.
-    for key in &keys[..excess] {
-        if let Ok(old) = seq_of(dir, key) {
-            let _ = std::fs::remove_file(file_path(dir, old));
+    // Files go only after sled no longer refers to them: those of dropped
+    // snapshots, and any left by a save a crash cut short (written, or
+    // renamed into place but never recorded).
+    let kept: std::collections::BTreeSet<PathBuf> = keys[excess..]
+        .iter()
+        .filter_map(|key| seq_of(dir, key).ok())
+        .map(|seq| file_path(dir, seq))
+        .collect();
+    if let Ok(entries) = std::fs::read_dir(&state_dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if !kept.contains(&path) {
+                let _ = std::fs::remove_file(path);
+            }
         }
     }
     Ok(())
@@ -296,6 +306,26 @@ mod tests {
         assert_eq!(
             latest(dir.path(), &tree).unwrap(),
             Some((9, b"file".to_vec()))
+        );
+    }
+
+    #[test]
+    fn files_a_crashed_save_left_behind_go_with_the_next_save() {
+        let (dir, db, tree) = open();
+        let state_dir = dir.path().join(SNAPSHOT_DIR);
+        std::fs::create_dir_all(&state_dir).unwrap();
+        // Renamed into place but never recorded, and cut short mid-write.
+        std::fs::write(file_path(dir.path(), 8), b"unrecorded").unwrap();
+        std::fs::write(state_dir.join(".00000000000000000009.partial"), b"half").unwrap();
+        save_bytes(dir.path(), &db, &tree, 10, b"state@10");
+        let files: Vec<String> = std::fs::read_dir(&state_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(files, ["00000000000000000010.state"]);
+        assert_eq!(
+            latest(dir.path(), &tree).unwrap(),
+            Some((10, b"state@10".to_vec()))
         );
     }
 
