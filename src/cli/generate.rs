@@ -41,10 +41,40 @@ pub fn completions(args: &CompletionsArgs, out: &mut dyn Write) -> anyhow::Resul
     // Generated into memory: the generator panics on a failed write, and a
     // closed stdout must end the command quietly instead.
     let mut script = Vec::new();
-    clap_complete::generate(shell, &mut super::command(), "shieldops", &mut script);
+    let mut root = super::command();
+    root.build();
+    let mut visible = without_hidden(&root);
+    clap_complete::generate(shell, &mut visible, "shieldops", &mut script);
     out.write_all(&script)?;
     out.flush()?;
     Ok(0)
+}
+
+/// A copy of a built command tree without its hidden subcommands (`man`,
+/// `log stress`): the completion generators offer every subcommand, hidden
+/// or not. Taken from the built tree, so the help and version flags and the
+/// global options are already in place and are copied as they are.
+fn without_hidden(cmd: &clap::Command) -> clap::Command {
+    let mut copy = clap::Command::new(cmd.get_name().to_string())
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .disable_help_subcommand(true)
+        .args(cmd.get_arguments().cloned())
+        .visible_aliases(cmd.get_visible_aliases().map(str::to_string));
+    if let Some(about) = cmd.get_about() {
+        copy = copy.about(about.clone());
+    }
+    if let Some(version) = cmd.get_version() {
+        copy = copy.version(version.to_string());
+    }
+    if let Some(bin) = cmd.get_bin_name() {
+        copy = copy.bin_name(bin.to_string());
+    }
+    copy.subcommands(
+        cmd.get_subcommands()
+            .filter(|sub| !sub.is_hide_set())
+            .map(without_hidden),
+    )
 }
 
 /// Writes the man pages into `args.out` and names each on stdout.
@@ -99,6 +129,19 @@ mod tests {
                 "data-dir", "listen",
             ] {
                 assert!(s.contains(word), "{shell:?} completions lack {word}");
+            }
+            // Hidden commands are for scripts and tests, not for users.
+            let words: Vec<&str> = s
+                .split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '_'))
+                .collect();
+            for hidden in ["man", "stress"] {
+                assert!(
+                    !words.contains(&hidden),
+                    "{shell:?} completions offer {hidden}"
+                );
+            }
+            for about in ["Write the man pages", "Test helper"] {
+                assert!(!s.contains(about), "{shell:?} completions offer {about:?}");
             }
         }
     }

@@ -10,10 +10,9 @@ use crate::event::{
     ConnectorId, ConnectorState, Event, EventKind, HealthStatus, Resource, ResourceId,
 };
 
-/// Events remembered per resource for the drill-down. Two copies of the
-/// fleet live in a console process (the runtime's and the screen's), so what
-/// each resource keeps is multiplied by twice the fleet (README, Performance
-/// › console memory); older events are in the log (`shieldops log export`).
+/// Events remembered per resource for the drill-down. What each resource
+/// keeps is multiplied by the fleet (README, Performance › console memory);
+/// older events are in the log (`shieldops log export`).
 const EVENTS_PER_RESOURCE: usize = 10;
 
 /// A resource and what the console shows about it.
@@ -65,9 +64,13 @@ pub struct ConnectorView {
 /// All resources, keyed by id, and the connectors' own conditions.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Fleet {
-    /// Boxed: a map node holds eleven entries, and eleven whole views made
-    /// each node several kilobytes, mostly empty slots.
-    pub resources: BTreeMap<ResourceId, Box<ResourceView>>,
+    /// Behind an `Arc`: a map node holds eleven entries, and eleven whole
+    /// views made each node several kilobytes, mostly empty slots. Shared, so
+    /// a cloned fleet (the runtime's and the screen's fold start from the
+    /// same one) costs the map, not the views: a fold copies a view only when
+    /// an event changes it (`Arc::make_mut`).
+    #[serde(with = "shared_views")]
+    pub resources: BTreeMap<ResourceId, Arc<ResourceView>>,
     /// Connector (or connector family, for an absent one) → its latest status.
     #[serde(default)]
     pub connectors: BTreeMap<ConnectorId, ConnectorView>,
@@ -78,7 +81,7 @@ impl Fleet {
         let line = || (event.seq, crate::event::summary(&event.kind));
         match &event.kind {
             EventKind::ResourceDiscovered { resource } => {
-                match self.resources.get_mut(&resource.id) {
+                match self.resources.get_mut(&resource.id).map(Arc::make_mut) {
                     Some(view) => {
                         view.resource = resource.clone();
                         view.updated_at = event.at;
@@ -86,7 +89,7 @@ impl Fleet {
                     None => {
                         self.resources.insert(
                             resource.id.clone(),
-                            Box::new(ResourceView {
+                            Arc::new(ResourceView {
                                 resource: resource.clone(),
                                 discovered_at: event.at,
                                 updated_at: event.at,
@@ -98,12 +101,12 @@ impl Fleet {
                         );
                     }
                 }
-                if let Some(view) = self.resources.get_mut(&resource.id) {
+                if let Some(view) = self.resources.get_mut(&resource.id).map(Arc::make_mut) {
                     push_bounded(&mut view.recent, &resource.id, line());
                 }
             }
             EventKind::ResourceChanged { resource, changes } => {
-                if let Some(view) = self.resources.get_mut(resource) {
+                if let Some(view) = self.resources.get_mut(resource).map(Arc::make_mut) {
                     for (k, v) in changes {
                         if v.is_empty() {
                             view.resource.attributes.remove(k);
@@ -133,7 +136,7 @@ impl Fleet {
                 );
             }
             EventKind::HealthChanged { resource, health } => {
-                if let Some(view) = self.resources.get_mut(resource) {
+                if let Some(view) = self.resources.get_mut(resource).map(Arc::make_mut) {
                     view.resource.health = health.clone();
                     view.updated_at = event.at;
                     push_bounded(&mut view.recent, resource, line());
@@ -145,7 +148,7 @@ impl Fleet {
                 evidence,
                 error,
             } => {
-                if let Some(view) = self.resources.get_mut(resource) {
+                if let Some(view) = self.resources.get_mut(resource).map(Arc::make_mut) {
                     view.inspection = Some(Box::new(Inspection {
                         at: event.at,
                         requested_by: requested_by.clone(),
@@ -160,7 +163,7 @@ impl Fleet {
 
     /// Notes an event about a resource in its drill-down history.
     pub(super) fn note(&mut self, id: &ResourceId, seq: u64, summary: String) {
-        if let Some(view) = self.resources.get_mut(id) {
+        if let Some(view) = self.resources.get_mut(id).map(Arc::make_mut) {
             push_bounded(&mut view.recent, id, (seq, summary));
         }
     }
@@ -207,18 +210,51 @@ impl Fleet {
     /// Gives back what decoding a snapshot over-allocated: a decoded history
     /// grows by doubling, to more room than [`EVENTS_PER_RESOURCE`] needs.
     pub(super) fn compact(&mut self) {
-        for view in self.resources.values_mut() {
+        // Only views this fold owns alone: compacting a shared one would copy it.
+        for view in self.resources.values_mut().filter_map(Arc::get_mut) {
             view.recent.shrink_to_fit();
         }
+    }
+}
+
+/// The serialised form of the shared views: a plain map of views, decoded
+/// straight into `Arc`s (no second map while a large snapshot loads).
+mod shared_views {
+    use super::*;
+    use serde::de::{Deserializer, MapAccess, Visitor};
+    use serde::ser::Serializer;
+
+    type Views = BTreeMap<ResourceId, Arc<ResourceView>>;
+
+    pub fn serialize<S: Serializer>(views: &Views, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(views.iter().map(|(id, view)| (id, &**view)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Views, D::Error> {
+        struct ViewsVisitor;
+        impl<'de> Visitor<'de> for ViewsVisitor {
+            type Value = Views;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map of resource ids to resource views")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Views, A::Error> {
+                let mut views = Views::new();
+                while let Some((id, view)) = map.next_entry::<ResourceId, ResourceView>()? {
+                    views.insert(id, Arc::new(view));
+                }
+                Ok(views)
+            }
+        }
+        d.deserialize_map(ViewsVisitor)
     }
 }
 
 /// Resource history lines, one shared copy of each distinct text.
 ///
 /// Without the resource's id, most lines repeat across the fleet ("is
-/// degraded: ProbeFailed"), and a console process holds two folds of the same
-/// fleet; sharing the text makes a line cost a pointer instead of an
-/// allocation in each (README, Performance › console memory). The table is
+/// degraded: ProbeFailed"); sharing the text makes a line cost a pointer
+/// instead of an allocation per resource (README, Performance › console
+/// memory). The table is
 /// only a cache: values, equality and the serialised form are plain strings.
 mod history {
     use super::*;
@@ -296,5 +332,88 @@ mod history {
             let back: Holder = serde_json::from_str(&json).unwrap();
             assert!(Arc::ptr_eq(&back.lines[0].1, &b));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{ChainHash, Environment, Health, NewEvent, Provider};
+
+    fn event(seq: u64, kind: EventKind) -> Event {
+        let at = DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        Event::seal(seq, ChainHash::GENESIS, NewEvent::new(at, "test", kind)).0
+    }
+
+    fn pod(name: &str) -> Resource {
+        Resource {
+            id: ResourceId::new(format!("k8s/prod/pod/{name}")),
+            name: name.into(),
+            kind: "pod".into(),
+            provider: Provider::Kubernetes,
+            connector: ConnectorId::new("k8s:prod"),
+            environment: Environment::Production,
+            team: "shop".into(),
+            labels: Default::default(),
+            attributes: Default::default(),
+            health: Health::healthy(),
+            created_at: DateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn a_cloned_fleet_shares_views_until_an_event_changes_one() {
+        let mut fleet = Fleet::default();
+        let (a, b) = (pod("a"), pod("b"));
+        fleet.apply(&event(
+            1,
+            EventKind::ResourceDiscovered {
+                resource: a.clone(),
+            },
+        ));
+        fleet.apply(&event(
+            2,
+            EventKind::ResourceDiscovered {
+                resource: b.clone(),
+            },
+        ));
+        let mut other = fleet.clone();
+        for id in [&a.id, &b.id] {
+            assert!(Arc::ptr_eq(&fleet.resources[id], &other.resources[id]));
+        }
+
+        let mut sick = Health::healthy();
+        sick.status = HealthStatus::Unhealthy;
+        other.apply(&event(
+            3,
+            EventKind::HealthChanged {
+                resource: a.id.clone(),
+                health: sick,
+            },
+        ));
+        assert!(!Arc::ptr_eq(
+            &fleet.resources[&a.id],
+            &other.resources[&a.id]
+        ));
+        assert!(Arc::ptr_eq(
+            &fleet.resources[&b.id],
+            &other.resources[&b.id]
+        ));
+        assert_eq!(
+            fleet.get(&a.id).unwrap().resource.health.status,
+            HealthStatus::Healthy
+        );
+        assert_eq!(
+            other.get(&a.id).unwrap().resource.health.status,
+            HealthStatus::Unhealthy
+        );
+
+        // Serialised as a plain map of views, and read back whole.
+        let json = serde_json::to_value(&other).unwrap();
+        assert_eq!(json["resources"][a.id.as_str()]["resource"]["name"], "a");
+        let back: Fleet = serde_json::from_value(json).unwrap();
+        assert_eq!(back, other);
     }
 }

@@ -1,5 +1,7 @@
 //! Incidents and investigations.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -149,7 +151,7 @@ pub(super) fn apply(state: &mut State, event: &Event) {
                 },
             );
             state.open_fingerprints.insert(fingerprint.clone(), seq);
-            if let Some(view) = state.fleet.resources.get_mut(resource) {
+            if let Some(view) = state.fleet.resources.get_mut(resource).map(Arc::make_mut) {
                 view.incidents.push(seq);
             }
         }

@@ -183,6 +183,16 @@ proptest! {
         let split = snap_at.min(events.len());
         let mut head = State::new();
         for e in &events[..split] { head.apply(e); }
+        // The runtime's and the screen's folds start as clones sharing their
+        // resource views: folding into one must never show in the other.
+        let mut screen = head.clone();
+        let mut runtime = head.clone();
+        for e in &events[split..] { runtime.apply(e); }
+        prop_assert_eq!(&whole, &runtime);
+        prop_assert_eq!(&head, &screen);
+        for e in &events[split..] { screen.apply(e); }
+        prop_assert_eq!(&whole, &screen);
+
         let bytes = serde_json::to_vec(&head).unwrap();
         let mut restored: State = serde_json::from_slice(&bytes).unwrap();
         for e in &events[split..] { restored.apply(e); }

@@ -2,6 +2,7 @@
 //! execution, validation, restore, outcome.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -203,7 +204,12 @@ pub(super) fn apply(state: &mut State, event: &Event) {
         if let Some(inc) = incident.and_then(|id| state.incidents.get_mut(&id)) {
             inc.remediations.push(seq);
         }
-        if let Some(view) = state.fleet.resources.get_mut(&action.target) {
+        if let Some(view) = state
+            .fleet
+            .resources
+            .get_mut(&action.target)
+            .map(Arc::make_mut)
+        {
             view.remediations.push(seq);
         }
         state
