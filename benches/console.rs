@@ -33,8 +33,9 @@ mod goal;
 
 const RESOURCES: usize = 50_000;
 const SNAPSHOT_BEHIND: u64 = 5_000;
-/// How long the console runs after its first frame before memory is read.
-const SETTLE: Duration = Duration::from_secs(4);
+/// How long the console runs after its first frame before memory is read:
+/// past the runtime's first hand-back of freed heap (5 s after it starts).
+const SETTLE: Duration = Duration::from_secs(8);
 const FRAME_END: &[u8] = b"\x1b[?2026l";
 
 /// One measured start of the console.

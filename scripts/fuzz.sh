@@ -9,6 +9,11 @@
 #   FUZZ_RUNS=1000000 scripts/fuzz.sh 3600   each target until 1M executions (at most an hour)
 #
 # Needs: `rustup toolchain install nightly` and `cargo install cargo-fuzz`.
+# Built without a sanitizer by default (FUZZ_SANITIZER=address to add one):
+# the targets are safe Rust, where a bug shows as a panic, a hang or runaway
+# memory, all of which libFuzzer catches; under the address sanitizer the AWS
+# SDK crates the library links need more memory to build than the 2-core
+# development machine has.
 # Every crash found becomes a regression test next to the code it broke.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,7 +55,7 @@ for t in "${targets[@]}"; do
   # -rss_limit_mb guards against a target eating the machine; a timeout is a crash too.
   runs=()
   [ -n "${FUZZ_RUNS:-}" ] && runs=(-runs="$FUZZ_RUNS")
-  if cargo +nightly fuzz run "$t" "$seeds/$t" -- \
+  if cargo +nightly fuzz run --sanitizer "${FUZZ_SANITIZER:-none}" "$t" "$seeds/$t" -- \
       -max_total_time="$seconds" "${runs[@]}" -print_final_stats=1 -timeout=10 -rss_limit_mb=4096 \
       >"$log" 2>&1; then
     note=ok

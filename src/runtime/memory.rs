@@ -13,6 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 /// How often freed pages are handed back while the process runs.
 const TRIM_EVERY: Duration = Duration::from_secs(30);
+/// The first hand-back after start: the screen's first frames and the agents'
+/// first cycles free much of what they build, soon after the runtime starts.
+const FIRST_TRIM_AFTER: Duration = Duration::from_secs(5);
 
 /// Hands wholly free heap pages back to the operating system (glibc only;
 /// elsewhere the allocator does this itself).
@@ -24,13 +27,15 @@ pub fn give_back() {
     }
 }
 
-/// Calls [`give_back`] every [`TRIM_EVERY`] until `cancel`.
+/// Calls [`give_back`] [`FIRST_TRIM_AFTER`] after start, then every [`TRIM_EVERY`], until `cancel`.
 pub fn spawn_periodic(cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut wait = FIRST_TRIM_AFTER;
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
-                _ = tokio::time::sleep(TRIM_EVERY) => {
+                _ = tokio::time::sleep(wait) => {
+                    wait = TRIM_EVERY;
                     let _ = tokio::task::spawn_blocking(give_back).await;
                 }
             }
