@@ -1,0 +1,248 @@
+//! The event log replicated on a real 3-node NATS JetStream cluster
+//! (tests/cluster_support): fenced appends, a standby that follows record by
+//! record, and a takeover after the leader stops renewing its lease.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use shieldops::cluster::{Cluster, ClusterConfig, Leadership, Replicator};
+use shieldops::event::{EventKind, NewEvent, ResourceId};
+use shieldops::store::{EventLog, OpenOptions, StoreError};
+use tokio_util::sync::CancellationToken;
+
+mod cluster_support;
+use cluster_support::NatsCluster;
+
+fn draft(n: u64) -> NewEvent {
+    NewEvent::new(
+        Utc.timestamp_opt(1_767_225_600 + n as i64, 0).unwrap(),
+        "test",
+        EventKind::ResourceGone {
+            resource: ResourceId::new(format!("k8s/prod/pod/p-{n}")),
+        },
+    )
+}
+
+fn config(nats: &NatsCluster, site: &str, node: &str) -> ClusterConfig {
+    ClusterConfig {
+        servers: nats.urls(),
+        site: site.into(),
+        node: Some(node.into()),
+        lease_ttl_ms: 1_500,
+        replicas: 3,
+        ..ClusterConfig::default()
+    }
+}
+
+/// A node: its connection, its local log replicated through it.
+struct Member {
+    cluster: Cluster,
+    replicator: Arc<Replicator>,
+    log: EventLog,
+}
+
+async fn member(nats: &NatsCluster, site: &str, node: &str, dir: &Path) -> Member {
+    let cluster = Cluster::connect(&config(nats, site, node)).await.unwrap();
+    let replicator = cluster.replicator();
+    let opts = OpenOptions {
+        lock_wait: Duration::ZERO,
+        ..OpenOptions::default()
+    };
+    let log = EventLog::open_replicated(dir, &opts, replicator.clone()).unwrap();
+    Member {
+        cluster,
+        replicator,
+        log,
+    }
+}
+
+impl Member {
+    async fn lead(&self) -> Leadership {
+        let never = CancellationToken::new();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            self.cluster
+                .follow_until_leader(&self.log, &self.replicator, None, &never),
+        )
+        .await
+        .expect("leadership within 30 s")
+        .unwrap()
+        .expect("not cancelled")
+    }
+
+    fn records(&self) -> Vec<(u64, Vec<u8>)> {
+        self.log.scan_raw(1).map(Result::unwrap).collect()
+    }
+}
+
+/// Waits (bounded) until `done`, re-checking on every tick.
+async fn until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_refuses_an_append_whose_expected_last_sequence_is_stale() {
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let source = EventLog::open(dir.path()).unwrap();
+    source
+        .append_many((1..=3).map(draft).collect())
+        .await
+        .unwrap();
+    let records: Vec<(u64, Vec<u8>)> = source.scan_raw(1).map(Result::unwrap).collect();
+    let a = Cluster::connect(&config(&nats, "fence", "a"))
+        .await
+        .unwrap();
+    let b = Cluster::connect(&config(&nats, "fence", "b"))
+        .await
+        .unwrap();
+    let rec = |i: usize| [(records[i].0, records[i].1.as_slice())];
+
+    a.stream().publish(&rec(0)).await.unwrap();
+    // b believes the stream is still empty: its seq 1 is refused.
+    let err = b.stream().publish(&rec(0)).await.unwrap_err().to_string();
+    assert!(err.contains("another leader appended"), "{err}");
+    a.stream().publish(&rec(1)).await.unwrap();
+    // A writer that last saw seq 1 cannot put its seq 2 (or anything) after it.
+    let err = b.stream().publish(&rec(1)).await.unwrap_err().to_string();
+    assert!(err.contains("refused"), "{err}");
+    // A batch is pipelined: a stale first record refuses the rest too.
+    let err = b
+        .stream()
+        .publish(&[rec(0)[0], rec(1)[0], rec(2)[0]])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("refused"), "{err}");
+    assert_eq!(a.stream().last_seq().await.unwrap(), 2);
+    assert_eq!(a.stream().record(2).await.unwrap().unwrap(), records[1].1);
+    assert_eq!(a.stream().record(3).await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_follows_the_leaders_records_byte_for_byte_and_cannot_append() {
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = member(&nats, "follow", "a", da.path()).await;
+    let leading = a.lead().await;
+    assert_eq!(
+        a.cluster.leader().await.unwrap().map(|h| h.node).as_deref(),
+        Some("a")
+    );
+    a.log
+        .append_many((1..=40).map(draft).collect())
+        .await
+        .unwrap();
+
+    let b = member(&nats, "follow", "b", db.path()).await;
+    let stop = CancellationToken::new();
+    let standby = {
+        let (cluster, log, rep, stop) = (
+            b.cluster.clone(),
+            b.log.clone(),
+            b.replicator.clone(),
+            stop.clone(),
+        );
+        tokio::spawn(async move { cluster.follow_until_leader(&log, &rep, None, &stop).await })
+    };
+    for n in 41..=60 {
+        a.log.append(draft(n)).await.unwrap();
+    }
+    until("the standby to catch up", 30, || b.log.last_seq() == 60).await;
+    assert_eq!(b.records(), a.records());
+    let report = b.log.verify().unwrap();
+    assert_eq!((report.checked, report.first_bad), (60, None));
+    assert_eq!(a.cluster.stream().last_seq().await.unwrap(), 60);
+
+    // The standby's own appends are refused and leave no trace.
+    let err = b.log.append(draft(99)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Refused { .. }), "{err}");
+    assert!(err.to_string().contains("standby"), "{err}");
+    assert_eq!(a.cluster.stream().last_seq().await.unwrap(), 60);
+    stop.cancel();
+    assert!(standby.await.unwrap().unwrap().is_none());
+    drop(leading);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_leader_stops_renewing_a_standby_takes_over_and_the_old_leader_is_fenced() {
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = member(&nats, "takeover", "a", da.path()).await;
+    let a_leads = a.lead().await;
+    a.log
+        .append_many((1..=5).map(draft).collect())
+        .await
+        .unwrap();
+    let b = member(&nats, "takeover", "b", db.path()).await;
+    let stop = CancellationToken::new();
+    let standby = {
+        let (cluster, log, rep, stop) = (
+            b.cluster.clone(),
+            b.log.clone(),
+            b.replicator.clone(),
+            stop.clone(),
+        );
+        tokio::spawn(async move { cluster.follow_until_leader(&log, &rep, None, &stop).await })
+    };
+    a.log.append(draft(6)).await.unwrap();
+    // The leader stops renewing (as a dead one would); its lease lapses
+    // after the TTL and the standby takes it, caught up to seq 6.
+    let stopped = Instant::now();
+    a_leads.resign();
+    let b_leads = tokio::time::timeout(Duration::from_secs(30), standby)
+        .await
+        .expect("takeover within 30 s")
+        .unwrap()
+        .unwrap()
+        .expect("b leads");
+    let took = stopped.elapsed();
+    assert!(
+        took >= Duration::from_millis(1_000),
+        "the lease was still valid: {took:?}"
+    );
+    assert_eq!(b.log.last_seq(), 6);
+    assert_eq!(
+        b.cluster.leader().await.unwrap().map(|h| h.node).as_deref(),
+        Some("b")
+    );
+    let seventh = b.log.append(draft(7)).await.unwrap();
+    assert_eq!(seventh.seq, 7);
+
+    // The old leader refuses itself, and had it not, JetStream refuses its
+    // stale view: its seq 7 (expecting the stream to end at 6) is not taken.
+    let err = a.log.append(draft(70)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Refused { .. }), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let stale = EventLog::open(dir.path()).unwrap();
+    let raw: Vec<Vec<u8>> = a.records().into_iter().map(|(_, b)| b).collect();
+    stale.append_raw(raw).await.unwrap();
+    let forged = stale.append(draft(71)).await.unwrap();
+    let bytes: Vec<u8> = stale.scan_raw(7).next().unwrap().unwrap().1;
+    let err = a
+        .cluster
+        .stream()
+        .publish(&[(forged.seq, bytes.as_slice())])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("refused"), "{err}");
+    // One history: the stream's seq 7 is b's, and b's log is the stream's.
+    assert_eq!(
+        b.cluster.stream().record(7).await.unwrap().unwrap(),
+        b.records()[6].1
+    );
+    assert_eq!(a.records(), b.records()[..6].to_vec());
+    drop(b_leads);
+}
