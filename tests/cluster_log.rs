@@ -86,45 +86,45 @@ async fn until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// The records of a fresh local log of `drafts`.
+async fn history(drafts: Vec<NewEvent>) -> Vec<(u64, Vec<u8>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EventLog::open(dir.path()).unwrap();
+    log.append_many(drafts).await.unwrap();
+    log.scan_raw(1).map(Result::unwrap).collect()
+}
+
+fn refs(records: &[(u64, Vec<u8>)]) -> Vec<(u64, &[u8])> {
+    records.iter().map(|(s, b)| (*s, b.as_slice())).collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jetstream_refuses_an_append_whose_expected_last_sequence_is_stale() {
     let Some(nats) = NatsCluster::start() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let source = EventLog::open(dir.path()).unwrap();
-    source
-        .append_many((1..=3).map(draft).collect())
-        .await
-        .unwrap();
-    let records: Vec<(u64, Vec<u8>)> = source.scan_raw(1).map(Result::unwrap).collect();
-    let a = Cluster::connect(&config(&nats, "fence", "a"))
-        .await
-        .unwrap();
-    let b = Cluster::connect(&config(&nats, "fence", "b"))
-        .await
-        .unwrap();
-    let rec = |i: usize| [(records[i].0, records[i].1.as_slice())];
+    // Two writers with different histories of their own.
+    let ours = history((1..=3).map(draft).collect()).await;
+    let theirs = history((101..=103).map(draft).collect()).await;
+    let a = Cluster::connect(&config(&nats, "fence", "a")).await.unwrap();
+    let b = Cluster::connect(&config(&nats, "fence", "b")).await.unwrap();
 
-    a.stream().publish(&rec(0)).await.unwrap();
+    a.stream().publish(&refs(&ours[..1])).await.unwrap();
     // b believes the stream is still empty: its seq 1 is refused.
-    let err = b.stream().publish(&rec(0)).await.unwrap_err().to_string();
-    assert!(err.contains("another leader appended"), "{err}");
-    a.stream().publish(&rec(1)).await.unwrap();
-    // A writer that last saw seq 1 cannot put its seq 2 (or anything) after it.
-    let err = b.stream().publish(&rec(1)).await.unwrap_err().to_string();
-    assert!(err.contains("refused"), "{err}");
-    // A batch is pipelined: a stale first record refuses the rest too.
-    let err = b
-        .stream()
-        .publish(&[rec(0)[0], rec(1)[0], rec(2)[0]])
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("refused"), "{err}");
+    let err = b.stream().publish(&refs(&theirs[..1])).await.unwrap_err();
+    assert!(err.to_string().contains("another leader appended"), "{err}");
+    a.stream().publish(&refs(&ours[1..2])).await.unwrap();
+    // A pipelined stale batch: its seq 1 and 2 are refused on the sequence,
+    // and its seq 3, whose expected sequence (2) happens to match, on the
+    // record it chains to: nothing of it is stored.
+    let err = b.stream().publish(&refs(&theirs)).await.unwrap_err();
+    assert!(err.to_string().contains("refused"), "{err}");
     assert_eq!(a.stream().last_seq().await.unwrap(), 2);
-    assert_eq!(a.stream().record(2).await.unwrap().unwrap(), records[1].1);
+    assert_eq!(a.stream().record(2).await.unwrap().unwrap(), ours[1].1);
     assert_eq!(a.stream().record(3).await.unwrap(), None);
+    // The writer that is current goes on.
+    a.stream().publish(&refs(&ours[2..])).await.unwrap();
+    assert_eq!(a.stream().last_seq().await.unwrap(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -128,12 +128,17 @@ pub(super) async fn wait_for(
 ) -> bool {
     let mut events = log.subscribe(log.last_seq() + 1);
     while log.last_seq() < end {
+        // Each durable event wakes this; the timeout re-reads the end in
+        // case the subscription lagged or ended.
+        let next = tokio::time::timeout(Duration::from_millis(200), async {
+            if events.next().await.is_none() {
+                std::future::pending::<()>().await;
+            }
+        });
         tokio::select! {
             _ = lost.cancelled() => return false,
             _ = cancel.cancelled() => return false,
-            // Each durable event wakes this; the timeout re-reads the end in
-            // case the subscription lagged.
-            _ = tokio::time::timeout(Duration::from_millis(200), events.next()) => {}
+            _ = next => {}
         }
     }
     true

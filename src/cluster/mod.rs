@@ -32,6 +32,7 @@ use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMes
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
+use crate::event::Event;
 use crate::store::{EventLog, Replicate, StoreError};
 
 pub use config::ClusterConfig;
@@ -312,15 +313,31 @@ impl SiteStream {
     }
 
     /// Publishes `records` (seq, exact bytes, consecutive), each fenced on
-    /// the stream's last sequence being `seq - 1`, and waits for every
-    /// acknowledgement. A stale writer gets an error and extends nothing.
+    /// the stream ending at `seq - 1` with the record it chains to, and waits
+    /// for every acknowledgement. A stale writer gets an error and extends
+    /// nothing.
+    ///
+    /// The records are pipelined, so the sequence alone would not do: after
+    /// one foreign append, a stale batch's first record is refused but its
+    /// second (expecting one more) would match. Each message is therefore
+    /// also named by its hash (`Nats-Msg-Id`) and expects the last message
+    /// to be its `prev_hash`: a record is only ever stored right after the
+    /// record it chains to.
     pub async fn publish(&self, records: &[(u64, &[u8])]) -> Result<(), ClusterError> {
         let mut acks = Vec::with_capacity(records.len());
-        // Pipelined: if one is refused, every later one (expecting it) is too.
         for (seq, bytes) in records {
-            let message = PublishMessage::build()
+            let event = Event::decode(bytes).map_err(|e| ClusterError::Diverged {
+                stream: self.name.clone(),
+                seq: *seq,
+                reason: format!("the record to publish cannot be read: {e}"),
+            })?;
+            let mut message = PublishMessage::build()
                 .payload(Bytes::copy_from_slice(bytes))
+                .message_id(event.hash.to_hex())
                 .expected_last_sequence(seq - 1);
+            if *seq > 1 {
+                message = message.expected_last_message_id(event.prev_hash.to_hex());
+            }
             let ack = self
                 .js
                 .send_publish(self.subject.clone(), message)
@@ -338,7 +355,12 @@ impl SiteStream {
                         reason: format!("JetStream stored it as stream sequence {}", ack.sequence),
                     });
                 }
-                Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        PublishErrorKind::WrongLastSequence | PublishErrorKind::WrongLastMessageId
+                    ) =>
+                {
                     return Err(ClusterError::JetStream {
                         what: format!("publish seq {seq}"),
                         message: format!(
