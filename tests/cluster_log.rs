@@ -106,17 +106,21 @@ async fn jetstream_refuses_an_append_whose_expected_last_sequence_is_stale() {
     // Two writers with different histories of their own.
     let ours = history((1..=3).map(draft).collect()).await;
     let theirs = history((101..=103).map(draft).collect()).await;
-    let a = Cluster::connect(&config(&nats, "fence", "a")).await.unwrap();
-    let b = Cluster::connect(&config(&nats, "fence", "b")).await.unwrap();
+    let a = Cluster::connect(&config(&nats, "fence", "a"))
+        .await
+        .unwrap();
+    let b = Cluster::connect(&config(&nats, "fence", "b"))
+        .await
+        .unwrap();
 
     a.stream().publish(&refs(&ours[..1])).await.unwrap();
     // b believes the stream is still empty: its seq 1 is refused.
     let err = b.stream().publish(&refs(&theirs[..1])).await.unwrap_err();
     assert!(err.to_string().contains("another leader appended"), "{err}");
     a.stream().publish(&refs(&ours[1..2])).await.unwrap();
-    // A pipelined stale batch: its seq 1 and 2 are refused on the sequence,
-    // and its seq 3, whose expected sequence (2) happens to match, on the
-    // record it chains to: nothing of it is stored.
+    // A stale batch: its seq 1 is refused, and so nothing after it is sent
+    // (its seq 3 expects the stream to end at 2, which it now does, but
+    // after a record it does not chain to): nothing of it is stored.
     let err = b.stream().publish(&refs(&theirs)).await.unwrap_err();
     assert!(err.to_string().contains("refused"), "{err}");
     assert_eq!(a.stream().last_seq().await.unwrap(), 2);

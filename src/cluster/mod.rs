@@ -32,7 +32,6 @@ use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMes
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
-use crate::event::Event;
 use crate::store::{EventLog, Replicate, StoreError};
 
 pub use config::ClusterConfig;
@@ -313,39 +312,25 @@ impl SiteStream {
     }
 
     /// Publishes `records` (seq, exact bytes, consecutive), each fenced on
-    /// the stream ending at `seq - 1` with the record it chains to, and waits
-    /// for every acknowledgement. A stale writer gets an error and extends
-    /// nothing.
+    /// the stream ending at `seq - 1` (`Nats-Expected-Last-Sequence`), and
+    /// returns once JetStream stored them all. A stale writer gets an error
+    /// and extends nothing.
     ///
-    /// The records are pipelined, so the sequence alone would not do: after
-    /// one foreign append, a stale batch's first record is refused but its
-    /// second (expecting one more) would match. Each message is therefore
-    /// also named by its hash (`Nats-Msg-Id`) and expects the last message
-    /// to be its `prev_hash`: a record is only ever stored right after the
-    /// record it chains to.
+    /// One at a time, each after the previous one's acknowledgement: were
+    /// they pipelined, after one foreign append a stale batch's first record
+    /// would be refused but its second (expecting one more) would match and
+    /// be stored after a record it does not chain to.
     pub async fn publish(&self, records: &[(u64, &[u8])]) -> Result<(), ClusterError> {
-        let mut acks = Vec::with_capacity(records.len());
         for (seq, bytes) in records {
-            let event = Event::decode(bytes).map_err(|e| ClusterError::Diverged {
-                stream: self.name.clone(),
-                seq: *seq,
-                reason: format!("the record to publish cannot be read: {e}"),
-            })?;
-            let mut message = PublishMessage::build()
+            let seq = *seq;
+            let message = PublishMessage::build()
                 .payload(Bytes::copy_from_slice(bytes))
-                .message_id(event.hash.to_hex())
                 .expected_last_sequence(seq - 1);
-            if *seq > 1 {
-                message = message.expected_last_message_id(event.prev_hash.to_hex());
-            }
             let ack = self
                 .js
                 .send_publish(self.subject.clone(), message)
                 .await
                 .map_err(|e| js_error(&format!("publish seq {seq}"), e))?;
-            acks.push((*seq, ack));
-        }
-        for (seq, ack) in acks {
             match ack.await {
                 Ok(ack) if ack.sequence == seq => {}
                 Ok(ack) => {
@@ -355,12 +340,7 @@ impl SiteStream {
                         reason: format!("JetStream stored it as stream sequence {}", ack.sequence),
                     });
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        PublishErrorKind::WrongLastSequence | PublishErrorKind::WrongLastMessageId
-                    ) =>
-                {
+                Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
                     return Err(ClusterError::JetStream {
                         what: format!("publish seq {seq}"),
                         message: format!(
