@@ -217,6 +217,16 @@ fn assert_prefix(shorter: &[String], longer: &[String]) {
     }
 }
 
+/// Exported records of `kind` about remediation `id`.
+fn count_kind(lines: &[String], kind: &str, id: &impl serde::Serialize) -> usize {
+    let id = serde_json::to_value(id).unwrap();
+    lines
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == kind && v["remediation"] == id)
+        .count()
+}
+
 /// Starts `a` and waits until it leads, then `b` as its standby.
 fn pair(nats: &NatsCluster, root: &Path) -> (Node, Node) {
     let (da, db) = (root.join("a"), root.join("b"));
@@ -278,7 +288,17 @@ async fn the_leader_killed_with_an_approval_pending_the_standby_resumes_it_and_r
     // follows as a standby and catches up.
     let before = a.export();
     b.assert_verifies();
-    assert_prefix(&before, &b.export());
+    let after = b.export();
+    assert_prefix(&before, &after);
+    // The request was the old leader's, the approval and the single
+    // execution the new one's; nothing was asked or run twice.
+    let of = |lines: &[String], kind: &str| count_kind(lines, kind, &id);
+    assert_eq!(of(&before, "approval_requested"), 1);
+    assert_eq!(of(&before, "approval_granted"), 0);
+    assert_eq!(of(&before, "action_executed"), 0);
+    assert_eq!(of(&after, "approval_requested"), 1);
+    assert_eq!(of(&after, "approval_granted"), 1);
+    assert_eq!(of(&after, "action_executed"), 1);
     a.spawn();
     a.until_printed("node a of site it: standby", 60);
     let target = b.export().len();

@@ -276,10 +276,18 @@ pub async fn serve(
     tracing::info!("stopping: consoles are told, in-flight work is drained");
     server_cancel.cancel();
     let _ = server.await;
-    started.finish().await?;
+    let finished = started.finish().await;
     if let Some(leading) = leading {
         leading.finish().await;
     }
+    if code == STEPPED_DOWN {
+        // Its last appends were refused, as they must be: not a failure.
+        if let Err(e) = finished {
+            tracing::info!("after stepping down: {e:#}");
+        }
+        return Ok(STEPPED_DOWN);
+    }
+    finished?;
     // SIGTERM is the ordinary way to stop a service: a clean drain exits 0.
     Ok(if code == 143 { 0 } else { code })
 }
