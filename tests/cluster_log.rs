@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use shieldops::cluster::{Cluster, ClusterConfig, Leadership, Replicator};
+use shieldops::cluster::{Cluster, ClusterConfig, ClusterError, Leadership, Replicator};
 use shieldops::event::{EventKind, NewEvent, ResourceId};
 use shieldops::store::{EventLog, OpenOptions, StoreError};
 use tokio_util::sync::CancellationToken;
@@ -70,6 +70,20 @@ impl Member {
         .expect("leadership within 30 s")
         .unwrap()
         .expect("not cancelled")
+    }
+
+    /// Follows as a standby in the background until it leads (or `stop`).
+    fn standby(
+        &self,
+        stop: &CancellationToken,
+    ) -> tokio::task::JoinHandle<Result<Option<Leadership>, ClusterError>> {
+        let (cluster, log, rep, stop) = (
+            self.cluster.clone(),
+            self.log.clone(),
+            self.replicator.clone(),
+            stop.clone(),
+        );
+        tokio::spawn(async move { cluster.follow_until_leader(&log, &rep, None, &stop).await })
     }
 
     fn records(&self) -> Vec<(u64, Vec<u8>)> {
@@ -150,15 +164,7 @@ async fn a_standby_follows_the_leaders_records_byte_for_byte_and_cannot_append()
 
     let b = member(&nats, "follow", "b", db.path()).await;
     let stop = CancellationToken::new();
-    let standby = {
-        let (cluster, log, rep, stop) = (
-            b.cluster.clone(),
-            b.log.clone(),
-            b.replicator.clone(),
-            stop.clone(),
-        );
-        tokio::spawn(async move { cluster.follow_until_leader(&log, &rep, None, &stop).await })
-    };
+    let standby = b.standby(&stop);
     for n in 41..=60 {
         a.log.append(draft(n)).await.unwrap();
     }
@@ -192,15 +198,7 @@ async fn when_the_leader_stops_renewing_a_standby_takes_over_and_the_old_leader_
         .unwrap();
     let b = member(&nats, "takeover", "b", db.path()).await;
     let stop = CancellationToken::new();
-    let standby = {
-        let (cluster, log, rep, stop) = (
-            b.cluster.clone(),
-            b.log.clone(),
-            b.replicator.clone(),
-            stop.clone(),
-        );
-        tokio::spawn(async move { cluster.follow_until_leader(&log, &rep, None, &stop).await })
-    };
+    let standby = b.standby(&stop);
     a.log.append(draft(6)).await.unwrap();
     // The leader stops renewing (as a dead one would); its lease lapses
     // after the TTL and the standby takes it, caught up to seq 6.
