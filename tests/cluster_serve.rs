@@ -13,14 +13,14 @@ use std::time::{Duration, Instant};
 
 use shieldops::event::EventKind;
 use shieldops::remote::auth::{Role, mint};
-use shieldops::remote::client::AttachOptions;
+use shieldops::remote::client::{AttachOptions, LinkError};
 use shieldops::runtime::command::Command as RtCommand;
 use shieldops::state::Stage;
 
 mod cluster_support;
 mod remote_support;
 use cluster_support::NatsCluster;
-use remote_support::{Console, WEEKDAY_START, shieldops};
+use remote_support::{Console, WEEKDAY_START, http, shieldops};
 
 /// Lease TTL of the test nodes.
 const LEASE_MS: u64 = 2_000;
@@ -116,6 +116,18 @@ impl Node {
                 l.split_whitespace()
                     .find_map(|w| w.strip_prefix("http://"))
                     .and_then(|a| a.parse().ok())
+            })
+            .unwrap()
+    }
+
+    /// The listener it answers on as a standby.
+    fn standby_addr(&self) -> SocketAddr {
+        let lines = self.stdout.lock().unwrap();
+        lines
+            .iter()
+            .find_map(|l| {
+                let (_, rest) = l.split_once("standby at ")?;
+                rest.split(',').next()?.parse().ok()
             })
             .unwrap()
     }
@@ -246,6 +258,25 @@ async fn the_leader_killed_with_an_approval_pending_the_standby_resumes_it_and_r
     };
     let root = tempfile::tempdir().unwrap();
     let (mut a, b) = pair(&nats, root.path());
+    // A console attached to the standby is refused and told where the
+    // leader is; without a token it learns nothing.
+    let standby = b.standby_addr();
+    let (status, body) = http(standby, "GET", "/ws", None, b"");
+    assert_eq!((status, body.as_str()), (401, ""));
+    let mut to_standby = a.opts();
+    to_standby.url = format!("ws://{standby}/ws");
+    to_standby.token = b.token.clone();
+    match Console::attach(&to_standby).await {
+        Err(LinkError::Fatal(message)) => {
+            assert!(message.contains("503"), "{message}");
+            assert!(message.contains("standby of site it"), "{message}");
+            assert!(
+                message.contains(&a.opts().url),
+                "names the leader: {message}"
+            );
+        }
+        other => panic!("a standby served a console: {:?}", other.map(|_| ())),
+    }
     let mut console = Console::attach(&a.opts()).await.unwrap();
     console
         .until(120, "a remediation awaiting approval", |s| {

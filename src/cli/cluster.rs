@@ -32,6 +32,17 @@ impl Leading {
     }
 }
 
+/// The console listener a node serves on once it leads (and answers on,
+/// refusing, while it is a standby).
+pub struct Listener<'a> {
+    pub socket: &'a tokio::net::TcpListener,
+    pub bound: std::net::SocketAddr,
+    /// Its console URL, published in the lease.
+    pub console: String,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    pub tokens: crate::remote::auth::Tokens,
+}
+
 /// The `[cluster]` section with `--cluster` URLs (comma-separated) in place
 /// of its servers; `None` when neither asks for cluster mode.
 pub fn settings(config: &Config, urls: Option<&str>) -> anyhow::Result<Option<ClusterConfig>> {
@@ -61,7 +72,7 @@ pub async fn join(
     settings: &ClusterConfig,
     demo: &DemoArgs,
     play_scenario: bool,
-    console: String,
+    listener: &Listener<'_>,
     stop: &CancellationToken,
 ) -> anyhow::Result<Option<(Started, Leading)>> {
     std::fs::create_dir_all(data_dir)
@@ -81,16 +92,42 @@ pub async fn join(
         })
     };
     say(&format!(
-        "node {} of site {}: standby, following stream {} from seq {}",
+        "node {} of site {}: standby at {}, following stream {} from seq {}",
         cluster.node(),
         settings.site,
+        listener.bound,
         cluster.stream().name(),
         log.last_seq() + 1
     ));
-    let leadership = match cluster
-        .follow_until_leader(&log, &replicator, Some(console), stop)
-        .await
-    {
+    // Meanwhile consoles that reach this node are told where the leader is.
+    let leader = {
+        let cluster = cluster.clone();
+        move || {
+            let cluster = cluster.clone();
+            async move {
+                cluster
+                    .leader()
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|h| h.console)
+            }
+        }
+    };
+    let answer = crate::remote::standby::answer(
+        listener.socket,
+        listener.tls.clone(),
+        listener.tokens.clone(),
+        settings.site.clone(),
+        leader,
+    );
+    let follow =
+        cluster.follow_until_leader(&log, &replicator, Some(listener.console.clone()), stop);
+    let outcome = tokio::select! {
+        outcome = follow => outcome,
+        never = answer => match never {},
+    };
+    let leadership = match outcome {
         Ok(Some(leadership)) => leadership,
         outcome => {
             control_stop.cancel();

@@ -200,6 +200,13 @@ pub async fn serve(
         ),
         Some(settings) => {
             let stop = CancellationToken::new();
+            let standby_listener = super::cluster::Listener {
+                socket: &listener,
+                bound,
+                console: format!("{ws}://{bound}/ws"),
+                tls: tls.clone(),
+                tokens: tokens.clone(),
+            };
             let join = super::cluster::join(
                 opts,
                 config,
@@ -207,7 +214,7 @@ pub async fn serve(
                 &settings,
                 &demo,
                 !args.no_scenario,
-                format!("{ws}://{bound}/ws"),
+                &standby_listener,
                 &stop,
             );
             tokio::pin!(join);
