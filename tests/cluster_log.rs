@@ -132,9 +132,9 @@ async fn jetstream_refuses_an_append_whose_expected_last_sequence_is_stale() {
     let err = b.stream().publish(&refs(&theirs[..1])).await.unwrap_err();
     assert!(err.to_string().contains("another leader appended"), "{err}");
     a.stream().publish(&refs(&ours[1..2])).await.unwrap();
-    // A stale batch: its seq 1 is refused, and so nothing after it is sent
-    // (its seq 3 expects the stream to end at 2, which it now does, but
-    // after a record it does not chain to): nothing of it is stored.
+    // A stale batch of three: refused whole. (Sent as separate pipelined
+    // messages, its seq 3, expecting the stream to end at 2, which it now
+    // does, would have been stored after a record it does not chain to.)
     let err = b.stream().publish(&refs(&theirs)).await.unwrap_err();
     assert!(err.to_string().contains("refused"), "{err}");
     assert_eq!(a.stream().last_seq().await.unwrap(), 2);
@@ -247,4 +247,65 @@ async fn when_the_leader_stops_renewing_a_standby_takes_over_and_the_old_leader_
     );
     assert_eq!(a.records(), b.records()[..6].to_vec());
     drop(b_leads);
+}
+
+/// Figures for the README (Performance › Cluster mode), not a check:
+/// `cargo nextest run --test cluster_log --run-ignored only --no-capture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement; run on purpose"]
+async fn figures_replicated_append_throughput_and_failover_time() {
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    const EVENTS: u64 = 2_000;
+    const BATCH: u64 = 50;
+    async fn rate(log: &EventLog) -> f64 {
+        let started = Instant::now();
+        let appenders = (0..EVENTS / BATCH).map(|i| {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let drafts = (i * BATCH..(i + 1) * BATCH).map(draft).collect();
+                log.append_many(drafts).await.unwrap();
+            })
+        });
+        for a in futures::future::join_all(appenders).await {
+            a.unwrap();
+        }
+        EVENTS as f64 / started.elapsed().as_secs_f64()
+    }
+    let (dl, dr) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let local = rate(&EventLog::open(dl.path()).unwrap()).await;
+    let leader = member(&nats, "bench", "a", dr.path()).await;
+    let _leads = leader.lead().await;
+    let replicated = rate(&leader.log).await;
+    println!(
+        "append {EVENTS} events ({} appenders × {BATCH}): local {local:.0}/s, replicated (R3) {replicated:.0}/s = {:.2}×",
+        EVENTS / BATCH,
+        replicated / local
+    );
+
+    let mut failovers = Vec::new();
+    for i in 0..20 {
+        let site = format!("failover{i}");
+        let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = member(&nats, &site, "a", da.path()).await;
+        let a_leads = a.lead().await;
+        a.log.append(draft(1)).await.unwrap();
+        let b = member(&nats, &site, "b", db.path()).await;
+        let stop = CancellationToken::new();
+        let standby = b.standby(&stop);
+        until("the standby to follow", 30, || b.log.last_seq() == 1).await;
+        let died = Instant::now();
+        a_leads.resign();
+        let _b_leads = standby.await.unwrap().unwrap().unwrap();
+        b.log.append(draft(2)).await.unwrap();
+        failovers.push(died.elapsed());
+    }
+    failovers.sort();
+    let at = |q: f64| failovers[((failovers.len() as f64 * q).ceil() as usize).saturating_sub(1)];
+    println!(
+        "failover (lease TTL 1.5 s, 20 runs): leader stops → new leader's first event p50 {:?}, p99 {:?}",
+        at(0.5),
+        at(0.99)
+    );
 }

@@ -273,6 +273,8 @@ impl SiteStream {
             // Nothing ages out or is discarded: the stream is the history.
             discard: jetstream::stream::DiscardPolicy::New,
             allow_direct: true,
+            // A leader's group goes in as one all-or-nothing batch.
+            allow_atomic_publish: true,
             ..Default::default()
         })
         .await
@@ -311,48 +313,98 @@ impl SiteStream {
         }
     }
 
-    /// Publishes `records` (seq, exact bytes, consecutive), each fenced on
-    /// the stream ending at `seq - 1` (`Nats-Expected-Last-Sequence`), and
-    /// returns once JetStream stored them all. A stale writer gets an error
-    /// and extends nothing.
+    /// Publishes `records` (seq, exact bytes, consecutive) fenced on the
+    /// stream ending at the first one's `seq - 1`
+    /// (`Nats-Expected-Last-Sequence`), and returns once JetStream stored
+    /// them all. A stale writer gets an error and extends nothing.
     ///
-    /// One at a time, each after the previous one's acknowledgement: were
-    /// they pipelined, after one foreign append a stale batch's first record
-    /// would be refused but its second (expecting one more) would match and
-    /// be stored after a record it does not chain to.
+    /// Several records go as one JetStream atomic batch (`Nats-Batch-*`):
+    /// all stored or none, the fence checked once for the batch. Pipelined
+    /// as separate messages they could not be: after one foreign append, a
+    /// stale batch's first record would be refused but its second
+    /// (expecting one more) would match and be stored after a record it
+    /// does not chain to.
     pub async fn publish(&self, records: &[(u64, &[u8])]) -> Result<(), ClusterError> {
-        for (seq, bytes) in records {
-            let seq = *seq;
-            let message = PublishMessage::build()
-                .payload(Bytes::copy_from_slice(bytes))
-                .expected_last_sequence(seq - 1);
-            let ack = self
-                .js
-                .send_publish(self.subject.clone(), message)
-                .await
-                .map_err(|e| js_error(&format!("publish seq {seq}"), e))?;
-            match ack.await {
-                Ok(ack) if ack.sequence == seq => {}
-                Ok(ack) => {
-                    return Err(ClusterError::Diverged {
-                        stream: self.name.clone(),
-                        seq,
-                        reason: format!("JetStream stored it as stream sequence {}", ack.sequence),
-                    });
-                }
-                Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
-                    return Err(ClusterError::JetStream {
-                        what: format!("publish seq {seq}"),
-                        message: format!(
-                            "refused: the stream no longer ends at seq {} (another leader appended)",
-                            seq - 1
-                        ),
-                    });
-                }
-                Err(e) => return Err(js_error(&format!("publish seq {seq}"), e)),
-            }
+        for chunk in records.chunks(MAX_ATOMIC_BATCH) {
+            self.publish_batch(chunk).await?;
         }
         Ok(())
+    }
+
+    async fn publish_batch(&self, records: &[(u64, &[u8])]) -> Result<(), ClusterError> {
+        let (Some((first, head)), Some((last, _))) = (records.first(), records.last()) else {
+            return Ok(());
+        };
+        let (first, last) = (*first, *last);
+        // The first record's hash names the batch (unique: it chains to all before it).
+        let batch_id = hex::encode(head.get(..16).unwrap_or(head));
+        let client = self.js.client();
+        let mut ack = None;
+        for (i, (seq, bytes)) in records.iter().enumerate() {
+            let mut headers = async_nats::HeaderMap::new();
+            if i == 0 {
+                headers.insert(
+                    async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
+                    (first - 1).to_string().as_str(),
+                );
+            }
+            let payload = Bytes::copy_from_slice(bytes);
+            if records.len() == 1 {
+                let message = PublishMessage::build().payload(payload).headers(headers);
+                ack = Some(self.send(first, message).await?);
+                break;
+            }
+            headers.insert(async_nats::header::NATS_BATCH_ID, batch_id.as_str());
+            headers.insert(
+                async_nats::header::NATS_BATCH_SEQUENCE,
+                (i + 1).to_string().as_str(),
+            );
+            if *seq == last {
+                headers.insert(async_nats::header::NATS_BATCH_COMMIT, "1");
+                let message = PublishMessage::build().payload(payload).headers(headers);
+                ack = Some(self.send(last, message).await?);
+            } else {
+                client
+                    .publish_with_headers(self.subject.clone(), headers, payload)
+                    .await
+                    .map_err(|e| js_error(&format!("publish seq {seq}"), e))?;
+            }
+        }
+        let Some(ack) = ack else {
+            return Ok(());
+        };
+        match ack.await {
+            Ok(ack) if ack.sequence == last => Ok(()),
+            Ok(ack) => Err(ClusterError::Diverged {
+                stream: self.name.clone(),
+                seq: last,
+                reason: format!("JetStream stored it as stream sequence {}", ack.sequence),
+            }),
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                Err(ClusterError::JetStream {
+                    what: format!("publish seqs {first}..={last}"),
+                    message: format!(
+                        "refused: the stream no longer ends at seq {} (another leader appended)",
+                        first - 1
+                    ),
+                })
+            }
+            Err(e) => Err(ClusterError::JetStream {
+                what: format!("publish seqs {first}..={last}"),
+                message: format!("refused: {e}"),
+            }),
+        }
+    }
+
+    async fn send(
+        &self,
+        seq: u64,
+        message: PublishMessage,
+    ) -> Result<async_nats::jetstream::context::PublishAckFuture, ClusterError> {
+        self.js
+            .send_publish(self.subject.clone(), message)
+            .await
+            .map_err(|e| js_error(&format!("publish seq {seq}"), e))
     }
 
     async fn handle(&self) -> Result<jetstream::stream::Stream, ClusterError> {
@@ -362,6 +414,10 @@ impl SiteStream {
             .map_err(|e| js_error(&format!("stream {}", self.name), e))
     }
 }
+
+/// Records in one JetStream atomic batch at most (the server's default limit
+/// is 1,000).
+const MAX_ATOMIC_BATCH: usize = 500;
 
 /// Whether this node may append, and why it stopped.
 #[derive(Default)]
