@@ -60,6 +60,8 @@ pub struct ServeArgs {
 /// Exit status of a leader that stepped down (its lease or its append was
 /// refused): it stopped acting; restarting it makes it a standby again.
 pub const STEPPED_DOWN: i32 = 75;
+/// How long a leader that stepped down lets its runtime stop before exiting.
+const STEP_DOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Options of `attach`.
 #[derive(Debug, Clone, Args)]
@@ -271,28 +273,37 @@ pub async fn serve(
             None => std::future::pending().await,
         }
     };
-    let code = tokio::select! {
+    let mut code = tokio::select! {
         _ = sigterm.recv() => 143,
         _ = tokio::signal::ctrl_c() => 130,
         _ = started.cancel.cancelled() => 0,
-        why = stepped_down => {
-            eprintln!("shieldops serve: stepped down, no longer acting: {why}");
-            STEPPED_DOWN
-        }
+        _ = stepped_down => STEPPED_DOWN,
     };
+    // The runtime may stop first, on the refused append that deposed it.
+    if let Some(why) = leading.as_ref().and_then(|l| l.leadership.stepped_down()) {
+        eprintln!("shieldops serve: stepped down, no longer acting: {why}");
+        code = STEPPED_DOWN;
+    }
     tracing::info!("stopping: consoles are told, in-flight work is drained");
     server_cancel.cancel();
     let _ = server.await;
+    if code == STEPPED_DOWN {
+        // Nothing more can be recorded, so nothing in flight is waited for:
+        // what it left uncertain the next leader validates, as after a crash.
+        // Its last appends were refused, as they must be: not a failure.
+        match tokio::time::timeout(STEP_DOWN_DRAIN, started.finish()).await {
+            Ok(Err(e)) => tracing::info!("after stepping down: {e:#}"),
+            Err(_) => tracing::info!("after stepping down: the runtime did not stop in time"),
+            Ok(Ok(())) => {}
+        }
+        if let Some(leading) = leading {
+            leading.finish().await;
+        }
+        return Ok(STEPPED_DOWN);
+    }
     let finished = started.finish().await;
     if let Some(leading) = leading {
         leading.finish().await;
-    }
-    if code == STEPPED_DOWN {
-        // Its last appends were refused, as they must be: not a failure.
-        if let Err(e) = finished {
-            tracing::info!("after stepping down: {e:#}");
-        }
-        return Ok(STEPPED_DOWN);
     }
     finished?;
     // SIGTERM is the ordinary way to stop a service: a clean drain exits 0.

@@ -513,6 +513,15 @@ impl Leadership {
             .unwrap_or_else(|| "this node stepped down".into())
     }
 
+    /// Whether this node has stepped down, and why.
+    pub fn stepped_down(&self) -> Option<String> {
+        self.state.lost.is_cancelled().then(|| {
+            self.state
+                .why()
+                .unwrap_or_else(|| "this node stepped down".into())
+        })
+    }
+
     /// Stops appending and renewing (the lease then lapses after its TTL).
     pub fn resign(&self) {
         self.state.step_down("resigned".into());
