@@ -38,20 +38,21 @@ impl Lease {
         config: &ClusterConfig,
     ) -> Result<Lease, ClusterError> {
         let bucket = config.lease_bucket();
-        let kv = match js.get_key_value(&bucket).await {
-            Ok(kv) => kv,
-            Err(_) => js
-                .create_key_value(kv::Config {
-                    bucket: bucket.clone(),
-                    history: 1,
-                    max_age: config.lease_ttl(),
-                    num_replicas: config.replicas,
-                    storage: jetstream::stream::StorageType::File,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| js_error(&format!("lease bucket {bucket}"), e))?,
+        let settings = kv::Config {
+            bucket: bucket.clone(),
+            history: 1,
+            max_age: config.lease_ttl(),
+            num_replicas: config.replicas,
+            storage: jetstream::stream::StorageType::File,
+            ..Default::default()
         };
+        let kv = super::patiently(&format!("lease bucket {bucket}"), || async {
+            match js.get_key_value(&bucket).await {
+                Ok(kv) => Ok(kv),
+                Err(_) => js.create_key_value(settings.clone()).await,
+            }
+        })
+        .await?;
         Ok(Lease { kv, bucket })
     }
 
@@ -116,7 +117,9 @@ pub(super) async fn keep(
                     _ => "timed out".into(),
                 };
                 tracing::warn!("cannot renew the leadership lease: {why}");
-                if state.may_append().is_err() {
+                // Retried while the lease is still certainly ours (also
+                // while catching up, before appends are allowed).
+                if !state.lease_valid() {
                     state.step_down(format!("the leadership lease could not be renewed: {why}"));
                     return;
                 }

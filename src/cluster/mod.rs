@@ -236,6 +236,33 @@ impl Cluster {
     }
 }
 
+/// Attempts at a JetStream request made while joining: a cluster that has
+/// just started (or is electing a leader) times requests out for a while.
+const JOIN_ATTEMPTS: u32 = 20;
+/// Pause between those attempts.
+const JOIN_RETRY: Duration = Duration::from_millis(500);
+
+/// `request` until it succeeds, at most [`JOIN_ATTEMPTS`] times.
+async fn patiently<T, E, F, Fut>(what: &str, request: F) -> Result<T, ClusterError>
+where
+    E: std::fmt::Display,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut attempt = 1;
+    loop {
+        match request().await {
+            Ok(value) => return Ok(value),
+            Err(e) if attempt >= JOIN_ATTEMPTS => return Err(js_error(what, e)),
+            Err(e) => {
+                tracing::info!("JetStream {what}: {e}; retrying");
+                attempt += 1;
+                tokio::time::sleep(JOIN_RETRY).await;
+            }
+        }
+    }
+}
+
 /// A node's host name and process id: distinct for two nodes on one host.
 fn default_node_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -265,7 +292,7 @@ impl SiteStream {
     async fn open(js: &jetstream::Context, config: &ClusterConfig) -> Result<Self, ClusterError> {
         let name = config.stream_name();
         let subject = config.subject();
-        js.get_or_create_stream(jetstream::stream::Config {
+        let stream = jetstream::stream::Config {
             name: name.clone(),
             subjects: vec![subject.clone()],
             num_replicas: config.replicas,
@@ -276,9 +303,11 @@ impl SiteStream {
             // A leader's group goes in as one all-or-nothing batch.
             allow_atomic_publish: true,
             ..Default::default()
+        };
+        patiently(&format!("stream {name}"), || {
+            js.get_or_create_stream(stream.clone())
         })
-        .await
-        .map_err(|e| js_error(&format!("stream {name}"), e))?;
+        .await?;
         Ok(SiteStream {
             js: js.clone(),
             name,
@@ -436,6 +465,12 @@ impl LeaderState {
         *self.valid_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(until);
     }
 
+    /// Whether the lease is still certainly this node's, by its own clock.
+    fn lease_valid(&self) -> bool {
+        let until = *self.valid_until.lock().unwrap_or_else(|p| p.into_inner());
+        until.is_some_and(|t| Instant::now() < t)
+    }
+
     /// Whether an append may go out now; the reason when not.
     fn may_append(&self) -> Result<(), String> {
         if self.lost.is_cancelled() {
@@ -446,15 +481,12 @@ impl LeaderState {
         if !self.leading.load(Ordering::SeqCst) {
             return Err("this node is a standby: only the leader appends".into());
         }
-        let until = *self.valid_until.lock().unwrap_or_else(|p| p.into_inner());
-        match until {
-            Some(t) if Instant::now() < t => Ok(()),
-            _ => {
-                let why = "the leadership lease expired before it was renewed".to_string();
-                self.step_down(why.clone());
-                Err(why)
-            }
+        if self.lease_valid() {
+            return Ok(());
         }
+        let why = "the leadership lease expired before it was renewed".to_string();
+        self.step_down(why.clone());
+        Err(why)
     }
 
     fn step_down(&self, why: String) {

