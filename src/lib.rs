@@ -3,6 +3,7 @@
 pub mod agents;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod connectors;
 pub mod event;

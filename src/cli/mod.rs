@@ -1,6 +1,7 @@
 //! The command line: options, subcommands, and the wiring of the
 //! runtime, the demo fleet and the console for each of them.
 
+mod cluster;
 mod connectors;
 mod cve;
 mod demo;

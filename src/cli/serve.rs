@@ -50,7 +50,18 @@ pub struct ServeArgs {
     /// Simulated start time (RFC 3339) of a new demo.
     #[arg(long, value_name = "TIME", value_parser = super::parse_time)]
     pub start: Option<chrono::DateTime<chrono::Utc>>,
+    /// Replicate the event log on this NATS JetStream cluster
+    /// (comma-separated nats:// URLs; the rest comes from `[cluster]`): the
+    /// node follows as a standby and runs the runtime only while it leads.
+    #[arg(long, value_name = "URLS")]
+    pub cluster: Option<String>,
 }
+
+/// Exit status of a leader that stepped down (its lease or its append was
+/// refused): it stopped acting; restarting it makes it a standby again.
+pub const STEPPED_DOWN: i32 = 75;
+/// How long a leader that stepped down lets its runtime stop before exiting.
+const STEP_DOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Options of `attach`.
 #[derive(Debug, Clone, Args)]
@@ -181,8 +192,47 @@ pub async fn serve(
         start: args.start,
         ..DemoArgs::default()
     };
-    let mut started =
-        super::startup::start(opts, config, data_dir, &demo, !args.no_scenario).await?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let ws = if tls.is_some() { "wss" } else { "ws" };
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let (mut started, leading) = match super::cluster::settings(config, args.cluster.as_deref())? {
+        None => (
+            super::startup::start(opts, config, data_dir, &demo, !args.no_scenario).await?,
+            None,
+        ),
+        Some(settings) => {
+            let stop = CancellationToken::new();
+            let standby_listener = super::cluster::Listener {
+                socket: &listener,
+                bound,
+                console: format!("{ws}://{bound}/ws"),
+                tls: tls.clone(),
+                tokens: tokens.clone(),
+            };
+            let join = super::cluster::join(
+                opts,
+                config,
+                data_dir,
+                &settings,
+                &demo,
+                !args.no_scenario,
+                &standby_listener,
+                &stop,
+            );
+            tokio::pin!(join);
+            let joined = loop {
+                tokio::select! {
+                    joined = &mut join => break joined?,
+                    _ = sigterm.recv() => stop.cancel(),
+                    _ = tokio::signal::ctrl_c() => stop.cancel(),
+                }
+            };
+            let Some((started, leading)) = joined else {
+                return Ok(0);
+            };
+            (started, Some(leading))
+        }
+    };
     let hub = Hub::start(
         started.log.clone(),
         // The hub folds for attached consoles from here on; no other copy is kept.
@@ -208,8 +258,6 @@ pub async fn serve(
         },
         server_cancel.clone(),
     ));
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let ws = if tls.is_some() { "wss" } else { "ws" };
     // Informational: a closed stdout must not stop the server.
     let mut stdout = std::io::stdout();
     let _ = writeln!(
@@ -219,16 +267,45 @@ pub async fn serve(
     let _ = stdout.flush();
     tracing::info!(%bound, "serving");
 
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let code = tokio::select! {
+    let stepped_down = async {
+        match &leading {
+            Some(leading) => leading.leadership.lost().await,
+            None => std::future::pending().await,
+        }
+    };
+    let mut code = tokio::select! {
         _ = sigterm.recv() => 143,
         _ = tokio::signal::ctrl_c() => 130,
         _ = started.cancel.cancelled() => 0,
+        _ = stepped_down => STEPPED_DOWN,
     };
+    // The runtime may stop first, on the refused append that deposed it.
+    if let Some(why) = leading.as_ref().and_then(|l| l.leadership.stepped_down()) {
+        eprintln!("shieldops serve: stepped down, no longer acting: {why}");
+        code = STEPPED_DOWN;
+    }
     tracing::info!("stopping: consoles are told, in-flight work is drained");
     server_cancel.cancel();
     let _ = server.await;
-    started.finish().await?;
+    if code == STEPPED_DOWN {
+        // Nothing more can be recorded, so nothing in flight is waited for:
+        // what it left uncertain the next leader validates, as after a crash.
+        // Its last appends were refused, as they must be: not a failure.
+        match tokio::time::timeout(STEP_DOWN_DRAIN, started.finish()).await {
+            Ok(Err(e)) => tracing::info!("after stepping down: {e:#}"),
+            Err(_) => tracing::info!("after stepping down: the runtime did not stop in time"),
+            Ok(Ok(())) => {}
+        }
+        if let Some(leading) = leading {
+            leading.finish().await;
+        }
+        return Ok(STEPPED_DOWN);
+    }
+    let finished = started.finish().await;
+    if let Some(leading) = leading {
+        leading.finish().await;
+    }
+    finished?;
     // SIGTERM is the ordinary way to stop a service: a clean drain exits 0.
     Ok(if code == 143 { 0 } else { code })
 }

@@ -47,7 +47,7 @@ pub struct Started {
     pub read_only: bool,
     /// Real connectors are configured: no demo fleet, no scenario, real time.
     pub live: bool,
-    control: JoinHandle<()>,
+    control: Option<JoinHandle<()>>,
     /// Sends signed checkpoints of the log's head off the machine, if configured.
     witness: Option<(CancellationToken, JoinHandle<()>)>,
 }
@@ -66,6 +66,21 @@ pub async fn start(
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
     let log = EventLog::open_with(&super::log_dir(data_dir), &config.store.open_options())?;
+    start_with_log(opts, config, data_dir, log, args, play_scenario, true).await
+}
+
+/// [`start`] on a log that is already open (cluster mode: the node followed
+/// the stream into it and serves its control socket itself unless
+/// `serve_control`). Resumes from it exactly as after a crash.
+pub async fn start_with_log(
+    opts: &Options,
+    config: &Config,
+    data_dir: &Path,
+    log: EventLog,
+    args: &DemoArgs,
+    play_scenario: bool,
+    serve_control: bool,
+) -> anyhow::Result<Started> {
     let state = load_state(&log)?;
     tracing::info!(last_seq = state.last_seq, "event log opened");
 
@@ -196,7 +211,7 @@ pub async fn start(
     crate::runtime::memory::give_back();
     crate::runtime::memory::spawn_periodic(cancel.clone());
 
-    let control = {
+    let control = serve_control.then(|| {
         let log = log.clone();
         let dir = super::log_dir(data_dir);
         let cancel = cancel.clone();
@@ -205,7 +220,7 @@ pub async fn start(
                 tracing::warn!("log control socket unavailable: {e}");
             }
         })
-    };
+    });
 
     let witness = match &config.store.checkpoints {
         Some(c) => {
@@ -275,7 +290,9 @@ impl Started {
     pub async fn finish(self) -> anyhow::Result<()> {
         self.cancel.cancel();
         let shutdown = self.runtime.shutdown().await;
-        let _ = self.control.await;
+        if let Some(control) = self.control {
+            let _ = control.await;
+        }
         // After the runtime's last append, so the final checkpoint is the head.
         if let Some((stop, task)) = self.witness {
             stop.cancel();

@@ -162,7 +162,17 @@ impl Connection {
                     LinkError::Unauthorized
                 }
                 tungstenite::Error::Http(r) => {
-                    LinkError::Fatal(format!("the server answered HTTP {}", r.status()))
+                    // A cluster standby says where the leader is.
+                    let header = r
+                        .headers()
+                        .get(super::standby::REFUSAL_HEADER)
+                        .map(|v| v.as_bytes());
+                    let said = header
+                        .or(r.body().as_deref())
+                        .and_then(super::standby::refusal_text)
+                        .map(|t| format!(": {t}"))
+                        .unwrap_or_default();
+                    LinkError::Fatal(format!("the server answered HTTP {}{said}", r.status()))
                 }
                 other => transient(&other),
             })?;

@@ -47,6 +47,7 @@ pub use anchor::{ANCHOR_FILE, Anchor};
 pub use control::serve_control;
 pub use settings::{CheckpointConfig, StoreConfig};
 pub use subscribe::Subscription;
+pub use writer::Replicate;
 
 /// Version of the on-disk store layout this build writes and reads
 /// (2: the head is anchored in `head.anchor`; a format-1 log gets its anchor
@@ -128,6 +129,17 @@ pub enum StoreError {
     /// The control socket of another process failed or answered nonsense.
     #[error("control socket {path}: {message}")]
     Control { path: PathBuf, message: String },
+    /// The replicated log did not store the group (cluster mode): nothing of
+    /// it was written here. A leader that sees this is no longer fit to lead.
+    #[error("event log {dir}: the replicated log refused the append: {reason}")]
+    Refused { dir: PathBuf, reason: String },
+    /// A record offered by [`EventLog::append_raw`] does not continue the chain.
+    #[error("event log {dir}: record offered at seq {seq} does not continue the chain: {reason}")]
+    Discontinuous {
+        dir: PathBuf,
+        seq: u64,
+        reason: String,
+    },
 }
 
 /// Outcome of `verify`.
@@ -238,13 +250,25 @@ impl EventLog {
 
     /// Opens the log in `dir` with explicit options.
     pub fn open_with(dir: &Path, opts: &OpenOptions) -> Result<EventLog, StoreError> {
-        Self::open_gated(dir, opts, None)
+        Self::open_gated(dir, opts, None, None)
+    }
+
+    /// Opens the log in `dir` so that every group of [`EventLog::append`]s is
+    /// first stored by `replicate` (cluster mode: the replicated stream) and
+    /// only then written here; a refusal refuses the group.
+    pub fn open_replicated(
+        dir: &Path,
+        opts: &OpenOptions,
+        replicate: Arc<dyn Replicate>,
+    ) -> Result<EventLog, StoreError> {
+        Self::open_gated(dir, opts, None, Some(replicate))
     }
 
     fn open_gated(
         dir: &Path,
         opts: &OpenOptions,
         gate: Option<std::sync::mpsc::Receiver<()>>,
+        replicate: Option<Arc<dyn Replicate>>,
     ) -> Result<EventLog, StoreError> {
         let dir = dir.to_path_buf();
         inspect_dir(&dir, opts.create)?;
@@ -313,6 +337,7 @@ impl EventLog {
             groups: groups.clone(),
             anchor: Some(anchor_writer),
             gate,
+            replicate,
         };
         let handle = std::thread::Builder::new()
             .name("eventlog-writer".into())
@@ -391,7 +416,27 @@ impl EventLog {
         self.submit(drafts).await
     }
 
+    /// Appends records stored elsewhere first (cluster mode: read from the
+    /// replicated stream), byte for byte, after checking that each one is
+    /// intact and continues the chain at the next seq. Returns the events once
+    /// durable; a record that does not fit refuses the whole call.
+    pub async fn append_raw(&self, records: Vec<Vec<u8>>) -> Result<Vec<Event>, StoreError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.request(|ack| writer::Request::Raw { records, ack })
+            .await
+    }
+
     async fn submit(&self, drafts: Vec<NewEvent>) -> Result<Vec<Event>, StoreError> {
+        self.request(|ack| writer::Request::Append { drafts, ack })
+            .await
+    }
+
+    async fn request(
+        &self,
+        make: impl FnOnce(writer::Ack) -> writer::Request,
+    ) -> Result<Vec<Event>, StoreError> {
         let tx = self
             .inner
             .requests
@@ -400,9 +445,7 @@ impl EventLog {
             .clone()
             .ok_or_else(|| self.closed())?;
         let (ack, wait) = oneshot::channel();
-        tx.send(writer::Request::Append { drafts, ack })
-            .await
-            .map_err(|_| self.closed())?;
+        tx.send(make(ack)).await.map_err(|_| self.closed())?;
         wait.await.map_err(|_| self.closed())?
     }
 

@@ -65,7 +65,7 @@ fn poke(log: &EventLog, seq: u64, value: Option<Vec<u8>>) {
 async fn queued_appends_commit_as_one_group_and_ack_after_it() {
     let dir = tmp();
     let (gate, gate_rx) = std::sync::mpsc::channel();
-    let log = EventLog::open_gated(dir.path(), &quick(), Some(gate_rx)).unwrap();
+    let log = EventLog::open_gated(dir.path(), &quick(), Some(gate_rx), None).unwrap();
     let mut tasks = Vec::new();
     for n in 0..50 {
         let log = log.clone();
@@ -101,7 +101,7 @@ async fn a_queue_longer_than_one_group_commits_in_order_across_groups() {
     // the big request must stay one run of consecutive seqs.
     let dir = tmp();
     let (gate, gate_rx) = std::sync::mpsc::channel();
-    let log = EventLog::open_gated(dir.path(), &quick(), Some(gate_rx)).unwrap();
+    let log = EventLog::open_gated(dir.path(), &quick(), Some(gate_rx), None).unwrap();
     let singles = 3 * writer::MAX_GROUP_EVENTS as u64;
     let many = 2 * writer::MAX_GROUP_EVENTS as u64 + 1;
     let mut tasks = Vec::new();
@@ -763,4 +763,122 @@ async fn a_writer_verifies_from_the_newest_snapshot_on() {
     drop(log);
     let err = EventLog::open_with(dir.path(), &patient()).err().unwrap();
     assert!(matches!(err, StoreError::Damaged { seq: 15, .. }), "{err}");
+}
+
+/// Records (seq, exact bytes) of `log` from seq 1.
+fn raw_all(log: &EventLog) -> Vec<(u64, Vec<u8>)> {
+    log.scan_raw(1).map(Result::unwrap).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_records_copied_from_another_log_are_stored_byte_for_byte() {
+    let (a, b) = (tmp(), tmp());
+    let source = EventLog::open_with(a.path(), &quick()).unwrap();
+    source
+        .append_many((1..=5).map(draft).collect())
+        .await
+        .unwrap();
+    let copy = EventLog::open_with(b.path(), &quick()).unwrap();
+    let records = raw_all(&source);
+    let first: Vec<Vec<u8>> = records[..2].iter().map(|(_, b)| b.clone()).collect();
+    let rest: Vec<Vec<u8>> = records[2..].iter().map(|(_, b)| b.clone()).collect();
+    let events = copy.append_raw(first).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
+    copy.append_raw(rest).await.unwrap();
+    assert_eq!(raw_all(&copy), records);
+    assert_eq!(copy.verify().unwrap(), intact(5));
+    // The copy goes on with local appends after the copied tail.
+    let next = copy.append(draft(6)).await.unwrap();
+    assert_eq!(
+        (next.seq, next.prev_hash),
+        (6, records[4].1[..32].try_into().map(ChainHash).unwrap())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_records_that_do_not_continue_the_chain_are_refused_and_nothing_is_stored() {
+    let (a, b) = (tmp(), tmp());
+    let source = EventLog::open_with(a.path(), &quick()).unwrap();
+    source
+        .append_many((1..=3).map(draft).collect())
+        .await
+        .unwrap();
+    let records: Vec<Vec<u8>> = raw_all(&source).into_iter().map(|(_, b)| b).collect();
+    let copy = EventLog::open_with(b.path(), &quick()).unwrap();
+
+    // A gap: seq 2 offered where seq 1 is due.
+    let err = copy.append_raw(vec![records[1].clone()]).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Discontinuous { seq: 1, .. }),
+        "{err}"
+    );
+    // A body changed after sealing (the digest no longer matches).
+    let mut tampered = records[0].clone();
+    let at = tampered.len() - 3;
+    tampered[at] ^= 1;
+    let err = copy.append_raw(vec![tampered]).await.unwrap_err();
+    assert!(err.to_string().contains("digest"), "{err}");
+    // A record from another history: intact, right seq, wrong prev_hash.
+    let other = tmp();
+    let forked = EventLog::open_with(other.path(), &quick()).unwrap();
+    forked.append_many(vec![draft(9), draft(10)]).await.unwrap();
+    let foreign = raw_all(&forked).remove(1).1;
+    // A good record followed by a bad one refuses the whole call.
+    let err = copy
+        .append_raw(vec![records[0].clone(), foreign])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("prev_hash"), "{err}");
+    assert_eq!(copy.last_seq(), 0);
+    assert!(raw_all(&copy).is_empty());
+    // The refusals left the writer usable at the same place.
+    copy.append_raw(records.clone()).await.unwrap();
+    assert_eq!(copy.verify().unwrap(), intact(3));
+}
+
+/// A replicated log in memory: records it stored, and whether it refuses.
+#[derive(Default)]
+struct FakeReplica {
+    stored: Mutex<Vec<(u64, Vec<u8>)>>,
+    refuse: std::sync::atomic::AtomicBool,
+}
+
+impl Replicate for FakeReplica {
+    fn replicate(&self, records: &[(u64, &[u8])]) -> Result<(), String> {
+        if self.refuse.load(Ordering::SeqCst) {
+            return Err("wrong last sequence".into());
+        }
+        let mut stored = self.stored.lock().unwrap();
+        stored.extend(records.iter().map(|(s, b)| (*s, b.to_vec())));
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replicated_append_is_stored_remotely_first_and_a_refusal_stores_nothing() {
+    let dir = tmp();
+    let replica = Arc::new(FakeReplica::default());
+    let log = EventLog::open_replicated(dir.path(), &quick(), replica.clone()).unwrap();
+    log.append_many(vec![draft(1), draft(2)]).await.unwrap();
+    assert_eq!(*replica.stored.lock().unwrap(), raw_all(&log));
+
+    replica.refuse.store(true, Ordering::SeqCst);
+    let err = log.append(draft(3)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Refused { .. }), "{err}");
+    assert!(err.to_string().contains("wrong last sequence"), "{err}");
+    assert_eq!(log.last_seq(), 2);
+
+    // Accepted again: the next record takes seq 3, chained to seq 2.
+    replica.refuse.store(false, Ordering::SeqCst);
+    let third = log.append(draft(4)).await.unwrap();
+    assert_eq!(third.seq, 3);
+    assert_eq!(*replica.stored.lock().unwrap(), raw_all(&log));
+    assert_eq!(log.verify().unwrap(), intact(3));
+    // Raw records (already stored remotely) are not sent back to it.
+    let other = tmp();
+    let follower = EventLog::open_replicated(other.path(), &quick(), replica.clone()).unwrap();
+    let records = raw_all(&log).into_iter().map(|(_, b)| b).collect();
+    follower.append_raw(records).await.unwrap();
+    assert_eq!(replica.stored.lock().unwrap().len(), 3);
+    assert_eq!(raw_all(&follower), raw_all(&log));
 }

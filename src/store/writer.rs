@@ -9,6 +9,12 @@
 //! sled applies one group the next is being encoded, and while a flush waits
 //! on the disk both keep going. A batch is acknowledged only by a flush that
 //! started after it was applied, so every acknowledged event is durable.
+//!
+//! In cluster mode the sequencer hands each sealed group to a [`Replicate`]
+//! before the applier sees it: the group reaches sled only once the replicated
+//! log stored it, and a refusal rewinds the sequencer as if the group had never
+//! been sealed. Records read back from the replicated log arrive as
+//! [`Request::Raw`]: checked against the chain and stored byte for byte.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,12 +38,21 @@ const SEALED_QUEUE: usize = 4;
 /// Applied batches that may wait for the flusher before the applier waits too.
 const APPLIED_QUEUE: usize = 64;
 
-type Ack = oneshot::Sender<Result<Vec<Event>, StoreError>>;
+pub(super) type Ack = oneshot::Sender<Result<Vec<Event>, StoreError>>;
 type Done = oneshot::Sender<Result<(), StoreError>>;
+
+/// Stores a leader's sealed records in the replicated log before the local
+/// log does (cluster mode). Called on the sequencer's thread, so it blocks.
+pub trait Replicate: Send + Sync {
+    /// Stores `records` (seq, exact stored bytes, in seq order) durably, or
+    /// says why not; on an error none of them is written locally.
+    fn replicate(&self, records: &[(u64, &[u8])]) -> Result<(), String>;
+}
 
 /// What appenders send the writer.
 pub(super) enum Request {
     Append { drafts: Vec<NewEvent>, ack: Ack },
+    Raw { records: Vec<Vec<u8>>, ack: Ack },
     Close { done: Done },
 }
 
@@ -46,6 +61,7 @@ impl Request {
     fn events(&self) -> usize {
         match self {
             Request::Append { drafts, .. } => drafts.len(),
+            Request::Raw { records, .. } => records.len(),
             Request::Close { .. } => 0,
         }
     }
@@ -87,6 +103,8 @@ pub(super) struct Writer {
     /// Test hook: when set, each group waits for a token before it is drained,
     /// so a test can queue appends and see them committed as one group.
     pub gate: Option<std_mpsc::Receiver<()>>,
+    /// Cluster mode: where appended groups are stored first.
+    pub replicate: Option<Arc<dyn Replicate>>,
 }
 
 /// Set after a storage error: what was written is unknown, so no more appends.
@@ -197,7 +215,9 @@ impl Writer {
                     // The applier only goes away after a storage error, and
                     // then the batch's callers learn of it when it drops.
                     None => {
-                        let _ = sealed.send(Stage::Batch(self.seal(&mut group)));
+                        if let Some(batch) = self.seal(&mut group) {
+                            let _ = sealed.send(Stage::Batch(batch));
+                        }
                     }
                 }
             }
@@ -216,7 +236,7 @@ impl Writer {
 
     fn refuse(&self, group: &mut Vec<Request>, reason: &str) {
         for req in group.drain(..) {
-            if let Request::Append { ack, .. } = req {
+            if let Request::Append { ack, .. } | Request::Raw { ack, .. } = req {
                 let _ = ack.send(Err(StoreError::Storage {
                     dir: self.dir.clone(),
                     message: stopped_message(reason),
@@ -225,32 +245,92 @@ impl Writer {
         }
     }
 
-    /// Assigns seqs, chains and encodes one group into a sled batch.
-    fn seal(&mut self, group: &mut Vec<Request>) -> Sealed {
+    /// Assigns seqs, chains and encodes one group into a sled batch; `None`
+    /// when the replicated log refused it (its callers have been told).
+    fn seal(&mut self, group: &mut Vec<Request>) -> Option<Sealed> {
+        let start = (self.next_seq, self.prev_hash);
         let mut batch = sled::Batch::default();
         let mut acks = Vec::with_capacity(group.len());
+        // Records this node seals itself, which the replicated log must take first.
+        let mut fresh: Vec<(u64, Vec<u8>)> = Vec::new();
         for req in group.drain(..) {
-            let Request::Append { drafts, ack } = req else {
-                continue;
-            };
-            let mut events = Vec::with_capacity(drafts.len());
-            for draft in drafts {
-                let (event, bytes) = Event::seal(self.next_seq, self.prev_hash, draft);
-                batch.insert(&self.next_seq.to_be_bytes(), bytes);
-                self.prev_hash = event.hash;
-                self.next_seq += 1;
-                events.push(event);
+            match req {
+                Request::Append { drafts, ack } => {
+                    let mut events = Vec::with_capacity(drafts.len());
+                    for draft in drafts {
+                        let (event, bytes) = Event::seal(self.next_seq, self.prev_hash, draft);
+                        batch.insert(&self.next_seq.to_be_bytes(), bytes.as_slice());
+                        if self.replicate.is_some() {
+                            fresh.push((self.next_seq, bytes));
+                        }
+                        self.prev_hash = event.hash;
+                        self.next_seq += 1;
+                        events.push(event);
+                    }
+                    acks.push((events, ack));
+                }
+                Request::Raw { records, ack } => match self.continue_chain(&records) {
+                    Ok(events) => {
+                        for (event, bytes) in events.iter().zip(records) {
+                            batch.insert(&event.seq.to_be_bytes(), bytes);
+                        }
+                        acks.push((events, ack));
+                    }
+                    Err(e) => {
+                        let _ = ack.send(Err(e));
+                    }
+                },
+                Request::Close { .. } => {}
             }
-            acks.push((events, ack));
         }
-        Sealed {
+        if let (Some(replicate), false) = (&self.replicate, fresh.is_empty()) {
+            let records: Vec<(u64, &[u8])> =
+                fresh.iter().map(|(s, b)| (*s, b.as_slice())).collect();
+            if let Err(reason) = replicate.replicate(&records) {
+                // Nothing of the group may reach sled: rewind as if unsealed.
+                (self.next_seq, self.prev_hash) = start;
+                for (_, ack) in acks {
+                    let _ = ack.send(Err(StoreError::Refused {
+                        dir: self.dir.clone(),
+                        reason: reason.clone(),
+                    }));
+                }
+                return None;
+            }
+        }
+        if acks.is_empty() {
+            return None;
+        }
+        Some(Sealed {
             batch,
             last: Anchor {
                 seq: self.next_seq - 1,
                 hash: self.prev_hash,
             },
             acks,
+        })
+    }
+
+    /// Checks that `records` continue the chain at the next seq, each intact;
+    /// on success advances the sequencer past them.
+    fn continue_chain(&mut self, records: &[Vec<u8>]) -> Result<Vec<Event>, StoreError> {
+        let (mut next, mut prev) = (self.next_seq, self.prev_hash);
+        let mut events = Vec::with_capacity(records.len());
+        for bytes in records {
+            let discontinuous = |reason: String| StoreError::Discontinuous {
+                dir: self.dir.clone(),
+                seq: next,
+                reason,
+            };
+            let event = Event::decode(bytes)
+                .map_err(|e| discontinuous(format!("record cannot be decoded: {e}")))?;
+            super::check_record(event.seq, next, bytes, Some(prev)).map_err(discontinuous)?;
+            prev = event.hash;
+            next += 1;
+            events.push(event);
         }
+        (self.next_seq, self.prev_hash) = (next, prev);
+        Ok(events)
     }
 }
 

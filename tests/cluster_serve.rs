@@ -1,0 +1,381 @@
+//! `serve --cluster` end to end: a real 3-node NATS JetStream cluster
+//! (tests/cluster_support) and two real `shieldops serve` processes on the
+//! demo fleet. The leader is killed while an approval is pending, or paused
+//! past its lease; the standby takes over, nothing runs twice and the logs
+//! never fork.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use shieldops::event::EventKind;
+use shieldops::remote::auth::{Role, mint};
+use shieldops::remote::client::{AttachOptions, LinkError};
+use shieldops::runtime::command::Command as RtCommand;
+use shieldops::state::Stage;
+
+mod cluster_support;
+mod remote_support;
+use cluster_support::NatsCluster;
+use remote_support::{Console, WEEKDAY_START, http, shieldops};
+
+/// Lease TTL of the test nodes: long enough that a renewal delayed by a
+/// busy machine (the whole suite runs at once) does not depose a leader.
+const LEASE_MS: u64 = 4_000;
+
+/// A `shieldops serve --cluster` process and what it printed.
+struct Node {
+    name: &'static str,
+    dir: PathBuf,
+    child: Option<Child>,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+    token: String,
+}
+
+impl Node {
+    fn start(nats: &NatsCluster, name: &'static str, dir: &Path) -> Node {
+        let (token, entry) = mint("alice", Role::Approver);
+        let sha: String = entry.sha256.0.iter().map(|b| format!("{b:02x}")).collect();
+        let config = dir.join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[[remote.tokens]]\nprincipal = \"alice\"\nrole = \"approver\"\nsha256 = \"{sha}\"\n\n\
+                 [cluster]\nservers = {}\nsite = \"it\"\nnode = \"{name}\"\nlease_ttl_ms = {LEASE_MS}\nreplicas = 3\n",
+                nats.servers_toml()
+            ),
+        )
+        .unwrap();
+        let mut node = Node {
+            name,
+            dir: dir.to_path_buf(),
+            child: None,
+            stdout: Arc::default(),
+            stderr: Arc::default(),
+            token,
+        };
+        node.spawn();
+        node
+    }
+
+    /// (Re)starts the process on the same data directory and config.
+    fn spawn(&mut self) {
+        let mut child = shieldops(&self.dir)
+            .arg("--config")
+            .arg(self.dir.join("config.toml"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--speed", "25"])
+            .args(["--start", WEEKDAY_START])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        self.stdout.lock().unwrap().clear();
+        self.stderr.lock().unwrap().clear();
+        collect(child.stdout.take().unwrap(), self.stdout.clone());
+        collect(child.stderr.take().unwrap(), self.stderr.clone());
+        self.child = Some(child);
+    }
+
+    fn printed(&self, needle: &str) -> bool {
+        self.stdout
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(needle))
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+
+    /// Waits until the node says `needle` on stdout.
+    fn until_printed(&self, needle: &str, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !self.printed(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "node {} did not print {needle:?} within {secs} s; stdout {:?}; stderr {}",
+                self.name,
+                self.stdout.lock().unwrap(),
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The console address it printed once leading.
+    fn addr(&self) -> SocketAddr {
+        self.until_printed("listening on http://", 60);
+        let lines = self.stdout.lock().unwrap();
+        lines
+            .iter()
+            .find_map(|l| {
+                l.split_whitespace()
+                    .find_map(|w| w.strip_prefix("http://"))
+                    .and_then(|a| a.parse().ok())
+            })
+            .unwrap()
+    }
+
+    /// The listener it answers on as a standby.
+    fn standby_addr(&self) -> SocketAddr {
+        let lines = self.stdout.lock().unwrap();
+        lines
+            .iter()
+            .find_map(|l| {
+                let (_, rest) = l.split_once("standby at ")?;
+                rest.split(',').next()?.parse().ok()
+            })
+            .unwrap()
+    }
+
+    fn opts(&self) -> AttachOptions {
+        AttachOptions {
+            url: format!("ws://{}/ws", self.addr()),
+            token: self.token.clone(),
+            ca: None,
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Waits for the process to exit by itself; its status code.
+    fn exit_code(&mut self, secs: u64) -> Option<i32> {
+        let child = self.child.as_mut().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "node {} did not exit", self.name);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `shieldops log SUBCOMMAND` on this node's data (through its control
+    /// socket while it runs).
+    fn log(&self, args: &[&str]) -> (bool, String) {
+        let out = shieldops(&self.dir).arg("log").args(args).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    }
+
+    /// Every record as `log export` prints it, one line each.
+    fn export(&self) -> Vec<String> {
+        let (ok, text) = self.log(&["export"]);
+        assert!(ok, "log export on {}: {text}", self.name);
+        text.lines().map(String::from).collect()
+    }
+
+    fn assert_verifies(&self) {
+        let (ok, text) = self.log(&["verify"]);
+        assert!(ok, "log verify on {}: {text}", self.name);
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .args(["-CONT", &child.id().to_string()])
+                .status();
+        }
+        self.kill();
+    }
+}
+
+fn collect(from: impl std::io::Read + Send + 'static, into: Arc<Mutex<Vec<String>>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines().map_while(Result::ok) {
+            into.lock().unwrap().push(line);
+        }
+    });
+}
+
+/// `shorter` is a prefix of `longer` (one history, no fork).
+fn assert_prefix(shorter: &[String], longer: &[String]) {
+    assert!(!shorter.is_empty());
+    assert!(
+        shorter.len() <= longer.len(),
+        "{} records vs {}",
+        shorter.len(),
+        longer.len()
+    );
+    for (i, (a, b)) in shorter.iter().zip(longer).enumerate() {
+        assert_eq!(a, b, "the logs differ at record {}", i + 1);
+    }
+}
+
+/// Exported records of `kind` about remediation `id`.
+fn count_kind(lines: &[String], kind: &str, id: &impl serde::Serialize) -> usize {
+    let id = serde_json::to_value(id).unwrap();
+    lines
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == kind && v["remediation"] == id)
+        .count()
+}
+
+/// Starts `a` and waits until it leads, then `b` as its standby.
+fn pair(nats: &NatsCluster, root: &Path) -> (Node, Node) {
+    let (da, db) = (root.join("a"), root.join("b"));
+    std::fs::create_dir_all(&da).unwrap();
+    std::fs::create_dir_all(&db).unwrap();
+    let a = Node::start(nats, "a", &da);
+    a.until_printed("node a leads site it", 60);
+    let b = Node::start(nats, "b", &db);
+    b.until_printed("node b of site it: standby", 60);
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_killed_with_an_approval_pending_the_standby_resumes_it_and_runs_it_once() {
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let (mut a, b) = pair(&nats, root.path());
+    // A console attached to the standby is refused and told where the
+    // leader is; without a token it learns nothing.
+    let standby = b.standby_addr();
+    let (status, body) = http(standby, "GET", "/ws", None, b"");
+    assert_eq!((status, body.as_str()), (401, ""));
+    let mut to_standby = a.opts();
+    to_standby.url = format!("ws://{standby}/ws");
+    to_standby.token = b.token.clone();
+    match Console::attach(&to_standby).await {
+        Err(LinkError::Fatal(message)) => {
+            assert!(message.contains("503"), "{message}");
+            assert!(message.contains("standby of site it"), "{message}");
+            assert!(
+                message.contains(&a.opts().url),
+                "names the leader: {message}"
+            );
+        }
+        other => panic!("a standby served a console: {:?}", other.map(|_| ())),
+    }
+    let mut console = Console::attach(&a.opts()).await.unwrap();
+    console
+        .until(120, "a remediation awaiting approval", |s| {
+            !s.approval_queue().is_empty()
+        })
+        .await;
+    let pending = console.state.approval_queue()[0].clone();
+    console.conn.close().await;
+
+    a.kill();
+    b.until_printed("node b leads site it", 60);
+    let mut console = Console::attach(&b.opts()).await.unwrap();
+    let still = console.state.approval_queue();
+    assert!(
+        still.iter().any(|r| r.id == pending.id),
+        "the approval is still pending on the new leader: {still:?}"
+    );
+    let needed = pending.required_approvals.max(1);
+    assert_eq!(needed, 1, "the demo's first remediation needs one approval");
+    let (ok, message) = console
+        .command(RtCommand::Approve {
+            remediation: pending.id,
+            comment: "after failover".into(),
+        })
+        .await;
+    assert!(ok, "{message}");
+    let id = pending.id;
+    console
+        .until(180, "the remediation to finish", |s| {
+            matches!(s.remediations[&id].stage, Stage::Finished(_))
+        })
+        .await;
+    // Once, in the one log the whole site shares (the console folds all of it).
+    let executions = console.count(
+        |k| matches!(k, EventKind::ActionExecuted { remediation, .. } if *remediation == id),
+    );
+    assert_eq!(executions, 1);
+
+    // The dead leader's copy is a prefix of the new leader's; restarted, it
+    // follows as a standby and catches up.
+    let before = a.export();
+    b.assert_verifies();
+    let after = b.export();
+    assert_prefix(&before, &after);
+    // The request was the old leader's, the approval and the single
+    // execution the new one's; nothing was asked or run twice.
+    let of = |lines: &[String], kind: &str| count_kind(lines, kind, &id);
+    assert_eq!(of(&before, "approval_requested"), 1);
+    assert_eq!(of(&before, "approval_granted"), 0);
+    assert_eq!(of(&before, "action_executed"), 0);
+    assert_eq!(of(&after, "approval_requested"), 1);
+    assert_eq!(of(&after, "approval_granted"), 1);
+    assert_eq!(of(&after, "action_executed"), 1);
+    a.spawn();
+    a.until_printed("node a of site it: standby", 60);
+    let target = b.export().len();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while a.export().len() < target {
+        assert!(
+            Instant::now() < deadline,
+            "the restarted node did not catch up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    a.assert_verifies();
+    assert_prefix(&a.export(), &b.export());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_paused_past_its_lease_steps_down_on_waking_and_the_log_does_not_fork() {
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let (mut a, b) = pair(&nats, root.path());
+    // Let the leader append a while so the standby has something to follow.
+    let mut console = Console::attach(&a.opts()).await.unwrap();
+    console.until(60, "events", |s| s.last_seq > 20).await;
+    console.conn.close().await;
+
+    a.signal("-STOP");
+    let paused = Instant::now();
+    b.until_printed("node b leads site it", 60);
+    assert!(
+        paused.elapsed() >= Duration::from_millis(LEASE_MS / 2),
+        "the standby took over before the lease could have lapsed"
+    );
+    // The new leader appends before the old one wakes.
+    let mut console = Console::attach(&b.opts()).await.unwrap();
+    let at = console.state.last_seq;
+    console
+        .until(60, "the new leader's events", |s| s.last_seq > at + 5)
+        .await;
+    a.signal("-CONT");
+    assert_eq!(a.exit_code(60), Some(75), "stderr: {}", a.stderr());
+    assert!(a.stderr().contains("stepped down"), "{}", a.stderr());
+
+    b.assert_verifies();
+    a.assert_verifies();
+    assert_prefix(&a.export(), &b.export());
+}
