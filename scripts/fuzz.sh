@@ -7,6 +7,7 @@
 #   scripts/fuzz.sh            every target, 300 s each
 #   scripts/fuzz.sh 60 when_expr config_toml
 #   FUZZ_RUNS=1000000 scripts/fuzz.sh 3600   each target until 1M executions (at most an hour)
+#   FUZZ_MAX_LEN=2048 scripts/fuzz.sh 900 rego_bundle   inputs cut to 2 KB
 #
 # Needs: `rustup toolchain install nightly` and `cargo install cargo-fuzz`.
 # Built without a sanitizer by default (FUZZ_SANITIZER=address to add one):
@@ -55,6 +56,9 @@ for t in "${targets[@]}"; do
   # -rss_limit_mb guards against a target eating the machine; a timeout is a crash too.
   runs=()
   [ -n "${FUZZ_RUNS:-}" ] && runs=(-runs="$FUZZ_RUNS")
+  # Inputs longer than this are cut (the policy seeds are whole files, and a
+  # Rego input of a few KB already reaches every construct).
+  [ -n "${FUZZ_MAX_LEN:-}" ] && runs+=(-max_len="$FUZZ_MAX_LEN")
   if cargo +nightly fuzz run --sanitizer "${FUZZ_SANITIZER:-none}" "$t" "$seeds/$t" -- \
       -max_total_time="$seconds" "${runs[@]}" -print_final_stats=1 -timeout=10 -rss_limit_mb=4096 \
       >"$log" 2>&1; then

@@ -239,6 +239,15 @@ impl Bundle {
     pub fn engine(&self) -> Result<regorus::Engine, PolicyError> {
         let mut engine = regorus::Engine::new();
         for file in self.policies.values() {
+            if let Some((line, col)) = super::nesting::too_deep(&file.source) {
+                return Err(PolicyError::Parse {
+                    path: format!("{}:{line}:{col}", file.origin),
+                    message: format!(
+                        "braces and brackets nested more than {} deep (refused: the parser's time doubles with each level)",
+                        super::nesting::MAX_NESTING
+                    ),
+                });
+            }
             engine
                 .add_policy(file.origin.clone(), file.source.clone())
                 .map_err(|e| PolicyError::Parse {
@@ -340,6 +349,23 @@ mod tests {
             Some("package shieldops\n")
         );
         assert_ne!(before, base.hash());
+    }
+
+    #[test]
+    fn a_policy_nested_too_deep_is_refused_with_its_place_before_the_parser_hangs() {
+        // Found by fuzzing (scripts/fuzz.sh rego_bundle): a test file with a
+        // run of 60 `{`, on which regorus's parser ran for good.
+        let source = include_str!("../../fuzz/regressions/rego_bundle/nested-braces-timeout.rego");
+        let mut bundle = Bundle::empty();
+        bundle.add_policy("site/compliance_test.rego", source);
+        match bundle.engine() {
+            Err(PolicyError::Parse { path, message }) => {
+                assert_eq!(path, "site/compliance_test.rego:12:12");
+                assert!(message.contains("nested more than 12 deep"), "{message}");
+            }
+            Err(other) => panic!("wrong error: {other}"),
+            Ok(_) => panic!("a 60-deep policy was accepted"),
+        }
     }
 
     #[test]

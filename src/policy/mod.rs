@@ -11,6 +11,7 @@ pub mod cli;
 mod compliance;
 mod gate;
 mod input;
+mod nesting;
 
 pub use bundle::{Bundle, EMBEDDED_POLICIES};
 pub use canonical::canonical_json;
