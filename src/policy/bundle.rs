@@ -360,12 +360,17 @@ mod tests {
         bundle.add_policy("site/compliance_test.rego", source);
         match bundle.engine() {
             Err(PolicyError::Parse { path, message }) => {
-                assert_eq!(path, "site/compliance_test.rego:12:12");
-                assert!(message.contains("nested more than 12 deep"), "{message}");
+                assert_eq!(path, "site/compliance_test.rego:12:8");
+                assert!(message.contains("nested more than 8 deep"), "{message}");
             }
             Err(other) => panic!("wrong error: {other}"),
             Ok(_) => panic!("a 60-deep policy was accepted"),
         }
+        // The second one the campaign found mixes brackets and braces.
+        let source = include_str!("../../fuzz/regressions/rego_bundle/nested-mixed-timeout.rego");
+        let mut bundle = Bundle::empty();
+        bundle.add_policy("compliance.rego", source);
+        assert!(matches!(bundle.engine(), Err(PolicyError::Parse { .. })));
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! A bound on how deeply a policy nests `{` and `[` before regorus sees it.
 //!
-//! regorus 0.14's parser backtracks at every open brace or bracket, so its
-//! time doubles with each level: 16 unclosed braces take seconds, 60 (a
-//! 1.6 KB file found by fuzzing, `fuzz/regressions/rego_bundle/`) never
-//! finish, and start-up hangs on loading the bundle. Real policies nest a
+//! regorus 0.14's parser first tries each `{` and `[` as a comprehension and,
+//! failing, parses it again as a collection, so everything inside is parsed
+//! twice per level: 16 unclosed braces take seconds, 60 (a 1.6 KB file found
+//! by fuzzing, `fuzz/regressions/rego_bundle/`) never finish, and start-up
+//! hangs on loading the bundle. The work is about the file's size times two
+//! to the deepest level, so the bound is kept low; real policies nest a
 //! handful of levels (the embedded bundle at most 6, parentheses included).
 
 /// Deepest `{`/`[` nesting accepted in a policy file.
-pub const MAX_NESTING: usize = 12;
+pub const MAX_NESTING: usize = 8;
 
 /// Where a policy first nests deeper than [`MAX_NESTING`]: 1-based line and
 /// column (in characters) of the opening bracket. Strings, raw strings and
@@ -84,8 +86,8 @@ mod tests {
     #[test]
     fn the_first_bracket_past_the_bound_is_named() {
         let source = format!("package x\n\np if {{\n  x := {}\n}}\n", "[".repeat(20));
-        // `{` of the rule is level 1; the 12th `[` is level 13.
-        assert_eq!(too_deep(&source), Some((4, 8 + 11)));
+        // `{` of the rule is level 1; the 8th `[` is level 9.
+        assert_eq!(too_deep(&source), Some((4, 8 + 7)));
     }
 
     #[test]
@@ -99,7 +101,7 @@ mod tests {
 
     #[test]
     fn closing_brackets_bring_the_depth_back() {
-        let nested = format!("{}1{}", "[".repeat(10), "]".repeat(10));
+        let nested = format!("{}1{}", "[".repeat(MAX_NESTING), "]".repeat(MAX_NESTING));
         let source = format!("package x\np := {nested}\nq := {nested}\nr := {nested}\n");
         assert_eq!(too_deep(&source), None);
     }
