@@ -22,7 +22,7 @@ use regorus::rvm::vm::RegoVM;
 use shieldops::event::StringMap;
 use shieldops::event::{
     Action, ActionOutcome, ChainHash, ConnectorId, Environment, Event, EventKind, Health, NewEvent,
-    Provider, Resource, ResourceId,
+    Provider, RemediationOutcome, Resource, ResourceId,
 };
 use shieldops::policy::{Bundle, DECISION_RULE, Gate, PolicyInput};
 use shieldops::state::State;
@@ -104,6 +104,17 @@ fn fixture() -> (State, u64) {
                         message: String::new(),
                         steps: vec![],
                     },
+                },
+            );
+            // Finished, as history is: an action still in flight counts
+            // against the rate limits as of now.
+            push(
+                &mut state,
+                at,
+                EventKind::RemediationFinished {
+                    remediation: id,
+                    status: RemediationOutcome::Succeeded,
+                    detail: String::new(),
                 },
             );
         }
