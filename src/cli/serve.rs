@@ -380,34 +380,11 @@ fn refuse_plaintext_off_loopback(url: &str, allowed: bool) -> anyhow::Result<()>
     Ok(())
 }
 
-/// The token in `path` (first line, trimmed); refused if group or others may read the file.
-fn read_token_file(path: &Path) -> anyhow::Result<String> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path)
-        .with_context(|| format!("cannot read the token file {}", path.display()))?;
-    let mode = meta.permissions().mode();
-    anyhow::ensure!(
-        mode & 0o077 == 0,
-        "the token file {} is readable by others (mode {:o}): chmod 600 it",
-        path.display(),
-        mode & 0o777
-    );
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the token file {}", path.display()))?;
-    let token = text.lines().next().unwrap_or_default().trim().to_string();
-    anyhow::ensure!(
-        !token.is_empty(),
-        "the token file {} is empty",
-        path.display()
-    );
-    Ok(token)
-}
-
 /// Attaches a console (or, headless, a JSON-lines printer) to a server.
 pub async fn attach(options: &Options, config: &Config, args: &AttachArgs) -> anyhow::Result<i32> {
     refuse_plaintext_off_loopback(&args.url, args.insecure_plaintext)?;
     let from_file = match &args.token_file {
-        Some(path) => Some(read_token_file(path)?),
+        Some(path) => Some(crate::remote::auth::read_token_file(path).map_err(anyhow::Error::msg)?),
         None => None,
     };
     let token = from_file
@@ -592,7 +569,8 @@ pub async fn attach(options: &Options, config: &Config, args: &AttachArgs) -> an
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
-    use super::{read_token_file, refuse_plaintext_off_loopback};
+    use super::refuse_plaintext_off_loopback;
+    use crate::remote::auth::read_token_file;
 
     #[test]
     fn plaintext_tokens_go_only_to_loopback_unless_told() {

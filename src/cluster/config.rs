@@ -132,24 +132,8 @@ fn valid_name(s: &str) -> bool {
 /// The token in `path` (first line, trimmed); refused if group or others may
 /// read the file. The token itself never appears in an error.
 pub(super) fn read_token_file(path: &Path) -> Result<String, ClusterError> {
-    use std::os::unix::fs::PermissionsExt;
-    let bad = |why: String| {
-        ClusterError::Config(format!("[cluster] token_file {}: {why}", path.display()))
-    };
-    let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
-    let mode = meta.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(bad(format!(
-            "readable by others (mode {:o}): chmod 600 it",
-            mode & 0o777
-        )));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-    let token = text.lines().next().unwrap_or_default().trim().to_string();
-    if token.is_empty() {
-        return Err(bad("the file is empty".into()));
-    }
-    Ok(token)
+    crate::remote::auth::read_token_file(path)
+        .map_err(|why| ClusterError::Config(format!("[cluster] token_file: {why}")))
 }
 
 #[cfg(test)]

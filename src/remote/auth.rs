@@ -183,6 +183,32 @@ impl Tokens {
     }
 }
 
+/// Reads a bearer token from the first line of a file only its owner can
+/// read (`attach --token-file`, `[cluster] token_file`). Errors name the file
+/// and never its contents.
+pub fn read_token_file(path: &std::path::Path) -> Result<String, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let unreadable =
+        |e: std::io::Error| format!("cannot read the token file {}: {e}", path.display());
+    let mode = std::fs::metadata(path)
+        .map_err(unreadable)?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "the token file {} is readable by others (mode {:o}): chmod 600 it",
+            path.display(),
+            mode & 0o777
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(unreadable)?;
+    let token = text.lines().next().unwrap_or_default().trim().to_string();
+    if token.is_empty() {
+        return Err(format!("the token file {} is empty", path.display()));
+    }
+    Ok(token)
+}
+
 /// A new random token (256 bits) and its config entry.
 pub fn mint(principal: &str, role: Role) -> (String, TokenEntry) {
     let token = format!("so_{}", hex::encode(rand::random::<[u8; 32]>()));
