@@ -412,9 +412,11 @@ async fn attach_resumes_after_a_dropped_connection_and_a_restart_without_gaps() 
         move || lines.lock().unwrap().len() > min
     };
     wait_for("the first events", 60, more_than(&lines, 20)).await;
-    relay.cut();
     // The link lines after the cut: "disconnected", then "connected" again.
+    // Counted before cutting: the client may print its "disconnected"
+    // before this task runs again.
     let cut_at = lines.lock().unwrap().len();
+    relay.cut();
     let link_after =
         |lines: &std::sync::Arc<std::sync::Mutex<Vec<String>>>, from: usize, link: &str| {
             lines.lock().unwrap()[from..]
