@@ -212,6 +212,9 @@ async fn the_leader_killed_between_snapshot_and_execution_the_action_is_never_ru
     let restores = count(&events, "remediation_restored", id);
     assert_eq!(restores, usize::from(!passed), "restored only if unhealthy");
     assert_eq!(count(&events, "remediation_finished", id), 1);
+    println!(
+        "remediation #{id}: snapshot at seq {snapshot}, new leader from seq {from}, validation passed: {passed}, restores: {restores}"
+    );
 
     let final_log = b.export();
     assert_acknowledged_kept(&seen, &final_log);
@@ -265,6 +268,9 @@ async fn the_leader_killed_during_validation_the_new_leader_validates_without_ru
         "restored only if unhealthy"
     );
     assert_eq!(count(&events, "remediation_finished", id), 1);
+    println!(
+        "remediation #{id}: executed at seq {executed}, new leader from seq {from}, validated at seq {validated} (passed: {passed})"
+    );
 
     let final_log = b.export();
     assert_acknowledged_kept(&seen, &final_log);

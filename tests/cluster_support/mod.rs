@@ -145,6 +145,16 @@ impl NatsCluster {
         }
     }
 
+    /// SIGSTOPs node `i`: it hangs, its connections open but unanswered.
+    pub fn pause(&self, i: usize) {
+        let pid = self.nodes[i].child.as_ref().expect("node running").id();
+        let stopped = Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(stopped.success());
+    }
+
     /// Starts node `i` again on its configuration and storage (after
     /// [`NatsCluster::kill`]) and waits until the cluster is ready.
     pub fn restart(&mut self, i: usize) {
