@@ -352,11 +352,12 @@ async fn a_leader_rides_out_the_loss_of_its_nats_server_with_appends_in_flight()
     let acked = Arc::new(AtomicU64::new(0));
     let writers = load(&a.log, 8, &stop, &acked);
     let after = |n: u64| {
-        let (acked, stop) = (acked.clone(), stop.clone());
+        let (acked, stop, leads) = (acked.clone(), stop.clone(), &a_leads);
         move || {
             assert!(
                 !stop.is_cancelled(),
-                "an append failed: the leader stepped down"
+                "an append failed: the leader stepped down: {:?}",
+                leads.stepped_down()
             );
             acked.load(Ordering::SeqCst) >= n
         }
