@@ -283,7 +283,7 @@ async fn a_nats_server_killed_under_the_leader_with_a_remediation_in_flight_lose
         return;
     };
     let root = tempfile::tempdir().unwrap();
-    let (mut a, b) = pair(&nats, root.path());
+    let (mut a, mut b) = pair(&nats, root.path());
     let mut stored = Stored::watch(&nats, SITE).await;
     let (console, id) = approve_first(&a).await;
     let seen = keep_reading(console);
@@ -297,14 +297,29 @@ async fn a_nats_server_killed_under_the_leader_with_a_remediation_in_flight_lose
     let victim = nats
         .connected_to("shieldops-a")
         .expect("the leader is connected to one of the NATS servers");
+    // It hangs, then dies: what the leader sent it meanwhile (the demo
+    // appends dozens of events a second) is lost unanswered, so an append
+    // is in flight when it goes. The hang is the fault itself, shorter
+    // than the lease, not a wait for anything.
+    nats.pause(victim);
+    tokio::time::sleep(Duration::from_millis(300)).await;
     nats.kill(victim);
     let killed_at = stored.len();
 
-    stored
-        .until(240, "the remediation's end", |es| {
-            seq_of(es, "remediation_finished", id).is_some()
-        })
-        .await;
+    // Someone finishes it; while waiting, a node that is gone is shown.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let finished = |es: &[Event]| seq_of(es, "remediation_finished", id).is_some();
+    while !stored.within(Duration::from_secs(2), finished).await {
+        assert!(
+            Instant::now() < deadline && b.running(),
+            "no end of the remediation (stream at seq {}); a running: {}, stderr: {}\nb running: {}, stderr: {}",
+            stored.len(),
+            a.running(),
+            a.stderr(),
+            b.running(),
+            b.stderr()
+        );
+    }
     // The leader rode it out, or stepped down cleanly and the standby took
     // over; nothing else.
     let took_over = match a.exited() {
@@ -335,9 +350,15 @@ async fn a_nats_server_killed_under_the_leader_with_a_remediation_in_flight_lose
     println!(
         "NATS server n{victim} killed at seq {killed_at}: {}; publishes retried by a: {}",
         if took_over {
-            "the leader stepped down and the standby took over"
+            format!(
+                "the leader stepped down and the standby took over ({})",
+                a.stderr()
+                    .lines()
+                    .find(|l| l.contains("stepped down"))
+                    .unwrap_or("")
+            )
         } else {
-            "the leader kept leading"
+            "the leader kept leading".into()
         },
         a.log_mentions("; retrying (")
     );

@@ -168,7 +168,7 @@ impl Cluster {
     ) -> Result<Option<Leadership>, ClusterError> {
         follow::check_prefix(&self.stream, log).await?;
         let stop_following = CancellationToken::new();
-        let follower = tokio::spawn(follow::follow(
+        let follower = tokio::spawn(follow::follow_patiently(
             self.stream.clone(),
             log.clone(),
             stop_following.clone(),

@@ -228,6 +228,15 @@ impl Node {
         }
     }
 
+    /// Whether the process still runs (not reaped: [`Node::exited`] still
+    /// tells how it ended).
+    pub fn running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => child.try_wait().unwrap().is_none(),
+            None => false,
+        }
+    }
+
     /// Whether the process has exited (reaped if so); its code then.
     pub fn exited(&mut self) -> Option<Option<i32>> {
         let child = self.child.as_mut()?;
