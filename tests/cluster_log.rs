@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 mod cluster_support;
 use cluster_support::NatsCluster;
+use cluster_support::stream::Stored;
 
 fn draft(n: u64) -> NewEvent {
     NewEvent::new(
@@ -260,7 +261,147 @@ async fn when_the_leader_stops_renewing_a_standby_takes_over_and_the_old_leader_
     drop(b_leads);
 }
 
+/// The node leading the Raft group of JetStream stream `stream`.
+async fn raft_leader(nats: &NatsCluster, stream: &str) -> usize {
+    let addrs: Vec<async_nats::ServerAddr> =
+        nats.urls().iter().map(|u| u.parse().unwrap()).collect();
+    let js = async_nats::jetstream::new(async_nats::connect(addrs).await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let leader = match js.get_stream(stream).await {
+            Ok(mut s) => s
+                .info()
+                .await
+                .ok()
+                .and_then(|i| i.cluster.clone())
+                .and_then(|c| c.leader),
+            Err(_) => None,
+        };
+        if let Some(i) = leader.as_deref().and_then(NatsCluster::index_of) {
+            return i;
+        }
+        assert!(Instant::now() < deadline, "stream {stream} has no leader");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Appends from `tasks` concurrent writers until `stop`, counting the
+/// acknowledged ones in `acked`; the first refusal cancels `stop`.
+fn load(
+    log: &EventLog,
+    tasks: u64,
+    stop: &CancellationToken,
+    acked: &Arc<std::sync::atomic::AtomicU64>,
+) -> Vec<tokio::task::JoinHandle<Result<(), StoreError>>> {
+    (0..tasks)
+        .map(|t| {
+            let (log, stop, acked) = (log.clone(), stop.clone(), acked.clone());
+            tokio::spawn(async move {
+                let mut n = t * 1_000_000;
+                while !stop.is_cancelled() {
+                    n += 1;
+                    if let Err(e) = log.append(draft(n)).await {
+                        // One refusal stops them all: the leader stepped down.
+                        stop.cancel();
+                        return Err(e);
+                    }
+                    acked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                Ok(())
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_rides_out_the_loss_of_its_nats_server_with_appends_in_flight() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let Some(mut nats) = NatsCluster::start() else {
+        return;
+    };
+    let probe = Cluster::connect(&config(&nats, "retry", "probe"))
+        .await
+        .unwrap();
+    // The leader connects to a server that leads neither the stream's nor
+    // the lease bucket's Raft group: losing it loses the connection and the
+    // acknowledgements in flight on it (a transient failure), not a group's
+    // leader (an election longer than the lease).
+    let busy = [
+        raft_leader(&nats, "SHIELDOPS_retry").await,
+        raft_leader(&nats, "KV_shieldops_lease_retry").await,
+    ];
+    let victim = (0..cluster_support::NODES)
+        .find(|i| !busy.contains(i))
+        .unwrap();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = member_with(
+        ClusterConfig {
+            servers: vec![nats.urls()[victim].clone()],
+            ..config(&nats, "retry", "a")
+        },
+        da.path(),
+    )
+    .await;
+    let a_leads = a.lead().await;
+    assert_eq!(nats.connected_to("shieldops-a"), Some(victim));
+    let b = member(&nats, "retry", "b", db.path()).await;
+    let stop_b = CancellationToken::new();
+    let standby = b.standby(&stop_b);
+
+    let stop = CancellationToken::new();
+    let acked = Arc::new(AtomicU64::new(0));
+    let writers = load(&a.log, 8, &stop, &acked);
+    let after = |n: u64| {
+        let (acked, stop, leads) = (acked.clone(), stop.clone(), &a_leads);
+        move || {
+            assert!(
+                !stop.is_cancelled(),
+                "an append failed: the leader stepped down: {:?}",
+                leads.stepped_down()
+            );
+            acked.load(Ordering::SeqCst) >= n
+        }
+    };
+    until("appends before the loss", 60, after(200)).await;
+    // The server hangs, then dies: what the leader sent it meanwhile is
+    // lost unanswered, so an append is certainly in flight when it goes
+    // (a bare kill may fall between two publishes). The hang is the fault
+    // itself, shorter than the lease, not a wait for anything.
+    nats.pause(victim);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let at_kill = acked.load(Ordering::SeqCst);
+    tokio::task::block_in_place(|| nats.kill(victim));
+    until("appends after the loss", 60, after(at_kill + 200)).await;
+    tokio::task::block_in_place(|| nats.restart(victim));
+    let at_restart = acked.load(Ordering::SeqCst);
+    until("appends after the restart", 60, after(at_restart + 200)).await;
+    stop.cancel();
+    for w in futures::future::join_all(writers).await {
+        w.unwrap().expect("no append failed");
+    }
+    assert_eq!(a_leads.stepped_down(), None, "the leader stayed");
+    let retried = a.cluster.stream().retried();
+    println!(
+        "{} appends acknowledged, NATS server n{victim} lost after {at_kill} and back after {at_restart}; {retried} publish(es) retried",
+        acked.load(Ordering::SeqCst)
+    );
+    assert!(retried > 0, "an append was in flight when the server went");
+
+    // Every acknowledged append is stored once, in order, and followed.
+    let end = a.log.last_seq();
+    assert_eq!(end, acked.load(Ordering::SeqCst));
+    assert_eq!(probe.stream().last_seq().await.unwrap(), end);
+    until("the standby to catch up", 60, || b.log.last_seq() == end).await;
+    assert_eq!(b.records(), a.records());
+    let report = b.log.verify().unwrap();
+    assert_eq!((report.checked, report.first_bad), (end, None));
+    stop_b.cancel();
+    assert!(standby.await.unwrap().unwrap().is_none());
+}
+
 /// Figures for the README (Performance › Cluster mode), not a check:
+/// replicated append throughput, failover time, and a standby's lag under
+/// the demo load.
 /// `cargo nextest run --test cluster_log --run-ignored only --no-capture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement; run on purpose"]
@@ -322,5 +463,45 @@ async fn figures_replicated_append_throughput_and_failover_time() {
         "failover (lease TTL 1.5 s, 20 runs): leader stops → new leader's first event p50 {:?}, p99 {:?}",
         at(0.5),
         at(0.99)
+    );
+
+    // A standby's lag under the demo load: two `serve --cluster` processes
+    // on the demo fleet (--speed 25), sampled every 100 ms. In events: the
+    // leader's last seq minus the standby's (the standby asked first, so
+    // never under-counted). In time: how long ago the oldest record the
+    // standby still lacks was stored, as the test's own consumer of the
+    // stream saw it (0 when it lacks none).
+    const SAMPLE_FOR: Duration = Duration::from_secs(30);
+    let root = tempfile::tempdir().unwrap();
+    let (a, b) = cluster_support::serve::pair(&nats, root.path());
+    let stored = Stored::watch(&nats, "it").await;
+    let (mut events, mut behind) = (Vec::new(), Vec::new());
+    let first = a.last_seq().await;
+    let started = Instant::now();
+    while started.elapsed() < SAMPLE_FOR {
+        let standby = b.last_seq().await;
+        let leader = a.last_seq().await;
+        events.push(leader.saturating_sub(standby));
+        behind.push(
+            stored
+                .seen_at(standby + 1)
+                .map_or(Duration::ZERO, |t| t.elapsed()),
+        );
+        // A sampling period, not a wait for something.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rate = (a.last_seq().await - first) as f64 / started.elapsed().as_secs_f64();
+    events.sort();
+    behind.sort();
+    let q = |n: usize, p: f64| ((n as f64 * p).ceil() as usize).saturating_sub(1);
+    println!(
+        "standby lag under the demo load ({rate:.0} events/s, {} samples over {SAMPLE_FOR:?}): events p50 {}, p99 {}, max {}; time p50 {:?}, p99 {:?}, max {:?}",
+        events.len(),
+        events[q(events.len(), 0.5)],
+        events[q(events.len(), 0.99)],
+        events[events.len() - 1],
+        behind[q(behind.len(), 0.5)],
+        behind[q(behind.len(), 0.99)],
+        behind[behind.len() - 1],
     );
 }

@@ -44,6 +44,31 @@ pub(super) async fn check_prefix(stream: &SiteStream, log: &EventLog) -> Result<
     Ok(())
 }
 
+/// [`follow`], started again after a JetStream failure (a lost server, a
+/// consumer that could not be recreated while its stream's Raft group
+/// elected a leader): a standby must outlive what its leader rides out.
+/// Only a history that does not continue the local chain, or a local log
+/// that fails, ends it.
+pub(super) async fn follow_patiently(
+    stream: SiteStream,
+    log: EventLog,
+    stop: CancellationToken,
+) -> Result<(), ClusterError> {
+    loop {
+        match follow(stream.clone(), log.clone(), stop.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(e @ (ClusterError::Diverged { .. } | ClusterError::Store(_))) => return Err(e),
+            Err(e) => {
+                tracing::warn!("following {}: {e}; following again", stream.name());
+                tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(super::JOIN_RETRY) => {}
+                }
+            }
+        }
+    }
+}
+
 /// Appends every record the stream gets after the local log's end, until
 /// `stop`; an error if a record does not continue the local chain.
 pub(super) async fn follow(

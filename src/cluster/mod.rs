@@ -24,7 +24,7 @@ mod config;
 mod follow;
 mod lease;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -168,7 +168,7 @@ impl Cluster {
     ) -> Result<Option<Leadership>, ClusterError> {
         follow::check_prefix(&self.stream, log).await?;
         let stop_following = CancellationToken::new();
-        let follower = tokio::spawn(follow::follow(
+        let follower = tokio::spawn(follow::follow_patiently(
             self.stream.clone(),
             log.clone(),
             stop_following.clone(),
@@ -286,6 +286,10 @@ pub struct SiteStream {
     js: jetstream::Context,
     name: String,
     subject: String,
+    /// Publishes sent again after a transient failure (all clones share it).
+    retried: Arc<AtomicU64>,
+    /// How long a publish whose outcome is unknown is retried: one lease TTL.
+    retry_for: Duration,
 }
 
 impl SiteStream {
@@ -312,6 +316,8 @@ impl SiteStream {
             js: js.clone(),
             name,
             subject,
+            retried: Arc::default(),
+            retry_for: config.lease_ttl(),
         })
     }
 
@@ -353,20 +359,110 @@ impl SiteStream {
     /// stale batch's first record would be refused but its second
     /// (expecting one more) would match and be stored after a record it
     /// does not chain to.
+    ///
+    /// A transient failure (see [`SiteStream::publish_while`]) is retried.
     pub async fn publish(&self, records: &[(u64, &[u8])]) -> Result<(), ClusterError> {
+        self.publish_while(records, || Ok(())).await
+    }
+
+    /// [`SiteStream::publish`], retrying a failure whose outcome is unknown
+    /// (a timeout, a lost connection, no responders while the stream's Raft
+    /// group elects a leader) for at most one lease TTL after the first
+    /// failure, each time only if `may_retry` still allows it (a leader:
+    /// while its lease is valid). A stream unavailable for longer than that
+    /// is not waited for: the leader steps down, as its successor would
+    /// take over by then anyway.
+    ///
+    /// A retry is safe because it is the same bytes under the same fence:
+    /// JetStream stores at most one of the attempts. If an earlier attempt
+    /// was stored after all, the retry is refused as stale; the records then
+    /// in the stream at those seqs are read back, and only if they are these
+    /// very bytes is the publish a success. A refusal with no uncertain
+    /// attempt before it (another writer moved the stream on) is never
+    /// retried.
+    pub async fn publish_while(
+        &self,
+        records: &[(u64, &[u8])],
+        may_retry: impl Fn() -> Result<(), String>,
+    ) -> Result<(), ClusterError> {
         for chunk in records.chunks(MAX_ATOMIC_BATCH) {
-            self.publish_batch(chunk).await?;
+            self.publish_chunk(chunk, &may_retry).await?;
         }
         Ok(())
     }
 
-    async fn publish_batch(&self, records: &[(u64, &[u8])]) -> Result<(), ClusterError> {
+    /// How many publishes were sent again after a transient failure since
+    /// this connection was made.
+    pub fn retried(&self) -> u64 {
+        self.retried.load(Ordering::Relaxed)
+    }
+
+    async fn publish_chunk(
+        &self,
+        records: &[(u64, &[u8])],
+        may_retry: &impl Fn() -> Result<(), String>,
+    ) -> Result<(), ClusterError> {
+        let mut uncertain = false;
+        let mut attempt = 1;
+        let mut give_up = None;
+        loop {
+            let failure = match self.publish_batch(records, attempt).await {
+                Ok(()) => return Ok(()),
+                Err(Failed::Refused(e)) if uncertain => match self.holds(records).await {
+                    Ok(true) => {
+                        tracing::info!(
+                            "{}: an earlier attempt was stored after all",
+                            describe(records)
+                        );
+                        return Ok(());
+                    }
+                    Ok(false) => return Err(e),
+                    // Still unknown: the next attempt settles it.
+                    Err(check) => check,
+                },
+                Err(Failed::Refused(e) | Failed::Final(e)) => return Err(e),
+                Err(Failed::Uncertain(e)) => {
+                    uncertain = true;
+                    e
+                }
+            };
+            let give_up = *give_up.get_or_insert_with(|| Instant::now() + self.retry_for);
+            let pause = (PUBLISH_RETRY * attempt).min(PUBLISH_RETRY_MAX);
+            if Instant::now() + pause >= give_up {
+                return Err(failure);
+            }
+            if let Err(why) = may_retry() {
+                return Err(ClusterError::JetStream {
+                    what: describe(records),
+                    message: format!("{failure}; not retried: {why}"),
+                });
+            }
+            tracing::warn!("{failure}; retrying (after attempt {attempt})");
+            self.retried.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(pause).await;
+            attempt += 1;
+        }
+    }
+
+    /// Whether the stream holds exactly `records` at their seqs.
+    async fn holds(&self, records: &[(u64, &[u8])]) -> Result<bool, ClusterError> {
+        for (seq, bytes) in records {
+            if self.record(*seq).await?.as_deref() != Some(*bytes) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    async fn publish_batch(&self, records: &[(u64, &[u8])], attempt: u32) -> Result<(), Failed> {
         let (Some((first, head)), Some((last, _))) = (records.first(), records.last()) else {
             return Ok(());
         };
         let (first, last) = (*first, *last);
-        // The first record's hash names the batch (unique: it chains to all before it).
-        let batch_id = hex::encode(head.get(..16).unwrap_or(head));
+        // The first record's hash names the batch (unique: it chains to all
+        // before it), and the attempt keeps a retry apart from the remains
+        // of an earlier, unfinished one.
+        let batch_id = format!("{}-{attempt}", hex::encode(head.get(..16).unwrap_or(head)));
         let client = self.js.client();
         let mut ack = None;
         for (i, (seq, bytes)) in records.iter().enumerate() {
@@ -380,7 +476,7 @@ impl SiteStream {
             let payload = Bytes::copy_from_slice(bytes);
             if records.len() == 1 {
                 let message = PublishMessage::build().payload(payload).headers(headers);
-                ack = Some(self.send(first, message).await?);
+                ack = Some(self.send(first, message).await.map_err(Failed::Uncertain)?);
                 break;
             }
             headers.insert(async_nats::header::NATS_BATCH_ID, batch_id.as_str());
@@ -391,12 +487,12 @@ impl SiteStream {
             if *seq == last {
                 headers.insert(async_nats::header::NATS_BATCH_COMMIT, "1");
                 let message = PublishMessage::build().payload(payload).headers(headers);
-                ack = Some(self.send(last, message).await?);
+                ack = Some(self.send(last, message).await.map_err(Failed::Uncertain)?);
             } else {
                 client
                     .publish_with_headers(self.subject.clone(), headers, payload)
                     .await
-                    .map_err(|e| js_error(&format!("publish seq {seq}"), e))?;
+                    .map_err(|e| Failed::Uncertain(js_error(&format!("publish seq {seq}"), e)))?;
             }
         }
         let Some(ack) = ack else {
@@ -404,24 +500,26 @@ impl SiteStream {
         };
         match ack.await {
             Ok(ack) if ack.sequence == last => Ok(()),
-            Ok(ack) => Err(ClusterError::Diverged {
+            Ok(ack) => Err(Failed::Final(ClusterError::Diverged {
                 stream: self.name.clone(),
                 seq: last,
                 reason: format!("JetStream stored it as stream sequence {}", ack.sequence),
-            }),
+            })),
             Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
-                Err(ClusterError::JetStream {
-                    what: format!("publish seqs {first}..={last}"),
+                Err(Failed::Refused(ClusterError::JetStream {
+                    what: describe(records),
                     message: format!(
                         "refused: the stream no longer ends at seq {} (another leader appended)",
                         first - 1
                     ),
-                })
+                }))
             }
-            Err(e) => Err(ClusterError::JetStream {
-                what: format!("publish seqs {first}..={last}"),
+            // A timeout, no responders, a server error: stored or not,
+            // JetStream did not say.
+            Err(e) => Err(Failed::Uncertain(ClusterError::JetStream {
+                what: describe(records),
                 message: format!("refused: {e}"),
-            }),
+            })),
         }
     }
 
@@ -447,6 +545,32 @@ impl SiteStream {
 /// Records in one JetStream atomic batch at most (the server's default limit
 /// is 1,000).
 const MAX_ATOMIC_BATCH: usize = 500;
+/// Pause before the second attempt at a publish whose outcome is unknown
+/// (then twice, three times as long, …).
+const PUBLISH_RETRY: Duration = Duration::from_millis(250);
+/// Longest pause between two attempts.
+const PUBLISH_RETRY_MAX: Duration = Duration::from_secs(1);
+
+/// How one publish attempt failed.
+enum Failed {
+    /// Certainly not stored: the stream no longer ends where the fence says.
+    Refused(ClusterError),
+    /// Stored or not, JetStream did not say: a retry may settle it.
+    Uncertain(ClusterError),
+    /// Certainly wrong, and a retry would not change it.
+    Final(ClusterError),
+}
+
+/// `publish seqs A..=B` or `publish seq A`, for errors.
+fn describe(records: &[(u64, &[u8])]) -> String {
+    match (records.first(), records.last()) {
+        (Some((first, _)), Some((last, _))) if first != last => {
+            format!("publish seqs {first}..={last}")
+        }
+        (Some((first, _)), _) => format!("publish seq {first}"),
+        _ => "publish".into(),
+    }
+}
 
 /// Whether this node may append, and why it stopped.
 #[derive(Default)]
@@ -517,11 +641,17 @@ impl Replicate for Replicator {
     fn replicate(&self, records: &[(u64, &[u8])]) -> Result<(), String> {
         self.state.may_append()?;
         // The writer's sequencer thread is not a runtime thread: it may block.
-        match self.handle.block_on(self.stream.publish(records)) {
+        // A transient failure is retried only while this node may still
+        // append (its lease valid by its own clock, not stepped down).
+        let publish = self
+            .stream
+            .publish_while(records, || self.state.may_append());
+        match self.handle.block_on(publish) {
             Ok(()) => Ok(()),
             Err(e) => {
-                // Refused or unknown (a lost acknowledgement): either way this
-                // node's view of the stream can no longer be trusted to lead.
+                // Refused, or still unknown after the retries: either way
+                // this node's view of the stream can no longer be trusted to
+                // lead.
                 let why = e.to_string();
                 self.state.step_down(why.clone());
                 Err(why)

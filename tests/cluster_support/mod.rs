@@ -10,6 +10,9 @@
 
 #![allow(dead_code)]
 
+pub mod serve;
+pub mod stream;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -46,6 +49,7 @@ pub struct Node {
 /// A running 3-node NATS cluster with JetStream.
 pub struct NatsCluster {
     pub nodes: Vec<Node>,
+    bin: PathBuf,
     dir: tempfile::TempDir,
 }
 
@@ -92,7 +96,7 @@ impl NatsCluster {
             node.spawn(&bin, dir.path());
             nodes.push(node);
         }
-        let cluster = NatsCluster { nodes, dir };
+        let cluster = NatsCluster { nodes, bin, dir };
         cluster.wait_ready();
         Some(cluster)
     }
@@ -139,6 +143,47 @@ impl NatsCluster {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// SIGSTOPs node `i`: it hangs, its connections open but unanswered.
+    pub fn pause(&self, i: usize) {
+        let pid = self.nodes[i].child.as_ref().expect("node running").id();
+        let stopped = Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(stopped.success());
+    }
+
+    /// Starts node `i` again on its configuration and storage (after
+    /// [`NatsCluster::kill`]) and waits until the cluster is ready.
+    pub fn restart(&mut self, i: usize) {
+        assert!(self.nodes[i].child.is_none(), "node n{i} is running");
+        let (bin, dir) = (self.bin.clone(), self.dir.path().to_path_buf());
+        self.nodes[i].spawn(&bin, &dir);
+        self.wait_ready();
+    }
+
+    /// The node holding the client connection named `name` (async-nats
+    /// names a node's connection `shieldops-<node>`), from each running
+    /// node's `/connz`.
+    pub fn connected_to(&self, name: &str) -> Option<usize> {
+        self.nodes.iter().position(|node| {
+            node.child.is_some()
+                && get(node.monitor_port, "/connz?limit=1024").is_some_and(|(status, body)| {
+                    status == 200
+                        && serde_json::from_str::<serde_json::Value>(&body).is_ok_and(|v| {
+                            v["connections"]
+                                .as_array()
+                                .is_some_and(|cs| cs.iter().any(|c| c["name"] == name))
+                        })
+                })
+        })
+    }
+
+    /// The index of the node named `server` (`n0`, `n1`, …).
+    pub fn index_of(server: &str) -> Option<usize> {
+        server.strip_prefix('n')?.parse().ok()
     }
 }
 

@@ -79,6 +79,7 @@ async fn run(ctx: &AgentContext, job: ExecutionJob) -> anyhow::Result<()> {
         )
         .await?;
         snapshot = Some(taken);
+        hold_for_tests("snapshot_taken").await;
         let outcome = match connector.execute(&job.action).await {
             Ok(outcome) => outcome,
             Err(e) => ActionOutcome {
@@ -180,6 +181,23 @@ async fn run(ctx: &AgentContext, job: ExecutionJob) -> anyhow::Result<()> {
     .await?;
     Ok(())
 }
+
+/// Test-only crash point: with `SHIELDOPS_TEST_HOLD_AFTER` naming `step`,
+/// this remediation stops for good right after `step` is durable, so a
+/// real-process test can kill the process at exactly that point (a kill
+/// timed on the log alone would race the next step, which follows within
+/// microseconds). Compiled only with debug assertions: a release build has
+/// no such variable, so production cannot hold by accident.
+#[cfg(debug_assertions)]
+async fn hold_for_tests(step: &str) {
+    if std::env::var("SHIELDOPS_TEST_HOLD_AFTER").is_ok_and(|v| v == step) {
+        tracing::warn!("SHIELDOPS_TEST_HOLD_AFTER={step}: this remediation holds here");
+        std::future::pending::<()>().await;
+    }
+}
+
+#[cfg(not(debug_assertions))]
+async fn hold_for_tests(_step: &str) {}
 
 /// How a remediation ends once its restore ran: rolled back if the restore
 /// worked, failed (a human must act) if it did not.
