@@ -11,9 +11,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use shieldops::cluster::{ClusterView, NodeRole};
 use shieldops::event::EventKind;
 use shieldops::remote::auth::{Role, mint};
-use shieldops::remote::client::{AttachOptions, LinkError};
+use shieldops::remote::client::AttachOptions;
 use shieldops::runtime::command::Command as RtCommand;
 use shieldops::state::Stage;
 
@@ -21,6 +22,7 @@ mod cluster_support;
 mod remote_support;
 use cluster_support::NatsCluster;
 use remote_support::{Console, WEEKDAY_START, http, shieldops};
+use shieldops::remote::client::Incoming;
 
 /// Lease TTL of the test nodes: long enough that a renewal delayed by a
 /// busy machine (the whole suite runs at once) does not depose a leader.
@@ -259,25 +261,12 @@ async fn the_leader_killed_with_an_approval_pending_the_standby_resumes_it_and_r
     };
     let root = tempfile::tempdir().unwrap();
     let (mut a, b) = pair(&nats, root.path());
-    // A console attached to the standby is refused and told where the
-    // leader is; without a token it learns nothing.
+    // The standby's listener wants a token like the leader's; with one it
+    // serves a console (its commands refused: see
+    // a_console_on_a_standby_sees_the_leaders_history_and_carries_on_when_it_takes_over).
     let standby = b.standby_addr();
     let (status, body) = http(standby, "GET", "/ws", None, b"");
     assert_eq!((status, body.as_str()), (401, ""));
-    let mut to_standby = a.opts();
-    to_standby.url = format!("ws://{standby}/ws");
-    to_standby.token = b.token.clone();
-    match Console::attach(&to_standby).await {
-        Err(LinkError::Fatal(message)) => {
-            assert!(message.contains("503"), "{message}");
-            assert!(message.contains("standby of site it"), "{message}");
-            assert!(
-                message.contains(&a.opts().url),
-                "names the leader: {message}"
-            );
-        }
-        other => panic!("a standby served a console: {:?}", other.map(|_| ())),
-    }
     let mut console = Console::attach(&a.opts()).await.unwrap();
     console
         .until(120, "a remediation awaiting approval", |s| {
@@ -378,4 +367,169 @@ async fn a_leader_paused_past_its_lease_steps_down_on_waking_and_the_log_does_no
     b.assert_verifies();
     a.assert_verifies();
     assert_prefix(&a.export(), &b.export());
+}
+
+/// Reads (folding events) until the console's cluster view satisfies `done`.
+async fn until_view(
+    console: &mut Console,
+    secs: u64,
+    what: &str,
+    done: impl Fn(&ClusterView) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !console.conn.cluster().is_some_and(&done) {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {:?}",
+            console.conn.cluster()
+        );
+        // Cluster views arrive between events: look at each one.
+        match tokio::time::timeout(Duration::from_millis(250), console.conn.next()).await {
+            Err(_) => {}
+            Ok(Ok(Incoming::Event(e))) => {
+                console.state.apply(&e);
+                console.events.push(*e);
+            }
+            Ok(Ok(Incoming::Reply { .. })) => {}
+            Ok(Err(e)) => panic!("the connection failed waiting for {what}: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_on_a_standby_sees_the_leaders_history_and_carries_on_when_it_takes_over() {
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let (mut a, b) = pair(&nats, root.path());
+    let leader_url = a.opts().url;
+    let mut on_b = a.opts();
+    on_b.url = format!("ws://{}/ws", b.standby_addr());
+    on_b.token = b.token.clone();
+
+    // Both consoles are told what their node is and who leads.
+    let mut on_leader = Console::attach(&a.opts()).await.unwrap();
+    let mut on_standby = Console::attach(&on_b).await.unwrap();
+    let told = on_standby
+        .conn
+        .welcome
+        .cluster
+        .clone()
+        .expect("a cluster node says so");
+    assert_eq!(
+        (told.node.as_str(), told.role, told.site.as_str()),
+        ("b", NodeRole::Standby, "it")
+    );
+    assert!(!on_standby.conn.welcome.read_only);
+    let told = on_leader
+        .conn
+        .welcome
+        .cluster
+        .clone()
+        .expect("a cluster node says so");
+    assert_eq!(told.node, "a");
+    // The lease is read about once a second: the views follow shortly.
+    until_view(&mut on_leader, 30, "a told it leads", |v| {
+        v.role == NodeRole::Leader && v.leader() == Some(("a", Some(leader_url.as_str())))
+    })
+    .await;
+    until_view(&mut on_standby, 30, "b told a leads", |v| {
+        v.role == NodeRole::Standby && v.leader() == Some(("a", Some(leader_url.as_str())))
+    })
+    .await;
+
+    // The standby's console sees the same history: at the same seq, the
+    // same state, whichever snapshot each started from.
+    on_leader
+        .until(120, "a remediation awaiting approval", |s| {
+            !s.approval_queue().is_empty()
+        })
+        .await;
+    let pending = on_leader.state.approval_queue()[0].id;
+    let seq = on_leader.state.last_seq.max(on_standby.state.last_seq);
+    on_leader.advance_to(seq).await;
+    on_standby.advance_to(seq).await;
+    assert_eq!(
+        serde_json::to_value(&on_leader.state).unwrap(),
+        serde_json::to_value(&on_standby.state).unwrap(),
+        "the standby's console differs from the leader's at seq {seq}"
+    );
+
+    // Its commands are refused, naming the leader's console; nothing is recorded.
+    let (ok, message) = on_standby
+        .command(RtCommand::Approve {
+            remediation: pending,
+            comment: "from the standby".into(),
+        })
+        .await;
+    assert!(!ok, "a standby took a command: {message}");
+    assert!(
+        message.contains("node b is a standby of site it"),
+        "{message}"
+    );
+    assert!(message.contains(&leader_url), "names the leader: {message}");
+
+    // `:cluster`'s data: both nodes by their heartbeats, the lease held by a.
+    until_view(&mut on_standby, 30, "both nodes' heartbeats", |v| {
+        v.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>() == ["a", "b"]
+    })
+    .await;
+    let view = on_standby.conn.cluster().unwrap().clone();
+    let lease = view.lease.clone().expect("a holds the lease");
+    assert_eq!(lease.holder, "a");
+    assert!(lease.revision > 0);
+    assert!(lease.expires > view.at - chrono::Duration::milliseconds(LEASE_MS as i64));
+    assert_eq!(view.nodes[0].role, NodeRole::Leader);
+    assert_eq!(view.nodes[1].role, NodeRole::Standby);
+    assert!(view.nodes.iter().all(|n| n.last_seq <= view.stream_seq));
+    on_leader.conn.close().await;
+
+    // The leader dies; the console on b stays on its connection while b
+    // takes over, and is told so.
+    a.kill();
+    b.until_printed("node b leads site it", 60);
+    until_view(&mut on_standby, 60, "b leading", |v| {
+        v.role == NodeRole::Leader && v.leader().is_some_and(|(n, _)| n == "b")
+    })
+    .await;
+    let (ok, message) = on_standby
+        .command(RtCommand::Approve {
+            remediation: pending,
+            comment: "after takeover".into(),
+        })
+        .await;
+    assert!(ok, "{message}");
+    on_standby
+        .until(180, "the remediation to finish", |s| {
+            matches!(s.remediations[&pending].stage, Stage::Finished(_))
+        })
+        .await;
+    // What it folded is one run of consecutive records (each also checked
+    // against the chain as it arrived): no gap, no duplicate.
+    let seqs: Vec<u64> = on_standby.events.iter().map(|e| e.seq).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "the console saw a gap or a duplicate: {seqs:?}"
+    );
+    let approvals: Vec<&str> = on_standby
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ApprovalGranted {
+                remediation, by, ..
+            } if *remediation == pending => Some(by.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        approvals,
+        ["alice"],
+        "approved once, by the token's principal"
+    );
+    let executions = on_standby.count(
+        |k| matches!(k, EventKind::ActionExecuted { remediation, .. } if *remediation == pending),
+    );
+    assert_eq!(executions, 1);
+    b.assert_verifies();
 }
