@@ -469,6 +469,19 @@ async fn a_console_on_a_standby_sees_the_leaders_history_and_carries_on_when_it_
         "{message}"
     );
     assert!(message.contains(&leader_url), "names the leader: {message}");
+    // So are alerts (Alertmanager retries); its metrics are served.
+    let standby = b.standby_addr();
+    let (status, body) = http(
+        standby,
+        "POST",
+        "/api/v1/alerts/alertmanager",
+        Some(&b.token),
+        br#"{"alerts":[]}"#,
+    );
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains(&leader_url), "{body}");
+    let (status, body) = http(standby, "GET", "/metrics", Some(&b.token), b"");
+    assert_eq!(status, 200, "{body}");
 
     // `:cluster`'s data: both nodes by their heartbeats, the lease held by a.
     until_view(&mut on_standby, 30, "both nodes' heartbeats", |v| {

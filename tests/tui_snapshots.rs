@@ -371,7 +371,10 @@ fn cluster_overlay_and_role_in_the_header() {
     // The leader's console, and one attached to a server that is not clustered.
     let mut leader = app();
     leader.set_cluster(Some(fixture_cluster(NodeRole::Leader)));
-    insta::assert_snapshot!("header_leader_120x40", render(&mut leader, 120, 40).backend());
+    insta::assert_snapshot!(
+        "header_leader_120x40",
+        render(&mut leader, 120, 40).backend()
+    );
     let mut single = app();
     single.set_cluster(None);
     insta::assert_snapshot!("header_single_80x24", render(&mut single, 80, 24).backend());
