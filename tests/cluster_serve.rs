@@ -546,3 +546,114 @@ async fn a_console_on_a_standby_sees_the_leaders_history_and_carries_on_when_it_
     assert_eq!(executions, 1);
     b.assert_verifies();
 }
+
+/// The screen of `shieldops attach URL` in a 120×40 pseudo-terminal, as a
+/// terminal emulator shows it.
+struct Terminal {
+    parser: Arc<Mutex<vt100::Parser>>,
+    writer: Box<dyn std::io::Write + Send>,
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+}
+
+impl Terminal {
+    fn attach(url: &str, token: &str, home: &Path) -> Terminal {
+        use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+        let pair = native_pty_system()
+            .openpty(PtySize {
+                rows: 40,
+                cols: 120,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .unwrap();
+        std::fs::create_dir_all(home).unwrap();
+        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_shieldops"));
+        cmd.arg("--log-dir");
+        cmd.arg(home.join("logs"));
+        cmd.args(["attach", url]);
+        cmd.env("SHIELDOPS_TOKEN", token);
+        cmd.env("TERM", "xterm-256color");
+        cmd.env("HOME", home);
+        cmd.env("XDG_CONFIG_HOME", home.join("config"));
+        cmd.env_remove("NO_COLOR");
+        cmd.env_remove("DBUS_SESSION_BUS_ADDRESS");
+        let child = pair.slave.spawn_command(cmd).unwrap();
+        drop(pair.slave);
+        let mut reader = pair.master.try_clone_reader().unwrap();
+        let writer = pair.master.take_writer().unwrap();
+        let parser = Arc::new(Mutex::new(vt100::Parser::new(40, 120, 0)));
+        let p = parser.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            loop {
+                match std::io::Read::read(&mut reader, &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => p.lock().unwrap().process(&buf[..n]),
+                }
+            }
+        });
+        Terminal {
+            parser,
+            writer,
+            child,
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).unwrap();
+        self.writer.flush().unwrap();
+    }
+
+    /// Waits until the screen satisfies `done` (at most `secs` seconds).
+    fn until(&self, secs: u64, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let screen = self.parser.lock().unwrap().screen().contents();
+            if done(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_console_on_a_standby_shows_its_role_the_leader_and_cluster_then_leading() {
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let (mut a, b) = pair(&nats, root.path());
+    let url = format!("ws://{}/ws", b.standby_addr());
+    let mut term = Terminal::attach(&url, &b.token, &root.path().join("client"));
+    let header = |s: &str| s.lines().next().unwrap_or_default().to_string();
+    term.until(60, "the standby's role and leader in the header", |s| {
+        let h = header(s);
+        h.contains("● live") && h.contains("◆ standby") && h.contains("leader a")
+    });
+    term.send(b":cluster\r");
+    let shown = term.until(30, "the :cluster view with both nodes", |s| {
+        s.contains("Cluster: site it · this node b (standby)")
+            && s.contains("held by a")
+            && s.contains("b (this)")
+            && s.lines().any(|l| l.contains(" a ") && l.contains("leader"))
+    });
+    assert!(shown.contains(&a.opts().url), "{shown}");
+    term.send(b"\x1b");
+    a.kill();
+    b.until_printed("node b leads site it", 60);
+    term.until(60, "b leading in the header", |s| {
+        let h = header(s);
+        h.contains("◆ leader b") && !h.contains("disconnected")
+    });
+}
