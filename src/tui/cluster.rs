@@ -110,16 +110,21 @@ pub fn lines(view: Option<&ClusterView>, width: usize, t: &Theme) -> Vec<Line<'s
             } else {
                 "expired, not yet renewed or taken".into()
             };
-            let mut spans = vec![
+            let spans = vec![
                 label("lease"),
                 Span::raw("held by "),
                 Span::styled(plain(&l.holder), t.ok),
                 Span::raw(format!(" · revision {} · {expiry}", l.revision)),
             ];
+            let mut line = Line::from(spans);
+            // The URL only whole (the node table lists it too).
             if let Some(url) = &l.console {
-                spans.push(Span::styled(format!(" · {}", plain(url)), t.dim));
+                let url = Span::styled(format!(" · {}", plain(url)), t.dim);
+                if line.width() + url.width() <= width {
+                    line.spans.push(url);
+                }
             }
-            Line::from(spans)
+            line
         }
         None => Line::from(vec![
             label("lease"),
