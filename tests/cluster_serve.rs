@@ -483,10 +483,19 @@ async fn a_console_on_a_standby_sees_the_leaders_history_and_carries_on_when_it_
     let (status, body) = http(standby, "GET", "/metrics", Some(&b.token), b"");
     assert_eq!(status, 200, "{body}");
 
-    // `:cluster`'s data: both nodes by their heartbeats, the lease held by a.
-    until_view(&mut on_standby, 30, "both nodes' heartbeats", |v| {
-        v.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>() == ["a", "b"]
-    })
+    // `:cluster`'s data: both nodes by their heartbeats (a's first one,
+    // written while it was still a standby, may be the one read first), the
+    // lease held by a.
+    until_view(
+        &mut on_standby,
+        30,
+        "both nodes' heartbeats, a's as leader",
+        |v| {
+            let named: Vec<(&str, NodeRole)> =
+                v.nodes.iter().map(|n| (n.name.as_str(), n.role)).collect();
+            named == [("a", NodeRole::Leader), ("b", NodeRole::Standby)]
+        },
+    )
     .await;
     let view = on_standby.conn.cluster().unwrap().clone();
     let lease = view.lease.clone().expect("a holds the lease");
