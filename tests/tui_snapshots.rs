@@ -350,3 +350,39 @@ fn help_overlay_scrolled() {
     // At 80×24 the help scrolls; its last page shows the commands whole.
     snap("help_scrolled", "?", None, "<end>");
 }
+
+#[test]
+fn cluster_overlay_and_role_in_the_header() {
+    // An attached console on a standby: the header names its role and the
+    // leader; `:cluster` shows the nodes, their lag and the lease.
+    use shieldops::cluster::NodeRole;
+    use shieldops::tui::testing::fixture_cluster;
+    for (w, h) in [(120, 40), (80, 24)] {
+        let mut app = app();
+        app.set_cluster(Some(fixture_cluster(NodeRole::Standby)));
+        let terminal = render(&mut app, w, h);
+        insta::assert_snapshot!(format!("header_standby_{w}x{h}"), terminal.backend());
+        press(&mut app, ":");
+        type_text(&mut app, "cluster");
+        press(&mut app, "<enter>");
+        let terminal = render(&mut app, w, h);
+        insta::assert_snapshot!(format!("cluster_overlay_{w}x{h}"), terminal.backend());
+    }
+    // The leader's console, and one attached to a server that is not clustered.
+    let mut leader = app();
+    leader.set_cluster(Some(fixture_cluster(NodeRole::Leader)));
+    insta::assert_snapshot!(
+        "header_leader_120x40",
+        render(&mut leader, 120, 40).backend()
+    );
+    let mut single = app();
+    single.set_cluster(None);
+    insta::assert_snapshot!("header_single_80x24", render(&mut single, 80, 24).backend());
+    press(&mut single, ":");
+    type_text(&mut single, "cluster");
+    press(&mut single, "<enter>");
+    insta::assert_snapshot!(
+        "cluster_overlay_single_80x24",
+        render(&mut single, 80, 24).backend()
+    );
+}

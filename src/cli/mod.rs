@@ -495,6 +495,7 @@ fn console_options(
         clock,
         title: title.to_string(),
         link: None,
+        cluster: None,
     }
 }
 

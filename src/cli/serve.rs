@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::remote::auth::{Role, Tokens};
 use crate::remote::client::{AttachOptions, Connection, LinkError};
 use crate::remote::hub::Hub;
-use crate::remote::server::{ServerParts, serve as serve_http, tls_acceptor};
+use crate::remote::server::{RuntimeLink, ServerParts, serve as serve_http, tls_acceptor};
 use crate::runtime::command::Identity;
 use crate::tui::Link;
 
@@ -195,69 +195,97 @@ pub async fn serve(
     let scheme = if tls.is_some() { "https" } else { "http" };
     let ws = if tls.is_some() { "wss" } else { "ws" };
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let (mut started, leading) = match super::cluster::settings(config, args.cluster.as_deref())? {
-        None => (
-            super::startup::start(opts, config, data_dir, &demo, !args.no_scenario).await?,
-            None,
-        ),
-        Some(settings) => {
-            let stop = CancellationToken::new();
-            let standby_listener = super::cluster::Listener {
-                socket: &listener,
-                bound,
-                console: format!("{ws}://{bound}/ws"),
-                tls: tls.clone(),
-                tokens: tokens.clone(),
-            };
-            let join = super::cluster::join(
-                opts,
-                config,
-                data_dir,
-                &settings,
-                &demo,
-                !args.no_scenario,
-                &standby_listener,
-                &stop,
-            );
-            tokio::pin!(join);
-            let joined = loop {
-                tokio::select! {
-                    joined = &mut join => break joined?,
-                    _ = sigterm.recv() => stop.cancel(),
-                    _ = tokio::signal::ctrl_c() => stop.cancel(),
-                }
-            };
-            let Some((started, leading)) = joined else {
-                return Ok(0);
-            };
-            (started, Some(leading))
-        }
-    };
-    let hub = Hub::start(
-        started.log.clone(),
-        // The hub folds for attached consoles from here on; no other copy is kept.
-        std::mem::take(&mut started.state),
-        started.cancel.clone(),
-    )?;
+    let speed = demo.speed.unwrap_or(config.demo.speed);
+    // The runtime behind the listener: there from the start on a single
+    // machine; on a cluster node, once it leads.
+    let (runtime_tx, runtime_rx) = watch::channel(None);
     let server_cancel = CancellationToken::new();
-    let server = tokio::spawn(serve_http(
-        listener,
-        ServerParts {
-            log: started.log.clone(),
-            hub,
-            commands: started.runtime.commands.clone(),
-            intake: started.runtime.intake.clone(),
-            status: started.runtime.status.clone(),
-            loop_stats: started.runtime.loop_stats.clone(),
-            tokens,
-            read_only: started.read_only,
-            tls: tls.clone(),
-            clock: started.clock.clone(),
-            speed: demo.speed.unwrap_or(config.demo.speed),
-            limits,
-        },
-        server_cancel.clone(),
-    ));
+    let parts = |log: crate::store::EventLog, hub, read_only, cluster| ServerParts {
+        log,
+        hub,
+        runtime: runtime_rx.clone(),
+        cluster,
+        tokens: tokens.clone(),
+        read_only,
+        tls: tls.clone(),
+        speed,
+        limits: limits.clone(),
+    };
+    let link = |started: &super::startup::Started| RuntimeLink {
+        commands: started.runtime.commands.clone(),
+        intake: started.runtime.intake.clone(),
+        status: started.runtime.status.clone(),
+        loop_stats: started.runtime.loop_stats.clone(),
+        clock: started.clock.clone(),
+    };
+    let (started, leading, server, hub_cancel) =
+        match super::cluster::settings(config, args.cluster.as_deref())? {
+            None => {
+                let mut started =
+                    super::startup::start(opts, config, data_dir, &demo, !args.no_scenario).await?;
+                let hub = Hub::start(
+                    started.log.clone(),
+                    // The hub folds for attached consoles from here on; no other copy is kept.
+                    std::mem::take(&mut started.state),
+                    started.cancel.clone(),
+                )?;
+                runtime_tx.send_replace(Some(link(&started)));
+                let server = tokio::spawn(serve_http(
+                    listener,
+                    parts(started.log.clone(), hub, started.read_only, None),
+                    server_cancel.clone(),
+                ));
+                (started, None, server, None)
+            }
+            Some(settings) => {
+                let standby = super::cluster::Standby::join(
+                    config,
+                    data_dir,
+                    &settings,
+                    bound,
+                    format!("{ws}://{bound}/ws"),
+                )
+                .await?;
+                // Consoles are served from the followed copy from now on,
+                // read-only until this node leads.
+                let hub_cancel = CancellationToken::new();
+                let hub = Hub::start(
+                    standby.log().clone(),
+                    crate::runtime::snapshots::load_state(standby.log())?,
+                    hub_cancel.clone(),
+                )?;
+                let read_only = config.runtime.options().read_only || opts.read_only;
+                let server = tokio::spawn(serve_http(
+                    listener,
+                    parts(standby.log().clone(), hub, read_only, Some(standby.view())),
+                    server_cancel.clone(),
+                ));
+                let stop = CancellationToken::new();
+                let lead = standby.lead(opts, config, data_dir, &demo, !args.no_scenario, &stop);
+                tokio::pin!(lead);
+                let led = loop {
+                    tokio::select! {
+                        led = &mut lead => break led,
+                        _ = sigterm.recv() => stop.cancel(),
+                        _ = tokio::signal::ctrl_c() => stop.cancel(),
+                    }
+                };
+                let (mut started, leading) = match led {
+                    Ok(Some(led)) => led,
+                    other => {
+                        server_cancel.cancel();
+                        let _ = server.await;
+                        hub_cancel.cancel();
+                        return other.map(|_| 0);
+                    }
+                };
+                // The hub has folded the same log all along; this copy is not needed.
+                drop(std::mem::take(&mut started.state));
+                runtime_tx.send_replace(Some(link(&started)));
+                leading.announce();
+                (started, Some(leading), server, Some(hub_cancel))
+            }
+        };
     // Informational: a closed stdout must not stop the server.
     let mut stdout = std::io::stdout();
     let _ = writeln!(
@@ -304,6 +332,9 @@ pub async fn serve(
     let finished = started.finish().await;
     if let Some(leading) = leading {
         leading.finish().await;
+    }
+    if let Some(hub) = hub_cancel {
+        hub.cancel();
     }
     finished?;
     // SIGTERM is the ordinary way to stop a service: a clean drain exits 0.
@@ -401,7 +432,7 @@ pub async fn attach(options: &Options, config: &Config, args: &AttachArgs) -> an
         token,
         ca: args.ca.clone().or(config.remote.ca.clone()),
     };
-    let (conn, state) = match Connection::open(&opts, None).await {
+    let (mut conn, state) = match Connection::open(&opts, None).await {
         Ok(c) => c,
         Err(e) => anyhow::bail!("cannot attach to {}: {e}", args.url),
     };
@@ -460,6 +491,9 @@ pub async fn attach(options: &Options, config: &Config, args: &AttachArgs) -> an
     };
     let (commands_tx, commands_rx) = mpsc::channel(64);
     let (link_tx, link_rx) = watch::channel(Link::Connected);
+    // The node's role and leader, for the header and `:cluster`.
+    let (cluster_tx, cluster_rx) = watch::channel(None);
+    conn.report_cluster(cluster_tx);
     let link_task = tokio::spawn(crate::remote::client::run_link(
         opts,
         conn,
@@ -472,7 +506,10 @@ pub async fn attach(options: &Options, config: &Config, args: &AttachArgs) -> an
         writeln!(
             out,
             "{}",
-            serde_json::json!({"snapshot": state.last_seq, "principal": welcome.principal, "role": welcome.role})
+            serde_json::json!({
+                "snapshot": state.last_seq, "principal": welcome.principal, "role": welcome.role,
+                "node_role": welcome.cluster.as_ref().map_or(crate::cluster::NodeRole::Single, |c| c.role),
+            })
         )?;
         out.flush()?;
         let mut link = link_rx;
@@ -552,6 +589,7 @@ pub async fn attach(options: &Options, config: &Config, args: &AttachArgs) -> an
         Identity::token(welcome.principal.clone(), None),
     );
     opts.link = Some(link_rx);
+    opts.cluster = Some(cluster_rx);
     let result = crate::tui::run(opts, state, events_rx, commands_tx).await;
     link_task.abort();
     let linked = link_task.await;

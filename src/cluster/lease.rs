@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{ClusterConfig, ClusterError, LeaderState, js_error};
 
 /// The key holding the lease.
-const LEASE_KEY: &str = "leader";
+pub(super) const LEASE_KEY: &str = "leader";
 
 /// Who holds the lease, as stored in it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,8 +27,8 @@ pub struct LeaseHolder {
 /// The site's lease bucket.
 #[derive(Clone)]
 pub(super) struct Lease {
-    kv: kv::Store,
-    bucket: String,
+    pub(super) kv: kv::Store,
+    pub(super) bucket: String,
 }
 
 impl Lease {

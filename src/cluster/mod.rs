@@ -23,6 +23,8 @@
 mod config;
 mod follow;
 mod lease;
+mod status;
+mod view;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,6 +38,7 @@ use crate::store::{EventLog, Replicate, StoreError};
 
 pub use config::ClusterConfig;
 pub use lease::LeaseHolder;
+pub use view::{ClusterView, LeaseView, NodeRole, NodeSeen};
 
 /// Errors of cluster mode. None of them carries a secret.
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +136,11 @@ impl Cluster {
     /// This node's name in the lease.
     pub fn node(&self) -> &str {
         &self.node
+    }
+
+    /// The site this node serves.
+    pub fn site(&self) -> &str {
+        &self.config.site
     }
 
     /// The site's stream.
@@ -310,6 +318,36 @@ impl SiteStream {
         };
         patiently(&format!("stream {name}"), || {
             js.get_or_create_stream(stream.clone())
+        })
+        .await?;
+        // A stream just made may not be known yet to the server this client
+        // talks to: a leader's first append would get "no stream found" and
+        // step down. A publish expecting an impossible last sequence is
+        // refused by the stream itself and stores nothing; once that refusal
+        // comes back, publishes reach the stream.
+        patiently(&format!("stream {name} reachable"), || async {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert(
+                async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
+                u64::MAX.to_string().as_str(),
+            );
+            let probe = PublishMessage::build()
+                .payload(Bytes::new())
+                .headers(headers);
+            let ack = js
+                .send_publish(subject.clone(), probe)
+                .await
+                .map_err(|e| e.to_string())?;
+            match ack.await {
+                Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Ok(()),
+                Err(e) => Err(e.to_string()),
+                // No stream ends at u64::MAX; were it stored, followers
+                // would refuse the record loudly: never retried.
+                Ok(_) => {
+                    tracing::error!("stream {name}: a probe publish was stored");
+                    Ok(())
+                }
+            }
         })
         .await?;
         Ok(SiteStream {

@@ -27,6 +27,7 @@ use super::protocol::{
     ClientMessage, ErrorCode, MAX_SERVER_FRAME, PROTOCOL_VERSION, ServerMessage, decode_server,
     encode,
 };
+use crate::cluster::ClusterView;
 use crate::event::{ChainHash, Event};
 use crate::runtime::command::{Command, CommandEnvelope, CommandReply};
 use crate::state::State;
@@ -78,6 +79,8 @@ pub struct Welcome {
     /// The server's runtime clock at the welcome, and its speed.
     pub now: chrono::DateTime<chrono::Utc>,
     pub speed: f64,
+    /// The cluster as the server's node saw it then (`None`: not clustered).
+    pub cluster: Option<ClusterView>,
 }
 
 /// Something received on a connection.
@@ -102,6 +105,10 @@ pub struct Connection {
     last_hash: ChainHash,
     /// Events of the current frame not yet handed out.
     queued: std::collections::VecDeque<Event>,
+    /// The latest cluster view received (from the welcome, then each update).
+    cluster: Option<ClusterView>,
+    /// Where each cluster view received is also published.
+    views: Option<watch::Sender<Option<ClusterView>>>,
 }
 
 impl Connection {
@@ -162,14 +169,10 @@ impl Connection {
                     LinkError::Unauthorized
                 }
                 tungstenite::Error::Http(r) => {
-                    // A cluster standby says where the leader is.
-                    let header = r
-                        .headers()
-                        .get(super::standby::REFUSAL_HEADER)
-                        .map(|v| v.as_bytes());
-                    let said = header
-                        .or(r.body().as_deref())
-                        .and_then(super::standby::refusal_text)
+                    let said = r
+                        .body()
+                        .as_deref()
+                        .and_then(refusal_text)
                         .map(|t| format!(": {t}"))
                         .unwrap_or_default();
                     LinkError::Fatal(format!("the server answered HTTP {}{said}", r.status()))
@@ -184,10 +187,13 @@ impl Connection {
                 read_only: true,
                 now: chrono::Utc::now(),
                 speed: 1.0,
+                cluster: None,
             },
             last_seq: resume.map(|r| r.0).unwrap_or(0),
             last_hash: resume.map(|r| r.1).unwrap_or(ChainHash::GENESIS),
             queued: Default::default(),
+            cluster: None,
+            views: None,
         };
         conn.send(&ClientMessage::Hello {
             version: PROTOCOL_VERSION,
@@ -202,13 +208,16 @@ impl Connection {
                 read_only,
                 now,
                 speed,
+                cluster,
             } if version == PROTOCOL_VERSION => {
+                conn.cluster = cluster.map(|c| *c);
                 conn.welcome = Welcome {
                     principal,
                     role,
                     read_only,
                     now,
                     speed,
+                    cluster: conn.cluster.clone(),
                 };
             }
             ServerMessage::Welcome { version, .. } => {
@@ -242,6 +251,17 @@ impl Connection {
     /// The last seq received and checked, and its record digest.
     pub fn position(&self) -> (u64, ChainHash) {
         (self.last_seq, self.last_hash)
+    }
+
+    /// The latest cluster view the server sent (`None`: not clustered).
+    pub fn cluster(&self) -> Option<&ClusterView> {
+        self.cluster.as_ref()
+    }
+
+    /// Publishes the current cluster view on `to`, and every later one.
+    pub fn report_cluster(&mut self, to: watch::Sender<Option<ClusterView>>) {
+        to.send_replace(self.cluster.clone());
+        self.views = Some(to);
     }
 
     /// Sends a command; its reply arrives as [`Incoming::Reply`] with the same id.
@@ -283,6 +303,13 @@ impl Connection {
                 ServerMessage::Reply { id, ok, message } => {
                     return Ok(Incoming::Reply { id, ok, message });
                 }
+                ServerMessage::Cluster { view } => {
+                    self.cluster = Some(*view);
+                    if let Some(views) = &self.views {
+                        views.send_replace(self.cluster.clone());
+                    }
+                }
+                ServerMessage::Unknown => {}
                 other => return Err(unexpected(&other)),
             }
         }
@@ -379,6 +406,20 @@ async fn tls_connect(
         .connect(name, tcp)
         .await
         .map_err(|e| LinkError::Transient(format!("TLS handshake failed: {e}")))
+}
+
+/// The first line of an HTTP refusal's body, as plain printable text (it
+/// comes from the server and is shown in a terminal).
+fn refusal_text(body: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(body);
+    let line: String = text
+        .lines()
+        .next()?
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(300)
+        .collect();
+    (!line.trim().is_empty()).then_some(line)
 }
 
 /// Back-off between reconnection attempts: doubling from 250 ms to 10 s, ±12.5 % jitter.
@@ -505,6 +546,7 @@ pub async fn run_link(
             reason: reason.to_string(),
         });
         let position = conn.position();
+        let views = conn.views.take();
         drop(conn);
         let mut attempt = 0u32;
         conn = loop {
@@ -532,7 +574,12 @@ pub async fn run_link(
                 return Ok(());
             }
             match Connection::open(&opts, Some(position)).await {
-                Ok((c, _)) => break c,
+                Ok((mut c, _)) => {
+                    if let Some(views) = &views {
+                        c.report_cluster(views.clone());
+                    }
+                    break c;
+                }
                 Err(LinkError::HistoryChanged(detail)) => {
                     let _ = link.send(Link::HistoryChanged {
                         detail: detail.clone(),
@@ -557,6 +604,17 @@ pub async fn run_link(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_body_loses_terminal_escapes_and_is_bounded() {
+        let body = b"refused \x1b]52;c;aGk=\x07by x\x1b[2J\nsecond line";
+        let text = refusal_text(body).unwrap();
+        assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
+        assert!(text.starts_with("refused ") && text.contains("by x"));
+        assert!(!text.contains("second"));
+        assert_eq!(refusal_text(&[b'a'; 10_000]).unwrap().len(), 300);
+        assert_eq!(refusal_text(b""), None);
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

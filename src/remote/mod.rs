@@ -18,7 +18,6 @@ pub mod limits;
 pub mod metrics;
 pub mod protocol;
 pub mod server;
-pub mod standby;
 
 use std::path::PathBuf;
 

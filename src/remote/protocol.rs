@@ -9,6 +9,12 @@
 //! wrong ends the session with an `error` frame and a close; other sessions
 //! are untouched.
 //!
+//! A cluster node (`serve --cluster`) also says, in `welcome`, what it is
+//! (leader or standby) and who leads, and sends a `cluster` message whenever
+//! that view changes (about once a second: it carries each node's lag). A
+//! server that is not clustered sends neither, exactly as before; a client
+//! skips message types it does not know, so later additions stay cheap.
+//!
 //! Events travel as their exact stored records (digest and canonical body),
 //! so a client checks every record's digest and the hash chain from the last
 //! record it holds: a gap, a duplicate or a corrupted record is detected, never
@@ -17,6 +23,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::auth::Role;
+use crate::cluster::ClusterView;
 use crate::event::Event;
 use crate::runtime::command::Command;
 use crate::state::State;
@@ -65,7 +72,12 @@ pub enum ServerMessage {
         /// agree with event times as a local console's do.
         now: chrono::DateTime<chrono::Utc>,
         speed: f64,
+        /// The cluster as this node sees it; absent when it is not clustered.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cluster: Option<Box<ClusterView>>,
     },
+    /// The cluster view changed (cluster nodes only).
+    Cluster { view: Box<ClusterView> },
     /// The projected state after event `seq`, whose record digest is `hash`
     /// (all zeros at seq 0). Events follow from `seq + 1`.
     Snapshot {
@@ -80,6 +92,9 @@ pub enum ServerMessage {
     Reply { id: u64, ok: bool, message: String },
     /// Why the session ends; a close frame follows.
     Error { code: ErrorCode, message: String },
+    /// A message type this build does not know (from a newer server): skipped.
+    #[serde(other)]
+    Unknown,
 }
 
 /// The state's maps have integer keys, written as JSON strings. An
@@ -315,6 +330,45 @@ mod tests {
             seq: 2,
             hash: event.hash.to_hex(),
             state: Box::new(state),
+        };
+        assert_eq!(decode_server(encode(&m).as_bytes()).unwrap(), m);
+    }
+
+    #[test]
+    fn a_welcome_without_a_cluster_reads_as_single_and_unknown_types_are_skipped() {
+        // An older server's welcome: no `cluster` field.
+        let old = br#"{"type":"welcome","version":1,"principal":"alice","role":"approver","read_only":false,"now":"2026-06-03T10:00:00Z","speed":1.0}"#;
+        match decode_server(old).unwrap() {
+            ServerMessage::Welcome { cluster, .. } => assert_eq!(cluster, None),
+            other => panic!("{other:?}"),
+        }
+        // A single machine's welcome carries no `cluster` key at all.
+        let single = ServerMessage::Welcome {
+            version: PROTOCOL_VERSION,
+            principal: "alice".into(),
+            role: Role::Approver,
+            read_only: false,
+            now: chrono::Utc::now(),
+            speed: 1.0,
+            cluster: None,
+        };
+        assert!(!encode(&single).contains("cluster"));
+        // A later server's new message type is skipped, not a fault.
+        assert_eq!(
+            decode_server(br#"{"type":"weather","sunny":true}"#).unwrap(),
+            ServerMessage::Unknown
+        );
+        let view = crate::cluster::ClusterView {
+            site: "eu".into(),
+            node: "b".into(),
+            role: crate::cluster::NodeRole::Standby,
+            lease: None,
+            nodes: vec![],
+            stream_seq: 4,
+            at: chrono::Utc::now(),
+        };
+        let m = ServerMessage::Cluster {
+            view: Box::new(view),
         };
         assert_eq!(decode_server(encode(&m).as_bytes()).unwrap(), m);
     }

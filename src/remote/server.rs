@@ -13,6 +13,16 @@
 //! missing or unknown one gets a bare 401, so an unauthenticated caller learns
 //! nothing, not even whether the runtime is up.
 //!
+//! A cluster standby serves the same routes from its own followed copy of
+//! the log, read-only: consoles get the same snapshot and history and watch
+//! it grow as the node follows the stream; commands and alerts are refused
+//! naming the leader's console (from the lease). They are refused rather
+//! than forwarded: a forwarded command would reach the leader under the
+//! standby's credentials, and the leader would have to take the standby's
+//! word for who sent it, the one thing an approval must never rest on. When
+//! the node takes the lease, the same listener and the sessions on it carry
+//! on, now with a runtime behind them.
+//!
 //! What one may hold without a token is bounded (see [`super::limits`]): a
 //! connection slot (capped per address and in total), for at most the TLS
 //! handshake timeout plus the header timeout, with at most
@@ -32,7 +42,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -47,6 +57,8 @@ use super::protocol::{
     ProtocolError, ServerMessage, WireRecord, decode_client, encode,
 };
 use super::{alertmanager, metrics};
+use crate::clock::SharedClock;
+use crate::cluster::{ClusterView, NodeRole};
 use crate::event::{EventKind, NewEvent};
 use crate::runtime::command::{Command, CommandEnvelope, Identity};
 use crate::runtime::loop_stats::LoopStats;
@@ -62,22 +74,64 @@ const PING_EVERY: Duration = Duration::from_secs(20);
 /// (Alertmanager then retries).
 const INTAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The runtime a server hands commands and alerts to.
+#[derive(Clone)]
+pub struct RuntimeLink {
+    pub commands: mpsc::Sender<CommandEnvelope>,
+    pub intake: mpsc::Sender<Intake>,
+    pub status: watch::Receiver<RuntimeStatus>,
+    pub loop_stats: Arc<LoopStats>,
+    /// The runtime's clock, told to each console.
+    pub clock: SharedClock,
+}
+
 /// What the server serves.
 pub struct ServerParts {
     pub log: EventLog,
     pub hub: Hub,
-    pub commands: mpsc::Sender<CommandEnvelope>,
-    pub intake: mpsc::Sender<Intake>,
-    pub status: tokio::sync::watch::Receiver<RuntimeStatus>,
-    pub loop_stats: Arc<LoopStats>,
+    /// The runtime, once this node runs one: from the start on a single
+    /// machine; a cluster standby has none until it leads.
+    pub runtime: watch::Receiver<Option<RuntimeLink>>,
+    /// This node's view of its cluster; `None` when it is not clustered.
+    pub cluster: Option<watch::Receiver<ClusterView>>,
     pub tokens: Tokens,
     pub read_only: bool,
     pub tls: Option<TlsAcceptor>,
-    /// The runtime's clock and its speed, told to each console.
-    pub clock: crate::clock::SharedClock,
+    /// How many of the runtime's seconds pass per real second, told to each console.
     pub speed: f64,
     /// Connection caps, deadlines and rate limits.
     pub limits: Limits,
+}
+
+impl ServerParts {
+    fn runtime(&self) -> Option<RuntimeLink> {
+        self.runtime.borrow().clone()
+    }
+
+    /// Why a command or an alert cannot be taken here: this node is a
+    /// standby (naming the leader's console), or its runtime is not running.
+    fn not_here(&self) -> String {
+        let Some(cluster) = &self.cluster else {
+            return "the runtime is not running".into();
+        };
+        let view = cluster.borrow();
+        if view.role == NodeRole::Leader || view.leader().is_some_and(|(l, _)| l == view.node) {
+            return format!(
+                "node {} is taking over as the leader of site {}; try again shortly",
+                view.node, view.site
+            );
+        }
+        let me = format!("node {} is a standby of site {}", view.node, view.site);
+        match view.leader() {
+            Some((leader, Some(console))) if leader != view.node => {
+                format!("{me}; send it to the leader, node {leader}, at {console}")
+            }
+            Some((leader, None)) if leader != view.node => {
+                format!("{me}; the leader is node {leader} (it published no console address)")
+            }
+            _ => format!("{me}; no node leads right now, try again shortly"),
+        }
+    }
 }
 
 struct Shared {
@@ -258,14 +312,27 @@ async fn flush_refusals(shared: &Shared) {
         );
     }
     let window = limits.refusal_report_every();
-    let drafts: Vec<NewEvent> = shared
-        .rates
-        .take_reports()
+    let reports = shared.rates.take_reports();
+    if reports.is_empty() {
+        return;
+    }
+    let Some(runtime) = shared.parts.runtime() else {
+        // Only the leader appends: a standby keeps them in its file log.
+        for r in &reports {
+            tracing::warn!(
+                principal = %r.principal,
+                "rate limited (not recorded on a standby): {}",
+                r.detail(limits, window)
+            );
+        }
+        return;
+    };
+    let drafts: Vec<NewEvent> = reports
         .into_iter()
         .map(|r| {
             let detail = r.detail(limits, window);
             NewEvent::new(
-                shared.parts.clock.now(),
+                runtime.clock.now(),
                 ACTOR,
                 EventKind::OperatorCommand {
                     by: r.principal,
@@ -276,9 +343,7 @@ async fn flush_refusals(shared: &Shared) {
             )
         })
         .collect();
-    if !drafts.is_empty()
-        && let Err(e) = shared.parts.log.append_many(drafts).await
-    {
+    if let Err(e) = shared.parts.log.append_many(drafts).await {
         tracing::error!("cannot record rate-limit refusals: {e}");
     }
 }
@@ -332,13 +397,17 @@ async fn route(
             alertmanager_webhook(&shared, &principal, req).await
         }
         (&Method::GET, "/metrics") => {
+            let runtime = shared.parts.runtime();
             let text = match shared.parts.hub.projection().await {
                 Some(p) => metrics::render(&metrics::Inputs {
                     projection: &p,
                     log_last_seq: shared.parts.log.last_seq(),
-                    loop_stats: &shared.parts.loop_stats.snapshot(),
+                    loop_stats: &runtime
+                        .as_ref()
+                        .map(|r| r.loop_stats.snapshot())
+                        .unwrap_or_default(),
                     sessions: shared.sessions.load(Ordering::Relaxed),
-                    in_flight: shared.parts.status.borrow().in_flight,
+                    in_flight: runtime.map_or(0, |r| r.status.borrow().in_flight),
                 }),
                 None => return plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
             };
@@ -361,6 +430,16 @@ async fn alertmanager_webhook(
     principal: &Principal,
     req: Request<Incoming>,
 ) -> Response<Body> {
+    let Some(runtime) = shared.parts.runtime() else {
+        // Alertmanager retries; the operator learns where to point it.
+        let mut r = plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{}\n", shared.parts.not_here()),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        return r;
+    };
     if principal.role < Role::Operator {
         return plain(
             StatusCode::FORBIDDEN,
@@ -402,7 +481,7 @@ async fn alertmanager_webhook(
             recorded: Some(tx),
             posted_by: Some(principal.name.clone()),
         };
-        if shared.parts.intake.send(item).await.is_err() {
+        if runtime.intake.send(item).await.is_err() {
             return plain(StatusCode::SERVICE_UNAVAILABLE, "the runtime is stopping\n");
         }
         acks.push(rx);
@@ -587,13 +666,28 @@ async fn session(shared: &Shared, peer: SocketAddr, principal: &Principal, mut w
         }
         Err(e) => return fail(&mut ws, e.code(), e.to_string()).await,
     };
+    let mut cluster = parts.cluster.clone();
+    let now = match parts.runtime() {
+        Some(runtime) => runtime.clock.now(),
+        // A standby runs no clock: its history's last event time is the
+        // best estimate of the leader's (the leader's clock starts there).
+        None => parts
+            .hub
+            .projection()
+            .await
+            .and_then(|p| p.state.last_at)
+            .unwrap_or_else(chrono::Utc::now),
+    };
     let welcome = ServerMessage::Welcome {
         version: PROTOCOL_VERSION,
         principal: principal.name.clone(),
         role: principal.role,
         read_only: parts.read_only,
-        now: parts.clock.now(),
+        now,
         speed: parts.speed,
+        cluster: cluster
+            .as_mut()
+            .map(|c| Box::new(c.borrow_and_update().clone())),
     };
     if let Err(e) = send(&mut ws, &welcome).await {
         return e;
@@ -637,6 +731,20 @@ async fn session(shared: &Shared, peer: SocketAddr, principal: &Principal, mut w
             _ = shared.cancel.cancelled() => {
                 return fail(&mut ws, ErrorCode::ShuttingDown, "the server is shutting down".into()).await;
             }
+            changed = async {
+                match cluster.as_mut() {
+                    Some(c) => c.changed().await.map(|_| c.borrow_and_update().clone()),
+                    None => std::future::pending().await,
+                }
+            } => match changed {
+                Ok(view) => {
+                    let update = ServerMessage::Cluster { view: Box::new(view) };
+                    if let Err(e) = send(&mut ws, &update).await {
+                        return e;
+                    }
+                }
+                Err(_) => cluster = None,
+            },
             first = sub.next_raw() => {
                 let mut records = Vec::new();
                 let mut next = first;
@@ -691,6 +799,15 @@ async fn session(shared: &Shared, peer: SocketAddr, principal: &Principal, mut w
                             }
                             continue;
                         }
+                        let Some(runtime) = parts.runtime() else {
+                            let message = format!("refused: {}", parts.not_here());
+                            tracing::info!(%peer, principal = %principal.name, "{message}");
+                            let reply = ServerMessage::Reply { id, ok: false, message };
+                            if let Err(e) = send(&mut ws, &reply).await {
+                                return e;
+                            }
+                            continue;
+                        };
                         let (tx, rx) = oneshot::channel();
                         let envelope = CommandEnvelope {
                             command,
@@ -698,7 +815,7 @@ async fn session(shared: &Shared, peer: SocketAddr, principal: &Principal, mut w
                             by: Identity::token(principal.name.clone(), Some(peer.ip().to_string())),
                             reply: Some(tx),
                         };
-                        if parts.commands.send(envelope).await.is_err() {
+                        if runtime.commands.send(envelope).await.is_err() {
                             return fail(&mut ws, ErrorCode::ShuttingDown, "the runtime has stopped".into()).await;
                         }
                         let reply_tx = reply_tx.clone();

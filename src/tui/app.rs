@@ -141,6 +141,11 @@ pub const COMMANDS: &[(&str, &[&str], &str)] = &[
         &["ag"],
         "each agent's last run, last error and next run",
     ),
+    (
+        "cluster",
+        &["cl"],
+        "nodes, roles, lag and the leadership lease",
+    ),
     ("theme", &[], "switch theme: :theme NAME"),
     (
         "ctx",
@@ -203,6 +208,14 @@ pub struct App {
     agents: bool,
     /// First line of the `:agents` overlay shown.
     agents_scroll: usize,
+    /// The `:cluster` overlay is showing (navigation scrolls it, any other key closes it).
+    cluster_overlay: bool,
+    /// First line of the `:cluster` overlay shown.
+    cluster_scroll: usize,
+    /// For an attached console: its server's node is told in the header
+    /// (`cluster` `None`: not clustered). A local console shows no role.
+    attached: bool,
+    cluster: Option<crate::cluster::ClusterView>,
     toast: Option<Toast>,
     theme: Theme,
     no_color: bool,
@@ -261,6 +274,10 @@ impl App {
             contexts: false,
             agents: false,
             agents_scroll: 0,
+            cluster_overlay: false,
+            cluster_scroll: 0,
+            attached: opts.cluster.is_some(),
+            cluster: opts.cluster.as_ref().and_then(|c| c.borrow().clone()),
             toast: None,
             theme,
             no_color,
@@ -350,6 +367,13 @@ impl App {
     /// Notes a remote console's connection state (shown in the header).
     pub fn set_link(&mut self, link: super::Link) {
         self.link = link;
+    }
+
+    /// Notes what a remote console's server is (`None`: not clustered),
+    /// shown in the header and by `:cluster`.
+    pub fn set_cluster(&mut self, view: Option<crate::cluster::ClusterView>) {
+        self.attached = true;
+        self.cluster = view;
     }
 
     fn toast(&mut self, level: Level, text: impl Into<String>) {
@@ -485,6 +509,16 @@ impl App {
     fn normal_action(&mut self, action: Action) {
         if self.contexts {
             self.contexts = false;
+            if action == Action::Back {
+                return;
+            }
+        }
+        if self.cluster_overlay {
+            if let Some(to) = overlay_scroll(action, self.cluster_scroll) {
+                self.cluster_scroll = to;
+                return;
+            }
+            self.cluster_overlay = false;
             if action == Action::Back {
                 return;
             }
@@ -845,6 +879,10 @@ impl App {
                 self.agents = !self.agents;
                 self.agents_scroll = 0;
             }
+            Some("cluster") => {
+                self.cluster_overlay = !self.cluster_overlay;
+                self.cluster_scroll = 0;
+            }
             Some("theme") => match arg {
                 None => {
                     let names = Theme::available(self.config_dir.as_deref()).join(", ");
@@ -1026,6 +1064,21 @@ impl App {
                 &t,
             );
         }
+        if self.cluster_overlay {
+            let keys = format!(
+                "{}/{}",
+                self.keymap.short(Action::Down),
+                self.keymap.short(Action::Up)
+            );
+            super::cluster::draw(
+                f,
+                area,
+                self.cluster.as_ref(),
+                &mut self.cluster_scroll,
+                &keys,
+                &t,
+            );
+        }
         match &self.mode {
             Mode::Dialog(_) => self.draw_dialog(f, area, &t),
             Mode::ConfirmQuit => {
@@ -1087,7 +1140,12 @@ impl App {
             Span::styled(format!(" {}Z ", clock(self.now)), t.accent),
         ];
         let used: usize = left.iter().chain(&right).map(|s| s.width()).sum();
-        let room = width.saturating_sub(used);
+        let mut room = width.saturating_sub(used);
+        if self.attached {
+            let role = super::cluster::header_spans(self.cluster.as_ref(), room, t);
+            room -= role.iter().map(|s| s.width()).sum::<usize>();
+            left.extend(role);
+        }
         let agents = self.agent_spans(room, t);
         let agents_w: usize = agents.iter().map(|s| s.width()).sum();
         let mut spans = left;

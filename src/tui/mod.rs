@@ -8,6 +8,7 @@
 
 pub mod agents;
 pub mod app;
+pub mod cluster;
 pub mod contexts;
 pub mod keymap;
 pub mod panes;
@@ -70,6 +71,9 @@ pub struct TuiOptions {
     /// For a remote console: whether it is connected to its server. `None`
     /// for a local console, whose runtime runs in the same process.
     pub link: Option<watch::Receiver<Link>>,
+    /// For a remote console: the cluster as its server's node sees it
+    /// (`None` inside: the server is not clustered). `None` for a local console.
+    pub cluster: Option<watch::Receiver<Option<crate::cluster::ClusterView>>>,
 }
 
 /// A remote console's connection to its server.
@@ -116,6 +120,7 @@ impl Default for TuiOptions {
             title: String::new(),
             clock: Arc::new(ScaledClock::real()),
             link: None,
+            cluster: None,
         }
     }
 }
@@ -157,6 +162,7 @@ pub async fn run(
     let mut scheduler = Scheduler::new(opts.max_fps);
     let mut events_open = true;
     let mut link = opts.link.clone();
+    let mut cluster = opts.cluster.clone();
     if let Some(l) = &link {
         app.set_link(l.borrow().clone());
     }
@@ -202,6 +208,18 @@ pub async fn run(
                     app.runtime_ended();
                     scheduler.mark();
                 }
+            },
+            changed = async {
+                match cluster.as_mut() {
+                    Some(c) => c.changed().await.map(|_| c.borrow_and_update().clone()),
+                    None => std::future::pending().await,
+                }
+            } => match changed {
+                Ok(view) => {
+                    app.set_cluster(view);
+                    scheduler.mark();
+                }
+                Err(_) => cluster = None,
             },
             changed = async {
                 match link.as_mut() {

@@ -1533,3 +1533,39 @@ pub fn live_stream(start_seq: u64, n: usize) -> Vec<Event> {
         })
         .collect()
 }
+
+/// A three-node site as node `b` sees it (`b`'s role given): `a` leads,
+/// `c` lags 40 records behind and its heartbeat is 4 s old.
+pub fn fixture_cluster(role: crate::cluster::NodeRole) -> crate::cluster::ClusterView {
+    use crate::cluster::{ClusterView, LeaseView, NodeRole, NodeSeen};
+    let at = fixture_now();
+    let (leader, leader_role) = match role {
+        NodeRole::Leader => ("b", NodeRole::Standby),
+        _ => ("a", NodeRole::Leader),
+    };
+    let node = |name: &str, role, last_seq, age| NodeSeen {
+        name: name.into(),
+        role,
+        console: Some(format!("wss://{name}.ops.example:7420/ws")),
+        last_seq,
+        at: at - Duration::seconds(age),
+    };
+    ClusterView {
+        site: "eu-west".into(),
+        node: "b".into(),
+        role,
+        lease: Some(LeaseView {
+            holder: leader.into(),
+            console: Some(format!("wss://{leader}.ops.example:7420/ws")),
+            revision: 1842,
+            expires: at + Duration::milliseconds(3400),
+        }),
+        nodes: vec![
+            node("a", leader_role, 1207, 1),
+            node("b", role, 1205, 0),
+            node("c", NodeRole::Standby, 1167, 4),
+        ],
+        stream_seq: 1207,
+        at,
+    }
+}

@@ -28,6 +28,7 @@ pub fn opts() -> TuiOptions {
             shieldops::tui::testing::fixture_now(),
         )),
         link: None,
+        cluster: None,
     }
 }
 
