@@ -7,11 +7,10 @@ use chrono::{DateTime, Utc};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
 use super::panes::wrap_line;
 use super::theme::Theme;
-use super::widgets::{centered, clock, duration, fit};
+use super::widgets::{clock, duration, fit, scrolling_overlay};
 use crate::state::{AgentStatus, State};
 
 /// A heartbeat this much later than expected is late.
@@ -208,47 +207,24 @@ pub fn draw(
     keys: &str,
     t: &Theme,
 ) {
-    let r = centered(area, 110, area.height.saturating_sub(2).max(3));
-    let width = r.width.saturating_sub(2) as usize;
-    let mut body = lines(state, now, width, t);
-    body.push(Line::styled(
-        fit(
-            " late: no heartbeat 30s after the run it announced · any key closes",
-            width,
-        ),
-        t.dim,
-    ));
-    let height = (body.len() as u16 + 2).min(r.height);
-    let r = Rect { height, ..r };
-    let page = height.saturating_sub(2) as usize;
-    let total = body.len();
-    *scroll = (*scroll).min(total.saturating_sub(page));
-    let more = if total > page {
-        format!(
-            " lines {}–{} of {total} · {keys} scroll ",
-            *scroll + 1,
-            *scroll + page
-        )
-    } else {
-        String::new()
-    };
-    let body: Vec<Line<'static>> = body.into_iter().skip(*scroll).collect();
-    f.render_widget(Clear, r);
     let ok = state
         .agents
         .values()
         .filter(|a| liveness(a, now) == Liveness::Ok)
         .count();
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(t.border_focus)
-        .title(Span::styled(
-            format!(" Agents: {ok}/{} ok ", state.agents.len()),
-            t.dialog_title,
-        ))
-        .title_bottom(Line::styled(more, t.dim).right_aligned())
-        .style(t.dialog);
-    f.render_widget(Paragraph::new(body).style(t.dialog).block(block), r);
+    let title = format!(" Agents: {ok}/{} ok ", state.agents.len());
+    let body = |width| {
+        let mut body = lines(state, now, width, t);
+        body.push(Line::styled(
+            fit(
+                " late: no heartbeat 30s after the run it announced · any key closes",
+                width,
+            ),
+            t.dim,
+        ));
+        body
+    };
+    scrolling_overlay(f, area, &title, body, scroll, keys, t);
 }
 
 #[cfg(test)]

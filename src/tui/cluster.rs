@@ -13,10 +13,9 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
 use super::theme::Theme;
-use super::widgets::{centered, clock, duration, fit};
+use super::widgets::{clock, duration, fit, scrolling_overlay};
 use crate::cluster::{ClusterView, NodeRole};
 
 /// Longest name or URL shown whole.
@@ -205,32 +204,6 @@ pub fn draw(
     keys: &str,
     t: &Theme,
 ) {
-    let r = centered(area, 110, area.height.saturating_sub(2).max(3));
-    let width = r.width.saturating_sub(2) as usize;
-    let mut body = lines(view, width, t);
-    body.push(Line::raw(""));
-    body.push(Line::styled(
-        fit(
-            " lag: records behind the stream by each node's last heartbeat (informational; the lease decides who leads) · any key closes",
-            width,
-        ),
-        t.dim,
-    ));
-    let height = (body.len() as u16 + 2).min(r.height);
-    let r = Rect { height, ..r };
-    let page = height.saturating_sub(2) as usize;
-    let total = body.len();
-    *scroll = (*scroll).min(total.saturating_sub(page));
-    let more = if total > page {
-        format!(
-            " lines {}–{} of {total} · {keys} scroll ",
-            *scroll + 1,
-            *scroll + page
-        )
-    } else {
-        String::new()
-    };
-    let body: Vec<Line<'static>> = body.into_iter().skip(*scroll).collect();
     let title = match view {
         Some(v) => format!(
             " Cluster: site {} · this node {} ({}) ",
@@ -240,14 +213,19 @@ pub fn draw(
         ),
         None => " Cluster: not clustered ".to_string(),
     };
-    f.render_widget(Clear, r);
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(t.border_focus)
-        .title(Span::styled(fit(&title, width), t.dialog_title))
-        .title_bottom(Line::styled(more, t.dim).right_aligned())
-        .style(t.dialog);
-    f.render_widget(Paragraph::new(body).style(t.dialog).block(block), r);
+    let body = |width| {
+        let mut body = lines(view, width, t);
+        body.push(Line::raw(""));
+        body.push(Line::styled(
+            fit(
+                " lag: records behind the stream by each node's last heartbeat (informational; the lease decides who leads) · any key closes",
+                width,
+            ),
+            t.dim,
+        ));
+        body
+    };
+    scrolling_overlay(f, area, &title, body, scroll, keys, t);
 }
 
 #[cfg(test)]

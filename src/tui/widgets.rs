@@ -168,6 +168,48 @@ pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
     }
 }
 
+/// A bordered overlay centred in `area` (at most 110 columns), showing the
+/// lines `body` builds for its inner width from line `scroll` (kept in
+/// range here); when they overflow, the bottom border says which lines show
+/// and that `keys` scroll. Shared by the `:agents` and `:cluster` views.
+pub fn scrolling_overlay(
+    f: &mut ratatui::Frame,
+    area: Rect,
+    title: &str,
+    body: impl FnOnce(usize) -> Vec<Line<'static>>,
+    scroll: &mut usize,
+    keys: &str,
+    t: &super::theme::Theme,
+) {
+    use ratatui::widgets::{Block, Borders, Clear, Paragraph};
+    let r = centered(area, 110, area.height.saturating_sub(2).max(3));
+    let width = r.width.saturating_sub(2) as usize;
+    let body = body(width);
+    let height = (body.len() as u16 + 2).min(r.height);
+    let r = Rect { height, ..r };
+    let page = height.saturating_sub(2) as usize;
+    let total = body.len();
+    *scroll = (*scroll).min(total.saturating_sub(page));
+    let more = if total > page {
+        format!(
+            " lines {}–{} of {total} · {keys} scroll ",
+            *scroll + 1,
+            *scroll + page
+        )
+    } else {
+        String::new()
+    };
+    let body: Vec<Line<'static>> = body.into_iter().skip(*scroll).collect();
+    f.render_widget(Clear, r);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(t.border_focus)
+        .title(Span::styled(fit(title, width), t.dialog_title))
+        .title_bottom(Line::styled(more, t.dim).right_aligned())
+        .style(t.dialog);
+    f.render_widget(Paragraph::new(body).style(t.dialog).block(block), r);
+}
+
 /// A `label: value` line for detail views.
 pub fn field(
     label: &str,
