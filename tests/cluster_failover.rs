@@ -163,6 +163,55 @@ fn assert_one_history(x: &[String], y: &[String]) {
     }
 }
 
+/// Approves the leader's first remediation, kills the leader (stopped
+/// first, so nothing more leaves it) the moment `kind` is stored for it,
+/// and waits until the standby leads and the remediation finished there.
+/// Returns the remediation, the seq the new leader began at, what the
+/// console saw before the kill, and the site's events.
+async fn kill_the_leader_once_stored(
+    a: &mut Node,
+    b: &Node,
+    stored: &mut Stored,
+    kind: &str,
+) -> (u64, u64, Console, Vec<Event>) {
+    let (console, id) = approve_first(a).await;
+    let seen = keep_reading(console);
+    stored
+        .until(120, &format!("the approved remediation's {kind}"), |es| {
+            seq_of(es, kind, id).is_some()
+        })
+        .await;
+    a.signal("-STOP");
+    a.kill();
+    let seen = seen.await.unwrap();
+    b.until_printed("node b leads site it", 60);
+    let from = b.leads_from().unwrap();
+    stored
+        .until(240, "the remediation's end on the new leader", |es| {
+            seq_of(es, "remediation_finished", id).is_some()
+        })
+        .await;
+    (id, from, seen, stored.events())
+}
+
+/// The remediation was validated once and finished once, and restored
+/// exactly when its validation failed; returns whether it passed.
+fn assert_validated_once_and_restored_if_unhealthy(events: &[Event], id: u64) -> bool {
+    assert_eq!(count(events, "validation_finished", id), 1);
+    let passed = events
+        .iter()
+        .find(|e| is(e, "validation_finished", id))
+        .map(|e| e.to_json()["passed"] == true)
+        .unwrap();
+    assert_eq!(
+        count(events, "remediation_restored", id),
+        usize::from(!passed),
+        "restored only if unhealthy"
+    );
+    assert_eq!(count(events, "remediation_finished", id), 1);
+    passed
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_leader_killed_between_snapshot_and_execution_the_action_is_never_run_and_is_validated()
 {
@@ -176,25 +225,8 @@ async fn the_leader_killed_between_snapshot_and_execution_the_action_is_never_ru
         &[("SHIELDOPS_TEST_HOLD_AFTER", "snapshot_taken")],
     );
     let mut stored = Stored::watch(&nats, SITE).await;
-    let (console, id) = approve_first(&a).await;
-    let seen = keep_reading(console);
-    stored
-        .until(120, "the approved remediation's snapshot", |es| {
-            seq_of(es, "snapshot_taken", id).is_some()
-        })
-        .await;
-    a.signal("-STOP");
-    a.kill();
-    let seen = seen.await.unwrap();
-
-    b.until_printed("node b leads site it", 60);
-    let from = b.leads_from().unwrap();
-    stored
-        .until(240, "the remediation's end on the new leader", |es| {
-            seq_of(es, "remediation_finished", id).is_some()
-        })
-        .await;
-    let events = stored.events();
+    let (id, from, seen, events) =
+        kill_the_leader_once_stored(&mut a, &b, &mut stored, "snapshot_taken").await;
     let snapshot = seq_of(&events, "snapshot_taken", id).unwrap();
     assert!(snapshot <= from, "the snapshot was the old leader's");
     // Whether the old leader ran the action is unknown to the new one, so
@@ -202,16 +234,9 @@ async fn the_leader_killed_between_snapshot_and_execution_the_action_is_never_ru
     // healthy. (It was held before executing: nobody ran it.)
     assert_eq!(count(&events, "action_executed", id), 0);
     assert_eq!(count(&events, "snapshot_taken", id), 1);
-    assert_eq!(count(&events, "validation_finished", id), 1);
     assert!(seq_of(&events, "validation_finished", id).unwrap() > from);
-    let passed = events
-        .iter()
-        .find(|e| is(e, "validation_finished", id))
-        .map(|e| e.to_json()["passed"] == true)
-        .unwrap();
+    let passed = assert_validated_once_and_restored_if_unhealthy(&events, id);
     let restores = count(&events, "remediation_restored", id);
-    assert_eq!(restores, usize::from(!passed), "restored only if unhealthy");
-    assert_eq!(count(&events, "remediation_finished", id), 1);
     println!(
         "remediation #{id}: snapshot at seq {snapshot}, new leader from seq {from}, validation passed: {passed}, restores: {restores}"
     );
@@ -229,25 +254,8 @@ async fn the_leader_killed_during_validation_the_new_leader_validates_without_ru
     let root = tempfile::tempdir().unwrap();
     let (mut a, b) = pair(&nats, root.path());
     let mut stored = Stored::watch(&nats, SITE).await;
-    let (console, id) = approve_first(&a).await;
-    let seen = keep_reading(console);
-    stored
-        .until(120, "the approved remediation's execution", |es| {
-            seq_of(es, "action_executed", id).is_some()
-        })
-        .await;
-    a.signal("-STOP");
-    a.kill();
-    let seen = seen.await.unwrap();
-
-    b.until_printed("node b leads site it", 60);
-    let from = b.leads_from().unwrap();
-    stored
-        .until(240, "the remediation's end on the new leader", |es| {
-            seq_of(es, "remediation_finished", id).is_some()
-        })
-        .await;
-    let events = stored.events();
+    let (id, from, seen, events) =
+        kill_the_leader_once_stored(&mut a, &b, &mut stored, "action_executed").await;
     let executed = seq_of(&events, "action_executed", id).unwrap();
     let validated = seq_of(&events, "validation_finished", id).unwrap();
     assert!(
@@ -256,18 +264,7 @@ async fn the_leader_killed_during_validation_the_new_leader_validates_without_ru
     );
     // Once: the old leader's. The new one validates what it ran.
     assert_eq!(count(&events, "action_executed", id), 1);
-    assert_eq!(count(&events, "validation_finished", id), 1);
-    let passed = events
-        .iter()
-        .find(|e| is(e, "validation_finished", id))
-        .map(|e| e.to_json()["passed"] == true)
-        .unwrap();
-    assert_eq!(
-        count(&events, "remediation_restored", id),
-        usize::from(!passed),
-        "restored only if unhealthy"
-    );
-    assert_eq!(count(&events, "remediation_finished", id), 1);
+    let passed = assert_validated_once_and_restored_if_unhealthy(&events, id);
     println!(
         "remediation #{id}: executed at seq {executed}, new leader from seq {from}, validated at seq {validated} (passed: {passed})"
     );
