@@ -13,6 +13,8 @@ use shieldops::store::{EventLog, OpenOptions, StoreError};
 use tokio_util::sync::CancellationToken;
 
 mod cluster_support;
+// The `serve` helpers in cluster_support run the binary through it.
+mod remote_support;
 use cluster_support::NatsCluster;
 use cluster_support::stream::Stored;
 

@@ -13,25 +13,11 @@ use shieldops::remote::auth::{Role, mint};
 use shieldops::remote::client::AttachOptions;
 
 use super::NatsCluster;
+use crate::remote_support::{WEEKDAY_START, shieldops};
 
 /// Lease TTL of the test nodes: long enough that a renewal delayed by a
 /// busy machine (the whole suite runs at once) does not depose a leader.
 pub const LEASE_MS: u64 = 4_000;
-
-/// A weekday start, so production is outside the default change freeze.
-pub const WEEKDAY_START: &str = "2026-06-03T10:00:00Z";
-
-/// `shieldops` with its data and log directories inside `dir`.
-pub fn shieldops(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shieldops"));
-    cmd.arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--log-dir")
-        .arg(dir.join("logs"))
-        .env_remove("SHIELDOPS_TOKEN")
-        .env_remove("SHIELDOPS_TEST_HOLD_AFTER");
-    cmd
-}
 
 /// A `shieldops serve --cluster` process and what it printed.
 pub struct Node {

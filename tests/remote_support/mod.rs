@@ -30,7 +30,9 @@ pub fn shieldops(dir: &Path) -> Command {
         .arg(dir.join("data"))
         .arg("--log-dir")
         .arg(dir.join("logs"))
-        .env_remove("SHIELDOPS_TOKEN");
+        .env_remove("SHIELDOPS_TOKEN")
+        // The debug builds' test hold (cluster_failover) only where a test sets it.
+        .env_remove("SHIELDOPS_TEST_HOLD_AFTER");
     cmd
 }
 
