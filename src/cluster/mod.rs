@@ -38,7 +38,7 @@ use crate::store::{EventLog, Replicate, StoreError};
 
 pub use config::ClusterConfig;
 pub use lease::LeaseHolder;
-pub use view::{ClusterView, LeaseView, NodeRole, NodeSeen};
+pub use view::{ClusterView, LeaseView, NodeRole, NodeSeen, next_view};
 
 /// Errors of cluster mode. None of them carries a secret.
 #[derive(Debug, thiserror::Error)]

@@ -93,3 +93,15 @@ impl ClusterView {
         self.stream_seq.saturating_sub(node.last_seq)
     }
 }
+
+/// The next value published on `views` (a node's cluster view); never
+/// resolves when there is none (not clustered). An error means the
+/// publisher is gone.
+pub async fn next_view<T: Clone>(
+    views: &mut Option<tokio::sync::watch::Receiver<T>>,
+) -> Result<T, tokio::sync::watch::error::RecvError> {
+    match views.as_mut() {
+        Some(v) => v.changed().await.map(|_| v.borrow_and_update().clone()),
+        None => std::future::pending().await,
+    }
+}

@@ -731,12 +731,7 @@ async fn session(shared: &Shared, peer: SocketAddr, principal: &Principal, mut w
             _ = shared.cancel.cancelled() => {
                 return fail(&mut ws, ErrorCode::ShuttingDown, "the server is shutting down".into()).await;
             }
-            changed = async {
-                match cluster.as_mut() {
-                    Some(c) => c.changed().await.map(|_| c.borrow_and_update().clone()),
-                    None => std::future::pending().await,
-                }
-            } => match changed {
+            changed = crate::cluster::next_view(&mut cluster) => match changed {
                 Ok(view) => {
                     let update = ServerMessage::Cluster { view: Box::new(view) };
                     if let Err(e) = send(&mut ws, &update).await {

@@ -209,12 +209,7 @@ pub async fn run(
                     scheduler.mark();
                 }
             },
-            changed = async {
-                match cluster.as_mut() {
-                    Some(c) => c.changed().await.map(|_| c.borrow_and_update().clone()),
-                    None => std::future::pending().await,
-                }
-            } => match changed {
+            changed = crate::cluster::next_view(&mut cluster) => match changed {
                 Ok(view) => {
                     app.set_cluster(view);
                     scheduler.mark();
