@@ -367,11 +367,11 @@ impl SiteStream {
     /// The stream's last sequence (0 = empty).
     pub async fn last_seq(&self) -> Result<u64, ClusterError> {
         let stream = self.handle().await?;
-        let info = stream
-            .get_info()
-            .await
-            .map_err(|e| js_error(&format!("stream {} info", self.name), e))?;
-        Ok(info.state.last_sequence)
+        // A read: retried like the handle, through a NATS server's loss.
+        patiently(&format!("stream {} info", self.name), || async {
+            stream.get_info().await.map(|i| i.state.last_sequence)
+        })
+        .await
     }
 
     /// The stored bytes of the record at `seq`, if the stream has it.
@@ -572,11 +572,15 @@ impl SiteStream {
             .map_err(|e| js_error(&format!("publish seq {seq}"), e))
     }
 
+    /// The stream's handle. Only a read, so a request that times out (a
+    /// NATS server lost, the stream's Raft group electing) is asked again
+    /// for a while, as when joining, rather than ending a standby or a new
+    /// leader's catch-up.
     async fn handle(&self) -> Result<jetstream::stream::Stream, ClusterError> {
-        self.js
-            .get_stream(&self.name)
-            .await
-            .map_err(|e| js_error(&format!("stream {}", self.name), e))
+        patiently(&format!("stream {}", self.name), || {
+            self.js.get_stream(&self.name)
+        })
+        .await
     }
 }
 
